@@ -1,0 +1,272 @@
+"""Value types: results, settings, limiter permits and stats, and the limiter protocol."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+import attrs
+
+from .errors import InvalidParameterError, ScheduleOperationError
+
+if TYPE_CHECKING:
+    from typing import Self
+
+__all__ = [
+    "CancelResult",
+    "Limiter",
+    "LimiterStats",
+    "Permit",
+    "RateLimits",
+    "RetryPolicy",
+    "ScheduleStatus",
+]
+
+#: errorCode for "The status of the schedule is not valid for the requested operation".
+ERROR_INVALID_STATUS = 7070
+
+
+class ScheduleStatus(str, enum.Enum):
+    """A schedule's status as the API reports it.
+
+    A status the API adds later does not crash parsing: fields typed
+    ``ScheduleStatus | str`` keep the raw string for values not listed here.
+    Members compare equal to their wire strings.
+    """
+
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    CANCELLED = "CANCELLED"
+    ERROR = "ERROR"
+    CREATE_PENDING = "CREATE-PENDING"
+    NON_EXISTING = "NON-EXISTING"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen(kw_only=True)
+class CancelResult:
+    """What the server answered to a cancel (HTTP 200).
+
+    Business errors (``success: false``) are results too, so that one bad id
+    does not blow up a ``gather`` over a bulk job; call :meth:`raise_for_error`
+    to turn them into exceptions.
+    """
+
+    success: bool
+    schedule_id: str | None = None
+    registration_uuid: str | None = None
+    merchant_meta_data: str | None = None
+    old_status: ScheduleStatus | str | None = None
+    new_status: ScheduleStatus | str | None = None
+    scheduled_at: datetime | None = None
+    error_message: str | None = None
+    error_code: int | None = None
+    adapter_message: str | None = None
+    adapter_code: str | None = None
+
+    @property
+    def already_cancelled(self) -> bool:
+        """True when the schedule was cancelled before this call (7070, now CANCELLED)."""
+        return (
+            not self.success
+            and self.error_code == ERROR_INVALID_STATUS
+            and self.new_status == ScheduleStatus.CANCELLED
+        )
+
+    @property
+    def is_cancelled(self) -> bool:
+        """True when the schedule is cancelled now, by this call or an earlier one."""
+        return self.success or self.already_cancelled
+
+    def raise_for_error(self) -> Self:
+        """Return self when ``success`` is true, else raise :class:`ScheduleOperationError`.
+
+        Raises:
+            ScheduleOperationError: the API refused the operation.
+        """
+        if self.success:
+            return self
+        raise ScheduleOperationError(
+            self.error_message or "schedule operation failed",
+            http_status=200,
+            error_code=self.error_code,
+            error_message=self.error_message,
+            schedule_id=self.schedule_id,
+        )
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise InvalidParameterError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value >= 0:
+        raise InvalidParameterError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+def _optional_positive(
+    instance: object, attribute: attrs.Attribute[float | None], value: float | None
+) -> None:
+    if value is not None and not value > 0:
+        raise InvalidParameterError(f"{attribute.name} must be > 0 or None, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RateLimits:
+    """The server's limits as the client keeps them.
+
+    Attributes:
+        total: requests per window per API user (the Basic-auth username).
+        per_schedule: requests per window per scheduleId.
+        window: the server's window in seconds.
+        guard: extra seconds an entry counts after its response was observed,
+            for clock and latency differences.
+        mode: ``"exact"`` sends bursts as the sliding log allows; ``"smooth"``
+            spaces sends ``window / limit * (1 + slack)`` apart per level.
+        adaptive: learn from 429s the log says could not happen (foreign load,
+            counter-type servers): lower the effective limit, go smooth, recover.
+        slack: the extra spacing of smooth mode.
+        max_rate_limited: how many 429s one call absorbs before it raises
+            ``RateLimitedError``.
+        retry_after_cap: the longest ``Retry-After`` obeyed; None means ``2 * window``.
+    """
+
+    total: int = attrs.field(default=60, validator=_positive)
+    per_schedule: int = attrs.field(default=10, validator=_positive)
+    window: float = attrs.field(default=60.0, validator=_positive)
+    guard: float = attrs.field(default=1.0, validator=_non_negative)
+    mode: Literal["exact", "smooth"] = attrs.field(
+        default="exact", validator=attrs.validators.in_(("exact", "smooth"))
+    )
+    adaptive: bool = True
+    slack: float = attrs.field(default=0.01, validator=_non_negative)
+    max_rate_limited: int = attrs.field(default=5, validator=_non_negative)
+    retry_after_cap: float | None = attrs.field(default=None, validator=_optional_positive)
+
+    @property
+    def effective_retry_after_cap(self) -> float:
+        """The cap on ``Retry-After`` in seconds."""
+        return self.retry_after_cap if self.retry_after_cap is not None else 2 * self.window
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """Retries for transport errors and 5xx answers (429s are the limiter's business).
+
+    Backoff is capped exponential with full jitter: before retry ``n`` (1-based)
+    the client sleeps ``uniform(0, min(backoff_max, backoff_initial * 2 ** (n - 1)))``.
+
+    Attributes:
+        attempts: tries in all, the first included; 1 disables retries.
+        backoff_initial: the first backoff's upper bound in seconds.
+        backoff_max: the cap on any backoff's upper bound.
+        deadline: seconds from the first send after which no retry starts.
+    """
+
+    attempts: int = attrs.field(default=4, validator=_positive)
+    backoff_initial: float = attrs.field(default=0.5, validator=_non_negative)
+    backoff_max: float = attrs.field(default=10.0, validator=_non_negative)
+    deadline: float = attrs.field(default=120.0, validator=_positive)
+
+
+@attrs.frozen(kw_only=True)
+class Permit:
+    """A limiter's admission of one request; hand it back to ``release``.
+
+    Attributes:
+        schedule_id: the scheduleId the permit was taken for.
+        acquired_at: the limiter's clock when it was granted.
+        handle: the limiter's own bookkeeping; opaque to everyone else.
+    """
+
+    schedule_id: str
+    acquired_at: float
+    handle: object = attrs.field(eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class LimiterStats:
+    """A snapshot of a limiter, for dashboards and for telling a user how long.
+
+    Attributes:
+        queued: requests waiting for a permit.
+        in_flight: permits granted and not yet released.
+        total_used: entries in the API user's log that still count.
+        total_limit: the API user's effective limit now (adaptive may lower it).
+        schedule_ids: scheduleIds with live state.
+        next_free: seconds until the API user's log admits one more request (0 if now).
+        rate_limited: 429s seen since the limiter was created.
+        mode: the API user's level's mode now (``"exact"`` or ``"smooth"``).
+    """
+
+    queued: int
+    in_flight: int
+    total_used: int
+    total_limit: int
+    schedule_ids: int
+    next_free: float
+    rate_limited: int = 0
+    mode: Literal["exact", "smooth"] = "exact"
+
+
+@runtime_checkable
+class Limiter(Protocol):
+    """What ``ScheduleClient`` needs from a limiter (in process or Redis).
+
+    One limiter keeps one API user's budget. Several clients share a budget by
+    sharing the limiter object (or, across processes, the Redis keys).
+    """
+
+    @property
+    def limits(self) -> RateLimits:
+        """The limits this limiter keeps."""
+
+    async def acquire(
+        self,
+        schedule_id: str,
+        *,
+        priority: int = 0,
+        queue_timeout: float | None = None,
+        requeue: bool = False,
+    ) -> Permit:
+        """Wait until a request for ``schedule_id`` may start, and take its entries.
+
+        Args:
+            schedule_id: the id whose per-schedule log is charged too.
+            priority: higher goes first among eligible waiters.
+            queue_timeout: give up after this many seconds, at once when the
+                earliest start is already known to be later.
+            requeue: a request coming back after a 429: it goes to the front.
+
+        Raises:
+            QueueTimeoutError: not admitted within ``queue_timeout``.
+            BackendError: the shared store failed.
+        """
+
+    async def release(
+        self,
+        permit: Permit,
+        *,
+        rate_limited: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        """Report that the request's response (or failure) was observed now.
+
+        The permit's entries keep counting for ``window + guard`` from now.
+        With ``rate_limited`` the server answered 429: the level that was hit
+        pauses (for ``retry_after`` when given, capped).
+        """
+
+    async def estimate(self, schedule_id: str | None = None) -> float:
+        """Seconds a new request would wait if it asked now, without asking."""
+
+    def stats(self) -> LimiterStats:
+        """A snapshot of the limiter's state."""
+
+    async def aclose(self) -> None:
+        """Release resources; waiters still queued get ``asyncio.CancelledError``."""
+

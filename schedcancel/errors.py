@@ -1,0 +1,174 @@
+"""The exceptions schedcancel raises, all rooted in one class.
+
+::
+
+    ScheduleCancelError
+    ├── InvalidParameterError (also ValueError)  bad apiKey/scheduleId/config; before any I/O
+    ├── QueueTimeoutError                        the limiter cannot admit within queue_timeout
+    ├── TransportError                           no usable response after the retries
+    ├── ResponseParseError                       a body that is not what the API documents
+    ├── BackendError                             the shared limiter store (Redis) failed
+    └── ApiError                                 the server answered with an error
+        ├── AuthenticationError                  401/403, bad signature (1004)
+        ├── RateLimitedError                     429 after the allowed retries
+        ├── ServerError                          5xx (1008 system error, 1010 maintenance)
+        └── ScheduleOperationError               raise_for_error() on success: false
+
+Business errors (HTTP 200 with ``success: false``, e.g. 7040 unknown id, 7070
+wrong status) are *results*, not exceptions: ``CancelResult.raise_for_error()``
+turns them into :class:`ScheduleOperationError` for callers who prefer that.
+
+No message built here ever contains a password, a shared secret or a whole
+apiKey; callers pass :func:`redact`-ed values.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "BackendError",
+    "InvalidParameterError",
+    "QueueTimeoutError",
+    "RateLimitedError",
+    "ResponseParseError",
+    "ScheduleCancelError",
+    "ScheduleOperationError",
+    "ServerError",
+    "TransportError",
+]
+
+
+class ScheduleCancelError(Exception):
+    """Root of every exception schedcancel raises on purpose."""
+
+
+class InvalidParameterError(ScheduleCancelError, ValueError):
+    """An apiKey, scheduleId or setting is invalid; raised before any I/O or budget use."""
+
+
+class QueueTimeoutError(ScheduleCancelError):
+    """The limiter could not admit the request within ``queue_timeout``.
+
+    Attributes:
+        expected_wait: seconds the request would have waited, when known.
+    """
+
+    def __init__(self, message: str, *, expected_wait: float | None = None) -> None:
+        super().__init__(message)
+        self.expected_wait = expected_wait
+
+
+class TransportError(ScheduleCancelError):
+    """No usable response: connection refused or reset, timeout, body too large."""
+
+
+class ResponseParseError(ScheduleCancelError):
+    """The server's answer is not what the API documents.
+
+    Attributes:
+        http_status: the HTTP status of the response.
+        excerpt: a short, redacted excerpt of the body.
+    """
+
+    def __init__(self, message: str, *, http_status: int, excerpt: str = "") -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.excerpt = excerpt
+
+    def __str__(self) -> str:
+        base = f"{self.args[0]} (HTTP {self.http_status})"
+        return f"{base}: {self.excerpt!r}" if self.excerpt else base
+
+
+class BackendError(ScheduleCancelError):
+    """The shared limiter's store (Redis) failed; the request was not sent."""
+
+
+class ApiError(ScheduleCancelError):
+    """The server answered with an error.
+
+    Attributes:
+        http_status: the HTTP status of the response.
+        error_code: the API's ``errorCode``, when the body had one.
+        error_message: the API's ``errorMessage``, when the body had one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int,
+        error_code: int | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.error_code = error_code
+        self.error_message = error_message
+
+    def __str__(self) -> str:
+        parts = [str(self.args[0]), f"HTTP {self.http_status}"]
+        if self.error_code is not None:
+            parts.append(f"errorCode {self.error_code}")
+        return " | ".join(parts)
+
+
+class AuthenticationError(ApiError):
+    """The API user or the request signature was refused (401, 403, errorCode 1004)."""
+
+
+class RateLimitedError(ApiError):
+    """The server kept answering 429 after the allowed number of requeues.
+
+    Attributes:
+        retry_after: seconds the server asked to wait (``Retry-After``), if it said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int = 429,
+        error_code: int | None = None,
+        error_message: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            http_status=http_status,
+            error_code=error_code,
+            error_message=error_message,
+        )
+        self.retry_after = retry_after
+
+
+class ServerError(ApiError):
+    """The server failed (5xx: 1008 system error, 1010 maintenance)."""
+
+
+class ScheduleOperationError(ApiError):
+    """The API refused the operation (HTTP 200, ``success: false``).
+
+    Raised only by ``CancelResult.raise_for_error()``.
+
+    Attributes:
+        schedule_id: the scheduleId the operation was for.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int = 200,
+        error_code: int | None = None,
+        error_message: str | None = None,
+        schedule_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            http_status=http_status,
+            error_code=error_code,
+            error_message=error_message,
+        )
+        self.schedule_id = schedule_id
