@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
@@ -27,7 +27,7 @@ __all__ = [
 ERROR_INVALID_STATUS = 7070
 
 
-class ScheduleStatus(str, enum.Enum):
+class ScheduleStatus(enum.StrEnum):
     """A schedule's status as the API reports it.
 
     A status the API adds later does not crash parsing: fields typed
@@ -98,18 +98,18 @@ class CancelResult:
         )
 
 
-def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value > 0:
         raise InvalidParameterError(f"{attribute.name} must be > 0, got {value!r}")
 
 
-def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value >= 0:
         raise InvalidParameterError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
 def _optional_positive(
-    instance: object, attribute: attrs.Attribute[float | None], value: float | None
+    _instance: object, attribute: attrs.Attribute[Any], value: float | None
 ) -> None:
     if value is not None and not value > 0:
         raise InvalidParameterError(f"{attribute.name} must be > 0 or None, got {value!r}")
@@ -269,4 +269,3 @@ class Limiter(Protocol):
 
     async def aclose(self) -> None:
         """Release resources; waiters still queued get ``asyncio.CancelledError``."""
-

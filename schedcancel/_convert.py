@@ -1,0 +1,159 @@
+"""The one cattrs converter: wire JSON (camelCase, lenient) to :class:`CancelResult`.
+
+Never the global converter: hooks registered here must not leak into, or be
+changed by, other code in the same process. Responses are read leniently
+(unknown keys ignored, ``success`` as ``true`` or ``"true"``, statuses the
+enum does not know kept as strings) but not loosely: a number where a string
+belongs is an error, not something to ``str()``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+from cattrs.preconf.json import make_converter
+
+from ._models import CancelResult, ScheduleStatus
+from .errors import ResponseParseError
+
+__all__ = ["coerce_error_code", "converter", "structure_result"]
+
+_INTEGER = re.compile(r"-?[0-9]{1,10}")
+#: Attribute name to wire name, so errors speak the server's language ("$.scheduleId").
+_WIRE_NAMES: dict[str, str] = {}
+_PATH = re.compile(r"\$\.([a-z_]+)")
+
+
+def _strict_str(value: object, _: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError("expected a string")
+
+
+def _success(value: object, _: object) -> bool:
+    # The current docs show a boolean, the older cancel page a "false"/"true" string
+    # (https://documentation.ixopay.com/api/transaction/schedule-cancel).
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise TypeError("expected true, false, 'true' or 'false'")
+
+
+def _status(value: object, _: object) -> ScheduleStatus | str | None:
+    # A status the API adds later must not crash a bulk job: keep the raw string.
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError("expected a status string")
+    try:
+        return ScheduleStatus(value)
+    except ValueError:
+        return value
+
+
+def coerce_error_code(value: object) -> int | None:
+    """Read an ``errorCode`` given as a JSON integer or a numeric string.
+
+    Args:
+        value: the decoded JSON value.
+
+    Returns:
+        The code, or None for null.
+
+    Raises:
+        TypeError: anything else (booleans, floats, non-numeric strings).
+    """
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        return int(value)
+    raise TypeError("expected an integer error code")
+
+
+def _error_code(value: object, _: object) -> int | None:
+    return coerce_error_code(value)
+
+
+def _adapter_code(value: object, _: object) -> str | None:
+    # Passed verbatim from the upstream adapter, which may well use numbers.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _strict_str(value, _)
+
+
+def _scheduled_at(value: object, _: object) -> datetime | None:
+    # The spec's regex allows only "+HH:MM"; be lenient and accept what
+    # fromisoformat does ("Z", fractional seconds, any offset). Naive means UTC.
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError("expected an RFC 3339 date-time string")
+    parsed = datetime.fromisoformat(value.strip())
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = make_converter()
+    # The wire names, from the schedule response table
+    # (https://documentation.ixopay.com/api/transaction/schedule-cancel).
+    fields: dict[str, tuple[str, Callable[[Any, Any], Any]]] = {
+        "success": ("success", _success),
+        "schedule_id": ("scheduleId", _strict_str),
+        "registration_uuid": ("registrationUuid", _strict_str),
+        "merchant_meta_data": ("merchantMetaData", _strict_str),
+        "old_status": ("oldStatus", _status),
+        "new_status": ("newStatus", _status),
+        "scheduled_at": ("scheduledAt", _scheduled_at),
+        "error_message": ("errorMessage", _strict_str),
+        "error_code": ("errorCode", _error_code),
+        "adapter_message": ("adapterMessage", _strict_str),
+        "adapter_code": ("adapterCode", _adapter_code),
+    }
+    _WIRE_NAMES.update((name, wire) for name, (wire, _) in fields.items())
+    overrides: dict[str, Any] = {
+        name: override(rename=wire, struct_hook=hook) for name, (wire, hook) in fields.items()
+    }
+    conv.register_structure_hook(
+        CancelResult,
+        # Lenient on purpose: the server may add fields ([TILL] says closed, its examples disagree).
+        make_dict_structure_fn(CancelResult, conv, _cattrs_forbid_extra_keys=False, **overrides),
+    )
+    return conv
+
+
+#: The package's private converter; use :func:`structure_result` rather than this directly.
+converter = _make_converter()
+
+
+def structure_result(payload: Mapping[str, Any], *, http_status: int, excerpt: str) -> CancelResult:
+    """Build a :class:`CancelResult` from a decoded JSON object.
+
+    Args:
+        payload: the decoded response body.
+        http_status: the response's status, for the error.
+        excerpt: a short, redacted excerpt of the body, for the error.
+
+    Returns:
+        The result.
+
+    Raises:
+        ResponseParseError: the object does not match the schedule response.
+    """
+    try:
+        return converter.structure(payload, CancelResult)
+    except cattrs.BaseValidationError as exc:
+        message = "; ".join(
+            _PATH.sub(lambda m: "$." + _WIRE_NAMES.get(m[1], m[1]), line)
+            for line in cattrs.transform_error(exc)
+        )
+        raise ResponseParseError(
+            f"unexpected response shape: {message}", http_status=http_status, excerpt=excerpt
+        ) from exc

@@ -1,0 +1,534 @@
+"""The cancel call's wire protocol, sans I/O: validate, build, sign, parse.
+
+Pure functions over plain values; nothing here imports aiohttp, reads a socket
+or sleeps. The transport sends what :func:`build_cancel_request` returns and
+hands back ``(status, headers, body)`` for :func:`parse_cancel_response`.
+
+API reference: https://documentation.ixopay.com/api/transaction/schedule-cancel
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from importlib.metadata import PackageNotFoundError, version
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import attrs
+
+from ._convert import coerce_error_code, structure_result
+from ._models import CancelResult
+from .errors import (
+    ApiError,
+    AuthenticationError,
+    InvalidParameterError,
+    RateLimitedError,
+    ResponseParseError,
+    ServerError,
+)
+
+__all__ = [
+    "ACCEPT",
+    "CONTENT_TYPE",
+    "DEFAULT_BASE_URL",
+    "MAX_BODY_BYTES",
+    "Request",
+    "basic_auth",
+    "build_cancel_request",
+    "http_date",
+    "parse_cancel_response",
+    "parse_retry_after",
+    "redact_key",
+    "scrub",
+    "signature",
+    "validate_api_key",
+    "validate_schedule_id",
+]
+
+#: EU production (https://documentation.ixopay.com/docs/reference/appendix/regions).
+DEFAULT_BASE_URL = "https://gateway.ixopay.com/api/v3"
+#: Sent, and signed, exactly as written here (the docs' example value).
+CONTENT_TYPE = "application/json; charset=utf-8"
+ACCEPT = "application/json"
+#: The cancel body is required and is an empty object (``CancelSchedule``, ``maxProperties: 0``).
+CANCEL_BODY = b"{}"
+#: Longest response body anyone reads; a schedule response is a few hundred bytes.
+MAX_BODY_BYTES = 1024 * 1024
+#: Longest excerpt of a body, or server message, put into an exception.
+EXCERPT_CHARS = 200
+MAX_API_KEY = 50
+MAX_SCHEDULE_ID = 32
+#: errorCode "Invalid signature" (https://documentation.ixopay.com/docs/reference/appendix/error-codes).
+ERROR_INVALID_SIGNATURE = 1004
+
+# RFC 3986 unreserved characters: nothing in an id can change the URL's meaning.
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
+_SECONDS = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+_REDACTED = "<redacted>"
+_SECRET_HEADERS = frozenset({"authorization", "x-signature"})
+
+
+def _package_version() -> str:
+    try:
+        return version("schedcancel")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "0.0.0"
+
+
+USER_AGENT = f"schedcancel/{_package_version()}"
+
+
+def redact_key(api_key: str) -> str:
+    """Shorten an apiKey to a form that is safe in messages, reprs and logs.
+
+    At most a quarter of the key, and never more than four characters, stays
+    readable, so two keys in one log can still be told apart.
+
+    Args:
+        api_key: the key.
+
+    Returns:
+        For example ``"conn***"`` for ``"connector-api-key"``.
+    """
+    shown = min(4, len(api_key) // 4)
+    return f"{api_key[:shown]}***"
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of each secret in ``text`` by its redacted form.
+
+    Args:
+        text: text that might echo a secret (a server message, a body excerpt).
+        secrets: the strings that must not appear; empty ones are skipped.
+
+    Returns:
+        The text without any of the secrets.
+    """
+    # Longest first, so a secret that contains another is replaced whole.
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, redact_key(secret))
+    return text
+
+
+def _validate_id(value: object, *, name: str, limit: int, secret: bool) -> str:
+    if not isinstance(value, str):
+        raise InvalidParameterError(f"{name} must be a str, got {type(value).__name__}")
+    if not value:
+        raise InvalidParameterError(f"{name} must not be empty")
+    shown = redact_key(value) if secret else repr(value[:40])
+    if len(value) > limit:
+        raise InvalidParameterError(
+            f"{name} {shown} is {len(value)} characters long; at most {limit} are allowed"
+        )
+    if not _UNRESERVED.fullmatch(value):
+        position, char = next((i, c) for i, c in enumerate(value) if not _UNRESERVED.match(c))
+        raise InvalidParameterError(
+            f"{name} {shown} contains {char!r} at position {position}; "
+            "only A-Z a-z 0-9 . _ ~ - are allowed"
+        )
+    if not value.strip("."):
+        # "." and ".." are dot-segments: a URL normaliser would walk up the path.
+        raise InvalidParameterError(f"{name} {shown} must not consist of dots only")
+    return value
+
+
+def validate_api_key(value: object) -> str:
+    """Check a connector apiKey for the URL path.
+
+    Args:
+        value: the candidate.
+
+    Returns:
+        The key, unchanged.
+
+    Raises:
+        InvalidParameterError: not a str of 1 to 50 characters from ``[A-Za-z0-9._~-]``
+            (the message shows only a redacted form of the key).
+    """
+    return _validate_id(value, name="apiKey", limit=MAX_API_KEY, secret=True)
+
+
+def validate_schedule_id(value: object) -> str:
+    """Check a scheduleId for the URL path.
+
+    Args:
+        value: the candidate.
+
+    Returns:
+        The id, unchanged.
+
+    Raises:
+        InvalidParameterError: not a str of 1 to 32 characters from ``[A-Za-z0-9._~-]``.
+    """
+    return _validate_id(value, name="scheduleId", limit=MAX_SCHEDULE_ID, secret=False)
+
+
+def signature(
+    shared_secret: str, *, method: str, body: bytes, content_type: str, date: str, request_uri: str
+) -> str:
+    """Compute a request's ``X-Signature``.
+
+    HMAC-SHA512, keyed with the connector's shared secret, over
+    ``METHOD \\n sha512hex(body) \\n Content-Type \\n Date \\n request URI``,
+    base64 of the binary digest
+    (https://documentation.ixopay.com/docs/guides/production/additional-security).
+
+    Args:
+        shared_secret: the connector's shared secret.
+        method: the HTTP method, e.g. ``"POST"``.
+        body: the exact body bytes sent.
+        content_type: the ``Content-Type`` header exactly as sent.
+        date: the ``Date`` header exactly as sent.
+        request_uri: the path from the host (``/api/v3/...``), with the query if any.
+
+    Returns:
+        The base64 signature.
+    """
+    message = "\n".join((method, hashlib.sha512(body).hexdigest(), content_type, date, request_uri))
+    digest = hmac.new(shared_secret.encode(), message.encode(), hashlib.sha512).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def basic_auth(username: str, password: str) -> str:
+    """Build the ``Authorization`` value for the API user.
+
+    The plain password, ``user:pass`` in UTF-8, base64 without a trailing
+    newline (the docs' step 3 example has one by mistake; step 4 is right:
+    https://documentation.ixopay.com/api/transaction/transaction-api).
+
+    Args:
+        username: the API user's name.
+        password: the API user's password.
+
+    Returns:
+        ``"Basic <base64>"``.
+    """
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def http_date(moment: datetime) -> str:
+    """Format an aware datetime as an RFC 1123 ``Date`` value in GMT.
+
+    Args:
+        moment: an aware datetime.
+
+    Returns:
+        For example ``"Tue, 21 Jul 2020 13:15:03 GMT"`` (never ``UTC``, which
+        IXOPAY's Java signing library rejects).
+
+    Raises:
+        InvalidParameterError: the datetime is naive.
+    """
+    if moment.tzinfo is None:
+        raise InvalidParameterError("the request date must be timezone-aware")
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
+
+
+def _freeze(headers: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(headers))
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class Request:
+    """One HTTP request, ready to send and never shown with its secrets.
+
+    Attributes:
+        method: the HTTP method.
+        url: the absolute URL, already percent-encoded; send it as is.
+        request_uri: the path (and query) the signature covers.
+        headers: the headers to send, read-only.
+        body: the body bytes.
+        redactions: strings that must never leave in a message: the apiKey,
+            the password, the shared secret.
+    """
+
+    method: str
+    url: str
+    request_uri: str
+    headers: Mapping[str, str] = attrs.field(converter=_freeze, hash=False)
+    body: bytes
+    redactions: tuple[str, ...] = ()
+
+    def scrub(self, text: str) -> str:
+        """Return ``text`` with this request's secrets redacted."""
+        return scrub(text, self.redactions)
+
+    @property
+    def log_url(self) -> str:
+        """The URL with the apiKey redacted, for messages and logs."""
+        return self.scrub(self.url)
+
+    def __repr__(self) -> str:
+        shown = {
+            name: _REDACTED if name.lower() in _SECRET_HEADERS else self.scrub(value)
+            for name, value in self.headers.items()
+        }
+        return (
+            f"Request(method={self.method!r}, url={self.log_url!r}, "
+            f"headers={shown!r}, body={self.body!r})"
+        )
+
+
+def build_cancel_request(
+    *,
+    base_url: str,
+    api_key: str,
+    schedule_id: str,
+    username: str,
+    password: str,
+    shared_secret: str | None,
+    date: datetime,
+) -> Request:
+    """Build the ``POST {base}/schedule/{apiKey}/{scheduleId}/cancel`` request.
+
+    Args:
+        base_url: the API base, e.g. ``https://gateway.ixopay.com/api/v3``.
+        api_key: the connector's apiKey.
+        schedule_id: the schedule to cancel.
+        username: the API user (Basic auth).
+        password: the API user's password.
+        shared_secret: the connector's shared secret; None sends no signature.
+        date: the moment to put in ``Date`` (used only when signing).
+
+    Returns:
+        The request.
+
+    Raises:
+        InvalidParameterError: the apiKey or scheduleId is invalid, or ``date`` is naive.
+    """
+    api_key = validate_api_key(api_key)
+    schedule_id = validate_schedule_id(schedule_id)
+    path = f"/schedule/{quote(api_key, safe='')}/{quote(schedule_id, safe='')}/cancel"
+    url = base_url.rstrip("/") + path
+    request_uri = urlsplit(url).path
+    # https://documentation.ixopay.com/api/transaction/transaction-api: JSON, Basic auth.
+    headers = {
+        "Content-Type": CONTENT_TYPE,
+        "Accept": ACCEPT,
+        "Authorization": basic_auth(username, password),
+        "User-Agent": USER_AGENT,
+    }
+    if shared_secret is not None:
+        # https://documentation.ixopay.com/docs/guides/production/additional-security
+        headers["Date"] = http_date(date)
+        headers["X-Signature"] = signature(
+            shared_secret,
+            method="POST",
+            body=CANCEL_BODY,
+            content_type=CONTENT_TYPE,
+            date=headers["Date"],
+            request_uri=request_uri,
+        )
+    secrets = (api_key, password, *(() if shared_secret is None else (shared_secret,)))
+    return Request(
+        method="POST",
+        url=url,
+        request_uri=request_uri,
+        headers=headers,
+        body=CANCEL_BODY,
+        redactions=secrets,
+    )
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
+    """Read a ``Retry-After`` header in either of its forms.
+
+    Args:
+        value: the header, e.g. ``"30"`` or ``"Wed, 21 Oct 2015 07:28:00 GMT"``.
+        now: the moment an HTTP-date is measured from (best: the response's ``Date``).
+
+    Returns:
+        Seconds to wait, at least 0; None when absent or unreadable. Very large
+        values are returned as they are: the limiter caps what it obeys.
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if _SECONDS.fullmatch(text):
+        seconds = float(text)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is not None:
+        return value
+    wanted = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == wanted), None)
+
+
+def _response_time(headers: Mapping[str, str], now: datetime | None) -> datetime:
+    # A Retry-After date is relative to the server's clock: measure it from the
+    # response's own Date when there is one, so clock skew does not matter.
+    date = _header(headers, "Date")
+    if date:
+        try:
+            parsed = parsedate_to_datetime(date)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            pass
+        else:
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return now if now is not None else datetime.now(UTC)
+
+
+def _excerpt(body: bytes, secrets: tuple[str, ...]) -> str:
+    # Scrub before cutting, so a secret that straddles the cut is still caught.
+    window = max((len(s) for s in secrets), default=0) * 4 + EXCERPT_CHARS * 4
+    text = scrub(body[:window].decode("utf-8", "replace"), secrets)
+    return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "..."
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_NOT_JSON = object()
+
+
+def _decode(body: bytes) -> object:
+    if not body or len(body) > MAX_BODY_BYTES:
+        return _NOT_JSON
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested deeper than the stack
+        return _NOT_JSON
+
+
+def _error_fields(payload: object, secrets: tuple[str, ...]) -> tuple[int | None, str | None]:
+    """Read ``errorCode`` and ``errorMessage`` from an error body, leniently.
+
+    Error bodies are documented loosely (401/400/404 not at all), so anything
+    unreadable simply yields None instead of hiding the HTTP error behind a
+    parse error.
+    """
+    if not isinstance(payload, dict):
+        return None, None
+    try:
+        code = coerce_error_code(payload.get("errorCode"))
+    except TypeError:
+        code = None
+    message = payload.get("errorMessage")
+    if not isinstance(message, str):
+        return code, None
+    message = scrub(message, secrets)
+    return code, message[:EXCERPT_CHARS]
+
+
+def _message(summary: str, error_message: str | None) -> str:
+    return f"{summary}: {error_message}" if error_message else summary
+
+
+def parse_cancel_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: datetime | None = None,
+    redact: Iterable[str] = (),
+) -> CancelResult:
+    """Turn a response into a :class:`CancelResult`, or raise the matching error.
+
+    Args:
+        status: the HTTP status.
+        headers: the response headers (looked up case-insensitively).
+        body: the body bytes.
+        now: the current time, for a ``Retry-After`` date when the response has no
+            ``Date``; defaults to the wall clock.
+        redact: secrets (the request's apiKey, password, shared secret) to scrub
+            from anything the server echoed into messages and excerpts.
+
+    Returns:
+        The result of an HTTP 200, ``success`` true or false (business errors
+        such as 7040 and 7070 are results).
+
+    Raises:
+        RateLimitedError: HTTP 429.
+        AuthenticationError: HTTP 401 or 403, or errorCode 1004.
+        ServerError: HTTP 5xx.
+        ApiError: any other status (3xx, other 4xx).
+        ResponseParseError: an HTTP 200 whose body is not a schedule response.
+    """
+    secrets = tuple(redact)
+    payload = _decode(body)
+    if status != 200:
+        code, message = _error_fields(payload, secrets)
+        # Schedule endpoints document 200 and 429 only; a 429 carries errorCode 1009 and
+        # maybe Retry-After (https://documentation.ixopay.com/api/transaction/schedule-cancel).
+        if status == 429:
+            retry_after = parse_retry_after(
+                _header(headers, "Retry-After"), now=_response_time(headers, now)
+            )
+            raise RateLimitedError(
+                _message("rate limited by the server", message),
+                error_code=code,
+                error_message=message,
+                retry_after=retry_after,
+            )
+        # A bad signature is errorCode 1004
+        # (https://documentation.ixopay.com/docs/reference/appendix/error-codes).
+        if status in (401, 403) or code == ERROR_INVALID_SIGNATURE:
+            raise AuthenticationError(
+                _message("authentication failed", message),
+                http_status=status,
+                error_code=code,
+                error_message=message,
+            )
+        # 5xx is a server error: 500/1008 system error, 503/1010 maintenance
+        # (https://documentation.ixopay.com/docs/guides/production/handling-errors).
+        if 500 <= status <= 599:
+            raise ServerError(
+                _message("server error", message),
+                http_status=status,
+                error_code=code,
+                error_message=message,
+            )
+        # Other 4xx: a client error, not to be retried unchanged (same page). A 3xx
+        # lands here too: redirects are never followed with credentials attached.
+        raise ApiError(
+            _message("unexpected HTTP status", message),
+            http_status=status,
+            error_code=code,
+            error_message=message,
+        )
+    excerpt = _excerpt(body, secrets)
+    if payload is _NOT_JSON:
+        raise ResponseParseError("response body is not JSON", http_status=200, excerpt=excerpt)
+    if not isinstance(payload, dict):
+        raise ResponseParseError(
+            f"expected a JSON object, got {type(payload).__name__}",
+            http_status=200,
+            excerpt=excerpt,
+        )
+    result = structure_result(payload, http_status=200, excerpt=excerpt)
+    if secrets and (result.error_message or result.adapter_message):
+        # Free text from the server ends up in logs and in raise_for_error()'s message.
+        result = attrs.evolve(
+            result,
+            error_message=result.error_message and scrub(result.error_message, secrets),
+            adapter_message=result.adapter_message and scrub(result.adapter_message, secrets),
+        )
+    if not result.success and result.error_code == ERROR_INVALID_SIGNATURE:
+        raise AuthenticationError(
+            _message("authentication failed", result.error_message),
+            http_status=200,
+            error_code=result.error_code,
+            error_message=result.error_message,
+        )
+    return result

@@ -1,0 +1,655 @@
+"""Tests for the sans-I/O protocol: validation, request building, signatures, response parsing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import pytest
+from schedcancel import (
+    ApiError,
+    AuthenticationError,
+    CancelResult,
+    InvalidParameterError,
+    RateLimitedError,
+    ResponseParseError,
+    ScheduleStatus,
+    ServerError,
+)
+from schedcancel._protocol import (
+    CONTENT_TYPE,
+    DEFAULT_BASE_URL,
+    MAX_BODY_BYTES,
+    USER_AGENT,
+    Request,
+    basic_auth,
+    build_cancel_request,
+    http_date,
+    parse_cancel_response,
+    parse_retry_after,
+    redact_key,
+    scrub,
+    signature,
+    validate_api_key,
+    validate_schedule_id,
+)
+
+SAMPLES = Path(__file__).parent / "samples"
+SID = "SC-1234-1234-1234-1234-1234-1234"
+JAVA_DATE = "Tue, 21 Jul 2020 13:15:03 GMT"
+KEY_SENTINEL = "APIKEY-SENTINEL-0123456789abcdef"
+
+
+def sample(name: str) -> bytes:
+    """Return the bytes of a canned response body from tests/samples."""
+    return (SAMPLES / name).read_bytes()
+
+
+def _build(**overrides: object) -> Request:
+    """Build a cancel request with the Java library's test data, overridable."""
+    kwargs: dict[str, object] = {
+        "base_url": DEFAULT_BASE_URL,
+        "api_key": "my-api-key",
+        "schedule_id": SID,
+        "username": "anyApiUser",
+        "password": "myPassword",
+        "shared_secret": "my-shared-secret",
+        "date": parsedate_to_datetime(JAVA_DATE),
+    }
+    kwargs.update(overrides)
+    return build_cancel_request(**kwargs)  # type: ignore[arg-type]
+
+
+# --- validation -----------------------------------------------------------------------------
+
+BAD_IDS: list[object] = [
+    None,
+    b"SC-1",
+    123,
+    "",
+    "SC/1",
+    "..",
+    ".",
+    "SC?1",
+    "SC#1",
+    "SC%2F1",
+    "SC 1",
+    " SC1",
+    "SC1\n",
+    "SC\t1",
+    "SC+1",
+    "SC@1",
+    "SC:1",
+    "SCé1",
+    "SC\x001",
+    "SC;1",
+    "SC&1",
+    "SC=1",
+    "SC\\1",
+    "ＳＣ１",  # noqa: RUF001 - fullwidth look-alikes must be refused
+]
+
+
+@pytest.mark.parametrize("value", BAD_IDS)
+def test_validate_schedule_id_rejects(value: object) -> None:
+    """Every malformed scheduleId raises InvalidParameterError (also a ValueError)."""
+    with pytest.raises(InvalidParameterError):
+        validate_schedule_id(value)
+    with pytest.raises(ValueError, match="scheduleId"):
+        validate_schedule_id(value)
+
+
+@pytest.mark.parametrize("value", BAD_IDS)
+def test_validate_api_key_rejects(value: object) -> None:
+    """Every malformed apiKey raises InvalidParameterError naming the apiKey."""
+    with pytest.raises(InvalidParameterError, match="apiKey"):
+        validate_api_key(value)
+
+
+def test_length_limits_are_exact() -> None:
+    """apiKey allows 50 characters and scheduleId 32; one more is refused."""
+    assert validate_api_key("k" * 50) == "k" * 50
+    assert validate_schedule_id("s" * 32) == "s" * 32
+    with pytest.raises(InvalidParameterError, match="51 characters"):
+        validate_api_key("k" * 51)
+    with pytest.raises(InvalidParameterError, match="33 characters"):
+        validate_schedule_id("s" * 33)
+
+
+@pytest.mark.parametrize("value", ["a", "SC-1234", "A.b_c~d-9", "...x", "x..", "~"])
+def test_validate_accepts_unreserved(value: str) -> None:
+    """Values made of unreserved characters pass unchanged, dots included when not alone."""
+    assert validate_schedule_id(value) == value
+    assert validate_api_key(value) == value
+
+
+@pytest.mark.parametrize(
+    "value", [KEY_SENTINEL + "/", KEY_SENTINEL + "\n", KEY_SENTINEL * 2, KEY_SENTINEL + "é"]
+)
+def test_api_key_message_never_echoes_the_key(value: str) -> None:
+    """An invalid apiKey's message shows a redacted form, not the key."""
+    with pytest.raises(InvalidParameterError) as info:
+        validate_api_key(value)
+    assert KEY_SENTINEL not in str(info.value)
+    assert KEY_SENTINEL not in repr(info.value)
+    assert redact_key(value) in str(info.value)
+
+
+def test_bad_character_is_named_with_position() -> None:
+    """The message says which character is wrong and where."""
+    with pytest.raises(InvalidParameterError, match=r"'/' at position 2"):
+        validate_schedule_id("SC/1")
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [("", "***"), ("abc", "***"), ("abcdefgh", "ab***"), ("connector-api-key", "conn***")],
+)
+def test_redact_key(key: str, expected: str) -> None:
+    """redact_key keeps at most a quarter of the key and at most four characters."""
+    assert redact_key(key) == expected
+
+
+def test_scrub_replaces_longest_secret_first() -> None:
+    """scrub removes every secret, a secret containing another one included."""
+    text = "key=abcdefgh-longer pass=abcdefgh"
+    out = scrub(text, ["abcdefgh", "abcdefgh-longer", ""])
+    assert "abcdefgh" not in out
+    assert out == "key=abc*** pass=ab***"
+
+
+# --- signatures and headers -------------------------------------------------------------------
+
+
+def test_signature_vector_docs_tool() -> None:
+    """The docs' signature tool vector (empty secret, empty body) is reproduced."""
+    got = signature(
+        "",
+        method="POST",
+        body=b"",
+        content_type=CONTENT_TYPE,
+        date="Tue, 28 Apr 2026 15:23:40 GMT",
+        request_uri="/api/v3/transaction/YOUR-API-KEY-HERE/debit",
+    )
+    assert got == (
+        "4ICq+hfHFA81dAJHcXoP2/Pb+nkp9GljLe2S+REN0vMBhbQYNQUHIw/YxUTEIWS5Uu5WgdDEc7keMtqS0mpnAA=="
+    )
+
+
+def test_signature_vector_java_library() -> None:
+    """The vector from IXOPAY's Java signing library is reproduced."""
+    got = signature(
+        "my-shared-secret",
+        method="POST",
+        body=b'{"merchantTransactionId":"2019-09-02-0004","amount":"9.99","currency":"EUR"}',
+        content_type=CONTENT_TYPE,
+        date=JAVA_DATE,
+        request_uri="/api/v3/transaction/my-api-key/debit",
+    )
+    assert got == (
+        "pJUnPq6NQFmpPEG0VmnwspAVeTA7uC+pFP0nYYwua3Diw7GuW+brdk4UR6ma70EstDs8mrxWfqh1KU0xfNC69g=="
+    )
+
+
+def test_signature_vector_cancel_request() -> None:
+    """A built cancel request carries the derived cancel vector's Date and X-Signature."""
+    request = _build()
+    assert request.headers["Date"] == JAVA_DATE
+    assert request.headers["X-Signature"] == (
+        "w2xO8dAXM16+VPmYfTaQhyeoKoG9L9HsZVsBUaEEe/6BS/apDZIGy/qcF1KwlBE08jBMuV1QmpJR7/NjUY95Mg=="
+    )
+
+
+def test_signature_hashes_the_empty_body() -> None:
+    """The empty body's SHA-512 is the well-known cf83e135... digest (GET-style requests)."""
+    assert hashlib.sha512(b"").hexdigest().startswith("cf83e135")
+    assert hashlib.sha512(b"").hexdigest().endswith("927da3e")
+
+
+def test_basic_auth_vector() -> None:
+    """Basic auth is base64 of user:pass with no trailing newline (docs step 4)."""
+    assert basic_auth("anyApiUser", "myPassword") == "Basic YW55QXBpVXNlcjpteVBhc3N3b3Jk"
+
+
+def test_basic_auth_encodes_utf8() -> None:
+    """Non-ASCII credentials are encoded as UTF-8 before base64."""
+    token = basic_auth("usér", "pässword").removeprefix("Basic ")
+    assert base64.b64decode(token).decode() == "usér:pässword"
+
+
+def test_http_date_is_gmt_rfc1123() -> None:
+    """Dates are RFC 1123 with GMT, converted from any offset."""
+    moment = datetime(2020, 7, 21, 15, 15, 3, tzinfo=timezone(timedelta(hours=2)))
+    assert http_date(moment) == JAVA_DATE
+
+
+def test_http_date_rejects_naive() -> None:
+    """A naive datetime cannot be put in a Date header."""
+    with pytest.raises(InvalidParameterError, match="timezone-aware"):
+        http_date(datetime(2020, 7, 21, 13, 15, 3))
+
+
+def test_build_request_shape() -> None:
+    """The cancel request is a POST of {} to the encoded path with every documented header."""
+    request = _build()
+    assert request.method == "POST"
+    assert request.url == (f"https://gateway.ixopay.com/api/v3/schedule/my-api-key/{SID}/cancel")
+    assert request.request_uri == f"/api/v3/schedule/my-api-key/{SID}/cancel"
+    assert request.body == b"{}"
+    assert dict(request.headers) == {
+        "Content-Type": "application/json; charset=utf-8",
+        "Accept": "application/json",
+        "Authorization": "Basic YW55QXBpVXNlcjpteVBhc3N3b3Jk",
+        "User-Agent": USER_AGENT,
+        "Date": JAVA_DATE,
+        "X-Signature": (
+            "w2xO8dAXM16+VPmYfTaQhyeoKoG9L9HsZVsBUaEEe/6BS/apDZIGy/qcF1KwlBE08jBMuV1QmpJR7/NjUY95Mg=="
+        ),
+    }
+    assert USER_AGENT.startswith("schedcancel/")
+
+
+def test_build_request_unsigned_has_no_date_or_signature() -> None:
+    """Without a shared secret, neither Date nor X-Signature is sent."""
+    request = _build(shared_secret=None)
+    assert "Date" not in request.headers
+    assert "X-Signature" not in request.headers
+
+
+def test_build_request_trailing_slash_and_loopback_base() -> None:
+    """A trailing slash on the base URL does not double up, and ports stay out of the URI."""
+    request = _build(base_url="http://127.0.0.1:8080/api/v3/")
+    assert request.url == f"http://127.0.0.1:8080/api/v3/schedule/my-api-key/{SID}/cancel"
+    assert request.request_uri == f"/api/v3/schedule/my-api-key/{SID}/cancel"
+
+
+def test_build_request_headers_are_read_only() -> None:
+    """The request is frozen: its headers cannot be changed after signing."""
+    request = _build()
+    with pytest.raises(TypeError):
+        request.headers["X-Signature"] = "forged"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("field", ["api_key", "schedule_id"])
+def test_build_request_validates(field: str) -> None:
+    """build_cancel_request refuses invalid ids itself, not only through the client."""
+    with pytest.raises(InvalidParameterError):
+        _build(**{field: "../x"})
+
+
+def test_request_repr_hides_secrets() -> None:
+    """The request's repr shows neither credentials, signature nor the whole apiKey."""
+    request = _build(
+        api_key=KEY_SENTINEL, password="PASSWORD-SENTINEL-1", shared_secret="SECRET-SENTINEL-1"
+    )
+    text = repr(request)
+    assert "Authorization" in text
+    assert "<redacted>" in text
+    for secret in (
+        KEY_SENTINEL,
+        "PASSWORD-SENTINEL-1",
+        "SECRET-SENTINEL-1",
+        request.headers["Authorization"],
+        request.headers["X-Signature"],
+    ):
+        assert secret not in text
+    assert KEY_SENTINEL not in request.log_url
+    assert request.scrub(f"echo {KEY_SENTINEL}") == f"echo {redact_key(KEY_SENTINEL)}"
+
+
+# --- Retry-After -------------------------------------------------------------------------------
+
+NOW = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("   ", None),
+        ("30", 30.0),
+        (" 7 ", 7.0),
+        ("1.5", 1.5),
+        ("0", 0.0),
+        ("-5", 0.0),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),
+        ("Wed, 21 Oct 2015 07:28:30 -0000", 30.0),
+        ("Wed, 21 Oct 2015 09:28:10 +0200", 10.0),
+        ("soon", None),
+        ("30s", None),
+        ("1e3", None),
+        ("9" * 400, None),
+        ("Wed, 99 Oct 2015 07:28:30 GMT", None),
+    ],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    """Retry-After is read as seconds or an HTTP-date; negatives clamp to 0, garbage is None."""
+    assert parse_retry_after(value, now=NOW) == expected
+
+
+def test_parse_retry_after_keeps_absurd_values_for_the_limiter_to_cap() -> None:
+    """A huge but finite Retry-After is returned as is; the limiter applies its cap."""
+    assert parse_retry_after("999999999", now=NOW) == 999999999.0
+
+
+# --- responses -------------------------------------------------------------------------------
+
+
+def test_parse_success_with_statuses() -> None:
+    """The documented cancel success becomes a successful CancelResult."""
+    result = parse_cancel_response(200, {}, sample("cancel_success.json"))
+    assert result == CancelResult(
+        success=True,
+        schedule_id=SID,
+        old_status=ScheduleStatus.ACTIVE,
+        new_status=ScheduleStatus.CANCELLED,
+    )
+    assert result.is_cancelled
+    assert not result.already_cancelled
+    assert result.raise_for_error() is result
+
+
+def test_parse_success_minimal() -> None:
+    """{"success": true} alone is a complete success."""
+    result = parse_cancel_response(200, {}, sample("cancel_success_minimal.json"))
+    assert result == CancelResult(success=True)
+
+
+def test_parse_already_cancelled() -> None:
+    """7070 with newStatus CANCELLED is a result that reports already_cancelled."""
+    result = parse_cancel_response(200, {}, sample("cancel_already_cancelled.json"))
+    assert not result.success
+    assert result.error_code == 7070
+    assert result.already_cancelled
+    assert result.is_cancelled
+
+
+def test_parse_unknown_schedule_is_a_result() -> None:
+    """7040 (unknown or foreign id) is a business result, not an exception."""
+    result = parse_cancel_response(200, {}, sample("cancel_unknown_id.json"))
+    assert not result.success
+    assert result.error_code == 7040
+    assert not result.already_cancelled
+    assert not result.is_cancelled
+
+
+def test_parse_success_as_string() -> None:
+    """success "true" and "false" as strings are read like the booleans."""
+    ok = parse_cancel_response(200, {}, sample("success_string.json"))
+    assert ok.success is True
+    failed = parse_cancel_response(200, {}, sample("failure_string.json"))
+    assert failed.success is False
+    assert failed.error_code == 7040
+
+
+def test_parse_unknown_status_survives_as_string() -> None:
+    """A status the enum does not know is kept as its raw string."""
+    result = parse_cancel_response(200, {}, sample("unknown_status.json"))
+    assert result.old_status == "SUSPENDED-BY-RISK"
+    assert not isinstance(result.old_status, ScheduleStatus)
+    assert result.new_status is ScheduleStatus.CANCELLED
+
+
+def test_parse_ignores_extra_keys() -> None:
+    """Keys the model does not know are ignored."""
+    result = parse_cancel_response(200, {}, sample("extra_keys.json"))
+    assert result.success
+    assert result.old_status is ScheduleStatus.PAUSED
+
+
+def test_parse_full_schedule_response() -> None:
+    """Every documented field is mapped from its camelCase wire name."""
+    result = parse_cancel_response(200, {}, sample("schedule_full.json"))
+    assert result.registration_uuid == "abcde12345abcde12345"
+    assert result.merchant_meta_data == "order-42"
+    assert result.scheduled_at == datetime(2019, 10, 5, 14, 26, 11, tzinfo=UTC)
+    assert result.adapter_code is None
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("html_error.html", "not JSON"),
+        ("truncated.json", "not JSON"),
+        ("array.json", "JSON object, got list"),
+        ("wrong_types.json", "$.scheduleId"),
+        ("missing_success.json", "required field missing @ $.success"),
+    ],
+)
+def test_parse_off_spec_200(name: str, fragment: str) -> None:
+    """Off-spec 200 bodies raise ResponseParseError with the status and a short excerpt."""
+    body = sample(name)
+    with pytest.raises(ResponseParseError) as info:
+        parse_cancel_response(200, {}, body)
+    error = info.value
+    assert fragment in str(error)
+    assert error.http_status == 200
+    assert "HTTP 200" in str(error)
+    assert error.excerpt
+    assert body.decode()[:40] in error.excerpt or error.excerpt.startswith(body.decode()[:40])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"null",
+        b'"true"',
+        b"NaN",
+        b'{"success": NaN}',
+        b'{"success": 1}',
+        b'{"success": null}',
+        b'{"success": "yes"}',
+        b'{"success": true, "errorCode": 7070.5}',
+        b'{"success": true, "errorCode": true}',
+        b'{"success": true, "scheduledAt": "yesterday"}',
+        b'{"success": true, "scheduledAt": 1570285571}',
+        b'{"success": true, "oldStatus": 3}',
+        b'{"success": true, "adapterCode": ["x"]}',
+        b"\xff\xfe\x00garbage",
+        b"[" * 100_000,
+    ],
+)
+def test_parse_wrong_shapes(body: bytes) -> None:
+    """Bodies with wrong types, constants or absurd nesting raise ResponseParseError."""
+    with pytest.raises(ResponseParseError):
+        parse_cancel_response(200, {}, body)
+
+
+def test_parse_huge_body_is_refused_cheaply() -> None:
+    """A body over the cap is refused without decoding, with a capped excerpt."""
+    body = b'{"success": true, "pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
+    with pytest.raises(ResponseParseError) as info:
+        parse_cancel_response(200, {}, body)
+    assert len(info.value.excerpt) <= 203
+
+
+def test_excerpt_is_short_and_scrubbed() -> None:
+    """The excerpt is at most ~200 characters and never contains a secret echoed by the server."""
+    body = (b"<html>" + KEY_SENTINEL.encode() + b" " * 180 + KEY_SENTINEL.encode()) * 20
+    with pytest.raises(ResponseParseError) as info:
+        parse_cancel_response(200, {}, body, redact=[KEY_SENTINEL])
+    assert len(info.value.excerpt) <= 203
+    assert KEY_SENTINEL not in str(info.value)
+    assert KEY_SENTINEL[:10] not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("scheduled_at", "expected"),
+    [
+        ("2019-10-05T14:26:11+00:00", datetime(2019, 10, 5, 14, 26, 11, tzinfo=UTC)),
+        ("2019-10-05T14:26:11Z", datetime(2019, 10, 5, 14, 26, 11, tzinfo=UTC)),
+        ("2019-10-05T14:26:11.250Z", datetime(2019, 10, 5, 14, 26, 11, 250000, tzinfo=UTC)),
+        ("2019-10-05T16:26:11+02:00", datetime(2019, 10, 5, 14, 26, 11, tzinfo=UTC)),
+        ("2019-10-05T09:26:11-05:00", datetime(2019, 10, 5, 14, 26, 11, tzinfo=UTC)),
+        ("2019-10-05T14:26:11", datetime(2019, 10, 5, 14, 26, 11, tzinfo=UTC)),
+    ],
+)
+def test_scheduled_at_is_lenient_and_aware(scheduled_at: str, expected: datetime) -> None:
+    """scheduledAt parses Z, fractions and any offset into an aware datetime (naive means UTC)."""
+    body = f'{{"success": true, "scheduledAt": "{scheduled_at}"}}'.encode()
+    result = parse_cancel_response(200, {}, body)
+    assert result.scheduled_at == expected
+    assert result.scheduled_at is not None
+    assert result.scheduled_at.tzinfo is not None
+
+
+def test_numeric_string_error_code_and_numeric_adapter_code() -> None:
+    """errorCode may be a numeric string; a numeric adapterCode is kept as a string."""
+    body = b'{"success": false, "errorCode": " 7070 ", "adapterCode": 51, "newStatus": "CANCELLED"}'
+    result = parse_cancel_response(200, {}, body)
+    assert result.error_code == 7070
+    assert result.adapter_code == "51"
+    assert result.already_cancelled
+
+
+def test_200_result_messages_are_scrubbed() -> None:
+    """Server free text echoing the apiKey is scrubbed before it reaches the result."""
+    body = (
+        b'{"success": false, "errorCode": 7040, "errorMessage": "unknown for '
+        + KEY_SENTINEL.encode()
+        + b'", "adapterMessage": "'
+        + KEY_SENTINEL.encode()
+        + b'"}'
+    )
+    result = parse_cancel_response(200, {}, body, redact=[KEY_SENTINEL])
+    assert KEY_SENTINEL not in repr(result)
+    assert result.error_message == f"unknown for {redact_key(KEY_SENTINEL)}"
+    with pytest.raises(Exception) as info:  # noqa: PT011 - checking the message, any type
+        result.raise_for_error()
+    assert KEY_SENTINEL not in str(info.value)
+
+
+# --- error statuses ----------------------------------------------------------------------------
+
+
+def test_429_without_retry_after() -> None:
+    """A documented 429 raises RateLimitedError with its code and no retry_after."""
+    with pytest.raises(RateLimitedError) as info:
+        parse_cancel_response(429, {}, sample("rate_limited.json"))
+    error = info.value
+    assert error.http_status == 429
+    assert error.error_code == 1009
+    assert error.error_message == "Too many requests"
+    assert error.retry_after is None
+    assert "Too many requests" in str(error)
+
+
+def test_429_with_retry_after_seconds() -> None:
+    """Retry-After in seconds is read, case-insensitively."""
+    with pytest.raises(RateLimitedError) as info:
+        parse_cancel_response(429, {"retry-after": "12"}, sample("rate_limited.json"))
+    assert info.value.retry_after == 12.0
+
+
+def test_429_with_retry_after_date_relative_to_response_date() -> None:
+    """An HTTP-date Retry-After is measured from the response's own Date header."""
+    headers = {
+        "Date": "Wed, 21 Oct 2015 07:28:00 GMT",
+        "Retry-After": "Wed, 21 Oct 2015 07:28:45 GMT",
+    }
+    far_future = datetime(2030, 1, 1, tzinfo=UTC)
+    with pytest.raises(RateLimitedError) as info:
+        parse_cancel_response(429, headers, sample("rate_limited.json"), now=far_future)
+    assert info.value.retry_after == 45.0
+
+
+def test_429_with_retry_after_date_relative_to_now() -> None:
+    """Without a (readable) Date header, an HTTP-date is measured from now."""
+    headers = {"Date": "garbage", "Retry-After": "Wed, 21 Oct 2015 07:28:20 GMT"}
+    with pytest.raises(RateLimitedError) as info:
+        parse_cancel_response(429, headers, b"", now=NOW)
+    assert info.value.retry_after == 20.0
+    assert info.value.error_code is None
+
+
+def test_429_retry_after_date_defaults_to_wall_clock() -> None:
+    """With no Date header and no now given, a past HTTP-date means no wait."""
+    headers = {"Retry-After": "Wed, 21 Oct 2015 07:28:20 GMT"}
+    with pytest.raises(RateLimitedError) as info:
+        parse_cancel_response(429, headers, b"")
+    assert info.value.retry_after == 0.0
+
+
+def test_429_response_date_without_zone_is_utc() -> None:
+    """A response Date with -0000 (no zone) is taken as UTC."""
+    headers = {
+        "Date": "Wed, 21 Oct 2015 07:28:00 -0000",
+        "Retry-After": "Wed, 21 Oct 2015 07:28:05 GMT",
+    }
+    with pytest.raises(RateLimitedError) as info:
+        parse_cancel_response(429, headers, b"")
+    assert info.value.retry_after == 5.0
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "code"),
+    [
+        (500, sample("server_error.json"), 1008),
+        (503, sample("maintenance.json"), 1010),
+        (502, sample("html_error.html"), None),
+        (504, b"", None),
+        (500, b'{"success": false, "errorCode": "oops", "errorMessage": 5}', None),
+    ],
+)
+def test_5xx_is_server_error(status: int, body: bytes, code: int | None) -> None:
+    """5xx raises ServerError, with the API's code when the body has one."""
+    with pytest.raises(ServerError) as info:
+        parse_cancel_response(status, {}, body)
+    assert info.value.http_status == status
+    assert info.value.error_code == code
+    assert f"HTTP {status}" in str(info.value)
+
+
+def test_maintenance_message_is_kept() -> None:
+    """The 1010 maintenance message is available on the error."""
+    with pytest.raises(ServerError) as info:
+        parse_cancel_response(503, {}, sample("maintenance.json"))
+    assert info.value.error_message is not None
+    assert "maintenance" in info.value.error_message
+    assert "errorCode 1010" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (401, b""),
+        (403, b"<html>Forbidden</html>"),
+        (400, sample("invalid_signature.json")),
+        (200, sample("invalid_signature.json")),
+    ],
+)
+def test_authentication_errors(status: int, body: bytes) -> None:
+    """401, 403 and errorCode 1004 (under any status) raise AuthenticationError."""
+    with pytest.raises(AuthenticationError) as info:
+        parse_cancel_response(status, {}, body)
+    assert info.value.http_status == status
+
+
+@pytest.mark.parametrize("status", [301, 302, 400, 404, 405, 418, 201, 204])
+def test_other_statuses_are_api_errors(status: int) -> None:
+    """Redirects, other 4xx and undocumented 2xx raise a plain ApiError."""
+    with pytest.raises(ApiError) as info:
+        parse_cancel_response(status, {"Location": "https://elsewhere.example/"}, b"")
+    assert type(info.value) is ApiError
+    assert info.value.http_status == status
+
+
+def test_error_message_is_truncated_and_scrubbed() -> None:
+    """A server message echoing the apiKey is scrubbed and cut to 200 characters."""
+    message = f"bad key {KEY_SENTINEL} " + "x" * 500
+    body = f'{{"success": false, "errorCode": 1002, "errorMessage": "{message}"}}'.encode()
+    with pytest.raises(ApiError) as info:
+        parse_cancel_response(400, {}, body, redact=[KEY_SENTINEL])
+    error = info.value
+    assert error.error_code == 1002
+    assert error.error_message is not None
+    assert len(error.error_message) == 200
+    assert KEY_SENTINEL not in str(error)
+    assert KEY_SENTINEL not in repr(error)
+    assert KEY_SENTINEL not in error.error_message
