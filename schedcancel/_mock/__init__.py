@@ -1,0 +1,8 @@
+"""The mock IXOPAY server's parts; the public surface is :mod:`schedcancel.testing`.
+
+- :mod:`.limits`: the server-side rate-limit models, pure (time is passed in).
+- :mod:`.recorder`: what the server saw, with the helpers tests assert on.
+- :mod:`.faults`: fault injection (seeded probabilities, scripted sequences, latency).
+- :mod:`.server`: the aiohttp application and :class:`MockScheduleServer`.
+- :mod:`.cli`: ``schedcancel mock-server``'s arguments and runner.
+"""

@@ -1,0 +1,271 @@
+"""``schedcancel mock-server``: the emulator as a process, for demos, curl and other languages."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from .._models import ScheduleStatus
+from ..errors import InvalidParameterError
+from .faults import Faults
+from .limits import MODEL_NAMES, ServerLimits
+from .server import DEFAULT_API_KEY, DEFAULT_PASSWORD, DEFAULT_USERNAME, MockScheduleServer
+
+__all__ = [
+    "add_mock_server_arguments",
+    "main_mock_server",
+    "run_mock_server",
+    "server_from_args",
+]
+
+
+def _user(value: str) -> tuple[str, str]:
+    name, sep, password = value.partition(":")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError("expected NAME:PASSWORD")
+    return name, password
+
+
+def _probability(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError("expected a probability within [0, 1]")
+    return number
+
+
+def _latency(value: str) -> tuple[float, float]:
+    low_text, _, high_text = value.partition(":")
+    try:
+        low = float(low_text)
+        high = float(high_text) if high_text else low
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SECONDS or LOW:HIGH, got {value!r}") from None
+    if not 0.0 <= low <= high:
+        raise argparse.ArgumentTypeError("expected 0 <= LOW <= HIGH")
+    return low, high
+
+
+def add_mock_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``mock-server`` options to ``parser`` (a subcommand's parser).
+
+    Args:
+        parser: the parser to extend.
+    """
+    server = parser.add_argument_group("server")
+    server.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    server.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
+    server.add_argument(
+        "--user",
+        dest="users",
+        metavar="NAME:PASSWORD",
+        type=_user,
+        action="append",
+        help=f"an API user Basic auth accepts; repeatable (default {DEFAULT_USERNAME}:"
+        f"{DEFAULT_PASSWORD})",
+    )
+    server.add_argument(
+        "--api-key",
+        dest="api_keys",
+        metavar="KEY",
+        action="append",
+        help=f"a connector apiKey the server knows; repeatable (default {DEFAULT_API_KEY})",
+    )
+    server.add_argument(
+        "--shared-secret",
+        metavar="SECRET",
+        help="check X-Signature with this shared secret on every --api-key",
+    )
+
+    schedules = parser.add_argument_group("schedules")
+    schedules.add_argument(
+        "--schedule",
+        dest="schedules",
+        metavar="ID",
+        action="append",
+        default=[],
+        help="a schedule that exists; repeatable",
+    )
+    schedules.add_argument(
+        "--schedules-file",
+        metavar="PATH",
+        type=Path,
+        help="a file of schedule ids that exist, one per line (# comments)",
+    )
+    schedules.add_argument(
+        "--status",
+        choices=[status.value for status in ScheduleStatus],
+        default=ScheduleStatus.ACTIVE.value,
+        help="the status of the schedules given (%(default)s)",
+    )
+    schedules.add_argument(
+        "--accept-any-id",
+        action="store_true",
+        help="any other id exists as ACTIVE (default: it answers 7040, as the real server)",
+    )
+
+    limits = parser.add_argument_group("rate limits")
+    limits.add_argument("--total", type=int, default=60, help="per API user per window (60)")
+    limits.add_argument(
+        "--per-schedule", type=int, default=10, help="per scheduleId per window (10)"
+    )
+    limits.add_argument("--window", type=float, default=60.0, help="seconds (60)")
+    limits.add_argument(
+        "--model", choices=MODEL_NAMES, default="sliding-log", help="how the server counts"
+    )
+    limits.add_argument(
+        "--phase", type=float, default=0.0, help="fixed windows start this long after start"
+    )
+    limits.add_argument(
+        "--count-rejected", action="store_true", help="429s count against the limits too"
+    )
+    limits.add_argument("--retry-after", action="store_true", help="send Retry-After on 429")
+
+    faults = parser.add_argument_group("faults")
+    for flag, what in (
+        ("--server-error-rate", "500 with errorCode 1008"),
+        ("--maintenance-rate", "503 with errorCode 1010"),
+        ("--truncate-rate", "a JSON body cut short"),
+        ("--html-rate", "a 502 HTML page"),
+        ("--drop-rate", "a dropped connection"),
+        ("--rate-limit-rate", "a 429 whatever the limits"),
+    ):
+        faults.add_argument(
+            flag, type=_probability, default=0.0, metavar="P", help=f"probability of {what}"
+        )
+    faults.add_argument(
+        "--request-latency",
+        type=_latency,
+        default=(0.0, 0.0),
+        metavar="LOW[:HIGH]",
+        help="seconds a request waits before it is counted (uniform)",
+    )
+    faults.add_argument(
+        "--response-latency",
+        type=_latency,
+        default=(0.0, 0.0),
+        metavar="LOW[:HIGH]",
+        help="seconds a response waits before it is sent (uniform)",
+    )
+    faults.add_argument("--fault-seed", type=int, default=0, help="seed for faults and latency")
+    faults.add_argument(
+        "--foreign-load",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="share of the first user's budget another client spends (e.g. 0.2)",
+    )
+
+
+def server_from_args(args: argparse.Namespace) -> MockScheduleServer:
+    """Build (not start) the server that ``args`` describe, schedules seeded.
+
+    Args:
+        args: parsed by a parser that :func:`add_mock_server_arguments` extended.
+
+    Returns:
+        The server.
+
+    Raises:
+        InvalidParameterError: a setting is out of range.
+        OSError: ``--schedules-file`` cannot be read.
+    """
+    users = dict(args.users or [(DEFAULT_USERNAME, DEFAULT_PASSWORD)])
+    connectors = dict.fromkeys(args.api_keys or [DEFAULT_API_KEY], args.shared_secret)
+    server = MockScheduleServer(
+        users=users,
+        connectors=connectors,
+        limits=ServerLimits(
+            total=args.total,
+            per_schedule=args.per_schedule,
+            window=args.window,
+            model=args.model,
+            phase=args.phase,
+            count_rejected=args.count_rejected,
+            retry_after=args.retry_after,
+        ),
+        faults=Faults(
+            server_error=args.server_error_rate,
+            maintenance=args.maintenance_rate,
+            truncated=args.truncate_rate,
+            html=args.html_rate,
+            drop=args.drop_rate,
+            rate_limited=args.rate_limit_rate,
+            request_latency=args.request_latency,
+            response_latency=args.response_latency,
+            seed=args.fault_seed,
+        ),
+        unknown_ids="active" if args.accept_any_id else "error",
+        foreign_load=args.foreign_load,
+        host=args.host,
+        port=args.port,
+    )
+    ids = list(args.schedules)
+    if args.schedules_file is not None:
+        lines = args.schedules_file.read_text(encoding="utf-8").splitlines()
+        ids += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    server.seed(ids, args.status)
+    return server
+
+
+async def run_mock_server(args: argparse.Namespace) -> int:
+    """Serve until SIGINT or SIGTERM; the base URL goes to stdout, one line, flushed.
+
+    Args:
+        args: parsed by a parser that :func:`add_mock_server_arguments` extended.
+
+    Returns:
+        0 after a signal; 2 for an invalid setting; 1 when the server cannot
+        start (address in use, unreadable schedules file).
+    """
+    try:
+        server = server_from_args(args)
+    except InvalidParameterError as exc:
+        sys.stderr.write(f"schedcancel mock-server: {exc}\n")
+        return 2
+    except OSError as exc:
+        sys.stderr.write(f"schedcancel mock-server: cannot read schedules: {exc}\n")
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        try:
+            await server.start()
+        except OSError as exc:
+            sys.stderr.write(f"schedcancel mock-server: cannot listen: {exc}\n")
+            return 1
+        try:
+            sys.stdout.write(server.base_url + "\n")
+            sys.stdout.flush()
+            sys.stderr.write(
+                f"schedcancel mock-server: {len(server.statuses)} schedules, "
+                f"{server.limits.total}/{server.limits.per_schedule} per "
+                f"{server.limits.window:g} s ({server.limits.model}); stop with Ctrl-C\n"
+            )
+            await stop.wait()
+        finally:
+            await server.aclose()
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+    return 0
+
+
+def main_mock_server(args: argparse.Namespace) -> int:
+    """Run :func:`run_mock_server` in a new event loop (for a synchronous CLI).
+
+    Args:
+        args: parsed by a parser that :func:`add_mock_server_arguments` extended.
+
+    Returns:
+        The exit status.
+    """
+    return asyncio.run(run_mock_server(args))

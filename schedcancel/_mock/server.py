@@ -1,0 +1,624 @@
+"""The mock IXOPAY schedule-cancel server: a real aiohttp app on 127.0.0.1.
+
+A request goes through these steps, in this order (the real server's order
+is not documented; this one is the conservative reading):
+
+1. **request latency** (injected): the request waits before the server counts
+   it, like network delay on the way in;
+2. **arrival**: the server reads the body and its clock; that instant is the
+   arrival time the limits count and the recorder keeps;
+3. **Basic auth** of a configured API user, else 401 (not counted: the limits
+   are keyed by the authenticated user);
+4. **path parameters**: apiKey 1-50 and scheduleId 1-32 characters of
+   ``[A-Za-z0-9._~-]``, else 400 with errorCode 1002; an apiKey the server does
+   not know, 401;
+5. **fault draw** (injected; a forced 429 answers here);
+6. **rate limits**, per API user and per scheduleId, else 429 with errorCode
+   1009 (and ``Retry-After`` when configured);
+7. **signature**, when the connector has a shared secret: ``Date`` (or
+   ``X-Date``, which wins) and ``X-Signature`` must be present and match,
+   else 401 with errorCode 1004;
+8. **body**: ``Content-Type: application/json`` and an empty JSON object (or
+   ``[]``, which the PHP SDK sends), else 400 with errorCode 1005;
+9. the **injected fault**, if any, or the **state machine**: ACTIVE and PAUSED
+   go to CANCELLED (success); CANCELLED (and ERROR, CREATE-PENDING) answer
+   7070 with old and new status unchanged; unknown ids answer 7040, or exist
+   as ACTIVE when ``unknown_ids="active"``;
+10. **response latency** (injected), then the response (or a dropped connection).
+
+The IXOPAY docs document only 200 and 429 for this endpoint; the statuses and
+bodies of auth failures (401 here), bad signatures (401 + 1004 here) and bad
+parameters (400 + 1002/1005 here) are this emulator's choice, marked as such.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import hmac
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+from aiohttp import web
+
+from .._models import ScheduleStatus
+from .._protocol import redact_key, signature
+from ..errors import InvalidParameterError
+from .faults import Fault, FaultInjector, Faults
+from .limits import LimitBook, ServerLimits, Verdict
+from .recorder import Arrival, Outcome, Recorder
+
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Self
+
+    from .._client import ScheduleClient
+
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_API_KEY",
+    "DEFAULT_PASSWORD",
+    "DEFAULT_USERNAME",
+    "MockScheduleServer",
+]
+
+logger = logging.getLogger("schedcancel.testing")
+
+#: The API user the server accepts unless told otherwise.
+DEFAULT_USERNAME = "api-user"
+#: That user's password.
+DEFAULT_PASSWORD = "api-password"  # noqa: S105 - a test fixture's well-known password
+#: The connector apiKey the server knows unless told otherwise (signing off).
+DEFAULT_API_KEY = "test-api-key"
+#: The path prefix; ``base_url`` ends with it, as the real base URLs do (spec §2).
+API_PREFIX = "/api/v3"
+
+_ID = re.compile(r"[A-Za-z0-9._~-]+")
+_MAX_API_KEY = 50
+_MAX_SCHEDULE_ID = 32
+
+# Bodies and messages, from the spec where it gives them (§1, §4).
+_MSG_UNKNOWN_ID = "The scheduleId is not valid or does not match to the connector"
+_MSG_INVALID_STATUS = "The status of the schedule is not valid for the requested operation"
+_MSG_SERVER_ERROR = "System Error occurred"
+_MSG_MAINTENANCE = (
+    "The system is currently undergoing scheduled maintenance. Please try again later."
+)
+_HTML_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>"
+    "<body><h1>502 Bad Gateway</h1><p>The upstream server did not answer.</p></body></html>\n"
+)
+_WWW_AUTHENTICATE = {"WWW-Authenticate": 'Basic realm="IXOPAY mock"'}
+
+
+def _error(code: int, message: str, **extra: Any) -> dict[str, Any]:
+    return {"success": False, **extra, "errorMessage": message, "errorCode": code}
+
+
+def _json(
+    status: int, payload: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.json_response(payload, status=status, headers=headers)
+
+
+def _users_factory() -> dict[str, str]:
+    return {DEFAULT_USERNAME: DEFAULT_PASSWORD}
+
+
+def _connectors_factory() -> dict[str, str | None]:
+    return {DEFAULT_API_KEY: None}
+
+
+def _in_unit_interval(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise InvalidParameterError(f"{attribute.name} must be within [0, 1), got {value!r}")
+
+
+@attrs.frozen
+class _Answer:
+    """A decided response before latency: None response means "drop the connection"."""
+
+    response: web.Response | None
+    arrival: Arrival
+
+
+@attrs.define(kw_only=True, repr=False)
+class MockScheduleServer:
+    """The IXOPAY schedule-cancel endpoint, emulated on a local port.
+
+    Use it as an async context manager, or call :meth:`start` and
+    :meth:`aclose`. Configuration is read when a request arrives, except
+    ``limits`` and ``faults``, which are read at :meth:`start`.
+
+    Args:
+        users: API users (username to password) that Basic auth accepts.
+        connectors: connector apiKeys the server knows, each with its shared
+            secret; a secret turns on signature checking for that connector.
+        limits: the rate limits and how the server counts them.
+        faults: fault injection and latency.
+        unknown_ids: ``"error"``: an id never seeded answers 7040, as the real
+            server does; ``"active"``: any id exists as ACTIVE.
+        cancellable: the statuses a cancel succeeds from (the docs' diagram
+            shows ACTIVE and PAUSED).
+        foreign_load: the fraction of ``limits.total`` per window that another
+            client spends on ``foreign_user``'s budget: the server adds those
+            arrivals itself, evenly spaced, recorded with ``foreign=True``.
+        foreign_user: whose budget the foreign load spends (default: the first user).
+        host: the address to listen on.
+        port: the port; 0 picks a free one.
+        clock: the server's clock in seconds; default the running loop's ``time``.
+    """
+
+    users: Mapping[str, str] = attrs.field(factory=_users_factory)
+    connectors: Mapping[str, str | None] = attrs.field(factory=_connectors_factory)
+    limits: ServerLimits = attrs.field(factory=ServerLimits)
+    faults: Faults = attrs.field(factory=Faults)
+    unknown_ids: Literal["error", "active"] = attrs.field(
+        default="error", validator=attrs.validators.in_(("error", "active"))
+    )
+    cancellable: frozenset[ScheduleStatus] = frozenset(
+        {ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED}
+    )
+    foreign_load: float = attrs.field(default=0.0, validator=_in_unit_interval)
+    foreign_user: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+    clock: Callable[[], float] | None = attrs.field(default=None, eq=False)
+    recorder: Recorder = attrs.field(factory=Recorder, init=False)
+
+    _statuses: dict[str, ScheduleStatus] = attrs.field(factory=dict, init=False)
+    _now: Callable[[], float] | None = attrs.field(default=None, init=False)
+    _book: LimitBook | None = attrs.field(default=None, init=False)
+    _injector: FaultInjector = attrs.field(init=False)
+    _runner: web.AppRunner | None = attrs.field(default=None, init=False)
+    _base_url: str | None = attrs.field(default=None, init=False)
+    _foreign_task: asyncio.Task[None] | None = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.foreign_load and self.foreign_user is None and not self.users:
+            raise InvalidParameterError("foreign_load needs a foreign_user or at least one user")
+        self._injector = FaultInjector(self.faults)
+
+    def __repr__(self) -> str:
+        signing = sum(1 for secret in self.connectors.values() if secret is not None)
+        return (
+            f"MockScheduleServer(base_url={self._base_url!r}, users={len(self.users)}, "
+            f"connectors={len(self.connectors)}, signing={signing}, limits={self.limits!r}, "
+            f"unknown_ids={self.unknown_ids!r}, foreign_load={self.foreign_load}, "
+            f"schedules={len(self._statuses)}, arrivals={len(self.recorder)})"
+        )
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> Self:
+        """Start listening; :attr:`base_url` is valid afterwards.
+
+        Returns:
+            The server, started.
+
+        Raises:
+            RuntimeError: the server was started already.
+            OSError: the address could not be bound.
+        """
+        if self._runner is not None:
+            raise RuntimeError("MockScheduleServer already started")
+        self._now = self.clock or asyncio.get_running_loop().time
+        self._book = LimitBook(self.limits, origin=self._now())
+        self._injector = FaultInjector(self.faults)
+        app = web.Application()
+        app.router.add_post(
+            API_PREFIX + "/schedule/{apiKey}/{scheduleId}/cancel", self._handle_cancel
+        )
+        # No access log (tests stay quiet and apiKeys stay out of logs); a short
+        # shutdown so closing never waits on a request held by injected latency.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self.port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        port = runner.addresses[0][1]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self._base_url = f"http://{host}:{port}{API_PREFIX}"
+        if self.foreign_load:
+            user = self.foreign_user or next(iter(self.users))
+            self._foreign_task = asyncio.create_task(self._foreign_loop(user))
+        logger.debug("mock server listening at %s", self._base_url)
+        return self
+
+    async def aclose(self) -> None:
+        """Stop listening and drop open connections; calling it again does nothing."""
+        task, self._foreign_task = self._foreign_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+            logger.debug("mock server at %s closed", self._base_url)
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def started(self) -> bool:
+        """True between :meth:`start` and :meth:`aclose`."""
+        return self._runner is not None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/api/v3``, for ``ScheduleClient(base_url=...)``.
+
+        Raises:
+            RuntimeError: the server has not been started.
+        """
+        if self._base_url is None:
+            raise RuntimeError("MockScheduleServer not started")
+        return self._base_url
+
+    def url_for(self, schedule_id: str, *, api_key: str | None = None) -> str:
+        """The cancel URL for ``schedule_id`` (no encoding; for raw requests in tests).
+
+        Args:
+            schedule_id: the scheduleId.
+            api_key: the connector apiKey; default the first configured one.
+
+        Returns:
+            The absolute URL.
+        """
+        key = api_key if api_key is not None else next(iter(self.connectors))
+        return f"{self.base_url}/schedule/{key}/{schedule_id}/cancel"
+
+    def now(self) -> float:
+        """The server's clock now.
+
+        Raises:
+            RuntimeError: the server has not been started.
+        """
+        if self._now is None:
+            raise RuntimeError("MockScheduleServer not started")
+        return self._now()
+
+    # -- schedules ---------------------------------------------------------
+
+    def seed(
+        self, schedule_ids: Iterable[str], status: ScheduleStatus | str = ScheduleStatus.ACTIVE
+    ) -> None:
+        """Create schedules (or overwrite their status).
+
+        Args:
+            schedule_ids: the ids.
+            status: their status; ``NON-EXISTING`` makes them unknown again.
+        """
+        value = ScheduleStatus(status)
+        for schedule_id in schedule_ids:
+            self._statuses[schedule_id] = value
+
+    def status_of(self, schedule_id: str) -> ScheduleStatus | None:
+        """A schedule's status, or None when it was never seeded or touched."""
+        return self._statuses.get(schedule_id)
+
+    @property
+    def statuses(self) -> Mapping[str, ScheduleStatus]:
+        """A copy of every known schedule's status."""
+        return dict(self._statuses)
+
+    def script(self, *faults: Fault | str | None) -> None:
+        """Queue faults for the next authenticated, well-formed requests (None: no fault).
+
+        Args:
+            faults: one entry per request, in order.
+        """
+        self._injector.extend_script(faults)
+
+    def used(self, *, user: str | None = None, schedule_id: str | None = None) -> float:
+        """How much of one key's limit the server counts as spent now.
+
+        Args:
+            user: an API user, or
+            schedule_id: a scheduleId (give exactly one).
+
+        Returns:
+            Requests in the window (or tokens spent, or the weighted estimate).
+
+        Raises:
+            RuntimeError: the server has not been started.
+        """
+        return self._limit_book.used(self.now(), user=user, schedule_id=schedule_id)
+
+    # -- clients -----------------------------------------------------------
+
+    def client_kwargs(
+        self, *, user: str | None = None, api_key: str | None = None
+    ) -> dict[str, Any]:
+        """Keyword arguments for :class:`schedcancel.ScheduleClient` talking to this server.
+
+        Args:
+            user: the API user (default: the first one configured).
+            api_key: the connector (default: the first one configured); its
+                shared secret comes along.
+
+        Returns:
+            ``api_key``, ``username``, ``password``, ``shared_secret``, ``base_url``.
+        """
+        username = user if user is not None else next(iter(self.users))
+        key = api_key if api_key is not None else next(iter(self.connectors))
+        return {
+            "api_key": key,
+            "username": username,
+            "password": self.users[username],
+            "shared_secret": self.connectors.get(key),
+            "base_url": self.base_url,
+        }
+
+    def client(
+        self, *, user: str | None = None, api_key: str | None = None, **overrides: Any
+    ) -> ScheduleClient:
+        """A :class:`schedcancel.ScheduleClient` for this server; close it (``async with``).
+
+        Args:
+            user: as in :meth:`client_kwargs`.
+            api_key: as in :meth:`client_kwargs`.
+            overrides: any other ``ScheduleClient`` keyword (``limits``, ``retry``...),
+                or one of :meth:`client_kwargs`'s to replace it.
+
+        Returns:
+            The client.
+        """
+        from .._client import ScheduleClient  # noqa: PLC0415 - the client is optional here
+
+        kwargs = self.client_kwargs(user=user, api_key=api_key) | overrides
+        return ScheduleClient(kwargs.pop("api_key"), **kwargs)
+
+    # -- the endpoint ------------------------------------------------------
+
+    async def _handle_cancel(self, request: web.Request) -> web.StreamResponse:
+        delay = self._injector.request_latency()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        body = await request.read()
+        # From here to the recording, nothing awaits: one arrival is decided atomically.
+        answer = self._decide(request, body, self.now())
+        self.recorder.record(answer.arrival)
+        delay = self._injector.response_latency()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if answer.response is None:
+            if request.transport is not None:
+                request.transport.close()
+            # aiohttp finds the transport closed and sends nothing.
+            return web.Response()
+        return answer.response
+
+    def _decide(self, request: web.Request, body: bytes, now: float) -> _Answer:
+        """Steps 3-9 of the module docstring; nothing here awaits."""
+        api_key = request.match_info["apiKey"]
+        schedule_id = request.match_info["scheduleId"]
+        seen = functools.partial(
+            Arrival, time=now, api_key=redact_key(api_key), schedule_id=schedule_id
+        )
+        user = self._authenticate(request.headers.get("Authorization"))
+        if user is None:
+            return _Answer(
+                _json(401, _error(1000, "Invalid API user credentials"), _WWW_AUTHENTICATE),
+                seen(user=None, status=401, outcome=Outcome.UNAUTHORIZED),
+            )
+        if not _valid(api_key, _MAX_API_KEY) or not _valid(schedule_id, _MAX_SCHEDULE_ID):
+            return _Answer(
+                _json(400, _error(1002, "Invalid request data")),
+                seen(user=user, status=400, outcome=Outcome.INVALID_REQUEST),
+            )
+        if api_key not in self.connectors:
+            return _Answer(
+                _json(401, _error(1000, "Unknown apiKey")),
+                seen(user=user, status=401, outcome=Outcome.UNAUTHORIZED),
+            )
+        book = self._limit_book
+        fault = self._injector.next_fault()
+        if fault is Fault.RATE_LIMITED:
+            verdict = book.peek(now, user=user, schedule_id=schedule_id)
+            if self.limits.count_rejected:
+                book.count(now, user=user, schedule_id=schedule_id)
+            verdict = Verdict(False, "total", verdict.wait)
+        else:
+            verdict = book.arrive(now, user=user, schedule_id=schedule_id)
+        if not verdict.allowed:
+            return _Answer(
+                _json(429, _error(1009, "Too many requests"), self._retry_after(verdict.wait)),
+                seen(user=user, status=429, outcome=Outcome.RATE_LIMITED, limited_by=verdict.level),
+            )
+        # Admitted: from here on the arrival counts against both limits.
+        return self._serve(
+            request,
+            body,
+            fault,
+            api_key=api_key,
+            schedule_id=schedule_id,
+            seen=functools.partial(seen, user=user, accepted=True),
+        )
+
+    def _serve(
+        self,
+        request: web.Request,
+        body: bytes,
+        fault: Fault | None,
+        *,
+        api_key: str,
+        schedule_id: str,
+        seen: Callable[..., Arrival],
+    ) -> _Answer:
+        """Steps 7-9 for an admitted request."""
+        secret = self.connectors[api_key]
+        if secret is not None and not _signature_ok(request, body, secret):
+            return _Answer(
+                _json(401, _error(1004, "Invalid signature")),
+                seen(status=401, outcome=Outcome.BAD_SIGNATURE),
+            )
+        if request.content_type != "application/json" or not _empty_json(body):
+            return _Answer(
+                _json(400, _error(1005, "Invalid request body")),
+                seen(status=400, outcome=Outcome.INVALID_REQUEST),
+            )
+        if fault is Fault.SERVER_ERROR:
+            return _Answer(
+                _json(500, _error(1008, _MSG_SERVER_ERROR)),
+                seen(status=500, outcome=Outcome.SERVER_ERROR),
+            )
+        if fault is Fault.MAINTENANCE:
+            return _Answer(
+                _json(503, _error(1010, _MSG_MAINTENANCE)),
+                seen(status=503, outcome=Outcome.MAINTENANCE),
+            )
+        if fault is Fault.HTML:
+            return _Answer(
+                web.Response(status=502, text=_HTML_PAGE, content_type="text/html"),
+                seen(status=502, outcome=Outcome.HTML),
+            )
+        payload, outcome = self._cancel(schedule_id)
+        if fault is Fault.TRUNCATED:
+            data = json.dumps(payload).encode()
+            return _Answer(
+                web.Response(body=data[: len(data) // 2], content_type="application/json"),
+                seen(status=200, outcome=Outcome.TRUNCATED),
+            )
+        if fault is Fault.DROP:
+            return _Answer(None, seen(status=None, outcome=Outcome.DROPPED))
+        return _Answer(_json(200, payload), seen(status=200, outcome=outcome))
+
+    @property
+    def _limit_book(self) -> LimitBook:
+        if self._book is None:
+            raise RuntimeError("MockScheduleServer not started")
+        return self._book
+
+    def _authenticate(self, header: str | None) -> str | None:
+        credentials = _basic_credentials(header)
+        if credentials is None:
+            return None
+        username, password = credentials
+        expected = self.users.get(username)
+        if expected is None or not hmac.compare_digest(password.encode(), expected.encode()):
+            return None
+        return username
+
+    def _retry_after(self, wait: float) -> dict[str, str] | None:
+        if not self.limits.retry_after:
+            return None
+        # delay-seconds is a whole number (RFC 9110 §10.2.3): round up, so obeying it is
+        # enough, and say at least 1 s, since a forced 429 may come while the limits have room.
+        return {"Retry-After": str(max(1, math.ceil(wait)))}
+
+    def _cancel(self, schedule_id: str) -> tuple[dict[str, Any], Outcome]:
+        status = self._statuses.get(schedule_id)
+        if status is None and self.unknown_ids == "active":
+            status = ScheduleStatus.ACTIVE
+        if status is None or status is ScheduleStatus.NON_EXISTING:
+            return _error(7040, _MSG_UNKNOWN_ID), Outcome.UNKNOWN_ID
+        if status in self.cancellable:
+            self._statuses[schedule_id] = ScheduleStatus.CANCELLED
+            payload = {
+                "success": True,
+                "scheduleId": schedule_id,
+                "oldStatus": status.value,
+                "newStatus": ScheduleStatus.CANCELLED.value,
+            }
+            return payload, Outcome.CANCELLED
+        self._statuses[schedule_id] = status
+        payload = _error(
+            7070,
+            _MSG_INVALID_STATUS,
+            scheduleId=schedule_id,
+            oldStatus=status.value,
+            newStatus=status.value,
+        )
+        return payload, Outcome.INVALID_STATUS
+
+    async def _foreign_loop(self, user: str) -> None:
+        """Spend ``foreign_load`` of ``user``'s budget, evenly spaced, until closed."""
+        book = self._limit_book
+        period = self.limits.window / (self.foreign_load * self.limits.total)
+        due = self.now()
+        sent = 0
+        while True:
+            delay = due - self.now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = self.now()
+            schedule_id = f"foreign-{sent}"
+            verdict = book.arrive(now, user=user, schedule_id=schedule_id)
+            self.recorder.record(
+                Arrival(
+                    time=now,
+                    user=user,
+                    api_key=None,
+                    schedule_id=schedule_id,
+                    status=200 if verdict.allowed else 429,
+                    outcome=Outcome.CANCELLED if verdict.allowed else Outcome.RATE_LIMITED,
+                    foreign=True,
+                    accepted=verdict.allowed,
+                    limited_by=verdict.level,
+                )
+            )
+            sent += 1
+            due += period
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """``(username, password)`` from an ``Authorization: Basic ...`` header, if well formed."""
+    scheme, _, encoded = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
+    username, sep, password = decoded.partition(":")
+    return (username, password) if sep else None
+
+
+def _valid(value: str, max_length: int) -> bool:
+    return len(value) <= max_length and _ID.fullmatch(value) is not None
+
+
+def _empty_json(body: bytes) -> bool:
+    try:
+        value = json.loads(body)
+    except ValueError:  # also UnicodeDecodeError
+        return False
+    return bool(value in ({}, []))
+
+
+def _signature_ok(request: web.Request, body: bytes, secret: str) -> bool:
+    # X-Date wins over Date (spec §2), for libraries that cannot set Date.
+    date = request.headers.get("X-Date") or request.headers.get("Date")
+    given = request.headers.get("X-Signature")
+    if not date or not given:
+        return False
+    expected = signature(
+        secret,
+        method=request.method,
+        body=body,
+        content_type=request.headers.get("Content-Type", ""),
+        date=date,
+        request_uri=request.raw_path,
+    )
+    return hmac.compare_digest(expected.encode(), given.encode())

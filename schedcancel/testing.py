@@ -1,0 +1,75 @@
+"""A mock IXOPAY schedule-cancel server for your tests (as moto is for AWS).
+
+:class:`MockScheduleServer` is a real aiohttp server on 127.0.0.1 (a free port
+by default) that emulates ``POST /api/v3/schedule/{apiKey}/{scheduleId}/cancel``:
+Basic auth, optional request signatures (errorCode 1004), the schedule state
+machine (7040 unknown id, 7070 already cancelled), both rate limits counted
+the way you choose, fault injection, and a :class:`Recorder` of every
+arrival to assert on::
+
+    from schedcancel import ScheduleClient
+    from schedcancel.testing import MockScheduleServer, ServerLimits
+
+    async def test_cancel() -> None:
+        limits = ServerLimits(total=60, per_schedule=10, window=1.0)
+        async with MockScheduleServer(limits=limits) as server:
+            server.seed(["SC-1"])
+            async with server.client() as client:
+                result = await client.cancel("SC-1")
+        assert result.success
+        assert server.recorder.max_arrivals_in_window(1.0) <= 60
+
+With the pytest plugin (installed with schedcancel, enabled by requesting its
+fixtures) the server comes as ``mock_schedule_server`` or, configured, from
+``mock_schedule_server_factory``; see :mod:`schedcancel.pytest_plugin`.
+"""
+
+from __future__ import annotations
+
+from ._mock.cli import (
+    add_mock_server_arguments,
+    main_mock_server,
+    run_mock_server,
+    server_from_args,
+)
+from ._mock.faults import Fault, Faults
+from ._mock.limits import MODEL_NAMES, ModelName, ServerLimits
+from ._mock.recorder import Arrival, Outcome, Recorder, max_in_window
+from ._mock.server import (
+    API_PREFIX,
+    DEFAULT_API_KEY,
+    DEFAULT_PASSWORD,
+    DEFAULT_USERNAME,
+    MockScheduleServer,
+)
+
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_API_KEY",
+    "DEFAULT_PASSWORD",
+    "DEFAULT_USERNAME",
+    "MODEL_NAMES",
+    "Arrival",
+    "Fault",
+    "Faults",
+    "MockScheduleServer",
+    "ModelName",
+    "Outcome",
+    "Recorder",
+    "ServerLimits",
+    "add_mock_server_arguments",
+    "main_mock_server",
+    "max_in_window",
+    "run_mock_server",
+    "server_from_args",
+]
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+
+    _parser = argparse.ArgumentParser(
+        prog="python -m schedcancel.testing", description="Serve the mock IXOPAY server."
+    )
+    add_mock_server_arguments(_parser)
+    sys.exit(main_mock_server(_parser.parse_args()))
