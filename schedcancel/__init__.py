@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib import metadata as _metadata
 
+from ._client import DEFAULT_BASE_URL, ScheduleClient
 from ._models import (
     CancelResult,
     Limiter,
@@ -28,11 +29,12 @@ from .errors import (
 )
 
 try:
-    __version__ = version("schedcancel")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = _metadata.version("schedcancel")
+except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree, not installed
     __version__ = "0.0.0"
 
 __all__ = [
+    "DEFAULT_BASE_URL",
     "ApiError",
     "AuthenticationError",
     "BackendError",
@@ -47,6 +49,7 @@ __all__ = [
     "ResponseParseError",
     "RetryPolicy",
     "ScheduleCancelError",
+    "ScheduleClient",
     "ScheduleOperationError",
     "ScheduleStatus",
     "ServerError",

@@ -48,6 +48,7 @@ __all__ = [
     "parse_cancel_response",
     "parse_retry_after",
     "redact_key",
+    "response_retry_after",
     "scrub",
     "signature",
     "validate_api_key",
@@ -388,6 +389,22 @@ def _response_time(headers: Mapping[str, str], now: datetime | None) -> datetime
     return now if now is not None else datetime.now(UTC)
 
 
+def response_retry_after(
+    headers: Mapping[str, str], *, now: datetime | None = None
+) -> float | None:
+    """Read a response's ``Retry-After``, measuring an HTTP-date from the response's ``Date``.
+
+    Args:
+        headers: the response headers (looked up case-insensitively).
+        now: the current time when the response has no readable ``Date``;
+            defaults to the wall clock.
+
+    Returns:
+        Seconds to wait, or None when the header is absent or unreadable.
+    """
+    return parse_retry_after(_header(headers, "Retry-After"), now=_response_time(headers, now))
+
+
 def _excerpt(body: bytes, secrets: tuple[str, ...]) -> str:
     # Scrub before cutting, so a secret that straddles the cut is still caught.
     window = max((len(s) for s in secrets), default=0) * 4 + EXCERPT_CHARS * 4
@@ -472,9 +489,7 @@ def parse_cancel_response(
         # Schedule endpoints document 200 and 429 only; a 429 carries errorCode 1009 and
         # maybe Retry-After (https://documentation.ixopay.com/api/transaction/schedule-cancel).
         if status == 429:
-            retry_after = parse_retry_after(
-                _header(headers, "Retry-After"), now=_response_time(headers, now)
-            )
+            retry_after = response_retry_after(headers, now=now)
             raise RateLimitedError(
                 _message("rate limited by the server", message),
                 error_code=code,

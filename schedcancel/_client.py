@@ -1,0 +1,355 @@
+"""ScheduleClient: validate, build, acquire, send, release, parse, retry."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from ssl import SSLContext
+from types import TracebackType
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from ._models import CancelResult, Limiter, RateLimits, RetryPolicy
+from ._protocol import (
+    DEFAULT_BASE_URL,
+    build_cancel_request,
+    parse_cancel_response,
+    redact_key,
+    response_retry_after,
+    validate_api_key,
+    validate_schedule_id,
+)
+from ._transport import AiohttpTransport
+from .errors import InvalidParameterError, RateLimitedError, ServerError, TransportError
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    import aiohttp
+
+__all__ = ["DEFAULT_BASE_URL", "ScheduleClient"]
+
+log = logging.getLogger(__name__)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_base_url(base_url: object, *, allow_insecure_http: bool) -> str:
+    # Never echo the URL: a pasted one may carry credentials in its userinfo.
+    if not isinstance(base_url, str):
+        raise InvalidParameterError(f"base_url must be a str, got {type(base_url).__name__}")
+    if any(c.isspace() or not c.isprintable() for c in base_url):
+        raise InvalidParameterError("base_url must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - parsing the port validates it
+    except ValueError:
+        raise InvalidParameterError("base_url is not a valid URL") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidParameterError("base_url must be an absolute https:// URL")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidParameterError("base_url must not carry credentials; use username/password")
+    if parts.query or parts.fragment:
+        raise InvalidParameterError("base_url must not have a query or a fragment")
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        # Basic auth over plain HTTP hands the API user's password to anyone on the path
+        # (https://documentation.ixopay.com/api/transaction/transaction-api: HTTPS only).
+        raise InvalidParameterError(
+            f"base_url uses plain http:// to {parts.hostname}; use https://, a loopback "
+            "host, or allow_insecure_http=True"
+        )
+    return base_url.rstrip("/")
+
+
+def _check_credential(value: object, name: str, *, allow_colon: bool = True) -> str:
+    # Messages name the setting, never its value.
+    if not isinstance(value, str):
+        raise InvalidParameterError(f"{name} must be a str, got {type(value).__name__}")
+    if not value:
+        raise InvalidParameterError(f"{name} must not be empty")
+    if not value.isprintable():
+        raise InvalidParameterError(
+            f"{name} contains a control character (a newline read from a file?)"
+        )
+    if not allow_colon and ":" in value:
+        raise InvalidParameterError(f"{name} must not contain ':' (HTTP Basic auth, RFC 7617)")
+    return value
+
+
+def _check_seconds(value: object, name: str, *, allow_none: bool, allow_zero: bool) -> None:
+    if value is None and allow_none:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InvalidParameterError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
+class ScheduleClient:
+    """An asyncio client for ``POST /schedule/{apiKey}/{scheduleId}/cancel``.
+
+    Every call is validated before any I/O, admitted by the rate limiter,
+    sent, and parsed. Business errors (HTTP 200, ``success: false``) come back
+    as :class:`CancelResult`; everything else is an exception from
+    :mod:`schedcancel.errors`. Use it as an async context manager, or call
+    :meth:`aclose`.
+
+    Example::
+
+        async with ScheduleClient("api-key", username="user", password="pw") as client:
+            result = await client.cancel("SC-1234-1234-1234-1234-1234-1234")
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        username: str,
+        password: str,
+        shared_secret: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        limits: RateLimits | None = None,
+        limiter: Limiter | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        session: aiohttp.ClientSession | None = None,
+        allow_insecure_http: bool = False,
+        ssl: SSLContext | None = None,
+        _sleep: Callable[[float], Awaitable[object]] | None = None,
+        _random: Callable[[], float] | None = None,
+        _clock: Callable[[], float] | None = None,
+        _now: Callable[[], datetime] | None = None,
+    ) -> None:
+        """Configure the client; nothing is connected until the first cancel.
+
+        Args:
+            api_key: the connector's apiKey, used for calls that name no other.
+            username: the API user (HTTP Basic auth); the rate limits count per API user.
+            password: the API user's password.
+            shared_secret: the connector's shared secret; when set, every request
+                carries ``Date`` and ``X-Signature``.
+            base_url: the API base, ending in ``/api/v3`` (see the region table).
+            limits: the limits for the limiter this client creates.
+            limiter: a limiter to share with other clients (not closed by this one).
+            retry: retries for transport errors and 5xx answers.
+            timeout: seconds one HTTP request may take, connect to last byte.
+            session: an ``aiohttp.ClientSession`` to use (not closed by this client).
+            allow_insecure_http: allow ``http://`` to a host that is not loopback.
+            ssl: an ``ssl.SSLContext`` for custom CAs; verification cannot be turned off.
+
+        Raises:
+            InvalidParameterError: any setting is invalid.
+        """
+        self._api_key = validate_api_key(api_key)
+        self._username = _check_credential(username, "username", allow_colon=False)
+        self._password = _check_credential(password, "password")
+        self._shared_secret = (
+            None if shared_secret is None else _check_credential(shared_secret, "shared_secret")
+        )
+        self._base_url = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        _check_seconds(timeout, "timeout", allow_none=False, allow_zero=False)
+        self._timeout = float(timeout)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidParameterError("retry must be a RetryPolicy")
+        self._retry = retry if retry is not None else RetryPolicy()
+        if limits is not None and limiter is not None:
+            raise InvalidParameterError("pass limits or limiter, not both (a limiter has its own)")
+        if limits is not None and not isinstance(limits, RateLimits):
+            raise InvalidParameterError("limits must be a RateLimits")
+        if limiter is not None and not isinstance(limiter, Limiter):
+            raise InvalidParameterError("limiter must implement schedcancel.Limiter")
+        self._transport = AiohttpTransport(session, ssl_context=ssl)
+        if limiter is None:
+            from ._limiter import RateLimiter  # noqa: PLC0415 - keeps the import graph one-way
+
+            limiter = RateLimiter(limits)
+            self._owns_limiter = True
+        else:
+            self._owns_limiter = False
+        self._limiter: Limiter = limiter
+        self._sleep = _sleep if _sleep is not None else asyncio.sleep
+        # Jitter, not cryptography.
+        self._random = _random if _random is not None else random.random
+        self._clock = _clock if _clock is not None else lambda: asyncio.get_running_loop().time()
+        self._now = _now if _now is not None else lambda: datetime.now(UTC)
+        self._closed = False
+
+    @property
+    def limiter(self) -> Limiter:
+        """The limiter that admits this client's requests."""
+        return self._limiter
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL, without a trailing slash."""
+        return self._base_url
+
+    def __repr__(self) -> str:
+        return (
+            f"ScheduleClient(base_url={self._base_url!r}, api_key={redact_key(self._api_key)!r}, "
+            f"signed={self._shared_secret is not None}, limiter={type(self._limiter).__name__}, "
+            f"retry={self._retry!r}, timeout={self._timeout}, closed={self._closed})"
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the own session and the own limiter; borrowed ones stay open. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._transport.aclose()
+        if self._owns_limiter:
+            await self._limiter.aclose()
+
+    async def cancel(
+        self,
+        schedule_id: str,
+        *,
+        api_key: str | None = None,
+        priority: int = 0,
+        queue_timeout: float | None = None,
+    ) -> CancelResult:
+        """Cancel one schedule.
+
+        Args:
+            schedule_id: the schedule to cancel.
+            api_key: the connector's apiKey for this call; defaults to the client's.
+            priority: higher goes first when several requests are ready.
+            queue_timeout: seconds each wait for a permit may take (a 429 means
+                another wait); None waits as long as needed.
+
+        Returns:
+            The server's answer: check ``success``, ``already_cancelled`` or
+            ``is_cancelled``, or call ``raise_for_error()``.
+
+        Raises:
+            InvalidParameterError: a bad argument; raised before any I/O or limiter use.
+            QueueTimeoutError: the limiter could not admit the request in time.
+            RateLimitedError: still 429 after ``limits.max_rate_limited`` requeues.
+            ServerError: 5xx, after the retry policy's attempts or deadline.
+            TransportError: no usable response, after the retry policy's attempts or deadline.
+            AuthenticationError: the credentials or the signature were refused.
+            ApiError: another HTTP error status.
+            ResponseParseError: an HTTP 200 whose body is not a schedule response.
+        """
+        schedule_id = validate_schedule_id(schedule_id)
+        key = self._api_key if api_key is None else validate_api_key(api_key)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise InvalidParameterError(f"priority must be an int, got {type(priority).__name__}")
+        _check_seconds(queue_timeout, "queue_timeout", allow_none=True, allow_zero=True)
+        if self._closed:
+            raise RuntimeError("ScheduleClient is closed")
+        return await self._call(schedule_id, key, priority, queue_timeout)
+
+    async def _call(
+        self, schedule_id: str, key: str, priority: int, queue_timeout: float | None
+    ) -> CancelResult:
+        max_rate_limited = self._limiter.limits.max_rate_limited
+        rate_limited = failures = 0
+        first_send: float | None = None
+        requeue = False
+        shown_key = redact_key(key)
+        while True:
+            permit = await self._limiter.acquire(
+                schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
+            )
+            attempt = rate_limited + failures + 1
+            if first_send is None:
+                first_send = self._clock()
+            failure: TransportError | ServerError
+            try:
+                # Built after admission, so a signed Date is fresh even after a long queue.
+                request = build_cancel_request(
+                    base_url=self._base_url,
+                    api_key=key,
+                    schedule_id=schedule_id,
+                    username=self._username,
+                    password=self._password,
+                    shared_secret=self._shared_secret,
+                    date=self._now(),
+                )
+                status, headers, body = await self._transport.send(request, self._timeout)
+            except TransportError as exc:
+                await self._limiter.release(permit)
+                log.debug("cancel %s key=%s attempt %d: %s", schedule_id, shown_key, attempt, exc)
+                failure = exc
+            except BaseException:
+                # Cancelled (or worse) while the request was out: it may still arrive, so
+                # its entries count from now. Shielded, so a second cancel cannot skip it.
+                await asyncio.shield(self._limiter.release(permit))
+                raise
+            else:
+                retry_after = response_retry_after(headers) if status == 429 else None
+                # Released before parsing: the response's arrival is what the window counts from.
+                await self._limiter.release(
+                    permit, rate_limited=status == 429, retry_after=retry_after
+                )
+                log.debug(
+                    "cancel %s key=%s attempt %d: HTTP %d", schedule_id, shown_key, attempt, status
+                )
+                try:
+                    return parse_cancel_response(status, headers, body, redact=request.redactions)
+                except RateLimitedError:
+                    rate_limited += 1
+                    if rate_limited > max_rate_limited:
+                        raise
+                    log.debug(
+                        "cancel %s key=%s: 429 %d of %d allowed, requeued (Retry-After %s)",
+                        schedule_id,
+                        shown_key,
+                        rate_limited,
+                        max_rate_limited,
+                        retry_after,
+                    )
+                    requeue = True
+                    continue
+                except ServerError as exc:
+                    failure = exc
+            failures += 1
+            await self._backoff_or_raise(failure, failures, first_send, schedule_id)
+            requeue = False
+
+    async def _backoff_or_raise(
+        self, failure: Exception, failures: int, first_send: float, schedule_id: str
+    ) -> None:
+        # Capped exponential backoff with full jitter; the exponent is capped too so a
+        # huge attempts setting cannot overflow a float.
+        policy = self._retry
+        bound = min(policy.backoff_max, policy.backoff_initial * 2 ** min(failures - 1, 64))
+        delay = self._random() * bound
+        elapsed = self._clock() - first_send
+        if failures >= policy.attempts or elapsed + delay > policy.deadline:
+            failure.add_note(
+                f"schedcancel: gave up after {failures} attempt(s) in {elapsed:.1f} s "
+                f"(retry policy: {policy.attempts} attempts, {policy.deadline} s deadline)"
+            )
+            raise failure
+        log.debug("cancel %s: retry %d in %.3f s", schedule_id, failures, delay)
+        await self._sleep(delay)

@@ -1,0 +1,57 @@
+"""Tests for the public surface: what ``import schedcancel`` offers, and nothing by accident."""
+
+from __future__ import annotations
+
+import inspect
+import types
+
+import schedcancel
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    """Ruff's RUF022 order: SCREAMING_SNAKE_CASE, then CamelCase, then the rest."""
+    if name.isupper():
+        return 0, name
+    return (1, name) if name[0].isupper() else (2, name)
+
+
+def test_all_is_sorted() -> None:
+    """__all__ is sorted the way ruff (RUF022) keeps it, so additions land where they belong."""
+    assert schedcancel.__all__ == sorted(schedcancel.__all__, key=_isort_key)
+    assert schedcancel.__all__[0] == "DEFAULT_BASE_URL"
+    assert schedcancel.__all__[-1] == "__version__"
+
+
+def test_all_equals_the_public_names() -> None:
+    """Every public module attribute is in __all__ and every name in __all__ exists."""
+    public = {
+        name
+        for name, value in vars(schedcancel).items()
+        # Submodules (errors) are public by path; "annotations" is the __future__ directive.
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
+        and name != "annotations"
+    }
+    assert public | {"__version__"} == set(schedcancel.__all__)
+
+
+def test_public_classes_are_defined_in_private_modules_or_errors() -> None:
+    """Classes are re-exported from private modules (or errors), so import paths stay stable."""
+    for name in schedcancel.__all__:
+        value = getattr(schedcancel, name)
+        if inspect.isclass(value):
+            module = value.__module__
+            assert module == "schedcancel.errors" or module.startswith("schedcancel._"), name
+
+
+def test_version_is_a_string() -> None:
+    """__version__ is a version string."""
+    assert isinstance(schedcancel.__version__, str)
+    assert schedcancel.__version__[0].isdigit()
+
+
+def test_star_import_gives_exactly_all() -> None:
+    """``from schedcancel import *`` binds exactly the names in __all__."""
+    namespace: dict[str, object] = {}
+    exec("from schedcancel import *", namespace)  # noqa: S102 - a fixed string, the point of the test
+    assert set(namespace) - {"__builtins__"} == set(schedcancel.__all__)
