@@ -1,0 +1,125 @@
+"""The public API used as a user would, for mypy only (pytest does not collect this file).
+
+Each ``assert_type`` pins what a caller sees; a change to a public signature
+that breaks user code breaks this file first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from datetime import datetime
+from typing import assert_type
+
+import aiohttp
+import schedcancel
+from schedcancel import (
+    DEFAULT_BASE_URL,
+    ApiError,
+    AuthenticationError,
+    CancelResult,
+    InvalidParameterError,
+    Limiter,
+    LimiterStats,
+    Permit,
+    QueueTimeoutError,
+    RateLimitedError,
+    RateLimits,
+    ResponseParseError,
+    RetryPolicy,
+    ScheduleCancelError,
+    ScheduleClient,
+    ScheduleOperationError,
+    ScheduleStatus,
+    ServerError,
+    TransportError,
+)
+
+
+async def cancel_one() -> CancelResult:
+    """The quickstart: one client, one cancel, the result inspected."""
+    async with ScheduleClient("connector-api-key", username="api-user", password="pw") as client:
+        assert_type(client, ScheduleClient)
+        result = await client.cancel("SC-1234-1234-1234-1234-1234-1234")
+    assert_type(result, CancelResult)
+    assert_type(result.success, bool)
+    assert_type(result.already_cancelled, bool)
+    assert_type(result.is_cancelled, bool)
+    assert_type(result.schedule_id, str | None)
+    assert_type(result.old_status, ScheduleStatus | str | None)
+    assert_type(result.scheduled_at, datetime | None)
+    assert_type(result.error_code, int | None)
+    assert_type(result.raise_for_error(), CancelResult)
+    return result
+
+
+async def fully_configured(session: aiohttp.ClientSession) -> list[CancelResult]:
+    """Every constructor option and every cancel option."""
+    client = ScheduleClient(
+        "connector-api-key",
+        username="api-user",
+        password="pw",
+        shared_secret="secret",
+        base_url=DEFAULT_BASE_URL,
+        limits=RateLimits(total=60, per_schedule=10, window=60.0, guard=1.0, mode="smooth"),
+        retry=RetryPolicy(attempts=3, backoff_initial=0.2, backoff_max=5.0, deadline=30.0),
+        timeout=10.0,
+        session=session,
+        allow_insecure_http=False,
+        ssl=ssl.create_default_context(),
+    )
+    try:
+        one = await client.cancel("SC-1", api_key="other-connector", priority=1, queue_timeout=5)
+        many = await asyncio.gather(*(client.cancel(f"SC-{n}") for n in range(3)))
+        return [one, *many]
+    finally:
+        await client.aclose()
+
+
+async def shared_limiter() -> None:
+    """Two clients of one API user share one limiter; the limiter answers questions."""
+    async with ScheduleClient("key-a", username="u", password="p") as first:
+        limiter: Limiter = first.limiter
+        async with ScheduleClient("key-b", username="u", password="p", limiter=limiter) as second:
+            await second.cancel("SC-1")
+        stats = limiter.stats()
+        assert_type(stats, LimiterStats)
+        assert_type(stats.queued, int)
+        assert_type(await limiter.estimate("SC-1"), float)
+        permit = await limiter.acquire("SC-2", priority=0, queue_timeout=None)
+        assert_type(permit, Permit)
+        await limiter.release(permit, rate_limited=True, retry_after=3.0)
+
+
+async def handle_errors(client: ScheduleClient) -> str:
+    """The error tree as a caller catches it."""
+    try:
+        (await client.cancel("SC-1")).raise_for_error()
+    except InvalidParameterError as exc:
+        assert_type(exc, InvalidParameterError)
+        return str(exc)
+    except QueueTimeoutError as exc:
+        assert_type(exc.expected_wait, float | None)
+    except RateLimitedError as exc:
+        assert_type(exc.retry_after, float | None)
+    except AuthenticationError as exc:
+        assert_type(exc.http_status, int)
+    except ServerError as exc:
+        assert_type(exc.error_code, int | None)
+    except ScheduleOperationError as exc:
+        assert_type(exc.schedule_id, str | None)
+    except ApiError as exc:
+        assert_type(exc.error_message, str | None)
+    except ResponseParseError as exc:
+        assert_type(exc.excerpt, str)
+    except TransportError:
+        return "transport"
+    except ScheduleCancelError:
+        return "other"
+    return "done"
+
+
+def metadata() -> str:
+    """The version string and a status's wire value."""
+    assert_type(schedcancel.__version__, str)
+    return f"{schedcancel.__version__} {ScheduleStatus.CANCELLED.value}"
