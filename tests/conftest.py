@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 from schedcancel import pytest_plugin
 
+# pytester runs the plugin in a project of its own (strict mode, no conftest).
+pytest_plugins = ["pytester"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the plugin unless its entry point did (an installed package) or it is blocked."""

@@ -57,8 +57,8 @@ MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
 
 Level = Literal["total", "per_schedule"]
 
-# Float slack for the token bucket: a client spacing requests exactly
-# window/limit apart must not lose a token to rounding.
+# Float slack: a client spacing requests exactly window/limit apart must not lose a
+# token to rounding; and the smallest wait a refused request is told.
 _EPSILON = 1e-9
 
 # Idle keys are swept after this many arrivals, so memory follows what is live.
@@ -164,7 +164,8 @@ class FixedWindow:
         index = self._roll(now)
         if self._count < self.limit:
             return 0.0
-        return self.origin + (index + 1) * self.window - now
+        # Never 0 for a refusal, even where float division put now on the boundary.
+        return max(self.origin + (index + 1) * self.window - now, _EPSILON)
 
     def add(self, now: float) -> None:
         """Count ``now`` in its window."""
@@ -279,16 +280,23 @@ class SlidingCounter:
         return self._estimate(now, self._roll(now))
 
     def wait(self, now: float) -> float:
-        """Seconds until the estimate falls below the limit (admitted just after)."""
+        """Seconds until the estimate falls below the limit.
+
+        The estimate reaches the limit exactly at the returned instant and is
+        below it just after; a refused request never gets less than
+        ``1e-9`` s, so "refused" and ``wait > 0`` always agree.
+        """
         start = self._roll(now)
         if self._estimate(now, start) < self.limit:
             return 0.0
         if self._current >= self.limit:
             # Nothing helps inside this window; in the next one the estimate is
             # current * (1 - e / window), below the limit once e > window * (1 - limit / current).
-            return start + self.window + self.window * (1 - self.limit / self._current) - now
-        # previous > 0 here: previous * (1 - e / window) + current < limit.
-        return start + self.window * (1 - (self.limit - self._current) / self._previous) - now
+            until = start + self.window + self.window * (1 - self.limit / self._current)
+        else:
+            # previous > 0 here: previous * (1 - e / window) + current < limit.
+            until = start + self.window * (1 - (self.limit - self._current) / self._previous)
+        return max(until - now, _EPSILON)
 
     def add(self, now: float) -> None:
         """Count ``now`` in its window."""
