@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import metadata as _metadata
 
 from ._client import DEFAULT_BASE_URL, ScheduleClient
+from ._limiter import RateLimiter
 from ._models import (
     CancelResult,
     Limiter,
@@ -45,6 +46,7 @@ __all__ = [
     "Permit",
     "QueueTimeoutError",
     "RateLimitedError",
+    "RateLimiter",
     "RateLimits",
     "ResponseParseError",
     "RetryPolicy",

@@ -1,0 +1,333 @@
+"""Pure sliding-window logs: the arithmetic of the rate limits, with no clock and no asyncio.
+
+Every operation takes ``now`` from the caller, so the same code runs under the
+event loop's clock, a test's fake clock or a simulation (see STYLE.md, rule 3).
+
+The server counts a request at its *arrival*, which lies somewhere between
+our send and the moment its response reaches us. A :class:`SlidingLog`
+therefore keeps each entry from the acquisition until ``window + guard`` after
+the response (or failure, or cancellation) was observed; while a request is
+in flight its entry always counts. Why that is safe under any latency jitter:
+if an earlier request was answered at ``r`` it arrived at some ``a <= r``; a
+later request may only be sent at ``s >= r + window + guard``, so it arrives at
+``a' >= s > a + window``, outside every window of the server that holds ``a``.
+So no ``window`` seconds of arrivals ever hold more than ``limit`` of our
+requests, whatever the latencies were. The cost is about one round trip per
+window, compared with an oracle that knew the arrival times.
+
+One log type serves both levels: the API user's log (limit N) and one log per
+scheduleId (limit K). :func:`try_acquire` checks both and then adds to both,
+with nothing in between, so a request never holds half a permit.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_right
+from typing import Literal
+
+import attrs
+
+from .errors import InvalidParameterError
+
+__all__ = [
+    "Decision",
+    "LevelPolicy",
+    "SlidingLog",
+    "check",
+    "try_acquire",
+]
+
+#: "Not before some response is observed": a level whose in-flight requests
+#: alone fill its limit cannot name a time; only a release can.
+UNKNOWN = math.inf
+
+Level = Literal["total", "schedule"]
+
+# Compact an expiry array once this many dead slots lead it (and they are half of it),
+# so pruning stays amortised O(1) without shifting the array on every expiry.
+_COMPACT_AT = 32
+
+
+def _check_limit(_instance: LevelPolicy, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise InvalidParameterError(f"{attribute.name} must be >= 1, got {value!r}")
+
+
+@attrs.define(kw_only=True)
+class LevelPolicy:
+    """The settings one level's logs share: limit, window, guard, mode.
+
+    The API user's level has its own policy; all scheduleId logs share one, so
+    a per-key log stays small. The policy is mutable because adaptive mode
+    lowers ``limit`` and may switch ``mode`` at run time.
+
+    Attributes:
+        base_limit: the configured limit (N or K).
+        limit: the effective limit now; ``base_limit`` unless adaptive lowered it.
+        window: the server's window in seconds.
+        guard: seconds an entry counts beyond ``window`` after its response.
+        mode: ``"exact"`` or ``"smooth"``.
+        slack: smooth mode's extra spacing (0.01 is 1 %).
+    """
+
+    base_limit: int = attrs.field(validator=_check_limit)
+    window: float
+    guard: float = 0.0
+    mode: Literal["exact", "smooth"] = "exact"
+    slack: float = 0.0
+    limit: int = attrs.field(default=0)
+
+    def __attrs_post_init__(self) -> None:
+        if self.limit == 0:
+            self.limit = self.base_limit
+
+    @property
+    def hold(self) -> float:
+        """How long an entry counts after its response: ``window + guard``."""
+        return self.window + self.guard
+
+    @property
+    def spacing(self) -> float:
+        """Smooth mode's minimum gap between two sends; 0 in exact mode."""
+        if self.mode == "smooth":
+            return self.window / self.limit * (1.0 + self.slack)
+        return 0.0
+
+
+@attrs.frozen
+class Decision:
+    """The answer to "may a request start now?".
+
+    Attributes:
+        allowed: the request may start now (and, from ``try_acquire``, has its entries).
+        at: the earliest moment it could start: ``now`` when allowed,
+            ``math.inf`` when only a response still in flight can tell.
+        blocked_by: the level that decides ``at`` when not allowed.
+    """
+
+    allowed: bool
+    at: float
+    blocked_by: Level | None = None
+
+
+class SlidingLog:
+    """One level's log: in-flight count plus the expiry times of answered requests.
+
+    Expiry times are appended in release order. Releases are stamped with a
+    monotonic clock, so the array is sorted; a stamp that goes backwards is
+    raised to the last one (counting longer is always safe). A log holds
+    about ``80 + 8 * entries`` bytes plus its slots, so 100,000 live
+    scheduleIds stay cheap.
+    """
+
+    __slots__ = ("_expiries", "_head", "_in_flight", "_last_send", "_paused_until", "policy")
+
+    def __init__(self, policy: LevelPolicy) -> None:
+        """Start an empty log.
+
+        Args:
+            policy: the level's settings, shared with the other logs of the level.
+        """
+        self.policy = policy
+        self._expiries = array("d")
+        self._head = 0
+        self._in_flight = 0
+        self._last_send = -math.inf
+        self._paused_until = -math.inf
+
+    def __repr__(self) -> str:
+        return (
+            f"<SlidingLog limit={self.policy.limit} in_flight={self._in_flight}"
+            f" answered={len(self._expiries) - self._head}>"
+        )
+
+    # -- reading ------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Entries acquired and not yet released."""
+        return self._in_flight
+
+    @property
+    def paused_until(self) -> float:
+        """The end of the current 429 pause (``-inf`` when never paused)."""
+        return self._paused_until
+
+    @property
+    def last_expiry(self) -> float:
+        """When the latest answered entry stops counting (``-inf`` when none)."""
+        if len(self._expiries) > self._head:
+            return self._expiries[-1]
+        return -math.inf
+
+    def _prune(self, now: float) -> int:
+        """Drop entries that stopped counting at or before ``now``; return those left."""
+        expiries = self._expiries
+        head = self._head
+        size = len(expiries)
+        if head < size and expiries[head] <= now:
+            head = bisect_right(expiries, now, head)
+            if head == size:
+                del expiries[:]
+                head = 0
+            elif head >= _COMPACT_AT and head * 2 >= size:
+                del expiries[:head]
+                head = 0
+            self._head = head
+        return len(expiries) - head
+
+    def answered(self, now: float) -> int:
+        """Entries released but still counting at ``now``."""
+        return self._prune(now)
+
+    def used(self, now: float) -> int:
+        """Entries that count at ``now``: in flight plus answered within ``window + guard``."""
+        return self._in_flight + self._prune(now)
+
+    def earliest(self, now: float) -> float:
+        """The earliest moment at or after ``now`` this level admits one more request.
+
+        Args:
+            now: the current time.
+
+        Returns:
+            ``now`` when a request may start now; a later time when the count,
+            a 429 pause or smooth spacing holds it; ``math.inf`` when the
+            in-flight requests alone fill the limit (only a release can tell).
+        """
+        policy = self.policy
+        start = now
+        start = max(start, self._paused_until)
+        spacing = policy.spacing
+        if spacing and self._last_send + spacing > start:
+            start = self._last_send + spacing
+        answered = self._prune(now)
+        over = self._in_flight + answered - policy.limit
+        if over < 0:
+            return start
+        if self._in_flight >= policy.limit:
+            return UNKNOWN
+        # The (over + 1)-th oldest answered entry must stop counting first.
+        free_at = self._expiries[self._head + over]
+        return free_at if free_at > start else start
+
+    def is_idle(self, now: float) -> bool:
+        """True when the log holds nothing that counts and no pause or spacing is pending."""
+        return self._in_flight == 0 and self.idle_at() <= now and self._prune(now) == 0
+
+    def idle_at(self) -> float:
+        """When this log would be idle if nothing more were acquired (ignores in-flight)."""
+        return max(self.last_expiry, self._paused_until, self._last_send + self.policy.spacing)
+
+    def slot_time(self, now: float, ahead: int) -> float:
+        """When this level could admit a request with ``ahead`` others in front of it.
+
+        A forecast for ``estimate``: it assumes the requests in flight are
+        answered now and every later request is answered at once. Each of the
+        ``limit`` places recycles every ``window + guard``.
+
+        Args:
+            now: the current time.
+            ahead: requests that will take a place at this level first.
+
+        Returns:
+            The forecast start time (``>= now``).
+        """
+        policy = self.policy
+        limit = policy.limit
+        hold = policy.hold
+        answered = self._prune(now)
+        used = self._in_flight + answered
+        cycles, lane = divmod(ahead, limit)
+        # The places in time order: free ones now, then answered entries as they
+        # expire, then in-flight ones a hold from now. With more entries than the
+        # (perhaps lowered) limit, the oldest ``used - limit`` must expire first.
+        index = lane - (limit - used) if used < limit else lane + used - limit
+        if index < 0:
+            place = now
+        elif index < answered:
+            place = self._expiries[self._head + index]
+        else:
+            place = now + hold
+        start = max(now, self._paused_until, place) + cycles * hold
+        spacing = policy.spacing
+        if spacing:
+            start = max(start, max(now, self._last_send + spacing) + ahead * spacing)
+        return start
+
+    # -- changing -----------------------------------------------------------
+
+    def add(self, now: float) -> None:
+        """Take one entry for a request starting at ``now`` (it counts while in flight)."""
+        self._in_flight += 1
+        self._last_send = now
+
+    def release(self, now: float) -> float:
+        """Mark one in-flight entry answered at ``now``; return when it stops counting.
+
+        Raises:
+            RuntimeError: nothing is in flight (a permit released twice).
+        """
+        if self._in_flight <= 0:
+            raise RuntimeError("release without a matching acquisition")
+        self._in_flight -= 1
+        expiry = now + self.policy.hold
+        expiries = self._expiries
+        if len(expiries) > self._head and expiries[-1] > expiry:
+            expiry = expiries[-1]
+        expiries.append(expiry)
+        return expiry
+
+    def revoke(self) -> None:
+        """Give back an in-flight entry whose request was never sent.
+
+        Raises:
+            RuntimeError: nothing is in flight.
+        """
+        if self._in_flight <= 0:
+            raise RuntimeError("revoke without a matching acquisition")
+        self._in_flight -= 1
+
+    def pause(self, until: float) -> None:
+        """Admit nothing before ``until`` (a 429); an earlier end never shortens a pause."""
+        self._paused_until = max(self._paused_until, until)
+
+
+def check(total: SlidingLog, schedule: SlidingLog, now: float) -> Decision:
+    """Whether a request may start at ``now`` on both levels, without taking anything.
+
+    Args:
+        total: the API user's log.
+        schedule: the scheduleId's log.
+        now: the current time.
+
+    Returns:
+        The decision; ``at`` is the later of the two levels' earliest times.
+    """
+    at_total = total.earliest(now)
+    at_schedule = schedule.earliest(now)
+    if at_total <= now and at_schedule <= now:
+        return Decision(allowed=True, at=now)
+    if at_schedule > at_total:
+        return Decision(allowed=False, at=at_schedule, blocked_by="schedule")
+    return Decision(allowed=False, at=at_total, blocked_by="total")
+
+
+def try_acquire(total: SlidingLog, schedule: SlidingLog, now: float) -> Decision:
+    """Check both levels and, when both admit, add an entry to both at ``now``.
+
+    Args:
+        total: the API user's log.
+        schedule: the scheduleId's log.
+        now: the current time.
+
+    Returns:
+        The decision; when ``allowed`` both logs have the new entry.
+    """
+    decision = check(total, schedule, now)
+    if decision.allowed:
+        total.add(now)
+        schedule.add(now)
+    return decision

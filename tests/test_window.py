@@ -1,0 +1,106 @@
+"""The pure sliding-window logs: plain synchronous tests with the time passed in."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import warnings
+from collections.abc import Iterator
+
+import pytest
+from schedcancel import InvalidParameterError
+from schedcancel._window import Decision, LevelPolicy, SlidingLog, check, try_acquire
+
+W = 60.0
+GUARD = 1.0
+
+
+@pytest.fixture(autouse=True)
+def _close_stray_event_loop() -> Iterator[None]:
+    """Close the event loop looptime's plugin makes the policy create around a sync test.
+
+    On Python 3.11 ``policy.get_event_loop()`` creates a loop when none was
+    ever set; nobody closes it, and a later garbage collection inside some
+    async test raises ResourceWarning (an error under ``filterwarnings``).
+    """
+    yield
+    policy = asyncio.get_event_loop_policy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = policy.get_event_loop()
+        except RuntimeError:
+            return
+    if not loop.is_running() and not loop.is_closed():
+        loop.close()
+        policy.set_event_loop(None)
+
+
+def _policy(limit: int, **kwargs: object) -> LevelPolicy:
+    return LevelPolicy(base_limit=limit, window=W, guard=GUARD, **kwargs)  # type: ignore[arg-type]
+
+
+def test_policy_rejects_a_limit_below_one() -> None:
+    """A level cannot be configured to admit nothing."""
+    with pytest.raises(InvalidParameterError, match="base_limit"):
+        _policy(0)
+
+
+def test_entry_counts_until_window_plus_guard_after_release() -> None:
+    """An entry counts while in flight and until window + guard after its response."""
+    log = SlidingLog(_policy(1))
+    log.add(0.0)
+    assert log.used(1000.0) == 1
+    assert log.earliest(1000.0) == math.inf
+    assert log.release(5.0) == 5.0 + W + GUARD
+    assert log.used(65.9) == 1
+    assert log.earliest(10.0) == 66.0
+    assert log.used(66.0) == 0
+    assert log.earliest(66.0) == 66.0
+
+
+def test_try_acquire_takes_both_levels_or_neither() -> None:
+    """try_acquire adds to both logs when both admit and to neither when one refuses."""
+    total, one = SlidingLog(_policy(3)), SlidingLog(_policy(1))
+    assert try_acquire(total, one, 0.0) == Decision(allowed=True, at=0.0)
+    assert (total.in_flight, one.in_flight) == (1, 1)
+    refused = try_acquire(total, one, 0.0)
+    assert refused == Decision(allowed=False, at=math.inf, blocked_by="schedule")
+    assert (total.in_flight, one.in_flight) == (1, 1)
+
+
+def test_check_names_the_later_level() -> None:
+    """check reports the level whose log opens later."""
+    total, one = SlidingLog(_policy(1)), SlidingLog(_policy(5))
+    total.add(0.0)
+    total.release(1.0)
+    assert check(total, one, 2.0) == Decision(allowed=False, at=62.0, blocked_by="total")
+
+
+def test_pause_holds_the_level() -> None:
+    """A 429 pause holds the level until its end, and a shorter pause never shortens it."""
+    log = SlidingLog(_policy(5))
+    log.pause(30.0)
+    log.pause(10.0)
+    assert log.paused_until == 30.0
+    assert log.earliest(0.0) == 30.0
+    assert not log.is_idle(20.0)
+    assert log.is_idle(30.0)
+
+
+def test_smooth_mode_spaces_sends() -> None:
+    """Smooth mode spaces sends window / limit * (1 + slack) apart."""
+    log = SlidingLog(_policy(60, mode="smooth", slack=0.01))
+    log.add(0.0)
+    assert log.earliest(0.0) == pytest.approx(1.01)
+    log.add(1.01)
+    assert log.earliest(1.5) == pytest.approx(2.02)
+
+
+def test_release_without_acquisition_raises() -> None:
+    """Releasing or revoking more than was acquired is a bug and says so."""
+    log = SlidingLog(_policy(1))
+    with pytest.raises(RuntimeError, match="release"):
+        log.release(0.0)
+    with pytest.raises(RuntimeError, match="revoke"):
+        log.revoke()
