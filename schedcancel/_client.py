@@ -63,6 +63,11 @@ def _check_base_url(base_url: object, *, allow_insecure_http: bool) -> str:
         raise InvalidParameterError("base_url must not carry credentials; use username/password")
     if parts.query or parts.fragment:
         raise InvalidParameterError("base_url must not have a query or a fragment")
+    if parts.path in ("", "/"):
+        # The PHP SDK's base is the bare host; this client's includes the API path.
+        raise InvalidParameterError(
+            "base_url needs the API path, e.g. https://gateway.ixopay.com/api/v3"
+        )
     if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
         # Basic auth over plain HTTP hands the API user's password to anyone on the path
         # (https://documentation.ixopay.com/api/transaction/transaction-api: HTTPS only).
@@ -264,8 +269,6 @@ class ScheduleClient:
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise InvalidParameterError(f"priority must be an int, got {type(priority).__name__}")
         _check_seconds(queue_timeout, "queue_timeout", allow_none=True, allow_zero=True)
-        if self._closed:
-            raise RuntimeError("ScheduleClient is closed")
         return await self._call(schedule_id, key, priority, queue_timeout)
 
     async def _call(
@@ -277,6 +280,8 @@ class ScheduleClient:
         requeue = False
         shown_key = redact_key(key)
         while True:
+            if self._closed:  # closed while this call was backing off or requeued
+                raise RuntimeError("ScheduleClient is closed")
             permit = await self._limiter.acquire(
                 schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
             )

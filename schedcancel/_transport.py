@@ -36,7 +36,7 @@ class AiohttpTransport:
             raise InvalidParameterError("session must be an aiohttp.ClientSession")
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise InvalidParameterError("ssl must be an ssl.SSLContext (verification stays on)")
-        self._session, self._owned = session, session is None
+        self._session, self._owned, self._closed = session, session is None, False
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._max_body = max_body
 
@@ -46,6 +46,8 @@ class AiohttpTransport:
         timeout: float,  # noqa: ASYNC109 - one aiohttp ClientTimeout bounds connect, send, read
     ) -> tuple[int, Mapping[str, str], bytes]:
         """Send ``request``; raise :class:`TransportError` when no usable response came."""
+        if self._closed:
+            raise RuntimeError("transport is closed")
         if self._session is None:
             self._session = aiohttp.ClientSession()
         try:
@@ -73,7 +75,7 @@ class AiohttpTransport:
             raise TransportError(f"{type(exc).__name__}: {detail}") from None
 
     async def aclose(self) -> None:
-        """Close the session if it is this transport's own."""
+        """Close the session if it is this transport's own; a borrowed one stays open."""
+        self._closed = True
         if self._owned and self._session is not None:
             await self._session.close()
-        self._session = None

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import attrs
@@ -44,6 +45,7 @@ USER = "api-user"
 SID = "SC-1234-1234-1234-1234-1234-1234"
 REMOTE = "https://gateway.example.test/api/v3"
 NOW = datetime(2020, 7, 21, 13, 15, 3, tzinfo=UTC)
+E = TypeVar("E", bound=BaseException)
 
 
 def sample(name: str) -> bytes:
@@ -57,6 +59,16 @@ def assert_clean(*objects: object) -> None:
         for text in (str(obj), repr(obj)):
             for secret in (KEY, PASSWORD, SECRET):
                 assert secret not in text, f"secret leaked: {text!r}"
+
+
+@contextlib.contextmanager
+def raises_clean(
+    expected: type[E], *, match: str | None = None
+) -> Iterator[pytest.ExceptionInfo[E]]:
+    """pytest.raises that also checks the exception (and its notes) shows no secret."""
+    with pytest.raises(expected, match=match) as info:
+        yield info
+    assert_clean(info.value, *getattr(info.value, "__notes__", ()))
 
 
 # --- test doubles -------------------------------------------------------------------------------
@@ -267,7 +279,7 @@ async def test_bad_schedule_id_makes_no_request(schedule_id: object, limiter: Fa
     """A bad scheduleId raises InvalidParameterError before the limiter or the network is used."""
     with aioresponses() as mocked:
         async with make_client(REMOTE, limiter) as client:
-            with pytest.raises(InvalidParameterError) as info:
+            with raises_clean(InvalidParameterError) as info:
                 await client.cancel(schedule_id)  # type: ignore[arg-type]
         assert mocked.requests == {}
     assert limiter.events == []
@@ -282,7 +294,7 @@ async def test_bad_api_key_per_call_makes_no_request(api_key: object, limiter: F
     """A bad per-call apiKey raises before any I/O, and its message never shows the key."""
     with aioresponses() as mocked:
         async with make_client(REMOTE, limiter) as client:
-            with pytest.raises(InvalidParameterError, match="apiKey") as info:
+            with raises_clean(InvalidParameterError, match="apiKey") as info:
                 await client.cancel(SID, api_key=api_key)  # type: ignore[arg-type]
         assert mocked.requests == {}
     assert limiter.events == []
@@ -308,7 +320,7 @@ async def test_bad_call_options_make_no_request(
     """Bad priority or queue_timeout values fail before any I/O."""
     with aioresponses() as mocked:
         async with make_client(REMOTE, limiter) as client:
-            with pytest.raises(InvalidParameterError):
+            with raises_clean(InvalidParameterError):
                 await client.cancel(SID, **kwargs)
         assert mocked.requests == {}
     assert limiter.events == []
@@ -324,6 +336,8 @@ async def test_bad_call_options_make_no_request(
         ({"base_url": "gateway.ixopay.com/api/v3"}, "https://"),
         ({"base_url": "https:///api/v3"}, "https://"),
         ({"base_url": f"https://user:{PASSWORD}@gateway.ixopay.com/api/v3"}, "credentials"),
+        ({"base_url": "https://gateway.ixopay.com/"}, "API path"),
+        ({"base_url": "https://gateway.ixopay.com"}, "API path"),
         ({"base_url": "https://gateway.ixopay.com/api/v3?x=1"}, "query"),
         ({"base_url": "https://gateway.ixopay.com/api/v3#frag"}, "fragment"),
         ({"base_url": "https://gateway.ixopay.com:99999/api/v3"}, "valid URL"),
@@ -358,7 +372,7 @@ async def test_bad_call_options_make_no_request(
 def test_bad_config_is_refused(kwargs: dict[str, Any], fragment: str) -> None:
     """Invalid constructor settings raise InvalidParameterError that names the problem only."""
     options: dict[str, Any] = {"base_url": REMOTE, "limiter": FakeLimiter(), **kwargs}
-    with pytest.raises(InvalidParameterError, match=fragment) as info:
+    with raises_clean(InvalidParameterError, match=fragment) as info:
         make_client(options.pop("base_url"), options.pop("limiter"), **options)
     assert_clean(info.value)
 
@@ -366,7 +380,7 @@ def test_bad_config_is_refused(kwargs: dict[str, Any], fragment: str) -> None:
 @pytest.mark.parametrize("api_key", [None, "", "K" * 51, KEY + "/"])
 def test_bad_default_api_key_is_refused(api_key: object) -> None:
     """The client's own apiKey is validated in the constructor without echoing it."""
-    with pytest.raises(InvalidParameterError, match="apiKey") as info:
+    with raises_clean(InvalidParameterError, match="apiKey") as info:
         ScheduleClient(api_key, username=USER, password=PASSWORD, limiter=FakeLimiter())  # type: ignore[arg-type]
     assert_clean(info.value)
 
@@ -498,7 +512,7 @@ async def test_non_retryable_errors_raise_at_once(
     """Auth errors, other 4xx and unparseable bodies raise after one request, permit released."""
     server.replies.append(reply)
     async with make_client(server.base_url, limiter) as client:
-        with pytest.raises(error) as info:
+        with raises_clean(error) as info:
             await client.cancel(SID)
     assert len(server.arrivals) == 1
     assert limiter.kinds() == ["acquire", "release"]
@@ -512,7 +526,7 @@ async def test_server_echo_of_the_key_is_scrubbed(
     body = f'{{"success": false, "errorCode": 1002, "errorMessage": "bad key {KEY}"}}'.encode()
     server.replies.append((400, {}, body))
     async with make_client(server.base_url, limiter) as client:
-        with pytest.raises(ApiError) as info:
+        with raises_clean(ApiError) as info:
             await client.cancel(SID)
     assert_clean(info.value, info.value.error_message)
     assert "bad key APIK***" in str(info.value)
@@ -542,7 +556,7 @@ async def test_5xx_attempts_exhausted(
     server.replies.extend([(500, {}, sample("server_error.json"))] * 3)
     retry = RetryPolicy(attempts=3, backoff_initial=0.5)
     async with make_client(server.base_url, limiter, fake_time, retry=retry) as client:
-        with pytest.raises(ServerError) as info:
+        with raises_clean(ServerError) as info:
             await client.cancel(SID)
     assert info.value.error_code == 1008
     assert len(server.arrivals) == 3
@@ -559,7 +573,7 @@ async def test_backoff_is_capped_and_jittered(server: LocalServer, limiter: Fake
     async with make_client(
         server.base_url, limiter, fake_time, retry=retry, _random=lambda: 0.5
     ) as client:
-        with pytest.raises(ServerError):
+        with raises_clean(ServerError):
             await client.cancel(SID)
     assert fake_time.sleeps == [0.5, 1.0, 1.5, 1.5, 1.5]
 
@@ -571,7 +585,7 @@ async def test_deadline_stops_retries(
     server.replies.extend([(503, {}, b"")] * 10)
     retry = RetryPolicy(attempts=10, backoff_initial=0.8, deadline=1.0)
     async with make_client(server.base_url, limiter, fake_time, retry=retry) as client:
-        with pytest.raises(ServerError) as info:
+        with raises_clean(ServerError) as info:
             await client.cancel(SID)
     # First retry starts at 0.8 s (inside 1.0 s); the second would start at 0.8 + 1.6.
     assert fake_time.sleeps == [0.8]
@@ -589,7 +603,7 @@ async def test_transport_error_retried_then_raised(
             mocked.post(url, exception=aiohttp.ClientConnectionError(f"Connection refused: {url}"))
         retry = RetryPolicy(attempts=3)
         async with make_client(REMOTE, limiter, fake_time, retry=retry) as client:
-            with pytest.raises(TransportError, match="ClientConnectionError") as info:
+            with raises_clean(TransportError, match="ClientConnectionError") as info:
                 await client.cancel(SID)
         assert sum(len(calls) for calls in mocked.requests.values()) == 3
     assert fake_time.sleeps == [0.5, 1.0]
@@ -607,7 +621,7 @@ async def test_timeout_becomes_transport_error(limiter: FakeLimiter) -> None:
         async with make_client(
             REMOTE, limiter, retry=RetryPolicy(attempts=1), timeout=2.5
         ) as client:
-            with pytest.raises(TransportError, match=r"no response within 2\.5 s"):
+            with raises_clean(TransportError, match=r"no response within 2\.5 s"):
                 await client.cancel(SID)
 
 
@@ -633,7 +647,7 @@ async def test_connection_refused(limiter: FakeLimiter) -> None:
         port = sock.getsockname()[1]
     base = f"http://127.0.0.1:{port}/api/v3"
     async with make_client(base, limiter, retry=RetryPolicy(attempts=2)) as client:
-        with pytest.raises(TransportError) as info:
+        with raises_clean(TransportError) as info:
             await client.cancel(SID)
     assert limiter.kinds() == ["acquire", "release"] * 2
     assert_clean(info.value)
@@ -690,7 +704,7 @@ async def test_429_limit_raises(server: LocalServer, allowed: int) -> None:
     limiter = FakeLimiter(limits=RateLimits(max_rate_limited=allowed))
     server.replies.extend([(429, {"Retry-After": "1"}, sample("rate_limited.json"))] * 5)
     async with make_client(server.base_url, limiter) as client:
-        with pytest.raises(RateLimitedError) as info:
+        with raises_clean(RateLimitedError) as info:
             await client.cancel(SID)
     assert len(server.arrivals) == allowed + 1
     assert info.value.retry_after == 1.0
@@ -724,7 +738,7 @@ async def test_cancellation_during_send_releases(server: LocalServer, limiter: F
         task = asyncio.create_task(client.cancel(SID))
         await arrived.wait()
         task.cancel()
-        with pytest.raises(asyncio.CancelledError):
+        with raises_clean(asyncio.CancelledError):
             await task
     assert limiter.events == [("acquire", SID, 0, None, False), ("release", SID, False, None)]
 
@@ -744,8 +758,26 @@ async def test_cancellation_during_backoff_holds_nothing(
         task = asyncio.create_task(client.cancel(SID))
         await sleeping.wait()
         task.cancel()
-        with pytest.raises(asyncio.CancelledError):
+        with raises_clean(asyncio.CancelledError):
             await task
+    assert limiter.kinds() == ["acquire", "release"]
+
+
+async def test_close_during_backoff_stops_the_call(
+    server: LocalServer, limiter: FakeLimiter
+) -> None:
+    """A client closed while a call backs off ends that call instead of sending again."""
+    clients: list[ScheduleClient] = []
+
+    async def close_instead_of_sleeping(delay: float) -> None:
+        await clients[0].aclose()
+
+    server.replies.append((503, {}, b""))
+    client = make_client(server.base_url, limiter, _sleep=close_instead_of_sleeping)
+    clients.append(client)
+    with raises_clean(RuntimeError, match="closed"):
+        await client.cancel(SID)
+    assert len(server.arrivals) == 1
     assert limiter.kinds() == ["acquire", "release"]
 
 
@@ -779,7 +811,7 @@ async def test_redirect_is_not_followed(server: LocalServer, limiter: FakeLimite
         host, port = runner.addresses[0][:2]
         server.replies.append((302, {"Location": f"http://{host}:{port}/steal"}, b""))
         async with make_client(server.base_url, limiter) as client:
-            with pytest.raises(ApiError) as info:
+            with raises_clean(ApiError) as info:
                 await client.cancel(SID)
     finally:
         await runner.cleanup()
@@ -793,7 +825,7 @@ async def test_body_over_cap_is_transport_error(server: LocalServer, limiter: Fa
     """A response body larger than 1 MiB is refused as a TransportError, read in chunks."""
     server.replies.append((200, {}, b"x" * (1024 * 1024 + 1)))
     async with make_client(server.base_url, limiter, retry=RetryPolicy(attempts=1)) as client:
-        with pytest.raises(TransportError, match="exceeds 1048576 bytes"):
+        with raises_clean(TransportError, match="exceeds 1048576 bytes"):
             await client.cancel(SID)
     assert limiter.kinds() == ["acquire", "release"]
 
@@ -811,7 +843,7 @@ async def test_truncated_body_is_transport_error(server: LocalServer, limiter: F
 
     server.replies.append(truncated)
     async with make_client(server.base_url, limiter, retry=RetryPolicy(attempts=1)) as client:
-        with pytest.raises(TransportError):
+        with raises_clean(TransportError):
             await client.cancel(SID)
 
 
@@ -831,10 +863,16 @@ async def test_transport_borrows_and_owns_sessions(server: LocalServer) -> None:
         await borrowed.aclose()
         assert not session.closed
     owned = AiohttpTransport(max_body=10)
-    with pytest.raises(TransportError, match="exceeds 10 bytes"):
+    with raises_clean(TransportError, match="exceeds 10 bytes"):
         await owned.send(request, 5.0)
     await owned.aclose()
     await owned.aclose()
+    with raises_clean(RuntimeError, match="closed"):
+        await owned.send(request, 5.0)
+    never_used = AiohttpTransport()
+    await never_used.aclose()
+    with raises_clean(RuntimeError, match="closed"):
+        await never_used.send(request, 5.0)
 
 
 async def test_client_with_borrowed_session(server: LocalServer, limiter: FakeLimiter) -> None:
@@ -854,7 +892,7 @@ async def test_aclose_is_idempotent_and_final(limiter: FakeLimiter) -> None:
     client = make_client(REMOTE, limiter)
     await client.aclose()
     await client.aclose()
-    with pytest.raises(RuntimeError, match="closed"):
+    with raises_clean(RuntimeError, match="closed"):
         await client.cancel(SID)
     assert "closed=True" in repr(client)
 
@@ -868,7 +906,7 @@ async def test_owned_limiter_is_created_and_closed() -> None:
     assert isinstance(client.limiter, RateLimiter)
     assert client.limiter.limits == limits
     await client.aclose()
-    with pytest.raises(RuntimeError, match="closed"):
+    with raises_clean(RuntimeError, match="closed"):
         await client.limiter.acquire(SID)
 
 
