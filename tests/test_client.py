@@ -23,6 +23,7 @@ from schedcancel import (
     AuthenticationError,
     CancelResult,
     InvalidParameterError,
+    Limiter,
     LimiterStats,
     Permit,
     RateLimitedError,
@@ -222,7 +223,7 @@ def _no_secrets_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 
 def make_client(
-    base_url: str, limiter: FakeLimiter | None, fake_time: FakeTime | None = None, **kwargs: Any
+    base_url: str, limiter: Limiter | None, fake_time: FakeTime | None = None, **kwargs: Any
 ) -> ScheduleClient:
     """Build a client with sentinel credentials, a fake limiter and no real sleeping."""
     fake_time = fake_time if fake_time is not None else FakeTime()
@@ -924,6 +925,57 @@ async def test_real_limiter_end_to_end(server: LocalServer) -> None:
     assert len(server.peers()) == 1
     assert stats.in_flight == 0
     assert stats.rate_limited == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        ((503, {}, b""), ServerError),
+        ((200, {}, sample("html_error.html")), ResponseParseError),
+        ((401, {}, b""), AuthenticationError),
+        ((200, {}, b"x" * (1024 * 1024 + 1)), TransportError),
+    ],
+)
+async def test_real_limiter_gets_every_permit_back(
+    server: LocalServer, reply: tuple[int, dict[str, str], bytes], error: type[Exception]
+) -> None:
+    """With the real RateLimiter, a failed call leaves nothing in flight."""
+    from schedcancel._limiter import RateLimiter  # noqa: PLC0415 - the module under test's peer
+
+    limiter = RateLimiter(RateLimits(total=100, per_schedule=100))
+    server.replies.append(reply)
+    retry = RetryPolicy(attempts=1)
+    async with make_client(server.base_url, limiter, retry=retry) as client:
+        with raises_clean(error):
+            await client.cancel(SID)
+        stats = limiter.stats()
+    assert stats.in_flight == 0
+    assert stats.total_used == 1
+    await limiter.aclose()
+
+
+async def test_real_limiter_cancelled_send_is_released(server: LocalServer) -> None:
+    """With the real RateLimiter, a call cancelled mid-send leaves nothing in flight."""
+    from schedcancel._limiter import RateLimiter  # noqa: PLC0415 - the module under test's peer
+
+    arrived = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.StreamResponse:
+        arrived.set()
+        await server.gate.wait()
+        return web.Response()
+
+    server.replies.append(hang)
+    limiter = RateLimiter()
+    async with make_client(server.base_url, limiter) as client:
+        task = asyncio.create_task(client.cancel(SID))
+        await arrived.wait()
+        assert limiter.stats().in_flight == 1
+        task.cancel()
+        with raises_clean(asyncio.CancelledError):
+            await task
+    assert limiter.stats().in_flight == 0
+    await limiter.aclose()
 
 
 async def test_given_limiter_is_not_closed(limiter: FakeLimiter) -> None:
