@@ -1,0 +1,220 @@
+--[[
+schedcancel: one API user's two-level sliding-window log, shared through Redis.
+
+Called with EVALSHA; every operation runs atomically, with Redis TIME as the one
+clock. All times are integer microseconds of Redis TIME.
+
+KEYS (all under one hash tag, so a Redis Cluster keeps them in one slot):
+  1 the API user's log (sorted set)    2 its 429 pause (string: until)
+  3 its last send (string, smooth)     4 its adaptive state (hash: limit, at)
+  5 the scheduleId's log (sorted set)  6 its 429 pause
+  7 its last send
+  Keys 5-7 are absent when an estimate asks about the API user only.
+
+A log's members are one per permit; the score is the moment the entry stops
+counting, and an entry counts while its score is in the future:
+  "i<acquired>:<token>"  in flight: provisional score acquired + in_flight + hold,
+                         so a crashed process's entries expire on their own;
+  "r:<token>"            released: score = release time + hold (response-anchored).
+hold = window + guard.
+
+ARGV[1] is the operation:
+
+  acquire / peek  token total per_schedule window guard in_flight smooth slack poll adaptive
+      peek only reports. Returns {granted, user_wait, id_wait, user_used,
+      user_limit, user_smooth, now, id_used}; waits are the time until the
+      next possible slot of each level (0 when free).
+  release  token acquired total per_schedule window guard limited retry_after cap adaptive
+      Re-scores the permit's entries to now + hold. With limited=1 (a 429)
+      pauses the level that was hit and, for an API-user 429 the log says could
+      not happen, lowers the API user's effective limit (adaptive).
+      Returns {now, level (0 none, 1 API user, 2 scheduleId), pause, adapted, new_limit}.
+  undo  token acquired
+      Removes a permit's entries (granted, never sent). Returns the entries removed.
+]]
+
+if redis.replicate_commands then
+  -- Redis < 5 replicates scripts verbatim unless told otherwise; TIME needs effects.
+  redis.replicate_commands()
+end
+
+local op = ARGV[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+
+local function fmt(n)
+  -- tostring() prints 1.8e+15; the members need every digit.
+  return string.format('%.0f', n)
+end
+
+-- Drop the entries that stopped counting; return how many still count.
+local function live(key)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  return redis.call('ZCARD', key)
+end
+
+-- Expire the log when its last entry stops counting, so idle keys vanish.
+local function expire_log(key)
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if last[2] then
+    redis.call('PEXPIRE', key, math.max(1, math.ceil((tonumber(last[2]) - now) / 1000)))
+  end
+end
+
+-- The earliest moment `need` entries may have stopped counting. A released
+-- entry stops at its score. An entry in flight stops no earlier than
+-- acquired + hold (its response can come no earlier than its send); once that
+-- moment has passed, only its release can tell, so look again after `poll`.
+local function next_slot(key, need, hold, poll)
+  local items = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+  local bounds = {}
+  for i = 1, #items, 2 do
+    local member, score = items[i], tonumber(items[i + 1])
+    local bound = score
+    if string.byte(member, 1) == 105 then -- 'i'
+      bound = math.min(score, tonumber(string.match(member, '^i(%d+):')) + hold)
+      if bound <= now then
+        bound = math.min(score, now + poll)
+      end
+    end
+    bounds[#bounds + 1] = bound
+  end
+  table.sort(bounds)
+  return bounds[need]
+end
+
+-- Microseconds until one more request may start at this level (0: now).
+local function level_wait(log, used, limit, pause, last, smooth, spacing, hold, poll)
+  local wait = 0
+  local paused = redis.call('GET', pause)
+  if paused then
+    wait = math.max(wait, tonumber(paused) - now)
+  end
+  if used >= limit then
+    wait = math.max(wait, next_slot(log, used - limit + 1, hold, poll) - now)
+  end
+  if smooth then
+    local sent = redis.call('GET', last)
+    if sent then
+      wait = math.max(wait, tonumber(sent) + spacing - now)
+    end
+  end
+  return math.max(0, math.ceil(wait))
+end
+
+-- The API user's effective limit: lowered by an impossible 429, raised by one
+-- per `hold` without another; while lowered the level runs smooth.
+local function effective(adapt, total, smooth, adaptive, hold)
+  if not adaptive then
+    return total, smooth
+  end
+  local state = redis.call('HMGET', adapt, 'limit', 'at')
+  if not state[1] then
+    return total, smooth
+  end
+  local limit = tonumber(state[1]) + math.floor((now - tonumber(state[2])) / hold)
+  if limit >= total then
+    redis.call('DEL', adapt)
+    return total, smooth
+  end
+  return limit, true
+end
+
+local function set_pause(key, wait)
+  local until_ = now + wait
+  local current = redis.call('GET', key)
+  if current and tonumber(current) >= until_ then
+    return tonumber(current) - now
+  end
+  redis.call('SET', key, fmt(until_), 'PX', math.max(1, math.ceil(wait / 1000)))
+  return wait
+end
+
+if op == 'acquire' or op == 'peek' then
+  local token = ARGV[2]
+  local total, per_schedule = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local window, guard, in_flight = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+  local smooth, slack, poll = ARGV[8] == '1', tonumber(ARGV[9]), tonumber(ARGV[10])
+  local adaptive = ARGV[11] == '1'
+  local hold = window + guard
+
+  local limit, user_smooth = effective(KEYS[4], total, smooth, adaptive, hold)
+  local user_spacing = window / limit * (1 + slack)
+  local user_used = live(KEYS[1])
+  local user_wait = level_wait(
+    KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
+  local id_used, id_wait, id_spacing = 0, 0, window / per_schedule * (1 + slack)
+  if KEYS[5] then
+    id_used = live(KEYS[5])
+    id_wait = level_wait(
+      KEYS[5], id_used, per_schedule, KEYS[6], KEYS[7], smooth, id_spacing, hold, poll)
+  end
+  local smooth_flag = user_smooth and 1 or 0
+
+  if op == 'peek' or user_wait > 0 or id_wait > 0 then
+    return {0, user_wait, id_wait, user_used, limit, smooth_flag, now, id_used}
+  end
+
+  local member = 'i' .. fmt(now) .. ':' .. token
+  local expires = now + in_flight + hold
+  for _, key in ipairs({KEYS[1], KEYS[5]}) do
+    redis.call('ZADD', key, expires, member)
+    expire_log(key)
+  end
+  if user_smooth then
+    redis.call('SET', KEYS[3], fmt(now), 'PX', math.max(1, math.ceil(user_spacing / 1000)))
+  end
+  if smooth then
+    redis.call('SET', KEYS[7], fmt(now), 'PX', math.max(1, math.ceil(id_spacing / 1000)))
+  end
+  return {1, 0, 0, user_used + 1, limit, smooth_flag, now, id_used + 1}
+end
+
+if op == 'release' then
+  local token, acquired = ARGV[2], ARGV[3]
+  local total, per_schedule = tonumber(ARGV[4]), tonumber(ARGV[5])
+  local window, guard = tonumber(ARGV[6]), tonumber(ARGV[7])
+  local limited, retry_after, cap = ARGV[8] == '1', tonumber(ARGV[9]), tonumber(ARGV[10])
+  local adaptive = ARGV[11] == '1'
+  local hold = window + guard
+
+  local expires = now + hold
+  for _, key in ipairs({KEYS[1], KEYS[5]}) do
+    redis.call('ZREM', key, 'i' .. acquired .. ':' .. token)
+    redis.call('ZADD', key, expires, 'r:' .. token)
+    expire_log(key)
+  end
+  if not limited then
+    return {now, 0, 0, 0, 0}
+  end
+
+  -- The level that was hit: the scheduleId when its log is full, else the API user.
+  local pause = hold
+  if retry_after >= 0 then
+    pause = math.min(retry_after, cap)
+  end
+  local id_used = live(KEYS[5])
+  if id_used >= per_schedule then
+    return {now, 2, set_pause(KEYS[6], pause), 0, 0}
+  end
+  local limit = effective(KEYS[4], total, false, adaptive, hold)
+  local user_used = live(KEYS[1])
+  local paused = set_pause(KEYS[2], pause)
+  -- The refused request's own entry stays (the server may have counted it),
+  -- but it is not one the server accepted.
+  local accepted = user_used - 1
+  if adaptive and accepted < limit then
+    local lowered = math.max(1, accepted)
+    redis.call('HSET', KEYS[4], 'limit', lowered, 'at', fmt(now))
+    redis.call('PEXPIRE', KEYS[4], math.ceil((total - lowered) * hold / 1000) + 1)
+    return {now, 1, paused, 1, lowered}
+  end
+  return {now, 1, paused, 0, limit}
+end
+
+if op == 'undo' then
+  local member = 'i' .. ARGV[3] .. ':' .. ARGV[2]
+  return redis.call('ZREM', KEYS[1], member) + redis.call('ZREM', KEYS[5], member)
+end
+
+return redis.error_reply('schedcancel: unknown operation ' .. tostring(op))

@@ -1,0 +1,660 @@
+"""RedisLimiter against the real Redis server on 127.0.0.1:6379 (and private ones it kills).
+
+Redis ``TIME`` is the limiter's clock, so these tests cannot run on virtual
+time; they use short windows and assert on scores, PTTLs and the waits the
+script reports rather than sleeping, and sleep briefly only where expiry
+itself is the behaviour under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+import pytest
+import redis.asyncio as aioredis
+from redis.crc import key_slot
+from redis.exceptions import RedisError
+from schedcancel import BackendError, InvalidParameterError, Limiter, QueueTimeoutError, RateLimits
+from schedcancel._limiter import RateLimiter
+from schedcancel.redis import RedisLimiter
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterator
+
+pytestmark = pytest.mark.redis
+
+ROOT = Path(__file__).resolve().parent.parent
+USERNAME = "api-user-secretive"
+US = 1_000_000
+
+
+@pytest.fixture(name="client")
+async def _client() -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis(host="127.0.0.1", port=6379)
+    try:
+        await client.ping()
+    except (RedisError, OSError):
+        await client.aclose()
+        pytest.skip("no Redis server on 127.0.0.1:6379")
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(name="prefix")
+async def _prefix(client: aioredis.Redis) -> AsyncIterator[str]:
+    prefix = f"sctest-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    keys = [key async for key in client.scan_iter(match=f"{{{prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+
+
+@pytest.fixture(name="make")
+async def _make(client: aioredis.Redis, prefix: str) -> AsyncIterator[Callable[..., RedisLimiter]]:
+    made: list[RedisLimiter] = []
+
+    def make(**kwargs: object) -> RedisLimiter:
+        kwargs.setdefault("username", USERNAME)
+        kwargs.setdefault("key_prefix", prefix)
+        limiter = RedisLimiter(kwargs.pop("redis", client), **kwargs)  # type: ignore[arg-type]
+        made.append(limiter)
+        return limiter
+
+    yield make
+    for limiter in made:
+        await limiter.aclose()
+
+
+def _limits(**kwargs: float | str | bool) -> RateLimits:
+    defaults: dict[str, float | str | bool] = {"window": 30.0, "guard": 0.0}
+    return RateLimits(**{**defaults, **kwargs})  # type: ignore[arg-type]
+
+
+async def _redis_now(client: aioredis.Redis) -> int:
+    seconds, micros = await client.time()
+    return int(seconds) * US + int(micros)
+
+
+async def _entries(client: aioredis.Redis, key: str) -> list[tuple[str, float]]:
+    raw = cast("list[tuple[bytes, float]]", await client.zrange(key, 0, -1, withscores=True))
+    return [(member.decode(), float(score)) for member, score in raw]
+
+
+async def _all_keys(client: aioredis.Redis, prefix: str) -> list[str]:
+    return sorted([key.decode() async for key in client.scan_iter(match=f"{{{prefix}:*")])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(name="private_redis")
+def _private_redis() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = _free_port()
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    for _ in range(100):  # up to 5 s for it to listen
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.05)
+        assert proc.poll() is None, "redis-server exited"
+    yield proc, port
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGCONT)
+    proc.kill()
+    proc.wait()
+
+
+# -- importing --------------------------------------------------------------
+
+
+async def test_import_without_redis_py_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing schedcancel.redis without redis-py fails with the pip hint."""
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    monkeypatch.delitem(sys.modules, "schedcancel.redis")
+    with pytest.raises(ImportError, match=r"pip install 'schedcancel\[redis\]'"):
+        importlib.import_module("schedcancel.redis")
+
+
+async def test_importing_schedcancel_never_imports_redis() -> None:
+    """``import schedcancel`` leaves redis-py unimported."""
+    code = "import sys, schedcancel; sys.exit('redis' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, env=env)
+    assert await proc.wait() == 0
+
+
+# -- construction -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"username": ""}, "username"),
+        ({"key_prefix": "a{b"}, "key_prefix"),
+        ({"in_flight_timeout": 0}, "in_flight_timeout"),
+        ({"timeout": -1}, "timeout"),
+        ({"jitter": -0.1}, "jitter"),
+        ({"fallback_retry": 0}, "fallback_retry"),
+        ({"redis": "redis://127.0.0.1:notaport/0"}, "not a usable Redis URL"),
+    ],
+)
+async def test_invalid_arguments_fail_before_io(kwargs: dict[str, object], message: str) -> None:
+    """Bad settings raise InvalidParameterError at construction, before touching Redis."""
+    args: dict[str, object] = {"redis": "redis://127.0.0.1:1/0", "username": "u", **kwargs}
+    with pytest.raises(InvalidParameterError, match=message):
+        RedisLimiter(**args)  # type: ignore[arg-type]
+
+
+async def test_bad_acquire_arguments_fail_before_io(make: Callable[..., RedisLimiter]) -> None:
+    """An empty scheduleId or a negative queue_timeout is refused without a round trip."""
+    limiter = make(redis="redis://127.0.0.1:1/0")
+    with pytest.raises(InvalidParameterError, match="schedule_id"):
+        await limiter.acquire("")
+    with pytest.raises(InvalidParameterError, match="queue_timeout"):
+        await limiter.acquire("SC-1", queue_timeout=-1)
+
+
+async def test_is_a_limiter_and_repr_hides_secrets(make: Callable[..., RedisLimiter]) -> None:
+    """The limiter is a Limiter; its repr shows config, never the user name or a password."""
+    limiter = make(redis="redis://admin:hunter2@127.0.0.1:1/3")
+    assert isinstance(limiter, Limiter)
+    text = repr(limiter)
+    assert "redis://127.0.0.1:1/3" in text
+    assert "total=60" in text
+    for secret in ("hunter2", "admin", USERNAME):
+        assert secret not in text
+
+
+# -- the script: both levels ---------------------------------------------------
+
+
+async def test_user_level_admits_n_then_says_how_long(make: Callable[..., RedisLimiter]) -> None:
+    """N requests go at once; the next fails at once when its wait exceeds queue_timeout."""
+    limiter = make(limits=_limits(total=3, per_schedule=10, window=30.0, guard=1.0))
+    permits = [await limiter.acquire(f"SC-{i}") for i in range(3)]
+    assert limiter.stats().total_used == 3
+    with pytest.raises(QueueTimeoutError) as caught:
+        await limiter.acquire("SC-9", queue_timeout=5)
+    # All three are in flight: the earliest any can stop counting is acquire + window + guard.
+    assert caught.value.expected_wait == pytest.approx(31.0, abs=0.5)
+    assert await limiter.estimate("SC-9") == pytest.approx(31.0, abs=0.5)
+    assert limiter.stats().in_flight == 3
+    for permit in permits:
+        await limiter.release(permit)
+
+
+async def test_schedule_level_holds_only_its_own_id(make: Callable[..., RedisLimiter]) -> None:
+    """K requests per scheduleId; a full id waits while other ids still go (no head-of-line)."""
+    limiter = make(limits=_limits(total=60, per_schedule=2))
+    await limiter.acquire("SC-A")
+    await limiter.acquire("SC-A")
+    with pytest.raises(QueueTimeoutError):
+        await limiter.acquire("SC-A", queue_timeout=1)
+    blocked = asyncio.ensure_future(limiter.acquire("SC-A"))
+    permit = await asyncio.wait_for(limiter.acquire("SC-B"), 5)
+    assert permit.schedule_id == "SC-B"
+    assert not blocked.done()
+    assert limiter.stats().queued == 1
+    blocked.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await blocked
+    assert limiter.stats().queued == 0
+
+
+async def test_concurrent_acquirers_never_exceed_the_limit(
+    client: aioredis.Redis, prefix: str, make: Callable[..., RedisLimiter]
+) -> None:
+    """Five limiters on separate connections racing 200 acquires admit exactly N."""
+    limiters = [make(redis=aioredis.Redis(port=6379), limits=_limits(total=20)) for _ in range(5)]
+
+    async def try_once(limiter: RedisLimiter, i: int) -> bool:
+        try:
+            await limiter.acquire(f"SC-{i}", queue_timeout=0)
+        except QueueTimeoutError:
+            return False
+        return True
+
+    try:
+        granted = await asyncio.gather(*(try_once(limiters[i % 5], i) for i in range(200)))
+        assert sum(granted) == 20
+        assert await client.zcard(limiters[0].keys()[0]) == 20
+    finally:
+        for limiter in limiters:
+            await limiter.aclose()
+            await limiter._client.aclose()
+
+
+async def test_release_rescores_from_provisional_to_response_anchored(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter]
+) -> None:
+    """An in-flight entry counts until acquire+in_flight+hold; released, until release+hold."""
+    limiter = make(limits=_limits(window=20.0, guard=2.0), in_flight_timeout=40.0)
+    user_log, *_ = limiter.keys()
+    id_log = limiter.keys("SC-1")[4]
+    permit = await limiter.acquire("SC-1")
+    for key in (user_log, id_log):
+        ((member, score),) = await _entries(client, key)
+        acquired = int(member[1:].split(":")[0])
+        assert member.startswith("i")
+        assert score == acquired + 62 * US
+    before = await _redis_now(client)
+    await limiter.release(permit)
+    after = await _redis_now(client)
+    for key in (user_log, id_log):
+        ((member, score),) = await _entries(client, key)
+        assert member.startswith("r:")
+        assert before + 22 * US <= score <= after + 22 * US
+        assert 21_000 < await client.pttl(key) <= 22_000
+
+
+async def test_crashed_holders_entries_expire(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter]
+) -> None:
+    """A permit never released stops counting in_flight_timeout + window + guard after acquire."""
+    limiter = make(limits=_limits(total=1, window=0.1), in_flight_timeout=0.15)
+    await limiter.acquire("SC-1")  # its process "dies": no release
+    user_log = limiter.keys()[0]
+    assert 0 < await client.pttl(user_log) <= 250
+    # Past acquire + hold the entry may end any moment, so the wait is a short poll.
+    await asyncio.sleep(0.12)
+    with pytest.raises(QueueTimeoutError) as caught:
+        await limiter.acquire("SC-2", queue_timeout=0)
+    assert caught.value.expected_wait is not None
+    assert caught.value.expected_wait <= 0.011
+    permit = await asyncio.wait_for(limiter.acquire("SC-2"), 2)
+    assert await client.zcard(user_log) == 1
+    await limiter.release(permit)
+
+
+async def test_waiter_is_admitted_when_an_entry_expires(make: Callable[..., RedisLimiter]) -> None:
+    """A queued request goes once the released entry has counted window + guard."""
+    limiter = make(limits=_limits(total=1, window=0.1, guard=0.02))
+    first = await limiter.acquire("SC-1")
+    waiting = asyncio.ensure_future(limiter.acquire("SC-2"))
+    await asyncio.sleep(0)
+    await limiter.release(first)
+    second = await asyncio.wait_for(waiting, 2)
+    assert second.acquired_at - first.acquired_at >= 0.12
+    await limiter.release(second)
+
+
+# -- 429 pauses ---------------------------------------------------------------
+
+
+async def test_user_429_pause_is_shared_between_limiters(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter]
+) -> None:
+    """A 429 reported by one process pauses the API user for every other one."""
+    first = make(limits=_limits(adaptive=False))
+    second = make(limits=_limits(adaptive=False))
+    permit = await first.acquire("SC-1")
+    await first.release(permit, rate_limited=True, retry_after=7.0)
+    with pytest.raises(QueueTimeoutError) as caught:
+        await second.acquire("SC-2", queue_timeout=1)
+    assert caught.value.expected_wait == pytest.approx(7.0, abs=0.3)
+    assert 6500 < await client.pttl(first.keys()[1]) <= 7000
+    assert first.stats().rate_limited == 1
+    assert second.stats().next_free == pytest.approx(7.0, abs=0.3)
+
+
+async def test_429_without_retry_after_pauses_a_full_id_for_a_hold(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter]
+) -> None:
+    """A 429 on an id whose log is full pauses that id for window + guard, not the API user."""
+    first = make(limits=_limits(per_schedule=1, window=10.0, guard=1.0))
+    second = make(limits=_limits(per_schedule=1, window=10.0, guard=1.0))
+    permit = await first.acquire("SC-1")
+    await first.release(permit, rate_limited=True)
+    assert 10_500 < await client.pttl(first.keys("SC-1")[5]) <= 11_000
+    assert await client.exists(first.keys()[1]) == 0
+    other = await asyncio.wait_for(second.acquire("SC-2"), 2)
+    await second.release(other)
+
+
+async def test_retry_after_is_capped_and_pauses_only_grow(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter]
+) -> None:
+    """Retry-After is capped (2 * window by default) and a shorter one never shortens a pause."""
+    limiter = make(limits=_limits(window=3.0, adaptive=False))
+    permits = [await limiter.acquire("SC-1") for _ in range(2)]
+    for permit, retry_after in zip(permits, (3600.0, 1.0), strict=True):
+        await limiter.release(permit, rate_limited=True, retry_after=retry_after)
+        assert 5500 < await client.pttl(limiter.keys()[1]) <= 6000
+
+
+# -- smooth and adaptive ----------------------------------------------------------
+
+
+async def test_smooth_mode_spaces_sends_through_a_shared_key(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter]
+) -> None:
+    """In smooth mode a second process must wait window / N * (1 + slack) after any send."""
+    first = make(limits=_limits(total=4, window=2.0, mode="smooth", slack=0.01))
+    second = make(limits=_limits(total=4, window=2.0, mode="smooth", slack=0.01))
+    await first.acquire("SC-1")
+    with pytest.raises(QueueTimeoutError) as caught:
+        await second.acquire("SC-2", queue_timeout=0.1)
+    assert caught.value.expected_wait == pytest.approx(0.505, abs=0.05)
+    assert 0 < await client.pttl(first.keys()[2]) <= 505
+    assert second.stats().mode == "smooth"
+
+
+async def test_adaptive_lowers_the_shared_limit_on_an_impossible_429(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An impossible 429 lowers the shared limit, warns once, and the limit then recovers."""
+    caplog.set_level(logging.INFO, logger="schedcancel.redis")
+    first = make(limits=_limits(total=10, window=10.0))
+    second = make(limits=_limits(total=10, window=10.0))
+    permits = [await first.acquire(f"SC-{i}") for i in range(4)]
+    await first.release(permits[0], rate_limited=True, retry_after=0.001)
+    await first.release(permits[1], rate_limited=True, retry_after=0.001)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "lowering the shared limit to 3" in warnings[0].getMessage()
+    stats = await second.shared_stats()
+    assert (stats.total_limit, stats.mode, stats.total_used) == (3, "smooth", 4)
+    adapt = second.keys()[3]
+    assert await client.hget(adapt, "limit") == b"3"
+    assert await client.pttl(adapt) > 60_000
+    # Additive increase: one more per window + guard without a 429.
+    now = await _redis_now(client)
+    await client.hset(adapt, "at", str(now - 25 * US))
+    assert (await second.shared_stats()).total_limit == 5
+    await client.hset(adapt, "at", str(now - 100 * US))
+    stats = await second.shared_stats()
+    assert (stats.total_limit, stats.mode) == (10, "exact")
+    assert await client.exists(adapt) == 0
+
+
+async def test_non_adaptive_429_leaves_the_limit(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter]
+) -> None:
+    """With adaptive off a 429 only pauses; the limit stays."""
+    limiter = make(limits=_limits(total=10, adaptive=False))
+    permit = await limiter.acquire("SC-1")
+    await limiter.release(permit, rate_limited=True, retry_after=0.001)
+    assert await client.exists(limiter.keys()[3]) == 0
+
+
+# -- keys -----------------------------------------------------------------------
+
+
+async def test_keys_share_one_hash_tag_and_hide_the_username(
+    client: aioredis.Redis, prefix: str, make: Callable[..., RedisLimiter]
+) -> None:
+    """Every key the script creates shares one hash tag (one cluster slot), without the user."""
+    limiter = make(limits=_limits(total=1000, per_schedule=1, mode="smooth"))
+    ids = ["SC-1", "SC-2", "x{y}z"]
+    permits = [await limiter.acquire(i) for i in ids]
+    await limiter.release(permits[0], rate_limited=True)  # the id's log is full: id pause
+    await limiter.release(permits[1])
+    # Same user, room in the id's log: a 429 pauses the API user and adapts.
+    same_user = make(limits=_limits(total=5))
+    await same_user.release(await same_user.acquire("x{y}z"), rate_limited=True)
+    limiter_b = make(username="someone-else", limits=_limits())
+    await limiter_b.release(await limiter_b.acquire("SC-1"))
+    keys = await _all_keys(client, prefix)
+    expected = {
+        *limiter.keys(),  # log, pause, last send, adaptive state
+        *limiter.keys("SC-1")[4:],  # log, pause, last send
+        *limiter.keys("SC-2")[4:5],
+        limiter.keys("SC-2")[6],
+        *limiter.keys("x{y}z")[4:5],
+        limiter.keys("x{y}z")[6],
+    }
+    theirs = {limiter_b.keys()[0], limiter_b.keys("SC-1")[4]}
+    assert set(keys) == expected | theirs
+    tag = f"{{{prefix}:{limiter._user_hash}}}"
+    assert len(tag) == len(prefix) + 16 + 3
+    assert all(key.startswith(tag + ":") for key in expected)
+    assert len({key_slot(key.encode()) for key in expected}) == 1
+    assert not any(name in key for key in keys for name in ("someone-else", USERNAME))
+
+
+async def test_idle_keys_vanish_within_two_windows(
+    client: aioredis.Redis, prefix: str, make: Callable[..., RedisLimiter]
+) -> None:
+    """Every key touched (logs, pauses, smooth stamps) expires at most two windows after use."""
+    window = 0.3
+    limiter = make(
+        limits=_limits(total=5, per_schedule=1, window=window, guard=0.03, mode="smooth")
+    )
+    for i in range(3):
+        permit = await limiter.acquire(f"SC-{i}")
+        await limiter.release(permit, rate_limited=i == 0)
+    keys = await _all_keys(client, prefix)
+    assert len(keys) >= 6
+    for key in keys:
+        assert 0 < await client.pttl(key) <= 2 * window * 1000
+    await asyncio.sleep(2 * window)
+    assert await _all_keys(client, prefix) == []
+
+
+# -- NOSCRIPT ---------------------------------------------------------------------
+
+
+async def test_script_is_reloaded_after_script_flush(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter]
+) -> None:
+    """After SCRIPT FLUSH the next call gets NOSCRIPT, loads the script again and succeeds."""
+    limiter = make()
+    await limiter.release(await limiter.acquire("SC-1"))
+    sha = limiter._script.sha
+    assert (await client.script_exists(sha)) == [True]
+    await client.script_flush()
+    assert (await client.script_exists(sha)) == [False]
+    await limiter.release(await limiter.acquire("SC-2"))
+    assert (await client.script_exists(sha)) == [True]
+
+
+# -- the local queue -----------------------------------------------------------
+
+
+async def test_local_waiters_go_by_priority_requeue_and_pending(
+    make: Callable[..., RedisLimiter],
+) -> None:
+    """Held by a pause, waiters then go: priority, requeued, most pending id, then arrival."""
+    limiter = make(limits=_limits(adaptive=False))
+    holder = await limiter.acquire("SC-0")
+    await limiter.release(holder, rate_limited=True, retry_after=0.2)
+    order: list[str] = []
+
+    async def wait(name: str, schedule_id: str, **kwargs: int | bool) -> None:
+        permit = await limiter.acquire(schedule_id, **kwargs)  # type: ignore[arg-type]
+        order.append(name)
+        await limiter.release(permit)
+
+    tasks = [
+        asyncio.ensure_future(wait("y1", "SC-Y")),
+        asyncio.ensure_future(wait("x1", "SC-X")),
+        asyncio.ensure_future(wait("x2", "SC-X")),
+        asyncio.ensure_future(wait("x3", "SC-X")),
+        asyncio.ensure_future(wait("high", "SC-H", priority=5)),
+        asyncio.ensure_future(wait("requeued", "SC-R", requeue=True)),
+    ]
+    await asyncio.sleep(0.05)  # a later batch: ranks after all of the above
+    tasks.append(asyncio.ensure_future(wait("late", "SC-L")))
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert order == ["high", "requeued", "x1", "x2", "y1", "x3", "late"]
+
+
+async def test_cancelled_waiter_consumes_nothing(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter]
+) -> None:
+    """A caller cancelled while queued leaves; one cancelled mid-grant gives its entries back."""
+    limiter = make(limits=_limits(total=1))
+    queued = asyncio.ensure_future(limiter.acquire("SC-1"))
+    await asyncio.sleep(0)
+    queued.cancel()  # the dispatcher is asking Redis for it right now
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    await asyncio.wait_for(limiter.acquire("SC-2"), 5)
+    assert await client.zcard(limiter.keys()[0]) == 1
+    with pytest.raises(QueueTimeoutError):
+        await limiter.acquire("SC-3", queue_timeout=0)
+
+
+async def test_timed_out_waiter_leaves_the_queue(make: Callable[..., RedisLimiter]) -> None:
+    """A waiter whose queue_timeout passes while others go first gets QueueTimeoutError."""
+    limiter = make(limits=_limits(total=1, window=0.1))
+    first = await limiter.acquire("SC-1")
+    with pytest.raises(QueueTimeoutError, match="queue_timeout"):
+        await limiter.acquire("SC-2", queue_timeout=0.05)
+    assert limiter.stats().queued == 0
+    await limiter.release(first)
+
+
+async def test_release_rejects_foreign_and_repeated_permits(
+    make: Callable[..., RedisLimiter],
+) -> None:
+    """Releasing twice, or a permit of another limiter, is a ValueError."""
+    limiter, other = make(), make()
+    permit = await limiter.acquire("SC-1")
+    with pytest.raises(ValueError, match="not issued by this limiter"):
+        await other.release(permit)
+    await limiter.release(permit)
+    with pytest.raises(ValueError, match="released already"):
+        await limiter.release(permit)
+    fallback_permit = await RateLimiter().acquire("SC-1")
+    with pytest.raises(ValueError, match="not issued by this limiter"):
+        await limiter.release(fallback_permit)
+
+
+async def test_aclose_cancels_waiters_and_keeps_a_given_client(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter]
+) -> None:
+    """aclose cancels queued waiters, refuses new acquires and leaves the caller's client open."""
+    limiter = make(limits=_limits(total=1))
+    permit = await limiter.acquire("SC-1")
+    waiting = asyncio.ensure_future(limiter.acquire("SC-2"))
+    await asyncio.sleep(0.01)
+    await limiter.aclose()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    with pytest.raises(RuntimeError, match="closed"):
+        await limiter.acquire("SC-3")
+    await limiter.release(permit)  # after close: accepted, nothing to do
+    await limiter.aclose()
+    assert await client.ping()
+
+
+async def test_limiter_from_url_owns_and_closes_its_client(prefix: str) -> None:
+    """A limiter built from a URL works and closes the client it made."""
+    limiter = RedisLimiter("redis://127.0.0.1:6379/0", username="u", key_prefix=prefix)
+    await limiter.release(await limiter.acquire("SC-1"))
+    await limiter.aclose()
+    assert limiter._client.connection_pool._in_use_connections == set()  # type: ignore[union-attr]
+
+
+# -- failures -------------------------------------------------------------------
+
+
+async def test_unreachable_redis_fails_closed_without_the_password(
+    make: Callable[..., RedisLimiter],
+) -> None:
+    """With Redis down, acquire and estimate raise BackendError naming the host, no password."""
+    port = _free_port()
+    limiter = make(redis=f"redis://admin:hunter2@127.0.0.1:{port}/0", timeout=1.0)
+    with pytest.raises(BackendError) as caught:
+        await asyncio.wait_for(limiter.acquire("SC-1"), 5)
+    message = str(caught.value)
+    assert f"127.0.0.1:{port}" in message
+    assert "hunter2" not in message
+    assert "admin" not in message
+    with pytest.raises(BackendError):
+        await limiter.estimate()
+
+
+async def test_redis_killed_mid_run_fails_every_waiter(
+    private_redis: tuple[subprocess.Popen[bytes], int], make: Callable[..., RedisLimiter]
+) -> None:
+    """Killing Redis while requests queue fails them all with BackendError; no task hangs."""
+    proc, port = private_redis
+    limiter = make(
+        redis=f"redis://127.0.0.1:{port}/0",
+        limits=_limits(total=2, window=0.2),
+        timeout=1.0,
+    )
+    outcomes: list[str] = []
+    two_sent = asyncio.Event()
+
+    async def one(i: int) -> None:
+        try:
+            permit = await limiter.acquire(f"SC-{i}")
+        except BackendError:
+            outcomes.append("backend")
+            return
+        outcomes.append("sent")
+        if outcomes.count("sent") == 2:
+            two_sent.set()
+        await limiter.release(permit)
+
+    tasks = [asyncio.ensure_future(one(i)) for i in range(20)]
+    await asyncio.wait_for(two_sent.wait(), 5)
+    proc.kill()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert outcomes.count("backend") == 20 - outcomes.count("sent") >= 16
+    assert limiter.stats().queued == 0
+
+
+async def test_stalled_redis_times_out_as_backend_error(
+    private_redis: tuple[subprocess.Popen[bytes], int],
+    make: Callable[..., RedisLimiter],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A Redis that stops answering (SIGSTOP) costs at most the timeout, then BackendError."""
+    proc, port = private_redis
+    limiter = make(redis=f"redis://127.0.0.1:{port}/0", timeout=0.3)
+    permit = await limiter.acquire("SC-1")
+    os.kill(proc.pid, signal.SIGSTOP)
+    with pytest.raises(BackendError, match=r"no answer within 0\.3s|Timeout"):
+        await asyncio.wait_for(limiter.acquire("SC-2"), 3)
+    await asyncio.wait_for(limiter.release(permit), 3)  # logged, not raised
+    assert "could not release" in caplog.text
+    os.kill(proc.pid, signal.SIGCONT)
+
+
+async def test_fallback_is_used_with_one_warning_then_redis_again(
+    make: Callable[..., RedisLimiter], caplog: pytest.LogCaptureFixture
+) -> None:
+    """With a fallback, a Redis failure logs one WARNING and admits through the fallback."""
+    port = _free_port()
+    fallback = RateLimiter(RateLimits(total=5))
+    limiter = make(
+        redis=f"redis://127.0.0.1:{port}/0", fallback=fallback, timeout=1.0, fallback_retry=0.2
+    )
+    permits = [await asyncio.wait_for(limiter.acquire(f"SC-{i}"), 5) for i in range(3)]
+    assert fallback.stats().in_flight == 3
+    assert await limiter.estimate() == 0
+    for permit in permits:
+        await limiter.release(permit)
+    assert fallback.stats().in_flight == 0
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "fallback" in warnings[0].getMessage()
+    await asyncio.sleep(0.25)  # past fallback_retry: Redis is tried (and fails) again
+    await limiter.release(await asyncio.wait_for(limiter.acquire("SC-9"), 5))
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
