@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from importlib import metadata as _metadata
 
+from ._bulk import BulkProgress
 from ._client import DEFAULT_BASE_URL, ScheduleClient
+from ._journal import CancelOutcome, Journal, OutcomeKind
 from ._limiter import RateLimiter
 from ._models import (
     CancelResult,
@@ -39,10 +41,14 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "BackendError",
+    "BulkProgress",
+    "CancelOutcome",
     "CancelResult",
     "InvalidParameterError",
+    "Journal",
     "Limiter",
     "LimiterStats",
+    "OutcomeKind",
     "Permit",
     "QueueTimeoutError",
     "RateLimitedError",

@@ -1,0 +1,495 @@
+"""What became of each id in a bulk job, and the crash-safe JSON Lines journal that keeps it.
+
+A :class:`CancelOutcome` is one finished id. A :class:`Journal` appends one
+line per outcome, each written with ``os.write`` and made durable with
+``os.fsync`` before the outcome is reported, so a run killed at any instant
+leaves a file in which every line but possibly the last is whole. A run
+started on the same file skips the ids that are *final* there and retries
+the others; the torn last line of a killed run is cut off on opening.
+
+Line format (one JSON object per line, ``None`` fields left out)::
+
+    {"id":"SC-1","outcome":"cancelled","old_status":"ACTIVE","new_status":"CANCELLED","at":"…"}
+    {"id":"SC-2","outcome":"failed","error_code":7040,"error":"The scheduleId is …","at":"…"}
+    {"id":"SC-3","outcome":"error","error_type":"TransportError","error":"…","at":"…"}
+    {"run":"start","version":"0.1.0","api_key":"conn***","pid":4242,"at":"…"}
+
+No line ever holds a password, a shared secret or a whole apiKey: outcomes
+carry ids, statuses, codes and scrubbed messages only, and run lines the
+redacted key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ._models import CancelResult, ScheduleStatus
+from ._protocol import scrub
+from .errors import ApiError, InvalidParameterError
+
+try:  # POSIX only; without it two runs on one journal are not prevented
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "CancelOutcome",
+    "Journal",
+    "OutcomeKind",
+    "is_final_error_code",
+    "read_journal",
+]
+
+logger = logging.getLogger("schedcancel.journal")
+
+#: Longest id text kept for an invalid input item (a line of garbage must not bloat the journal).
+MAX_RECORDED_ID = 100
+#: Longest error text kept in an outcome.
+MAX_ERROR_TEXT = 300
+#: "schedule request failed": a processing failure, worth another try.
+_TRANSIENT_SCHEDULE_ERROR = 7002
+# Reading the tail backwards in chunks this big to find the last newline.
+_TAIL_CHUNK = 64 * 1024
+
+
+class OutcomeKind(enum.StrEnum):
+    """How a bulk job's id ended.
+
+    Members compare equal to their journal strings.
+    """
+
+    #: The schedule was cancelled by this call.
+    CANCELLED = "cancelled"
+    #: The schedule was cancelled before (errorCode 7070, status CANCELLED).
+    ALREADY_CANCELLED = "already_cancelled"
+    #: The API refused (HTTP 200, ``success: false``), e.g. 7040 unknown id.
+    FAILED = "failed"
+    #: The id is not a valid scheduleId; it was never sent.
+    INVALID = "invalid"
+    #: No answer worth keeping: transport, 5xx, 429s, authentication, parse errors.
+    ERROR = "error"
+
+
+def is_final_error_code(code: int | None) -> bool:
+    """Tell whether a business error is the schedule's final answer.
+
+    The 7xxx codes are the API's verdict on the schedule itself (7040 unknown
+    id, 7070 wrong status, ...): sending again gives the same answer, so a
+    resumed job skips those ids. 7002 "schedule request failed" and any other
+    code (1xxx system errors, none at all) may pass on a later try.
+
+    Args:
+        code: the response's ``errorCode``.
+
+    Returns:
+        True when the id need not be sent again.
+    """
+    return code is not None and 7000 <= code <= 7999 and code != _TRANSIENT_SCHEDULE_ERROR
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def recorded_id(raw: str) -> str:
+    """Return the form of an input item that outcomes and the journal keep.
+
+    Valid scheduleIds (at most 32 characters) are kept whole; only absurd
+    invalid items are cut.
+    """
+    return _shorten(raw, MAX_RECORDED_ID)
+
+
+def _status(value: object) -> ScheduleStatus | str | None:
+    if value is None:
+        return None
+    text = str(value)
+    try:
+        return ScheduleStatus(text)
+    except ValueError:
+        return text
+
+
+@attrs.frozen(kw_only=True)
+class CancelOutcome:
+    """One id's end in a bulk job: what the journal records and ``cancel_many`` yields.
+
+    Attributes:
+        schedule_id: the id as given (cut to 100 characters for absurd invalid input).
+        kind: how it ended.
+        at: when it ended (UTC).
+        result: the server's answer, for ``cancelled``/``already_cancelled``/``failed``
+            outcomes of this run (None when read back from a journal).
+        old_status: the status before the call, as the server reported it.
+        new_status: the status after the call.
+        error_code: the API's ``errorCode`` (business errors and API errors).
+        error_type: the exception's class name, for ``error`` outcomes.
+        error: a short message; scrubbed of the apiKey.
+        exception: the exception itself, for ``error`` outcomes of this run.
+    """
+
+    schedule_id: str
+    kind: OutcomeKind
+    at: datetime = attrs.field(factory=_now)
+    result: CancelResult | None = attrs.field(default=None, repr=False)
+    old_status: ScheduleStatus | str | None = None
+    new_status: ScheduleStatus | str | None = None
+    error_code: int | None = None
+    error_type: str | None = None
+    error: str | None = None
+    exception: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when the schedule is cancelled now (by this call or before)."""
+        return self.kind in (OutcomeKind.CANCELLED, OutcomeKind.ALREADY_CANCELLED)
+
+    @property
+    def final(self) -> bool:
+        """True when a resumed job must not send this id again."""
+        if self.kind is OutcomeKind.ERROR:
+            return False
+        if self.kind is OutcomeKind.FAILED:
+            return is_final_error_code(self.error_code)
+        return True
+
+    @classmethod
+    def from_result(cls, schedule_id: str, result: CancelResult) -> CancelOutcome:
+        """Build the outcome of a call the server answered with HTTP 200.
+
+        Args:
+            schedule_id: the id that was sent.
+            result: the parsed answer.
+
+        Returns:
+            A ``cancelled``, ``already_cancelled`` or ``failed`` outcome.
+        """
+        if result.success:
+            kind = OutcomeKind.CANCELLED
+        elif result.already_cancelled:
+            kind = OutcomeKind.ALREADY_CANCELLED
+        else:
+            kind = OutcomeKind.FAILED
+        message = result.error_message if kind is OutcomeKind.FAILED else None
+        return cls(
+            schedule_id=schedule_id,
+            kind=kind,
+            result=result,
+            old_status=result.old_status,
+            new_status=result.new_status,
+            error_code=result.error_code if kind is OutcomeKind.FAILED else None,
+            error=_shorten(message, MAX_ERROR_TEXT) if message else None,
+        )
+
+    @classmethod
+    def from_exception(
+        cls, schedule_id: str, exc: BaseException, *, secrets: Iterable[str] = ()
+    ) -> CancelOutcome:
+        """Build the outcome of a call that raised.
+
+        Args:
+            schedule_id: the id that was sent.
+            exc: what the client raised.
+            secrets: strings (apiKeys) to scrub from the message.
+
+        Returns:
+            An ``error`` outcome.
+        """
+        message = scrub(str(exc), secrets) or type(exc).__name__
+        return cls(
+            schedule_id=schedule_id,
+            kind=OutcomeKind.ERROR,
+            error_code=exc.error_code if isinstance(exc, ApiError) else None,
+            error_type=type(exc).__name__,
+            error=_shorten(message, MAX_ERROR_TEXT),
+            exception=exc,
+        )
+
+    @classmethod
+    def invalid(cls, raw: object, message: str) -> CancelOutcome:
+        """Build the outcome of an input item that is no scheduleId.
+
+        Args:
+            raw: the item.
+            message: why it is invalid.
+
+        Returns:
+            An ``invalid`` outcome.
+        """
+        shown = recorded_id(raw) if isinstance(raw, str) else recorded_id(repr(raw))
+        return cls(
+            schedule_id=shown,
+            kind=OutcomeKind.INVALID,
+            error_type="InvalidParameterError",
+            error=_shorten(message, MAX_ERROR_TEXT),
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        """Return the journal's JSON object for this outcome (``None`` fields left out)."""
+        record: dict[str, Any] = {"id": self.schedule_id, "outcome": self.kind.value}
+        if self.old_status is not None:
+            record["old_status"] = str(self.old_status)
+        if self.new_status is not None:
+            record["new_status"] = str(self.new_status)
+        if self.error_code is not None:
+            record["error_code"] = self.error_code
+        if self.error_type is not None:
+            record["error_type"] = self.error_type
+        if self.error is not None:
+            record["error"] = self.error
+        record["at"] = self.at.isoformat(timespec="milliseconds")
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> CancelOutcome:
+        """Rebuild an outcome from a journal object (``result`` and ``exception`` stay None).
+
+        Args:
+            record: one parsed journal line with ``id`` and ``outcome``.
+
+        Returns:
+            The outcome.
+
+        Raises:
+            ValueError: the object is not an outcome line.
+            KeyError: a required key is missing.
+            TypeError: a field has the wrong type.
+        """
+        schedule_id = record["id"]
+        if not isinstance(schedule_id, str):
+            raise TypeError("id must be a string")
+        code = record.get("error_code")
+        if code is not None and (not isinstance(code, int) or isinstance(code, bool)):
+            raise TypeError("error_code must be an integer")
+        at = record.get("at")
+        return cls(
+            schedule_id=schedule_id,
+            kind=OutcomeKind(record["outcome"]),
+            at=datetime.fromisoformat(at) if isinstance(at, str) else _now(),
+            old_status=_status(record.get("old_status")),
+            new_status=_status(record.get("new_status")),
+            error_code=code,
+            error_type=record.get("error_type"),
+            error=record.get("error"),
+        )
+
+
+def _encode(record: Mapping[str, Any]) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def _parse_lines(
+    lines: Iterable[bytes], *, source: str, tolerate_torn_tail: bool
+) -> Iterator[CancelOutcome]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise TypeError("not an object")  # noqa: TRY301 - one handler for every bad shape
+            if "run" in record and "id" not in record:
+                continue
+            yield CancelOutcome.from_record(record)
+        except (ValueError, KeyError, TypeError):
+            # Only the last line can lack its newline: the one a killed run was writing.
+            if tolerate_torn_tail and not line.endswith(b"\n"):
+                return
+            _raise_corrupt(source, number, line)
+
+
+def _raise_corrupt(source: str, number: int, line: bytes) -> None:
+    excerpt = line[:60].decode("utf-8", "replace")
+    raise InvalidParameterError(f"{source}:{number}: not a schedcancel journal line: {excerpt!r}")
+
+
+def read_journal(path: str | os.PathLike[str]) -> Iterator[CancelOutcome]:
+    """Read the outcomes a journal holds, oldest first.
+
+    Run lines are skipped; a torn last line (a run killed while writing it) is
+    ignored, so a journal can be read while a job is appending to it.
+
+    Args:
+        path: the journal file.
+
+    Yields:
+        One outcome per outcome line.
+
+    Raises:
+        InvalidParameterError: a line other than the last is not a journal line.
+        OSError: the file cannot be read.
+    """
+    with Path(path).open("rb") as file:
+        yield from _parse_lines(file, source=os.fspath(path), tolerate_torn_tail=True)
+
+
+def _cut_torn_tail(fd: int) -> int:
+    """Truncate the file after its last newline; return how many bytes were cut."""
+    size = os.fstat(fd).st_size
+    end = size
+    while end > 0:
+        start = max(0, end - _TAIL_CHUNK)
+        chunk = os.pread(fd, end - start, start)
+        if end == size and chunk.endswith(b"\n"):
+            return 0
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            keep = start + newline + 1
+            os.ftruncate(fd, keep)
+            return size - keep
+        end = start
+    os.ftruncate(fd, 0)
+    return size
+
+
+@attrs.define(eq=False)
+class Journal:
+    """An append-only JSON Lines record of finished ids, durable line by line.
+
+    Open it with :meth:`open` (which takes an exclusive lock, so two runs
+    cannot share one file, and cuts a torn last line), read what earlier runs
+    did with :meth:`replay`, then :meth:`append` outcomes. Every append is one
+    ``os.write`` of a whole line followed by ``os.fsync``; :meth:`aappend` runs
+    it in a worker thread so the event loop never waits for the disk.
+
+    Attributes:
+        path: the file.
+        appended: lines written since opening.
+        cut_bytes: bytes of a torn last line removed on opening.
+    """
+
+    path: Path
+    _fd: int = attrs.field(alias="fd", repr=False)
+    appended: int = 0
+    cut_bytes: int = 0
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
+    _closed: bool = attrs.field(default=False, repr=False)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Journal:
+        """Open (or create) a journal for appending.
+
+        Args:
+            path: the file; its directory must exist.
+
+        Returns:
+            The open journal; close it with :meth:`close` or ``with``.
+
+        Raises:
+            InvalidParameterError: another process holds the journal open.
+            OSError: the file cannot be opened.
+        """
+        target = Path(path)
+        fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            if fcntl is not None:  # pragma: no branch - always there on POSIX
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise InvalidParameterError(
+                        f"journal {os.fspath(target)} is in use by another run"
+                    ) from None
+            cut = _cut_torn_tail(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        if cut:
+            logger.warning("journal %s: cut a torn last line of %d bytes", target, cut)
+        return cls(path=target, fd=fd, cut_bytes=cut)
+
+    @staticmethod
+    def read(path: str | os.PathLike[str]) -> Iterator[CancelOutcome]:
+        """Read a journal's outcomes without opening it for a run (see :func:`read_journal`).
+
+        Args:
+            path: the journal file.
+
+        Returns:
+            An iterator of the outcomes, oldest first; a torn last line is ignored.
+        """
+        return read_journal(path)
+
+    def replay(self) -> Iterator[CancelOutcome]:
+        """Read the outcomes already in the file, oldest first.
+
+        Yields:
+            One outcome per outcome line.
+
+        Raises:
+            InvalidParameterError: a line is not a journal line.
+        """
+        with self.path.open("rb") as file:
+            yield from _parse_lines(file, source=os.fspath(self.path), tolerate_torn_tail=False)
+
+    def append(self, outcome: CancelOutcome) -> None:
+        """Write one outcome's line and make it durable (blocking).
+
+        Args:
+            outcome: the finished id.
+        """
+        self.write_record(outcome.to_record())
+
+    async def aappend(self, outcome: CancelOutcome) -> None:
+        """Write one outcome's line and make it durable, off the event loop.
+
+        The write completes even if the awaiting task is cancelled meanwhile.
+
+        Args:
+            outcome: the finished id.
+        """
+        await asyncio.to_thread(self.write_record, outcome.to_record())
+
+    def write_record(self, record: Mapping[str, Any]) -> None:
+        """Append one JSON object as a line, then ``fsync``.
+
+        Args:
+            record: an outcome's or a run's record; it must hold no secret.
+        """
+        data = _encode(record)
+        with self._lock:
+            if self._closed:
+                # A write that lost the race with close(): the id is simply not final
+                # in the journal and a later run sends it again.
+                logger.debug("journal %s closed; dropped a line", self.path)
+                return
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            os.fsync(self._fd)
+            self.appended += 1
+
+    def close(self) -> None:
+        """Release the lock and close the file (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,781 @@
+"""cancel_many: streaming, de-duplication, the journal, resume, stopping and progress.
+
+Most tests drive it with a scripted fake client; the time-dependent ones run
+on looptime's virtual clock, some through a real ``RateLimiter``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+import tracemalloc
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+from schedcancel import (
+    AuthenticationError,
+    BackendError,
+    CancelResult,
+    InvalidParameterError,
+    Limiter,
+    LimiterStats,
+    QueueTimeoutError,
+    RateLimits,
+    ScheduleStatus,
+    ServerError,
+    TransportError,
+)
+from schedcancel._bulk import (
+    BulkProgress,
+    GatedLimiter,
+    RequestWithdrawnError,
+    _IdTable,
+    cancel_many,
+    default_concurrency,
+    estimate_eta,
+)
+from schedcancel._journal import CancelOutcome, Journal, OutcomeKind, read_journal
+from schedcancel._limiter import RateLimiter
+from schedcancel._models import Permit
+
+API_KEY = "bulk-connector-key-0001"
+HUGE = RateLimits(total=10**9, per_schedule=10**9)
+
+
+def _success(schedule_id: str) -> CancelResult:
+    return CancelResult(
+        success=True,
+        schedule_id=schedule_id,
+        old_status=ScheduleStatus.ACTIVE,
+        new_status=ScheduleStatus.CANCELLED,
+    )
+
+
+ALREADY = CancelResult(
+    success=False,
+    old_status=ScheduleStatus.CANCELLED,
+    new_status=ScheduleStatus.CANCELLED,
+    error_code=7070,
+    error_message="The status of the schedule is not valid for the requested operation",
+)
+UNKNOWN = CancelResult(
+    success=False,
+    error_code=7040,
+    error_message="The scheduleId is not valid or does not match to the connector",
+)
+
+
+@attrs.define
+class FakeLimiter:
+    """Limits and stats only: what a bulk job reads from a limiter."""
+
+    limits: RateLimits = HUGE
+    rate_limited: int = 0
+
+    def stats(self) -> LimiterStats:
+        """An idle limiter, with the 429 count the test set."""
+        return LimiterStats(
+            queued=0,
+            in_flight=0,
+            total_used=0,
+            total_limit=self.limits.total,
+            schedule_ids=0,
+            next_free=0.0,
+            rate_limited=self.rate_limited,
+        )
+
+
+@attrs.define
+class FakeClient:
+    """Answers from a script (success by default); records calls and peak concurrency."""
+
+    answers: dict[str, CancelResult | BaseException] = attrs.Factory(dict)
+    latency: dict[str, float] = attrs.Factory(dict)
+    limiter: FakeLimiter = attrs.Factory(FakeLimiter)
+    calls: list[str] = attrs.Factory(list)
+    api_keys: set[str | None] = attrs.Factory(set)
+    running: int = 0
+    peak: int = 0
+
+    async def cancel(
+        self,
+        schedule_id: str,
+        *,
+        api_key: str | None = None,
+        priority: int = 0,  # noqa: ARG002 - the client's signature
+        queue_timeout: float | None = None,  # noqa: ARG002 - the client's signature
+    ) -> CancelResult:
+        """Record the call, wait its latency, answer from the script."""
+        self.calls.append(schedule_id)
+        self.api_keys.add(api_key)
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            await asyncio.sleep(self.latency.get(schedule_id, 0.0))
+            answer = self.answers.get(schedule_id, _success(schedule_id))
+            if isinstance(answer, BaseException):
+                raise answer
+            return answer
+        finally:
+            self.running -= 1
+
+
+@attrs.define
+class LimitedClient:
+    """A client over a real limiter: acquire, "send" (recorded), one RTT, release."""
+
+    limiter: Limiter
+    rtt: float = 0.1
+    sent: list[str] = attrs.Factory(list)
+
+    async def cancel(
+        self,
+        schedule_id: str,
+        *,
+        api_key: str | None = None,  # noqa: ARG002 - the client's signature
+        priority: int = 0,
+        queue_timeout: float | None = None,  # noqa: ARG002 - the client's signature
+    ) -> CancelResult:
+        """Go through the limiter the way ScheduleClient does."""
+        permit = await self.limiter.acquire(schedule_id, priority=priority)
+        self.sent.append(schedule_id)
+        try:
+            await asyncio.sleep(self.rtt)
+        finally:
+            await self.limiter.release(permit)
+        return _success(schedule_id)
+
+
+async def _collect(outcomes: AsyncIterator[CancelOutcome]) -> list[CancelOutcome]:
+    return [outcome async for outcome in outcomes]
+
+
+async def _collect_into(outcomes: AsyncIterator[CancelOutcome], into: list[CancelOutcome]) -> None:
+    """Collect into a list the caller keeps, so what came before an exception stays."""
+    async for outcome in outcomes:
+        into.append(outcome)  # noqa: PERF401 - the list must survive the exception
+
+
+def _ids(n: int, prefix: str = "SC-") -> list[str]:
+    return [f"{prefix}{i:06d}" for i in range(n)]
+
+
+def _journal_ids(path: Path) -> list[str]:
+    return [outcome.schedule_id for outcome in read_journal(path)]
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+async def test_each_id_ends_as_one_outcome_of_the_right_kind() -> None:
+    """Success, already cancelled, unknown id and a transport error map to their kinds."""
+    client = FakeClient(
+        answers={"SC-2": ALREADY, "SC-3": UNKNOWN, "SC-4": TransportError("reset by peer")}
+    )
+    outcomes = await _collect(cancel_many(client, ["SC-1", "SC-2", "SC-3", "SC-4"]))
+    kinds = {o.schedule_id: o.kind for o in outcomes}
+    assert kinds == {
+        "SC-1": OutcomeKind.CANCELLED,
+        "SC-2": OutcomeKind.ALREADY_CANCELLED,
+        "SC-3": OutcomeKind.FAILED,
+        "SC-4": OutcomeKind.ERROR,
+    }
+    by_id = {o.schedule_id: o for o in outcomes}
+    assert by_id["SC-3"].error_code == 7040
+    assert by_id["SC-4"].error_type == "TransportError"
+    assert sorted(client.calls) == ["SC-1", "SC-2", "SC-3", "SC-4"]
+
+
+@pytest.mark.looptime
+async def test_outcomes_come_as_they_finish_not_in_input_order() -> None:
+    """A slow first id does not hold back the fast ones behind it."""
+    client = FakeClient(latency={"SC-slow": 5.0, "SC-a": 1.0, "SC-b": 2.0})
+    outcomes = await _collect(cancel_many(client, ["SC-slow", "SC-a", "SC-b"]))
+    assert [o.schedule_id for o in outcomes] == ["SC-a", "SC-b", "SC-slow"]
+
+
+async def test_invalid_ids_are_outcomes_never_sent_and_the_job_goes_on() -> None:
+    """Bad ids (too long, bad characters, empty, not a str) become ``invalid``; the rest go."""
+    items: list[object] = ["SC-1", "x" * 33, "has space", "", 42, "SC-2"]
+    client = FakeClient()
+    outcomes = await _collect(cancel_many(client, items))
+    invalid = [o for o in outcomes if o.kind is OutcomeKind.INVALID]
+    assert [o.schedule_id for o in invalid] == ["x" * 33, "has space", "", "42"]
+    assert all(o.error for o in invalid)
+    assert "must be a str, got int" in (invalid[-1].error or "")
+    assert sorted(client.calls) == ["SC-1", "SC-2"]
+
+
+async def test_duplicates_are_sent_once_and_counted() -> None:
+    """An id repeated in the input is sent once; the repeats count as duplicates."""
+    client = FakeClient()
+    reports: list[BulkProgress] = []
+    items = ["SC-1", "SC-2", "SC-1", "SC-3", "SC-2", "SC-1"]
+    outcomes = await _collect(cancel_many(client, items, progress=reports.append))
+    assert sorted(o.schedule_id for o in outcomes) == ["SC-1", "SC-2", "SC-3"]
+    assert sorted(client.calls) == ["SC-1", "SC-2", "SC-3"]
+    last = reports[-1]
+    assert (last.duplicates, last.done, last.completed, last.total) == (3, 3, 6, 6)
+
+
+async def test_async_iterable_input_is_streamed() -> None:
+    """An async iterable works as input, and its total is unknown."""
+
+    async def source() -> AsyncIterator[str]:
+        for schedule_id in _ids(50):
+            await asyncio.sleep(0)
+            yield schedule_id
+
+    reports: list[BulkProgress] = []
+    client = FakeClient()
+    outcomes = await _collect(cancel_many(client, source(), progress=reports.append))
+    assert len(outcomes) == 50
+    assert reports[-1].total is None
+    assert reports[-1].remaining is None
+
+
+async def test_api_key_and_priority_are_passed_through() -> None:
+    """The job's apiKey goes to every call; without one the client's default (None) is used."""
+    client = FakeClient()
+    await _collect(cancel_many(client, ["SC-1", "SC-2"], api_key=API_KEY))
+    assert client.api_keys == {API_KEY}
+    other = FakeClient()
+    await _collect(cancel_many(other, ["SC-1"]))
+    assert other.api_keys == {None}
+
+
+async def test_unexpected_exception_is_an_error_outcome_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A non-library exception from the client becomes an ``error`` outcome and is logged."""
+    client = FakeClient(answers={"SC-1": KeyError("boom")})
+    with caplog.at_level(logging.ERROR, logger="schedcancel.bulk"):
+        outcomes = await _collect(cancel_many(client, ["SC-1", "SC-2"]))
+    by_id = {o.schedule_id: o for o in outcomes}
+    assert by_id["SC-1"].kind is OutcomeKind.ERROR
+    assert by_id["SC-1"].error_type == "KeyError"
+    assert by_id["SC-2"].kind is OutcomeKind.CANCELLED
+    assert "unexpected error cancelling SC-1" in caplog.text
+
+
+async def test_api_key_in_an_error_message_is_scrubbed(tmp_path: Path) -> None:
+    """An apiKey echoed by an error never reaches the outcome or the journal."""
+    client = FakeClient(answers={"SC-1": TransportError(f"GET /schedule/{API_KEY}/SC-1 failed")})
+    path = tmp_path / "j.jsonl"
+    outcomes = await _collect(cancel_many(client, ["SC-1"], api_key=API_KEY, journal=path))
+    assert API_KEY not in (outcomes[0].error or "")
+    assert API_KEY not in path.read_text(encoding="utf-8")
+    assert "bulk***" in path.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- bad arguments
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"concurrency": 0}, "concurrency must be a positive int"),
+        ({"progress_interval": 0}, "progress_interval must be > 0"),
+        ({"max_consecutive_errors": 0}, "max_consecutive_errors must be >= 1"),
+        ({"api_key": "bad key"}, "apiKey"),
+    ],
+)
+def test_bad_arguments_fail_at_the_call(kwargs: dict[str, object], message: str) -> None:
+    """Bad arguments raise InvalidParameterError when cancel_many is called, before any I/O."""
+    client = FakeClient()
+    with pytest.raises(InvalidParameterError, match=message):
+        cancel_many(client, ["SC-1"], **kwargs)  # type: ignore[arg-type]
+    assert client.calls == []
+
+
+def test_default_concurrency_is_two_windows_of_the_total_limit() -> None:
+    """Default workers: twice the API user's limit, capped at 1024."""
+    assert default_concurrency(RateLimits()) == 120
+    assert default_concurrency(RateLimits(total=1)) == 2
+    assert default_concurrency(HUGE) == 1024
+
+
+# --------------------------------------------------------------------------- streaming, memory
+
+
+@pytest.mark.looptime
+async def test_input_is_consumed_only_as_workers_free_up() -> None:
+    """At most ``concurrency`` ids are taken ahead of the outcomes; calls never exceed it."""
+    taken = 0
+    yielded = 0
+    ahead: list[int] = []
+
+    def source() -> Iterator[str]:
+        nonlocal taken
+        for schedule_id in _ids(500):
+            taken += 1
+            ahead.append(taken - yielded)
+            yield schedule_id
+
+    client = FakeClient(latency={sid: 1.0 + (i % 7) / 10 for i, sid in enumerate(_ids(500))})
+    async for _ in cancel_many(client, source(), concurrency=8):
+        yielded += 1
+    assert yielded == 500
+    assert client.peak == 8
+    # 8 workers each hold one id, and 8 finished outcomes may wait in the queue for the consumer.
+    assert max(ahead) <= 8 + 8 + 1
+
+
+async def test_a_hundred_thousand_ids_stream_in_bounded_memory() -> None:
+    """100,000 ids from a generator peak under 8 MB of traced memory (the id table is 2.4 MB).
+
+    Kept: only 9 bytes per table slot, and ``concurrency`` ids at a time. A job
+    that held the ids as strings or kept its outcomes would need over 10 MB.
+    The million-id run is ``benchmarks/bench_bulk_memory.py`` (peak ~29 MB).
+    """
+    count = 100_000
+    client = FakeClient(limiter=FakeLimiter())
+    client.calls = _DiscardingList()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        baseline = tracemalloc.get_traced_memory()[0]
+        done = 0
+        async for outcome in cancel_many(client, (f"SC-{i:010d}" for i in range(count))):
+            done += outcome.ok
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        tracemalloc.stop()
+    assert done == count
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+class _DiscardingList(list[str]):
+    """A call log that keeps nothing (the memory test must not measure its own bookkeeping)."""
+
+    def append(self, item: str) -> None:
+        """Drop the item."""
+
+
+def test_id_table_keeps_distinct_ids_and_grows() -> None:
+    """The fingerprint table stores tags, replaces them, and keeps them through growth."""
+    table = _IdTable(capacity=4)
+    ids = _ids(1000)
+    for i, schedule_id in enumerate(ids):
+        table.put(schedule_id, 1 + i % 5)
+    assert len(table) == 1000
+    assert table.nbytes == 2048 * 9
+    assert all(table.get(s) == 1 + i % 5 for i, s in enumerate(ids))
+    assert table.get("SC-not-there") == 0
+    table.put(ids[0], 7)
+    assert table.get(ids[0]) == 7
+    assert len(table) == 1000
+
+
+def test_id_table_probes_past_colliding_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Different ids whose fingerprints share a slot are all kept (linear probing)."""
+    fingerprints = {"a": 16, "b": 32, "c": 48}
+    monkeypatch.setattr(_IdTable, "_fingerprint", staticmethod(fingerprints.__getitem__))
+    table = _IdTable(capacity=16)
+    for tag, text in enumerate("abc", start=1):
+        table.put(text, tag)
+    assert [table.get(text) for text in "abc"] == [1, 2, 3]
+
+
+# --------------------------------------------------------------------------- the journal
+
+
+async def test_journal_gets_one_line_per_outcome_with_run_lines(tmp_path: Path) -> None:
+    """Each outcome is journaled (as it is yielded) between a start and an end run line."""
+    path = tmp_path / "j.jsonl"
+    client = FakeClient(answers={"SC-2": UNKNOWN})
+    seen_in_journal = [
+        outcome.schedule_id in _journal_ids(path)
+        async for outcome in cancel_many(client, ["SC-1", "SC-2", "bad id"], journal=path)
+    ]
+    assert seen_in_journal == [True, True, True]
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert lines[0]["run"] == "start"
+    assert lines[-1]["run"] == "end"
+    assert lines[-1]["counts"] == {"cancelled": 1, "failed": 1, "invalid": 1}
+    records = {line["id"]: line for line in lines[1:-1]}
+    assert records["SC-1"]["outcome"] == "cancelled"
+    assert records["SC-2"]["error_code"] == 7040
+    assert records["bad id"]["outcome"] == "invalid"
+
+
+async def test_run_line_holds_only_a_redacted_api_key(tmp_path: Path) -> None:
+    """The start line records the apiKey redacted, never whole."""
+    path = tmp_path / "j.jsonl"
+    await _collect(cancel_many(FakeClient(), ["SC-1"], api_key=API_KEY, journal=path))
+    text = path.read_text(encoding="utf-8")
+    assert API_KEY not in text
+    assert json.loads(text.splitlines()[0])["api_key"] == "bulk***"
+
+
+async def test_resume_skips_final_ids_and_retries_the_rest(tmp_path: Path) -> None:
+    """On an existing journal, final ids are not sent again; errors and 7002 are retried."""
+    path = tmp_path / "j.jsonl"
+    earlier = [
+        {"id": "SC-1", "outcome": "cancelled"},
+        {"id": "SC-2", "outcome": "already_cancelled"},
+        {"id": "SC-3", "outcome": "failed", "error_code": 7040},
+        {"id": "SC-4", "outcome": "failed", "error_code": 7002},
+        {"id": "SC-5", "outcome": "error", "error_type": "TransportError"},
+        {"id": "bad id", "outcome": "invalid"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in earlier), encoding="utf-8")
+    client = FakeClient()
+    reports: list[BulkProgress] = []
+    items = ["SC-1", "SC-2", "SC-3", "SC-4", "SC-5", "bad id", "SC-6", "SC-1"]
+    outcomes = await _collect(cancel_many(client, items, journal=path, progress=reports.append))
+    assert sorted(client.calls) == ["SC-4", "SC-5", "SC-6"]
+    assert sorted(o.schedule_id for o in outcomes) == ["SC-4", "SC-5", "SC-6"]
+    last = reports[-1]
+    assert last.skipped == 4
+    assert last.duplicates == 1
+    assert last.journal_counts[OutcomeKind.CANCELLED] == 1
+    assert last.journal_counts[OutcomeKind.ALREADY_CANCELLED] == 1
+    assert last.journal_counts[OutcomeKind.FAILED] == 1
+    assert last.journal_counts[OutcomeKind.INVALID] == 1
+    assert last.completed == len(items)
+
+
+async def test_retry_failed_sends_failed_ids_again(tmp_path: Path) -> None:
+    """With ``retry_failed`` an id whose journal line is ``failed`` is sent again."""
+    path = tmp_path / "j.jsonl"
+    path.write_text('{"id":"SC-3","outcome":"failed","error_code":7040}\n', encoding="utf-8")
+    client = FakeClient()
+    await _collect(cancel_many(client, ["SC-3"], journal=path, retry_failed=True))
+    assert client.calls == ["SC-3"]
+
+
+async def test_an_open_journal_is_used_and_left_open(tmp_path: Path) -> None:
+    """A Journal object passed in is written to and not closed."""
+    path = tmp_path / "j.jsonl"
+    with Journal.open(path) as journal:
+        await _collect(cancel_many(FakeClient(), ["SC-1"], journal=journal))
+        assert not journal.closed
+        assert journal.appended == 3  # start, SC-1, end
+    assert _journal_ids(path) == ["SC-1"]
+
+
+async def test_a_busy_journal_fails_before_anything_is_sent(tmp_path: Path) -> None:
+    """A journal another run holds raises on the first iteration; nothing is sent."""
+    path = tmp_path / "j.jsonl"
+    client = FakeClient()
+    with Journal.open(path):
+        outcomes = cancel_many(client, ["SC-1"], journal=path)
+        with pytest.raises(InvalidParameterError, match="in use"):
+            await _collect(outcomes)
+    assert client.calls == []
+
+
+async def test_a_failing_journal_stops_the_job_and_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a line cannot be written, no more ids start and the OSError is raised at the end."""
+    path = tmp_path / "j.jsonl"
+    real = Journal.write_record
+    writes = 0
+
+    def flaky(self: Journal, record: dict[str, object]) -> None:
+        nonlocal writes
+        writes += 1
+        if writes > 3:
+            raise OSError(28, "No space left on device")
+        real(self, record)
+
+    monkeypatch.setattr(Journal, "write_record", flaky)
+    client = FakeClient()
+    yielded: list[CancelOutcome] = []
+    outcomes = cancel_many(client, _ids(100), journal=path, concurrency=2)
+    with pytest.raises(OSError, match="No space left"):
+        await _collect_into(outcomes, yielded)
+    assert len(client.calls) < 10
+    assert len(yielded) == len(client.calls)
+
+
+# --------------------------------------------------------------------------- ending early
+
+
+@pytest.mark.looptime
+async def test_authentication_error_stops_new_sends_and_is_raised() -> None:
+    """After a 401 no new id starts; calls in flight finish and are yielded; then it raises."""
+    ids = _ids(40)
+    client = FakeClient(
+        answers={ids[0]: AuthenticationError("refused", http_status=401)},
+        latency=dict.fromkeys(ids[1:], 1.0),
+    )
+    yielded: list[CancelOutcome] = []
+    with pytest.raises(AuthenticationError):
+        await _collect_into(cancel_many(client, ids, concurrency=5), yielded)
+    assert len(client.calls) == 5
+    assert len(yielded) == 5
+    assert yielded[0].kind is OutcomeKind.ERROR
+
+
+@pytest.mark.looptime
+async def test_the_first_fatal_error_is_the_one_raised() -> None:
+    """Two authentication errors at once: the job raises the first and logs once."""
+    first = AuthenticationError("first", http_status=401)
+    second = AuthenticationError("second", http_status=403)
+    client = FakeClient(answers={"SC-1": first, "SC-2": second}, latency={"SC-1": 1.0, "SC-2": 2.0})
+    with pytest.raises(AuthenticationError) as caught:
+        await _collect(cancel_many(client, ["SC-1", "SC-2", "SC-3"], concurrency=2))
+    assert caught.value is first
+
+
+async def test_a_crashing_worker_stops_the_job_and_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug inside the engine (here: the journal raising) stops the job and is raised."""
+
+    def broken(self: Journal, outcome: CancelOutcome) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(Journal, "aappend", broken)
+    client = FakeClient()
+    with pytest.raises(RuntimeError, match="bug"):
+        await _collect(cancel_many(client, _ids(50), journal=tmp_path / "j.jsonl", concurrency=2))
+    assert len(client.calls) <= 2
+
+
+async def test_backend_error_is_fatal_too() -> None:
+    """A limiter backend (Redis) failure stops the job: it would fail every id."""
+    client = FakeClient(answers={"SC-000000": BackendError("redis down")})
+    with pytest.raises(BackendError):
+        await _collect(cancel_many(client, _ids(20), concurrency=1))
+    assert client.calls == ["SC-000000"]
+
+
+async def test_a_streak_of_errors_stops_the_job() -> None:
+    """After ``max_consecutive_errors`` errors in a row the job stops and raises the last."""
+    ids = _ids(100)
+    client = FakeClient(answers={sid: ServerError("down", http_status=503) for sid in ids})
+    with pytest.raises(ServerError):
+        await _collect(cancel_many(client, ids, concurrency=1, max_consecutive_errors=10))
+    assert len(client.calls) == 10
+
+
+async def test_a_success_resets_the_streak_and_an_invalid_id_does_not() -> None:
+    """A success between errors resets the streak; an invalid id between them does not."""
+    broken = ["SC-e1", "SC-e2", "SC-ok", "SC-e3", "SC-e4"]
+    answers: dict[str, CancelResult | BaseException] = {
+        sid: TransportError("x") for sid in ["SC-e1", "SC-e2", "SC-e3", "SC-e4"]
+    }
+    client = FakeClient(answers=answers)
+    outcomes = await _collect(cancel_many(client, broken, concurrency=1, max_consecutive_errors=3))
+    assert len(outcomes) == 5
+    client = FakeClient(answers=answers)
+    unbroken = ["SC-e1", "SC-e2", "bad id", "SC-e3", "SC-ok"]
+    with pytest.raises(TransportError):
+        await _collect(cancel_many(client, unbroken, concurrency=1, max_consecutive_errors=3))
+    assert client.calls == ["SC-e1", "SC-e2", "SC-e3"]
+
+
+async def test_no_streak_limit_runs_everything() -> None:
+    """With ``max_consecutive_errors=None`` every id is tried whatever fails."""
+    ids = _ids(30)
+    client = FakeClient(answers={sid: TransportError("x") for sid in ids})
+    outcomes = await _collect(cancel_many(client, ids, max_consecutive_errors=None))
+    assert len(outcomes) == 30
+
+
+async def test_a_failing_input_ends_the_job_after_the_calls_in_flight() -> None:
+    """An input that raises stops the feed; outcomes already due are yielded, then it raises."""
+
+    def source() -> Iterator[str]:
+        yield "SC-1"
+        yield "SC-2"
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    yielded: list[CancelOutcome] = []
+    with pytest.raises(UnicodeDecodeError):
+        await _collect_into(cancel_many(FakeClient(), source(), concurrency=4), yielded)
+    assert sorted(o.schedule_id for o in yielded) == ["SC-1", "SC-2"]
+
+
+@pytest.mark.looptime
+async def test_stop_starts_nothing_new_and_finishes_in_flight(tmp_path: Path) -> None:
+    """Setting ``stop`` lets the calls running finish and journal; nothing new starts."""
+    ids = _ids(100)
+    client = FakeClient(latency=dict.fromkeys(ids, 1.0))
+    stop = asyncio.Event()
+    path = tmp_path / "j.jsonl"
+    reports: list[BulkProgress] = []
+    yielded: list[str] = []
+    started_at_stop = 0
+    async for outcome in cancel_many(
+        client, ids, concurrency=10, stop=stop, journal=path, progress=reports.append
+    ):
+        yielded.append(outcome.schedule_id)
+        if len(yielded) == 15:
+            stop.set()
+            started_at_stop = len(client.calls)
+    assert 15 < started_at_stop < 100
+    assert len(client.calls) == started_at_stop
+    assert sorted(yielded) == sorted(client.calls)
+    assert sorted(_journal_ids(path)) == sorted(client.calls)
+    assert reports[-1].stopping
+    assert reports[-1].finished
+    assert reports[-1].remaining == 100 - started_at_stop
+    end = json.loads(path.read_text(encoding="utf-8").splitlines()[-1])
+    assert end["stopped"] is True
+
+
+@pytest.mark.looptime
+async def test_leaving_the_loop_early_cancels_the_calls_running() -> None:
+    """Closing the generator early cancels the workers: nothing keeps running."""
+    ids = _ids(50)
+    client = FakeClient(latency={sid: float(i) for i, sid in enumerate(ids)})
+    async with contextlib.aclosing(cancel_many(client, ids, concurrency=5)) as outcomes:
+        async for _ in outcomes:
+            break
+    assert client.running == 0
+    before = len(client.calls)
+    await asyncio.sleep(100)
+    assert len(client.calls) == before
+
+
+# --------------------------------------------------------------------------- the stop gate
+
+
+@pytest.mark.looptime
+async def test_gate_withdraws_requests_waiting_for_the_limiter() -> None:
+    """With a closed gate, calls queued in the limiter are withdrawn unsent; sent ones finish."""
+    inner = RateLimiter(RateLimits(total=10, per_schedule=10, window=60.0, guard=1.0))
+    gate = GatedLimiter(inner)
+    client = LimitedClient(gate, rtt=0.5)
+    stop = asyncio.Event()
+    reports: list[BulkProgress] = []
+
+    async def stop_soon() -> None:
+        await asyncio.sleep(0.2)  # the first ten are on the wire, twenty wait for the window
+        stop.set()
+        gate.close_gate()
+
+    stopper = asyncio.create_task(stop_soon())
+    yielded = await _collect(
+        cancel_many(client, _ids(100), concurrency=30, stop=stop, progress=reports.append)
+    )
+    await stopper
+    assert len(client.sent) == 10
+    assert len(yielded) == 10
+    assert reports[-1].withdrawn == 20
+    assert inner.stats().queued == 0
+    await gate.aclose()
+
+
+@pytest.mark.looptime
+async def test_gate_refuses_after_closing_and_delegates_the_rest() -> None:
+    """A closed gate refuses at once; limits, stats, estimate and release pass through."""
+    inner = RateLimiter(RateLimits(total=2, per_schedule=2, window=10.0, guard=0.0))
+    gate = GatedLimiter(inner)
+    assert isinstance(gate, Limiter)
+    assert gate.limits == inner.limits
+    permit = await gate.acquire("SC-1")
+    assert isinstance(permit, Permit)
+    assert gate.stats().in_flight == 1
+    await gate.release(permit)
+    assert await gate.estimate() == 0.0
+    was_closed = gate.gate_closed
+    gate.close_gate()
+    assert (was_closed, gate.gate_closed) == (False, True)
+    with pytest.raises(RequestWithdrawnError):
+        await gate.acquire("SC-2")
+    assert issubclass(RequestWithdrawnError, QueueTimeoutError)
+    await gate.aclose()
+
+
+@pytest.mark.looptime
+async def test_gate_lets_a_cancelled_caller_see_its_own_cancellation() -> None:
+    """A waiter cancelled by its own task gets CancelledError, not a withdrawal."""
+    inner = RateLimiter(RateLimits(total=1, per_schedule=1, window=10.0, guard=0.0))
+    gate = GatedLimiter(inner)
+    held = await gate.acquire("SC-1")
+    waiter = asyncio.create_task(gate.acquire("SC-2"))
+    await asyncio.sleep(1)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await gate.release(held)
+    await gate.aclose()
+
+
+# --------------------------------------------------------------------------- progress
+
+
+@pytest.mark.looptime
+async def test_progress_reports_at_start_periodically_and_at_the_end() -> None:
+    """The callback gets a first snapshot, one per interval while waiting, and a final one."""
+    ids = _ids(4)
+    client = FakeClient(latency=dict.fromkeys(ids, 10.0))
+    client.limiter.rate_limited = 7  # 429s from before the job do not count
+    reports: list[BulkProgress] = []
+
+    def on_progress(progress: BulkProgress) -> None:
+        reports.append(progress)
+        client.limiter.rate_limited = 9
+
+    await _collect(cancel_many(client, ids, progress=on_progress, progress_interval=1.0))
+    first, last = reports[0], reports[-1]
+    assert (first.done, first.total, first.finished) == (0, 4, False)
+    assert 9 <= len(reports) <= 13  # about one per virtual second for 10 s, plus start and end
+    assert last.finished
+    assert last.eta == 0.0
+    assert last.done == 4
+    assert last.rate_limited == 2
+    assert last.elapsed == pytest.approx(10.0)
+    assert last.rate == pytest.approx(0.4)
+    assert dict(last.counts)[OutcomeKind.CANCELLED] == 4
+
+
+@pytest.mark.looptime
+async def test_progress_eta_follows_the_limiters_schedule() -> None:
+    """With 25 ids and 10 per 10 s window, the first ETA is two windows plus guards."""
+    inner = RateLimiter(RateLimits(total=10, per_schedule=10, window=10.0, guard=1.0))
+    client = LimitedClient(inner, rtt=0.0)
+    reports: list[BulkProgress] = []
+    await _collect(cancel_many(client, _ids(25), progress=reports.append, progress_interval=1.0))
+    assert reports[0].eta == pytest.approx(22.0)  # rounds of 10: now, +11 s, +22 s
+    mid = next(r for r in reports if r.done == 10)
+    assert mid.eta == pytest.approx(22.0 - mid.elapsed, abs=1.0)
+    assert reports[-1].elapsed == pytest.approx(22.0)
+    await inner.aclose()
+
+
+def _stats(**overrides: object) -> LimiterStats:
+    values: dict[str, object] = {
+        "queued": 0,
+        "in_flight": 0,
+        "total_used": 0,
+        "total_limit": 60,
+        "schedule_ids": 0,
+        "next_free": 0.0,
+    }
+    values.update(overrides)
+    return LimiterStats(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("pending", "stats", "expected"),
+    [
+        (0, _stats(), 0.0),
+        (30, _stats(), 0.0),
+        (60, _stats(), 0.0),
+        (61, _stats(), 61.0),
+        (180, _stats(), 122.0),
+        (30, _stats(total_used=60, next_free=12.0), 12.0),
+        (90, _stats(total_used=60, next_free=12.0), 73.0),
+        (30, _stats(total_used=60, in_flight=60, next_free=float("inf")), 61.0),
+        (20, _stats(total_used=40), 0.0),
+        (30, _stats(total_used=40), 61.0),
+        (30, _stats(total_used=40, total_limit=40, next_free=5.0), 5.0),
+        (11, _stats(mode="smooth"), 10 * 1.01),
+    ],
+)
+def test_estimate_eta(pending: int, stats: LimiterStats, expected: float) -> None:
+    """ETA: rounds of the API user's limit per window + guard, from the room there is now."""
+    assert estimate_eta(pending, stats, RateLimits()) == pytest.approx(expected)
