@@ -1,0 +1,584 @@
+"""Scenarios, the mock server set-up, and the figures every contestant is judged by.
+
+Time is scaled: window W = 2 s, N = 60 per API user, K = 10 per scheduleId
+(RATE-LIMITS.md, "Benchmarks that judge this"). The mock server runs in the
+same event loop on 127.0.0.1 with one-way latency drawn uniformly from
+2.5-10 ms on the way in and again on the way out (a round trip of 5-20 ms),
+so server arrival times and client stamps share one clock.
+
+Figures of one run (one contestant, one scenario):
+
+- **makespan**: last response observed minus first send, on the client.
+- **lower bound** ``L``: the earliest possible *last send* when all M calls are
+  ready at t = 0, ``(max(ceil(M/N), max_k ceil(m_k/K)) - 1) * W``; with
+  distinct ids this is ``floor((M-1)/N) * W``. Under foreign load N is the
+  remaining budget, ``N - foreign * N``.
+- **ratio**: ``makespan / L``, the spec's definition. It includes the last
+  round trip and every wait a real client has, so even a perfect client is
+  above 1 by about ``rtt / L``.
+- **guard bound** ``L_g = w * (W + guard + rtt) + rtt`` for ``w`` windows, with
+  ``rtt`` the run's median round trip: the best a client can do that frees a
+  request's budget ``W + guard`` after it *observed* the response (what keeps
+  it safe under any jitter, RATE-LIMITS.md "Response-anchored release"); the
+  spec allows "+ one RTT per window". **ratio_g** = ``makespan / L_g``; the
+  makespan goals are judged on it. Peers that do not anchor on responses can
+  beat ``L_g``: their ratio_g may be below 1, at the price of 429s.
+- **429s** and **sends**: the server's recorder, clients' arrivals only.
+- **failed ids**: ids with a call that did not end in an HTTP 200 answer.
+- **peak**: the most client arrivals the server saw in any W seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import platform
+import random
+import statistics
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import aiohttp
+import attrs
+from schedcancel.testing import (
+    DEFAULT_API_KEY,
+    DEFAULT_PASSWORD,
+    DEFAULT_USERNAME,
+    Arrival,
+    Faults,
+    MockScheduleServer,
+    ModelName,
+    Outcome,
+    ServerLimits,
+    max_in_window,
+)
+
+from .peers import CONTESTANTS, BackoffPolicy, Setup, Target
+from .peers import Outcome as Sent
+from .report import goals
+
+__all__ = [
+    "BenchConfig",
+    "RunResult",
+    "Scenario",
+    "bound_windows",
+    "machine_info",
+    "make_report",
+    "run_one",
+    "run_scenario",
+    "run_suite",
+    "scenarios",
+]
+
+
+@attrs.frozen(kw_only=True)
+class BenchConfig:
+    """The scaled limits and network every scenario runs with.
+
+    Attributes:
+        window: W, the server's window in seconds.
+        total: N, requests per window per API user.
+        per_schedule: K, requests per window per scheduleId.
+        guard: schedcancel's guard in seconds (0.05 s suits W = 2 s: 2.5 % of
+            the window, as 1.5 s would be at W = 60 s).
+        latency: one-way latency bounds in seconds, drawn on the way in and again
+            on the way out.
+        retries: the retrying peers' retries after the first try.
+        seed: seeds the server's latency draws, the peers' jitter and id shuffles.
+    """
+
+    window: float = 2.0
+    total: int = 60
+    per_schedule: int = 10
+    guard: float = 0.05
+    latency: tuple[float, float] = (0.0025, 0.010)
+    retries: int = 5
+    seed: int = 0
+
+    @property
+    def rtt_max(self) -> float:
+        """The longest round trip the injected latency makes (processing aside)."""
+        return 2 * self.latency[1]
+
+    def setup(self) -> Setup:
+        """What the contestants are told: limits, guard, and a W-scaled backoff."""
+        return Setup(
+            total=self.total,
+            per_schedule=self.per_schedule,
+            window=self.window,
+            guard=self.guard,
+            backoff=BackoffPolicy(
+                retries=self.retries, initial=self.window / 8, cap=2 * self.window
+            ),
+            seed=self.seed,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Scenario:
+    """One workload against one kind of server.
+
+    Attributes:
+        name: a short key (``distinct``, ``fixed-0.5``...).
+        title: what the table prints.
+        calls: the scheduleIds, one per call, in the order they are submitted.
+        contestants: keys of :data:`benchmarks.peers.CONTESTANTS`.
+        model: how the server counts.
+        phase: for fixed windows and the sliding counter: the first window
+            boundary after the server's start, as a fraction of W.
+        foreign_load: the share of N another client spends.
+        warmup: seconds the server runs before the client starts (lets the
+            foreign load reach its steady state).
+        kind: ``makespan`` (judge the makespan) or ``latency`` (a small batch).
+        repeat: runs per contestant; the figures are of the median run.
+        trace: keep arrival times in the results, for the chart.
+    """
+
+    name: str
+    title: str
+    calls: tuple[str, ...]
+    contestants: tuple[str, ...]
+    model: ModelName = "sliding-log"
+    phase: float = 0.0
+    foreign_load: float = 0.0
+    warmup: float = 0.0
+    kind: Literal["makespan", "latency"] = "makespan"
+    repeat: int = 1
+    trace: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class RunResult:
+    """The figures of one contestant in one scenario (see the module docstring)."""
+
+    scenario: str
+    contestant: str
+    label: str
+    calls: int
+    distinct_ids: int
+    windows: int
+    lower_bound: float
+    guard_bound: float
+    makespan: float
+    ratio: float | None
+    ratio_guard: float | None
+    sends: int
+    rate_limited: int
+    rate_limited_share: float
+    episodes_429: int
+    last_429: float | None
+    failed_calls: int
+    failed_ids: int
+    errors: dict[str, int]
+    peak: int
+    peak_per_id: int
+    rtt_p50: float
+    rtt_p99: float
+    foreign_sends: int = 0
+    foreign_rate_limited: int = 0
+    makespans: tuple[float, ...] = ()
+    trace: dict[str, list[list[float]]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data."""
+        return attrs.asdict(self)
+
+
+def bound_windows(calls: Iterable[str], *, total: int, per_schedule: int) -> int:
+    """How many windows the lower bound spans: ``max(ceil(M/N), max_k ceil(m_k/K)) - 1``.
+
+    Args:
+        calls: one scheduleId per call.
+        total: N (the remaining budget under foreign load).
+        per_schedule: K.
+
+    Returns:
+        The number of full windows before the last send can happen (0 for one burst).
+    """
+    counts = Counter(calls)
+    if not counts:
+        return 0
+    needed = max(
+        math.ceil(sum(counts.values()) / total),
+        *(math.ceil(m / per_schedule) for m in counts.values()),
+    )
+    return needed - 1
+
+
+def _episodes(times: Sequence[float], gap: float) -> int:
+    """Runs of 429s: a new episode starts after ``gap`` seconds without one."""
+    episodes = 0
+    previous = -math.inf
+    for t in sorted(times):
+        if t - previous > gap:
+            episodes += 1
+        previous = t
+    return episodes
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.floor(q * len(ordered)))]
+
+
+def _peak_per_id(arrivals: Sequence[Arrival], window: float) -> int:
+    by_id: defaultdict[str | None, list[float]] = defaultdict(list)
+    for arrival in arrivals:
+        by_id[arrival.schedule_id].append(arrival.time)
+    return max((max_in_window(times, window) for times in by_id.values()), default=0)
+
+
+def measure(
+    scenario: Scenario,
+    contestant: str,
+    sent: Sent,
+    arrivals: Sequence[Arrival],
+    config: BenchConfig,
+) -> RunResult:
+    """Turn what a contestant did and what the server saw into figures.
+
+    Args:
+        scenario: the scenario run.
+        contestant: the contestant's key.
+        sent: the contestant's attempts and call results.
+        arrivals: every arrival the server recorded.
+        config: the limits and network.
+
+    Returns:
+        The run's figures.
+    """
+    first = min(a.sent for a in sent.attempts)
+    last = max(a.answered for a in sent.attempts)
+    makespan = last - first
+    mine = [a for a in arrivals if not a.foreign]
+    limited = [a.time for a in mine if a.outcome is Outcome.RATE_LIMITED]
+    foreign = [a for a in arrivals if a.foreign and first <= a.time <= last]
+    remaining = config.total - round(scenario.foreign_load * config.total)
+    windows = bound_windows(scenario.calls, total=remaining, per_schedule=config.per_schedule)
+    rtts = [a.answered - a.sent for a in sent.attempts if a.status is not None]
+    rtt = statistics.median(rtts) if rtts else 0.0
+    lower_bound = windows * config.window
+    guard_bound = windows * (config.window + config.guard + rtt) + rtt
+    failed = [c for c in sent.calls if not c.ok]
+    trace = None
+    if scenario.trace:
+        trace = {
+            "arrivals": [
+                [a.time - first, 1.0 if a.outcome is Outcome.RATE_LIMITED else 0.0] for a in mine
+            ],
+            "completions": sorted(
+                [a.answered - first, 1.0] for a in sent.attempts if a.status == 200
+            ),
+        }
+    return RunResult(
+        scenario=scenario.name,
+        contestant=contestant,
+        label=CONTESTANTS[contestant][0],
+        calls=len(scenario.calls),
+        distinct_ids=len(set(scenario.calls)),
+        windows=windows,
+        lower_bound=lower_bound,
+        guard_bound=guard_bound,
+        makespan=makespan,
+        ratio=makespan / lower_bound if lower_bound else None,
+        ratio_guard=makespan / guard_bound if windows else None,
+        sends=len(mine),
+        rate_limited=len(limited),
+        rate_limited_share=len(limited) / len(mine) if mine else 0.0,
+        episodes_429=_episodes(limited, config.window),
+        last_429=max(limited) - first if limited else None,
+        failed_calls=len(failed),
+        failed_ids=len({c.schedule_id for c in failed}),
+        errors=dict(Counter(c.error or "?" for c in failed)),
+        peak=max_in_window((a.time for a in mine), config.window),
+        peak_per_id=_peak_per_id(mine, config.window),
+        rtt_p50=rtt,
+        rtt_p99=_quantile(rtts, 0.99),
+        foreign_sends=len(foreign),
+        foreign_rate_limited=sum(1 for a in foreign if a.outcome is Outcome.RATE_LIMITED),
+        trace=trace,
+    )
+
+
+async def run_one(
+    scenario: Scenario, contestant: str, config: BenchConfig, *, repetition: int = 0
+) -> RunResult:
+    """Run one contestant once against a fresh mock server.
+
+    Args:
+        scenario: the workload and server.
+        contestant: a key of :data:`benchmarks.peers.CONTESTANTS`.
+        config: the limits and network.
+        repetition: which repetition this is (varies the latency draws).
+
+    Returns:
+        The run's figures.
+    """
+    server = MockScheduleServer(
+        limits=ServerLimits(
+            total=config.total,
+            per_schedule=config.per_schedule,
+            window=config.window,
+            model=scenario.model,
+            phase=scenario.phase * config.window,
+        ),
+        faults=Faults(
+            request_latency=config.latency,
+            response_latency=config.latency,
+            seed=config.seed + repetition,
+        ),
+        unknown_ids="active",
+        foreign_load=scenario.foreign_load,
+    )
+    async with server:
+        if scenario.warmup:
+            await asyncio.sleep(scenario.warmup)
+        target = Target(
+            base_url=server.base_url,
+            api_key=DEFAULT_API_KEY,
+            username=DEFAULT_USERNAME,
+            password=DEFAULT_PASSWORD,
+        )
+        sent = await CONTESTANTS[contestant][1](target, scenario.calls, config.setup())
+        arrivals = server.recorder.arrivals
+    return measure(scenario, contestant, sent, arrivals, config)
+
+
+async def run_scenario(
+    scenario: Scenario,
+    contestant: str,
+    config: BenchConfig,
+) -> RunResult:
+    """Run one contestant ``scenario.repeat`` times; report the median run.
+
+    Counts (429s, failures) are the worst repetition's; ``makespans`` lists all.
+
+    Args:
+        scenario: the workload and server.
+        contestant: a key of :data:`benchmarks.peers.CONTESTANTS`.
+        config: the limits and network.
+
+    Returns:
+        The median run's figures.
+    """
+    runs = [
+        await run_one(scenario, contestant, config, repetition=i) for i in range(scenario.repeat)
+    ]
+    if len(runs) == 1:
+        return attrs.evolve(runs[0], makespans=(runs[0].makespan,))
+    ordered = sorted(runs, key=lambda r: r.makespan)
+    median = ordered[(len(ordered) - 1) // 2]
+    return attrs.evolve(
+        median,
+        makespans=tuple(r.makespan for r in runs),
+        rate_limited=max(r.rate_limited for r in runs),
+        failed_calls=max(r.failed_calls for r in runs),
+        failed_ids=max(r.failed_ids for r in runs),
+        peak=max(r.peak for r in runs),
+    )
+
+
+def _ids(prefix: str, count: int) -> tuple[str, ...]:
+    return tuple(f"{prefix}-{i:05d}" for i in range(count))
+
+
+#: Every peer and schedcancel's two modes; adaptive off only where it matters.
+_EVERYONE = ("naive", "naive-retry", "pacing", "retry", "sc-exact", "sc-smooth")
+_ADAPTIVE = (*_EVERYONE, "sc-exact-fixed")
+#: The quick set's contestants on server-model scenarios.
+_QUICK = ("naive", "pacing", "sc-exact", "sc-smooth")
+_QUICK_ADAPTIVE = (*_QUICK, "sc-exact-fixed")
+
+
+def scenarios(config: BenchConfig, *, quick: bool = False) -> list[Scenario]:
+    """The benchmark set: the full one, or a reduced one that runs in under 3 minutes.
+
+    Args:
+        config: the limits (ids per scenario scale with N).
+        quick: the reduced set (fewer calls, fewer phases, fewer peers per model).
+
+    Returns:
+        The scenarios, in the order they run.
+    """
+    n = config.total
+    big = 2 * n if quick else 10 * n
+    models = _QUICK if quick else _EVERYONE
+    adaptive = _QUICK_ADAPTIVE if quick else _ADAPTIVE
+    mixed_total = 100 if quick else 200
+    hot = ("HOT",) * 30
+    mixed = list(hot + _ids("MX", mixed_total - len(hot)))
+    random.Random(config.seed).shuffle(mixed)
+    phases = (0.5,) if quick else (0.1, 0.5, 0.9)
+    found: list[Scenario] = [
+        Scenario(
+            name="distinct",
+            title=f"{big} distinct ids, sliding log",
+            calls=_ids("SC", big),
+            contestants=_EVERYONE,
+            trace=True,
+        ),
+        Scenario(
+            name="small-batch",
+            title="50 ids, one batch (latency)",
+            calls=_ids("SB", 50),
+            contestants=_EVERYONE,
+            kind="latency",
+            repeat=3 if quick else 5,
+        ),
+        Scenario(
+            name="mixed",
+            title=f"{mixed_total} calls, 30 on one id, sliding log",
+            calls=tuple(mixed),
+            contestants=_EVERYONE,
+        ),
+    ]
+    found += [
+        Scenario(
+            name=f"fixed-{phase:g}",
+            title=f"{big} ids, fixed windows, boundary at {phase:g} W",
+            calls=_ids("FX", big),
+            contestants=models,
+            model="fixed-window",
+            phase=phase,
+        )
+        for phase in phases
+    ]
+    found += [
+        Scenario(
+            name="token-bucket",
+            title=f"{big} ids, token bucket",
+            calls=_ids("TB", big),
+            contestants=models,
+            model="token-bucket",
+        ),
+        Scenario(
+            name="sliding-counter",
+            title=f"{big} ids, sliding-window counter",
+            calls=_ids("CT", big),
+            contestants=adaptive,
+            model="sliding-counter",
+            phase=0.5,
+        ),
+        Scenario(
+            name="foreign-20",
+            title=f"{big} ids, 20 % foreign load, sliding log",
+            calls=_ids("FL", big),
+            contestants=adaptive,
+            foreign_load=0.2,
+            warmup=config.window,
+        ),
+    ]
+    return found
+
+
+async def run_suite(
+    chosen: Sequence[Scenario],
+    config: BenchConfig,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> list[RunResult]:
+    """Run every contestant of every scenario, one after the other.
+
+    Args:
+        chosen: the scenarios.
+        config: the limits and network.
+        progress: called with one line per finished run.
+
+    Returns:
+        The results, in run order.
+    """
+    results: list[RunResult] = []
+    todo = sum(len(s.contestants) for s in chosen)
+    for scenario in chosen:
+        for contestant in scenario.contestants:
+            result = await run_scenario(scenario, contestant, config)
+            results.append(result)
+            if progress is not None:
+                progress(f"[{len(results)}/{todo}] {scenario.name:<16} {_summary(result)}")
+    return results
+
+
+def _summary(result: RunResult) -> str:
+    ratio = "" if result.ratio is None else f" ratio {result.ratio:.3f}"
+    ratio_g = "" if result.ratio_guard is None else f" ratio_g {result.ratio_guard:.3f}"
+    return (
+        f"{result.contestant:<15} makespan {result.makespan:7.3f} s{ratio}{ratio_g} "
+        f"429s {result.rate_limited:4d} failed ids {result.failed_ids:4d} peak {result.peak}"
+    )
+
+
+def _cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return platform.processor() or "unknown"
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict[str, Any]:
+    """Where and when the figures were taken: date, CPUs, Python, load."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (math.nan,) * 3
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "aiohttp": aiohttp.__version__,
+        "load_average": [round(x, 2) for x in load],
+    }
+
+
+def make_report(
+    chosen: Sequence[Scenario],
+    results: Sequence[RunResult],
+    config: BenchConfig,
+    *,
+    meta: Mapping[str, Any],
+    overhead: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything one run measured, as JSON-ready data, goals judged.
+
+    Args:
+        chosen: the scenarios run.
+        results: their results.
+        config: the limits and network.
+        meta: :func:`machine_info` and the command, taken at the start.
+        overhead: :func:`benchmarks.overhead.measure_overhead`'s figures, if measured.
+
+    Returns:
+        ``meta``, ``config``, ``scenarios``, ``runs``, ``overhead`` and ``goals``.
+    """
+    report: dict[str, Any] = {
+        "meta": dict(meta),
+        "config": attrs.asdict(config),
+        "scenarios": [
+            {
+                "name": s.name,
+                "title": s.title,
+                "kind": s.kind,
+                "model": s.model,
+                "phase": s.phase,
+                "foreign_load": s.foreign_load,
+                "calls": len(s.calls),
+                "distinct_ids": len(set(s.calls)),
+                "repeat": s.repeat,
+                "contestants": list(s.contestants),
+            }
+            for s in chosen
+        ],
+        "runs": [r.to_dict() for r in results],
+        "overhead": dict(overhead) if overhead is not None else None,
+    }
+    report["goals"] = goals(report)
+    return report

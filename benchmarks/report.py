@@ -1,0 +1,208 @@
+"""Judge a report against RATE-LIMITS.md's goals, and print it as Markdown tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+__all__ = ["goals", "markdown"]
+
+Run = Mapping[str, Any]
+
+
+def _find(report: Mapping[str, Any], scenario: str, contestant: str) -> Run | None:
+    runs: list[Run] = report["runs"]
+    for run in runs:
+        if run["scenario"] == scenario and run["contestant"] == contestant:
+            return run
+    return None
+
+
+def _goal(goal: str, target: str, measured: str, met: bool) -> dict[str, Any]:
+    return {"goal": goal, "target": target, "measured": measured, "met": met}
+
+
+def _ratio_goal(name: str, run: Run, limit: float) -> dict[str, Any]:
+    ratio_g = run["ratio_guard"]
+    met = run["rate_limited"] == 0 and run["failed_ids"] == 0 and ratio_g <= limit
+    return _goal(
+        name,
+        f"ratio_g <= {limit:g}, 0 x 429",
+        f"ratio_g {ratio_g:.3f} (ratio {run['ratio']:.3f}), {run['rate_limited']} x 429",
+        met,
+    )
+
+
+def _makespan_goals(report: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    distinct = _find(report, "distinct", "sc-exact")
+    if distinct is not None:
+        yield _ratio_goal(f"makespan, {distinct['calls']} distinct ids", distinct, 1.01)
+    mixed = _find(report, "mixed", "sc-exact")
+    if mixed is not None:
+        yield _ratio_goal("mixed ids, two-limit bound", mixed, 1.02)
+    for run in report["runs"]:
+        name = run["scenario"]
+        if run["contestant"] == "sc-exact" and (
+            name.startswith("fixed-") or name == "token-bucket"
+        ):
+            yield _ratio_goal(f"server type {name}", run, 1.01)
+
+
+def _small_batch_goal(report: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    run = _find(report, "small-batch", "sc-exact")
+    if run is None:
+        return
+    config = report["config"]
+    limit = 2 * config["latency"][1] + 0.005
+    floor = _find(report, "small-batch", "retry")
+    floor_text = "" if floor is None else f"; no limiter at all: {floor['makespan'] * 1e3:.0f} ms"
+    yield _goal(
+        "small batch of 50: first send to last response",
+        f"<= one RTT + 5 ms = {limit * 1e3:.0f} ms, 0 x 429",
+        f"{run['makespan'] * 1e3:.0f} ms, {run['rate_limited']} x 429{floor_text}",
+        run["makespan"] <= limit and run["rate_limited"] == 0,
+    )
+
+
+def _counter_goals(report: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    smooth = _find(report, "sliding-counter", "sc-smooth")
+    if smooth is not None:
+        yield _goal(
+            "counter server, smooth",
+            "0 x 429",
+            f"{smooth['rate_limited']} x 429, ratio_g {smooth['ratio_guard']:.3f}",
+            smooth["rate_limited"] == 0,
+        )
+    adaptive = _find(report, "sliding-counter", "sc-exact")
+    if adaptive is not None:
+        yield _goal(
+            "counter server, exact + adaptive",
+            "one episode of 429s at most, then none",
+            f"{adaptive['rate_limited']} x 429 in {adaptive['episodes_429']} episode(s), "
+            f"last at {_seconds(adaptive['last_429'])}",
+            adaptive["episodes_429"] <= 1,
+        )
+
+
+def _foreign_goal(report: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    run = _find(report, "foreign-20", "sc-exact")
+    if run is None:
+        return
+    share = run["rate_limited_share"]
+    yield _goal(
+        "20 % foreign load",
+        "every id succeeds; 429s <= 5 % of requests; ratio_g <= 1.1 (remaining budget)",
+        f"{run['failed_ids']} ids failed; {run['rate_limited']} x 429 = {share:.1%} of "
+        f"{run['sends']}; ratio_g {run['ratio_guard']:.3f}",
+        run["failed_ids"] == 0 and share <= 0.05 and run["ratio_guard"] <= 1.1,
+    )
+
+
+def _overhead_goal(report: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    overhead = report.get("overhead")
+    if not overhead:
+        return
+    yield _goal(
+        "overhead: client vs raw aiohttp POST loop",
+        ">= 0.9 x raw req/s",
+        f"{overhead['ratio']:.2f} x ({overhead['client_rps_median']:.0f} vs "
+        f"{overhead['raw_rps_median']:.0f} req/s, medians); CPU per request "
+        f"{overhead['cpu_ratio']:.2f} x raw",
+        overhead["ratio"] >= 0.9,
+    )
+
+
+def goals(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every goal of RATE-LIMITS.md that the report has figures for, met or not.
+
+    Args:
+        report: the harness's report (``config``, ``runs``, optional ``overhead``).
+
+    Returns:
+        One entry per goal: ``goal``, ``target``, ``measured``, ``met``.
+    """
+    return [
+        *_makespan_goals(report),
+        *_small_batch_goal(report),
+        *_counter_goals(report),
+        *_foreign_goal(report),
+        *_overhead_goal(report),
+    ]
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _makespan(run: Run, kind: str) -> str:
+    if kind == "latency":
+        spread = run["makespans"]
+        low, high = min(spread), max(spread)
+        return f"{run['makespan'] * 1e3:.0f} ms ({low * 1e3:.0f}-{high * 1e3:.0f})"
+    return f"{run['makespan']:.2f} s"
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    """The report as Markdown: where it ran, the results table, the goals table.
+
+    Args:
+        report: the harness's report.
+
+    Returns:
+        Markdown text.
+    """
+    meta, config = report["meta"], report["config"]
+    lines = [
+        f"Measured {meta['date']} on {meta['nproc']} x {meta['cpu']}, Python {meta['python']}, "
+        f"aiohttp {meta['aiohttp']}; load average {meta['load_average'][0]} before, "
+        f"{meta.get('load_average_after', ['?'])[0]} after. Command: `{meta['command']}`.",
+        "",
+        f"W = {config['window']:g} s, N = {config['total']}, K = {config['per_schedule']}, "
+        f"schedcancel guard {config['guard']:g} s, one-way latency "
+        f"{config['latency'][0] * 1e3:g}-{config['latency'][1] * 1e3:g} ms each way.",
+        "",
+        "| scenario | contestant | makespan | bound L | ratio | ratio_g | 429s | failed ids "
+        "| peak / W |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    kinds = {s["name"]: s for s in report["scenarios"]}
+    for run in report["runs"]:
+        scenario = kinds[run["scenario"]]
+        lines.append(
+            f"| {scenario['title']} | {run['label']} | {_makespan(run, scenario['kind'])} "
+            f"| {run['lower_bound']:g} s | {_ratio(run['ratio'])} | {_ratio(run['ratio_guard'])} "
+            f"| {run['rate_limited']} | {run['failed_ids']} | {run['peak']} |"
+        )
+    lines += ["", "| goal | target | measured | met |", "|---|---|---|---|"]
+    lines += [
+        f"| {g['goal']} | {g['target']} | {g['measured']} | {'yes' if g['met'] else '**no**'} |"
+        for g in report["goals"]
+    ]
+    overhead = report.get("overhead")
+    if overhead:
+        lines += [
+            "",
+            f"Overhead ({overhead['server']}; {overhead['concurrency']} workers, "
+            f"{overhead['rounds']} interleaved rounds of {overhead['requests_per_segment']} "
+            "requests each):",
+            "",
+            "| loop | req/s median | req/s min-max | CPU per request (this process) |",
+            "|---|--:|--:|--:|",
+        ]
+        lines += [_overhead_row(name, f) for name, f in overhead["loops"].items()]
+    return "\n".join(lines) + "\n"
+
+
+_LOOP_LABELS = {"raw": "raw aiohttp POST loop", "client": "ScheduleClient.cancel"}
+
+
+def _overhead_row(name: str, loop: Mapping[str, Any]) -> str:
+    low, high = loop["rps_spread"]
+    return (
+        f"| {_LOOP_LABELS.get(name, name)} | {loop['rps_median']:.0f} | {low:.0f}-{high:.0f} "
+        f"| {loop['cpu_us_median']:.0f} µs |"
+    )
