@@ -58,6 +58,9 @@ RedisClient: TypeAlias = "aioredis.Redis | aioredis.RedisCluster"
 _SCRIPT: Final = files("schedcancel").joinpath("lua/limiter.lua").read_text(encoding="utf-8")
 _US: Final = 1_000_000
 _DEFAULT_PORT: Final = 6379
+# Most candidates one script round tries: a full window's burst of the documented
+# limit in one round trip, without unbounded key lists.
+_ROUND: Final = 64
 
 
 def _us(seconds: float) -> int:
@@ -132,17 +135,36 @@ class _Handle:
 
 
 @attrs.frozen
-class _Decision:
-    """The acquire script's answer, in seconds."""
+class _Round:
+    """The acquire script's answer for one round of candidates, times in seconds.
 
-    granted: bool
-    user_wait: float
-    id_wait: float
+    Attributes:
+        now_us: Redis TIME when the script ran (the granted entries' acquire time).
+        user_used: entries that count in the API user's log afterwards.
+        user_limit: the API user's effective limit (adaptive may lower it).
+        smooth: the API user's level runs smooth.
+        user_wait: how long until the API user's level admits one more (0: now).
+        results: per candidate tried, in order: None when granted, else how
+            long its scheduleId holds it (0.0: not held by it).
+    """
+
+    now_us: int
     user_used: int
     user_limit: int
     smooth: bool
-    now_us: int
-    id_used: int
+    user_wait: float
+    results: tuple[float | None, ...]
+
+
+@attrs.frozen
+class _Release:
+    """A release waiting for the next script call."""
+
+    schedule_id: str
+    handle: _Handle
+    limited: bool
+    retry_after: float | None
+    done: asyncio.Future[None]
 
 
 @attrs.define(eq=False)
@@ -162,9 +184,14 @@ class _IdQueue:
     """One scheduleId's local waiters, best first; inactive ones are dropped lazily."""
 
     heap: list[_Waiter] = attrs.Factory(list)
-    active: int = 0
+    active: int = 0  # waiters not finished, those out in a round included
+    taken: int = 0  # waiters out in the round being asked (not in ``heap``)
     blocked_until: float = 0.0
     version: int = 0
+
+    @property
+    def idle(self) -> bool:
+        return self.active == 0 and self.taken == 0 and self.blocked_until == 0.0
 
     def head(self) -> _Waiter | None:
         while self.heap and not self.heap[0].active:
@@ -231,7 +258,7 @@ class RedisLimiter:
         key_prefix: str = "schedcancel",
         in_flight_timeout: float = 60.0,
         timeout: float = 5.0,
-        jitter: float = 0.005,
+        jitter: float = 0.002,
         fallback: Limiter | None = None,
         fallback_retry: float = 30.0,
     ) -> None:
@@ -281,11 +308,14 @@ class RedisLimiter:
         self._dispatcher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._in_flight: set[_Handle] = set()
+        self._round: list[tuple[_Waiter, _IdQueue]] = []
+        self._releases: list[_Release] = []
+        self._releaser: asyncio.Task[None] | None = None
         self._closed = False
 
         self._fallback_until = 0.0
         self._rate_limited = 0
-        self._last: _Decision | None = None
+        self._last: _Round | None = None
         self._last_at = 0.0
         self._adapted_warned = False
 
@@ -417,33 +447,54 @@ class RedisLimiter:
         self._in_flight.discard(handle)
         if rate_limited:
             self._rate_limited += 1
+        # Releases that come while one script call is out go together in the next
+        # one: a burst of responses costs a few round trips, not one connection each.
+        done = asyncio.get_running_loop().create_future()
+        self._releases.append(_Release(permit.schedule_id, handle, rate_limited, retry_after, done))
+        if self._releaser is None or self._releaser.done():
+            self._releaser = asyncio.get_running_loop().create_task(
+                self._release_all(), name="schedcancel-redis-releaser"
+            )
+        await done
+
+    async def _release_all(self) -> None:
+        """Send queued releases to Redis, up to a round's worth per script call."""
         limits = self._limits
-        cap = limits.effective_retry_after_cap
-        try:
-            raw = await self._eval(
-                self.keys(permit.schedule_id),
+        while self._releases:
+            batch, self._releases = self._releases[:_ROUND], self._releases[_ROUND:]
+            keys = list(self._user_keys)
+            args: list[str | int] = [
                 "release",
-                handle.token,
-                handle.acquired_us,
                 limits.total,
                 limits.per_schedule,
                 _us(limits.window),
                 _us(limits.guard),
-                int(rate_limited),
-                -1 if retry_after is None else _us(max(0.0, retry_after)),
-                _us(cap),
+                _us(limits.effective_retry_after_cap),
                 int(limits.adaptive),
-            )
-        except BackendError as exc:
-            log.warning("could not release a permit (it keeps counting until it expires): %s", exc)
-            return
-        _, level, pause_us, adapted, new_limit = (int(x) for x in cast("list[int]", raw))
-        if level == 1:
-            now = asyncio.get_running_loop().time()
-            self._user_blocked_until = max(self._user_blocked_until, now + pause_us / _US)
-            self._wake.set()
-        if adapted:
-            self._log_adapted(new_limit)
+            ]
+            for item in batch:
+                keys.extend(self._id_keys(item.schedule_id))
+                retry_after = -1 if item.retry_after is None else _us(max(0.0, item.retry_after))
+                args += [item.handle.token, item.handle.acquired_us, int(item.limited), retry_after]
+            try:
+                raw = await self._eval(keys, *args)
+            except BackendError as exc:
+                log.warning(
+                    "could not release %d permit(s); they keep counting until their "
+                    "provisional expiry: %s",
+                    len(batch),
+                    exc,
+                )
+            else:
+                _, user_pause, adapted, lowered = (int(x) for x in cast("list[int]", raw))
+                if user_pause:
+                    until = self._loop_time() + user_pause / _US
+                    self._user_blocked_until = max(self._user_blocked_until, until)
+                if adapted:
+                    self._log_adapted(lowered)
+            for item in batch:
+                if not item.done.done():
+                    item.done.set_result(None)
 
     async def estimate(self, schedule_id: str | None = None) -> float:
         """Seconds a new request would wait if it asked now, without asking.
@@ -463,10 +514,10 @@ class RedisLimiter:
         loop = asyncio.get_running_loop()
         if self._on_fallback(loop.time()) and self._fallback is not None:
             return await self._fallback.estimate(schedule_id)
-        decision, _ = await self._ask("peek", schedule_id)
+        rnd, _ = await self._ask("peek", [] if schedule_id is None else [schedule_id])
         hold = self._limits.window + self._limits.guard
-        wait = max(decision.user_wait, decision.id_wait)
-        wait = max(wait, (self._queued // max(1, decision.user_limit)) * hold)
+        wait = max(rnd.user_wait, *(r for r in rnd.results if r is not None))
+        wait = max(wait, (self._queued // max(1, rnd.user_limit)) * hold)
         queue = self._ids.get(schedule_id) if schedule_id is not None else None
         if queue is not None:
             wait = max(wait, (queue.active // self._limits.per_schedule) * hold)
@@ -499,7 +550,7 @@ class RedisLimiter:
         Raises:
             BackendError: Redis failed.
         """
-        await self._ask("peek", None)
+        await self._ask("peek", [])
         return self.stats()
 
     async def aclose(self) -> None:
@@ -514,12 +565,11 @@ class RedisLimiter:
             self._dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dispatcher
-        for queue in self._ids.values():
-            for waiter in queue.heap:
-                if waiter.active and not waiter.future.done():
-                    waiter.future.cancel()
-        if self._background:
-            await asyncio.wait(self._background, timeout=self._timeout)
+        for waiter in self._waiters():
+            waiter.future.cancel()
+        pending = [t for t in (self._releaser, *self._background) if t is not None]
+        if pending:
+            await asyncio.wait(pending, timeout=self._timeout)
         if self._owns_client:
             await self._client.aclose()
 
@@ -553,22 +603,30 @@ class RedisLimiter:
         return f"Redis at {self._where} failed: {type(exc).__name__}: {detail}"
 
     async def _ask(
-        self, op: Literal["acquire", "peek"], schedule_id: str | None
-    ) -> tuple[_Decision, str]:
-        """Run the acquire (or report-only peek) operation for one request.
+        self, op: Literal["acquire", "peek"], schedule_ids: Sequence[str]
+    ) -> tuple[_Round, str]:
+        """Run one round of the script for candidates in the order they should be served.
+
+        Args:
+            op: ``"acquire"`` takes entries for every candidate both levels
+                admit; ``"peek"`` only reports on the first one.
+            schedule_ids: one per candidate (an id may repeat).
 
         Returns:
-            The script's decision and the token its entries carry if granted.
+            The round's answer, and the token base its entries carry.
 
         Raises:
             BackendError: Redis failed.
         """
         limits = self._limits
-        token = secrets.token_hex(8)
+        base = secrets.token_hex(6)
+        keys = list(self._user_keys)
+        for schedule_id in schedule_ids:
+            keys.extend(self._id_keys(schedule_id))
         raw = await self._eval(
-            self.keys(schedule_id),
+            keys,
             op,
-            token,
+            base,
             limits.total,
             limits.per_schedule,
             _us(limits.window),
@@ -580,22 +638,20 @@ class RedisLimiter:
             _us(max(0.01, limits.window / 100)),
             int(limits.adaptive),
         )
-        granted, user_wait, id_wait, user_used, user_limit, smooth, now_us, id_used = (
+        now_us, user_used, user_limit, smooth, user_wait, *results = (
             int(x) for x in cast("list[int]", raw)
         )
-        decision = _Decision(
-            granted=bool(granted),
-            user_wait=user_wait / _US,
-            id_wait=id_wait / _US,
+        rnd = _Round(
+            now_us=now_us,
             user_used=user_used,
             user_limit=user_limit,
             smooth=bool(smooth),
-            now_us=now_us,
-            id_used=id_used,
+            user_wait=user_wait / _US,
+            results=tuple(None if r < 0 else r / _US for r in results),
         )
-        self._last = decision
+        self._last = rnd
         self._last_at = self._loop_time()
-        return decision, token
+        return rnd, base
 
     async def _undo(self, schedule_id: str, handle: _Handle) -> None:
         try:
@@ -619,6 +675,11 @@ class RedisLimiter:
         except RuntimeError:
             return 0.0
 
+    def _waiters(self) -> list[_Waiter]:
+        """Every unfinished waiter: queued, or out in the round being asked."""
+        waiting = [w for queue in self._ids.values() for w in queue.heap if w.active]
+        return waiting + [w for w, _ in self._round if w.active]
+
     def _enqueue(self, waiter: _Waiter) -> None:
         queue = self._ids.get(waiter.schedule_id)
         if queue is None:
@@ -628,7 +689,7 @@ class RedisLimiter:
         self._queued += 1
         if waiter.deadline is not None:
             heapq.heappush(self._deadlines, (waiter.deadline, waiter.order[2], waiter))
-        if queue.blocked_until == 0.0:
+        if not queue.blocked_until:
             self._push_ready(waiter.schedule_id, queue)
         if self._dispatcher is None or self._dispatcher.done():
             self._dispatcher = asyncio.get_running_loop().create_task(
@@ -647,8 +708,12 @@ class RedisLimiter:
         # batch the id with the most pending requests (this reaches the two-limit
         # lower bound); then arrival.
         priority, batch, arrival = head.order
-        key = (priority, batch, -queue.active, arrival)
+        key = (priority, batch, queue.taken - queue.active, arrival)
         heapq.heappush(self._ready, (key, queue.version, schedule_id))
+
+    def _forget_if_idle(self, schedule_id: str, queue: _IdQueue) -> None:
+        if queue.idle and self._ids.get(schedule_id) is queue:
+            del self._ids[schedule_id]
 
     def _leave(self, waiter: _Waiter) -> None:
         """Take a waiter out of the counts once, whoever finishes it."""
@@ -656,16 +721,15 @@ class RedisLimiter:
             return
         waiter.active = False
         self._queued -= 1
-        # Finished waiters stay in the heaps until they surface; rebuild the heaps
-        # when they are mostly dead so memory follows what is live.
-        if len(self._deadlines) > 2 * self._queued + 64:
-            self._deadlines = [entry for entry in self._deadlines if entry[2].active]
-            heapq.heapify(self._deadlines)
         queue = self._ids.get(waiter.schedule_id)
         if queue is not None:
             queue.active -= 1
-            if queue.active == 0 and queue.blocked_until == 0.0:
-                del self._ids[waiter.schedule_id]
+            self._forget_if_idle(waiter.schedule_id, queue)
+        # Finished waiters stay in the heaps until they surface; rebuild the heap
+        # of deadlines when it is mostly dead so memory follows what is live.
+        if len(self._deadlines) > 2 * self._queued + 64:
+            self._deadlines = [entry for entry in self._deadlines if entry[2].active]
+            heapq.heapify(self._deadlines)
 
     def _finish(
         self, waiter: _Waiter, *, result: Permit | None = None, error: BaseException | None = None
@@ -678,20 +742,30 @@ class RedisLimiter:
         else:
             waiter.future.set_result(cast("Permit", result))
 
-    def _pop_ready(self) -> str | None:
+    def _pop_ready(self) -> tuple[str, _IdQueue] | None:
+        """The best scheduleId that may go, taken off the ready heap."""
         while self._ready:
-            _, version, schedule_id = self._ready[0]
+            _, version, schedule_id = heapq.heappop(self._ready)
             queue = self._ids.get(schedule_id)
             if queue is None or queue.version != version or queue.blocked_until:
-                heapq.heappop(self._ready)
-                continue
-            if queue.head() is None:
-                heapq.heappop(self._ready)
-                del self._ids[schedule_id]
-                continue
-            heapq.heappop(self._ready)
-            return schedule_id
+                continue  # stale: re-ranked, blocked or gone since
+            if queue.head() is not None:
+                return schedule_id, queue
         return None
+
+    def _take_round(self) -> list[tuple[_Waiter, _IdQueue]]:
+        """Take the best waiters, in the order the script should try them."""
+        taken: list[tuple[_Waiter, _IdQueue]] = []
+        while len(taken) < _ROUND:
+            ready = self._pop_ready()
+            if ready is None:
+                break
+            schedule_id, queue = ready
+            taken.append((heapq.heappop(queue.heap), queue))
+            queue.taken += 1
+            # The id competes again for the next place with its next waiter.
+            self._push_ready(schedule_id, queue)
+        return taken
 
     def _unblock(self, now: float) -> None:
         while self._blocked and self._blocked[0][0] <= now:
@@ -700,10 +774,8 @@ class RedisLimiter:
             if queue is None or queue.blocked_until != until:
                 continue  # gone, or unblocked early and perhaps blocked again since
             queue.blocked_until = 0.0
-            if queue.active == 0:
-                del self._ids[schedule_id]
-            else:
-                self._push_ready(schedule_id, queue)
+            self._push_ready(schedule_id, queue)
+            self._forget_if_idle(schedule_id, queue)
 
     def _expire(self, until: float, now: float, queue: _IdQueue | None = None) -> None:
         """Fail at once the waiters whose deadline falls before the earliest possible start."""
@@ -725,6 +797,13 @@ class RedisLimiter:
             if waiter.active:
                 self._finish(waiter, error=error())
 
+    def _next_wake(self, now: float) -> float | None:
+        """The earliest moment a local block ends (None: only a new waiter can change things)."""
+        wakes = [t for t in (self._user_blocked_until,) if t > now]
+        if self._blocked:
+            wakes.append(self._blocked[0][0])
+        return min(wakes) if wakes else None
+
     async def _sleep(self, until: float | None) -> None:
         """Sleep until ``until`` (plus jitter) or until a waiter arrives."""
         self._wake.clear()
@@ -740,61 +819,56 @@ class RedisLimiter:
                 await self._wake.wait()
 
     async def _dispatch(self) -> None:
-        """Admit this process's waiters, best first, asking Redis one at a time."""
+        """Admit this process's waiters, best first, one script round at a time."""
         loop = asyncio.get_running_loop()
         while self._queued:
-            self._batch += 1
+            self._batch += 1  # waiters arriving from now on rank after everyone queued
             now = loop.time()
             self._unblock(now)
-            wakes = [t for t in (self._user_blocked_until,) if t > now]
-            if self._blocked:
-                wakes.append(self._blocked[0][0])
-            if now < self._user_blocked_until:
-                await self._sleep(min(wakes))
-                continue
-            schedule_id = self._pop_ready()
-            if schedule_id is None:
-                await self._sleep(min(wakes) if wakes else None)
+            self._round = [] if now < self._user_blocked_until else self._take_round()
+            if not self._round:
+                await self._sleep(self._next_wake(now))
                 continue
             try:
-                decision, token = await self._ask("acquire", schedule_id)
+                rnd, base = await self._ask("acquire", [w.schedule_id for w, _ in self._round])
             except BackendError as exc:
+                self._settle(None, "", loop.time())
                 self._backend_failed(exc)
                 continue
-            now = loop.time()
-            # Waiters came and went while we asked: look the id up again.
-            queue = self._ids.get(schedule_id)
-            if decision.granted:
-                self._grant(schedule_id, queue, decision, token)
+            self._settle(rnd, base, loop.time())
+
+    def _settle(self, rnd: _Round | None, base: str, now: float) -> None:
+        """Hand out a round's permits and put everyone else back in line."""
+        taken, self._round = self._round, []
+        results = rnd.results if rnd is not None else ()
+        held: dict[str, _IdQueue] = {}
+        for index, (waiter, queue) in enumerate(taken):
+            queue.taken -= 1
+            held[waiter.schedule_id] = queue
+            result = results[index] if index < len(results) else 0.0
+            if rnd is not None and result is None:
+                handle = _Handle(self, f"{base}.{index + 1}", rnd.now_us)
+                permit = Permit(schedule_id=waiter.schedule_id, acquired_at=now, handle=handle)
+                self._in_flight.add(handle)
+                if waiter.active:
+                    self._finish(waiter, result=permit)
+                else:
+                    self._give_back(permit)  # its caller left while we asked
                 continue
-            if decision.user_wait > 0:
-                self._user_blocked_until = now + decision.user_wait
-                self._expire(self._user_blocked_until, now)
-            if queue is None:
-                continue
-            if decision.id_wait > 0:
-                queue.blocked_until = now + decision.id_wait
-                heapq.heappush(self._blocked, (queue.blocked_until, schedule_id))
+            if waiter.active:
+                heapq.heappush(queue.heap, waiter)  # back in line, same place
+            if result and now + result > queue.blocked_until:
+                queue.blocked_until = now + result
+                heapq.heappush(self._blocked, (queue.blocked_until, waiter.schedule_id))
+        for schedule_id, queue in held.items():
+            if queue.blocked_until:
                 self._expire(queue.blocked_until, now, queue)
             elif queue.active:
                 self._push_ready(schedule_id, queue)
-            else:
-                self._ids.pop(schedule_id, None)
-
-    def _grant(
-        self, schedule_id: str, queue: _IdQueue | None, decision: _Decision, token: str
-    ) -> None:
-        handle = _Handle(self, token, decision.now_us)
-        permit = Permit(schedule_id=schedule_id, acquired_at=self._loop_time(), handle=handle)
-        self._in_flight.add(handle)
-        waiter = queue.head() if queue is not None else None
-        if queue is None or waiter is None:
-            # Everyone for this id left while we asked: give the entries back.
-            self._give_back(permit)
-            return
-        self._finish(waiter, result=permit)
-        if queue.active:
-            self._push_ready(schedule_id, queue)
+            self._forget_if_idle(schedule_id, queue)
+        if rnd is not None and rnd.user_wait > 0:
+            self._user_blocked_until = now + rnd.user_wait
+            self._expire(self._user_blocked_until, now)
 
     def _give_back(self, permit: Permit) -> None:
         """Remove a granted permit's entries that were never sent (in the background)."""
@@ -818,14 +892,12 @@ class RedisLimiter:
                 self._fallback_retry,
             )
             self._fallback_until = self._loop_time() + self._fallback_retry
-        for queue in list(self._ids.values()):
-            for waiter in list(queue.heap):
-                if waiter.active:
-                    error: Exception = _UseFallback()
-                    if self._fallback is None:
-                        error = BackendError(str(exc))
-                        error.__cause__ = exc.__cause__
-                    self._finish(waiter, error=error)
+        for waiter in self._waiters():
+            error: Exception = _UseFallback()
+            if self._fallback is None:
+                error = BackendError(str(exc))
+                error.__cause__ = exc.__cause__
+            self._finish(waiter, error=error)
 
     # -- fallback ----------------------------------------------------------------
 

@@ -11,24 +11,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import json
 import logging
 import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 from redis.exceptions import RedisError
-from schedcancel import BackendError, InvalidParameterError, Limiter, QueueTimeoutError, RateLimits
+from schedcancel import (
+    BackendError,
+    CancelResult,
+    InvalidParameterError,
+    Limiter,
+    Permit,
+    QueueTimeoutError,
+    RateLimits,
+    ScheduleClient,
+)
 from schedcancel._limiter import RateLimiter
 from schedcancel.redis import RedisLimiter
+from schedcancel.testing import MockScheduleServer, ServerLimits
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -658,3 +670,119 @@ async def test_fallback_is_used_with_one_warning_then_redis_again(
     await asyncio.sleep(0.25)  # past fallback_retry: Redis is tried (and fails) again
     await limiter.release(await asyncio.wait_for(limiter.acquire("SC-9"), 5))
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
+
+
+# -- several processes, one API user, against the mock server -----------------------
+
+
+class _TimedLimiter(RedisLimiter):
+    """A RedisLimiter that notes each request's round trip (permit granted to released)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.round_trips: list[float] = []
+
+    async def release(
+        self, permit: Permit, *, rate_limited: bool = False, retry_after: float | None = None
+    ) -> None:
+        self.round_trips.append(asyncio.get_running_loop().time() - permit.acquired_at)
+        await super().release(permit, rate_limited=rate_limited, retry_after=retry_after)
+
+
+def _worker_main() -> None:
+    """Run one worker process: cancel the ids of the JSON job in argv[1] through Redis."""
+    job = json.loads(sys.argv[1])
+    print(json.dumps(asyncio.run(_worker(job))))  # noqa: T201 - the parent reads this line
+
+
+async def _worker(job: dict[str, Any]) -> dict[str, Any]:
+    limiter = _TimedLimiter(
+        job["redis"],
+        username=job["client"]["username"],
+        key_prefix=job["prefix"],
+        limits=RateLimits(**job["limits"]),
+    )
+    client_kwargs = dict(job["client"])
+    try:
+        async with ScheduleClient(
+            client_kwargs.pop("api_key"), **client_kwargs, limiter=limiter
+        ) as client:
+            # Start together: Python's start-up is not what this measures.
+            print("ready", flush=True)  # noqa: T201 - the parent waits for this line
+            await asyncio.to_thread(sys.stdin.readline)
+            results = await asyncio.gather(
+                *(client.cancel(i) for i in job["ids"]), return_exceptions=True
+            )
+    finally:
+        await limiter.aclose()
+    return {
+        "done": sum(1 for r in results if isinstance(r, CancelResult) and r.is_cancelled),
+        "errors": [repr(r) for r in results if not isinstance(r, CancelResult)],
+        "round_trips": limiter.round_trips,
+    }
+
+
+async def _run_workers(
+    server: MockScheduleServer, prefix: str, limits: dict[str, float], jobs: list[list[str]]
+) -> list[dict[str, Any]]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    code = "import test_redis; test_redis._worker_main()"
+    procs = []
+    for ids in jobs:
+        job = {
+            "redis": "redis://127.0.0.1:6379/0",
+            "prefix": prefix,
+            "limits": limits,
+            "client": server.client_kwargs(),
+            "ids": ids,
+        }
+        procs.append(
+            await asyncio.create_subprocess_exec(
+                *(sys.executable, "-c", code, json.dumps(job)),
+                env=env,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+        )
+    for proc in procs:
+        assert proc.stdout is not None
+        assert await asyncio.wait_for(proc.stdout.readline(), 60) == b"ready\n"
+    outputs = [await proc.communicate(b"go\n") for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * len(procs)
+    return [json.loads(out) for out, _ in outputs]
+
+
+@pytest.mark.slow
+async def test_four_processes_share_one_budget_at_the_lower_bound(prefix: str) -> None:
+    """Four processes cancel 600 ids: no 429, at most N per window, makespan at the bound."""
+    total, window = 60, 2.0
+    limits = {"total": total, "per_schedule": 10, "window": window, "guard": 0.02}
+    ids = [f"SC-{i:04d}" for i in range(600)]
+    server_limits = ServerLimits(total=total, per_schedule=10, window=window)
+    async with MockScheduleServer(limits=server_limits, unknown_ids="active") as server:
+        reports = await _run_workers(server, prefix, limits, [ids[k::4] for k in range(4)])
+        recorder = server.recorder
+    assert sum(r["done"] for r in reports) == 600
+    assert [r["errors"] for r in reports] == [[]] * 4
+    assert recorder.count_rate_limited() == 0
+    assert recorder.max_arrivals_in_window(window) <= total
+    makespan = recorder.last_arrival() - recorder.first_arrival()  # type: ignore[operator]
+    bound = (len(ids) - 1) // total * window
+    # A window's places come back one round trip (grant to release, as the limiter
+    # sees it) after the previous window's sends; the last of a burst sets the pace,
+    # so the allowance takes a slow one (p95), on a machine shared with the server.
+    rtt = statistics.quantiles([t for r in reports for t in r["round_trips"]], n=20)[-1]
+    allowance = bound / window * rtt
+    assert makespan <= bound * 1.03 + allowance, (makespan, bound, rtt)
+
+
+async def test_two_processes_hammering_one_id_keep_its_limit(prefix: str) -> None:
+    """Two processes sending 15 cancels each for one scheduleId never exceed K per window."""
+    per_schedule, window = 10, 1.0
+    limits = {"total": 60, "per_schedule": per_schedule, "window": window, "guard": 0.01}
+    server_limits = ServerLimits(total=60, per_schedule=per_schedule, window=window)
+    async with MockScheduleServer(limits=server_limits, unknown_ids="active") as server:
+        reports = await _run_workers(server, prefix, limits, [["SC-ONE"] * 15] * 2)
+    assert sum(r["done"] for r in reports) == 30
+    assert server.recorder.count_rate_limited() == 0
+    assert server.recorder.max_arrivals_in_window(window, schedule_id="SC-ONE") == per_schedule

@@ -7,9 +7,7 @@ clock. All times are integer microseconds of Redis TIME.
 KEYS (all under one hash tag, so a Redis Cluster keeps them in one slot):
   1 the API user's log (sorted set)    2 its 429 pause (string: until)
   3 its last send (string, smooth)     4 its adaptive state (hash: limit, at)
-  5 the scheduleId's log (sorted set)  6 its 429 pause
-  7 its last send
-  Keys 5-7 are absent when an estimate asks about the API user only.
+  then per scheduleId: its log (sorted set), its 429 pause, its last send.
 
 A log's members are one per permit; the score is the moment the entry stops
 counting, and an entry counts while its score is in the future:
@@ -20,15 +18,24 @@ hold = window + guard.
 
 ARGV[1] is the operation:
 
-  acquire / peek  token total per_schedule window guard in_flight smooth slack poll adaptive
-      peek only reports. Returns {granted, user_wait, id_wait, user_used,
-      user_limit, user_smooth, now, id_used}; waits are the time until the
-      next possible slot of each level (0 when free).
-  release  token acquired total per_schedule window guard limited retry_after cap adaptive
-      Re-scores the permit's entries to now + hold. With limited=1 (a 429)
-      pauses the level that was hit and, for an API-user 429 the log says could
-      not happen, lowers the API user's effective limit (adaptive).
-      Returns {now, level (0 none, 1 API user, 2 scheduleId), pause, adapted, new_limit}.
+  acquire / peek  base total per_schedule window guard in_flight smooth slack poll adaptive
+      KEYS 5.. are candidates, three keys (log, pause, last send) each, in the
+      order the caller wants them served; one scheduleId may appear several
+      times. acquire grants candidate c the member "i<now>:<base>.<c>" when
+      both levels admit it, skips a candidate whose scheduleId is full, and
+      stops at the first one the API user's level refuses. peek grants
+      nothing and looks at the first candidate only (or none).
+      Returns {now, user_used, user_limit, user_smooth, user_wait, r1, r2, ...}:
+      r = -1 granted, else the candidate's scheduleId wait (0: not held by it);
+      candidates after the last r were not tried. Waits run to the next
+      possible slot (0 when free).
+  release  total per_schedule window guard cap adaptive, then per permit:
+           token acquired limited retry_after (-1: none)
+      KEYS 5.. are the permits' scheduleIds, three keys each. Re-scores each
+      permit's entries to now + hold. A permit with limited=1 (a 429) pauses
+      the level that was hit, and for an API-user 429 the log says could not
+      happen, lowers the API user's effective limit (adaptive).
+      Returns {now, user_pause, adapted, new_limit}.
   undo  token acquired
       Removes a permit's entries (granted, never sent). Returns the entries removed.
 ]]
@@ -131,7 +138,7 @@ local function set_pause(key, wait)
 end
 
 if op == 'acquire' or op == 'peek' then
-  local token = ARGV[2]
+  local base = ARGV[2]
   local total, per_schedule = tonumber(ARGV[3]), tonumber(ARGV[4])
   local window, guard, in_flight = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
   local smooth, slack, poll = ARGV[8] == '1', tonumber(ARGV[9]), tonumber(ARGV[10])
@@ -140,76 +147,94 @@ if op == 'acquire' or op == 'peek' then
 
   local limit, user_smooth = effective(KEYS[4], total, smooth, adaptive, hold)
   local user_spacing = window / limit * (1 + slack)
+  local id_spacing = window / per_schedule * (1 + slack)
   local user_used = live(KEYS[1])
-  local user_wait = level_wait(
-    KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
-  local id_used, id_wait, id_spacing = 0, 0, window / per_schedule * (1 + slack)
-  if KEYS[5] then
-    id_used = live(KEYS[5])
-    id_wait = level_wait(
-      KEYS[5], id_used, per_schedule, KEYS[6], KEYS[7], smooth, id_spacing, hold, poll)
-  end
-  local smooth_flag = user_smooth and 1 or 0
-
-  if op == 'peek' or user_wait > 0 or id_wait > 0 then
-    return {0, user_wait, id_wait, user_used, limit, smooth_flag, now, id_used}
-  end
-
-  local member = 'i' .. fmt(now) .. ':' .. token
+  local user_wait = 0
+  local results = {}
   local expires = now + in_flight + hold
-  for _, key in ipairs({KEYS[1], KEYS[5]}) do
-    redis.call('ZADD', key, expires, member)
-    expire_log(key)
+  local prefix = 'i' .. fmt(now) .. ':' .. base .. '.'
+  -- Candidates in the caller's order; a full scheduleId is skipped, a full API
+  -- user ends the round (nothing after it could go either).
+  for c = 1, (#KEYS - 4) / 3 do
+    local log, pause, last = KEYS[3 * c + 2], KEYS[3 * c + 3], KEYS[3 * c + 4]
+    user_wait = level_wait(
+      KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
+    local id_used = live(log)
+    local id_wait = level_wait(log, id_used, per_schedule, pause, last, smooth, id_spacing, hold, poll)
+    if op == 'peek' or user_wait > 0 or id_wait > 0 then
+      results[#results + 1] = id_wait
+      if op == 'peek' or user_wait > 0 then
+        break
+      end
+    else
+      local member = prefix .. c
+      redis.call('ZADD', KEYS[1], expires, member)
+      redis.call('ZADD', log, expires, member)
+      expire_log(log)
+      user_used = user_used + 1
+      if user_smooth then
+        redis.call('SET', KEYS[3], fmt(now), 'PX', math.max(1, math.ceil(user_spacing / 1000)))
+      end
+      if smooth then
+        redis.call('SET', last, fmt(now), 'PX', math.max(1, math.ceil(id_spacing / 1000)))
+      end
+      results[#results + 1] = -1
+    end
   end
-  if user_smooth then
-    redis.call('SET', KEYS[3], fmt(now), 'PX', math.max(1, math.ceil(user_spacing / 1000)))
+  if #KEYS == 4 then
+    user_wait = level_wait(
+      KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
   end
-  if smooth then
-    redis.call('SET', KEYS[7], fmt(now), 'PX', math.max(1, math.ceil(id_spacing / 1000)))
+  expire_log(KEYS[1])
+  local reply = {now, user_used, limit, user_smooth and 1 or 0, user_wait}
+  for _, r in ipairs(results) do
+    reply[#reply + 1] = r
   end
-  return {1, 0, 0, user_used + 1, limit, smooth_flag, now, id_used + 1}
+  return reply
 end
 
 if op == 'release' then
-  local token, acquired = ARGV[2], ARGV[3]
-  local total, per_schedule = tonumber(ARGV[4]), tonumber(ARGV[5])
-  local window, guard = tonumber(ARGV[6]), tonumber(ARGV[7])
-  local limited, retry_after, cap = ARGV[8] == '1', tonumber(ARGV[9]), tonumber(ARGV[10])
-  local adaptive = ARGV[11] == '1'
+  local total, per_schedule = tonumber(ARGV[2]), tonumber(ARGV[3])
+  local window, guard, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+  local adaptive = ARGV[7] == '1'
   local hold = window + guard
-
   local expires = now + hold
-  for _, key in ipairs({KEYS[1], KEYS[5]}) do
-    redis.call('ZREM', key, 'i' .. acquired .. ':' .. token)
-    redis.call('ZADD', key, expires, 'r:' .. token)
-    expire_log(key)
+  local user_pause, adapted, lowered = 0, 0, 0
+  for c = 1, (#KEYS - 4) / 3 do
+    local at = 7 + (c - 1) * 4
+    local token, acquired = ARGV[at + 1], ARGV[at + 2]
+    local limited, retry_after = ARGV[at + 3] == '1', tonumber(ARGV[at + 4])
+    local log, pause = KEYS[3 * c + 2], KEYS[3 * c + 3]
+    for _, key in ipairs({KEYS[1], log}) do
+      redis.call('ZREM', key, 'i' .. acquired .. ':' .. token)
+      redis.call('ZADD', key, expires, 'r:' .. token)
+    end
+    expire_log(log)
+    if limited then
+      -- The level that was hit: the scheduleId when its log is full, else the API user.
+      local wait = hold
+      if retry_after >= 0 then
+        wait = math.min(retry_after, cap)
+      end
+      if live(log) >= per_schedule then
+        set_pause(pause, wait)
+      else
+        local limit = effective(KEYS[4], total, false, adaptive, hold)
+        user_pause = math.max(user_pause, set_pause(KEYS[2], wait))
+        -- The refused request's own entry stays (the server may have counted
+        -- it), but it is not one the server accepted.
+        local accepted = live(KEYS[1]) - 1
+        if adaptive and accepted < limit then
+          lowered = math.max(1, accepted)
+          adapted = 1
+          redis.call('HSET', KEYS[4], 'limit', lowered, 'at', fmt(now))
+          redis.call('PEXPIRE', KEYS[4], math.ceil((total - lowered) * hold / 1000) + 1)
+        end
+      end
+    end
   end
-  if not limited then
-    return {now, 0, 0, 0, 0}
-  end
-
-  -- The level that was hit: the scheduleId when its log is full, else the API user.
-  local pause = hold
-  if retry_after >= 0 then
-    pause = math.min(retry_after, cap)
-  end
-  local id_used = live(KEYS[5])
-  if id_used >= per_schedule then
-    return {now, 2, set_pause(KEYS[6], pause), 0, 0}
-  end
-  local limit = effective(KEYS[4], total, false, adaptive, hold)
-  local user_used = live(KEYS[1])
-  local paused = set_pause(KEYS[2], pause)
-  -- The refused request's own entry stays (the server may have counted it),
-  -- but it is not one the server accepted.
-  local accepted = user_used - 1
-  if adaptive and accepted < limit then
-    local lowered = math.max(1, accepted)
-    redis.call('HSET', KEYS[4], 'limit', lowered, 'at', fmt(now))
-    redis.call('PEXPIRE', KEYS[4], math.ceil((total - lowered) * hold / 1000) + 1)
-    return {now, 1, paused, 1, lowered}
-  end
-  return {now, 1, paused, 0, limit}
+  expire_log(KEYS[1])
+  return {now, user_pause, adapted, lowered}
 end
 
 if op == 'undo' then
