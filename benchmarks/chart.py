@@ -74,7 +74,10 @@ def draw(report: Mapping[str, Any], path: Path, *, scenario: str = "distinct") -
     }
     if not runs:
         raise ValueError(f"no trace of scenario {scenario!r} in the report")
-    end = max(max(t for t, _ in run["trace"]["arrivals"]) for run in runs.values()) + window
+    end = 0.3 * window + max(
+        max(t for t, _ in [*run["trace"]["arrivals"], *run["trace"]["completions"]])
+        for run in runs.values()
+    )
     steps = 2000
     grid = [end * i / steps for i in range(steps + 1)]
     fig, (top, bottom) = plt.subplots(
@@ -126,7 +129,7 @@ def draw(report: Mapping[str, Any], path: Path, *, scenario: str = "distinct") -
             color=colour,
             linestyle=style,
             linewidth=1.5,
-            label=f"{run['label']} ({run['makespan']:.1f} s)",
+            label=f"{run['label']} ({run['makespan']:.1f} s{_failed(run)})",
         )
     bottom.axvline(
         bound, color="black", linestyle="--", linewidth=1.0, label=f"lower bound {bound:g} s"
@@ -141,6 +144,10 @@ def draw(report: Mapping[str, Any], path: Path, *, scenario: str = "distinct") -
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _failed(run: Mapping[str, Any]) -> str:
+    return f", {run['failed_ids']} failed" if run["failed_ids"] else ""
 
 
 def main(argv: list[str] | None = None) -> int:

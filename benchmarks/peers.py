@@ -129,8 +129,15 @@ class CallResult:
 
 @attrs.frozen(kw_only=True)
 class Outcome:
-    """What a contestant did with one list of calls."""
+    """What a contestant did with one list of calls.
 
+    Attributes:
+        started: loop time when all calls were handed over at once.
+        attempts: every request sent, in the order they were answered.
+        calls: how each call ended, in submission order.
+    """
+
+    started: float
     attempts: tuple[Attempt, ...]
     calls: tuple[CallResult, ...]
 
@@ -198,11 +205,13 @@ async def _run_peer(
     one: Callable[[_Http, str], Awaitable[int | None]],
 ) -> Outcome:
     http = _Http(target)
+    started = asyncio.get_running_loop().time()
     try:
         statuses = await asyncio.gather(*(one(http, sid) for sid in schedule_ids))
     finally:
         await http.aclose()
     return Outcome(
+        started=started,
         attempts=tuple(http.attempts),
         calls=tuple(
             _result(sid, status) for sid, status in zip(schedule_ids, statuses, strict=True)
@@ -330,6 +339,7 @@ def _schedcancel(*, mode: Literal["exact", "smooth"], adaptive: bool) -> Contest
             base_url=target.base_url,
             limiter=limiter,
         )
+        started = asyncio.get_running_loop().time()
         try:
             async with client:
                 results = await asyncio.gather(
@@ -343,7 +353,7 @@ def _schedcancel(*, mode: Literal["exact", "smooth"], adaptive: bool) -> Contest
                 calls.append(CallResult(schedule_id=sid, ok=True))
             elif isinstance(result, BaseException):
                 calls.append(CallResult(schedule_id=sid, ok=False, error=type(result).__name__))
-        return Outcome(attempts=tuple(limiter.attempts), calls=tuple(calls))
+        return Outcome(started=started, attempts=tuple(limiter.attempts), calls=tuple(calls))
 
     return run
 

@@ -54,13 +54,21 @@ def _small_batch_goal(report: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         return
     config = report["config"]
     limit = 2 * config["latency"][1] + 0.005
+    yield _goal(
+        "small batch of 50: what the limiter holds back",
+        "last of 50 sent <= 5 ms after they were handed over, 0 x 429",
+        f"{run['queue_delay'] * 1e3:.1f} ms, {run['rate_limited']} x 429",
+        run["queue_delay"] <= 0.005 and run["rate_limited"] == 0,
+    )
     floor = _find(report, "small-batch", "retry")
-    floor_text = "" if floor is None else f"; no limiter at all: {floor['makespan'] * 1e3:.0f} ms"
+    floor_text = (
+        "" if floor is None else f"; with no limiter at all: {floor['makespan'] * 1e3:.0f} ms"
+    )
     yield _goal(
         "small batch of 50: first send to last response",
-        f"<= one RTT + 5 ms = {limit * 1e3:.0f} ms, 0 x 429",
-        f"{run['makespan'] * 1e3:.0f} ms, {run['rate_limited']} x 429{floor_text}",
-        run["makespan"] <= limit and run["rate_limited"] == 0,
+        f"<= one RTT + 5 ms = {limit * 1e3:.0f} ms",
+        f"{run['makespan'] * 1e3:.0f} ms (median of {len(run['makespans'])}){floor_text}",
+        run["makespan"] <= limit,
     )
 
 
@@ -142,7 +150,10 @@ def _makespan(run: Run, kind: str) -> str:
     if kind == "latency":
         spread = run["makespans"]
         low, high = min(spread), max(spread)
-        return f"{run['makespan'] * 1e3:.0f} ms ({low * 1e3:.0f}-{high * 1e3:.0f})"
+        return (
+            f"{run['makespan'] * 1e3:.0f} ms ({low * 1e3:.0f}-{high * 1e3:.0f}); "
+            f"held {run['queue_delay'] * 1e3:.1f} ms"
+        )
     return f"{run['makespan']:.2f} s"
 
 
