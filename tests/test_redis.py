@@ -395,6 +395,10 @@ async def test_adaptive_lowers_the_shared_limit_on_an_impossible_429(
     now = await _redis_now(client)
     await client.hset(adapt, "at", str(now - 25 * US))
     assert (await second.shared_stats()).total_limit == 5
+    # Probing past what the server accepts lowers it again, at INFO this time.
+    await first.release(permits[2], rate_limited=True, retry_after=0.001)
+    assert "lowered again to 3" in caplog.records[-1].getMessage()
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
     await client.hset(adapt, "at", str(now - 100 * US))
     stats = await second.shared_stats()
     assert (stats.total_limit, stats.mode) == (10, "exact")
@@ -438,7 +442,9 @@ async def test_keys_share_one_hash_tag_and_hide_the_username(
         limiter.keys("x{y}z")[6],
     }
     theirs = {limiter_b.keys()[0], limiter_b.keys("SC-1")[4]}
-    assert set(keys) == expected | theirs
+    # The API user's smooth stamp lives one spacing (30 ms here): it may be gone already.
+    assert set(keys) <= expected | theirs
+    assert expected - {limiter.keys()[2]} <= set(keys)
     tag = f"{{{prefix}:{limiter._user_hash}}}"
     assert len(tag) == len(prefix) + 16 + 3
     assert all(key.startswith(tag + ":") for key in expected)
@@ -513,6 +519,56 @@ async def test_local_waiters_go_by_priority_requeue_and_pending(
     assert order == ["high", "requeued", "x1", "x2", "y1", "x3", "late"]
 
 
+async def test_permit_granted_to_a_cancelled_caller_goes_back(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller cancelled as its permit arrives gives it back; the id's next waiter then goes."""
+    limiter = make(limits=_limits(per_schedule=1))
+    first = asyncio.ensure_future(limiter.acquire("SC-1"))
+    second = asyncio.ensure_future(limiter.acquire("SC-1"))
+    finish = limiter._finish
+
+    def finish_then_cancel(waiter: Any, **kwargs: Any) -> None:
+        finish(waiter, **kwargs)
+        first.cancel()  # the permit is set, the caller has not resumed yet
+
+    monkeypatch.setattr(limiter, "_finish", finish_then_cancel)
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    monkeypatch.undo()
+    # The round held SC-1's second waiter for the first one's entry; the give-back frees it.
+    permit = await asyncio.wait_for(second, 5)
+    handle: Any = permit.handle
+    assert [m for m, _ in await _entries(client, limiter.keys("SC-1")[4])] == [
+        f"i{handle.acquired_us}:{handle.token}"
+    ]
+    await limiter.release(permit)
+
+
+async def test_give_back_failure_is_logged(
+    private_redis: tuple[subprocess.Popen[bytes], int],
+    make: Callable[..., RedisLimiter],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """If Redis fails while an unused permit is given back, a WARNING says it will expire."""
+    proc, port = private_redis
+    limiter = make(redis=f"redis://127.0.0.1:{port}/0", timeout=0.3)
+    caller = asyncio.ensure_future(limiter.acquire("SC-1"))
+    finish = limiter._finish
+
+    def finish_then_fail(waiter: Any, **kwargs: Any) -> None:
+        finish(waiter, **kwargs)
+        caller.cancel()
+        os.kill(proc.pid, signal.SIGSTOP)
+
+    monkeypatch.setattr(limiter, "_finish", finish_then_fail)
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await limiter.aclose()  # waits for the give-back
+    assert "could not give back an unused permit" in caplog.text
+
+
 async def test_cancelled_waiter_consumes_nothing(
     client: aioredis.Redis, make: Callable[..., RedisLimiter]
 ) -> None:
@@ -527,6 +583,64 @@ async def test_cancelled_waiter_consumes_nothing(
     assert await client.zcard(limiter.keys()[0]) == 1
     with pytest.raises(QueueTimeoutError):
         await limiter.acquire("SC-3", queue_timeout=0)
+
+
+async def test_cancelled_head_of_an_id_is_skipped(make: Callable[..., RedisLimiter]) -> None:
+    """When an id's first waiter was cancelled, its next waiter goes once the id's log has room."""
+    limiter = make(limits=_limits(per_schedule=1, window=0.1))
+    holder = await limiter.acquire("SC-1")
+    first = asyncio.ensure_future(limiter.acquire("SC-1"))
+    second = asyncio.ensure_future(limiter.acquire("SC-1"))
+    await asyncio.sleep(0.01)
+    # Two waiters ahead on an id that admits one per window + guard.
+    assert await limiter.estimate("SC-1") == pytest.approx(0.2)
+    first.cancel()
+    await limiter.release(holder)
+    permit = await asyncio.wait_for(second, 5)
+    assert first.cancelled()
+    await limiter.release(permit)
+
+
+async def test_many_deadlines_are_forgotten_once_granted(make: Callable[..., RedisLimiter]) -> None:
+    """Waiters with a queue_timeout that were granted leave no bookkeeping behind."""
+    limiter = make(limits=_limits(total=1000, per_schedule=1000))
+    permits = await asyncio.gather(
+        *(limiter.acquire(f"SC-{i}", queue_timeout=10) for i in range(150))
+    )
+    assert len(limiter._deadlines) < 64
+    for permit in permits:
+        await limiter.release(permit)
+    assert limiter.stats().in_flight == 0
+
+
+async def test_stats_work_outside_the_event_loop(make: Callable[..., RedisLimiter]) -> None:
+    """stats() is synchronous and works from a thread without a running loop."""
+    limiter = make()
+    stats = await asyncio.to_thread(limiter.stats)
+    assert (stats.queued, stats.total_limit, stats.next_free) == (0, 60, 0.0)
+
+
+async def test_where_a_limiter_points_is_described_without_secrets(
+    prefix: str, tmp_path: Path
+) -> None:
+    """Unix-socket URLs and clients, and clients of unknown shape, are named safely."""
+    sock = tmp_path / "no.sock"
+    by_url = RedisLimiter(f"unix://{sock}?password=pw", username="u", key_prefix=prefix)
+    assert f"unix://{sock}" in repr(by_url)
+    assert "password" not in repr(by_url)
+    client = aioredis.Redis(unix_socket_path=str(sock), password="sekrit")
+    by_client = RedisLimiter(client, username="u", key_prefix=prefix)
+    assert f"unix://{sock}" in repr(by_client)
+
+    class Odd:
+        def register_script(self, script: str) -> object:  # noqa: ARG002 - redis-py's signature
+            return object()
+
+    odd = RedisLimiter(Odd(), username="u", key_prefix=prefix)  # type: ignore[arg-type]
+    assert "redis='Odd'" in repr(odd)
+    for limiter in (by_url, by_client, odd):
+        await limiter.aclose()
+    await client.aclose()
 
 
 async def test_timed_out_waiter_leaves_the_queue(make: Callable[..., RedisLimiter]) -> None:
@@ -654,21 +768,24 @@ async def test_fallback_is_used_with_one_warning_then_redis_again(
 ) -> None:
     """With a fallback, a Redis failure logs one WARNING and admits through the fallback."""
     port = _free_port()
-    fallback = RateLimiter(RateLimits(total=5))
+    fallback = RateLimiter(RateLimits(total=3))
     limiter = make(
         redis=f"redis://127.0.0.1:{port}/0", fallback=fallback, timeout=1.0, fallback_retry=0.2
     )
     permits = [await asyncio.wait_for(limiter.acquire(f"SC-{i}"), 5) for i in range(3)]
     assert fallback.stats().in_flight == 3
-    assert await limiter.estimate() == 0
+    assert await limiter.estimate() == pytest.approx(61, abs=0.1)
     for permit in permits:
         await limiter.release(permit)
     assert fallback.stats().in_flight == 0
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "fallback" in warnings[0].getMessage()
+    with pytest.raises(QueueTimeoutError):
+        await limiter.acquire("SC-1", queue_timeout=0)  # the fallback's own verdict
     await asyncio.sleep(0.25)  # past fallback_retry: Redis is tried (and fails) again
-    await limiter.release(await asyncio.wait_for(limiter.acquire("SC-9"), 5))
+    with pytest.raises(QueueTimeoutError):
+        await asyncio.wait_for(limiter.acquire("SC-9", queue_timeout=0.5), 5)
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
 
 
