@@ -317,7 +317,6 @@ class RedisLimiter:
         self._rate_limited = 0
         self._last: _Round | None = None
         self._last_at = 0.0
-        self._adapted_warned = False
 
     # -- public surface -------------------------------------------------------
 
@@ -471,6 +470,7 @@ class RedisLimiter:
                 _us(limits.guard),
                 _us(limits.effective_retry_after_cap),
                 int(limits.adaptive),
+                int(limits.mode == "smooth"),
             ]
             for item in batch:
                 keys.extend(self._id_keys(item.schedule_id))
@@ -486,12 +486,12 @@ class RedisLimiter:
                     exc,
                 )
             else:
-                _, user_pause, adapted, lowered = (int(x) for x in cast("list[int]", raw))
+                _, user_pause, change, limit = (int(x) for x in cast("list[int]", raw))
                 if user_pause:
                     until = self._loop_time() + user_pause / _US
                     self._user_blocked_until = max(self._user_blocked_until, until)
-                if adapted:
-                    self._log_adapted(lowered)
+                if change:
+                    self._log_adapted(change, limit)
             for item in batch:
                 if not item.done.done():
                     item.done.set_result(None)
@@ -917,15 +917,20 @@ class RedisLimiter:
 
     # -- adaptive ----------------------------------------------------------------
 
-    def _log_adapted(self, new_limit: int) -> None:
-        if self._adapted_warned:
-            log.info("shared API-user limit lowered again to %d after a 429", new_limit)
-            return
-        self._adapted_warned = True
-        log.warning(
-            "a 429 came although the shared log had room: another client may be spending this "
-            "API user's budget, or the server counts differently; lowering the shared limit to "
-            "%d per %ss and spacing requests evenly, then raising it by one per window",
-            new_limit,
-            self._limits.window,
-        )
+    def _log_adapted(self, change: int, limit: int) -> None:
+        """Say once, at WARNING, what this process's 429 changed for every process."""
+        window = self._limits.window
+        if change == 1:
+            log.warning(
+                "429 with room in the shared log: foreign load or a counter-type server; "
+                "every process sharing this API user now paces sends %.3gs apart",
+                window / limit * (1 + self._limits.slack),
+            )
+        else:
+            log.warning(
+                "429 while pacing: lowering the shared limit to %d per %gs, raising it by 1 "
+                "per %gs without a 429",
+                limit,
+                window,
+                window + self._limits.guard,
+            )

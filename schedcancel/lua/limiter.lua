@@ -13,7 +13,8 @@ A log's members are one per permit; the score is the moment the entry stops
 counting, and an entry counts while its score is in the future:
   "i<acquired>:<token>"  in flight: provisional score acquired + in_flight + hold,
                          so a crashed process's entries expire on their own;
-  "r:<token>"            released: score = release time + hold (response-anchored).
+  "r:<token>"            released: score = release time + hold (response-anchored);
+  "x:<token>"            released after a 429: counts the same, but was refused.
 hold = window + guard.
 
 ARGV[1] is the operation:
@@ -29,13 +30,13 @@ ARGV[1] is the operation:
       r = -1 granted, else the candidate's scheduleId wait (0: not held by it);
       candidates after the last r were not tried. Waits run to the next
       possible slot (0 when free).
-  release  total per_schedule window guard cap adaptive, then per permit:
+  release  total per_schedule window guard cap adaptive smooth, then per permit:
            token acquired limited retry_after (-1: none)
       KEYS 5.. are the permits' scheduleIds, three keys each. Re-scores each
-      permit's entries to now + hold. A permit with limited=1 (a 429) pauses
-      the level that was hit, and for an API-user 429 the log says could not
-      happen, lowers the API user's effective limit (adaptive).
-      Returns {now, user_pause, adapted, new_limit}.
+      permit's entries to now + hold ("x:<token>" for a refused one). A
+      permit with limited=1 (a 429) pauses the level that was hit and, at the
+      API user's level, feeds the adaptive state. Returns {now, user_pause,
+      adaptive_change (0 none, 1 now smooth, 2 limit lowered), limit}.
   undo  token acquired
       Removes a permit's entries (granted, never sent). Returns the entries removed.
 ]]
@@ -109,22 +110,51 @@ local function level_wait(log, used, limit, pause, last, smooth, spacing, hold, 
   return math.max(0, math.ceil(wait))
 end
 
--- The API user's effective limit: lowered by an impossible 429, raised by one
--- per `hold` without another; while lowered the level runs smooth.
+-- The API user's adaptive state (shared by every process): the effective limit,
+-- lowered after 429s and raised again by one per `hold` since the last 429, and
+-- whether the level paces sends (smooth).
 local function effective(adapt, total, smooth, adaptive, hold)
   if not adaptive then
     return total, smooth
   end
-  local state = redis.call('HMGET', adapt, 'limit', 'at')
+  local state = redis.call('HMGET', adapt, 'limit', 'at', 'smooth')
   if not state[1] then
     return total, smooth
   end
   local limit = tonumber(state[1]) + math.floor((now - tonumber(state[2])) / hold)
-  if limit >= total then
-    redis.call('DEL', adapt)
-    return total, smooth
+  return math.min(total, limit), smooth or state[3] == '1'
+end
+
+-- Learn from a 429 at the API user's level (our log never lets `total` others
+-- in besides this request, so foreign load or a counter-type server caused it).
+-- As the in-process limiter: first pace sends (smooth); on a 429 while pacing,
+-- lower the limit to what the server accepted in the window (released entries
+-- that were not refused). 429s of requests granted before the last change
+-- belong to that episode and change nothing more. Every 429 restarts the
+-- recovery clock. Returns 0 (no change), 1 (now smooth) or 2 (lowered), and the limit.
+local function adapt_to_429(adapt, log, acquired, total, smooth, hold)
+  local limit, paced = effective(adapt, total, smooth, true, hold)
+  local changed = tonumber(redis.call('HGET', adapt, 'changed') or '0')
+  local action = 0
+  if acquired >= changed then
+    changed = now
+    if not paced then
+      paced, action = true, 1
+    else
+      local accepted = 0
+      for _, member in ipairs(redis.call('ZRANGEBYSCORE', log, '(' .. fmt(now), '+inf')) do
+        if string.byte(member, 1) == 114 then -- 'r': answered and not refused
+          accepted = accepted + 1
+        end
+      end
+      limit, action = math.max(1, math.min(limit - 1, accepted)), 2
+    end
   end
-  return limit, true
+  redis.call('HSET', adapt, 'limit', limit, 'at', fmt(now), 'smooth', paced and 1 or 0,
+    'changed', fmt(changed))
+  -- Remembered while the limit recovers, and ten holds more (idle keys still vanish).
+  redis.call('PEXPIRE', adapt, math.ceil((total - limit + 10) * hold / 1000))
+  return action, limit
 end
 
 local function set_pause(key, wait)
@@ -196,18 +226,20 @@ end
 if op == 'release' then
   local total, per_schedule = tonumber(ARGV[2]), tonumber(ARGV[3])
   local window, guard, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-  local adaptive = ARGV[7] == '1'
+  local adaptive, smooth = ARGV[7] == '1', ARGV[8] == '1'
   local hold = window + guard
   local expires = now + hold
-  local user_pause, adapted, lowered = 0, 0, 0
+  local user_pause, action, limit = 0, 0, 0
   for c = 1, (#KEYS - 4) / 3 do
-    local at = 7 + (c - 1) * 4
+    local at = 8 + (c - 1) * 4
     local token, acquired = ARGV[at + 1], ARGV[at + 2]
     local limited, retry_after = ARGV[at + 3] == '1', tonumber(ARGV[at + 4])
     local log, pause = KEYS[3 * c + 2], KEYS[3 * c + 3]
+    -- A refused request stays counted (the server may have counted it) as 'x:'.
+    local member = (limited and 'x:' or 'r:') .. token
     for _, key in ipairs({KEYS[1], log}) do
       redis.call('ZREM', key, 'i' .. acquired .. ':' .. token)
-      redis.call('ZADD', key, expires, 'r:' .. token)
+      redis.call('ZADD', key, expires, member)
     end
     expire_log(log)
     if limited then
@@ -219,22 +251,19 @@ if op == 'release' then
       if live(log) >= per_schedule then
         set_pause(pause, wait)
       else
-        local limit = effective(KEYS[4], total, false, adaptive, hold)
         user_pause = math.max(user_pause, set_pause(KEYS[2], wait))
-        -- The refused request's own entry stays (the server may have counted
-        -- it), but it is not one the server accepted.
-        local accepted = live(KEYS[1]) - 1
-        if adaptive and accepted < limit then
-          lowered = math.max(1, accepted)
-          adapted = 1
-          redis.call('HSET', KEYS[4], 'limit', lowered, 'at', fmt(now))
-          redis.call('PEXPIRE', KEYS[4], math.ceil((total - lowered) * hold / 1000) + 1)
+        if adaptive then
+          local changed, new_limit = adapt_to_429(KEYS[4], KEYS[1], tonumber(acquired), total,
+            smooth, hold)
+          if changed > 0 then
+            action, limit = changed, new_limit
+          end
         end
       end
     end
   end
   expire_log(KEYS[1])
-  return {now, user_pause, adapted, lowered}
+  return {now, user_pause, action, limit}
 end
 
 if op == 'undo' then
