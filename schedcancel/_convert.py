@@ -133,13 +133,16 @@ def _make_converter() -> cattrs.Converter:
 converter = _make_converter()
 
 
-def structure_result(payload: Mapping[str, Any], *, http_status: int, excerpt: str) -> CancelResult:
+def structure_result(
+    payload: Mapping[str, Any], *, http_status: int, excerpt: Callable[[], str]
+) -> CancelResult:
     """Build a :class:`CancelResult` from a decoded JSON object.
 
     Args:
         payload: the decoded response body.
         http_status: the response's status, for the error.
-        excerpt: a short, redacted excerpt of the body, for the error.
+        excerpt: makes a short, redacted excerpt of the body, for the error (called
+            only on failure: a successful parse does not pay for it).
 
     Returns:
         The result.
@@ -155,5 +158,5 @@ def structure_result(payload: Mapping[str, Any], *, http_status: int, excerpt: s
             for line in cattrs.transform_error(exc)
         )
         raise ResponseParseError(
-            f"unexpected response shape: {message}", http_status=http_status, excerpt=excerpt
+            f"unexpected response shape: {message}", http_status=http_status, excerpt=excerpt()
         ) from exc

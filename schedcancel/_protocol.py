@@ -522,16 +522,17 @@ def parse_cancel_response(
             error_code=code,
             error_message=message,
         )
-    excerpt = _excerpt(body, secrets)
     if payload is _NOT_JSON:
-        raise ResponseParseError("response body is not JSON", http_status=200, excerpt=excerpt)
+        raise ResponseParseError(
+            "response body is not JSON", http_status=200, excerpt=_excerpt(body, secrets)
+        )
     if not isinstance(payload, dict):
         raise ResponseParseError(
             f"expected a JSON object, got {type(payload).__name__}",
             http_status=200,
-            excerpt=excerpt,
+            excerpt=_excerpt(body, secrets),
         )
-    result = structure_result(payload, http_status=200, excerpt=excerpt)
+    result = structure_result(payload, http_status=200, excerpt=lambda: _excerpt(body, secrets))
     if secrets and (result.error_message or result.adapter_message):
         # Free text from the server ends up in logs and in raise_for_error()'s message.
         result = attrs.evolve(

@@ -13,7 +13,7 @@ from schedcancel._convert import coerce_error_code, converter, structure_result
 
 def _structure(payload: dict[str, Any]) -> CancelResult:
     """Structure a payload with a dummy status and excerpt."""
-    return structure_result(payload, http_status=200, excerpt="...")
+    return structure_result(payload, http_status=200, excerpt=lambda: "...")
 
 
 def test_converter_is_private() -> None:
