@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from schedcancel import pytest_plugin
 
@@ -16,3 +18,16 @@ def pytest_configure(config: pytest.Config) -> None:
     # "schedcancel"; registering it twice is an error, so look before registering.
     if not manager.is_registered(pytest_plugin) and not manager.is_blocked("schedcancel"):
         manager.register(pytest_plugin, "schedcancel")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_implicit_event_loop() -> None:
+    """Stop ``get_event_loop()`` from creating a loop that nobody closes.
+
+    looptime's ``pytest_pyfunc_call`` asks the policy for the event loop around
+    every test, sync ones included. Before any loop was set, Python 3.11's policy
+    answers by creating one, which then leaks as "unclosed event loop" when a sync
+    test runs first. Marking the loop as explicitly unset makes the policy raise
+    instead, which looptime handles.
+    """
+    asyncio.set_event_loop(None)
