@@ -516,7 +516,7 @@ class RedisLimiter:
             return await self._fallback.estimate(schedule_id)
         rnd, _ = await self._ask("peek", [] if schedule_id is None else [schedule_id])
         hold = self._limits.window + self._limits.guard
-        wait = max(rnd.user_wait, *(r for r in rnd.results if r is not None))
+        wait = max([rnd.user_wait, *(r for r in rnd.results if r is not None)])
         wait = max(wait, (self._queued // max(1, rnd.user_limit)) * hold)
         queue = self._ids.get(schedule_id) if schedule_id is not None else None
         if queue is not None:

@@ -212,6 +212,7 @@ async def test_user_level_admits_n_then_says_how_long(make: Callable[..., RedisL
     # All three are in flight: the earliest any can stop counting is acquire + window + guard.
     assert caught.value.expected_wait == pytest.approx(31.0, abs=0.5)
     assert await limiter.estimate("SC-9") == pytest.approx(31.0, abs=0.5)
+    assert await limiter.estimate() == pytest.approx(31.0, abs=0.5)
     assert limiter.stats().in_flight == 3
     for permit in permits:
         await limiter.release(permit)

@@ -6,8 +6,12 @@ clock. All times are integer microseconds of Redis TIME.
 
 KEYS (all under one hash tag, so a Redis Cluster keeps them in one slot):
   1 the API user's log (sorted set)    2 its 429 pause (string: until)
-  3 its last send (string, smooth)     4 its adaptive state (hash: limit, at)
+  3 its last send (string, smooth)     4 its adaptive state (hash: limit, at,
+                                         smooth, changed)
   then per scheduleId: its log (sorted set), its 429 pause, its last send.
+Every key carries a PEXPIRE: a log until its last entry stops counting, a pause
+until it ends, a last send for one spacing, the adaptive state until the limit
+has recovered plus ten holds.
 
 A log's members are one per permit; the score is the moment the entry stops
 counting, and an entry counts while its score is in the future:
