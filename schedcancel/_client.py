@@ -7,13 +7,14 @@ import ipaddress
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from ssl import SSLContext
 from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from ._bulk import cancel_many as _cancel_many
 from ._models import CancelResult, Limiter, RateLimits, RetryPolicy
 from ._protocol import (
     DEFAULT_BASE_URL,
@@ -28,9 +29,13 @@ from ._transport import AiohttpTransport
 from .errors import InvalidParameterError, RateLimitedError, ServerError, TransportError
 
 if TYPE_CHECKING:
+    import os
     from typing import Self
 
     import aiohttp
+
+    from ._bulk import BulkProgress
+    from ._journal import CancelOutcome, Journal
 
 __all__ = ["DEFAULT_BASE_URL", "ScheduleClient"]
 
@@ -270,6 +275,67 @@ class ScheduleClient:
             raise InvalidParameterError(f"priority must be an int, got {type(priority).__name__}")
         _check_seconds(queue_timeout, "queue_timeout", allow_none=True, allow_zero=True)
         return await self._call(schedule_id, key, priority, queue_timeout)
+
+    def cancel_many(
+        self,
+        schedule_ids: Iterable[object] | AsyncIterable[object],
+        *,
+        api_key: str | None = None,
+        concurrency: int | None = None,
+        journal: Journal | str | os.PathLike[str] | None = None,
+        progress: Callable[[BulkProgress], object] | None = None,
+        progress_interval: float = 0.5,
+        total: int | None = None,
+        stop: asyncio.Event | None = None,
+        priority: int = 0,
+        max_consecutive_errors: int | None = 100,
+        retry_failed: bool = False,
+    ) -> AsyncGenerator[CancelOutcome, None]:
+        """Cancel many schedules, yielding each :class:`CancelOutcome` as it finishes.
+
+        The ids are streamed (at most ``concurrency`` taken at a time), de-duplicated,
+        and with ``journal`` recorded line by line so a killed job resumes without
+        sending a final id twice. See :func:`schedcancel._bulk.cancel_many` for the details.
+
+        Example::
+
+            async for outcome in client.cancel_many(ids, journal="cancel.jsonl"):
+                print(outcome.schedule_id, outcome.kind)
+
+        Args:
+            schedule_ids: an iterable or async iterable of scheduleIds.
+            api_key: the connector's apiKey for every call; defaults to the client's.
+            concurrency: calls at once; default twice the API user's limit.
+            journal: a :class:`Journal` or a path for the JSON Lines journal.
+            progress: called with a :class:`BulkProgress` now and then.
+            progress_interval: seconds between progress reports.
+            total: the number of ids, when ``len()`` cannot tell.
+            stop: set it to stop cleanly (no new ids; running calls finish).
+            priority: the limiter priority of every call.
+            max_consecutive_errors: stop after this many errors in a row (None: never).
+            retry_failed: send ids whose journal line is ``failed`` again.
+
+        Returns:
+            An async generator of outcomes; close it (``contextlib.aclosing``) if you
+            leave the loop early.
+
+        Raises:
+            InvalidParameterError: a bad argument (at once), or a busy or corrupt journal.
+        """
+        return _cancel_many(
+            self,
+            schedule_ids,
+            api_key=api_key,
+            concurrency=concurrency,
+            journal=journal,
+            progress=progress,
+            progress_interval=progress_interval,
+            total=total,
+            stop=stop,
+            priority=priority,
+            max_consecutive_errors=max_consecutive_errors,
+            retry_failed=retry_failed,
+        )
 
     async def _call(
         self, schedule_id: str, key: str, priority: int, queue_timeout: float | None
