@@ -1,0 +1,130 @@
+"""An aiohttp web service that cancels schedules for other services.
+
+One ``ScheduleClient`` lives as long as the app (``cleanup_ctx``), so every
+request shares one rate limiter: however many callers hit the service at
+once, the IXOPAY limits are kept.
+
+- ``POST /schedules/{schedule_id}/cancel`` cancels one schedule. It waits
+  at most ``queue_timeout`` seconds for the limiter; when the queue is longer
+  than that it answers 503 with ``Retry-After`` at once instead of holding
+  the connection.
+- ``POST /schedules/cancel`` with ``{"ids": [...]}`` cancels many and streams
+  one JSON line per id as each finishes (``client.cancel_many``).
+
+Run it (credentials from the environment), then ``curl -X POST
+localhost:8080/schedules/SC-1234/cancel``::
+
+    python examples/aiohttp_service.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+from schedcancel import (
+    ApiError,
+    InvalidParameterError,
+    QueueTimeoutError,
+    ScheduleCancelError,
+    ScheduleClient,
+    TransportError,
+)
+
+CLIENT = web.AppKey("client", ScheduleClient)
+QUEUE_TIMEOUT = web.AppKey("queue_timeout", float)
+
+
+async def cancel_one(request: web.Request) -> web.Response:
+    """Cancel the schedule named in the path; answer with what the API said."""
+    client = request.app[CLIENT]
+    schedule_id = request.match_info["schedule_id"]
+    try:
+        result = await client.cancel(schedule_id, queue_timeout=request.app[QUEUE_TIMEOUT])
+    except InvalidParameterError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    except QueueTimeoutError as exc:
+        wait = math.ceil(exc.expected_wait or 1.0)
+        return web.json_response(
+            {"error": "rate limit queue is full", "retry_after": wait},
+            status=503,
+            headers={"Retry-After": str(wait)},
+        )
+    except (ApiError, TransportError) as exc:
+        return web.json_response({"error": type(exc).__name__}, status=502)
+    return web.json_response(
+        {
+            "schedule_id": schedule_id,
+            "cancelled": result.is_cancelled,
+            "already_cancelled": result.already_cancelled,
+            "status": None if result.new_status is None else str(result.new_status),
+            "error_code": result.error_code,
+        }
+    )
+
+
+async def cancel_many(request: web.Request) -> web.StreamResponse:
+    """Cancel the ids in the JSON body, streaming one JSON line per id as it finishes."""
+    try:
+        body = await request.json()
+        ids = body["ids"]
+    except (ValueError, KeyError, TypeError):
+        return web.json_response({"error": 'expected {"ids": [...]}'}, status=400)
+    if not isinstance(ids, list):
+        return web.json_response({"error": "ids must be a list"}, status=400)
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    try:
+        async for outcome in request.app[CLIENT].cancel_many(ids):
+            line = json.dumps(outcome.to_record(), separators=(",", ":")) + "\n"
+            await response.write(line.encode())
+    except ScheduleCancelError as exc:  # the job stopped (e.g. refused credentials)
+        await response.write((json.dumps({"error": type(exc).__name__}) + "\n").encode())
+    await response.write_eof()
+    return response
+
+
+def make_app(
+    client_factory: Callable[[], ScheduleClient], *, queue_timeout: float = 10.0
+) -> web.Application:
+    """Build the service.
+
+    Args:
+        client_factory: makes the one client the app uses (and closes at shutdown).
+        queue_timeout: the longest a single cancel waits for the rate limiter.
+
+    Returns:
+        The aiohttp application.
+    """
+    app = web.Application()
+    app[QUEUE_TIMEOUT] = queue_timeout
+
+    async def client_context(app: web.Application) -> AsyncIterator[None]:
+        async with client_factory() as client:
+            app[CLIENT] = client
+            yield
+
+    app.cleanup_ctx.append(client_context)
+    app.router.add_post("/schedules/cancel", cancel_many)
+    app.router.add_post("/schedules/{schedule_id}/cancel", cancel_one)
+    return app
+
+
+def main() -> None:
+    """Serve on port 8080 with credentials from the environment."""
+
+    def client() -> ScheduleClient:
+        return ScheduleClient(
+            os.environ["SCHEDCANCEL_API_KEY"],
+            username=os.environ["SCHEDCANCEL_USERNAME"],
+            password=os.environ["SCHEDCANCEL_PASSWORD"],
+        )
+
+    web.run_app(make_app(client), port=8080)
+
+
+if __name__ == "__main__":
+    main()
