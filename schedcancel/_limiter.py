@@ -116,11 +116,12 @@ class _Queue:
 class _Ticket:
     """The bookkeeping behind a :class:`Permit`: which limiter, which key, still open?"""
 
-    __slots__ = ("key", "limiter", "open")
+    __slots__ = ("key", "limiter", "open", "serial")
 
-    def __init__(self, limiter: RateLimiter, key: str) -> None:
+    def __init__(self, limiter: RateLimiter, key: str, serial: int) -> None:
         self.limiter = limiter
         self.key = key
+        self.serial = serial  # grant order: tells which 429s belong to one episode
         self.open = True
 
 
@@ -175,7 +176,7 @@ def _non_negative_timeout(value: object) -> float | None:
     return float(value)
 
 
-@attrs.define(eq=False, repr=False)
+@attrs.define(eq=False, repr=False, on_setattr=attrs.setters.NO_OP)
 class RateLimiter:
     """An exact two-level sliding-window limiter for one API user, in this process.
 
@@ -227,6 +228,13 @@ class RateLimiter:
     _timer_at: float = attrs.field(init=False, default=math.inf)
     _closed: bool = attrs.field(init=False, default=False)
     _rate_limited: int = attrs.field(init=False, default=0)
+    # Adaptive state: expiry times of rejected (429) entries, the grant count
+    # at the last change (permits granted before it belong to that episode),
+    # and the start of the current 429-free stretch.
+    _rejected: _FloatQueue = attrs.field(init=False, factory=_FloatQueue)
+    _grants: int = attrs.field(init=False, default=0)
+    _episode_start: int = attrs.field(init=False, default=-1)
+    _recover_from: float = attrs.field(init=False, default=-math.inf)
 
     def __attrs_post_init__(self) -> None:
         limits = self._limits
@@ -395,6 +403,7 @@ class RateLimiter:
     def stats(self) -> LimiterStats:
         """A snapshot of the limiter's state."""
         now = self._now()
+        self._recover(now)
         total = self._total
         return LimiterStats(
             queued=self._queued,
@@ -591,6 +600,7 @@ class RateLimiter:
         # Waiters that arrive from here on form a new batch: they rank after
         # everyone this run sees.
         self._batch += 1
+        self._recover(now)
         dirty, self._dirty = self._dirty, []
         for queue in dirty:
             if self._queues.get(queue.key) is queue:
@@ -627,8 +637,14 @@ class RateLimiter:
                 continue
             total.add(now)
             queue.log.add(now)
+            serial = self._grants
+            self._grants += 1
             waiter.future.set_result(
-                Permit(schedule_id=queue.key, acquired_at=now, handle=_Ticket(self, queue.key))
+                Permit(
+                    schedule_id=queue.key,
+                    acquired_at=now,
+                    handle=_Ticket(self, queue.key, serial),
+                )
             )
             self._place(queue, now)
         if len(ready) > 64 and len(ready) > 4 * len(self._queues):
@@ -668,6 +684,9 @@ class RateLimiter:
             wake = max(self._total.earliest(now), opens)
         if self._deadlines:
             wake = min(wake, self._deadlines[0][0])
+        policy = self._total_policy
+        if self._queued and policy.limit < policy.base_limit:
+            wake = min(wake, max(now, self._recover_from + policy.hold))
         if wake == math.inf and len(self._sweep_times):
             # Nothing waits: wake when the oldest idle key can be dropped, so
             # memory returns to what is live without anyone polling.
@@ -714,29 +733,107 @@ class RateLimiter:
                 continue  # a later release of this key has its own sweep entry
             self._retire(key, log, now)
 
-    # -- 429 handling (extended in later steps) -----------------------------
+    # -- 429 handling ---------------------------------------------------------
 
     def _on_rate_limited(
         self, permit: Permit, log: SlidingLog, now: float, retry_after: float | None
     ) -> None:
+        """Pause the level a 429 hit, and learn from a 429 the log says could not happen.
+
+        Called before the permit's entries are released, so both logs still
+        count the rejected request itself.
+        """
         self._rate_limited += 1
         limits = self._limits
         if retry_after is None:
+            # No Retry-After: treat the window as full from now on.
             pause = limits.window + limits.guard
         else:
             pause = min(max(retry_after, 0.0), limits.effective_retry_after_cap)
         if log.used(now) >= log.policy.limit:
+            # The scheduleId's own log is full: blame that level, not the whole user.
             log.pause(now + pause)
             queue = self._queues.get(permit.schedule_id)
             if queue is not None:
                 self._mark_dirty(queue)
         else:
             self._total.pause(now + pause)
+            self._recover_from = now
+            if limits.adaptive:
+                self._adapt(permit, now)
+        self._rejected.append(max(now + self._total_policy.hold, self._last_rejected()))
+
+    def _last_rejected(self) -> float:
+        return self._rejected.last() if len(self._rejected) else -math.inf
+
+    def _adapt(self, permit: Permit, now: float) -> None:
+        """React to a 429 at the API user's level that our own traffic cannot explain.
+
+        For a sliding-log server to refuse this request it must have counted
+        ``total`` others in its window. Our log holds every request of ours
+        that could be there, and never admits ``total`` besides this one; so
+        a 429 at this level is evidence of foreign load on the same API user
+        or of a server that counts differently (a weighted sliding-window
+        counter overruns a burst). First reaction: pace sends evenly
+        (smooth), which every server type accepts. If 429s go on while
+        pacing, the budget really is smaller: lower the effective limit to
+        what the server accepted in the window. 429s of requests granted
+        before the last change belong to that episode and change nothing more.
+        """
+        policy = self._total_policy
+        ticket = permit.handle
+        assert isinstance(ticket, _Ticket)  # noqa: S101 - checked by release_nowait
+        if ticket.serial < self._episode_start:
+            return
+        self._episode_start = self._grants
+        used = self._total.used(now)
+        if policy.mode == "exact":
+            policy.mode = "smooth"
+            logger.warning(
+                "429 with %d of %d requests in the window: foreign load or a counter-type"
+                " server; pacing sends %.3gs apart from now on",
+                used,
+                policy.base_limit,
+                policy.spacing,
+            )
+            return
+        accepted = self._total.answered(now) - self._rejected_count(now)
+        lowered = max(1, min(policy.limit - 1, accepted))
+        logger.warning(
+            "429 while pacing, %d of %d requests in the window: lowering the limit from %d"
+            " to %d per %gs, raising it by 1 per %gs without a 429",
+            used,
+            policy.base_limit,
+            policy.limit,
+            lowered,
+            policy.window,
+            policy.hold,
+        )
+        policy.limit = lowered
+
+    def _rejected_count(self, now: float) -> int:
+        rejected = self._rejected
+        while len(rejected) and rejected.first() <= now:
+            rejected.popleft()
+        return len(rejected)
+
+    def _recover(self, now: float) -> None:
+        """Additive increase: one more request per ``window + guard`` without a 429."""
+        policy = self._total_policy
+        if policy.limit >= policy.base_limit:
+            return
+        steps = int((now - self._recover_from) // policy.hold)
+        if steps > 0:
+            policy.limit = min(policy.base_limit, policy.limit + steps)
+            self._recover_from += steps * policy.hold
+            if policy.limit == policy.base_limit:
+                logger.info("no 429 for a while: limit back to %d", policy.limit)
 
     # -- forecasts ----------------------------------------------------------
 
     def _expected_start(self, key: str | None, priority: int, requeue: bool, now: float) -> float:
         """When a new request would start, counting the waiters that go before it."""
+        self._recover(now)
         if requeue:
             ahead = sum(n for p, n in self._by_priority.items() if p > priority)
         else:

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
+import math
+import warnings
+from collections.abc import AsyncIterator, Iterator
 
+import looptime
 import pytest
-from schedcancel import Limiter, QueueTimeoutError, RateLimits
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from schedcancel import (
+    InvalidParameterError,
+    Limiter,
+    LimiterStats,
+    QueueTimeoutError,
+    RateLimits,
+)
 from schedcancel._limiter import RateLimiter
+from schedcancel._window import LevelPolicy, SlidingLog, check, try_acquire
 
 pytestmark = pytest.mark.looptime
 
@@ -30,7 +44,7 @@ def _bursts(sends: list[tuple[float, str]]) -> list[tuple[float, int]]:
 
 
 @pytest.fixture(name="limiter")
-async def _limiter() -> collections.abc.AsyncIterator[RateLimiter]:
+async def _limiter() -> AsyncIterator[RateLimiter]:
     limiter = RateLimiter(RateLimits())
     yield limiter
     await limiter.aclose()
@@ -163,3 +177,393 @@ async def test_higher_priority_goes_first(limiter: RateLimiter) -> None:
     high = asyncio.create_task(take("high", 5))
     await asyncio.gather(high, *low)
     assert order == ["high", "low-0", "low-1", "low-2"]
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+async def _take(limiter: RateLimiter, key: str, order: list[str], **kwargs: object) -> None:
+    """Acquire, note the key in ``order``, release at once."""
+    permit = await limiter.acquire(key, **kwargs)  # type: ignore[arg-type]
+    order.append(key)
+    await limiter.release(permit)
+
+
+async def test_newcomer_never_overtakes_a_queued_waiter_of_equal_priority() -> None:
+    """A later request for an id with more pending requests still goes after an earlier waiter."""
+    limiter = RateLimiter(RateLimits(total=1, adaptive=False))
+    first = await limiter.acquire("first")
+    await limiter.release(first)
+    order: list[str] = []
+    early = asyncio.create_task(_take(limiter, "a", order))
+    await asyncio.sleep(1)
+    late = [asyncio.create_task(_take(limiter, "b", order)) for _ in range(3)]
+    await asyncio.gather(early, *late)
+    assert order == ["a", "b", "b", "b"]
+    await limiter.aclose()
+
+
+async def test_most_pending_id_goes_first_among_waiters_that_came_together() -> None:
+    """Among waiters queued together, the id with most pending goes first, then FIFO."""
+    limiter = RateLimiter(RateLimits(total=1, adaptive=False))
+    first = await limiter.acquire("first")
+    await limiter.release(first)
+    order: list[str] = []
+    tasks = [asyncio.create_task(_take(limiter, "a", order))]
+    tasks += [asyncio.create_task(_take(limiter, "b", order)) for _ in range(3)]
+    await asyncio.gather(*tasks)
+    # b (3 pending) first, b again (2 > 1), then a and b tie and the older waiter, a, goes.
+    assert order == ["b", "b", "a", "b"]
+    await limiter.aclose()
+
+
+def _fifo_with_skip_last_send(keys: list[str], limits: RateLimits, rtt: float) -> float:
+    """When plain FIFO-with-skip (first waiter that fits, in arrival order) sends its last."""
+    total_policy = LevelPolicy(base_limit=limits.total, window=limits.window, guard=limits.guard)
+    key_policy = LevelPolicy(
+        base_limit=limits.per_schedule, window=limits.window, guard=limits.guard
+    )
+    total = SlidingLog(total_policy)
+    logs = {key: SlidingLog(key_policy) for key in keys}
+    waiting, now, last = list(keys), 0.0, 0.0
+    while waiting:
+        sent = [key for key in waiting if try_acquire(total, logs[key], now).allowed]
+        for key in sent:
+            waiting.remove(key)
+            last = now
+        for key in sent:
+            total.release(now + rtt)
+            logs[key].release(now + rtt)
+        now = min(check(total, logs[key], now + rtt).at for key in waiting) if waiting else now
+    return last
+
+
+async def test_most_pending_ordering_reaches_the_two_limit_bound(limiter: RateLimiter) -> None:
+    """M=200 with 30 on one id end at the two-limit bound, a window before FIFO-with-skip."""
+    keys = [f"id-{i}" for i in range(170)] + ["heavy"] * 30
+    start = _now()
+    sends: list[tuple[float, str]] = []
+    await asyncio.gather(*(_send(limiter, key, sends) for key in keys))
+    cycle = 60 + 1 + RTT
+    # max(ceil(200 / 60), ceil(30 / 10)) - 1 = 3 cycles.
+    assert max(t for t, _ in sends) - start == pytest.approx(3 * cycle)
+    assert _fifo_with_skip_last_send(keys, RateLimits(), RTT) == pytest.approx(4 * cycle)
+
+
+async def test_100k_waiters_use_one_timer_and_finish_in_order() -> None:
+    """100,000 queued waiters are served in arrival order by one timer re-armed per window."""
+    loop = asyncio.get_running_loop()
+    limiter = RateLimiter(RateLimits(total=1000, per_schedule=10))
+    handles: list[asyncio.TimerHandle] = []
+    overlapping = 0
+    call_at = loop.call_at
+
+    def counting_call_at(when: float, callback: object, *args: object) -> asyncio.TimerHandle:
+        nonlocal overlapping
+        overlapping += sum(1 for h in handles if not h.cancelled() and h.when() > loop.time())
+        handle = call_at(when, callback, *args)  # type: ignore[arg-type]
+        handles.append(handle)
+        return handle
+
+    loop.call_at = counting_call_at  # type: ignore[method-assign,assignment]
+    # The collector would rescan the whole test session's objects again and
+    # again while 100,000 tasks are made; park the old ones for this test.
+    gc.freeze()
+    try:
+        order: list[int] = []
+
+        async def one(i: int) -> None:
+            permit = await limiter.acquire(f"id-{i}")
+            order.append(i)
+            limiter.release_nowait(permit)
+
+        await asyncio.gather(*(one(i) for i in range(100_000)))
+    finally:
+        gc.unfreeze()
+        del loop.call_at
+    assert order == list(range(100_000))
+    # 100 windows of 1,000: one arming per window (plus the idle-key sweep's).
+    assert len(handles) <= 101
+    assert overlapping == 0
+    await limiter.aclose()
+
+
+async def test_requeued_request_goes_to_the_front() -> None:
+    """A request coming back after a 429 is served before the waiters already queued."""
+    limiter = RateLimiter(RateLimits(total=1, adaptive=False))
+    permit = await limiter.acquire("first")
+    order: list[str] = []
+    queued = [asyncio.create_task(_take(limiter, key, order)) for key in ("a", "b")]
+    await asyncio.sleep(1)
+    await limiter.release(permit, rate_limited=True, retry_after=0)
+    back = asyncio.create_task(_take(limiter, "first", order, requeue=True))
+    await asyncio.gather(back, *queued)
+    assert order == ["first", "a", "b"]
+    await limiter.aclose()
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "pause"),
+    [(None, 61.0), (5.0, 5.0), (1000.0, 120.0), (-3.0, 0.0)],
+)
+async def test_429_pauses_the_api_user(retry_after: float | None, pause: float) -> None:
+    """A 429 pauses the API user for Retry-After (capped at 2 windows), else window + guard."""
+    limiter = RateLimiter(RateLimits(adaptive=False))
+    permit = await limiter.acquire("a")
+    await asyncio.sleep(RTT)
+    released = _now()
+    await limiter.release(permit, rate_limited=True, retry_after=retry_after)
+    await limiter.acquire("b")
+    assert _now() - released == pytest.approx(pause)
+    assert limiter.stats().rate_limited == 1
+    await limiter.aclose()
+
+
+async def test_429_on_a_full_schedule_id_pauses_only_that_id() -> None:
+    """A 429 while the scheduleId's log is full pauses that id; other ids go on at once."""
+    limiter = RateLimiter(RateLimits(adaptive=False))
+    start = _now()
+    permits = [await limiter.acquire("z") for _ in range(10)]
+    for permit in permits[:-1]:
+        await limiter.release(permit)
+    await limiter.release(permits[-1], rate_limited=True, retry_after=100)
+    await limiter.acquire("other")
+    assert _now() == start
+    await limiter.acquire("z")
+    assert _now() - start == pytest.approx(100)
+    await limiter.aclose()
+
+
+async def test_adaptive_goes_smooth_then_lowers_then_recovers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unexplained 429 goes smooth; another lowers the limit; it grows back by 1 a window."""
+    caplog.set_level("INFO", logger="schedcancel.limiter")
+    limiter = RateLimiter(RateLimits())
+    for permit in [await limiter.acquire(f"s-{i}") for i in range(10)]:
+        await limiter.release(permit)
+    # 10 of 60 in the window and still a 429: foreign load or a counter server.
+    x = await limiter.acquire("x")
+    stray = await limiter.acquire("stray")
+    await limiter.release(x, rate_limited=True, retry_after=1)
+    assert limiter.stats().mode == "smooth"
+    assert limiter.stats().total_limit == 60
+    # A 429 of a request sent before the change is the same episode: nothing more changes.
+    await limiter.release(stray, rate_limited=True, retry_after=1)
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
+    # Still 429s while pacing: lower the limit to what the server accepted (10).
+    y = await limiter.acquire("y")
+    await limiter.release(y, rate_limited=True, retry_after=1)
+    assert limiter.stats().total_limit == 10
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 2
+    assert limiter.stats().rate_limited == 3
+    await asyncio.sleep(5 * 61)
+    assert limiter.stats().total_limit == 15
+    await asyncio.sleep(45 * 61)
+    assert limiter.stats().total_limit == 60
+    assert "limit back to 60" in caplog.text
+    await limiter.aclose()
+
+
+async def test_schedule_level_or_non_adaptive_429_changes_no_setting(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With adaptive off, or with the scheduleId's log full, a 429 pauses but changes no setting."""
+    quiet = RateLimiter(RateLimits(adaptive=False))
+    permit = await quiet.acquire("a")
+    await quiet.release(permit, rate_limited=True, retry_after=0)
+    assert (quiet.stats().mode, quiet.stats().total_limit) == ("exact", 60)
+    full = RateLimiter(RateLimits(per_schedule=2))
+    permits = [await full.acquire("z") for _ in range(2)]
+    await full.release(permits[0])
+    await full.release(permits[1], rate_limited=True, retry_after=0)
+    assert (full.stats().mode, full.stats().total_limit) == ("exact", 60)
+    assert not caplog.records
+    await quiet.aclose()
+    await full.aclose()
+
+
+async def test_smooth_mode_spaces_sends() -> None:
+    """In smooth mode sends are window / limit * (1 + slack) apart."""
+    limiter = RateLimiter(RateLimits(mode="smooth"))
+    start = _now()
+    sends: list[tuple[float, str]] = []
+    await asyncio.gather(*(_send(limiter, f"id-{i}", sends) for i in range(5)))
+    assert [t - start for t, _ in sends] == pytest.approx([i * 1.01 for i in range(5)])
+    await limiter.aclose()
+
+
+async def test_estimate_and_stats_account_for_the_queue(limiter: RateLimiter) -> None:
+    """estimate counts the waiters ahead ("queued, about N s") and stats reports the state."""
+    sends: list[tuple[float, str]] = []
+    await asyncio.gather(*(_send(limiter, f"id-{i}", sends) for i in range(60)))
+    assert await limiter.estimate() == pytest.approx(61.0)
+    waiters = [asyncio.create_task(_send(limiter, f"w-{i}", sends)) for i in range(120)]
+    await asyncio.sleep(0.9)
+    # 120 ahead: they take the next two windows; a new one goes in the third.
+    assert await limiter.estimate() == pytest.approx(61.1 - 1 + 2 * 61)
+    assert await limiter.estimate("w-0") == pytest.approx(61.1 - 1 + 2 * 61)
+    stats = limiter.stats()
+    assert stats == LimiterStats(
+        queued=120,
+        in_flight=0,
+        total_used=60,
+        total_limit=60,
+        schedule_ids=180,
+        next_free=pytest.approx(60.1),  # type: ignore[arg-type]
+    )
+    await asyncio.gather(*waiters)
+
+
+async def test_estimate_counts_the_ids_own_queue(limiter: RateLimiter) -> None:
+    """A request for an id with its own backlog is forecast behind that backlog."""
+    sends: list[tuple[float, str]] = []
+    tasks = [asyncio.create_task(_send(limiter, "busy", sends)) for _ in range(25)]
+    await asyncio.sleep(1)
+    assert await limiter.estimate() == 0.0
+    # 15 queued for "busy": 10 go in the next window, 5 in the one after, then this one.
+    assert await limiter.estimate("busy") == pytest.approx(61.1 - 1 + 61)
+    await asyncio.gather(*tasks)
+
+
+async def test_cancelled_after_grant_gives_the_entries_back(limiter: RateLimiter) -> None:
+    """A caller cancelled between the grant and its resumption sends nothing and keeps nothing."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(limiter.acquire("a"))
+    await asyncio.sleep(0)  # the task queues; the dispatcher runs next
+    loop.call_soon(task.cancel)  # runs after the grant, before the task resumes
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stats = limiter.stats()
+    assert (stats.in_flight, stats.total_used, stats.schedule_ids) == (0, 0, 0)
+
+
+async def test_queue_timeout_met_returns_the_permit(limiter: RateLimiter) -> None:
+    """A request admitted before its deadline gets its permit as usual."""
+    permit = await limiter.acquire("a", queue_timeout=0)
+    assert permit.schedule_id == "a"
+    await limiter.release(permit)
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), "5", True])
+async def test_bad_queue_timeout_is_refused(limiter: RateLimiter, bad: object) -> None:
+    """queue_timeout must be a non-negative number."""
+    with pytest.raises(InvalidParameterError, match="queue_timeout"):
+        await limiter.acquire("a", queue_timeout=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["", None, 5])
+async def test_bad_schedule_id_is_refused(limiter: RateLimiter, bad: object) -> None:
+    """schedule_id must be a non-empty string."""
+    with pytest.raises(InvalidParameterError, match="schedule_id"):
+        await limiter.acquire(bad)  # type: ignore[arg-type]
+
+
+async def test_release_checks_the_permit(limiter: RateLimiter) -> None:
+    """A permit from another limiter, or one released twice, is refused."""
+    other = RateLimiter()
+    permit = await other.acquire("a")
+    with pytest.raises(ValueError, match="not issued by this limiter"):
+        await limiter.release(permit)
+    await other.release(permit)
+    with pytest.raises(ValueError, match="released already"):
+        await other.release(permit)
+    await other.aclose()
+
+
+async def test_aclose_cancels_waiters_and_refuses_new_ones(limiter: RateLimiter) -> None:
+    """aclose cancels queued waiters; later acquires fail and late releases are ignored."""
+    permits = [await limiter.acquire(f"id-{i}") for i in range(60)]
+    waiter = asyncio.create_task(limiter.acquire("late"))
+    await asyncio.sleep(1)
+    await limiter.aclose()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    with pytest.raises(RuntimeError, match="closed"):
+        await limiter.acquire("again")
+    await limiter.release(permits[0])
+    assert limiter.stats().queued == 0
+
+
+async def test_injected_clock_drives_the_limiter() -> None:
+    """An injected clock stamps permits and still drives the loop's one timer correctly."""
+    loop = asyncio.get_running_loop()
+    offset = 1_000_000.0
+    limiter = RateLimiter(RateLimits(total=2), clock=lambda: loop.time() + offset)
+    start = _now()
+    sends: list[tuple[float, str]] = []
+    await asyncio.gather(*(_send(limiter, f"id-{i}", sends) for i in range(3)))
+    assert [t - start for t, _ in sends] == pytest.approx([0, 0, 61 + RTT])
+    permit = await limiter.acquire("stamp")
+    assert permit.acquired_at == pytest.approx(_now() + offset)
+    await limiter.aclose()
+
+
+@pytest.mark.usefixtures("close_stray_loop")
+def test_limiter_is_bound_to_one_event_loop() -> None:
+    """Using a limiter from a second event loop is an error, not a silent mix-up."""
+    limiter = RateLimiter()
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        permit = first.run_until_complete(limiter.acquire("a"))
+        assert permit.schedule_id == "a"
+        with pytest.raises(RuntimeError, match="different event loop"):
+            second.run_until_complete(limiter.acquire("b"))
+    finally:
+        first.close()
+        second.close()
+
+
+async def test_repr_shows_config_and_counts(limiter: RateLimiter) -> None:
+    """The repr shows the limits and live counts."""
+    await limiter.acquire("a")
+    assert repr(limiter) == (
+        "<RateLimiter 60/10 per 60s mode=exact queued=0 in_flight=1 schedule_ids=1>"
+    )
+
+
+@pytest.fixture(name="close_stray_loop")
+def _close_stray_loop() -> Iterator[None]:
+    """Close the loop looptime's plugin makes the policy create around a sync test (Python 3.11)."""
+    yield
+    policy = asyncio.get_event_loop_policy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = policy.get_event_loop()
+        except RuntimeError:
+            return
+    if not loop.is_running() and not loop.is_closed():
+        loop.close()
+        policy.set_event_loop(None)
+
+
+async def _last_send(limits: RateLimits, keys: list[str], rtt: float) -> float:
+    limiter = RateLimiter(limits)
+    sends: list[tuple[float, str]] = []
+    await asyncio.gather(*(_send(limiter, key, sends, rtt=rtt) for key in keys))
+    await limiter.aclose()
+    return max(t for t, _ in sends)
+
+
+@pytest.mark.usefixtures("close_stray_loop")
+@given(data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_batch_ready_at_once_finishes_at_the_lower_bound(data: st.DataObject) -> None:
+    """M requests ready at t=0 send their last one at (max(ceil(M/N), max ceil(m/K)) - 1) cycles."""
+    counts = data.draw(st.lists(st.integers(1, 12), min_size=1, max_size=12), label="m_k")
+    total = data.draw(st.integers(1, 8), label="N")
+    per_schedule = data.draw(st.integers(1, total), label="K")
+    rtt = data.draw(st.sampled_from([0.0, 0.25, 1.0]), label="rtt")
+    keys = data.draw(
+        st.permutations([f"k{j}" for j, m in enumerate(counts) for _ in range(m)]), label="order"
+    )
+    limits = RateLimits(total=total, per_schedule=per_schedule, window=10.0, guard=0.5)
+    loop = looptime.new_event_loop(start=0)
+    try:
+        last = loop.run_until_complete(_last_send(limits, keys, rtt))
+    finally:
+        loop.close()
+    cycles = max(math.ceil(len(keys) / total), *(math.ceil(m / per_schedule) for m in counts)) - 1
+    assert last == pytest.approx(cycles * (10.0 + 0.5 + rtt))

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import heapq
 import math
+import random
 import warnings
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from schedcancel import InvalidParameterError
 from schedcancel._window import Decision, LevelPolicy, SlidingLog, check, try_acquire
 
@@ -104,3 +109,75 @@ def test_release_without_acquisition_raises() -> None:
         log.release(0.0)
     with pytest.raises(RuntimeError, match="revoke"):
         log.revoke()
+
+
+@st.composite
+def _streams(draw: st.DrawFn) -> dict[str, object]:
+    """A random request stream: limits, ids (repeats likely), ready times, latencies, arrivals."""
+    total = draw(st.integers(1, 6))
+    size = draw(st.integers(1, 40))
+    return {
+        "total": total,
+        "per_schedule": draw(st.integers(1, total)),
+        "guard": draw(st.sampled_from([0.0, 0.5])),
+        "ids": draw(st.lists(st.integers(0, 4), min_size=size, max_size=size)),
+        "ready": draw(st.lists(st.floats(0, 30), min_size=size, max_size=size)),
+        "latency": draw(st.lists(st.floats(0, 8), min_size=size, max_size=size)),
+        # Where between send and response the server saw the request (0 = at send).
+        "arrival": draw(st.lists(st.floats(0, 1), min_size=size, max_size=size)),
+        "shuffle": draw(st.randoms(use_true_random=False)),
+    }
+
+
+def _simulate(stream: dict[str, object], window: float) -> list[tuple[float, int]]:
+    """Run the stream through the pure logs, admitting ready requests in random order.
+
+    Returns the (arrival time, id) of every request, as the server saw them.
+    """
+    ids: list[int] = stream["ids"]  # type: ignore[assignment]
+    ready: list[float] = stream["ready"]  # type: ignore[assignment]
+    latency: list[float] = stream["latency"]  # type: ignore[assignment]
+    arrival: list[float] = stream["arrival"]  # type: ignore[assignment]
+    rnd: random.Random = stream["shuffle"]  # type: ignore[assignment]
+    guard: float = stream["guard"]  # type: ignore[assignment]
+    total = SlidingLog(LevelPolicy(base_limit=stream["total"], window=window, guard=guard))  # type: ignore[arg-type]
+    key_policy = LevelPolicy(base_limit=stream["per_schedule"], window=window, guard=guard)  # type: ignore[arg-type]
+    logs = {key: SlidingLog(key_policy) for key in set(ids)}
+    unsent = set(range(len(ids)))
+    responses: list[tuple[float, int]] = []
+    arrivals: list[tuple[float, int]] = []
+    now = 0.0
+    while unsent or responses:
+        while responses and responses[0][0] <= now:
+            at, i = heapq.heappop(responses)
+            total.release(at)
+            logs[ids[i]].release(at)
+        candidates = sorted(i for i in unsent if ready[i] <= now)
+        rnd.shuffle(candidates)
+        for i in candidates:
+            if try_acquire(total, logs[ids[i]], now).allowed:
+                unsent.discard(i)
+                arrivals.append((now + arrival[i] * latency[i], ids[i]))
+                heapq.heappush(responses, (now + latency[i], i))
+        upcoming = [ready[i] for i in unsent if ready[i] > now]
+        upcoming += [check(total, logs[ids[i]], now).at for i in unsent if ready[i] <= now]
+        if responses:
+            upcoming.append(responses[0][0])
+        if not upcoming:
+            break  # all sent and answered
+        now = min(upcoming)
+        assert now != math.inf  # something in flight or a known time always comes next
+    return arrivals
+
+
+@given(stream=_streams())
+@settings(max_examples=150, deadline=None)
+def test_no_window_ever_holds_more_than_the_limits(stream: dict[str, object]) -> None:
+    """Whatever the ids, latencies and arrival points, no window holds more than N (or K per id)."""
+    window = 10.0
+    arrivals = sorted(_simulate(stream, window))
+    for end, _ in arrivals:
+        # The server's window (end - W, end]; a hair of float tolerance at the open edge.
+        inside = [key for at, key in arrivals if end - window + 1e-9 < at <= end]
+        assert len(inside) <= stream["total"]  # type: ignore[operator]
+        assert max(collections.Counter(inside).values()) <= stream["per_schedule"]  # type: ignore[operator]
