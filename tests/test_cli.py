@@ -43,21 +43,6 @@ TWENTY = ["--total", "20", "--window", "30", "--guard", "0.05"]
 TINY_DEMO = ["--total", "10", "--window", "0.3", "--guard", "0.02"]
 
 
-@pytest.fixture(autouse=True)
-def _own_event_loop() -> Iterator[None]:
-    """Set a current event loop of our own around each test, and close it afterwards.
-
-    looptime's plugin asks the policy for the current loop around every test;
-    in a sync test on Python 3.11 that creates one, which ``asyncio.run`` (in
-    ``cli.main``) then unsets without closing: a ResourceWarning, an error here.
-    """
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    yield
-    asyncio.set_event_loop(None)
-    loop.close()
-
-
 @attrs.define
 class ServerThread:
     """A MockScheduleServer serving from its own thread and event loop."""

@@ -7,8 +7,7 @@ import json
 import os
 import stat
 import threading
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,26 +31,6 @@ from schedcancel._journal import (
 )
 
 API_KEY = "connector-key-0123456789"
-
-
-@pytest.fixture(autouse=True)
-def _close_stray_event_loop() -> Iterator[None]:
-    """Close the event loop looptime's plugin makes the policy create around a sync test.
-
-    On Python 3.11 ``policy.get_event_loop()`` creates a loop when none was set;
-    left open, its garbage collection raises ResourceWarning (an error here).
-    """
-    yield
-    policy = asyncio.get_event_loop_policy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = policy.get_event_loop()
-        except RuntimeError:
-            return
-    if not loop.is_running() and not loop.is_closed():
-        loop.close()
-        policy.set_event_loop(None)
 
 
 AT = datetime(2026, 4, 28, 15, 23, 40, 123000, tzinfo=UTC)
