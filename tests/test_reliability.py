@@ -16,13 +16,17 @@ import contextlib
 import gc
 import hashlib
 import hmac
+import json
 import math
+import os
 import random
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import format_datetime
+from pathlib import Path
 
 import attrs
 import pytest
@@ -502,3 +506,89 @@ async def test_server_date_far_off_neither_breaks_signing_nor_retry_after(
     # or capped at 2 W (2099).
     gap = skewed.arrivals[1][0] - skewed.arrivals[0][0]
     assert 5.0 <= gap < 5.5
+
+
+# -- the same soak through the CLI, with its journal ---------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+FINAL = {"cancelled", "already_cancelled", "failed", "invalid"}
+
+
+async def run_cancel_cli(args: list[str], *, cwd: Path, base_url: str) -> int:
+    """Run ``python -m schedcancel cancel ARGS`` against ``base_url``; return its exit code."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDCANCEL_")}
+    env |= {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+        "SCHEDCANCEL_API_KEY": API_KEY,
+        "SCHEDCANCEL_USERNAME": "api-user",
+        "SCHEDCANCEL_PASSWORD": PASSWORD,
+        "SCHEDCANCEL_SHARED_SECRET": SECRET,
+        "SCHEDCANCEL_BASE_URL": base_url,
+    }
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "schedcancel",
+        "cancel",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(120):
+        _, stderr = await child.communicate()
+    assert child.returncode in (0, 3), stderr.decode()[-2000:]
+    return child.returncode
+
+
+async def test_fault_soak_through_the_cli_journal_has_one_final_line_per_id(
+    tmp_path: Path,
+) -> None:
+    """1,000 ids through ``schedcancel cancel --journal`` under faults: one final line each.
+
+    Real time, so the window is scaled: N = 250 per W = 0.5 s (guard 0.05 s),
+    K = 10. A run that ends with errors (exit 3) is run again on the same
+    journal, as the CLI tells its user to; the runs converge, and the journal
+    then holds exactly one final line per id, and error lines only before it.
+    """
+    total, window = 250, 0.5
+    schedule_ids = ids(1000, prefix="CLI")
+    (tmp_path / "ids.txt").write_text("\n".join(schedule_ids) + "\n")
+    journal = tmp_path / "journal.jsonl"
+    args = ["--from", "ids.txt", "--journal", str(journal), "-q", "--no-progress"]
+    args += ["--total", str(total), "--window", str(window), "--guard", "0.05"]
+    server_limits = ServerLimits(total=total, per_schedule=K, window=window)
+    codes = []
+    async with MockScheduleServer(
+        users={"api-user": PASSWORD},
+        connectors={API_KEY: SECRET},
+        limits=server_limits,
+        faults=SOAK_FAULTS,
+    ) as server:
+        server.seed(schedule_ids)
+        for _ in range(4):
+            codes.append(await run_cancel_cli(args, cwd=tmp_path, base_url=server.base_url))
+            if codes[-1] == 0:
+                break
+    assert codes[-1] == 0, codes
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    per_id: dict[str, list[str]] = collections.defaultdict(list)
+    for line in lines:
+        if "id" in line:
+            per_id[line["id"]].append(line["outcome"])
+    assert sorted(per_id) == schedule_ids
+    for schedule_id, outcomes in per_id.items():
+        assert [o for o in outcomes if o in FINAL] == [outcomes[-1]], (schedule_id, outcomes)
+        assert outcomes[-1] in ("cancelled", "already_cancelled")
+        assert set(outcomes[:-1]) <= {"error"}
+        assert server.status_of(schedule_id) == "CANCELLED"
+    # Retries within the policy (4 attempts) in each run the id took part in.
+    sends = server.recorder.sends_per_id()
+    for schedule_id, outcomes in per_id.items():
+        assert sends[schedule_id] <= 4 * len(outcomes)
+    recorder = server.recorder
+    assert recorder.count_rate_limited() == 0
+    assert recorder.max_arrivals_in_window(window) <= total
+    assert max(sends.values()) <= K

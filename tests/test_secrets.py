@@ -1,0 +1,405 @@
+"""The whole-system secret scan: no credential in any byte the programs write.
+
+The mock server and every ``schedcancel`` command run as real processes
+(``python -m schedcancel``) with DEBUG logging, configured with recognisable
+credentials; afterwards every byte they wrote to stdout and stderr, and every
+file left in the working directory (journals, outputs), is searched for the
+password, the shared secret, the whole apiKey and the Basic-auth token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+
+import attrs
+import pytest
+from schedcancel import BackendError, RetryPolicy
+from schedcancel.redis import RedisLimiter
+from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
+
+PASSWORD = "PW-SENTINEL-7f3a"
+SECRET = "SS-SENTINEL-91bc"
+API_KEY = "AK-SENTINEL-0d2e-long-connector-key"
+USER = "api-user"
+DEMO_USER = "demo-user"
+NEEDLES = {
+    "password": PASSWORD,
+    "shared secret": SECRET,
+    "apiKey": API_KEY,
+    "Basic token": base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode(),
+    "demo Basic token": base64.b64encode(f"{DEMO_USER}:{PASSWORD}".encode()).decode(),
+}
+REPO = Path(__file__).resolve().parent.parent
+#: Real seconds any one process may take before the test gives up on it.
+PROCESS_LIMIT = 60.0
+
+
+def _lines_at_least(path: Path, count: int) -> bool:
+    return path.exists() and path.read_bytes().count(b"\n") >= count
+
+
+@attrs.define
+class Process:
+    """One finished ``python -m schedcancel`` run."""
+
+    argv: tuple[str, ...]
+    code: int
+    stdout: bytes
+    stderr: bytes
+
+
+@attrs.define
+class Scan:
+    """Every blob the system wrote, labelled, to be searched for credentials at the end."""
+
+    blobs: dict[str, bytes] = attrs.field(factory=dict)
+
+    def add(self, label: str, data: bytes) -> None:
+        """Keep one blob (a stream or a file) under a unique label."""
+        self.blobs[f"{label}#{len(self.blobs)}"] = data
+
+    def add_process(self, label: str, process: Process) -> None:
+        """Keep a process's stdout and stderr."""
+        self.add(f"{label} stdout", process.stdout)
+        self.add(f"{label} stderr", process.stderr)
+
+    def add_tree(self, root: Path) -> int:
+        """Keep every file under ``root``; return how many there were."""
+        files = [path for path in sorted(root.rglob("*")) if path.is_file()]
+        for path in files:
+            self.add(str(path.relative_to(root)), path.read_bytes())
+        return len(files)
+
+    def leaks(self) -> list[str]:
+        """Where a credential appears: ``"<blob>: <what>"`` for each find."""
+        return [
+            f"{label}: {what}"
+            for label, data in self.blobs.items()
+            for what, needle in NEEDLES.items()
+            if needle.encode() in data
+        ]
+
+
+def child_env(**variables: str) -> dict[str, str]:
+    """The environment for a child: ours without SCHEDCANCEL_*, the source tree importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDCANCEL_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env | variables
+
+
+def credentials_env(base_url: str, *, password: str = PASSWORD) -> dict[str, str]:
+    """The SCHEDCANCEL_* variables for the sentinel connector."""
+    return child_env(
+        SCHEDCANCEL_API_KEY=API_KEY,
+        SCHEDCANCEL_USERNAME=USER,
+        SCHEDCANCEL_PASSWORD=password,
+        SCHEDCANCEL_SHARED_SECRET=SECRET,
+        SCHEDCANCEL_BASE_URL=base_url,
+    )
+
+
+async def run_cli(
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    interrupt_when: Path | None = None,
+    prefix: Sequence[str] = ("-m", "schedcancel"),
+) -> Process:
+    """Run ``python -m schedcancel ARGS`` to its end and collect its output.
+
+    With ``interrupt_when``, SIGINT is sent once that file has three lines
+    (the journal's start line and two outcomes).
+    """
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *prefix,
+        *args,
+        cwd=cwd,
+        env=dict(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(PROCESS_LIMIT):
+            communicating = asyncio.ensure_future(child.communicate())
+            if interrupt_when is not None:
+                # Another process writes the file: polling is the only way to see it grow.
+                while not _lines_at_least(interrupt_when, 3):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+                child.send_signal(signal.SIGINT)
+            stdout, stderr = await communicating
+    finally:
+        if child.returncode is None:  # pragma: no cover - only when the limit was hit
+            child.kill()
+            await child.wait()
+    assert child.returncode is not None
+    return Process(tuple(args), child.returncode, stdout, stderr)
+
+
+@contextlib.asynccontextmanager
+async def mock_server_process(
+    folder: Path, *options: str, scan: Scan, label: str
+) -> AsyncIterator[str]:
+    """Serve ``schedcancel -vv mock-server`` with the sentinel credentials; yield its base URL."""
+    folder.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a local tmp dir, instant
+    out, err = folder / "server.out", folder / "server.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "schedcancel",
+            "-vv",
+            "mock-server",
+            "--user",
+            f"{USER}:{PASSWORD}",
+            "--api-key",
+            API_KEY,
+            "--shared-secret",
+            SECRET,
+            *options,
+            cwd=folder,
+            env=child_env(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    try:
+        async with asyncio.timeout(PROCESS_LIMIT):
+            while not out.read_bytes().endswith(b"\n"):
+                assert child.returncode is None, err.read_text()
+                await asyncio.sleep(0.05)
+        yield out.read_text().strip()
+    finally:
+        if child.returncode is None:
+            child.send_signal(signal.SIGINT)
+            async with asyncio.timeout(PROCESS_LIMIT):
+                await child.wait()
+        scan.add(f"{label} stdout", out.read_bytes())
+        scan.add(f"{label} stderr", err.read_bytes())
+    assert child.returncode == 0
+
+
+def outcome_lines(journal: Path) -> list[dict[str, object]]:
+    """The journal's per-id lines (not its run lines)."""
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    return [line for line in lines if "id" in line]
+
+
+async def test_no_credential_in_any_output_of_cli_demo_journal_logs_or_mock_server(
+    tmp_path: Path,
+) -> None:
+    """Every exit (0, 1, 2, 3, 130), the demo, journals and DEBUG logs: no credential anywhere."""
+    scan = Scan()
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "ids.txt").write_text("".join(f"SC-{i:03d}\n" for i in range(20)))
+    schedules = [f"--schedule=SC-{i:03d}" for i in range(40)]
+    scaled = ["--window", "2", "--guard", "0.1"]
+    runs: dict[str, Process] = {}
+    async with (
+        mock_server_process(
+            tmp_path / "server", *schedules, "--window", "2", scan=scan, label="server"
+        ) as url,
+        mock_server_process(
+            tmp_path / "faulty",
+            *schedules,
+            "--window=2",
+            "--server-error-rate=0.3",
+            "--drop-rate=0.2",
+            "--truncate-rate=0.2",
+            "--html-rate=0.1",
+            scan=scan,
+            label="faulty server",
+        ) as faulty_url,
+    ):
+        env = credentials_env(url)
+        # 0: every id cancelled, with the journal, JSON output and DEBUG logs.
+        runs["ok"] = await run_cli(
+            ["-vv", "cancel", "--from", "ids.txt", "--journal", "ok.jsonl", "--json", *scaled],
+            cwd=work,
+            env=env,
+        )
+        # 1: unknown ids (7040) and an invalid one; credentials as flags this time.
+        runs["failed"] = await run_cli(
+            [
+                "-vv",
+                "cancel",
+                "--api-key",
+                API_KEY,
+                "--username",
+                USER,
+                "--password",
+                PASSWORD,
+                "--shared-secret",
+                SECRET,
+                "--base-url",
+                url,
+                "--journal",
+                "failed.jsonl",
+                *scaled,
+                "SC-020",
+                "GONE-1",
+                "not a valid id!",
+            ],
+            cwd=work,
+            env=child_env(),
+        )
+        # 2: usage errors whose input holds a credential: none may be echoed.
+        runs["usage-url"] = await run_cli(
+            [
+                "-vv",
+                "cancel",
+                "--base-url",
+                f"https://{USER}:{PASSWORD}@gw.example.test/api/v3",
+                "SC-1",
+            ],
+            cwd=work,
+            env=credentials_env(url),
+        )
+        runs["usage-password"] = await run_cli(
+            ["-vv", "cancel", "SC-1"], cwd=work, env=credentials_env(url, password=PASSWORD + "\n")
+        )
+        runs["usage-key"] = await run_cli(
+            ["-vv", "cancel", "--api-key", API_KEY + "-and-thirty-more-characters-x", "SC-1"],
+            cwd=work,
+            env=credentials_env(url),
+        )
+        runs["usage-missing"] = await run_cli(
+            ["-vv", "cancel", "SC-1"],
+            cwd=work,
+            env=child_env(SCHEDCANCEL_PASSWORD=PASSWORD, SCHEDCANCEL_SHARED_SECRET=SECRET),
+        )
+        # 3: the server refuses the password (which contains the real one).
+        runs["auth"] = await run_cli(
+            ["-vv", "cancel", "--journal", "auth.jsonl", *scaled, "SC-021", "SC-022"],
+            cwd=work,
+            env=credentials_env(url, password=PASSWORD + "-wrong"),
+        )
+        # 3: transport, server and parse errors after retries, all logged at DEBUG.
+        runs["faults"] = await run_cli(
+            ["-vv", "cancel", "--journal", "faults.jsonl", "--json", *scaled]
+            + [f"SC-{i:03d}" for i in range(23, 33)],
+            cwd=work,
+            env=credentials_env(faulty_url),
+        )
+        # 3: the shared limiter's Redis (its URL holds a password) cannot be reached.
+        runs["redis"] = await run_cli(
+            ["-vv", "cancel", "--redis", f"redis://{USER}:{PASSWORD}@127.0.0.1:1/0", "SC-039"],
+            cwd=work,
+            env=env,
+        )
+        # 130: SIGINT while ids wait for the (tiny) budget: 2 per 30 s.
+        runs["interrupted"] = await run_cli(
+            ["-vv", "cancel", "--journal", "int.jsonl", "--total", "2", "--window", "30"]
+            + [f"SC-{i:03d}" for i in range(33, 40)],
+            cwd=work,
+            env=env,
+            interrupt_when=work / "int.jsonl",
+        )
+    # The demo, with its generated password replaced by the sentinel.
+    patch = (
+        "import runpy, secrets; secrets.token_urlsafe = lambda *a: "
+        f"{PASSWORD!r}; runpy.run_module('schedcancel', run_name='__main__')"
+    )
+    runs["demo"] = await run_cli(
+        ["-vv", "demo", "--schedules", "30", "--window", "1", "--json", "--journal", "demo.jsonl"],
+        cwd=work,
+        env=child_env(),
+        prefix=("-c", patch),
+    )
+    for label, process in runs.items():
+        scan.add_process(label, process)
+    files = scan.add_tree(tmp_path)
+
+    codes = {label: process.code for label, process in runs.items()}
+    assert codes == {
+        "ok": 0,
+        "failed": 1,
+        "usage-url": 2,
+        "usage-password": 2,
+        "usage-key": 2,
+        "usage-missing": 2,
+        "auth": 3,
+        "faults": 3,
+        "redis": 3,
+        "interrupted": 130,
+        "demo": 0,
+    }, {label: process.stderr[-600:] for label, process in runs.items()}
+    assert scan.leaks() == []
+    # The scan looked at real output: DEBUG logs, journals, the redacted key.
+    everything = b"\n".join(scan.blobs.values())
+    assert b"DEBUG" in everything
+    assert API_KEY[:4].encode() + b"***" in everything
+    assert len(outcome_lines(work / "ok.jsonl")) == 20
+    assert {line["outcome"] for line in outcome_lines(work / "faults.jsonl")} >= {"error"}
+    assert files >= 9  # 5 journals + the ids file + 4 server logs (demo's journal too)
+
+
+def test_the_scan_finds_what_it_looks_for(tmp_path: Path) -> None:
+    """The scanner reports each needle in a stream and in a file (it is not blind)."""
+    scan = Scan()
+    for what, needle in NEEDLES.items():
+        (tmp_path / f"{what}.txt").write_text(f"prefix {needle} suffix")
+    scan.add_tree(tmp_path)
+    scan.add("stream", f"..{PASSWORD}..".encode())
+    assert len(scan.leaks()) == len(NEEDLES) + 1
+
+
+async def test_redis_url_password_stays_out_of_reprs_and_errors() -> None:
+    """A Redis URL's password shows in neither the limiter's repr nor its BackendError."""
+    limiter = RedisLimiter(f"redis://{USER}:{PASSWORD}@127.0.0.1:1/0", username=USER)
+    try:
+        with pytest.raises(BackendError) as info:
+            await limiter.acquire("SC-1")
+    finally:
+        await limiter.aclose()
+    scan = Scan()
+    error: BaseException | None = info.value
+    while error is not None:
+        scan.add("error", f"{error} {error!r}".encode())
+        error = error.__cause__ or error.__context__
+    scan.add("repr", repr(limiter).encode())
+    assert scan.leaks() == []
+
+
+@pytest.mark.looptime
+async def test_library_debug_logs_and_errors_hold_no_credential(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """In process, DEBUG logs of client, limiter and mock server under faults show no credential."""
+    caplog.set_level(logging.DEBUG)
+    faults = Faults(server_error=0.3, drop=0.2, truncated=0.2, html=0.1, seed=5)
+    ids = [f"SC-{i}" for i in range(30)]
+    async with MockScheduleServer(
+        users={USER: PASSWORD},
+        connectors={API_KEY: SECRET},
+        limits=ServerLimits(window=60.0),
+        faults=faults,
+    ) as server:
+        server.seed(ids)
+        async with server.client(retry=RetryPolicy(attempts=3, backoff_initial=0.0)) as client:
+            outcomes = await asyncio.gather(
+                *(client.cancel(s) for s in ids), return_exceptions=True
+            )
+            texts = [repr(client), repr(client.limiter), repr(server)]
+    texts += [f"{o} {o!r} {getattr(o, '__notes__', '')}" for o in outcomes]
+    texts += [record.getMessage() for record in caplog.records]
+    texts += [caplog.text]
+    assert any(isinstance(o, Exception) for o in outcomes)
+    assert any("DEBUG" in record.levelname for record in caplog.records)
+    scan = Scan()
+    for text in texts:
+        scan.add("in-process", text.encode())
+    assert scan.leaks() == []
