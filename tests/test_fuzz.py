@@ -16,8 +16,7 @@ import gzip
 import json
 import math
 import tracemalloc
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any, TypeVar
@@ -62,27 +61,6 @@ FUZZ = settings(
     deadline=timedelta(seconds=2),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-
-@pytest.fixture(autouse=True)
-def _close_stray_event_loop() -> Iterator[None]:
-    """Close the event loop looptime's plugin makes the policy create around a sync test.
-
-    On Python 3.11 ``policy.get_event_loop()`` creates a loop when none was
-    ever set; nobody closes it, and a later garbage collection inside some
-    async test raises ResourceWarning (an error under ``filterwarnings``).
-    """
-    yield
-    policy = asyncio.get_event_loop_policy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = policy.get_event_loop()
-        except RuntimeError:
-            return
-    if not loop.is_running() and not loop.is_closed():
-        loop.close()
-        policy.set_event_loop(None)
 
 
 def bounded(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
