@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Mapping
 
@@ -14,6 +15,12 @@ from .errors import InvalidParameterError, TransportError
 __all__ = ["AiohttpTransport"]
 
 _CHUNK = 64 * 1024
+
+
+@functools.cache
+def _verified_context() -> ssl.SSLContext:
+    """The system's trust store with hostname checks; made once, shared by every transport."""
+    return ssl.create_default_context()
 
 
 class AiohttpTransport:
@@ -36,8 +43,12 @@ class AiohttpTransport:
             raise InvalidParameterError("session must be an aiohttp.ClientSession")
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise InvalidParameterError("ssl must be an ssl.SSLContext (verification stays on)")
+        if ssl_context is not None and ssl_context.verify_mode == ssl.CERT_NONE:
+            raise InvalidParameterError("ssl must verify certificates (verify_mode CERT_NONE)")
         self._session, self._owned, self._closed = session, session is None, False
-        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        # Always a context, never True: aiohttp lets a connector's ssl=False win over a
+        # request's ssl=True, so a borrowed session could otherwise switch verification off.
+        self._ssl = ssl_context if ssl_context is not None else _verified_context()
         self._max_body = max_body
 
     async def send(
