@@ -193,7 +193,9 @@ class BulkProgress:
         in_flight: calls running now (waiting for the limiter or the server).
         rate_limited: 429s the limiter saw since the job started.
         elapsed: seconds since the job started.
-        rate: outcomes per second so far.
+        rate: outcomes per second since the start, averaged over at least one
+            window + guard (a rate-limited job finishes a whole window's burst at
+            once; dividing that by the first second would be meaningless).
         eta: seconds until the last id is expected to finish, from the
             limiter's schedule; None when the total is unknown or the job is stopping.
         stopping: no new id is being started (stop requested, or an abort).
@@ -578,7 +580,7 @@ class _BulkRun:
             in_flight=self._in_flight,
             rate_limited=max(0, stats.rate_limited - self._rate_limited_base),
             elapsed=elapsed,
-            rate=self._done / elapsed if elapsed > 0 else 0.0,
+            rate=self._done / max(elapsed, limiter.limits.window + limiter.limits.guard),
             eta=eta,
             stopping=self._stopping or (self.stop is not None and self.stop.is_set()),
             finished=finished,

@@ -42,6 +42,7 @@ from schedcancel._bulk import (
 from schedcancel._journal import CancelOutcome, Journal, OutcomeKind, read_journal
 from schedcancel._limiter import RateLimiter
 from schedcancel._models import Permit
+from schedcancel.testing import MockScheduleServer, ServerLimits
 
 API_KEY = "bulk-connector-key-0001"
 HUGE = RateLimits(total=10**9, per_schedule=10**9)
@@ -712,6 +713,7 @@ async def test_progress_reports_at_start_periodically_and_at_the_end() -> None:
     """The callback gets a first snapshot, one per interval while waiting, and a final one."""
     ids = _ids(4)
     client = FakeClient(latency=dict.fromkeys(ids, 10.0))
+    client.limiter.limits = RateLimits(total=10**6, per_schedule=10**6, window=4.0, guard=1.0)
     client.limiter.rate_limited = 7  # 429s from before the job do not count
     reports: list[BulkProgress] = []
 
@@ -728,7 +730,8 @@ async def test_progress_reports_at_start_periodically_and_at_the_end() -> None:
     assert last.done == 4
     assert last.rate_limited == 2
     assert last.elapsed == pytest.approx(10.0)
-    assert last.rate == pytest.approx(0.4)
+    assert last.rate == pytest.approx(0.4)  # 4 in 10 s (longer than window + guard)
+    assert reports[1].rate == 0.0
     assert dict(last.counts)[OutcomeKind.CANCELLED] == 4
 
 
@@ -742,6 +745,7 @@ async def test_progress_eta_follows_the_limiters_schedule() -> None:
     assert reports[0].eta == pytest.approx(22.0)  # rounds of 10: now, +11 s, +22 s
     mid = next(r for r in reports if r.done == 10)
     assert mid.eta == pytest.approx(22.0 - mid.elapsed, abs=1.0)
+    assert mid.rate == pytest.approx(10 / 11)  # the first burst, spread over window + guard
     assert reports[-1].elapsed == pytest.approx(22.0)
     await inner.aclose()
 
@@ -779,3 +783,49 @@ def _stats(**overrides: object) -> LimiterStats:
 def test_estimate_eta(pending: int, stats: LimiterStats, expected: float) -> None:
     """ETA: rounds of the API user's limit per window + guard, from the room there is now."""
     assert estimate_eta(pending, stats, RateLimits()) == pytest.approx(expected)
+
+
+# --------------------------------------------------------------------------- the real client
+
+
+async def test_real_client_against_the_mock_server_meets_no_429(tmp_path: Path) -> None:
+    """ScheduleClient.cancel_many: each kind of answer, journaled, never over the server's limit."""
+    limits = RateLimits(total=10, per_schedule=10, window=0.5, guard=0.05)
+    server_limits = ServerLimits(total=10, per_schedule=10, window=0.5)
+    path = tmp_path / "j.jsonl"
+    async with MockScheduleServer(limits=server_limits) as server:
+        server.seed(_ids(30))
+        server.seed(["SC-done"], "CANCELLED")
+        reports: list[BulkProgress] = []
+        async with server.client(limits=limits) as client:
+            ids = [*_ids(30), "SC-done", "SC-unknown", "bad id!"]
+            outcomes = await _collect(
+                client.cancel_many(ids, journal=path, progress=reports.append)
+            )
+        assert server.recorder.count_rate_limited() == 0
+        assert server.recorder.max_arrivals_in_window(0.5) <= 10
+    kinds = {o.schedule_id: o.kind for o in outcomes}
+    assert [kinds[i] for i in _ids(30)] == [OutcomeKind.CANCELLED] * 30
+    assert kinds["SC-done"] is OutcomeKind.ALREADY_CANCELLED
+    assert kinds["SC-unknown"] is OutcomeKind.FAILED
+    assert kinds["bad id!"] is OutcomeKind.INVALID
+    assert sorted(_journal_ids(path)) == sorted(ids)
+    assert reports[-1].rate_limited == 0
+    assert reports[0].eta is not None
+    assert reports[0].eta >= 1.0  # 33 ids at 10 per 0.55 s: at least two more windows
+
+
+async def test_progress_counts_the_429s_the_limiter_saw() -> None:
+    """When the server is stricter than the client thinks, the 429s show in progress."""
+    limits = RateLimits(total=10, per_schedule=10, window=0.5, guard=0.05)
+    async with MockScheduleServer(
+        limits=ServerLimits(total=5, per_schedule=10, window=0.5)
+    ) as server:
+        server.seed(_ids(20))
+        reports: list[BulkProgress] = []
+        async with server.client(limits=limits) as client:
+            outcomes = await _collect(client.cancel_many(_ids(20), progress=reports.append))
+        rejected = server.recorder.count_rate_limited()
+    assert rejected > 0
+    assert reports[-1].rate_limited == rejected
+    assert all(o.ok for o in outcomes)
