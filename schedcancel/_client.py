@@ -26,7 +26,13 @@ from ._protocol import (
     validate_schedule_id,
 )
 from ._transport import AiohttpTransport
-from .errors import InvalidParameterError, RateLimitedError, ServerError, TransportError
+from .errors import (
+    InvalidParameterError,
+    RateLimitedError,
+    ResponseParseError,
+    ServerError,
+    TransportError,
+)
 
 if TYPE_CHECKING:
     import os
@@ -342,7 +348,9 @@ class ScheduleClient:
     ) -> CancelResult:
         max_rate_limited = self._limiter.limits.max_rate_limited
         rate_limited = failures = 0
-        first_send: float | None = None
+        # Seconds spent sending and backing off; the retry deadline counts these and not
+        # the time queued in the limiter, which a bulk job's later ids spend mostly.
+        spent = 0.0
         requeue = False
         shown_key = redact_key(key)
         while True:
@@ -352,9 +360,8 @@ class ScheduleClient:
                 schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
             )
             attempt = rate_limited + failures + 1
-            if first_send is None:
-                first_send = self._clock()
-            failure: TransportError | ServerError
+            admitted = self._clock()
+            failure: TransportError | ServerError | ResponseParseError
             try:
                 # Built after admission, so a signed Date is fresh even after a long queue.
                 request = build_cancel_request(
@@ -403,24 +410,32 @@ class ScheduleClient:
                     continue
                 except ServerError as exc:
                     failure = exc
+                except ResponseParseError as exc:
+                    # A 200 that is not JSON at all was cut short or came from a proxy: ask
+                    # again. Safe for a cancel: one that landed answers 7070/CANCELLED.
+                    if not exc.retryable:
+                        raise
+                    failure = exc
             failures += 1
-            await self._backoff_or_raise(failure, failures, first_send, schedule_id)
+            spent += self._clock() - admitted
+            spent = await self._backoff_or_raise(failure, failures, spent, schedule_id)
             requeue = False
 
     async def _backoff_or_raise(
-        self, failure: Exception, failures: int, first_send: float, schedule_id: str
-    ) -> None:
+        self, failure: Exception, failures: int, spent: float, schedule_id: str
+    ) -> float:
+        """Sleep before the next attempt and return ``spent`` plus the sleep, or raise."""
         # Capped exponential backoff with full jitter; the exponent is capped too so a
         # huge attempts setting cannot overflow a float.
         policy = self._retry
-        bound = min(policy.backoff_max, policy.backoff_initial * 2 ** min(failures - 1, 64))
+        bound = min(policy.backoff_max, policy.backoff_initial * 2.0 ** min(failures - 1, 64))
         delay = self._random() * bound
-        elapsed = self._clock() - first_send
-        if failures >= policy.attempts or elapsed + delay > policy.deadline:
+        if failures >= policy.attempts or spent + delay > policy.deadline:
             failure.add_note(
-                f"schedcancel: gave up after {failures} attempt(s) in {elapsed:.1f} s "
+                f"schedcancel: gave up after {failures} attempt(s) and {spent:.1f} s "
                 f"(retry policy: {policy.attempts} attempts, {policy.deadline} s deadline)"
             )
             raise failure
         log.debug("cancel %s: retry %d in %.3f s", schedule_id, failures, delay)
         await self._sleep(delay)
+        return spent + delay

@@ -164,7 +164,8 @@ class RetryPolicy:
         attempts: tries in all, the first included; 1 disables retries.
         backoff_initial: the first backoff's upper bound in seconds.
         backoff_max: the cap on any backoff's upper bound.
-        deadline: seconds from the first send after which no retry starts.
+        deadline: seconds of sending and backing off after which no retry
+            starts; time spent queued in the rate limiter does not count.
     """
 
     attempts: int = attrs.field(default=4, validator=_positive)

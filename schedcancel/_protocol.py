@@ -524,7 +524,10 @@ def parse_cancel_response(
         )
     if payload is _NOT_JSON:
         raise ResponseParseError(
-            "response body is not JSON", http_status=200, excerpt=_excerpt(body, secrets)
+            "response body is not JSON",
+            http_status=200,
+            excerpt=_excerpt(body, secrets),
+            retryable=True,
         )
     if not isinstance(payload, dict):
         raise ResponseParseError(

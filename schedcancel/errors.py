@@ -69,12 +69,18 @@ class ResponseParseError(ScheduleCancelError):
     Attributes:
         http_status: the HTTP status of the response.
         excerpt: a short, redacted excerpt of the body.
+        retryable: the body was not JSON at all (cut short, or a proxy's HTML
+            page), so asking again may well work; ``ScheduleClient`` retries
+            these within its ``RetryPolicy``. JSON of the wrong shape is not.
     """
 
-    def __init__(self, message: str, *, http_status: int, excerpt: str = "") -> None:
+    def __init__(
+        self, message: str, *, http_status: int, excerpt: str = "", retryable: bool = False
+    ) -> None:
         super().__init__(message)
         self.http_status = http_status
         self.excerpt = excerpt
+        self.retryable = retryable
 
     def __str__(self) -> str:
         base = f"{self.args[0]} (HTTP {self.http_status})"

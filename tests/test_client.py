@@ -498,8 +498,6 @@ async def test_business_results_are_returned(
         ((200, {}, sample("invalid_signature.json")), AuthenticationError),
         ((400, {}, b'{"success": false, "errorCode": 1002}'), ApiError),
         ((404, {}, b"not found"), ApiError),
-        ((200, {}, sample("html_error.html")), ResponseParseError),
-        ((200, {}, sample("truncated.json")), ResponseParseError),
         ((200, {}, sample("array.json")), ResponseParseError),
         ((200, {}, sample("wrong_types.json")), ResponseParseError),
     ],
@@ -577,6 +575,62 @@ async def test_backoff_is_capped_and_jittered(server: LocalServer, limiter: Fake
         with raises_clean(ServerError):
             await client.cancel(SID)
     assert fake_time.sleeps == [0.5, 1.0, 1.5, 1.5, 1.5]
+
+
+@pytest.mark.parametrize("name", ["truncated.json", "html_error.html"])
+async def test_body_that_is_not_json_is_retried(
+    server: LocalServer, limiter: FakeLimiter, fake_time: FakeTime, name: str
+) -> None:
+    """A 200 whose body is not JSON at all (cut short, a proxy page) is retried like a 5xx."""
+    server.replies.append((200, {}, sample(name)))
+    async with make_client(server.base_url, limiter, fake_time) as client:
+        result = await client.cancel(SID)
+    assert result.success
+    assert len(server.arrivals) == 2
+    assert fake_time.sleeps == [0.5]
+
+
+async def test_body_that_is_not_json_gives_up_as_parse_error(
+    server: LocalServer, limiter: FakeLimiter, fake_time: FakeTime
+) -> None:
+    """After the policy's attempts a non-JSON 200 raises a retryable ResponseParseError."""
+    server.replies.extend([(200, {}, sample("truncated.json"))] * 2)
+    async with make_client(
+        server.base_url, limiter, fake_time, retry=RetryPolicy(attempts=2)
+    ) as client:
+        with raises_clean(ResponseParseError) as info:
+            await client.cancel(SID)
+    assert info.value.retryable
+    assert len(server.arrivals) == 2
+    assert any("gave up after 2 attempt(s)" in note for note in info.value.__notes__)
+
+
+async def test_time_queued_in_the_limiter_does_not_count_toward_the_deadline(
+    server: LocalServer, fake_time: FakeTime
+) -> None:
+    """A long wait for a permit between attempts does not use up the retry deadline."""
+
+    class SlowLimiter(FakeLimiter):
+        async def acquire(
+            self,
+            schedule_id: str,
+            *,
+            priority: int = 0,
+            queue_timeout: float | None = None,
+            requeue: bool = False,
+        ) -> Permit:
+            fake_time.now += 500.0  # queued behind a bulk job for 500 s
+            return await super().acquire(
+                schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
+            )
+
+    server.replies.extend([(503, {}, b""), (503, {}, b"")])
+    retry = RetryPolicy(attempts=3, backoff_initial=0.5, deadline=5.0)
+    async with make_client(server.base_url, SlowLimiter(), fake_time, retry=retry) as client:
+        result = await client.cancel(SID)
+    assert result.success
+    assert len(server.arrivals) == 3
+    assert fake_time.sleeps == [0.5, 1.0]
 
 
 async def test_deadline_stops_retries(
