@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import shlex
 import sys
@@ -82,6 +83,8 @@ async def _run(args: argparse.Namespace, command: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run, write the outputs, print the tables; 0 even when a goal is missed (see the table)."""
     args = _parser().parse_args(argv)
+    # The limiter's adaptive changes are logged once at WARNING: show them among the runs.
+    logging.basicConfig(level=logging.WARNING, format="    %(name)s: %(message)s")
     shown = sys.argv[1:] if argv is None else argv
     command = shlex.join([".venv/bin/python", "-m", "benchmarks", *shown])
     report = asyncio.run(_run(args, command))

@@ -447,7 +447,7 @@ def scenarios(config: BenchConfig, *, quick: bool = False) -> list[Scenario]:
             name="mixed",
             title=f"{mixed_total} calls, 30 on one id, sliding log",
             calls=tuple(mixed),
-            contestants=_EVERYONE,
+            contestants=models,
         ),
     ]
     found += [

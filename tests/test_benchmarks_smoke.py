@@ -22,9 +22,7 @@ from benchmarks.harness import (
 from benchmarks.report import markdown
 
 
-# Async although it awaits nothing: around a sync test looptime's plugin makes the
-# policy create an event loop that nobody closes (a ResourceWarning later).
-async def test_lower_bound_windows_follow_the_spec() -> None:
+def test_lower_bound_windows_follow_the_spec() -> None:
     """The bound spans floor((M-1)/N) windows for distinct ids, else the two-limit maximum."""
     distinct = [f"id-{i}" for i in range(600)]
     assert bound_windows(distinct, total=60, per_schedule=10) == 9
