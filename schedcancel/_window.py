@@ -77,11 +77,9 @@ class LevelPolicy:
     guard: float = 0.0
     mode: Literal["exact", "smooth"] = "exact"
     slack: float = 0.0
-    limit: int = attrs.field(default=0)
-
-    def __attrs_post_init__(self) -> None:
-        if self.limit == 0:
-            self.limit = self.base_limit
+    limit: int = attrs.field(
+        init=False, default=attrs.Factory(lambda self: self.base_limit, takes_self=True)
+    )
 
     @property
     def hold(self) -> float:

@@ -20,7 +20,7 @@ from schedcancel import (
     QueueTimeoutError,
     RateLimits,
 )
-from schedcancel._limiter import RateLimiter
+from schedcancel._limiter import RateLimiter, _FloatQueue
 from schedcancel._window import LevelPolicy, SlidingLog, check, try_acquire
 
 pytestmark = pytest.mark.looptime
@@ -567,3 +567,263 @@ def test_batch_ready_at_once_finishes_at_the_lower_bound(data: st.DataObject) ->
         loop.close()
     cycles = max(math.ceil(len(keys) / total), *(math.ceil(m / per_schedule) for m in counts)) - 1
     assert last == pytest.approx(cycles * (10.0 + 0.5 + rtt))
+
+
+async def test_cancelling_queued_waiters_of_one_id_cleans_up(limiter: RateLimiter) -> None:
+    """Cancelling most or all waiters of an id shrinks its queue and then drops it entirely."""
+    sends: list[tuple[float, str]] = []
+    await asyncio.gather(*(_send(limiter, "z", sends) for _ in range(10)))
+    tasks = [asyncio.create_task(limiter.acquire("z", queue_timeout=500)) for _ in range(20)]
+    await asyncio.sleep(1)
+    for task in tasks[:15]:
+        task.cancel()
+    await asyncio.gather(*tasks[:15], return_exceptions=True)
+    assert limiter.stats().queued == 5
+    assert len(limiter._queues["z"].heap) == 5  # dead entries compacted away
+    for task in tasks[15:]:
+        task.cancel()  # all in one loop turn
+    await asyncio.gather(*tasks[15:], return_exceptions=True)
+    stats = limiter.stats()
+    assert (stats.queued, stats.total_used) == (0, 10)
+    assert "z" not in limiter._queues
+    await asyncio.sleep(61)
+    assert limiter.stats().schedule_ids == 0
+
+
+async def test_revoked_grant_goes_to_the_next_waiter() -> None:
+    """A permit whose caller was cancelled before sending is given to the next waiter at once."""
+    loop = asyncio.get_running_loop()
+    limiter = RateLimiter(RateLimits(total=1))
+    start = _now()
+    first = asyncio.create_task(limiter.acquire("a"))
+    second = asyncio.create_task(limiter.acquire("a"))
+    await asyncio.sleep(0)
+    loop.call_soon(first.cancel)  # after the grant, before ``first`` resumes
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    permit = await second
+    assert permit.acquired_at == start
+    assert limiter.stats().in_flight == 1
+    await limiter.aclose()
+
+
+async def test_waiter_cancelled_just_before_its_grant_is_skipped(limiter: RateLimiter) -> None:
+    """A waiter cancelled in the same loop turn as its grant is passed over, not granted."""
+    task = asyncio.create_task(limiter.acquire("a"))
+    await asyncio.sleep(0)  # queued; the dispatcher is due next
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stats = limiter.stats()
+    assert (stats.queued, stats.in_flight, stats.schedule_ids) == (0, 0, 0)
+
+
+async def test_stale_ready_entries_are_compacted() -> None:
+    """Re-ranking a busy id many times does not grow the dispatcher's heap without bound."""
+    limiter = RateLimiter(RateLimits(total=1))
+    await limiter.acquire("first")
+    tasks = []
+    for _ in range(100):
+        tasks.append(asyncio.create_task(limiter.acquire("busy")))
+        await asyncio.sleep(0.001)
+    assert len(limiter._ready) <= 64
+    await limiter.aclose()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_aclose_right_after_queueing_cancels_cleanly() -> None:
+    """aclose before the dispatcher's first run cancels the pending run and the waiter."""
+    limiter = RateLimiter()
+    task = asyncio.create_task(limiter.acquire("a"))
+    await asyncio.sleep(0)
+    await limiter.aclose()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_fresh_limiter_reports_stats_outside_a_loop() -> None:
+    """A limiter never used reports empty stats without an event loop."""
+    stats = RateLimiter().stats()
+    assert stats == LimiterStats(
+        queued=0, in_flight=0, total_used=0, total_limit=60, schedule_ids=0, next_free=0.0
+    )
+
+
+async def test_paused_idle_id_is_dropped_when_its_pause_ends() -> None:
+    """An id paused past its last entry stays until the pause ends, then is dropped."""
+    limiter = RateLimiter(RateLimits(per_schedule=1, adaptive=False))
+    permit = await limiter.acquire("z")
+    await limiter.release(permit, rate_limited=True, retry_after=100)
+    await asyncio.sleep(70)
+    other = await limiter.acquire("other")  # released before the pause ends: a later sweep
+    await limiter.release(other)
+    assert "z" in limiter._logs
+    await asyncio.sleep(40)
+    assert "z" not in limiter._logs
+    await asyncio.sleep(61)
+    assert limiter.stats().schedule_ids == 0
+    await limiter.aclose()
+
+
+async def test_entries_of_one_id_released_apart_keep_it_until_the_last(
+    limiter: RateLimiter,
+) -> None:
+    """An id whose requests were answered at different times lives until the last entry expires."""
+    first, second = await limiter.acquire("z"), await limiter.acquire("z")
+    await limiter.release(first)
+    await asyncio.sleep(5)
+    await limiter.release(second)
+    await asyncio.sleep(58)  # past the first entry's expiry (61), before the second's (66)
+    assert "z" in limiter._logs
+    await asyncio.sleep(5)
+    assert "z" not in limiter._logs
+
+
+async def test_429_on_a_full_id_with_waiters_delays_them(limiter: RateLimiter) -> None:
+    """Waiters of an id paused by a 429 wait for the pause, not just for the window."""
+    start = _now()
+    permits = [await limiter.acquire("z") for _ in range(10)]
+    waiter = asyncio.create_task(limiter.acquire("z"))
+    await asyncio.sleep(1)
+    for permit in permits[:-1]:
+        await limiter.release(permit)
+    await limiter.release(permits[-1], rate_limited=True, retry_after=100)
+    permit = await waiter
+    assert permit.acquired_at - start == pytest.approx(101)
+
+
+async def test_requeued_request_with_deadline_counts_only_higher_priorities(
+    limiter: RateLimiter,
+) -> None:
+    """A requeued request's forecast ignores the equal-priority waiters it will overtake."""
+    sends: list[tuple[float, str]] = []
+    await asyncio.gather(*(_send(limiter, f"id-{i}", sends) for i in range(60)))
+    waiters = [asyncio.create_task(_send(limiter, f"w-{i}", sends)) for i in range(120)]
+    await asyncio.sleep(1)
+    with pytest.raises(QueueTimeoutError):
+        await limiter.acquire("x", queue_timeout=100)
+    permit = await limiter.acquire("x", queue_timeout=100, requeue=True)
+    assert permit.acquired_at - _now() == 0
+    await limiter.release(permit)
+    await asyncio.gather(*waiters)
+
+
+async def test_lowered_limit_recovers_while_waiters_queue(caplog: pytest.LogCaptureFixture) -> None:
+    """With the limit lowered and waiters queued, the one timer also wakes for each increase."""
+    limiter = RateLimiter(RateLimits(total=4, window=10, guard=0))
+    for key in ("a", "b"):
+        permit = await limiter.acquire(key)
+        await asyncio.sleep(0.1)
+        await limiter.release(permit, rate_limited=True, retry_after=0)
+    # smooth after a, limit max(1, min(3, 0 accepted)) = 1 after b
+    assert limiter.stats().total_limit == 1
+    start = _now()
+    sends: list[tuple[float, str]] = []
+    await asyncio.gather(*(_send(limiter, f"id-{i}", sends, rtt=0) for i in range(8)))
+    assert limiter.stats().total_limit == 4
+    assert max(t for t, _ in sends) - start < 8 * 10
+    # Much later, another episode: the old rejections have expired.
+    permit = await limiter.acquire("c")
+    await limiter.release(permit, rate_limited=True, retry_after=0)
+    assert limiter.stats().total_limit == 3
+    await limiter.aclose()
+
+
+def test_float_queue_compacts_its_head() -> None:
+    """The sweep's float FIFO drops its consumed head once it is large."""
+    queue = _FloatQueue()
+    for i in range(3000):
+        queue.append(float(i))
+    for i in range(1600):
+        assert queue.popleft() == float(i)
+    assert len(queue._values) == 1500  # compacted when the head reached half (1,500)
+    assert (queue.first(), queue.last(), len(queue)) == (1600.0, 2999.0, 1400)
+
+
+async def test_cancelled_head_of_a_ready_id_is_skipped(limiter: RateLimiter) -> None:
+    """When the first waiter of an id that may go is cancelled, the next one takes its turn."""
+    sends: list[tuple[float, str]] = []
+    await asyncio.gather(*(_send(limiter, f"id-{i}", sends) for i in range(60)))
+    tasks = [asyncio.create_task(limiter.acquire("z")) for _ in range(3)]
+    lonely = asyncio.create_task(limiter.acquire("y"))
+    await asyncio.sleep(1)
+    tasks[0].cancel()
+    lonely.cancel()
+    await asyncio.gather(tasks[0], lonely, return_exceptions=True)
+    # More waiters for z while it is held by the API user's level, not its own.
+    tasks.append(asyncio.create_task(limiter.acquire("z")))
+    permits = await asyncio.gather(*tasks[1:])
+    assert [p.schedule_id for p in permits] == ["z"] * 3
+    assert limiter.stats().queued == 0
+
+
+async def test_more_waiters_join_an_id_held_by_its_own_log(limiter: RateLimiter) -> None:
+    """Waiters joining an id that its own log holds wait with the others, in order."""
+    sends: list[tuple[float, str]] = []
+    start = _now()
+    first = [asyncio.create_task(_send(limiter, "z", sends)) for _ in range(12)]
+    await asyncio.sleep(1)
+    later = [asyncio.create_task(_send(limiter, "z", sends)) for _ in range(3)]
+    await asyncio.gather(*first, *later)
+    assert [(round(t - start, 6), n) for t, n in _bursts(sends)] == [(0.0, 10), (61.1, 5)]
+
+
+async def test_aclose_skips_waiters_already_gone(limiter: RateLimiter) -> None:
+    """aclose cancels the live waiters and leaves cancelled ones alone."""
+    await asyncio.gather(*(limiter.acquire("z") for _ in range(10)))
+    tasks = [asyncio.create_task(limiter.acquire("z")) for _ in range(2)]
+    await asyncio.sleep(1)
+    tasks[1].cancel()
+    await asyncio.gather(tasks[1], return_exceptions=True)
+    await limiter.aclose()
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[0]
+
+
+async def test_deadline_passing_during_a_pending_cancellation_is_ignored() -> None:
+    """A waiter cancelled in the loop turn its deadline is processed is not failed as well."""
+    now = [0.0]
+    limiter = RateLimiter(RateLimits(total=1, adaptive=False), clock=lambda: now[0])
+    held = await limiter.acquire("a")
+    task = asyncio.create_task(limiter.acquire("b", queue_timeout=100))
+    await asyncio.sleep(0.001)
+    now[0] = 200.0  # the injected clock jumps past the deadline
+    limiter.release_nowait(held)  # schedules the dispatcher ...
+    task.cancel()  # ... which runs before the cancelled task resumes
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert limiter.stats().queued == 0
+    await limiter.aclose()
+
+
+async def test_sweep_times_stay_ordered_when_a_pause_outlasts_later_entries() -> None:
+    """A key held by a long pause is swept after it; keys answered meanwhile wait behind it."""
+    limiter = RateLimiter(
+        RateLimits(window=10, guard=0, per_schedule=1, retry_after_cap=100, adaptive=False)
+    )
+    permit = await limiter.acquire("z")
+    await limiter.release(permit, rate_limited=True, retry_after=100)
+    await asyncio.sleep(20)
+    other = await limiter.acquire("other")
+    await limiter.release(other)
+    await asyncio.sleep(20)
+    assert set(limiter._logs) == {"z", "other"}  # "other" waits behind z's sweep time
+    await asyncio.sleep(61)
+    assert limiter._logs == {}
+    await limiter.aclose()
+
+
+async def test_ids_opening_together_survive_one_of_them_leaving(limiter: RateLimiter) -> None:
+    """Of two ids whose logs open at the same moment, the one whose waiter left is skipped."""
+    for key in ("p", "q"):
+        for permit in await asyncio.gather(*(limiter.acquire(key) for _ in range(10))):
+            await limiter.release(permit)
+    start = _now()
+    staying = asyncio.create_task(limiter.acquire("p"))
+    leaving = asyncio.create_task(limiter.acquire("q"))
+    await asyncio.sleep(1)
+    leaving.cancel()
+    await asyncio.gather(leaving, return_exceptions=True)
+    permit = await staying
+    assert permit.acquired_at - start == pytest.approx(61)
+    assert "q" not in limiter._queues

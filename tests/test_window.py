@@ -181,3 +181,59 @@ def test_no_window_ever_holds_more_than_the_limits(stream: dict[str, object]) ->
         inside = [key for at, key in arrivals if end - window + 1e-9 < at <= end]
         assert len(inside) <= stream["total"]  # type: ignore[operator]
         assert max(collections.Counter(inside).values()) <= stream["per_schedule"]  # type: ignore[operator]
+
+
+def test_release_stamped_earlier_than_the_last_counts_as_long() -> None:
+    """A release whose stamp goes backwards counts until the latest expiry (never shorter)."""
+    log = SlidingLog(_policy(5))
+    log.add(0.0)
+    log.add(0.0)
+    assert log.release(10.0) == 71.0
+    assert log.release(9.0) == 71.0
+    assert log.used(70.9) == 2
+    assert log.last_expiry == 71.0
+
+
+def test_many_expiries_are_pruned_and_compacted() -> None:
+    """Pruning drops expired entries in bulk and compacts the array once its dead head is large."""
+    log = SlidingLog(_policy(1000))
+    for i in range(100):
+        log.add(float(i))
+        log.release(float(i))
+    assert log.used(61.0 + 39.5) == 60  # 40 expired, 60 left: the head shifts, no compaction
+    assert log.used(61.0 + 69.5) == 30  # 70 expired: compacted
+    assert log.used(1000.0) == 0
+    assert repr(log) == "<SlidingLog limit=1000 in_flight=0 answered=0>"
+
+
+def test_slot_time_forecasts_each_place_recycling_every_hold() -> None:
+    """slot_time: free places now, then expiries, then in-flight ones a hold from now, cycling."""
+    log = SlidingLog(_policy(3))
+    log.add(0.0)
+    log.release(2.0)  # counts until 63
+    log.add(5.0)  # in flight: a hold after now at best
+    now = 10.0
+    assert [log.slot_time(now, n) for n in range(6)] == [10.0, 63.0, 71.0, 71.0, 124.0, 132.0]
+    log.pause(20.0)
+    assert log.slot_time(now, 0) == 20.0
+
+
+def test_slot_time_with_more_entries_than_a_lowered_limit() -> None:
+    """After adaptive lowered the limit below the entries held, the oldest must expire first."""
+    policy = _policy(3)
+    log = SlidingLog(policy)
+    for t in (0.0, 1.0, 2.0):
+        log.add(t)
+        log.release(t)
+    policy.limit = 1
+    assert log.earliest(10.0) == 63.0
+    assert log.slot_time(10.0, 0) == 63.0
+    assert log.slot_time(10.0, 1) == 124.0
+
+
+def test_slot_time_in_smooth_mode_spaces_the_forecast() -> None:
+    """In smooth mode the forecast also spaces every request ahead by the smooth gap."""
+    log = SlidingLog(_policy(60, mode="smooth", slack=0.0))
+    log.add(0.0)
+    assert log.slot_time(0.0, 0) == 1.0
+    assert log.slot_time(0.0, 9) == 10.0
