@@ -6,8 +6,7 @@ import asyncio
 import collections
 import gc
 import math
-import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import looptime
 import pytest
@@ -500,7 +499,6 @@ async def test_injected_clock_drives_the_limiter() -> None:
     await limiter.aclose()
 
 
-@pytest.mark.usefixtures("close_stray_loop")
 def test_limiter_is_bound_to_one_event_loop() -> None:
     """Using a limiter from a second event loop is an error, not a silent mix-up."""
     limiter = RateLimiter()
@@ -523,22 +521,6 @@ async def test_repr_shows_config_and_counts(limiter: RateLimiter) -> None:
     )
 
 
-@pytest.fixture(name="close_stray_loop")
-def _close_stray_loop() -> Iterator[None]:
-    """Close the loop looptime's plugin makes the policy create around a sync test (Python 3.11)."""
-    yield
-    policy = asyncio.get_event_loop_policy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = policy.get_event_loop()
-        except RuntimeError:
-            return
-    if not loop.is_running() and not loop.is_closed():
-        loop.close()
-        policy.set_event_loop(None)
-
-
 async def _last_send(limits: RateLimits, keys: list[str], rtt: float) -> float:
     limiter = RateLimiter(limits)
     sends: list[tuple[float, str]] = []
@@ -547,7 +529,6 @@ async def _last_send(limits: RateLimits, keys: list[str], rtt: float) -> float:
     return max(t for t, _ in sends)
 
 
-@pytest.mark.usefixtures("close_stray_loop")
 @given(data=st.data())
 @settings(max_examples=60, deadline=None)
 def test_batch_ready_at_once_finishes_at_the_lower_bound(data: st.DataObject) -> None:

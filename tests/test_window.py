@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import heapq
 import math
 import random
-import warnings
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -18,27 +15,6 @@ from schedcancel._window import Decision, LevelPolicy, SlidingLog, check, try_ac
 
 W = 60.0
 GUARD = 1.0
-
-
-@pytest.fixture(autouse=True)
-def _close_stray_event_loop() -> Iterator[None]:
-    """Close the event loop looptime's plugin makes the policy create around a sync test.
-
-    On Python 3.11 ``policy.get_event_loop()`` creates a loop when none was
-    ever set; nobody closes it, and a later garbage collection inside some
-    async test raises ResourceWarning (an error under ``filterwarnings``).
-    """
-    yield
-    policy = asyncio.get_event_loop_policy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = policy.get_event_loop()
-        except RuntimeError:
-            return
-    if not loop.is_running() and not loop.is_closed():
-        loop.close()
-        policy.set_event_loop(None)
 
 
 def _policy(limit: int, **kwargs: object) -> LevelPolicy:
