@@ -497,7 +497,7 @@ class _BulkRun:
             return CancelOutcome.from_exception(schedule_id, exc, secrets=self.secrets)
         finally:
             self._in_flight -= 1
-        return CancelOutcome.from_result(schedule_id, result)
+        return CancelOutcome.from_result(schedule_id, result, secrets=self.secrets)
 
     async def _finish(self, outcome: CancelOutcome) -> None:
         if self.journal is not None:
@@ -734,7 +734,10 @@ def cancel_many(
     if total is None and isinstance(ids, Sized):
         total = len(ids)
     secrets = tuple(
-        key for key in (api_key, getattr(client, "api_key", None)) if isinstance(key, str)
+        # The client's own key too (kept private by ScheduleClient), so no message leaks it.
+        key
+        for key in (api_key, getattr(client, "_api_key", None), getattr(client, "api_key", None))
+        if isinstance(key, str)
     )
     run = _BulkRun(
         client=client,

@@ -170,12 +170,15 @@ class CancelOutcome:
         return True
 
     @classmethod
-    def from_result(cls, schedule_id: str, result: CancelResult) -> CancelOutcome:
+    def from_result(
+        cls, schedule_id: str, result: CancelResult, *, secrets: Iterable[str] = ()
+    ) -> CancelOutcome:
         """Build the outcome of a call the server answered with HTTP 200.
 
         Args:
             schedule_id: the id that was sent.
             result: the parsed answer.
+            secrets: strings (apiKeys) to scrub from the server's message.
 
         Returns:
             A ``cancelled``, ``already_cancelled`` or ``failed`` outcome.
@@ -187,6 +190,8 @@ class CancelOutcome:
         else:
             kind = OutcomeKind.FAILED
         message = result.error_message if kind is OutcomeKind.FAILED else None
+        if message:
+            message = scrub(message, secrets)
         return cls(
             schedule_id=schedule_id,
             kind=kind,

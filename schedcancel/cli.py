@@ -541,23 +541,46 @@ def _install_signal_handlers(on_signal: Callable[[], None]) -> Callable[[], None
     return remove
 
 
+def _stdout_closed(stdout: IO[str], stderr: IO[str]) -> None:
+    """Note once that stdout's reader went away, and make later writes to it harmless."""
+    stderr.write(f"{PROG}: stdout was closed; the job goes on without per-id lines\n")
+    # The interpreter flushes sys.stdout at exit; pointing its descriptor at /dev/null keeps
+    # that flush from raising BrokenPipeError again. (StringIO has no descriptor.)
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stdout.fileno())
+        finally:
+            os.close(devnull)
+
+
 async def _consume(
     outcomes: AsyncGenerator[CancelOutcome, None],
     settings: CancelSettings,
     reporter: _Reporter,
-    stdout: IO[str],
+    streams: tuple[IO[str], IO[str]],
     error_types: dict[str, int],
 ) -> BaseException | None:
-    """Print each outcome as it comes; return the error that ended the job early, if any."""
+    """Print each outcome as it comes; return the error that ended the job early, if any.
+
+    A reader of stdout that goes away (``| head``) does not stop the job: the
+    cancels have effects, and the journal and summary still record them.
+    """
+    stdout, stderr = streams
+    printing = settings.json_output or not settings.quiet
     async with contextlib.aclosing(outcomes):
         try:
             async for outcome in outcomes:
                 if outcome.kind is OutcomeKind.ERROR and outcome.error_type:
                     error_types[outcome.error_type] = error_types.get(outcome.error_type, 0) + 1
-                if settings.json_output:
-                    reporter.print_line(_outcome_json(outcome), stdout)
-                elif not settings.quiet:
-                    reporter.print_line(outcome_text(outcome), stdout)
+                if not printing:
+                    continue
+                text = _outcome_json(outcome) if settings.json_output else outcome_text(outcome)
+                try:
+                    reporter.print_line(text, stdout)
+                except BrokenPipeError:
+                    printing = False
+                    _stdout_closed(stdout, stderr)
         except (ScheduleCancelError, OSError, ValueError) as exc:
             return exc
     return None
@@ -645,7 +668,9 @@ async def run_cancel(
                     stop=stop,
                     retry_failed=settings.retry_failed,
                 )
-                failure = await _consume(outcomes, settings, reporter, stdout, error_types)
+                failure = await _consume(
+                    outcomes, settings, reporter, (stdout, stderr), error_types
+                )
     except asyncio.CancelledError:
         if state["signals"] < 2:
             raise
@@ -810,8 +835,9 @@ def _cmd_cancel(args: argparse.Namespace, streams: _Streams, environ: Mapping[st
 def _finish(report: RunReport, settings: CancelSettings, streams: _Streams) -> int:
     print_summary(report, settings, streams.stderr)
     if settings.json_output:
-        streams.stdout.write(json.dumps({"summary": summary_json(report, settings)}) + "\n")
-        streams.stdout.flush()
+        with contextlib.suppress(BrokenPipeError):  # noted already when the reader left
+            streams.stdout.write(json.dumps({"summary": summary_json(report, settings)}) + "\n")
+            streams.stdout.flush()
     return report.exit_code
 
 

@@ -102,6 +102,7 @@ class FakeClient:
     api_keys: set[str | None] = attrs.Factory(set)
     running: int = 0
     peak: int = 0
+    _api_key: str | None = None  # as ScheduleClient keeps its default key
 
     async def cancel(
         self,
@@ -262,6 +263,16 @@ async def test_unexpected_exception_is_an_error_outcome_and_logged(
     assert by_id["SC-1"].error_type == "KeyError"
     assert by_id["SC-2"].kind is OutcomeKind.CANCELLED
     assert "unexpected error cancelling SC-1" in caplog.text
+
+
+async def test_the_clients_own_api_key_is_scrubbed_too() -> None:
+    """The key a client holds privately (ScheduleClient's ``_api_key``) is scrubbed as well."""
+    client = FakeClient(
+        answers={"SC-1": CancelResult(success=False, error_code=7040, error_message=API_KEY)},
+        api_key=API_KEY,
+    )
+    outcomes = await _collect(cancel_many(client, ["SC-1"]))
+    assert outcomes[0].error == "bulk***"
 
 
 async def test_api_key_in_an_error_message_is_scrubbed(tmp_path: Path) -> None:

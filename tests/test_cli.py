@@ -1157,3 +1157,60 @@ def test_python_dash_m_runs_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_module("schedcancel", run_name="__main__")
     assert exit_info.value.code == 0
+
+
+class _ClosedPipe(io.StringIO):
+    """A stdout whose reader went away after the first line."""
+
+    def write(self, text: str) -> int:
+        """Take one line, then fail as a closed pipe does."""
+        if self.getvalue():
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(text)
+
+
+def test_a_closed_stdout_does_not_stop_the_job(
+    serve: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    """When stdout's reader leaves (``| head -1``), every id is still cancelled and journaled."""
+    server = serve(active=_ids(10))
+    journal = tmp_path / "run.jsonl"
+    result = _run(
+        ["cancel", *_ids(10), "--journal", str(journal), "--json", "--concurrency", "1", *FAST],
+        _env(server.base_url),
+        stdout=_ClosedPipe(),
+    )
+    assert result.code == 0, result.stderr
+    assert len(result.lines()) == 1
+    assert result.stderr.count("stdout was closed; the job goes on") == 1
+    assert sorted(o.schedule_id for o in read_journal(journal)) == _ids(10)
+
+
+def test_subprocess_piped_into_head_finishes_the_job(
+    serve: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    """``schedcancel cancel ... | head -1``: the process finishes the job, exits 0, no traceback."""
+    ids = _ids(3000)
+    server = serve(active=ids, limits=ServerLimits(total=100_000, per_schedule=10, window=1.0))
+    journal = tmp_path / "run.jsonl"
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("\n".join(ids) + "\n", encoding="utf-8")
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        _schedcancel(
+            *("cancel", "--from", str(ids_file), "--journal", str(journal), "--no-progress"),
+            *("--total", "100000", "--window", "1", "--guard", "0.05"),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_subprocess_env(server.base_url),
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    stderr = err.decode()
+    assert proc.returncode == 0, stderr
+    assert "stdout was closed; the job goes on" in stderr
+    assert "Traceback" not in stderr
+    assert "Exception ignored" not in stderr
+    assert len(list(read_journal(journal))) == 3000

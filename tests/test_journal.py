@@ -97,6 +97,13 @@ def test_7040_is_a_final_failure_with_code_and_message() -> None:
     assert outcome.final
 
 
+def test_a_server_message_echoing_the_api_key_is_scrubbed() -> None:
+    """A business error's message that repeats the apiKey keeps only its redacted form."""
+    result = CancelResult(success=False, error_code=7040, error_message=f"no such id for {API_KEY}")
+    outcome = CancelOutcome.from_result("SC-9", result, secrets=[API_KEY])
+    assert outcome.error == "no such id for conn***"
+
+
 def test_a_failure_without_a_schedule_code_is_not_final() -> None:
     """A business failure with 7002 or no code at all may pass later: it is not final."""
     for code in (7002, None, 1008):
