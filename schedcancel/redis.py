@@ -9,8 +9,9 @@ Redis ``TIME`` as the one clock.
 Waiting stays local: when the script says "not yet, in 1.3 s", this process
 sleeps that long (plus a little jitter, so processes do not wake in lock step)
 and asks again. One dispatcher task per limiter asks on behalf of this
-process's waiters, in priority order, so a thousand local waiters cost one
-Redis round trip per attempt, not a thousand.
+process's waiters in rounds: one script call tries up to 64 of them in the
+in-process limiter's order, so a thousand local waiters do not stampede
+Redis. Releases that arrive while a call is out go together in the next one.
 
 Install with ``pip install 'schedcancel[redis]'``; importing :mod:`schedcancel`
 never imports redis-py.
@@ -38,7 +39,7 @@ try:
     from redis.backoff import ExponentialWithJitterBackoff
     from redis.exceptions import RedisError
     from redis.retry import Retry
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess-free test via sys.modules
+except ImportError as exc:
     raise ImportError(
         "schedcancel.redis needs redis-py; install it with: pip install 'schedcancel[redis]'"
     ) from exc
