@@ -766,6 +766,11 @@ class RedisLimiter:
             queue.taken += 1
             # The id competes again for the next place with its next waiter.
             self._push_ready(schedule_id, queue)
+        if len(self._ready) > 4 * len(self._ids) + 64:
+            # Re-ranked ids leave stale entries behind; keep memory linear in what is live.
+            versions = {schedule_id: queue.version for schedule_id, queue in self._ids.items()}
+            self._ready = [entry for entry in self._ready if versions.get(entry[2]) == entry[1]]
+            heapq.heapify(self._ready)
         return taken
 
     def _unblock(self, now: float) -> None:

@@ -606,6 +606,21 @@ async def test_cancelled_head_of_an_id_is_skipped(make: Callable[..., RedisLimit
     await limiter.release(permit)
 
 
+async def test_many_waiters_on_one_id_leave_no_stale_bookkeeping(
+    make: Callable[..., RedisLimiter],
+) -> None:
+    """Waiters piling onto one id re-rank it each time; the ready heap stays near the live ids."""
+    limiter = make(limits=_limits(total=100, per_schedule=1000))
+    calls = [asyncio.ensure_future(limiter.acquire("SC-1")) for _ in range(300)]
+    while limiter.stats().in_flight < 100:  # noqa: ASYNC110 - polling the limiter under test
+        await asyncio.sleep(0.01)
+    assert limiter.stats().queued == 200
+    assert len(limiter._ready) <= 4 + 64 + 1
+    for call in calls:
+        call.cancel()
+    await asyncio.gather(*calls, return_exceptions=True)
+
+
 async def test_many_deadlines_are_forgotten_once_granted(make: Callable[..., RedisLimiter]) -> None:
     """Waiters with a queue_timeout that were granted leave no bookkeeping behind."""
     limiter = make(limits=_limits(total=1000, per_schedule=1000))
