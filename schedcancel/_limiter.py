@@ -57,6 +57,10 @@ _SNAP = 1e-6
 # "may take the API user's next places" in forecasts: ``state <= _READY``.
 _NEW, _READY, _TIMED, _BLOCKED = 0, 1, 2, 3
 
+# A dict of keys keeps its table at its peak size after deletions; it is copied
+# (O(live), amortised over as many deletions) once more keys left than remain.
+_REBUILD_AFTER = 1024
+
 # Requeued waiters (back from a 429) sort before every ordinary waiter of their
 # priority, and FIFO among themselves.
 _REQUEUE_BASE = -(1 << 62)
@@ -217,6 +221,9 @@ class RateLimiter:
     _sweep_times: _FloatQueue = attrs.field(init=False, factory=_FloatQueue)
     _sweep_keys: deque[str] = attrs.field(init=False, factory=deque)
     _by_priority: dict[int, int] = attrs.field(init=False, factory=dict)
+    # Deletions since the dicts were last rebuilt (a dict never shrinks its table).
+    _dropped_logs: int = attrs.field(init=False, default=0)
+    _dropped_queues: int = attrs.field(init=False, default=0)
     _queued: int = attrs.field(init=False, default=0)
     _ready_live: int = attrs.field(init=False, default=0)
     _seq: int = attrs.field(init=False, default=0)
@@ -554,6 +561,10 @@ class RateLimiter:
         # A queue is dropped once: only live waiters lead here, and a dropped
         # queue has none.
         del self._queues[queue.key]
+        self._dropped_queues += 1
+        if self._dropped_queues > _REBUILD_AFTER and self._dropped_queues > len(self._queues):
+            self._queues = dict(self._queues)
+            self._dropped_queues = 0
         self._retire(queue.key, queue.log, self._now())
 
     def _place(self, queue: _Queue, now: float) -> None:
@@ -726,11 +737,16 @@ class RateLimiter:
             return  # its release will note an expiry
         if log.is_idle(now):
             del self._logs[key]
+            self._dropped_logs += 1
+            if self._dropped_logs > _REBUILD_AFTER and self._dropped_logs > len(self._logs):
+                self._logs = dict(self._logs)
+                self._dropped_logs = 0
         elif log.idle_at() > log.last_expiry:
             # Held by a pause or smooth spacing past its last entry: look again then.
             self._note_expiry(log.idle_at(), key)
 
     def _sweep(self, now: float) -> None:
+        self._total.answered(now)  # prunes the API user's log too, even when nobody asks
         times, keys = self._sweep_times, self._sweep_keys
         while len(times) and times.first() <= now:
             at = times.popleft()
