@@ -335,6 +335,8 @@ class _Reporter(Protocol):
 
     def print_line(self, text: str, stream: IO[str]) -> None: ...
 
+    def note(self, text: str) -> None: ...
+
     def __enter__(self) -> _Reporter: ...
 
     def __exit__(self, *exc_info: object) -> None: ...
@@ -342,16 +344,16 @@ class _Reporter(Protocol):
 
 @attrs.define
 class _PlainReporter:
-    """Progress as a plain line every ``interval`` seconds (of the job's clock)."""
+    """Progress as a plain line every ``interval`` seconds (of the job's clock; inf: never)."""
 
-    stream: IO[str] | None
+    stream: IO[str]
     interval: float
     last: BulkProgress | None = None
     _printed_at: float = 0.0
 
     def update(self, progress: BulkProgress) -> None:
         self.last = progress
-        if self.stream is None or progress.finished:
+        if progress.finished:
             return
         if progress.elapsed - self._printed_at >= self.interval:
             self._printed_at = progress.elapsed
@@ -360,6 +362,10 @@ class _PlainReporter:
 
     def print_line(self, text: str, stream: IO[str]) -> None:
         stream.write(text + "\n")
+
+    def note(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
 
     def __enter__(self) -> _PlainReporter:
         return self
@@ -422,6 +428,9 @@ class _RichReporter:
         else:
             stream.write(text + "\n")
 
+    def note(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
+
     def __enter__(self) -> _RichReporter:
         self.progress.start()
         return self
@@ -440,7 +449,7 @@ def _rich_available() -> bool:
 
 def _make_reporter(settings: CancelSettings, stdout: IO[str], stderr: IO[str]) -> _Reporter:
     if not settings.show_progress:
-        return _PlainReporter(stream=None, interval=math.inf)
+        return _PlainReporter(stream=stderr, interval=math.inf)
     if _isatty(stderr):
         if _rich_available():
             return _RichReporter(stderr, stdout_is_terminal=_isatty(stdout))
@@ -541,9 +550,9 @@ def _install_signal_handlers(on_signal: Callable[[], None]) -> Callable[[], None
     return remove
 
 
-def _stdout_closed(stdout: IO[str], stderr: IO[str]) -> None:
+def _stdout_closed(stdout: IO[str], reporter: _Reporter) -> None:
     """Note once that stdout's reader went away, and make later writes to it harmless."""
-    stderr.write(f"{PROG}: stdout was closed; the job goes on without per-id lines\n")
+    reporter.note(f"{PROG}: stdout was closed; the job goes on without per-id lines")
     # The interpreter flushes sys.stdout at exit; pointing its descriptor at /dev/null keeps
     # that flush from raising BrokenPipeError again. (StringIO has no descriptor.)
     with contextlib.suppress(OSError, ValueError):
@@ -558,7 +567,7 @@ async def _consume(
     outcomes: AsyncGenerator[CancelOutcome, None],
     settings: CancelSettings,
     reporter: _Reporter,
-    streams: tuple[IO[str], IO[str]],
+    stdout: IO[str],
     error_types: dict[str, int],
 ) -> BaseException | None:
     """Print each outcome as it comes; return the error that ended the job early, if any.
@@ -566,7 +575,6 @@ async def _consume(
     A reader of stdout that goes away (``| head``) does not stop the job: the
     cancels have effects, and the journal and summary still record them.
     """
-    stdout, stderr = streams
     printing = settings.json_output or not settings.quiet
     async with contextlib.aclosing(outcomes):
         try:
@@ -580,7 +588,7 @@ async def _consume(
                     reporter.print_line(text, stdout)
                 except BrokenPipeError:
                     printing = False
-                    _stdout_closed(stdout, stderr)
+                    _stdout_closed(stdout, reporter)
         except (ScheduleCancelError, OSError, ValueError) as exc:
             return exc
     return None
@@ -622,22 +630,22 @@ async def run_cancel(
         raise RuntimeError("run_cancel must run in a task")
     state = {"signals": 0, "abandoned": 0}
     error_types: dict[str, int] = {}
+    reporter = _make_reporter(settings, stdout, stderr)
 
     def on_signal() -> None:
         state["signals"] += 1
         if state["signals"] == 1:
             stop.set()
             limiter.close_gate()
-            stderr.write(
-                f"\n{PROG}: stopping: no new requests; waiting for those in flight "
-                "(signal again to abandon them)\n"
+            reporter.note(
+                f"{PROG}: stopping: no new requests; waiting for those in flight "
+                "(signal again to abandon them)"
             )
         else:
             state["abandoned"] = limiter.stats().in_flight
-            stderr.write(f"\n{PROG}: abandoning the requests in flight\n")
+            reporter.note(f"{PROG}: abandoning the requests in flight")
             current.cancel()
 
-    reporter = _make_reporter(settings, stdout, stderr)
     failure: BaseException | None = None
     abandoned = False
     remove_handlers = _install_signal_handlers(on_signal)
@@ -668,9 +676,7 @@ async def run_cancel(
                     stop=stop,
                     retry_failed=settings.retry_failed,
                 )
-                failure = await _consume(
-                    outcomes, settings, reporter, (stdout, stderr), error_types
-                )
+                failure = await _consume(outcomes, settings, reporter, stdout, error_types)
     except asyncio.CancelledError:
         if state["signals"] < 2:
             raise

@@ -423,7 +423,12 @@ async def test_run_line_holds_only_a_redacted_api_key(tmp_path: Path) -> None:
     await _collect(cancel_many(FakeClient(), ["SC-1"], api_key=API_KEY, journal=path))
     text = path.read_text(encoding="utf-8")
     assert API_KEY not in text
-    assert json.loads(text.splitlines()[0])["api_key"] == "bulk***"
+    start = json.loads(text.splitlines()[0])
+    assert start["api_key"] == "bulk***"
+    assert start["at"].endswith("+00:00")
+    other = tmp_path / "other.jsonl"
+    await _collect(cancel_many(FakeClient(api_key="clientdefaultkey"), ["SC-1"], journal=other))
+    assert json.loads(other.read_text(encoding="utf-8").splitlines()[0])["api_key"] == "clie***"
 
 
 async def test_resume_skips_final_ids_and_retries_the_rest(tmp_path: Path) -> None:
