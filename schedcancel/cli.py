@@ -1141,15 +1141,29 @@ def _add_demo_parser(commands: Any) -> None:
         "--schedules", type=_positive_int, default=300, metavar="N", help="ids (%(default)s)"
     )
     parser.add_argument(
-        "--total", type=_positive_int, default=60, help="requests per window (%(default)s)"
+        "--total",
+        type=_positive_int,
+        default=60,
+        metavar="N",
+        help="requests per window per API user (%(default)s)",
     )
     parser.add_argument(
-        "--window", type=_positive_seconds, default=4.0, help="seconds (%(default)s)"
+        "--window",
+        type=_positive_seconds,
+        default=4.0,
+        metavar="S",
+        help="the window in seconds (%(default)s)",
     )
     parser.add_argument(
-        "--guard", type=_seconds, default=0.1, help="the client's guard, seconds (%(default)s)"
+        "--guard",
+        type=_seconds,
+        default=0.1,
+        metavar="S",
+        help="the client's guard in seconds (%(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="shuffle seed (%(default)s)")
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="shuffle seed (%(default)s)"
+    )
     parser.add_argument("--journal", type=Path, metavar="PATH", help="keep the journal here")
     parser.add_argument("--json", action="store_true", help="per-id JSON lines and a summary")
     parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
