@@ -723,9 +723,13 @@ def cancel_many(
         An async generator of :class:`CancelOutcome`.
 
     Raises:
-        InvalidParameterError: a bad ``api_key``, ``concurrency`` or interval
-            (at once), or a corrupt or busy journal (on the first iteration).
+        InvalidParameterError: ``ids`` is one string, or a bad ``api_key``,
+            ``concurrency`` or interval (at once); a corrupt or busy journal (on
+            the first iteration).
     """
+    if isinstance(ids, (str, bytes)):
+        # Iterating "SC-1234" would cancel the schedules "S", "C", "-", "1"...
+        raise InvalidParameterError("ids must be an iterable of ids, not a single str or bytes")
     if api_key is not None:
         validate_api_key(api_key)
     if concurrency is None:

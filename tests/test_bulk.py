@@ -305,6 +305,15 @@ def test_bad_arguments_fail_at_the_call(kwargs: dict[str, object], message: str)
     assert client.calls == []
 
 
+@pytest.mark.parametrize("ids", ["SC-1234", b"SC-1234"])
+def test_a_single_string_is_refused_not_split_into_characters(ids: object) -> None:
+    """``cancel_many(client, "SC-1234")`` raises instead of cancelling "S", "C", "-"..."""
+    client = FakeClient()
+    with pytest.raises(InvalidParameterError, match="not a single str"):
+        cancel_many(client, ids)  # type: ignore[arg-type]
+    assert client.calls == []
+
+
 def test_default_concurrency_is_two_windows_of_the_total_limit() -> None:
     """Default workers: twice the API user's limit, capped at 1024."""
     assert default_concurrency(RateLimits()) == 120
