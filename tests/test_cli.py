@@ -1214,3 +1214,12 @@ def test_subprocess_piped_into_head_finishes_the_job(
     assert "Traceback" not in stderr
     assert "Exception ignored" not in stderr
     assert len(list(read_journal(journal))) == 3000
+
+
+def test_rich_notes_print_above_the_live_bar() -> None:
+    """Messages during a rich run (stop notices) go through the live console."""
+    err = _Terminal()
+    reporter = cli._RichReporter(err, stdout_is_terminal=False)
+    with reporter:
+        reporter.note("schedcancel: stopping")
+    assert "schedcancel: stopping" in err.getvalue()
