@@ -61,6 +61,9 @@ _NEW, _READY, _TIMED, _BLOCKED = 0, 1, 2, 3
 # (O(live), amortised over as many deletions) once more keys left than remain.
 _REBUILD_AFTER = 1024
 
+# Windows without a 429 before a lowered limit starts to grow back.
+_QUIET_WINDOWS = 10
+
 # Requeued waiters (back from a 429) sort before every ordinary waiter of their
 # priority, and FIFO among themselves.
 _REQUEUE_BASE = -(1 << 62)
@@ -146,6 +149,9 @@ class _FloatQueue:
 
     def first(self) -> float:
         return self._values[self._head]
+
+    def values(self) -> list[float]:
+        return self._values[self._head :].tolist()
 
     def last(self) -> float:
         return self._values[-1]
@@ -236,10 +242,12 @@ class RateLimiter:
     _timer_at: float = attrs.field(init=False, default=math.inf)
     _closed: bool = attrs.field(init=False, default=False)
     _rate_limited: int = attrs.field(init=False, default=0)
-    # Adaptive state: expiry times of rejected (429) entries, the grant count
-    # at the last change (permits granted before it belong to that episode),
-    # and the start of the current 429-free stretch.
-    _rejected: _FloatQueue = attrs.field(init=False, factory=_FloatQueue)
+    # Adaptive state: when the server accepted our requests (three windows),
+    # whether a 429 episode awaits judgement, the grant count when the last
+    # one opened (permits granted before it belong to it), and the start of
+    # the current 429-free stretch.
+    _accepted: _FloatQueue = attrs.field(init=False, factory=_FloatQueue)
+    _episode_open: bool = attrs.field(init=False, default=False)
     _grants: int = attrs.field(init=False, default=0)
     _episode_start: int = attrs.field(init=False, default=-1)
     _recover_from: float = attrs.field(init=False, default=-math.inf)
@@ -381,6 +389,8 @@ class RateLimiter:
         log = self._logs[key]
         if rate_limited:
             self._on_rate_limited(permit, log, now, retry_after)
+        elif self._limits.adaptive:
+            self._note_accepted(now)
         self._total.release(now)
         expiry = log.release(now)
         self._note_expiry(expiry, key)
@@ -613,6 +623,8 @@ class RateLimiter:
         # Waiters that arrive from here on form a new batch: they rank after
         # everyone this run sees.
         self._batch += 1
+        if self._episode_open and self._total.paused_until <= now + _SNAP:
+            self._resolve_episode()
         self._recover(now)
         dirty, self._dirty = self._dirty, {}
         for queue in dirty.values():
@@ -707,7 +719,8 @@ class RateLimiter:
             wake = min(wake, self._deadlines[0][0])
         policy = self._total_policy
         if self._queued and policy.limit < policy.base_limit:
-            wake = min(wake, max(now, self._recover_from + policy.hold))
+            next_step = self._recover_from + (_QUIET_WINDOWS + 1) * policy.hold
+            wake = min(wake, max(now, next_step))
         if wake == math.inf and len(self._sweep_times):
             # Nothing waits: wake when the oldest idle key can be dropped, so
             # memory returns to what is live without anyone polling.
@@ -763,7 +776,7 @@ class RateLimiter:
     def _on_rate_limited(
         self, permit: Permit, log: SlidingLog, now: float, retry_after: float | None
     ) -> None:
-        """Pause the level a 429 hit, and learn from a 429 the log says could not happen.
+        """Pause the level a 429 hit; at the API user's level, open an adaptive episode.
 
         Called before the permit's entries are released, so both logs still
         count the rejected request itself.
@@ -781,73 +794,98 @@ class RateLimiter:
             queue = self._queues.get(permit.schedule_id)
             if queue is not None:
                 self._mark_dirty(queue)
-        else:
-            self._total.pause(now + pause)
-            self._recover_from = now
-            if limits.adaptive:
-                self._adapt(permit, now)
-        self._rejected.append(max(now + self._total_policy.hold, self._last_rejected()))
-
-    def _last_rejected(self) -> float:
-        return self._rejected.last() if len(self._rejected) else -math.inf
-
-    def _adapt(self, permit: Permit, now: float) -> None:
-        """React to a 429 at the API user's level that our own traffic cannot explain.
-
-        For a sliding-log server to refuse this request it must have counted
-        ``total`` others in its window. Our log holds every request of ours
-        that could be there, and never admits ``total`` besides this one; so
-        a 429 at this level is evidence of foreign load on the same API user
-        or of a server that counts differently (a weighted sliding-window
-        counter overruns a burst). First reaction: pace sends evenly
-        (smooth), which every server type accepts. If 429s go on while
-        pacing, the budget really is smaller: lower the effective limit to
-        what the server accepted in the window. 429s of requests granted
-        before the last change belong to that episode and change nothing more.
-        """
-        policy = self._total_policy
+            return
+        self._total.pause(now + pause)
+        self._recover_from = now
         ticket = permit.handle
         assert isinstance(ticket, _Ticket)  # noqa: S101 - checked by release_nowait
-        if ticket.serial < self._episode_start:
-            return
-        self._episode_start = self._grants
-        used = self._total.used(now)
-        if policy.mode == "exact":
+        if limits.adaptive and not self._episode_open and ticket.serial >= self._episode_start:
+            # Requests granted before the last change are that episode's; they
+            # teach nothing new. This one opens an episode, judged once the
+            # pause is over and the rest of its burst has answered.
+            self._episode_open = True
+            self._episode_start = self._grants
+
+    def _note_accepted(self, now: float) -> None:
+        """Remember when the server accepted a request, for three windows (adaptive only)."""
+        accepted = self._accepted
+        horizon = now - 3 * self._total_policy.hold
+        while len(accepted) and accepted.first() < horizon:
+            accepted.popleft()
+        accepted.append(now)
+
+    def _accepted_peak(self) -> int:
+        """The most acceptances of ours the server's window held in the remembered span."""
+        times = self._accepted.values()
+        window = self._total_policy.window
+        peak = start = 0
+        for end, at in enumerate(times):
+            while times[start] <= at - window:
+                start += 1
+            peak = max(peak, end - start + 1)
+        return peak
+
+    def _resolve_episode(self) -> None:
+        """Learn from a 429 at the API user's level that our own traffic cannot explain.
+
+        For a sliding-log server to refuse a request it must have counted
+        ``total`` others in its window. Our log holds every request of ours
+        that could be there and never admits that many besides it, so such a
+        429 is evidence: of foreign load on the same API user (or a lower
+        limit than configured), or of a server that counts differently (a
+        weighted sliding-window counter overruns bursts). The acceptances of
+        the last three windows tell them apart. If the server never took the
+        full limit from us in one window, the budget is smaller: lower the
+        effective limit to the most it took (at most halving it per episode).
+        If it did, the way we sent was the problem: pace sends evenly
+        (smooth), which every server type accepts; already smooth, step the
+        limit down by one.
+        """
+        self._episode_open = False
+        policy = self._total_policy
+        peak = self._accepted_peak()
+        if peak < policy.limit:
+            lowered = max(1, peak, policy.limit // 2)
+            logger.warning(
+                "429s although our own requests cannot fill the window: the server took"
+                " at most %d of ours per %gs; lowering the limit from %d to %d (foreign"
+                " load on this API user?), raising it by 1 per %gs after %d quiet windows",
+                peak,
+                policy.window,
+                policy.limit,
+                lowered,
+                policy.hold,
+                _QUIET_WINDOWS,
+            )
+            policy.limit = lowered
+        elif policy.mode == "exact":
             policy.mode = "smooth"
             logger.warning(
-                "429 with %d of %d requests in the window: foreign load or a counter-type"
-                " server; pacing sends %.3gs apart from now on",
-                used,
-                policy.base_limit,
+                "429s although the server took a full window of %d from us: it counts"
+                " bursts differently (a sliding-window counter?); pacing sends %.3gs"
+                " apart from now on",
+                peak,
                 policy.spacing,
             )
-            return
-        accepted = self._total.answered(now) - self._rejected_count(now)
-        lowered = max(1, min(policy.limit - 1, accepted))
-        logger.warning(
-            "429 while pacing, %d of %d requests in the window: lowering the limit from %d"
-            " to %d per %gs, raising it by 1 per %gs without a 429",
-            used,
-            policy.base_limit,
-            policy.limit,
-            lowered,
-            policy.window,
-            policy.hold,
-        )
-        policy.limit = lowered
-
-    def _rejected_count(self, now: float) -> int:
-        rejected = self._rejected
-        while len(rejected) and rejected.first() <= now:
-            rejected.popleft()
-        return len(rejected)
+        else:
+            logger.warning(
+                "429s while pacing: lowering the limit from %d to %d per %gs",
+                policy.limit,
+                policy.limit - 1,
+                policy.window,
+            )
+            policy.limit = max(1, policy.limit - 1)
 
     def _recover(self, now: float) -> None:
-        """Additive increase: one more request per ``window + guard`` without a 429."""
+        """Additive increase: after a quiet spell, one more request per ``window + guard``.
+
+        A probe above the budget costs a paused window, so probing starts only
+        after ``_QUIET_WINDOWS`` windows without a 429 at the API user's level.
+        """
         policy = self._total_policy
         if policy.limit >= policy.base_limit:
             return
-        steps = int((now - self._recover_from) // policy.hold)
+        steps = int((now - self._recover_from) // policy.hold) - _QUIET_WINDOWS
         if steps > 0:
             policy.limit = min(policy.base_limit, policy.limit + steps)
             self._recover_from += steps * policy.hold

@@ -334,34 +334,72 @@ async def test_429_on_a_full_schedule_id_pauses_only_that_id() -> None:
     await limiter.aclose()
 
 
-async def test_adaptive_goes_smooth_then_lowers_then_recovers(
+async def _answer(limiter: RateLimiter, keys: list[str], rejected: int) -> None:
+    """Acquire all keys at once; 0.1 s later answer the last ``rejected`` ones with 429."""
+    permits = await asyncio.gather(*(limiter.acquire(key) for key in keys))
+    await asyncio.sleep(RTT)
+    for i, permit in enumerate(permits):
+        bad = i >= len(permits) - rejected
+        await limiter.release(permit, rate_limited=bad, retry_after=5 if bad else None)
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+async def test_adaptive_lowers_the_limit_when_the_server_took_less(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """An unexplained 429 goes smooth; another lowers the limit; it grows back by 1 a window."""
+    """429s while the server never took a full window from us lower the limit to what it took."""
     caplog.set_level("INFO", logger="schedcancel.limiter")
-    limiter = RateLimiter(RateLimits())
-    for permit in [await limiter.acquire(f"s-{i}") for i in range(10)]:
-        await limiter.release(permit)
-    # 10 of 60 in the window and still a 429: foreign load or a counter server.
-    x = await limiter.acquire("x")
-    stray = await limiter.acquire("stray")
-    await limiter.release(x, rate_limited=True, retry_after=1)
-    assert limiter.stats().mode == "smooth"
-    assert limiter.stats().total_limit == 60
-    # A 429 of a request sent before the change is the same episode: nothing more changes.
-    await limiter.release(stray, rate_limited=True, retry_after=1)
-    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
-    # Still 429s while pacing: lower the limit to what the server accepted (10).
-    y = await limiter.acquire("y")
-    await limiter.release(y, rate_limited=True, retry_after=1)
+    limiter = RateLimiter(RateLimits(total=10))
+    await _answer(limiter, [f"a-{i}" for i in range(10)], rejected=3)
+    # Judged when the pause is over and the whole burst has answered.
     assert limiter.stats().total_limit == 10
-    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 2
-    assert limiter.stats().rate_limited == 3
-    await asyncio.sleep(5 * 61)
-    assert limiter.stats().total_limit == 15
-    await asyncio.sleep(45 * 61)
-    assert limiter.stats().total_limit == 60
-    assert "limit back to 60" in caplog.text
+    await limiter.acquire("next")  # the 10 entries (429s too) count until 61.1
+    assert _now() == pytest.approx(61.1)
+    stats = limiter.stats()
+    assert (stats.total_limit, stats.mode, stats.rate_limited) == (7, "exact", 3)
+    assert len(_warnings(caplog)) == 1
+    assert "took at most 7 of ours" in _warnings(caplog)[0]
+    # Ten quiet windows after the 429s (at 0.1), then one more per window.
+    await asyncio.sleep(11 * 61 - 61 + 1)
+    assert limiter.stats().total_limit == 8
+    await asyncio.sleep(2 * 61)
+    assert limiter.stats().total_limit == 10
+    assert "limit back to 10" in caplog.text
+    await limiter.aclose()
+
+
+async def test_adaptive_lowers_at_most_by_half_per_episode() -> None:
+    """One episode never takes more than half the limit away."""
+    limiter = RateLimiter(RateLimits(total=10))
+    await _answer(limiter, [f"a-{i}" for i in range(10)], rejected=8)
+    await limiter.acquire("next")
+    assert limiter.stats().total_limit == 5
+    await limiter.aclose()
+
+
+async def test_adaptive_goes_smooth_when_the_server_took_full_windows(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """429s after the server took a full window from us switch to smooth pacing, once."""
+    limiter = RateLimiter(RateLimits(total=10))
+    await _answer(limiter, [f"a-{i}" for i in range(10)], rejected=0)
+    await asyncio.sleep(61)
+    # The next burst meets a server that counts the previous one against it.
+    await _answer(limiter, [f"b-{i}" for i in range(10)], rejected=9)
+    permit = await limiter.acquire("next")
+    stats = limiter.stats()
+    assert (stats.total_limit, stats.mode) == (10, "smooth")
+    assert len(_warnings(caplog)) == 1
+    assert "pacing sends 6.06s apart" in _warnings(caplog)[0]
+    # Still 429s while pacing: the limit steps down by one.
+    await asyncio.sleep(RTT)
+    await limiter.release(permit, rate_limited=True, retry_after=0)
+    await limiter.acquire("after")
+    assert limiter.stats().total_limit == 9
+    assert len(_warnings(caplog)) == 2
     await limiter.aclose()
 
 
@@ -689,24 +727,18 @@ async def test_requeued_request_with_deadline_counts_only_higher_priorities(
     await asyncio.gather(*waiters)
 
 
-async def test_lowered_limit_recovers_while_waiters_queue(caplog: pytest.LogCaptureFixture) -> None:
+async def test_lowered_limit_recovers_while_waiters_queue() -> None:
     """With the limit lowered and waiters queued, the one timer also wakes for each increase."""
     limiter = RateLimiter(RateLimits(total=4, window=10, guard=0))
-    for key in ("a", "b"):
-        permit = await limiter.acquire(key)
-        await asyncio.sleep(0.1)
-        await limiter.release(permit, rate_limited=True, retry_after=0)
-    # smooth after a, limit max(1, min(3, 0 accepted)) = 1 after b
-    assert limiter.stats().total_limit == 1
+    await _answer(limiter, [f"a-{i}" for i in range(4)], rejected=3)
     start = _now()
     sends: list[tuple[float, str]] = []
-    await asyncio.gather(*(_send(limiter, f"id-{i}", sends, rtt=0) for i in range(8)))
+    # 2 per window (lowered from 4 to max(1 taken, 4 // 2)) until ten quiet windows passed.
+    await asyncio.gather(*(_send(limiter, f"id-{i}", sends, rtt=0) for i in range(40)))
     assert limiter.stats().total_limit == 4
-    assert max(t for t, _ in sends) - start < 8 * 10
-    # Much later, another episode: the old rejections have expired.
-    permit = await limiter.acquire("c")
-    await limiter.release(permit, rate_limited=True, retry_after=0)
-    assert limiter.stats().total_limit == 3
+    first = [t - start for t, _ in sends[:3]]
+    assert first == pytest.approx([10.0, 10.0, 20.0])
+    assert max(t for t, _ in sends) - start < 20 * 10
     await limiter.aclose()
 
 
