@@ -20,11 +20,21 @@ Design, in short (RATE-LIMITS.md has the why):
 * One dispatcher per limiter, run by ``loop.call_soon`` after queue changes
   and by ONE ``loop.call_at`` timer set to the earliest moment anything can
   change: the API user's log opening, a scheduleId's log opening, or a
-  ``queue_timeout`` deadline. No polling, no timer per waiter.
+  ``queue_timeout`` deadline (and, with nothing queued, the moment idle
+  scheduleIds can be dropped). No polling, no timer per waiter.
+* A 429 pauses the level it hit: the scheduleId when its log is full, else
+  the API user, for ``Retry-After`` (capped) or ``window + guard``. With
+  ``adaptive``, a 429 at the API user's level opens an *episode*, judged when
+  the pause ends from when the server accepted our requests: it never took a
+  full window from us, so the budget is smaller (foreign load): lower the
+  limit to what it took; it did, so it counts bursts differently (a
+  sliding-window counter): go smooth. A lowered limit grows back by one per
+  window after ten quiet windows.
 
 Granting, heap pushes and pops are O(log n) in the number of queued
 scheduleIds, so 100,000 waiters over 100,000 scheduleIds dispatch without
-scanning the queue.
+scanning the queue; a scheduleId with no waiters whose entries expired is
+dropped, so memory follows what is live.
 """
 
 from __future__ import annotations
