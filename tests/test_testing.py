@@ -16,6 +16,7 @@ import textwrap
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -1037,7 +1038,10 @@ def test_plugin_works_in_strict_mode_and_closes_what_it_made(
     pytester.makeini("[pytest]\nasyncio_mode = strict\n")
     env_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     monkeypatch.setenv("PYTHONPATH", env_path)
-    result = pytester.runpytest_subprocess("-p", "schedcancel.pytest_plugin", "-p", "asyncio")
+    # Installed, the pytest11 entry point loads the plugin; from a bare checkout, -p does.
+    installed = any(ep.name == "schedcancel" for ep in entry_points(group="pytest11"))
+    plugin = [] if installed else ["-p", "schedcancel.pytest_plugin"]
+    result = pytester.runpytest_subprocess(*plugin, "-p", "asyncio")
     result.assert_outcomes(passed=4)
 
 
@@ -1197,10 +1201,15 @@ async def test_run_mock_server_serves_until_a_signal_and_exits_0(
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.default_int_handler)
 
 
-def test_mock_server_process_answers_curl_and_stops_on_sigterm() -> None:
-    """``python -m schedcancel.testing`` prints its URL, answers curl, and exits 0 on SIGTERM."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "schedcancel.testing", "--schedule", "SC-1", "--window", "1"],
+@pytest.mark.parametrize(
+    "command",
+    [["-m", "schedcancel", "mock-server"], ["-m", "schedcancel.testing"]],
+    ids=["schedcancel-mock-server", "python-m-schedcancel-testing"],
+)
+def test_mock_server_process_answers_curl_and_stops_on_sigterm(command: list[str]) -> None:
+    """``schedcancel mock-server`` prints its URL, answers curl, and exits 0 on SIGTERM."""
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
+        [sys.executable, *command, "--schedule", "SC-1", "--window", "1"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -1237,6 +1246,8 @@ def test_mock_server_process_answers_curl_and_stops_on_sigterm() -> None:
         }
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+        assert process.stderr is not None
+        assert "stopped after 1 requests (0 answered 429)" in process.stderr.read()
     finally:
         if process.poll() is None:
             process.kill()

@@ -110,16 +110,24 @@ def add_mock_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     limits = parser.add_argument_group("rate limits")
-    limits.add_argument("--total", type=int, default=60, help="per API user per window (60)")
     limits.add_argument(
-        "--per-schedule", type=int, default=10, help="per scheduleId per window (10)"
+        "--total", type=int, default=60, metavar="N", help="per API user per window (60)"
     )
-    limits.add_argument("--window", type=float, default=60.0, help="seconds (60)")
+    limits.add_argument(
+        "--per-schedule", type=int, default=10, metavar="K", help="per scheduleId per window (10)"
+    )
+    limits.add_argument(
+        "--window", type=float, default=60.0, metavar="SECONDS", help="the window (60)"
+    )
     limits.add_argument(
         "--model", choices=MODEL_NAMES, default="sliding-log", help="how the server counts"
     )
     limits.add_argument(
-        "--phase", type=float, default=0.0, help="fixed windows start this long after start"
+        "--phase",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="fixed and counter windows begin this long after the server starts",
     )
     limits.add_argument(
         "--count-rejected", action="store_true", help="429s count against the limits too"
@@ -152,7 +160,9 @@ def add_mock_server_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LOW[:HIGH]",
         help="seconds a response waits before it is sent (uniform)",
     )
-    faults.add_argument("--fault-seed", type=int, default=0, help="seed for faults and latency")
+    faults.add_argument(
+        "--fault-seed", type=int, default=0, metavar="SEED", help="seed for faults and latency"
+    )
     faults.add_argument(
         "--foreign-load",
         type=float,
@@ -253,6 +263,11 @@ async def run_mock_server(args: argparse.Namespace) -> int:
             await stop.wait()
         finally:
             await server.aclose()
+        recorder = server.recorder
+        sys.stderr.write(
+            f"schedcancel mock-server: stopped after {len(recorder)} requests "
+            f"({recorder.count_rate_limited()} answered 429)\n"
+        )
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
