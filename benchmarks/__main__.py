@@ -75,7 +75,9 @@ async def _run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     overhead = None
     if not args.no_overhead:
         rounds, requests = (3, 600) if args.quick else (7, 1500)
-        overhead = await measure_overhead(rounds=rounds, requests=requests, progress=say)
+        overhead = await measure_overhead(
+            rounds=rounds, requests=requests, breakdown=not args.quick, progress=say
+        )
     meta["load_average_after"] = machine_info()["load_average"]
     return make_report(chosen, results, config, meta=meta, overhead=overhead)
 
