@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 
 import pytest
 from schedcancel import pytest_plugin
+
+# An installed package's pytest11 plugin is imported before pytest-cov starts measuring,
+# so the plugin module's top-level lines would show as missed. Running them again in the
+# same module object (the one the plugin manager holds; fixtures are collected from it
+# only when the session starts) lets coverage see them.
+importlib.reload(pytest_plugin)
 
 # pytester runs the plugin in a project of its own (strict mode, no conftest).
 pytest_plugins = ["pytester"]

@@ -676,6 +676,35 @@ async def test_forced_429_counts_only_on_a_punishing_server(
     assert server.status_of("SC-1") is ScheduleStatus.CANCELLED
 
 
+async def test_script_before_start_and_faults_assigned_while_running_apply(
+    session: aiohttp.ClientSession,
+) -> None:
+    """A fault scripted before start survives it; assigning faults replaces the script."""
+    server = MockScheduleServer(unknown_ids="active")
+    server.script(Fault.SERVER_ERROR, Fault.SERVER_ERROR)
+    async with server:
+        first, _, _ = await post(session, server.url_for("SC-1"))
+        server.faults = Faults(script=[Fault.MAINTENANCE])
+        second, _, _ = await post(session, server.url_for("SC-1"))
+        third, _, _ = await post(session, server.url_for("SC-1"))
+    assert (first, second, third) == (500, 503, 200)
+
+
+async def test_assigning_limits_while_running_counts_afresh(
+    session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """New limits take effect at once, with empty windows."""
+    server = MockScheduleServer(clock=clock, unknown_ids="active")
+    server.limits = ServerLimits(total=1)
+    async with server:
+        first, _, _ = await post(session, server.url_for("SC-1"))
+        refused, _, _ = await post(session, server.url_for("SC-2"))
+        server.limits = ServerLimits(total=2, model="fixed-window")
+        assert server.used(user=DEFAULT_USERNAME) == 0
+        codes = [(await post(session, server.url_for(f"SC-{i}")))[0] for i in range(3, 6)]
+    assert (first, refused, codes) == (200, 429, [200, 200, 429])
+
+
 async def test_faults_hit_only_authenticated_well_formed_requests(
     session: aiohttp.ClientSession,
 ) -> None:

@@ -134,8 +134,10 @@ class MockScheduleServer:
     """The IXOPAY schedule-cancel endpoint, emulated on a local port.
 
     Use it as an async context manager, or call :meth:`start` and
-    :meth:`aclose`. Configuration is read when a request arrives, except
-    ``limits`` and ``faults``, which are read at :meth:`start`.
+    :meth:`aclose`. Every setting may be changed while it runs and applies
+    to the next request; assigning ``limits`` starts counting afresh, and
+    assigning ``faults`` restarts the script and the random generator.
+    ``foreign_load``, ``host`` and ``port`` are read at :meth:`start`.
 
     Args:
         users: API users (username to password) that Basic auth accepts.
@@ -158,8 +160,12 @@ class MockScheduleServer:
 
     users: Mapping[str, str] = attrs.field(factory=_users_factory)
     connectors: Mapping[str, str | None] = attrs.field(factory=_connectors_factory)
-    limits: ServerLimits = attrs.field(factory=ServerLimits)
-    faults: Faults = attrs.field(factory=Faults)
+    limits: ServerLimits = attrs.field(
+        factory=ServerLimits, on_setattr=lambda self, _, value: self._set_limits(value)
+    )
+    faults: Faults = attrs.field(
+        factory=Faults, on_setattr=lambda self, _, value: self._set_faults(value)
+    )
     unknown_ids: Literal["error", "active"] = attrs.field(
         default="error", validator=attrs.validators.in_(("error", "active"))
     )
@@ -195,6 +201,15 @@ class MockScheduleServer:
             f"schedules={len(self._statuses)}, arrivals={len(self.recorder)})"
         )
 
+    def _set_limits(self, limits: ServerLimits) -> ServerLimits:
+        if self._now is not None:
+            self._book = LimitBook(limits, origin=self._now())
+        return limits
+
+    def _set_faults(self, faults: Faults) -> Faults:
+        self._injector = FaultInjector(faults)
+        return faults
+
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> Self:
@@ -211,7 +226,6 @@ class MockScheduleServer:
             raise RuntimeError("MockScheduleServer already started")
         self._now = self.clock or asyncio.get_running_loop().time
         self._book = LimitBook(self.limits, origin=self._now())
-        self._injector = FaultInjector(self.faults)
         app = web.Application()
         app.router.add_post(
             API_PREFIX + "/schedule/{apiKey}/{scheduleId}/cancel", self._handle_cancel
