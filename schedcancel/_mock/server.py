@@ -129,7 +129,7 @@ class _Answer:
     arrival: Arrival
 
 
-@attrs.define(kw_only=True, repr=False)
+@attrs.define(kw_only=True, repr=False, eq=False)
 class MockScheduleServer:
     """The IXOPAY schedule-cancel endpoint, emulated on a local port.
 
