@@ -1,8 +1,11 @@
-"""pytest fixtures for the mock IXOPAY server, enabled by requesting them by name.
+"""pytest fixtures for the mock IXOPAY server; opt in from your top-level ``conftest.py``::
 
-Installing schedcancel registers this module as a pytest plugin (entry point
-``pytest11``). It defines fixtures and nothing else: no hooks, no options, no
-autouse, and it imports aiohttp and the server only when a test asks for one.
+    pytest_plugins = ["schedcancel.pytest_plugin"]
+
+(or run ``pytest -p schedcancel.pytest_plugin``). Installing schedcancel
+changes nobody's pytest runs: this plugin loads only where it is named. It
+defines fixtures and nothing else (no hooks, options or autouse fixtures),
+and it imports the server only when a test requests one of them.
 
 ``mock_schedule_server``
     A started :class:`~schedcancel.testing.MockScheduleServer` with the
@@ -42,9 +45,8 @@ if TYPE_CHECKING:
 
 __all__ = ["mock_schedule_server", "mock_schedule_server_factory"]
 
-# pytest loads this module in every run where schedcancel is installed, so a
-# missing pytest-asyncio must not break anyone's run: the fixtures then fail
-# with an explanation when (and only when) a test requests them.
+# A project that opts in without pytest-asyncio must still load: the fixtures
+# then fail with an explanation when (and only when) a test requests them.
 if TYPE_CHECKING or importlib.util.find_spec("pytest_asyncio") is not None:
     import pytest_asyncio
 

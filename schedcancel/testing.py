@@ -19,9 +19,10 @@ arrival to assert on::
         assert result.success
         assert server.recorder.max_arrivals_in_window(1.0) <= 60
 
-With the pytest plugin (installed with schedcancel, enabled by requesting its
-fixtures) the server comes as ``mock_schedule_server`` or, configured, from
-``mock_schedule_server_factory``; see :mod:`schedcancel.pytest_plugin`.
+With ``pytest_plugins = ["schedcancel.pytest_plugin"]`` in your top-level
+``conftest.py`` the server comes as the fixture ``mock_schedule_server`` or,
+configured, from ``mock_schedule_server_factory``; see
+:mod:`schedcancel.pytest_plugin`.
 """
 
 from __future__ import annotations

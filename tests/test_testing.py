@@ -16,7 +16,6 @@ import textwrap
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -1031,10 +1030,17 @@ async def test_mock_schedule_server_factory_starts_configured_servers(
     assert two.unknown_ids == "active"
 
 
+def _subprocess_can_import_schedcancel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let a pytester subprocess import schedcancel from this checkout, installed or not."""
+    env_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    monkeypatch.setenv("PYTHONPATH", env_path)
+
+
 def test_plugin_works_in_strict_mode_and_closes_what_it_made(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """In a strict-mode project the fixtures work on request and are closed after each test."""
+    """Opted into from a conftest, in strict mode, the fixtures work and are closed afterwards."""
+    pytester.makeconftest('pytest_plugins = ["schedcancel.pytest_plugin"]\n')
     pytester.makepyfile(
         textwrap.dedent(
             """
@@ -1065,17 +1071,24 @@ def test_plugin_works_in_strict_mode_and_closes_what_it_made(
         )
     )
     pytester.makeini("[pytest]\nasyncio_mode = strict\n")
-    env_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    monkeypatch.setenv("PYTHONPATH", env_path)
-    # Installed, the pytest11 entry point loads the plugin; from a bare checkout, -p does.
-    installed = any(ep.name == "schedcancel" for ep in entry_points(group="pytest11"))
-    plugin = [] if installed else ["-p", "schedcancel.pytest_plugin"]
-    result = pytester.runpytest_subprocess(*plugin, "-p", "asyncio")
+    _subprocess_can_import_schedcancel(monkeypatch)
+    result = pytester.runpytest_subprocess("-p", "asyncio")
     result.assert_outcomes(passed=4)
 
 
+def test_plugin_is_not_loaded_unless_named(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project that does not opt in has no such fixture, whatever is installed."""
+    pytester.makepyfile("def test_wants_it(mock_schedule_server):\n    pass\n")
+    _subprocess_can_import_schedcancel(monkeypatch)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'mock_schedule_server' not found*"])
+
+
 def test_importing_the_plugin_imports_neither_the_server_nor_aiohttp_web() -> None:
-    """Loading the plugin (as pytest does for every run) leaves the server modules unimported."""
+    """Loading the plugin leaves the server modules unimported until a fixture is requested."""
     code = (
         "import sys, schedcancel.pytest_plugin; "
         "print(sorted(m for m in ('schedcancel.testing', 'aiohttp.web') if m in sys.modules))"
