@@ -104,11 +104,6 @@ class BenchConfig:
     retries: int = 5
     seed: int = 0
 
-    @property
-    def rtt_max(self) -> float:
-        """The longest round trip the injected latency makes (processing aside)."""
-        return 2 * self.latency[1]
-
     def setup(self) -> Setup:
         """What the contestants are told: limits, guard, and a W-scaled backoff."""
         return Setup(
