@@ -18,7 +18,7 @@ from ._bulk import cancel_many as _cancel_many
 from ._models import CancelResult, Limiter, RateLimits, RetryPolicy
 from ._protocol import (
     DEFAULT_BASE_URL,
-    build_cancel_request,
+    RequestBuilder,
     parse_cancel_response,
     redact_key,
     response_retry_after,
@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BASE_URL", "ScheduleClient"]
 
 log = logging.getLogger(__name__)
+
+# Builders kept for apiKeys other than the client's own (a cancel(api_key=...) per
+# connector); beyond this many the least recently used one is rebuilt when needed.
+_MAX_BUILDERS = 32
 
 
 def _is_loopback(host: str) -> bool:
@@ -206,6 +210,34 @@ class ScheduleClient:
         self._clock = _clock if _clock is not None else lambda: asyncio.get_running_loop().time()
         self._now = _now if _now is not None else lambda: datetime.now(UTC)
         self._closed = False
+        # What every request of an apiKey shares is computed once (URL prefix, auth header).
+        self._builder = self._make_builder(self._api_key)
+        self._builders: dict[str, RequestBuilder] = {}
+
+    def _make_builder(self, api_key: str) -> RequestBuilder:
+        return RequestBuilder(
+            base_url=self._base_url,
+            api_key=api_key,
+            username=self._username,
+            password=self._password,
+            shared_secret=self._shared_secret,
+        )
+
+    def _builder_for(self, api_key: object) -> RequestBuilder:
+        """The request builder of ``api_key`` (validated first), or of the client's own."""
+        if api_key is None:
+            return self._builder
+        key = validate_api_key(api_key)
+        if key == self._api_key:
+            return self._builder
+        builders = self._builders
+        builder = builders.pop(key, None)
+        if builder is None:
+            builder = self._make_builder(key)
+            if len(builders) >= _MAX_BUILDERS:
+                del builders[next(iter(builders))]
+        builders[key] = builder  # last is the most recently used
+        return builder
 
     @property
     def limiter(self) -> Limiter:
@@ -276,11 +308,11 @@ class ScheduleClient:
             ResponseParseError: an HTTP 200 whose body is not a schedule response.
         """
         schedule_id = validate_schedule_id(schedule_id)
-        key = self._api_key if api_key is None else validate_api_key(api_key)
+        builder = self._builder_for(api_key)
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise InvalidParameterError(f"priority must be an int, got {type(priority).__name__}")
         _check_seconds(queue_timeout, "queue_timeout", allow_none=True, allow_zero=True)
-        return await self._call(schedule_id, key, priority, queue_timeout)
+        return await self._call(schedule_id, builder, priority, queue_timeout)
 
     def cancel_many(
         self,
@@ -344,7 +376,7 @@ class ScheduleClient:
         )
 
     async def _call(
-        self, schedule_id: str, key: str, priority: int, queue_timeout: float | None
+        self, schedule_id: str, builder: RequestBuilder, priority: int, queue_timeout: float | None
     ) -> CancelResult:
         max_rate_limited = self._limiter.limits.max_rate_limited
         rate_limited = failures = 0
@@ -352,7 +384,7 @@ class ScheduleClient:
         # the time queued in the limiter, which a bulk job's later ids spend mostly.
         spent = 0.0
         requeue = False
-        shown_key = redact_key(key)
+        shown_key = redact_key(builder.api_key)
         while True:
             if self._closed:  # closed while this call was backing off or requeued
                 raise RuntimeError("ScheduleClient is closed")
@@ -364,15 +396,7 @@ class ScheduleClient:
             failure: TransportError | ServerError | ResponseParseError
             try:
                 # Built after admission, so a signed Date is fresh even after a long queue.
-                request = build_cancel_request(
-                    base_url=self._base_url,
-                    api_key=key,
-                    schedule_id=schedule_id,
-                    username=self._username,
-                    password=self._password,
-                    shared_secret=self._shared_secret,
-                    date=self._now(),
-                )
+                request = builder.build(schedule_id, date=self._now())
                 status, headers, body = await self._transport.send(request, self._timeout)
             except TransportError as exc:
                 await self._limiter.release(permit)

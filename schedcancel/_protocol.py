@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "MAX_BODY_BYTES",
     "Request",
+    "RequestBuilder",
     "basic_auth",
     "build_cancel_request",
     "http_date",
@@ -280,6 +281,116 @@ class Request:
         )
 
 
+class RequestBuilder:
+    """Builds the cancel requests of one base URL, apiKey and set of credentials.
+
+    What stays the same from request to request (the URL prefix, the path the
+    signature covers, the Basic-auth header, the static headers, what to
+    redact) is computed once here; :meth:`build` adds the scheduleId and, when
+    signing, a fresh ``Date`` and ``X-Signature``. A client keeps one per apiKey.
+
+    Args:
+        base_url: the API base, e.g. ``https://gateway.ixopay.com/api/v3``.
+        api_key: the connector's apiKey.
+        username: the API user (Basic auth).
+        password: the API user's password.
+        shared_secret: the connector's shared secret; None sends no signature.
+
+    Raises:
+        InvalidParameterError: the apiKey is invalid.
+    """
+
+    __slots__ = (
+        "_headers",
+        "_query_or_fragment",
+        "_shared_secret",
+        "_uri_prefix",
+        "_url_prefix",
+        "api_key",
+        "redactions",
+    )
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        username: str,
+        password: str,
+        shared_secret: str | None,
+    ) -> None:
+        self.api_key = validate_api_key(api_key)
+        self._url_prefix = f"{base_url.rstrip('/')}/schedule/{quote(self.api_key, safe='')}/"
+        parts = urlsplit(self._url_prefix)
+        # A valid scheduleId holds unreserved characters only, so appending it (and
+        # "/cancel") extends the prefix's path, or, after a "?" or "#" in the base,
+        # its query or fragment and leaves the path as it is.
+        self._uri_prefix = parts.path
+        self._query_or_fragment = bool(parts.query or parts.fragment)
+        self._shared_secret = shared_secret
+        # https://documentation.ixopay.com/api/transaction/transaction-api: JSON, Basic auth.
+        self._headers = {
+            "Content-Type": CONTENT_TYPE,
+            "Accept": ACCEPT,
+            "Authorization": basic_auth(username, password),
+            "User-Agent": USER_AGENT,
+        }
+        #: Strings that must never leave in a message: the apiKey, the password, the secret.
+        self.redactions = (
+            self.api_key,
+            password,
+            *(() if shared_secret is None else (shared_secret,)),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"RequestBuilder(url={scrub(self._url_prefix, self.redactions)!r}, "
+            f"signed={self._shared_secret is not None})"
+        )
+
+    def build(self, schedule_id: str, *, date: datetime) -> Request:
+        """Build the ``POST .../schedule/{apiKey}/{scheduleId}/cancel`` request.
+
+        Args:
+            schedule_id: a scheduleId that :func:`validate_schedule_id` accepted;
+                it is not checked again.
+            date: the moment to put in ``Date`` (used only when signing).
+
+        Returns:
+            The request.
+
+        Raises:
+            InvalidParameterError: signing, and ``date`` is naive.
+        """
+        tail = f"{schedule_id}/cancel"
+        request_uri = self._uri_prefix if self._query_or_fragment else self._uri_prefix + tail
+        headers = self._headers  # Request keeps a read-only copy
+        shared_secret = self._shared_secret
+        if shared_secret is not None:
+            # https://documentation.ixopay.com/docs/guides/production/additional-security
+            stamp = http_date(date)
+            headers = {
+                **headers,
+                "Date": stamp,
+                "X-Signature": signature(
+                    shared_secret,
+                    method="POST",
+                    body=CANCEL_BODY,
+                    content_type=CONTENT_TYPE,
+                    date=stamp,
+                    request_uri=request_uri,
+                ),
+            }
+        return Request(
+            method="POST",
+            url=self._url_prefix + tail,
+            request_uri=request_uri,
+            headers=headers,
+            body=CANCEL_BODY,
+            redactions=self.redactions,
+        )
+
+
 def build_cancel_request(
     *,
     base_url: str,
@@ -291,6 +402,9 @@ def build_cancel_request(
     date: datetime,
 ) -> Request:
     """Build the ``POST {base}/schedule/{apiKey}/{scheduleId}/cancel`` request.
+
+    Validates both ids; to build many requests for one apiKey, keep a
+    :class:`RequestBuilder` instead.
 
     Args:
         base_url: the API base, e.g. ``https://gateway.ixopay.com/api/v3``.
@@ -307,38 +421,14 @@ def build_cancel_request(
     Raises:
         InvalidParameterError: the apiKey or scheduleId is invalid, or ``date`` is naive.
     """
-    api_key = validate_api_key(api_key)
-    schedule_id = validate_schedule_id(schedule_id)
-    path = f"/schedule/{quote(api_key, safe='')}/{quote(schedule_id, safe='')}/cancel"
-    url = base_url.rstrip("/") + path
-    request_uri = urlsplit(url).path
-    # https://documentation.ixopay.com/api/transaction/transaction-api: JSON, Basic auth.
-    headers = {
-        "Content-Type": CONTENT_TYPE,
-        "Accept": ACCEPT,
-        "Authorization": basic_auth(username, password),
-        "User-Agent": USER_AGENT,
-    }
-    if shared_secret is not None:
-        # https://documentation.ixopay.com/docs/guides/production/additional-security
-        headers["Date"] = http_date(date)
-        headers["X-Signature"] = signature(
-            shared_secret,
-            method="POST",
-            body=CANCEL_BODY,
-            content_type=CONTENT_TYPE,
-            date=headers["Date"],
-            request_uri=request_uri,
-        )
-    secrets = (api_key, password, *(() if shared_secret is None else (shared_secret,)))
-    return Request(
-        method="POST",
-        url=url,
-        request_uri=request_uri,
-        headers=headers,
-        body=CANCEL_BODY,
-        redactions=secrets,
+    builder = RequestBuilder(
+        base_url=base_url,
+        api_key=api_key,
+        username=username,
+        password=password,
+        shared_secret=shared_secret,
     )
+    return builder.build(validate_schedule_id(schedule_id), date=date)
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:

@@ -14,13 +14,17 @@ from .errors import InvalidParameterError, TransportError
 
 __all__ = ["AiohttpTransport"]
 
-_CHUNK = 64 * 1024
-
 
 @functools.cache
 def _verified_context() -> ssl.SSLContext:
     """The system's trust store with hostname checks; made once, shared by every transport."""
     return ssl.create_default_context()
+
+
+@functools.lru_cache(maxsize=16)
+def _client_timeout(total: float) -> aiohttp.ClientTimeout:
+    """One immutable ``ClientTimeout`` per value: a client sends every request with the same."""
+    return aiohttp.ClientTimeout(total=total)
 
 
 class AiohttpTransport:
@@ -29,7 +33,7 @@ class AiohttpTransport:
     An own session is created lazily, inside the running loop, and closed by
     :meth:`aclose`; a borrowed one is never closed here. Redirects are not
     followed (credentials must not travel to another host), TLS is verified,
-    and bodies are read in chunks up to ``max_body`` bytes.
+    and bodies are read up to ``max_body`` bytes.
     """
 
     def __init__(
@@ -65,18 +69,13 @@ class AiohttpTransport:
             async with self._session.request(
                 request.method,
                 URL(request.url, encoded=True),  # percent-encoded and signed as is
-                headers=dict(request.headers),
+                headers=request.headers,
                 data=request.body,
                 allow_redirects=False,
                 ssl=self._ssl,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=_client_timeout(timeout),
             ) as response:
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(_CHUNK):
-                    body += chunk
-                    if len(body) > self._max_body:
-                        raise TransportError(f"response body exceeds {self._max_body} bytes")
-                return response.status, response.headers, bytes(body)
+                return response.status, response.headers, await self._read(response.content)
         except TimeoutError:
             raise TransportError(f"no response within {timeout} s") from None
         except (aiohttp.ClientError, OSError) as exc:
@@ -84,6 +83,20 @@ class AiohttpTransport:
             # keep a scrubbed message and drop the chain, so no traceback can leak it.
             detail = request.scrub(str(exc))
             raise TransportError(f"{type(exc).__name__}: {detail}") from None
+
+    async def _read(self, content: aiohttp.StreamReader) -> bytes:
+        """Read the whole body, but never more than ``max_body`` bytes of it."""
+        limit = self._max_body
+        body = bytearray()
+        # A small body usually arrived with its headers: one read, no wait for EOF.
+        while not content.at_eof():
+            chunk = await content.read(limit + 1 - len(body))
+            if not chunk:
+                break
+            body += chunk
+            if len(body) > limit:
+                raise TransportError(f"response body exceeds {limit} bytes")
+        return bytes(body)
 
     async def aclose(self) -> None:
         """Close the session if it is this transport's own; a borrowed one stays open."""

@@ -470,6 +470,46 @@ async def test_per_call_api_key_priority_and_queue_timeout(
     assert limiter.events[0] == ("acquire", "SC-2", 3, 2.5, False)
 
 
+async def test_per_call_api_keys_beyond_the_builder_cache(
+    server: LocalServer, limiter: FakeLimiter
+) -> None:
+    """Many per-call apiKeys, the client's own among them, each reach their own URL path."""
+    from schedcancel._client import _MAX_BUILDERS  # noqa: PLC0415 - the cache's size
+
+    keys = [f"connector-{i}" for i in range(_MAX_BUILDERS + 2)]
+    sent = [*keys, keys[0], keys[-1], KEY]  # the first was evicted by now, the last was not
+    async with make_client(server.base_url, limiter) as client:
+        for key in sent:
+            await client.cancel(SID, api_key=key)
+    assert [a.raw_path for a in server.arrivals] == [
+        f"/api/v3/schedule/{key}/{SID}/cancel" for key in sent
+    ]
+
+
+async def test_body_in_several_chunks_is_read_whole(
+    server: LocalServer, limiter: FakeLimiter
+) -> None:
+    """A body that arrives in pieces, its end later still, is read whole."""
+    body = sample("cancel_success.json")
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(body), 16):
+            await response.write(body[start : start + 16])
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        await response.write_eof()
+        return response
+
+    server.replies.append(chunked)
+    async with make_client(server.base_url, limiter) as client:
+        result = await client.cancel(SID)
+    assert result.success
+    assert result.schedule_id == "SC-1234-1234-1234-1234-1234-1234"
+
+
 @pytest.mark.parametrize(
     ("name", "check"),
     [

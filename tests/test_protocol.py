@@ -7,8 +7,11 @@ import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from schedcancel import (
     ApiError,
     AuthenticationError,
@@ -25,6 +28,7 @@ from schedcancel._protocol import (
     MAX_BODY_BYTES,
     USER_AGENT,
     Request,
+    RequestBuilder,
     basic_auth,
     build_cancel_request,
     http_date,
@@ -278,6 +282,106 @@ def test_build_request_validates(field: str) -> None:
     """build_cancel_request refuses invalid ids itself, not only through the client."""
     with pytest.raises(InvalidParameterError):
         _build(**{field: "../x"})
+
+
+_UNRESERVED_TEXT = st.text("abcXYZ019._~-", min_size=1, max_size=32).filter(lambda v: v.strip("."))
+_BASES = st.sampled_from(
+    [
+        DEFAULT_BASE_URL,
+        "https://gateway.ixopay.com/api/v3/",
+        "http://127.0.0.1:8080/api/v3",
+        "http://[::1]:8080/base/api/v3//",
+        "https://host.example/a%2Fb/api/v3",
+        "https://host.example/api/v3?tenant=1",
+        "https://host.example/api/v3#frag",
+        "https://host.example",
+        "relative/api/v3",
+    ]
+)
+
+
+@given(
+    base_url=_BASES,
+    api_key=_UNRESERVED_TEXT,
+    schedule_id=_UNRESERVED_TEXT,
+    shared_secret=st.none() | st.text(min_size=1, max_size=20),
+)
+def test_builder_matches_the_request_formula(
+    base_url: str, api_key: str, schedule_id: str, shared_secret: str | None
+) -> None:
+    """A builder's request has the URL, signed URI and headers of the one-off formula."""
+    date = parsedate_to_datetime(JAVA_DATE)
+    builder = RequestBuilder(
+        base_url=base_url,
+        api_key=api_key,
+        username="anyApiUser",
+        password="myPassword",
+        shared_secret=shared_secret,
+    )
+    request = builder.build(schedule_id, date=date)
+    url = base_url.rstrip("/") + f"/schedule/{api_key}/{schedule_id}/cancel"
+    assert request.url == url
+    assert request.request_uri == urlsplit(url).path
+    expected = {
+        "Content-Type": CONTENT_TYPE,
+        "Accept": "application/json",
+        "Authorization": basic_auth("anyApiUser", "myPassword"),
+        "User-Agent": USER_AGENT,
+    }
+    if shared_secret is not None:
+        expected["Date"] = JAVA_DATE
+        expected["X-Signature"] = signature(
+            shared_secret,
+            method="POST",
+            body=b"{}",
+            content_type=CONTENT_TYPE,
+            date=JAVA_DATE,
+            request_uri=urlsplit(url).path,
+        )
+    assert dict(request.headers) == expected
+    assert request.redactions == (api_key, "myPassword", *filter(None, [shared_secret]))
+    assert request == build_cancel_request(
+        base_url=base_url,
+        api_key=api_key,
+        schedule_id=schedule_id,
+        username="anyApiUser",
+        password="myPassword",
+        shared_secret=shared_secret,
+        date=date,
+    )
+
+
+def test_builder_validates_the_key_and_hides_secrets() -> None:
+    """A builder refuses a bad apiKey and its repr shows no credentials and no whole key."""
+    with pytest.raises(InvalidParameterError, match="apiKey"):
+        RequestBuilder(
+            base_url=DEFAULT_BASE_URL, api_key="a/b", username="u", password="p", shared_secret=None
+        )
+    builder = RequestBuilder(
+        base_url=DEFAULT_BASE_URL,
+        api_key=KEY_SENTINEL,
+        username="USER-SENTINEL",
+        password="PASSWORD-SENTINEL-1",
+        shared_secret="SECRET-SENTINEL-1",
+    )
+    text = repr(builder)
+    assert "signed=True" in text
+    assert redact_key(KEY_SENTINEL) in text
+    for secret in (KEY_SENTINEL, "PASSWORD-SENTINEL-1", "SECRET-SENTINEL-1", "USER-SENTINEL"):
+        assert secret not in text
+
+
+def test_builder_requests_share_nothing_mutable() -> None:
+    """Two requests from one builder have their own read-only headers and fresh signatures."""
+    builder = RequestBuilder(
+        base_url=DEFAULT_BASE_URL, api_key="k", username="u", password="p", shared_secret="s"
+    )
+    first = builder.build("SC-1", date=parsedate_to_datetime(JAVA_DATE))
+    later = builder.build("SC-1", date=parsedate_to_datetime(JAVA_DATE) + timedelta(seconds=1))
+    assert first.headers["Date"] != later.headers["Date"]
+    assert first.headers["X-Signature"] != later.headers["X-Signature"]
+    with pytest.raises(TypeError):
+        first.headers["Date"] = "forged"  # type: ignore[index]
 
 
 def test_request_repr_hides_secrets() -> None:
