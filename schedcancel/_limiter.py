@@ -331,9 +331,9 @@ class RateLimiter:
         if self._closed:
             raise RuntimeError("RateLimiter is closed")
         loop = self._bind()
-        now = self._now()
         deadline = math.inf
         if timeout is not None:
+            now = self._now()
             expected = self._expected_start(schedule_id, priority, requeue, now) - now
             if expected > timeout:
                 raise QueueTimeoutError(
@@ -516,11 +516,13 @@ class RateLimiter:
         if queue.state <= _READY:
             self._ready_live += 1
         self._queued += 1
-        self._by_priority[priority] = self._by_priority.get(priority, 0) + 1
+        by_priority = self._by_priority
+        by_priority[priority] = by_priority.get(priority, 0) + 1
         if deadline != math.inf:
             heapq.heappush(self._deadlines, (deadline, seq, waiter))
-        self._mark_dirty(queue)
-        self._kick()
+        self._dirty[key] = queue
+        if self._kick_handle is None:
+            self._kick()
         return waiter
 
     def _mark_dirty(self, queue: _Queue) -> None:
@@ -654,14 +656,22 @@ class RateLimiter:
     def _grant(self, now: float) -> None:
         ready = self._ready
         total = self._total
+        # Grants the API user's log admits without another look: within one run
+        # its pause and spacing stay as they are, so only the count can fill up.
+        room = 0
         while ready:
-            if total.earliest(now) > now + _SNAP:
-                return
+            if room <= 0:
+                if total.earliest(now) > now + _SNAP:
+                    return
+                # Smooth spacing admits one at a time; a count within _SNAP of an
+                # expiry admits one, then looks again.
+                room = 1 if total.policy.spacing else max(1, total.room(now))
             entry = heapq.heappop(ready)
             queue = entry[-1]
             if queue.version != entry[-2] or queue.state != _READY:
                 continue
-            if queue.log.earliest(now) > now + _SNAP:  # pragma: no cover - defensive
+            log = queue.log
+            if log.earliest(now) > now + _SNAP:  # pragma: no cover - defensive
                 # Every change that delays a log re-places its queue before
                 # this loop runs; should one be missed, re-place rather than
                 # grant past the scheduleId's limit.
@@ -670,15 +680,17 @@ class RateLimiter:
             waiter = queue.head()
             heapq.heappop(queue.heap)
             self._forget(waiter)
-            if waiter.future.done():
+            future = waiter.future
+            if future.done():
                 # Its caller was cancelled a moment ago and has not run yet.
                 self._place(queue, now)
                 continue
             total.add(now)
-            queue.log.add(now)
+            log.add(now)
+            room -= 1
             serial = self._grants
-            self._grants += 1
-            waiter.future.set_result(
+            self._grants = serial + 1
+            future.set_result(
                 Permit(
                     schedule_id=queue.key,
                     acquired_at=now,

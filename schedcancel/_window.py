@@ -211,6 +211,17 @@ class SlidingLog:
         free_at = self._expiries[self._head + over]
         return free_at if free_at > start else start
 
+    def room(self, now: float) -> int:
+        """How many more entries the count admits at ``now`` (pauses and spacing aside).
+
+        Args:
+            now: the current time.
+
+        Returns:
+            ``limit`` minus the entries that count at ``now``; 0 or less when full.
+        """
+        return self.policy.limit - self._in_flight - self._prune(now)
+
     def is_idle(self, now: float) -> bool:
         """True when the log holds nothing that counts and no pause or spacing is pending."""
         return self._in_flight == 0 and self.idle_at() <= now and self._prune(now) == 0

@@ -40,6 +40,33 @@ def test_entry_counts_until_window_plus_guard_after_release() -> None:
     assert log.earliest(66.0) == 66.0
 
 
+@given(
+    limit=st.integers(1, 6),
+    events=st.lists(st.tuples(st.sampled_from(["add", "release"]), st.floats(0, 5)), max_size=30),
+    now=st.floats(0, 200),
+)
+def test_room_counts_the_grants_earliest_would_allow(
+    limit: int, events: list[tuple[str, float]], now: float
+) -> None:
+    """room(now) is how many adds in a row earliest(now) admits, the count alone deciding."""
+    log = SlidingLog(_policy(limit))
+    clock = 0.0
+    for kind, step in events:
+        clock += step
+        if kind == "add":
+            log.add(clock)
+        elif log.in_flight:
+            log.release(clock)
+    now += clock
+    room = log.room(now)
+    assert room == limit - log.used(now)
+    admitted = 0
+    while log.earliest(now) <= now and admitted <= limit:
+        log.add(now)
+        admitted += 1
+    assert admitted == max(0, room)
+
+
 def test_try_acquire_takes_both_levels_or_neither() -> None:
     """try_acquire adds to both logs when both admit and to neither when one refuses."""
     total, one = SlidingLog(_policy(3)), SlidingLog(_policy(1))
