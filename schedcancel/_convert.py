@@ -27,6 +27,8 @@ _INTEGER = re.compile(r"-?[0-9]{1,10}")
 #: Attribute name to wire name, so errors speak the server's language ("$.scheduleId").
 _WIRE_NAMES: dict[str, str] = {}
 _PATH = re.compile(r"\$\.([a-z_]+)")
+# Wire string to member: a dict lookup, where calling the enum searches its values.
+_STATUSES: dict[str, ScheduleStatus] = {member.value: member for member in ScheduleStatus}
 
 
 def _strict_str(value: object, _: object) -> str | None:
@@ -51,10 +53,7 @@ def _status(value: object, _: object) -> ScheduleStatus | str | None:
         return None
     if not isinstance(value, str):
         raise TypeError("expected a status string")
-    try:
-        return ScheduleStatus(value)
-    except ValueError:
-        return value
+    return _STATUSES.get(value, value)
 
 
 def coerce_error_code(value: object) -> int | None:
@@ -131,6 +130,10 @@ def _make_converter() -> cattrs.Converter:
 
 #: The package's private converter; use :func:`structure_result` rather than this directly.
 converter = _make_converter()
+# Its function for CancelResult, looked up once instead of dispatched per response.
+_structure: Callable[[Any, type[CancelResult]], CancelResult] = converter.get_structure_hook(
+    CancelResult
+)
 
 
 def structure_result(
@@ -151,7 +154,7 @@ def structure_result(
         ResponseParseError: the object does not match the schedule response.
     """
     try:
-        return converter.structure(payload, CancelResult)
+        return _structure(payload, CancelResult)
     except cattrs.BaseValidationError as exc:
         message = "; ".join(
             _PATH.sub(lambda m: "$." + _WIRE_NAMES.get(m[1], m[1]), line)

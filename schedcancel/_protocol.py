@@ -507,13 +507,16 @@ def _reject_constant(name: str) -> Any:
 
 
 _NOT_JSON = object()
+# One decoder for every response: json.loads with an option builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _decode(body: bytes) -> object:
     if not body or len(body) > MAX_BODY_BYTES:
         return _NOT_JSON
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        # What json.loads does with bytes: UTF-8, -16 or -32, told apart by their first bytes.
+        return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested deeper than the stack
         return _NOT_JSON
 

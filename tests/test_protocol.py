@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -23,12 +24,14 @@ from schedcancel import (
     ServerError,
 )
 from schedcancel._protocol import (
+    _NOT_JSON,
     CONTENT_TYPE,
     DEFAULT_BASE_URL,
     MAX_BODY_BYTES,
     USER_AGENT,
     Request,
     RequestBuilder,
+    _decode,
     basic_auth,
     build_cancel_request,
     http_date,
@@ -757,3 +760,40 @@ def test_error_message_is_truncated_and_scrubbed() -> None:
     assert KEY_SENTINEL not in str(error)
     assert KEY_SENTINEL not in repr(error)
     assert KEY_SENTINEL not in error.error_message
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _reference_decode(body: bytes) -> object:
+    """json.loads with NaN and Infinity refused: what _decode must agree with."""
+
+    def refuse(name: str) -> object:
+        raise ValueError(name)
+
+    if not body or len(body) > MAX_BODY_BYTES:
+        return _NOT_JSON
+    try:
+        return json.loads(body, parse_constant=refuse)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+
+
+@given(
+    value=_JSON,
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32-be"]),
+    cut=st.integers(0, 3),
+)
+def test_decode_agrees_with_json_loads(value: object, encoding: str, cut: int) -> None:
+    """The shared decoder reads every encoding json.loads reads, and refuses what it refuses."""
+    body = json.dumps(value, allow_nan=True).encode(encoding)
+    body = body[: len(body) - cut]  # a body cut short is not JSON
+    expected = _reference_decode(body)
+    if expected is _NOT_JSON:
+        assert _decode(body) is _NOT_JSON
+    else:
+        assert json.dumps(_decode(body)) == json.dumps(expected)
