@@ -384,7 +384,6 @@ class ScheduleClient:
         # the time queued in the limiter, which a bulk job's later ids spend mostly.
         spent = 0.0
         requeue = False
-        shown_key = redact_key(builder.api_key)
         while True:
             if self._closed:  # closed while this call was backing off or requeued
                 raise RuntimeError("ScheduleClient is closed")
@@ -400,7 +399,13 @@ class ScheduleClient:
                 status, headers, body = await self._transport.send(request, self._timeout)
             except TransportError as exc:
                 await self._limiter.release(permit)
-                log.debug("cancel %s key=%s attempt %d: %s", schedule_id, shown_key, attempt, exc)
+                log.debug(
+                    "cancel %s key=%s attempt %d: %s",
+                    schedule_id,
+                    redact_key(builder.api_key),
+                    attempt,
+                    exc,
+                )
                 failure = exc
             except BaseException:
                 # Cancelled (or worse) while the request was out: it may still arrive, so
@@ -413,9 +418,14 @@ class ScheduleClient:
                 await self._limiter.release(
                     permit, rate_limited=status == 429, retry_after=retry_after
                 )
-                log.debug(
-                    "cancel %s key=%s attempt %d: HTTP %d", schedule_id, shown_key, attempt, status
-                )
+                if log.isEnabledFor(logging.DEBUG):  # spares the redaction when not logging
+                    log.debug(
+                        "cancel %s key=%s attempt %d: HTTP %d",
+                        schedule_id,
+                        redact_key(builder.api_key),
+                        attempt,
+                        status,
+                    )
                 try:
                     return parse_cancel_response(status, headers, body, redact=request.redactions)
                 except RateLimitedError:
@@ -425,7 +435,7 @@ class ScheduleClient:
                     log.debug(
                         "cancel %s key=%s: 429 %d of %d allowed, requeued (Retry-After %s)",
                         schedule_id,
-                        shown_key,
+                        redact_key(builder.api_key),
                         rate_limited,
                         max_rate_limited,
                         retry_after,

@@ -122,6 +122,13 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
 
 
 def _validate_id(value: object, *, name: str, limit: int, secret: bool) -> str:
+    if (
+        isinstance(value, str)
+        and len(value) <= limit
+        and _UNRESERVED.fullmatch(value)
+        and value.strip(".")
+    ):
+        return value  # valid: the checks below only find the words for what is wrong
     if not isinstance(value, str):
         raise InvalidParameterError(f"{name} must be a str, got {type(value).__name__}")
     if not value:
@@ -137,10 +144,8 @@ def _validate_id(value: object, *, name: str, limit: int, secret: bool) -> str:
             f"{name} {shown} contains {char!r} at position {position}; "
             "only A-Z a-z 0-9 . _ ~ - are allowed"
         )
-    if not value.strip("."):
-        # "." and ".." are dot-segments: a URL normaliser would walk up the path.
-        raise InvalidParameterError(f"{name} {shown} must not consist of dots only")
-    return value
+    # "." and ".." are dot-segments: a URL normaliser would walk up the path.
+    raise InvalidParameterError(f"{name} {shown} must not consist of dots only")
 
 
 def validate_api_key(value: object) -> str:
