@@ -74,6 +74,9 @@ _REBUILD_AFTER = 1024
 # Windows without a 429 before a lowered limit starts to grow back.
 _QUIET_WINDOWS = 10
 
+# Windows of acceptances kept to judge a 429 episode (adaptive mode).
+_ACCEPTED_WINDOWS = 3
+
 # Requeued waiters (back from a 429) sort before every ordinary waiter of their
 # priority, and FIFO among themselves.
 _REQUEUE_BASE = -(1 << 62)
@@ -747,6 +750,10 @@ class RateLimiter:
             # Nothing waits: wake when the oldest idle key can be dropped, so
             # memory returns to what is live without anyone polling.
             wake = max(self._sweep_times.first(), now)
+        elif wake == math.inf and len(self._accepted):
+            # All keys are gone; the adaptive memory of acceptances goes last.
+            horizon = _ACCEPTED_WINDOWS * policy.hold
+            wake = max(self._accepted.first() + horizon, now)
         if wake == self._timer_at and self._timer is not None:
             return
         if self._timer is not None:
@@ -782,6 +789,7 @@ class RateLimiter:
 
     def _sweep(self, now: float) -> None:
         self._total.answered(now)  # prunes the API user's log too, even when nobody asks
+        self._forget_accepted(now)
         times, keys = self._sweep_times, self._sweep_keys
         while len(times) and times.first() <= now:
             at = times.popleft()
@@ -830,11 +838,16 @@ class RateLimiter:
 
     def _note_accepted(self, now: float) -> None:
         """Remember when the server accepted a request, for three windows (adaptive only)."""
+        self._forget_accepted(now)
+        self._accepted.append(now)
+
+    def _forget_accepted(self, now: float) -> None:
+        """Drop acceptances older than the three windows an episode is judged on."""
         accepted = self._accepted
-        horizon = now - 3 * self._total_policy.hold
-        while len(accepted) and accepted.first() < horizon:
+        horizon = now - _ACCEPTED_WINDOWS * self._total_policy.hold
+        # At the horizon too: the timer wakes exactly then, and must find it gone.
+        while len(accepted) and accepted.first() <= horizon + _SNAP:
             accepted.popleft()
-        accepted.append(now)
 
     def _accepted_peak(self) -> int:
         """The most acceptances of ours the server's window held in the remembered span."""

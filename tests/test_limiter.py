@@ -112,6 +112,21 @@ async def test_idle_schedule_ids_are_dropped(limiter: RateLimiter) -> None:
     assert len(limiter._sweep_times) == 0
 
 
+async def test_adaptive_memory_is_forgotten_three_windows_after_the_last_request(
+    limiter: RateLimiter,
+) -> None:
+    """The acceptances kept for adaptive judgement go too, so an idle limiter holds nothing."""
+    sends: list[tuple[float, str]] = []
+    await asyncio.gather(*(_send(limiter, f"id-{i}", sends) for i in range(30)))
+    assert len(limiter._accepted) == 30
+    await asyncio.sleep(61 + RTT)
+    assert limiter.stats().schedule_ids == 0
+    assert len(limiter._accepted) == 30  # still inside the three windows an episode looks at
+    await asyncio.sleep(2 * 61)
+    assert len(limiter._accepted) == 0
+    assert limiter._timer is None
+
+
 async def test_waiter_cancelled_in_queue_consumes_nothing(limiter: RateLimiter) -> None:
     """A caller cancelled while queued leaves the queue, takes no entry and leaves no state."""
     sends: list[tuple[float, str]] = []
