@@ -858,6 +858,17 @@ def _lower_bound(requests: int, limits: RateLimits) -> float:
     return ((requests - 1) // limits.total) * limits.window if requests else 0.0
 
 
+def _demo_verdict(*, interrupted: bool, ok: bool) -> int:
+    """Return the demo's exit code.
+
+    The verdict is whether the job went as seeded (its unknown ids fail on
+    purpose), not the cancel command's own verdict on those ids.
+    """
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if ok else EXIT_FAILED
+
+
 async def _demo(args: argparse.Namespace, streams: _Streams) -> int:
     from .testing import MockScheduleServer, ServerLimits  # noqa: PLC0415 - only the demo serves
 
@@ -929,8 +940,10 @@ async def _demo(args: argparse.Namespace, streams: _Streams) -> int:
     as_expected = progress is not None and all(
         progress.counts.get(kind, 0) == number for kind, number in expected.items()
     )
+    code = _demo_verdict(interrupted=report.interrupted, ok=as_expected and not rejected)
     if args.json:
         summary = summary_json(report, settings)
+        summary["exit_code"] = code
         summary["demo"] = {
             "requests": sent,
             "rate_limited": rejected,
@@ -939,13 +952,11 @@ async def _demo(args: argparse.Namespace, streams: _Streams) -> int:
             "as_expected": as_expected,
         }
         streams.stdout.write(json.dumps({"summary": summary}) + "\n")
-    if report.interrupted:
-        return EXIT_INTERRUPTED
-    if rejected or not as_expected:
+    if code == EXIT_FAILED:
         stderr.write(f"{PROG} demo: unexpected outcome (see above)\n")
-        return EXIT_FAILED
-    stderr.write(f"{PROG} demo: all as expected: 0 x 429\n")
-    return EXIT_OK
+    elif code == EXIT_OK:
+        stderr.write(f"{PROG} demo: all as expected: 0 x 429\n")
+    return code
 
 
 def _cmd_demo(args: argparse.Namespace, streams: _Streams, environ: Mapping[str, str]) -> int:
