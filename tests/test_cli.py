@@ -1228,3 +1228,11 @@ def test_rich_notes_print_above_the_live_bar() -> None:
     with reporter:
         reporter.note("schedcancel: stopping")
     assert "schedcancel: stopping" in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("interrupted", "ok", "code"), [(True, True, 130), (False, True, 0), (False, False, 1)]
+)
+def test_demo_verdict(interrupted: bool, ok: bool, code: int) -> None:
+    """The demo exits 130 when interrupted, else 0 exactly when the job went as seeded."""
+    assert cli._demo_verdict(interrupted=interrupted, ok=ok) == code
