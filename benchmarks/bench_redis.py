@@ -42,7 +42,6 @@ import redis.asyncio as aioredis
 from schedcancel import (
     CancelResult,
     Limiter,
-    LimiterStats,
     Permit,
     RateLimiter,
     RateLimits,
@@ -52,6 +51,7 @@ from schedcancel.redis import RedisLimiter
 from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
 
 from .harness import BenchConfig
+from .peers import DelegatingLimiter
 
 _ROOT = Path(__file__).resolve().parent.parent
 _HUGE = RateLimits(total=10**9, per_schedule=10**9, window=60.0)
@@ -112,19 +112,15 @@ async def cost_per_permit(redis_url: str, ops: int, rounds: int = 5) -> dict[str
 # -- part 2: processes sharing one API user ------------------------------------------
 
 
-class _Timed:
-    """A limiter wrapper that notes round trips and the wall-clock first send and last response."""
+class _Timed(DelegatingLimiter):
+    """Notes round trips and the wall-clock first send and last response."""
 
     def __init__(self, inner: Limiter) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.round_trips: list[float] = []
         self.first_send = float("inf")
         self.last_response = 0.0
         self._sent: dict[int, float] = {}
-
-    @property
-    def limits(self) -> RateLimits:
-        return self.inner.limits
 
     async def acquire(
         self,
@@ -134,7 +130,7 @@ class _Timed:
         queue_timeout: float | None = None,
         requeue: bool = False,
     ) -> Permit:
-        permit = await self.inner.acquire(
+        permit = await super().acquire(
             schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
         )
         self.first_send = min(self.first_send, time.time())
@@ -146,16 +142,7 @@ class _Timed:
     ) -> None:
         self.last_response = max(self.last_response, time.time())
         self.round_trips.append(time.perf_counter() - self._sent.pop(id(permit)))
-        await self.inner.release(permit, rate_limited=rate_limited, retry_after=retry_after)
-
-    async def estimate(self, schedule_id: str | None = None) -> float:
-        return await self.inner.estimate(schedule_id)
-
-    def stats(self) -> LimiterStats:
-        return self.inner.stats()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+        await super().release(permit, rate_limited=rate_limited, retry_after=retry_after)
 
     def report(self, results: list[CancelResult | BaseException]) -> dict[str, Any]:
         return {

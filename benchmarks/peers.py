@@ -36,6 +36,7 @@ import attrs
 from aiolimiter import AsyncLimiter
 from schedcancel import (
     CancelResult,
+    Limiter,
     LimiterStats,
     Permit,
     RateLimiter,
@@ -270,21 +271,19 @@ async def _retry_only(target: Target, schedule_ids: Sequence[str], setup: Setup)
     return await _run_peer(target, schedule_ids, one)
 
 
-class _TimedLimiter:
-    """A :class:`schedcancel.Limiter` that stamps each permit's grant and release.
+class DelegatingLimiter:
+    """A :class:`schedcancel.Limiter` that hands every call to ``inner``.
 
-    It only delegates, so schedcancel schedules exactly as without it; the
-    stamps are the send and answer times of each attempt.
+    Benchmarks subclass it to stamp permits; since it only delegates,
+    schedcancel schedules exactly as it would without it.
     """
 
-    def __init__(self, inner: RateLimiter) -> None:
-        self._inner = inner
-        self._loop = asyncio.get_running_loop()
-        self.attempts: list[Attempt] = []
+    def __init__(self, inner: Limiter) -> None:
+        self.inner = inner
 
     @property
     def limits(self) -> RateLimits:
-        return self._inner.limits
+        return self.inner.limits
 
     async def acquire(
         self,
@@ -294,9 +293,32 @@ class _TimedLimiter:
         queue_timeout: float | None = None,
         requeue: bool = False,
     ) -> Permit:
-        return await self._inner.acquire(
+        return await self.inner.acquire(
             schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
         )
+
+    async def release(
+        self, permit: Permit, *, rate_limited: bool = False, retry_after: float | None = None
+    ) -> None:
+        await self.inner.release(permit, rate_limited=rate_limited, retry_after=retry_after)
+
+    async def estimate(self, schedule_id: str | None = None) -> float:
+        return await self.inner.estimate(schedule_id)
+
+    def stats(self) -> LimiterStats:
+        return self.inner.stats()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _TimedLimiter(DelegatingLimiter):
+    """Stamps each permit's grant and release: the send and answer times of each attempt."""
+
+    def __init__(self, inner: Limiter) -> None:
+        super().__init__(inner)
+        self._loop = asyncio.get_running_loop()
+        self.attempts: list[Attempt] = []
 
     async def release(
         self, permit: Permit, *, rate_limited: bool = False, retry_after: float | None = None
@@ -309,16 +331,7 @@ class _TimedLimiter:
                 status=429 if rate_limited else 200,
             )
         )
-        await self._inner.release(permit, rate_limited=rate_limited, retry_after=retry_after)
-
-    async def estimate(self, schedule_id: str | None = None) -> float:
-        return await self._inner.estimate(schedule_id)
-
-    def stats(self) -> LimiterStats:
-        return self._inner.stats()
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+        await super().release(permit, rate_limited=rate_limited, retry_after=retry_after)
 
 
 def _schedcancel(*, mode: Literal["exact", "smooth"], adaptive: bool) -> Contestant:
