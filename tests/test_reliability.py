@@ -259,7 +259,9 @@ async def test_cancelling_a_gather_of_1000_leaves_nothing_behind(seed: int) -> N
             server.seed([*first, *second])
             async with server.client(limits=LIMITS, timeout=5.0) as client:
                 tasks = [asyncio.ensure_future(client.cancel(s)) for s in first]
-                gathered = asyncio.gather(*tasks)
+                # A call may legitimately exhaust its retries on the 500s before the
+                # cancel; that is an outcome, not a leak, so gather keeps it as a result.
+                gathered = asyncio.gather(*tasks, return_exceptions=True)
                 await asyncio.sleep(delay)
                 gathered.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -271,6 +273,9 @@ async def test_cancelling_a_gather_of_1000_leaves_nothing_behind(seed: int) -> N
                 stats = client.limiter.stats()
                 assert (stats.in_flight, stats.queued) == (0, 0)
                 # A following batch still keeps the limits, counting what the cancelled sent.
+                # It runs without faults: four 500s in a row for one id would be a correct
+                # ServerError, but this batch is about the limiter's state, not retries.
+                server.faults = Faults()
                 after = await asyncio.gather(*(client.cancel(s) for s in second))
                 stats = client.limiter.stats()
         await settle()
