@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import io
 import json
+import logging
 import os
 import re
 import signal
@@ -1297,3 +1298,25 @@ def test_mock_server_process_answers_curl_and_stops_on_sigterm(command: list[str
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+async def test_a_client_that_leaves_before_its_body_arrived_is_not_counted_nor_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A request cut off mid-body never reached the server: no arrival, no ERROR traceback."""
+    async with MockScheduleServer(unknown_ids="active") as server:
+        url = yarl.URL(server.base_url)
+        reader, writer = await asyncio.open_connection(url.host, url.port)
+        writer.write(
+            b"POST /api/v3/schedule/test-api-key/SC-1/cancel HTTP/1.1\r\n"
+            b"Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        assert await reader.read() == b""
+        for _ in range(20):  # let the server see the lost connection
+            await asyncio.sleep(0)
+    assert list(server.recorder) == []
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

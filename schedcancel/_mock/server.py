@@ -409,7 +409,12 @@ class MockScheduleServer:
         delay = self._injector.request_latency()
         if delay > 0:
             await asyncio.sleep(delay)
-        body = await request.read()
+        try:
+            body = await request.read()
+        except ConnectionResetError:
+            # The client left before its body arrived: the request never reached the
+            # server, so nothing is counted, and there is no one to answer.
+            return web.Response()
         # From here to the recording, nothing awaits: one arrival is decided atomically.
         answer = self._decide(request, body, self.now())
         self.recorder.record(answer.arrival)
