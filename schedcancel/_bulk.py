@@ -373,9 +373,13 @@ class GatedLimiter:
 # --------------------------------------------------------------------------- the job
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class _BulkRun:
-    """The state of one ``cancel_many`` call."""
+    """The state of one ``cancel_many`` call.
+
+    No generated repr: it would show the apiKey and the secrets to scrub, and a
+    traceback that renders local variables (error trackers do) would print them.
+    """
 
     client: BulkClient
     ids: Iterable[object] | AsyncIterable[object]

@@ -41,6 +41,7 @@ __all__ = [
     "CONTENT_TYPE",
     "DEFAULT_BASE_URL",
     "MAX_BODY_BYTES",
+    "Hidden",
     "Request",
     "RequestBuilder",
     "basic_auth",
@@ -105,19 +106,33 @@ def redact_key(api_key: str) -> str:
     return f"{api_key[:shown]}***"
 
 
+class Hidden(str):
+    """A secret of which no character may show: a password, a shared secret, a Basic token.
+
+    :func:`scrub` replaces it by ``***``; a plain ``str`` (an apiKey) keeps the
+    short prefix of :func:`redact_key`, so two keys in one log can be told apart.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Hidden('***')"
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """Replace every occurrence of each secret in ``text`` by its redacted form.
 
     Args:
         text: text that might echo a secret (a server message, a body excerpt).
         secrets: the strings that must not appear; empty ones are skipped.
+            A :class:`Hidden` one becomes ``***``, any other ``redact_key(secret)``.
 
     Returns:
         The text without any of the secrets.
     """
     # Longest first, so a secret that contains another is replaced whole.
     for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        text = text.replace(secret, redact_key(secret))
+        text = text.replace(secret, "***" if isinstance(secret, Hidden) else redact_key(secret))
     return text
 
 
@@ -334,17 +349,20 @@ class RequestBuilder:
         self._query_or_fragment = bool(parts.query or parts.fragment)
         self._shared_secret = shared_secret
         # https://documentation.ixopay.com/api/transaction/transaction-api: JSON, Basic auth.
+        authorization = basic_auth(username, password)
         self._headers = {
             "Content-Type": CONTENT_TYPE,
             "Accept": ACCEPT,
-            "Authorization": basic_auth(username, password),
+            "Authorization": authorization,
             "User-Agent": USER_AGENT,
         }
-        #: Strings that must never leave in a message: the apiKey, the password, the secret.
+        #: Strings that must never leave in a message: the apiKey, the password, the
+        #: secret, and the Basic token (base64 of user:password; a proxy page may echo it).
         self.redactions = (
             self.api_key,
-            password,
-            *(() if shared_secret is None else (shared_secret,)),
+            Hidden(password),
+            Hidden(authorization.removeprefix("Basic ")),
+            *(() if shared_secret is None else (Hidden(shared_secret),)),
         )
 
     def __repr__(self) -> str:

@@ -65,6 +65,7 @@ class AiohttpTransport:
             raise RuntimeError("transport is closed")
         if self._session is None:
             self._session = aiohttp.ClientSession()
+        failure: str
         try:
             async with self._session.request(
                 request.method,
@@ -77,12 +78,14 @@ class AiohttpTransport:
             ) as response:
                 return response.status, response.headers, await self._read(response.content)
         except TimeoutError:
-            raise TransportError(f"no response within {timeout} s") from None
+            failure = f"no response within {timeout} s"
         except (aiohttp.ClientError, OSError) as exc:
             # aiohttp's messages and reprs may quote the URL, which carries the apiKey:
-            # keep a scrubbed message and drop the chain, so no traceback can leak it.
-            detail = request.scrub(str(exc))
-            raise TransportError(f"{type(exc).__name__}: {detail}") from None
+            # keep a scrubbed message only.
+            failure = f"{type(exc).__name__}: {request.scrub(str(exc))}"
+        # Raised outside the handler, so the error has no __context__ either: aiohttp's
+        # exception holds the full URL and the Authorization header in its request_info.
+        raise TransportError(failure)
 
     async def _read(self, content: aiohttp.StreamReader) -> bytes:
         """Read the whole body, but never more than ``max_body`` bytes of it."""

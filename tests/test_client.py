@@ -66,10 +66,17 @@ def assert_clean(*objects: object) -> None:
 def raises_clean(
     expected: type[E], *, match: str | None = None
 ) -> Iterator[pytest.ExceptionInfo[E]]:
-    """pytest.raises that also checks the exception (and its notes) shows no secret."""
+    """pytest.raises that also checks the exception, its notes and its chain show no secret.
+
+    The chain (``__cause__`` and ``__context__``, even when suppressed) is what error
+    trackers walk; aiohttp's own exceptions there would hold the URL and the Basic token.
+    """
     with pytest.raises(expected, match=match) as info:
         yield info
-    assert_clean(info.value, *getattr(info.value, "__notes__", ()))
+    error: BaseException | None = info.value
+    while error is not None:
+        assert_clean(error, *getattr(error, "__notes__", ()), *vars(error).values())
+        error = error.__cause__ or error.__context__
 
 
 # --- test doubles -------------------------------------------------------------------------------
@@ -705,8 +712,8 @@ async def test_transport_error_retried_then_raised(
     assert limiter.kinds() == ["acquire", "release"] * 3
     assert "APIK***" in str(info.value)
     assert_clean(info.value)
-    assert info.value.__cause__ is None
-    assert info.value.__suppress_context__
+    # No chain at all: aiohttp's error would carry the full URL and the Basic token.
+    assert (info.value.__cause__, info.value.__context__) == (None, None)
 
 
 async def test_timeout_becomes_transport_error(limiter: FakeLimiter) -> None:

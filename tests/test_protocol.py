@@ -29,6 +29,7 @@ from schedcancel._protocol import (
     DEFAULT_BASE_URL,
     MAX_BODY_BYTES,
     USER_AGENT,
+    Hidden,
     Request,
     RequestBuilder,
     _decode,
@@ -166,6 +167,35 @@ def test_scrub_replaces_longest_secret_first() -> None:
     out = scrub(text, ["abcdefgh", "abcdefgh-longer", ""])
     assert "abcdefgh" not in out
     assert out == "key=abc*** pass=ab***"
+
+
+def test_scrub_shows_no_character_of_a_hidden_secret() -> None:
+    """A password or secret is replaced whole; only an apiKey keeps a short prefix."""
+    out = scrub("u:Tr0ub4dor&3 key=connector-key", ["connector-key", Hidden("Tr0ub4dor&3")])
+    assert out == "u:*** key=con***"
+    assert "Tr0u" not in out
+    assert "Tr0ub4dor" not in repr(Hidden("Tr0ub4dor&3"))
+
+
+def test_a_page_echoing_the_credentials_is_excerpted_without_them() -> None:
+    """A proxy page that echoes the request's headers and password shows neither, in any form."""
+    builder = RequestBuilder(
+        base_url="https://h.example/api/v3",
+        api_key="test-api-key",
+        username="api-user",
+        password="S3cret-Passw0rd",
+        shared_secret="whsec-9f8e7d6c",
+    )
+    request = builder.build("SC-1", date=datetime.now(UTC))
+    echoed = f"<pre>Authorization: {request.headers['Authorization']}\n"
+    echoed += "u:S3cret-Passw0rd s:whsec-9f8e7d6c</pre>"
+    with pytest.raises(ResponseParseError) as caught:
+        parse_cancel_response(200, {}, echoed.encode(), redact=request.redactions)
+    text = str(caught.value)
+    token = request.headers["Authorization"].removeprefix("Basic ")
+    assert "Basic ***" in text
+    for leaked in (token, token[:4], "S3cr", "whse"):
+        assert leaked not in text
 
 
 # --- signatures and headers -------------------------------------------------------------------
@@ -342,7 +372,11 @@ def test_builder_matches_the_request_formula(
             request_uri=urlsplit(url).path,
         )
     assert dict(request.headers) == expected
-    assert request.redactions == (api_key, "myPassword", *filter(None, [shared_secret]))
+    token = expected["Authorization"].removeprefix("Basic ")
+    assert request.redactions == (api_key, "myPassword", token, *filter(None, [shared_secret]))
+    assert [isinstance(r, Hidden) for r in request.redactions] == [False] + [True] * (
+        len(request.redactions) - 1
+    )
     assert request == build_cancel_request(
         base_url=base_url,
         api_key=api_key,

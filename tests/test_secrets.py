@@ -403,3 +403,27 @@ async def test_library_debug_logs_and_errors_hold_no_credential(
     for text in texts:
         scan.add("in-process", text.encode())
     assert scan.leaks() == []
+
+
+@pytest.mark.looptime
+async def test_a_traceback_with_local_variables_from_a_bulk_job_holds_no_credential() -> None:
+    """Error trackers render each frame's locals: a bulk job's frames must not show secrets."""
+    import traceback  # noqa: PLC0415 - only this test renders tracebacks
+
+    def broken_display(_: object) -> None:
+        raise RuntimeError("progress display broke")
+
+    async with (
+        MockScheduleServer(
+            users={USER: PASSWORD}, connectors={API_KEY: SECRET}, unknown_ids="active"
+        ) as server,
+        server.client() as client,
+    ):
+        with pytest.raises(RuntimeError) as caught:
+            async for _ in client.cancel_many(["SC-1"], progress=broken_display):
+                pass  # pragma: no cover - the first progress report raises
+    rendered = traceback.TracebackException.from_exception(caught.value, capture_locals=True)
+    text = "".join(rendered.format())
+    assert "_BulkRun" in text  # the job's own frame was rendered
+    for needle in NEEDLES.values():
+        assert needle not in text
