@@ -628,7 +628,10 @@ class _BulkRun:
                 self._report()
             self._report(force=True, finished=True)
             if self.journal is not None and not self.journal.closed:
-                self.journal.write_record(self._run_record("end"))
+                try:
+                    self.journal.write_record(self._run_record("end"))
+                except OSError as exc:
+                    self._fail(exc)
             if self._failure is not None:
                 raise self._failure
         finally:
@@ -690,7 +693,10 @@ def cancel_many(
     ids whose journal line is final (``cancelled``, ``already_cancelled``,
     ``invalid``, and ``failed`` with a 7xxx code but 7002). Ids that are no
     valid scheduleId become ``invalid`` outcomes and are never sent. Every
-    outcome is written to the journal (and ``fsync``-ed) before it is yielded.
+    outcome is written to the journal (and ``fsync``-ed) before it is yielded;
+    when that write fails, the outcome is still yielded (it happened), the
+    job stops, and a later run sends that id again (a repeated cancel answers
+    "already cancelled").
 
     The job ends early, after the calls already running have finished, when
     ``stop`` is set, on an authentication or limiter-backend error (they

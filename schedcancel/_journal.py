@@ -62,6 +62,9 @@ MAX_ERROR_TEXT = 300
 _TRANSIENT_SCHEDULE_ERROR = 7002
 # Reading the tail backwards in chunks this big to find the last newline.
 _TAIL_CHUNK = 64 * 1024
+# Longer than any line a journal writes (messages are cut short): a file whose
+# first line is longer is no journal.
+_MAX_LINE = 64 * 1024
 
 
 class OutcomeKind(enum.StrEnum):
@@ -306,22 +309,34 @@ def _parse_lines(
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise TypeError("not an object")  # noqa: TRY301 - one handler for every bad shape
-            if "run" in record and "id" not in record:
-                continue
-            yield CancelOutcome.from_record(record)
+            outcome = _decode_line(line)
         except (ValueError, KeyError, TypeError):
             # Only the last line can lack its newline: the one a killed run was writing.
             if tolerate_torn_tail and not line.endswith(b"\n"):
                 return
             _raise_corrupt(source, number, line)
+        if outcome is not None:
+            yield outcome
+
+
+def _decode_line(line: bytes) -> CancelOutcome | None:
+    """The outcome on one journal line; None for a run line.
+
+    Raises:
+        ValueError, KeyError, TypeError: the line is no journal line.
+    """
+    record = json.loads(line)
+    if not isinstance(record, dict):
+        raise TypeError("not an object")
+    if "run" in record and "id" not in record:
+        return None
+    return CancelOutcome.from_record(record)
 
 
 def _raise_corrupt(source: str, number: int, line: bytes) -> None:
-    excerpt = line[:60].decode("utf-8", "replace")
-    raise InvalidParameterError(f"{source}:{number}: not a schedcancel journal line: {excerpt!r}")
+    raise InvalidParameterError(
+        f"{source}:{number}: not a schedcancel journal line: {_excerpt(line)!r}"
+    )
 
 
 def read_journal(path: str | os.PathLike[str]) -> Iterator[CancelOutcome]:
@@ -344,11 +359,52 @@ def read_journal(path: str | os.PathLike[str]) -> Iterator[CancelOutcome]:
         yield from _parse_lines(file, source=os.fspath(path), tolerate_torn_tail=True)
 
 
-def _cut_torn_tail(fd: int) -> int:
-    """Truncate the file after its last newline; return how many bytes were cut."""
+def _is_record(line: bytes) -> bool:
+    """True when ``line`` is one whole journal line: a run record or an outcome."""
+    try:
+        _decode_line(line)
+    except (ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
+def _check_is_journal(fd: int, path: str) -> None:
+    """Refuse a file that is not a journal, before anything in it could be cut.
+
+    Raises:
+        InvalidParameterError: its first line is no journal line.
+    """
+    head = os.pread(fd, _MAX_LINE, 0)
+    newline = head.find(b"\n")
+    if newline >= 0:
+        if not _is_record(head[: newline + 1]):
+            reason = f"{path}:1: not a schedcancel journal line: {_excerpt(head[:newline])!r}"
+        else:
+            return
+    elif len(head) == _MAX_LINE:
+        reason = f"{path}: its first line is longer than any journal line"
+    elif not head or head.startswith(b'{"'):
+        return  # empty, or one torn line: what a run killed while writing its first leaves
+    else:
+        reason = f"{path}: not a schedcancel journal (its first line is no JSON record)"
+    raise InvalidParameterError(f"{reason}; nothing was changed")
+
+
+def _mend_tail(fd: int, path: str) -> int:
+    """Make the file end with a whole line; return how many bytes of a torn line were cut.
+
+    A killed writer can leave part of its line after the last newline: that part
+    is cut. A whole record that lost only its newline is kept and completed, so
+    a final outcome is never forgotten (its id would be sent again).
+
+    Raises:
+        InvalidParameterError: what follows the last newline cannot be a journal
+            line; the file is left as it is.
+    """
     size = os.fstat(fd).st_size
     end = size
-    while end > 0:
+    keep = 0
+    while end > 0:  # walk back to the last newline
         start = max(0, end - _TAIL_CHUNK)
         chunk = os.pread(fd, end - start, start)
         if end == size and chunk.endswith(b"\n"):
@@ -356,11 +412,25 @@ def _cut_torn_tail(fd: int) -> int:
         newline = chunk.rfind(b"\n")
         if newline >= 0:
             keep = start + newline + 1
-            os.ftruncate(fd, keep)
-            return size - keep
+            break
         end = start
-    os.ftruncate(fd, 0)
-    return size
+    if size == 0:
+        return 0
+    tail = os.pread(fd, min(size - keep, _MAX_LINE), keep)
+    if not tail.startswith(b"{"):
+        raise InvalidParameterError(
+            f"{path}: its last line is no journal line: {_excerpt(tail)!r}; nothing was changed"
+        )
+    if size - keep < _MAX_LINE and _is_record(tail):
+        os.write(fd, b"\n")
+        os.fsync(fd)
+        return 0
+    os.ftruncate(fd, keep)
+    return size - keep
+
+
+def _excerpt(data: bytes) -> str:
+    return data[:60].decode("utf-8", "replace")
 
 
 @attrs.define(eq=False)
@@ -385,6 +455,7 @@ class Journal:
     cut_bytes: int = 0
     _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
     _closed: bool = attrs.field(default=False, repr=False)
+    _broken: bool = attrs.field(default=False, repr=False)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Journal:
@@ -410,7 +481,8 @@ class Journal:
                     raise InvalidParameterError(
                         f"journal {os.fspath(target)} is in use by another run"
                     ) from None
-            cut = _cut_torn_tail(fd)
+            _check_is_journal(fd, os.fspath(target))
+            cut = _mend_tail(fd, os.fspath(target))
         except BaseException:
             os.close(fd)
             raise
@@ -465,6 +537,10 @@ class Journal:
 
         Args:
             record: an outcome's or a run's record; it must hold no secret.
+
+        Raises:
+            OSError: the write failed (a partial line is taken back), or an earlier
+                failed write left part of a line that could not be taken back.
         """
         data = _encode(record)
         with self._lock:
@@ -473,10 +549,24 @@ class Journal:
                 # in the journal and a later run sends it again.
                 logger.debug("journal %s closed; dropped a line", self.path)
                 return
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
-            os.fsync(self._fd)
+            if self._broken:
+                raise OSError(
+                    f"journal {self.path}: not written after a failed write left part of a line"
+                )
+            before = os.fstat(self._fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+                os.fsync(self._fd)
+            except OSError:
+                # A full disk or an I/O error part-way: take the half line back, so
+                # that later lines do not follow it and the file stays resumable.
+                try:
+                    os.ftruncate(self._fd, before)
+                except OSError:
+                    self._broken = True  # the half line stays last: the next open cuts it
+                raise
             self.appended += 1
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import stat
@@ -304,9 +305,9 @@ def test_open_cuts_a_torn_line_longer_than_a_read_chunk(
     """The search for the last newline walks back over several chunks."""
     monkeypatch.setattr(_journal, "_TAIL_CHUNK", 8)
     path = tmp_path / "j.jsonl"
-    path.write_text('{"id":"SC-1","outcome":"cancelled"}\n' + "x" * 50, encoding="utf-8")
+    path.write_text('{"id":"SC-1","outcome":"cancelled"}\n{"id":' + "x" * 50, encoding="utf-8")
     with Journal.open(path) as journal:
-        assert journal.cut_bytes == 50
+        assert journal.cut_bytes == 56
     assert path.read_text(encoding="utf-8") == '{"id":"SC-1","outcome":"cancelled"}\n'
 
 
@@ -318,6 +319,97 @@ def test_open_empties_a_file_that_is_one_torn_line(tmp_path: Path) -> None:
         assert journal.cut_bytes == 18
         assert list(journal.replay()) == []
     assert path.read_bytes() == b""
+
+
+def test_a_whole_last_record_without_its_newline_is_kept(tmp_path: Path) -> None:
+    """A final outcome that lost only its newline is completed, not cut: its id is done."""
+    path = tmp_path / "j.jsonl"
+    path.write_text('{"run":"start"}\n{"id":"SC-1","outcome":"cancelled"}', encoding="utf-8")
+    with Journal.open(path) as journal:
+        assert journal.cut_bytes == 0
+        assert [o.schedule_id for o in journal.replay()] == ["SC-1"]
+        journal.append(_cancelled("SC-2"))
+    assert [line.get("id") for line in _lines(path)] == [None, "SC-1", "SC-2"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "SC-0001\nSC-0002\nSC-0003",  # the id list given as --journal by mistake
+        "SC-0001\nSC-0002\n",
+        "SC-0001",
+        '{"not": "a journal"}\n{"id":"SC-1","outco',
+        '{"id":"SC-1","outcome":"cancelled"}\nSC-0002',  # a journal line, then other text
+        "x" * (70 * 1024),
+    ],
+)
+def test_a_file_that_is_no_journal_is_refused_and_left_as_it_is(
+    tmp_path: Path, content: str
+) -> None:
+    """Opening some other file as the journal changes nothing in it and says why."""
+    path = tmp_path / "ids.txt"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(InvalidParameterError, match="nothing was changed"):
+        Journal.open(path)
+    assert path.read_text(encoding="utf-8") == content
+
+
+def _failing_write(monkeypatch: pytest.MonkeyPatch, *, truncate_fails: bool = False) -> list[int]:
+    """Make the next os.write put half its bytes on disk, then fail as a full disk does."""
+    real_write, real_truncate = os.write, os.ftruncate
+    calls: list[int] = []
+
+    def write(fd: int, data: bytes | memoryview) -> int:
+        calls.append(len(data))
+        if len(calls) == 1:
+            real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    def ftruncate(fd: int, length: int) -> None:
+        if truncate_fails:
+            raise OSError(errno.EIO, "I/O error")
+        real_truncate(fd, length)
+
+    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "ftruncate", ftruncate)
+    return calls
+
+
+def test_a_failed_write_leaves_no_half_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails half-way is cut back: later lines follow whole lines only."""
+    path = tmp_path / "j.jsonl"
+    with Journal.open(path) as journal:
+        journal.append(_cancelled("SC-1"))
+        _failing_write(monkeypatch)
+        with pytest.raises(OSError, match="No space"):
+            journal.append(_cancelled("SC-2"))
+        journal.append(_cancelled("SC-3"))  # the disk has room again
+    monkeypatch.undo()
+    assert [line["id"] for line in _lines(path)] == ["SC-1", "SC-3"]
+    with Journal.open(path) as journal:  # and the next run can resume from it
+        assert [o.schedule_id for o in journal.replay()] == ["SC-1", "SC-3"]
+
+
+def test_a_journal_that_cannot_be_cut_back_refuses_further_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the half line cannot be removed either, nothing more is appended after it."""
+    path = tmp_path / "j.jsonl"
+    with Journal.open(path) as journal:
+        journal.append(_cancelled("SC-1"))
+        calls = _failing_write(monkeypatch, truncate_fails=True)
+        with pytest.raises(OSError, match="No space"):
+            journal.append(_cancelled("SC-2"))
+        with pytest.raises(OSError, match="failed write"):
+            journal.write_record({"run": "end"})
+        assert len(calls) == 1
+    monkeypatch.undo()
+    # The torn line is last, so the next run cuts it and resumes.
+    with Journal.open(path) as journal:
+        assert [o.schedule_id for o in journal.replay()] == ["SC-1"]
 
 
 def test_read_journal_tolerates_a_torn_last_line_without_changing_the_file(
