@@ -562,8 +562,13 @@ class RateLimiter:
             self._total.revoke()
             log = self._logs[ticket.key]
             log.revoke()
-            if ticket.key not in self._queues:
+            queue = self._queues.get(ticket.key)
+            if queue is None:
                 self._retire(ticket.key, log, self._now())
+            elif queue.state != _READY:
+                # Its scheduleId's level has room again: a waiter parked there (held by
+                # in-flight requests, so no timer) must be looked at, as after a release.
+                self._mark_dirty(queue)
             if self._queued:
                 self._kick()
 
@@ -734,8 +739,14 @@ class RateLimiter:
         """Set the one timer to the earliest moment a waiter could go or time out."""
         while self._timed and self._timed[0][2].version != self._timed[0][1]:
             heapq.heappop(self._timed)
-        while self._deadlines and not self._deadlines[0][2].alive:
-            heapq.heappop(self._deadlines)
+        deadlines = self._deadlines
+        while deadlines and not deadlines[0][2].alive:
+            heapq.heappop(deadlines)
+        if len(deadlines) > 2 * self._queued + 64:
+            # Granted waiters behind a live one with an earlier deadline: forget them now,
+            # not when their deadline would have come (each holds its future and permit).
+            self._deadlines = deadlines = [e for e in deadlines if e[2].alive]
+            heapq.heapify(deadlines)
         wake = math.inf
         if self._ready or self._timed:
             opens = now if self._ready else self._timed[0][0]
@@ -746,10 +757,13 @@ class RateLimiter:
         if self._queued and policy.limit < policy.base_limit:
             next_step = self._recover_from + (_QUIET_WINDOWS + 1) * policy.hold
             wake = min(wake, max(now, next_step))
-        if wake == math.inf and len(self._sweep_times):
-            # Nothing waits: wake when the oldest idle key can be dropped, so
-            # memory returns to what is live without anyone polling.
-            wake = max(self._sweep_times.first(), now)
+        if len(self._sweep_times) and (
+            wake == math.inf or len(self._sweep_times) > _REBUILD_AFTER
+        ):
+            # Nothing waits, or many keys went idle while one waits for long: wake
+            # when the oldest idle key can be dropped, so memory returns to what is
+            # live without anyone polling.
+            wake = min(wake, max(self._sweep_times.first(), now))
         elif wake == math.inf and len(self._accepted):
             # All keys are gone; the adaptive memory of acceptances goes last.
             horizon = _ACCEPTED_WINDOWS * policy.hold

@@ -641,6 +641,51 @@ async def test_revoked_grant_goes_to_the_next_waiter() -> None:
     await limiter.aclose()
 
 
+@pytest.mark.parametrize(("total", "per_schedule"), [(60, 1), (2, 1), (1, 10)])
+async def test_revoked_grant_wakes_a_waiter_held_by_either_level(
+    total: int, per_schedule: int
+) -> None:
+    """A given-back permit frees the scheduleId's level too: its parked waiter goes at once."""
+    loop = asyncio.get_running_loop()
+    limiter = RateLimiter(RateLimits(total=total, per_schedule=per_schedule))
+    start = _now()
+    first = asyncio.create_task(limiter.acquire("a"))
+    second = asyncio.create_task(limiter.acquire("a"))
+    await asyncio.sleep(0)
+    loop.call_soon(first.cancel)  # after the grant, before ``first`` resumes
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    async with asyncio.timeout(1.0):  # virtual time: without the wake-up it waits forever
+        permit = await second
+    assert permit.acquired_at == start
+    assert limiter.stats().in_flight == 1
+    await limiter.aclose()
+
+
+async def test_one_long_waiter_does_not_hold_what_others_finished() -> None:
+    """Granted waiters' deadlines and idle ids are forgotten while one waiter waits for long."""
+    limits = RateLimits(
+        total=100_000, per_schedule=1, window=1.0, guard=0.0, retry_after_cap=4000
+    )
+    limiter = RateLimiter(limits)
+    paused = await limiter.acquire("slow")
+    await limiter.release(paused, rate_limited=True, retry_after=3000)  # held for 50 min
+    slow = asyncio.create_task(limiter.acquire("slow", queue_timeout=3500))
+    for batch in range(4):
+        permits = await asyncio.gather(
+            *(limiter.acquire(f"id-{batch}-{i}", queue_timeout=3600) for i in range(2000))
+        )
+        for permit in permits:
+            await limiter.release(permit)
+    await asyncio.sleep(3.0)  # every entry expired; nothing else happens for 50 minutes
+    stats = limiter.stats()
+    assert (stats.queued, stats.in_flight) == (1, 0)
+    assert len(limiter._deadlines) <= 2 * stats.queued + 64
+    assert stats.schedule_ids <= 1 + 1024
+    slow.cancel()
+    await limiter.aclose()
+
+
 async def test_waiter_cancelled_just_before_its_grant_is_skipped(limiter: RateLimiter) -> None:
     """A waiter cancelled in the same loop turn as its grant is passed over, not granted."""
     task = asyncio.create_task(limiter.acquire("a"))
