@@ -757,9 +757,7 @@ class RateLimiter:
         if self._queued and policy.limit < policy.base_limit:
             next_step = self._recover_from + (_QUIET_WINDOWS + 1) * policy.hold
             wake = min(wake, max(now, next_step))
-        if len(self._sweep_times) and (
-            wake == math.inf or len(self._sweep_times) > _REBUILD_AFTER
-        ):
+        if len(self._sweep_times) and (wake == math.inf or len(self._sweep_times) > _REBUILD_AFTER):
             # Nothing waits, or many keys went idle while one waits for long: wake
             # when the oldest idle key can be dropped, so memory returns to what is
             # live without anyone polling.

@@ -664,9 +664,7 @@ async def test_revoked_grant_wakes_a_waiter_held_by_either_level(
 
 async def test_one_long_waiter_does_not_hold_what_others_finished() -> None:
     """Granted waiters' deadlines and idle ids are forgotten while one waiter waits for long."""
-    limits = RateLimits(
-        total=100_000, per_schedule=1, window=1.0, guard=0.0, retry_after_cap=4000
-    )
+    limits = RateLimits(total=100_000, per_schedule=1, window=1.0, guard=0.0, retry_after_cap=4000)
     limiter = RateLimiter(limits)
     paused = await limiter.acquire("slow")
     await limiter.release(paused, rate_limited=True, retry_after=3000)  # held for 50 min
