@@ -133,6 +133,7 @@ class _Handle:
     token: str
     acquired_us: int
     released: bool = False
+    local: Permit | None = None  # the same request's place in the fallback limiter
 
 
 @attrs.frozen
@@ -226,7 +227,10 @@ class RedisLimiter:
     and new acquires raise :class:`BackendError` (no request is sent without
     the shared budget's consent). With ``fallback`` the limiter instead logs
     one WARNING and admits through the given in-process limiter for
-    ``fallback_retry`` seconds before trying Redis again.
+    ``fallback_retry`` seconds before trying Redis again. The fallback is
+    kept current all along: every request admitted through Redis also takes
+    its place there, so switching to the fallback, or back to Redis, never
+    lets this process send more than the limits within a window.
 
     Args:
         redis: a ``redis://`` / ``rediss://`` / ``unix://`` URL (the limiter
@@ -301,6 +305,9 @@ class RedisLimiter:
         self._blocked: list[tuple[float, str]] = []
         self._deadlines: list[tuple[float, int, _Waiter]] = []
         self._arrivals = itertools.count()
+        # One counter for every queue's ready-heap entries: a queue dropped and made
+        # again must not match the stale entries its predecessor left behind.
+        self._versions = itertools.count(1)
         self._requeues = itertools.count(-(1 << 62))
         self._batch = 0
         self._queued = 0
@@ -387,6 +394,8 @@ class RedisLimiter:
         if self._on_fallback(loop.time()):
             return await self._fallback_acquire(schedule_id, priority, deadline, requeue)
 
+        if deadline is not None:
+            self._check_known_wait(schedule_id, deadline, loop.time())
         if requeue:
             # Back from a 429: before every ordinary waiter of its priority, FIFO among its kind.
             order = (-priority, -1, next(self._requeues))
@@ -396,7 +405,7 @@ class RedisLimiter:
         self._enqueue(waiter)
         try:
             try:
-                return await waiter.future
+                permit = await waiter.future
             except asyncio.CancelledError:
                 # Granted just as we were cancelled: the entries were never used,
                 # so give them back rather than let them count.
@@ -408,6 +417,38 @@ class RedisLimiter:
                 self._leave(waiter)
         except _UseFallback:
             return await self._fallback_acquire(schedule_id, priority, deadline, requeue)
+        if self._fallback is not None:
+            await self._shadow(permit, priority, deadline, requeue)
+        return permit
+
+    def _check_known_wait(self, schedule_id: str, deadline: float, now: float) -> None:
+        """Fail now when a wait this process already knows of (a pause, a full log)
+        outlasts the deadline, as the in-process limiter does, not when it ends."""
+        queue = self._ids.get(schedule_id)
+        known = max(self._user_blocked_until, queue.blocked_until if queue else 0.0)
+        if known > deadline:
+            raise QueueTimeoutError(
+                f"expected wait {known - now:.3f}s exceeds queue_timeout {deadline - now:g}s",
+                expected_wait=known - now,
+            )
+
+    async def _shadow(
+        self, permit: Permit, priority: int, deadline: float | None, requeue: bool
+    ) -> None:
+        """Take the Redis permit's place in the fallback too, so it knows our own sends.
+
+        Without this, the fallback would start empty after this process had
+        just spent the budget through Redis (and Redis would not know what the
+        fallback admitted): one process alone could send twice the limit in a
+        window. Normally it admits at once: this process's sends are a part of
+        what Redis admitted.
+        """
+        try:
+            local = await self._fallback_acquire(permit.schedule_id, priority, deadline, requeue)
+        except BaseException:
+            self._give_back(permit)  # never sent
+            raise
+        cast("_Handle", permit.handle).local = local
 
     async def release(
         self,
@@ -442,6 +483,10 @@ class RedisLimiter:
         if handle.released:
             raise ValueError("permit was released already")
         handle.released = True
+        if handle.local is not None and self._fallback is not None:
+            await self._fallback.release(
+                handle.local, rate_limited=rate_limited, retry_after=retry_after
+            )
         if self._closed:
             return
         self._in_flight.discard(handle)
@@ -702,7 +747,7 @@ class RedisLimiter:
         head = queue.head()
         if head is None:
             return
-        queue.version += 1
+        queue.version = next(self._versions)
         # As the in-process limiter: priority first; then the batch (requests back
         # from a 429 first, then waiters that arrived in one loop turn before later
         # ones, so a newcomer never overtakes a queued waiter of its priority); in a

@@ -524,6 +524,26 @@ async def test_local_waiters_go_by_priority_requeue_and_pending(
     assert order == ["high", "requeued", "x1", "x2", "y1", "x3", "late"]
 
 
+async def test_a_cancelled_waiters_stale_rank_does_not_serve_its_ids_next_queue(
+    make: Callable[..., RedisLimiter],
+) -> None:
+    """An id whose queue was dropped and made again competes with its new waiter's priority."""
+    limiter = make(limits=_limits(total=1, window=0.2, adaptive=False))
+    holder = await limiter.acquire("SC-0")
+    await limiter.release(holder, rate_limited=True, retry_after=0.3)  # nothing goes for 0.3 s
+    high = asyncio.ensure_future(limiter.acquire("SC-A", priority=10))
+    await asyncio.sleep(0.02)
+    high.cancel()  # SC-A's queue is dropped; its ready entry stays behind
+    with pytest.raises(asyncio.CancelledError):
+        await high
+    low = asyncio.ensure_future(limiter.acquire("SC-A", priority=0))
+    mid = asyncio.ensure_future(limiter.acquire("SC-B", priority=5))
+    done, _ = await asyncio.wait({low, mid}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+    assert done == {mid}
+    low.cancel()
+    await asyncio.gather(low, return_exceptions=True)
+
+
 async def test_permit_granted_to_a_cancelled_caller_goes_back(
     client: aioredis.Redis, make: Callable[..., RedisLimiter], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -661,6 +681,32 @@ async def test_where_a_limiter_points_is_described_without_secrets(
     for limiter in (by_url, by_client, odd):
         await limiter.aclose()
     await client.aclose()
+
+
+async def test_queue_timeout_shorter_than_a_known_wait_fails_at_once(
+    make: Callable[..., RedisLimiter],
+) -> None:
+    """A pause or a full id this process knows of fails a short queue_timeout now, not later."""
+    limiter = make(limits=_limits(total=5, per_schedule=5, window=2.0, adaptive=False))
+    loop = asyncio.get_running_loop()
+    paused = await limiter.acquire("SC-P")
+    # A 429 with room in SC-P's log: the API user's level was hit, and is paused.
+    await limiter.release(paused, rate_limited=True, retry_after=1.5)
+    started = loop.time()
+    with pytest.raises(QueueTimeoutError) as caught:
+        await limiter.acquire("SC-Q", queue_timeout=0.1)
+    assert loop.time() - started < 0.1  # at once: no round trip, no waiting for the pause
+    assert caught.value.expected_wait == pytest.approx(1.5, abs=0.1)
+
+    other = make(limits=_limits(total=5, per_schedule=1, window=2.0, adaptive=False))
+    await other.release(await other.acquire("SC-X"))  # SC-X's log is full for 2 s
+    first = asyncio.ensure_future(other.acquire("SC-X"))  # learns that, and waits
+    await asyncio.sleep(0.05)
+    with pytest.raises(QueueTimeoutError) as caught:
+        await other.acquire("SC-X", queue_timeout=0.1)
+    assert (caught.value.expected_wait or 0.0) > 1.5
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
 
 
 async def test_timed_out_waiter_leaves_the_queue(make: Callable[..., RedisLimiter]) -> None:
@@ -807,6 +853,44 @@ async def test_fallback_is_used_with_one_warning_then_redis_again(
     with pytest.raises(QueueTimeoutError):
         await asyncio.wait_for(limiter.acquire("SC-9", queue_timeout=0.5), 5)
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
+
+
+@pytest.mark.parametrize("first", ["redis", "fallback"])
+async def test_switching_to_and_from_the_fallback_keeps_this_process_within_the_limit(
+    make: Callable[..., RedisLimiter], monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    """Sends through Redis count in the fallback, and the fallback's own still count after it."""
+    limits = _limits(total=3, per_schedule=3, window=2.0, adaptive=False)
+    fallback = RateLimiter(limits)
+    limiter = make(limits=limits, fallback=fallback, fallback_retry=0.3, timeout=1.0)
+    script = limiter._script
+
+    async def outage(*_: object, **__: object) -> object:
+        raise RedisError("simulated outage")
+
+    loop = asyncio.get_running_loop()
+    sent: list[float] = []
+
+    async def burst() -> None:
+        async def one(i: int) -> None:
+            permit = await limiter.acquire(f"SC-{len(sent)}-{i}")
+            sent.append(loop.time())
+            await limiter.release(permit)
+
+        await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(3))), 10)
+
+    if first == "fallback":
+        monkeypatch.setattr(limiter, "_script", outage)
+    await burst()  # the whole budget, through Redis or through the fallback
+    assert fallback.stats().total_used == 3  # the fallback knows either way
+    if first == "redis":
+        monkeypatch.setattr(limiter, "_script", outage)
+    else:
+        await asyncio.sleep(0.35)  # past fallback_retry: Redis again
+        monkeypatch.setattr(limiter, "_script", script)
+    await burst()  # through the other one: must wait for the window
+    assert sum(1 for t in sent if t < sent[0] + limits.window) == limits.total
+    assert fallback.stats().in_flight == 0
 
 
 # -- several processes, one API user, against the mock server -----------------------
