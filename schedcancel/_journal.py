@@ -429,6 +429,21 @@ def _mend_tail(fd: int, path: str) -> int:
     return size - keep
 
 
+def _sync_directory(directory: Path) -> None:
+    """Make a new journal's directory entry durable: lines fsync-ed into a file that a
+    power loss unlinks would be lost with it."""
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - the file was just opened in it
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:  # pragma: no cover - some file systems cannot sync a directory
+        pass
+    finally:
+        os.close(dir_fd)
+
+
 def _excerpt(data: bytes) -> str:
     return data[:60].decode("utf-8", "replace")
 
@@ -474,6 +489,7 @@ class Journal:
         target = Path(path)
         fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
+            _sync_directory(target.parent)
             if fcntl is not None:  # pragma: no branch - always there on POSIX
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -243,7 +243,8 @@ def test_every_line_is_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     real_fsync = os.fsync
 
     def fsync(fd: int) -> None:
-        synced.append(path.read_bytes().count(b"\n"))
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):  # the directory's, on opening
+            synced.append(path.read_bytes().count(b"\n"))
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
@@ -251,6 +252,21 @@ def test_every_line_is_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         for i in range(3):
             journal.append(_cancelled(f"SC-{i}"))
     assert synced == [1, 2, 3]
+
+
+def test_opening_syncs_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The new file's directory entry is made durable too, not only its lines."""
+    synced: list[bool] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with Journal.open(tmp_path / "j.jsonl"):
+        pass
+    assert synced == [True]
 
 
 def test_partial_os_write_is_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
