@@ -670,6 +670,19 @@ class _BulkRun:
         return record
 
 
+def _check_int(
+    name: str, value: object, *, minimum: int | None = None, optional: bool = False
+) -> None:
+    """Raise InvalidParameterError unless ``value`` is an int (not a bool) >= ``minimum``."""
+    if value is None and optional:
+        return
+    kind = "an int or None" if optional else "an int"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidParameterError(f"{name} must be {kind}, got {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise InvalidParameterError(f"{name} must be >= {minimum}, got {value!r}")
+
+
 def cancel_many(
     client: BulkClient,
     ids: Iterable[object] | AsyncIterable[object],
@@ -733,25 +746,35 @@ def cancel_many(
         An async generator of :class:`CancelOutcome`.
 
     Raises:
-        InvalidParameterError: ``ids`` is one string, or a bad ``api_key``,
-            ``concurrency`` or interval (at once); a corrupt or busy journal (on
-            the first iteration).
+        InvalidParameterError: at once, before any I/O: ``ids`` is one string or
+            no iterable, or another argument has a bad type or value (an int
+            argument given a bool, a float or a str too); on the first
+            iteration: a corrupt or busy journal.
     """
     if isinstance(ids, (str, bytes)):
         # Iterating "SC-1234" would cancel the schedules "S", "C", "-", "1"...
         raise InvalidParameterError("ids must be an iterable of ids, not a single str or bytes")
+    if not isinstance(ids, (Iterable, AsyncIterable)):
+        raise InvalidParameterError(
+            f"ids must be an iterable or async iterable, got {type(ids).__name__}"
+        )
     if api_key is not None:
         validate_api_key(api_key)
+    _check_int("concurrency", concurrency, minimum=1, optional=True)
+    _check_int("priority", priority)
+    _check_int("max_consecutive_errors", max_consecutive_errors, minimum=1, optional=True)
+    _check_int("total", total, minimum=0, optional=True)
+    interval: object = progress_interval  # checked as what a caller may really pass
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0:
+        raise InvalidParameterError(f"progress_interval must be > 0 seconds, got {interval!r}")
+    if progress is not None and not callable(progress):
+        raise InvalidParameterError(f"progress must be callable, got {type(progress).__name__}")
+    if journal is not None and not isinstance(journal, (Journal, str, os.PathLike)):
+        raise InvalidParameterError(
+            f"journal must be a Journal, a path or None, got {type(journal).__name__}"
+        )
     if concurrency is None:
         concurrency = default_concurrency(client.limiter.limits)
-    if concurrency < 1:
-        raise InvalidParameterError(f"concurrency must be a positive int, got {concurrency!r}")
-    if not progress_interval > 0:
-        raise InvalidParameterError(f"progress_interval must be > 0, got {progress_interval!r}")
-    if max_consecutive_errors is not None and max_consecutive_errors < 1:
-        raise InvalidParameterError(
-            f"max_consecutive_errors must be >= 1 or None, got {max_consecutive_errors!r}"
-        )
     if total is None and isinstance(ids, Sized):
         total = len(ids)
     secrets = tuple(

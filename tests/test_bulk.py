@@ -11,6 +11,8 @@ import contextlib
 import gc
 import json
 import logging
+import math
+import re
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -291,18 +293,58 @@ async def test_api_key_in_an_error_message_is_scrubbed(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"concurrency": 0}, "concurrency must be a positive int"),
+        ({"concurrency": 0}, "concurrency must be >= 1, got 0"),
+        ({"concurrency": 2.5}, "concurrency must be an int or None, got float"),
+        ({"concurrency": "3"}, "concurrency must be an int or None, got str"),
+        ({"concurrency": True}, "concurrency must be an int or None, got bool"),
+        ({"priority": "high"}, "priority must be an int, got str"),
+        ({"priority": 1.0}, "priority must be an int, got float"),
+        ({"priority": None}, "priority must be an int, got NoneType"),
+        ({"priority": False}, "priority must be an int, got bool"),
         ({"progress_interval": 0}, "progress_interval must be > 0"),
+        ({"progress_interval": float("nan")}, "progress_interval must be > 0"),
+        ({"progress_interval": "1"}, "progress_interval must be > 0 seconds, got '1'"),
+        ({"progress_interval": True}, "progress_interval must be > 0 seconds, got True"),
         ({"max_consecutive_errors": 0}, "max_consecutive_errors must be >= 1"),
+        ({"max_consecutive_errors": 1.5}, "max_consecutive_errors must be an int or None"),
+        ({"max_consecutive_errors": True}, "max_consecutive_errors must be an int or None"),
+        ({"total": -1}, "total must be >= 0, got -1"),
+        ({"total": "10"}, "total must be an int or None, got str"),
+        ({"total": 10.0}, "total must be an int or None, got float"),
+        ({"progress": "yes"}, "progress must be callable, got str"),
+        ({"journal": 3}, "journal must be a Journal, a path or None, got int"),
         ({"api_key": "bad key"}, "apiKey"),
     ],
 )
-def test_bad_arguments_fail_at_the_call(kwargs: dict[str, object], message: str) -> None:
-    """Bad arguments raise InvalidParameterError when cancel_many is called, before any I/O."""
+def test_bad_arguments_fail_at_the_call(
+    kwargs: dict[str, object], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bad arguments raise InvalidParameterError when cancel_many is called, before any I/O.
+
+    Nothing is sent, no journal is opened or created (a bool is no int here).
+    """
+    monkeypatch.chdir(tmp_path)
     client = FakeClient()
-    with pytest.raises(InvalidParameterError, match=message):
-        cancel_many(client, ["SC-1"], **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match=re.escape(message)):
+        cancel_many(client, ["SC-1"], **{"journal": "j.jsonl", **kwargs})  # type: ignore[arg-type]
     assert client.calls == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ids_that_are_no_iterable_fail_at_the_call() -> None:
+    """``ids=42`` is refused at the call, not when the first worker pulls from it."""
+    with pytest.raises(InvalidParameterError, match="ids must be an iterable or async iterable"):
+        cancel_many(FakeClient(), 42)  # type: ignore[arg-type]
+
+
+async def test_an_infinite_progress_interval_reports_only_at_start_and_end() -> None:
+    """``progress_interval=math.inf`` is a number > 0: reports at the start and the end only."""
+    reports: list[BulkProgress] = []
+    outcomes = await _collect(
+        cancel_many(FakeClient(), _ids(3), progress=reports.append, progress_interval=math.inf)
+    )
+    assert len(outcomes) == 3
+    assert [r.finished for r in reports] == [False, True]
 
 
 @pytest.mark.parametrize("ids", ["SC-1234", b"SC-1234"])
