@@ -37,7 +37,7 @@ from collections.abc import (
 )
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
 
@@ -420,6 +420,11 @@ class _BulkRun:
     _apull: AsyncIterator[object] | None = attrs.field(default=None, init=False)
     _lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
     _results: asyncio.Queue[object] = attrs.field(init=False)
+    _workers: list[asyncio.Task[None]] = attrs.field(factory=list, init=False)
+    # The worker awaiting the next item of an async input, if one is.
+    _reading: asyncio.Task[Any] | None = attrs.field(default=None, init=False)
+    # Workers the job cancelled itself (a stalled read, a call queued in the limiter).
+    _interrupted: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._results = asyncio.Queue(maxsize=self.concurrency)
@@ -428,7 +433,12 @@ class _BulkRun:
 
     async def _next_raw(self) -> object:
         if self._apull is not None:
-            return await self._apull.__anext__()
+            # Marked for _interrupt_read: an async input may stay silent for long (stdin).
+            self._reading = asyncio.current_task()
+            try:
+                return await self._apull.__anext__()
+            finally:
+                self._reading = None
         assert self._pull is not None  # noqa: S101 - set by run() before any worker starts
         try:
             return self._pull()
@@ -449,6 +459,10 @@ class _BulkRun:
                     break
                 except Exception as exc:  # noqa: BLE001 - any input failure ends the job, raised at the end
                     self._fail(exc)
+                    break
+                if self._interrupted and asyncio.current_task() in self._interrupted:
+                    # The input swallowed the cancel that stopped its read: drop the item.
+                    self._own_cancellation()
                     break
                 self._read += 1
                 if self._read % _YIELD_EVERY == 0:
@@ -483,13 +497,73 @@ class _BulkRun:
 
     async def _worker(self) -> None:
         try:
-            while (schedule_id := await self._next_id()) is not None:
-                await self._finish(await self._call(schedule_id))
+            while True:
+                try:
+                    schedule_id = await self._next_id()
+                except asyncio.CancelledError:
+                    if not self._own_cancellation():
+                        raise
+                    return  # stopped while waiting for input: nothing was taken
+                if schedule_id is None:
+                    return
+                try:
+                    outcome = await self._call(schedule_id)
+                except asyncio.CancelledError:
+                    if not self._own_cancellation():
+                        raise
+                    # Withdrawn from the limiter's queue, not sent: the job failed for good.
+                    self._withdrawn += 1
+                    return
+                await self._finish(outcome)
         except RequestWithdrawnError:
             # Not sent: the gate closed while it waited for the limiter; the job is stopping.
             self._withdrawn += 1
         except Exception as exc:  # noqa: BLE001 - a failing worker stops the job, raised at the end
             self._fail(exc)
+
+    def _own_cancellation(self) -> bool:
+        """Take back the job's own cancel of this worker; False if it came from outside.
+
+        Called where a CancelledError was caught: True when the job cancelled
+        this worker (see :meth:`_interrupt_read`, :meth:`_withdraw_queued`) and
+        nobody else asked to cancel it too.
+        """
+        task = asyncio.current_task()
+        if task is None or task not in self._interrupted:
+            return False
+        self._interrupted.discard(task)
+        return task.uncancel() == 0
+
+    def _interrupt(self, task: asyncio.Task[Any]) -> None:
+        if task not in self._interrupted and not task.done():
+            self._interrupted.add(task)
+            task.cancel()
+
+    def _interrupt_read(self) -> None:
+        """Stop the worker waiting for the next input item: the job is stopping."""
+        if self._reading is not None and self._reading is not asyncio.current_task():
+            self._interrupt(self._reading)
+
+    def _withdraw_queued(self) -> None:
+        """Cancel the calls still waiting in the client's limiter, which would all fail too.
+
+        A plain limiter cannot be told to withdraw them, so the workers whose
+        call is awaiting the limiter's ``acquire`` (as seen through the chain
+        of awaited coroutines) are cancelled; calls already sent finish.
+        """
+        acquire = getattr(self.client.limiter, "acquire", None)
+        code = getattr(getattr(acquire, "__func__", acquire), "__code__", None)
+        if code is None:
+            return
+        for task in self._workers:
+            if task is not asyncio.current_task() and _awaits(task.get_coro(), code):
+                self._interrupt(task)
+
+    async def _watch_stop(self, stop: asyncio.Event) -> None:
+        """Stop at once when ``stop`` is set, even while a worker waits for slow input."""
+        await stop.wait()
+        self._stopping = True
+        self._interrupt_read()
 
     async def _call(self, schedule_id: str) -> CancelOutcome:
         self._in_flight += 1
@@ -542,6 +616,14 @@ class _BulkRun:
         if self._failure is None:
             self._failure = exc
         self._stopping = True
+        self._interrupt_read()
+        limiter = self.client.limiter
+        if isinstance(limiter, GatedLimiter):
+            # Nothing still waiting for a permit is sent: the job has failed.
+            limiter.close_gate()
+        elif isinstance(exc, AuthenticationError):
+            # Every call of the job carries the refused credentials.
+            self._withdraw_queued()
 
     async def _supervise(self, workers: list[asyncio.Task[None]]) -> None:
         await asyncio.gather(*workers)
@@ -619,7 +701,11 @@ class _BulkRun:
             self._rate_limited_base = self.client.limiter.stats().rate_limited
             self._report(force=True)
             workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
+            self._workers = workers
             tasks = [*workers, asyncio.create_task(self._supervise(workers))]
+            if self.stop is not None and self._apull is not None:
+                # A sync input is only read between calls; an async one may block for long.
+                tasks.append(asyncio.create_task(self._watch_stop(self.stop)))
             while True:
                 item = await self._next_result()
                 if item is _DONE:
@@ -670,6 +756,15 @@ class _BulkRun:
         return record
 
 
+def _awaits(awaitable: object, code: object) -> bool:
+    """Whether ``code`` runs in the chain of coroutines ``awaitable`` is suspended in."""
+    while awaitable is not None:
+        if getattr(awaitable, "cr_code", None) is code:
+            return True
+        awaitable = getattr(awaitable, "cr_await", None)
+    return False
+
+
 def _check_int(
     name: str, value: object, *, minimum: int | None = None, optional: bool = False
 ) -> None:
@@ -711,14 +806,19 @@ def cancel_many(
     job stops, and a later run sends that id again (a repeated cancel answers
     "already cancelled").
 
-    The job ends early, after the calls already running have finished, when
-    ``stop`` is set, on an authentication or limiter-backend error (they
-    would repeat for every id), after ``max_consecutive_errors`` ``error``
-    outcomes in a row, or when the input or the journal fails; in the last
-    three cases the generator then raises that error. Setting ``stop`` starts
-    no new id; calls still waiting in the limiter are withdrawn (not sent) if
-    the client's limiter is a :class:`GatedLimiter` whose gate is closed, and
-    otherwise run to their end.
+    The job ends early when ``stop`` is set, on an authentication or
+    limiter-backend error (they would repeat for every id), after
+    ``max_consecutive_errors`` ``error`` outcomes in a row, or when the input
+    or the journal fails; in the last three cases the generator then raises
+    that error. Then no new id starts, and a worker waiting for the next item
+    of an async input (a silent pipe) stops waiting at once. Calls already
+    sent finish and are yielded. Calls still waiting for the limiter are
+    withdrawn (not sent, not journaled, counted in ``BulkProgress.withdrawn``)
+    if the client's limiter is a :class:`GatedLimiter` whose gate is closed
+    (the job closes it itself when it fails); on an authentication error,
+    which every call of the job would meet, also from any other limiter whose
+    ``acquire`` is a coroutine (the workers awaiting it are cancelled);
+    otherwise they run to their end.
 
     Use it with ``contextlib.aclosing`` when you may leave the loop early:
     closing the generator cancels the calls running.

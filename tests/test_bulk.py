@@ -136,6 +136,7 @@ class LimitedClient:
     limiter: Limiter
     rtt: float = 0.1
     sent: list[str] = attrs.Factory(list)
+    answer: BaseException | None = None  # raised by every call after its RTT
 
     async def cancel(
         self,
@@ -152,6 +153,8 @@ class LimitedClient:
             await asyncio.sleep(self.rtt)
         finally:
             await self.limiter.release(permit)
+        if self.answer is not None:
+            raise self.answer
         return _success(schedule_id)
 
 
@@ -705,6 +708,172 @@ async def test_leaving_the_loop_early_cancels_the_calls_running() -> None:
     before = len(client.calls)
     await asyncio.sleep(100)
     assert len(client.calls) == before
+
+
+async def _silent_after(
+    ids: list[str], reached: list[str], silence: float = 3600.0
+) -> AsyncIterator[str]:
+    """Yield ``ids``, then say nothing for ``silence`` seconds (a producer still at work)."""
+    for schedule_id in ids:
+        yield schedule_id
+    await asyncio.sleep(silence)
+    reached.append("after the silence")
+    yield "SC-late"
+
+
+@pytest.mark.looptime
+async def test_stop_ends_the_job_while_an_async_input_is_silent(tmp_path: Path) -> None:
+    """``stop`` ends the job at once even while a worker waits for the next input item.
+
+    The worker waiting on the input is stopped: the producer is never resumed,
+    nothing after the silence is taken or sent, and the journal ends cleanly.
+    """
+    stop = asyncio.Event()
+    reached: list[str] = []
+    path = tmp_path / "j.jsonl"
+    reports: list[BulkProgress] = []
+    client = FakeClient()
+    outcomes = cancel_many(
+        client,
+        _silent_after(["SC-1", "SC-2"], reached),
+        concurrency=3,
+        stop=stop,
+        journal=path,
+        progress=reports.append,
+    )
+    async with contextlib.aclosing(outcomes):
+        async for outcome in outcomes:
+            if outcome.schedule_id == "SC-2":
+                asyncio.get_running_loop().call_later(5.0, stop.set)
+    assert client.calls == ["SC-1", "SC-2"]
+    assert reached == []
+    assert (reports[-1].read, reports[-1].done, reports[-1].stopping) == (2, 2, True)
+    assert sorted(_journal_ids(path)) == ["SC-1", "SC-2"]
+    end = json.loads(path.read_text(encoding="utf-8").splitlines()[-1])
+    assert (end["run"], end["stopped"]) == ("end", True)
+
+
+@pytest.mark.looptime
+async def test_a_fatal_error_ends_the_job_while_an_async_input_is_silent() -> None:
+    """An authentication error stops the worker waiting on a silent input too, then raises."""
+    reached: list[str] = []
+    client = FakeClient(
+        answers={"SC-1": AuthenticationError("refused", http_status=401)}, latency={"SC-1": 1.0}
+    )
+    with pytest.raises(AuthenticationError):
+        await _collect(cancel_many(client, _silent_after(["SC-1"], reached), concurrency=2))
+    assert client.calls == ["SC-1"]
+    assert reached == []
+
+
+@pytest.mark.looptime
+async def test_an_input_that_swallows_the_stop_does_not_get_its_item_sent() -> None:
+    """An async input that catches the cancel and yields anyway: its item is dropped, unsent."""
+    stop = asyncio.Event()
+
+    async def stubborn() -> AsyncIterator[str]:
+        yield "SC-1"
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)
+        yield "SC-2"
+
+    client = FakeClient()
+    asyncio.get_running_loop().call_later(5.0, stop.set)
+    reports: list[BulkProgress] = []
+    outcomes = await _collect(
+        cancel_many(client, stubborn(), concurrency=2, stop=stop, progress=reports.append)
+    )
+    assert [o.schedule_id for o in outcomes] == client.calls == ["SC-1"]
+    assert reports[-1].read == 1
+    current = asyncio.current_task()
+    assert current is not None
+    assert current.cancelling() == 0
+
+
+@pytest.mark.looptime
+async def test_leaving_the_loop_while_the_input_is_silent_cancels_the_read() -> None:
+    """Closing the generator while a worker waits on the input cancels that worker too."""
+    reached: list[str] = []
+    client = FakeClient()
+    outcomes = cancel_many(client, _silent_after(["SC-1"], reached), stop=asyncio.Event())
+    async with contextlib.aclosing(outcomes):
+        async for _ in outcomes:
+            break
+    await asyncio.sleep(7200)
+    assert reached == []
+    assert client.calls == ["SC-1"]
+
+
+@pytest.mark.looptime
+async def test_an_authentication_error_withdraws_the_calls_queued_in_a_plain_limiter(
+    tmp_path: Path,
+) -> None:
+    """A 401 stops the calls waiting in a plain limiter: they would carry the same credentials.
+
+    Ten calls fit the window and are on the wire together (all refused, and
+    all finish and are journaled); the twenty queued for the next window are
+    withdrawn, never sent, counted as withdrawn and not journaled.
+    """
+    inner = RateLimiter(RateLimits(total=10, per_schedule=10, window=60.0, guard=1.0))
+    client = LimitedClient(inner, rtt=0.5, answer=AuthenticationError("refused", http_status=401))
+    path = tmp_path / "j.jsonl"
+    reports: list[BulkProgress] = []
+    yielded: list[CancelOutcome] = []
+    outcomes = cancel_many(client, _ids(100), concurrency=30, journal=path, progress=reports.append)
+    with pytest.raises(AuthenticationError):
+        await _collect_into(outcomes, yielded)
+    assert len(client.sent) == 10
+    assert len(yielded) == 10
+    assert all(o.kind is OutcomeKind.ERROR for o in yielded)
+    assert (reports[-1].withdrawn, reports[-1].in_flight) == (20, 0)
+    assert sorted(_journal_ids(path)) == sorted(client.sent)
+    assert inner.stats().queued == 0
+    assert inner.stats().in_flight == 0
+    await inner.aclose()
+
+
+@pytest.mark.looptime
+async def test_a_failing_job_closes_the_gate_of_a_gated_limiter() -> None:
+    """Any failure that stops the job (here a 503, with a streak limit of 1) closes the gate."""
+    inner = RateLimiter(RateLimits(total=10, per_schedule=10, window=60.0, guard=1.0))
+    gate = GatedLimiter(inner)
+    client = LimitedClient(gate, rtt=0.5, answer=ServerError("down", http_status=503))
+    reports: list[BulkProgress] = []
+    with pytest.raises(ServerError):
+        await _collect(
+            cancel_many(
+                client,
+                _ids(100),
+                concurrency=30,
+                max_consecutive_errors=1,
+                progress=reports.append,
+            )
+        )
+    assert gate.gate_closed
+    assert len(client.sent) == 10
+    assert reports[-1].withdrawn == 20
+    assert inner.stats().queued == 0
+    await gate.aclose()
+
+
+@pytest.mark.looptime
+async def test_other_failures_let_calls_queued_in_a_plain_limiter_run() -> None:
+    """Only an authentication error withdraws from a plain limiter: a failing 503 lets them run.
+
+    (The calls queued are not known to fail: they run, as documented.)
+    """
+    inner = RateLimiter(RateLimits(total=10, per_schedule=10, window=60.0, guard=1.0))
+    client = LimitedClient(inner, rtt=0.5, answer=ServerError("down", http_status=503))
+    reports: list[BulkProgress] = []
+    with pytest.raises(ServerError):
+        await _collect(
+            cancel_many(
+                client, _ids(100), concurrency=30, max_consecutive_errors=1, progress=reports.append
+            )
+        )
+    assert len(client.sent) == 30
+    assert reports[-1].withdrawn == 0
+    await inner.aclose()
 
 
 # --------------------------------------------------------------------------- the stop gate
