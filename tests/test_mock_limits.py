@@ -8,6 +8,7 @@ from schedcancel._mock.limits import (
     MODEL_NAMES,
     FixedWindow,
     LimitBook,
+    ModelName,
     ServerLimits,
     SlidingCounter,
     SlidingLog,
@@ -205,9 +206,12 @@ def test_limit_book_counts_rejected_arrivals_when_configured() -> None:
     book = LimitBook(ServerLimits(total=1, per_schedule=5, window=10.0, count_rejected=True))
     book.arrive(0.0, user="a", schedule_id="S1")
     assert not book.arrive(5.0, user="a", schedule_id="S2").allowed
-    # The refusal at 5.0 keeps a full until 15.0 and counted on S2.
-    assert book.arrive(12.0, user="a", schedule_id="S3") == Verdict(False, "total", 3.0)
+    # The refusal at 5.0 keeps a full until 15.0 and counted on S2; the one at 12.0
+    # counts too, so the wait it is told covers itself: until 22.0.
+    assert book.arrive(12.0, user="a", schedule_id="S3") == Verdict(False, "total", 10.0)
     assert book.used(12.0, schedule_id="S2") == 1
+    assert not book.arrive(21.9, user="a", schedule_id="S4").allowed
+    assert book.arrive(32.0, user="a", schedule_id="S5").allowed  # waited as told: admitted
 
 
 def test_limit_book_peek_decides_without_counting() -> None:
@@ -252,3 +256,27 @@ def test_limit_book_sweeps_idle_keys_so_memory_follows_what_is_live() -> None:
     for i in range(96):
         book.arrive(2.0, user="a", schedule_id=f"U{i}")
     assert book.live_keys == 97
+
+
+def test_a_full_sliding_log_never_reads_as_free_at_its_edge() -> None:
+    """At a window edge where float rounding gives 0 s to wait, a full log still refuses."""
+    t, now = 40.08955954045934, 100.08955954045933  # now - t rounds to just under 60
+    book = LimitBook(ServerLimits(total=1, per_schedule=10, window=60.0))
+    assert book.arrive(t, user="u", schedule_id="A").allowed
+    verdict = book.arrive(now, user="u", schedule_id="B")
+    assert not verdict.allowed
+    assert verdict.wait > 0
+    assert book.used(now, user="u") == 1
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_waiting_as_told_is_enough_even_when_refusals_count(model: ModelName) -> None:
+    """With count_rejected, the wait a refusal reports already covers that refusal."""
+    book = LimitBook(
+        ServerLimits(total=60, per_schedule=1, window=2.0, model=model, count_rejected=True)
+    )
+    assert book.arrive(0.0, user="u", schedule_id="S").allowed
+    refused = book.arrive(1.0, user="u", schedule_id="S")
+    assert not refused.allowed
+    later = 1.0 + refused.wait + 1e-6
+    assert book.arrive(later, user="u", schedule_id="S").allowed

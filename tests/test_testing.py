@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import itertools
 import json
 import logging
 import os
@@ -506,11 +507,11 @@ async def test_per_schedule_limit_applies_to_one_id(
     assert server.recorder.sends_per_id() == Counter({"SC-1": 3, "SC-2": 1})
 
 
-@pytest.mark.parametrize(("offset", "expected"), [(0.0, "9"), (0.5, "9"), (1.5, "8")])
-async def test_retry_after_rounds_the_wait_up_to_whole_seconds(
+@pytest.mark.parametrize(("offset", "expected"), [(0.0, "10"), (0.5, "9"), (1.5, "8")])
+async def test_retry_after_is_the_first_whole_second_after_the_wait(
     session: aiohttp.ClientSession, clock: FakeClock, offset: float, expected: str
 ) -> None:
-    """With retry_after on, a 429 says when the window frees, rounded up to whole seconds."""
+    """With retry_after on, a 429 says when the window frees: the next whole second after it."""
     limits = ServerLimits(total=2, window=10.0, retry_after=True)
     async with MockScheduleServer(limits=limits, clock=clock, unknown_ids="active") as server:
         await post(session, server.url_for("SC-1"))
@@ -708,12 +709,22 @@ async def test_assigning_limits_while_running_counts_afresh(
 async def test_faults_hit_only_authenticated_well_formed_requests(
     session: aiohttp.ClientSession,
 ) -> None:
-    """A 401 does not use up a scripted fault; the next good request gets it."""
-    async with MockScheduleServer(unknown_ids="active") as server:
-        server.script(Fault.SERVER_ERROR)
-        unauthorized, _, _ = await post(session, server.url_for("SC-1"), auth=None)
-        faulted, _, _ = await post(session, server.url_for("SC-1"))
-    assert (unauthorized, faulted) == (401, 500)
+    """A 401, a bad body or signature, or a 429 does not use up a fault; the next good one does."""
+    limits = ServerLimits(total=60, per_schedule=1, window=60.0)
+    async with MockScheduleServer(
+        unknown_ids="active", limits=limits, connectors={DEFAULT_API_KEY: None, "signed-key": "s3"}
+    ) as server:
+        server.script(Fault.SERVER_ERROR, Fault.MAINTENANCE)
+        codes = [
+            (await post(session, server.url_for("SC-A"), auth=None))[0],
+            (await post(session, server.url_for("SC-B"), body=b"{bad"))[0],
+            (await post(session, server.url_for("SC-C", api_key="signed-key")))[0],
+            (await post(session, server.url_for("SC-1")))[0],  # the first good one
+            (await post(session, server.url_for("SC-1")))[0],  # SC-1's limit: 429
+            (await post(session, server.url_for("SC-2")))[0],
+            (await post(session, server.url_for("SC-3")))[0],
+        ]
+    assert codes == [401, 400, 401, 500, 429, 503, 200]
 
 
 async def test_fault_probabilities_follow_the_seeded_generator(
@@ -825,6 +836,27 @@ async def test_foreign_load_spends_its_share_of_the_users_budget(
     assert codes == [200] * 8 + [429] * 2
     assert server.recorder.max_arrivals_in_window(1.0, accepted_only=True) == 10
     assert server.recorder.count_rate_limited() == 2
+
+
+@pytest.mark.looptime
+async def test_foreign_load_follows_limits_assigned_while_it_runs(
+    session: aiohttp.ClientSession,
+) -> None:
+    """New limits count the foreign load from then on, at the new rate, in the new book."""
+    limits = ServerLimits(total=10, per_schedule=10, window=1.0)
+    loop = asyncio.get_running_loop()
+    async with MockScheduleServer(limits=limits, foreign_load=0.5, unknown_ids="active") as server:
+        await asyncio.sleep(0.3)
+        server.limits = ServerLimits(total=20, per_schedule=20, window=1.0)
+        changed = loop.time()
+        await asyncio.sleep(2.05)
+        # In the last second 10 foreign arrivals (0.5 x 20, one per 0.1 s): 10 are left.
+        codes = [(await post(session, server.url_for(f"SC-{i}")))[0] for i in range(12)]
+        used = server.used(user=DEFAULT_USERNAME)
+    assert codes == [200] * 10 + [429] * 2
+    assert used == 20
+    times = [a.time for a in server.recorder.select(foreign=True) if a.time > changed]
+    assert [b - a for a, b in itertools.pairwise(times)] == pytest.approx([0.1] * (len(times) - 1))
 
 
 @pytest.mark.looptime
@@ -1124,7 +1156,7 @@ def test_cli_defaults_describe_the_default_server() -> None:
 def test_cli_options_configure_everything(tmp_path: Path) -> None:
     """Every option reaches the server: users, keys, secret, ids, limits, faults, foreign load."""
     ids = tmp_path / "ids.txt"
-    ids.write_text("# seeded\nSC-2\n\n  SC-3  \n", encoding="utf-8")
+    ids.write_text("# seeded\nSC-2\n\n  SC-3  \n  # indented\nSC-3  # again\n", encoding="utf-8")
     args = parse(
         "--host", "::1", "--port", "8080",
         "--user", "alice:pw:with:colons", "--user", "bob:",

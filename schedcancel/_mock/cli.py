@@ -218,7 +218,8 @@ def server_from_args(args: argparse.Namespace) -> MockScheduleServer:
     ids = list(args.schedules)
     if args.schedules_file is not None:
         lines = args.schedules_file.read_text(encoding="utf-8").splitlines()
-        ids += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        # One id per line; "#" starts a comment, on a line of its own or after an id.
+        ids += [text for line in lines if (text := line.split("#", 1)[0].strip())]
     server.seed(ids, args.status)
     return server
 

@@ -126,6 +126,11 @@ class FaultInjector:
         """Scripted entries not used yet."""
         return len(self._script)
 
+    def put_back(self, fault: Fault | None) -> None:
+        """Give a fault taken for a request that did not get that far to the next one."""
+        if fault is not None:
+            self._script.appendleft(fault)
+
     def next_fault(self) -> Fault | None:
         """The fault for the next request, or None for a normal answer."""
         if self._script:

@@ -116,7 +116,8 @@ class SlidingLog:
         excess = len(self._log) - self.limit
         if excess < 0:
             return 0.0
-        return self._log[excess] + self.window - now
+        # Never 0 while full: a rounding error must not read as "allowed".
+        return max(self._log[excess] + self.window - now, _EPSILON)
 
     def add(self, now: float) -> None:
         """Append ``now`` to the log."""
@@ -457,9 +458,31 @@ class LimitBook:
             The verdict.
         """
         verdict = self.peek(now, user=user, schedule_id=schedule_id)
-        if verdict.allowed or self.limits.count_rejected:
+        if verdict.allowed:
             self.count(now, user=user, schedule_id=schedule_id)
-        return verdict
+            return verdict
+        return self.refuse(now, user=user, schedule_id=schedule_id, level=verdict.level)
+
+    def refuse(
+        self, now: float, *, user: str, schedule_id: str, level: Level | None = "total"
+    ) -> Verdict:
+        """Refuse an arrival at ``now``: count it if the server counts refusals, say the wait.
+
+        The wait is read after the refusal was counted, so a client that waits
+        that long is admitted even by a server that counts what it refused.
+
+        Args:
+            now: the server's clock.
+            user: the API user.
+            schedule_id: the scheduleId.
+            level: the level that refused it.
+
+        Returns:
+            A refusing verdict.
+        """
+        if self.limits.count_rejected:
+            self.count(now, user=user, schedule_id=schedule_id)
+        return Verdict(False, level, self.peek(now, user=user, schedule_id=schedule_id).wait)
 
     def count(self, now: float, *, user: str, schedule_id: str) -> None:
         """Count an arrival at both levels without deciding on it.

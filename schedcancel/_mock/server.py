@@ -52,7 +52,7 @@ from .._models import ScheduleStatus
 from .._protocol import redact_key, signature
 from ..errors import InvalidParameterError
 from .faults import Fault, FaultInjector, Faults
-from .limits import LimitBook, ServerLimits, Verdict
+from .limits import LimitBook, ServerLimits
 from .recorder import Arrival, Outcome, Recorder
 
 if TYPE_CHECKING:
@@ -455,13 +455,12 @@ class MockScheduleServer:
         book = self._limit_book
         fault = self._injector.next_fault()
         if fault is Fault.RATE_LIMITED:
-            verdict = book.peek(now, user=user, schedule_id=schedule_id)
-            if self.limits.count_rejected:
-                book.count(now, user=user, schedule_id=schedule_id)
-            verdict = Verdict(False, "total", verdict.wait)
+            verdict = book.refuse(now, user=user, schedule_id=schedule_id)
         else:
             verdict = book.arrive(now, user=user, schedule_id=schedule_id)
         if not verdict.allowed:
+            if fault is not Fault.RATE_LIMITED:
+                self._injector.put_back(fault)  # for the next request that gets through
             return _Answer(
                 _json(429, _error(1009, "Too many requests"), self._retry_after(verdict.wait)),
                 seen(user=user, status=429, outcome=Outcome.RATE_LIMITED, limited_by=verdict.level),
@@ -489,11 +488,13 @@ class MockScheduleServer:
         """Steps 7-9 for an admitted request."""
         secret = self.connectors[api_key]
         if secret is not None and not _signature_ok(request, body, secret):
+            self._injector.put_back(fault)  # faults are for well-formed requests
             return _Answer(
                 _json(401, _error(1004, "Invalid signature")),
                 seen(status=401, outcome=Outcome.BAD_SIGNATURE),
             )
         if request.content_type != "application/json" or not _empty_json(body):
+            self._injector.put_back(fault)
             return _Answer(
                 _json(400, _error(1005, "Invalid request body")),
                 seen(status=400, outcome=Outcome.INVALID_REQUEST),
@@ -543,9 +544,11 @@ class MockScheduleServer:
     def _retry_after(self, wait: float) -> dict[str, str] | None:
         if not self.limits.retry_after:
             return None
-        # delay-seconds is a whole number (RFC 9110 §10.2.3): round up, so obeying it is
-        # enough, and say at least 1 s, since a forced 429 may come while the limits have room.
-        return {"Retry-After": str(max(1, math.ceil(wait)))}
+        # delay-seconds is a whole number (RFC 9110 §10.2.3): the first whole second
+        # strictly after the wait, so that obeying it is enough even where the limit
+        # lifts only just after the wait (a sliding counter's estimate at its boundary);
+        # at least 1 s, since a forced 429 may come while the limits have room.
+        return {"Retry-After": str(max(1, math.floor(wait) + 1))}
 
     def _cancel(self, schedule_id: str) -> tuple[dict[str, Any], Outcome]:
         status = self._statuses.get(schedule_id)
@@ -574,8 +577,6 @@ class MockScheduleServer:
 
     async def _foreign_loop(self, user: str) -> None:
         """Spend ``foreign_load`` of ``user``'s budget, evenly spaced, until closed."""
-        book = self._limit_book
-        period = self.limits.window / (self.foreign_load * self.limits.total)
         due = self.now()
         sent = 0
         while True:
@@ -584,7 +585,8 @@ class MockScheduleServer:
                 await asyncio.sleep(delay)
             now = self.now()
             schedule_id = f"foreign-{sent}"
-            verdict = book.arrive(now, user=user, schedule_id=schedule_id)
+            # Read afresh each time: assigning ``limits`` starts a new book.
+            verdict = self._limit_book.arrive(now, user=user, schedule_id=schedule_id)
             self.recorder.record(
                 Arrival(
                     time=now,
@@ -599,7 +601,7 @@ class MockScheduleServer:
                 )
             )
             sent += 1
-            due += period
+            due += self.limits.window / (self.foreign_load * self.limits.total)
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:
