@@ -51,6 +51,7 @@ from collections.abc import (
 )
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote
 
 import attrs
 
@@ -679,6 +680,7 @@ class RunReport:
 
 
 def _make_limiter(settings: CancelSettings) -> Limiter:
+    """Make the run's limiter; a bad ``--redis`` URL is a usage error (without its password)."""
     if settings.redis_url is None:
         from ._limiter import RateLimiter  # noqa: PLC0415 - loaded with the client anyway
 
@@ -687,7 +689,23 @@ def _make_limiter(settings: CancelSettings) -> Limiter:
         from .redis import RedisLimiter  # noqa: PLC0415 - optional extra
     except ImportError:
         raise _UsageError(f"--redis needs redis-py: {INSTALL_REDIS_HINT}") from None
-    return RedisLimiter(settings.redis_url, username=settings.username, limits=settings.limits)
+    try:
+        return RedisLimiter(settings.redis_url, username=settings.username, limits=settings.limits)
+    except InvalidParameterError as exc:
+        message = str(exc)
+        for secret in _url_secrets(settings.redis_url):
+            message = message.replace(secret, "***")
+        raise _UsageError(f"--redis: {message}") from None
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The password in a URL (as written and %-decoded), to keep it out of messages.
+
+    Split by hand: ``urlsplit`` raises on some of the malformed URLs this is for.
+    """
+    userinfo = url.partition("://")[2].partition("/")[0].rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    return [secret for secret in (password, unquote(password)) if secret]
 
 
 def _install_signal_handlers(on_signal: Callable[[], None]) -> Callable[[], None]:

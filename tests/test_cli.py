@@ -1480,3 +1480,41 @@ def test_ids_from_a_silent_fifo_are_sent_as_they_arrive(
     assert result.code == 0, result.stderr
     assert sent_while_open == [True]
     assert sorted(server.sent_ids()) == ["SC-1", "SC-2"]
+
+
+# --------------------------------------------------------------------------- more exit codes
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "notaurl://x",
+        "redis://:hunter2-Secret@127.0.0.1:notaport/0",
+        "redis://user:hunter2-Secret@[::1/0",
+        "redis://:hunter2%2DSecret@127.0.0.1:notaport/0",
+    ],
+)
+@pytest.mark.parametrize("where", ["flag", "environment"])
+def test_a_bad_redis_url_is_a_usage_error_without_its_password(url: str, where: str) -> None:
+    """A bad ``--redis`` URL: exit 2, one line, no traceback, no password."""
+    pytest.importorskip("redis")
+    env = _env("http://127.0.0.1:9/api/v3")
+    argv = ["cancel", "SC-1", "--no-progress", *FAST]
+    if where == "flag":
+        argv += ["--redis", url]
+    else:
+        env["SCHEDCANCEL_REDIS_URL"] = url
+    result = _run(argv, env)
+    assert result.code == 2
+    assert result.stderr.startswith("schedcancel: error: --redis: not a usable Redis URL")
+    assert result.stderr.count("\n") == 1
+    assert "hunter2" not in result.stderr
+    _assert_no_secrets(result.stderr)
+
+
+def test_redis_url_secrets_are_found_however_the_url_is_broken() -> None:
+    """The password of a URL, as written and decoded, even where ``urlsplit`` would raise."""
+    assert cli._url_secrets("redis://u:p%40ss@[::1/0") == ["p%40ss", "p@ss"]
+    assert cli._url_secrets("redis://:pw@host:6379") == ["pw", "pw"]
+    assert cli._url_secrets("redis://host:6379/0") == []
+    assert cli._url_secrets("notaurl") == []
