@@ -7,12 +7,17 @@ to an exit code:
 
 ====  ==================================================================
 0     every id is cancelled, by this run or before
-1     some ids failed: the API refused them (e.g. 7040 unknown id), or they
-      are no valid scheduleIds
-2     usage or input error: bad option, missing credential, unreadable input,
-      busy or corrupt journal
+1     some ids failed for good: the API refused them (e.g. 7040 unknown
+      id), or they are no valid scheduleIds
+2     usage or input error: bad option (a bad ``--redis`` URL too), missing
+      credential, unreadable input (also when stdin or a pipe turns out
+      not to be UTF-8 mid-run), a busy or corrupt journal or one that
+      cannot be opened
 3     the job is incomplete: authentication, transport, server or
-      rate-limit failures; run again with the same ``--journal`` to retry
+      rate-limit failures, refusals the API does not call final (errorCode
+      7002 or none: the next run sends those ids again), or the journal
+      failing mid-run (the ids not done are not in it); run again with the
+      same ``--journal`` to finish
 130   interrupted (SIGINT or SIGTERM); run again with the same ``--journal``
 ====  ==================================================================
 
@@ -102,7 +107,10 @@ _EXIT_MEANINGS = {
     EXIT_OK: "every id is cancelled",
     EXIT_FAILED: "some ids failed",
     EXIT_USAGE: "usage or input error",
-    EXIT_INCOMPLETE: "incomplete: authentication, transport or server failures; run again",
+    EXIT_INCOMPLETE: (
+        "incomplete: authentication, transport, server or journal failures, or failures "
+        "that are not final; run again"
+    ),
     EXIT_INTERRUPTED: "interrupted; run again with the same --journal to finish",
 }
 # Reading stdin (or a pipe) in a thread: at most this many bytes at a time.
@@ -651,13 +659,25 @@ def _outcome_json(outcome: CancelOutcome) -> str:
 
 @attrs.define
 class RunReport:
-    """How one ``cancel`` run ended."""
+    """How one ``cancel`` run ended.
+
+    Attributes:
+        progress: the last snapshot; None when the job never started (its
+            journal could not be opened).
+        failure: the error that ended the job early, if any.
+        interrupted: a signal stopped it.
+        abandoned: requests in flight given up at a second signal.
+        error_types: ``error`` outcomes per exception class.
+        failed_not_final: ``failed`` outcomes that are not final (errorCode
+            7002 or none): the next run on the journal sends them again.
+    """
 
     progress: BulkProgress | None
     failure: BaseException | None
     interrupted: bool
     abandoned: int = 0
     error_types: dict[str, int] = attrs.field(factory=dict)
+    failed_not_final: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -665,13 +685,18 @@ class RunReport:
         if self.interrupted:
             return EXIT_INTERRUPTED
         failure = self.failure
-        if isinstance(failure, (OSError, ValueError)):
+        if isinstance(failure, InputError) or (
+            # Before the first snapshot: the journal is busy, corrupt or cannot be opened.
+            self.progress is None and isinstance(failure, (OSError, ValueError))
+        ):
             return EXIT_USAGE
         if failure is not None:
+            # Anything that ended a started job early, a journal write failing too: the
+            # ids not done are not in the journal, so a run again on it does them.
             return EXIT_INCOMPLETE
         counts = self.progress.counts if self.progress else {}
         before = self.progress.journal_counts if self.progress else {}
-        if counts.get(OutcomeKind.ERROR, 0):
+        if counts.get(OutcomeKind.ERROR, 0) or self.failed_not_final:
             return EXIT_INCOMPLETE
         for kind in (OutcomeKind.FAILED, OutcomeKind.INVALID):
             if counts.get(kind, 0) or before.get(kind, 0):
@@ -742,12 +767,20 @@ def _stdout_closed(stdout: IO[str], reporter: _Reporter) -> None:
             os.close(devnull)
 
 
+@attrs.define
+class _Tally:
+    """What the per-id lines tell beyond the job's own counts."""
+
+    error_types: dict[str, int] = attrs.field(factory=dict)
+    failed_not_final: int = 0
+
+
 async def _consume(
     outcomes: AsyncGenerator[CancelOutcome, None],
     settings: CancelSettings,
     reporter: _Reporter,
     stdout: IO[str],
-    error_types: dict[str, int],
+    tally: _Tally,
 ) -> BaseException | None:
     """Print each outcome as it comes; return the error that ended the job early, if any.
 
@@ -755,11 +788,14 @@ async def _consume(
     cancels have effects, and the journal and summary still record them.
     """
     printing = settings.json_output or not settings.quiet
+    error_types = tally.error_types
     async with contextlib.aclosing(outcomes):
         try:
             async for outcome in outcomes:
                 if outcome.kind is OutcomeKind.ERROR and outcome.error_type:
                     error_types[outcome.error_type] = error_types.get(outcome.error_type, 0) + 1
+                elif outcome.kind is OutcomeKind.FAILED and not outcome.final:
+                    tally.failed_not_final += 1
                 if not printing:
                     continue
                 text = _outcome_json(outcome) if settings.json_output else outcome_text(outcome)
@@ -808,7 +844,7 @@ async def run_cancel(
     if current is None:  # pragma: no cover - a coroutine always runs in a task
         raise RuntimeError("run_cancel must run in a task")
     state = {"signals": 0, "abandoned": 0}
-    error_types: dict[str, int] = {}
+    tally = _Tally()
     reporter = _make_reporter(settings, stdout, stderr)
 
     def on_signal() -> None:
@@ -855,7 +891,7 @@ async def run_cancel(
                     stop=stop,
                     retry_failed=settings.retry_failed,
                 )
-                failure = await _consume(outcomes, settings, reporter, stdout, error_types)
+                failure = await _consume(outcomes, settings, reporter, stdout, tally)
     except asyncio.CancelledError:
         if state["signals"] < 2:
             raise
@@ -871,7 +907,8 @@ async def run_cancel(
         failure=failure,
         interrupted=state["signals"] > 0,
         abandoned=state["abandoned"] if abandoned else 0,
-        error_types=error_types,
+        error_types=tally.error_types,
+        failed_not_final=tally.failed_not_final,
     )
 
 
@@ -901,6 +938,8 @@ def _summary_notes(report: RunReport, settings: CancelSettings, *, show_exit: bo
             notes.append(f"not sent (stopped early): {progress.withdrawn}")
     if report.abandoned:
         notes.append(f"abandoned in flight: {report.abandoned}")
+    if report.failed_not_final:
+        notes.append(f"failed, not final (a run again sends them): {report.failed_not_final}")
     if report.error_types:
         kinds = ", ".join(f"{name} x{count}" for name, count in sorted(report.error_types.items()))
         notes.append(f"errors: {kinds}")
@@ -982,6 +1021,7 @@ def summary_json(report: RunReport, settings: CancelSettings) -> dict[str, Any]:
         "elapsed": round(progress.elapsed, 3) if progress else 0.0,
         "interrupted": report.interrupted,
         "error_types": dict(sorted(report.error_types.items())),
+        "failed_not_final": report.failed_not_final,
         "failure": None if failure is None else f"{type(failure).__name__}: {failure}",
         "journal": None if settings.journal is None else os.fspath(settings.journal),
     }
@@ -1198,9 +1238,10 @@ output:
 
 exit codes:
   0    every id is cancelled (by this run or before)
-  1    some ids failed: refused by the API (e.g. 7040 unknown id) or not valid ids
-  2    usage or input error
-  3    incomplete: authentication, transport or server failures; run again
+  1    some ids failed for good: refused by the API (e.g. 7040 unknown id) or not valid ids
+  2    usage or input error (options, credentials, input, an unusable journal)
+  3    incomplete: authentication, transport, server or journal failures, or
+       refusals that are not final (7002); run again with the same --journal
   130  interrupted (Ctrl-C, SIGTERM); run again with the same --journal
 
 examples:

@@ -26,7 +26,15 @@ from typing import Any
 
 import attrs
 import pytest
-from schedcancel import CancelOutcome, RateLimits, RetryPolicy, ScheduleCancelError, cli
+from schedcancel import (
+    AuthenticationError,
+    CancelOutcome,
+    InvalidParameterError,
+    RateLimits,
+    RetryPolicy,
+    ScheduleCancelError,
+    cli,
+)
 from schedcancel._bulk import BulkProgress
 from schedcancel._journal import OutcomeKind, read_journal
 from schedcancel.cli import CancelSettings, RunReport, format_duration, main, run_cancel
@@ -1518,3 +1526,89 @@ def test_redis_url_secrets_are_found_however_the_url_is_broken() -> None:
     assert cli._url_secrets("redis://:pw@host:6379") == ["pw", "pw"]
     assert cli._url_secrets("redis://host:6379/0") == []
     assert cli._url_secrets("notaurl") == []
+
+
+@pytest.mark.parametrize(
+    ("code", "message"), [(7002, "schedule request failed"), (1003, "system error"), (None, None)]
+)
+def test_a_refusal_that_is_not_final_exits_3_and_is_sent_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, code: int | None, message: str | None
+) -> None:
+    """A ``failed`` outcome the next run sends again (7002, 1xxx, no code) is incomplete: exit 3."""
+    from schedcancel import CancelResult, ScheduleClient  # noqa: PLC0415 - this test only
+
+    sent: list[str] = []
+
+    async def refuse(self: ScheduleClient, schedule_id: str, **kwargs: object) -> CancelResult:
+        sent.append(schedule_id)
+        return CancelResult(success=False, error_code=code, error_message=message)
+
+    monkeypatch.setattr(ScheduleClient, "cancel", refuse)
+    journal = tmp_path / "run.jsonl"
+    argv = ["cancel", "SC-1", "--journal", str(journal), "--json", *FAST]
+    for run in (1, 2):
+        result = _run(argv, _env("http://127.0.0.1:9/api/v3"))
+        assert result.code == 3, result.stderr
+        assert "failed, not final (a run again sends them): 1" in result.stderr
+        assert "exit 3: incomplete" in result.stderr
+        summary = json.loads(result.lines()[-1])["summary"]
+        assert (summary["exit_code"], summary["failed_not_final"]) == (3, 1)
+        assert sent == ["SC-1"] * run
+
+
+def test_a_journal_failing_mid_run_exits_3(
+    serve: Callable[..., ServerThread], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The journal cannot be written after the job started: exit 3 (run again), not 2."""
+    from schedcancel import Journal  # noqa: PLC0415 - only this test patches it
+
+    server = serve(active=_ids(10))
+    real = Journal.write_record
+    writes = 0
+
+    def flaky(self: Journal, record: dict[str, object]) -> None:
+        nonlocal writes
+        writes += 1
+        if writes > 3:
+            raise OSError(28, "No space left on device")
+        real(self, record)
+
+    monkeypatch.setattr(Journal, "write_record", flaky)
+    journal = tmp_path / "run.jsonl"
+    argv = ["cancel", *_ids(10), "--journal", str(journal), "--concurrency", "1", *FAST]
+    result = _run(argv, _env(server.base_url))
+    assert result.code == 3, result.stderr
+    assert "stopped by: OSError: [Errno 28] No space left on device" in result.stderr
+    assert "exit 3: incomplete" in result.stderr
+
+
+def test_a_journal_that_cannot_be_opened_exits_2(tmp_path: Path) -> None:
+    """A journal in a directory that does not exist: exit 2 before anything is sent."""
+    journal = tmp_path / "missing" / "run.jsonl"
+    result = _run(
+        ["cancel", "SC-1", "--journal", str(journal), *FAST], _env("http://127.0.0.1:9/api/v3")
+    )
+    assert result.code == 2, result.stderr
+    assert "exit 2: usage or input error" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("failure", "started", "code"),
+    [
+        (cli.InputError("cannot read stdin: line 3 is not UTF-8"), True, 2),
+        (OSError(13, "Permission denied"), False, 2),
+        (InvalidParameterError("the journal is in use by another run"), False, 2),
+        (AuthenticationError("refused", http_status=401), True, 3),
+        (ValueError("corrupt journal"), False, 2),
+        (OSError(28, "No space left on device"), True, 3),
+        (ValueError("a bug mid-run"), True, 3),
+        (None, True, 0),
+    ],
+)
+def test_exit_code_tells_an_unusable_input_or_journal_from_a_job_cut_short(
+    failure: BaseException | None, started: bool, code: int
+) -> None:
+    """Exit 2 for input errors and a journal that fails before the job starts; else 3."""
+    progress = _progress(finished=True) if started else None
+    report = RunReport(progress=progress, failure=failure, interrupted=False)
+    assert report.exit_code == code
