@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+from benchmarks import one
 from benchmarks.chart import draw
 from benchmarks.harness import (
     BenchConfig,
@@ -72,3 +74,13 @@ async def test_tiny_scenario_reports_every_figure_and_schedcancel_meets_no_429(
     assert "| 20 distinct ids | schedcancel exact |" in table
     png = draw(report, tmp_path / "img" / "arrivals.png", scenario="tiny")
     assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_one_contestant_on_one_scenario_prints_its_figures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``python -m benchmarks.one`` runs a scenario for one contestant (here the small batch)."""
+    assert one.main(["small-batch", "sc-exact"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("small-batch sc-exact #0: makespan ")
+    assert line.endswith(" 0 x 429")
