@@ -893,6 +893,26 @@ async def test_switching_to_and_from_the_fallback_keeps_this_process_within_the_
     assert fallback.stats().in_flight == 0
 
 
+async def test_a_redis_permit_the_fallback_refuses_is_given_back(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter]
+) -> None:
+    """When the fallback (still full from an outage) refuses in time, Redis gets its place back."""
+    limits = _limits(total=3, per_schedule=3, window=30.0, adaptive=False)
+    fallback = RateLimiter(limits)
+    held = [await fallback.acquire(f"SC-{i}") for i in range(3)]  # as during an outage
+    limiter = make(limits=limits, fallback=fallback)
+    with pytest.raises(QueueTimeoutError):
+        await limiter.acquire("SC-9", queue_timeout=0.2)
+    for _ in range(50):  # the give-back runs in the background
+        if await client.zcard(limiter.keys()[0]) == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert await client.zcard(limiter.keys()[0]) == 0
+    assert limiter.stats().in_flight == 0
+    for permit in held:
+        await fallback.release(permit)
+
+
 # -- several processes, one API user, against the mock server -----------------------
 
 
