@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pytest
+from schedcancel import Journal
 
 # schedcancel's fixtures load only where named (no pytest11 entry point); pytester runs
 # the plugin again in a project of its own (strict mode) in tests/test_testing.py.
@@ -22,3 +26,23 @@ def _no_implicit_event_loop() -> None:
     instead, which looptime handles.
     """
     asyncio.set_event_loop(None)
+
+
+@pytest.fixture(name="journal_fails_after")
+def _journal_fails_after(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """``journal_fails_after(n)``: every journal line after the first ``n`` fails: a full disk."""
+
+    def arm(writes: int) -> None:
+        real = Journal.write_record
+        count = 0
+
+        def flaky(self: Journal, record: Mapping[str, Any]) -> None:
+            nonlocal count
+            count += 1
+            if count > writes:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real(self, record)
+
+        monkeypatch.setattr(Journal, "write_record", flaky)
+
+    return arm

@@ -14,7 +14,7 @@ import logging
 import math
 import re
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import attrs
@@ -544,21 +544,11 @@ async def test_a_busy_journal_fails_before_anything_is_sent(tmp_path: Path) -> N
 
 
 async def test_a_failing_journal_stops_the_job_and_raises(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, journal_fails_after: Callable[[int], None]
 ) -> None:
     """When a line cannot be written, no more ids start and the OSError is raised at the end."""
     path = tmp_path / "j.jsonl"
-    real = Journal.write_record
-    writes = 0
-
-    def flaky(self: Journal, record: dict[str, object]) -> None:
-        nonlocal writes
-        writes += 1
-        if writes > 3:
-            raise OSError(28, "No space left on device")
-        real(self, record)
-
-    monkeypatch.setattr(Journal, "write_record", flaky)
+    journal_fails_after(3)
     client = FakeClient()
     yielded: list[CancelOutcome] = []
     outcomes = cancel_many(client, _ids(100), journal=path, concurrency=2)

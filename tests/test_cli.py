@@ -1557,23 +1557,13 @@ def test_a_refusal_that_is_not_final_exits_3_and_is_sent_again(
 
 
 def test_a_journal_failing_mid_run_exits_3(
-    serve: Callable[..., ServerThread], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    serve: Callable[..., ServerThread],
+    journal_fails_after: Callable[[int], None],
+    tmp_path: Path,
 ) -> None:
     """The journal cannot be written after the job started: exit 3 (run again), not 2."""
-    from schedcancel import Journal  # noqa: PLC0415 - only this test patches it
-
     server = serve(active=_ids(10))
-    real = Journal.write_record
-    writes = 0
-
-    def flaky(self: Journal, record: dict[str, object]) -> None:
-        nonlocal writes
-        writes += 1
-        if writes > 3:
-            raise OSError(28, "No space left on device")
-        real(self, record)
-
-    monkeypatch.setattr(Journal, "write_record", flaky)
+    journal_fails_after(3)
     journal = tmp_path / "run.jsonl"
     argv = ["cancel", *_ids(10), "--journal", str(journal), "--concurrency", "1", *FAST]
     result = _run(argv, _env(server.base_url))
