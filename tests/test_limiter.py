@@ -19,7 +19,8 @@ from schedcancel import (
     QueueTimeoutError,
     RateLimits,
 )
-from schedcancel._limiter import RateLimiter, _FloatQueue
+from schedcancel._limiter import RateLimiter
+from schedcancel._stores import FloatQueue as _FloatQueue
 from schedcancel._window import LevelPolicy, SlidingLog, check, try_acquire
 
 pytestmark = pytest.mark.looptime
@@ -108,8 +109,8 @@ async def test_idle_schedule_ids_are_dropped(limiter: RateLimiter) -> None:
     stats = limiter.stats()
     assert stats.schedule_ids == 0
     assert stats.total_used == 0
-    assert limiter._logs == {}
-    assert len(limiter._sweep_times) == 0
+    assert limiter._memory.logs == {}
+    assert len(limiter._memory.sweep_times) == 0
 
 
 async def test_adaptive_memory_is_forgotten_three_windows_after_the_last_request(
@@ -118,12 +119,12 @@ async def test_adaptive_memory_is_forgotten_three_windows_after_the_last_request
     """The acceptances kept for adaptive judgement go too, so an idle limiter holds nothing."""
     sends: list[tuple[float, str]] = []
     await asyncio.gather(*(_send(limiter, f"id-{i}", sends) for i in range(30)))
-    assert len(limiter._accepted) == 30
+    assert len(limiter._memory.accepted) == 30
     await asyncio.sleep(61 + RTT)
     assert limiter.stats().schedule_ids == 0
-    assert len(limiter._accepted) == 30  # still inside the three windows an episode looks at
+    assert len(limiter._memory.accepted) == 30  # still inside the three windows an episode looks at
     await asyncio.sleep(2 * 61)
-    assert len(limiter._accepted) == 0
+    assert len(limiter._memory.accepted) == 0
     assert limiter._timer is None
 
 
@@ -140,8 +141,8 @@ async def test_waiter_cancelled_in_queue_consumes_nothing(limiter: RateLimiter) 
     stats = limiter.stats()
     assert stats.queued == 0
     assert stats.total_used == 60
-    assert "late" not in limiter._logs
-    assert "late" not in limiter._queues
+    assert "late" not in limiter._memory.logs
+    assert "late" not in limiter._core.queues
 
 
 async def test_queue_timeout_fails_at_once_when_the_wait_is_known_longer(
@@ -613,13 +614,13 @@ async def test_cancelling_queued_waiters_of_one_id_cleans_up(limiter: RateLimite
         task.cancel()
     await asyncio.gather(*tasks[:15], return_exceptions=True)
     assert limiter.stats().queued == 5
-    assert len(limiter._queues["z"].heap) == 5  # dead entries compacted away
+    assert len(limiter._core.queues["z"].heap) == 5  # dead entries compacted away
     for task in tasks[15:]:
         task.cancel()  # all in one loop turn
     await asyncio.gather(*tasks[15:], return_exceptions=True)
     stats = limiter.stats()
     assert (stats.queued, stats.total_used) == (0, 10)
-    assert "z" not in limiter._queues
+    assert "z" not in limiter._core.queues
     await asyncio.sleep(61)
     assert limiter.stats().schedule_ids == 0
 
@@ -660,7 +661,7 @@ async def test_one_long_waiter_does_not_hold_what_others_finished() -> None:
     await asyncio.sleep(3.0)  # every entry expired; nothing else happens for 50 minutes
     stats = limiter.stats()
     assert (stats.queued, stats.in_flight) == (1, 0)
-    assert len(limiter._deadlines) <= 2 * stats.queued + 64
+    assert len(limiter._core.deadlines) <= 2 * stats.queued + 64
     assert stats.schedule_ids <= 1 + 1024
     slow.cancel()
     await limiter.aclose()
@@ -685,7 +686,7 @@ async def test_stale_ready_entries_are_compacted() -> None:
     for _ in range(100):
         tasks.append(asyncio.create_task(limiter.acquire("busy")))
         await asyncio.sleep(0.001)
-    assert len(limiter._ready) <= 64
+    assert len(limiter._core.ready) <= 64
     await limiter.aclose()
     await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -716,9 +717,9 @@ async def test_paused_idle_id_is_dropped_when_its_pause_ends() -> None:
     await asyncio.sleep(70)
     other = await limiter.acquire("other")  # released before the pause ends: a later sweep
     await limiter.release(other)
-    assert "z" in limiter._logs
+    assert "z" in limiter._memory.logs
     await asyncio.sleep(40)
-    assert "z" not in limiter._logs
+    assert "z" not in limiter._memory.logs
     await asyncio.sleep(61)
     assert limiter.stats().schedule_ids == 0
     await limiter.aclose()
@@ -733,9 +734,9 @@ async def test_entries_of_one_id_released_apart_keep_it_until_the_last(
     await asyncio.sleep(5)
     await limiter.release(second)
     await asyncio.sleep(58)  # past the first entry's expiry (61), before the second's (66)
-    assert "z" in limiter._logs
+    assert "z" in limiter._memory.logs
     await asyncio.sleep(5)
-    assert "z" not in limiter._logs
+    assert "z" not in limiter._memory.logs
 
 
 async def test_429_on_a_full_id_with_waiters_delays_them(limiter: RateLimiter) -> None:
@@ -860,9 +861,9 @@ async def test_sweep_times_stay_ordered_when_a_pause_outlasts_later_entries() ->
     other = await limiter.acquire("other")
     await limiter.release(other)
     await asyncio.sleep(20)
-    assert set(limiter._logs) == {"z", "other"}  # "other" waits behind z's sweep time
+    assert set(limiter._memory.logs) == {"z", "other"}  # "other" waits behind z's sweep time
     await asyncio.sleep(61)
-    assert limiter._logs == {}
+    assert limiter._memory.logs == {}
     await limiter.aclose()
 
 
@@ -879,4 +880,4 @@ async def test_ids_opening_together_survive_one_of_them_leaving(limiter: RateLim
     await asyncio.gather(leaving, return_exceptions=True)
     permit = await staying
     assert permit.acquired_at - start == pytest.approx(61)
-    assert "q" not in limiter._queues
+    assert "q" not in limiter._core.queues

@@ -265,7 +265,7 @@ async def test_release_rescores_from_provisional_to_response_anchored(
     """An in-flight entry counts until acquire+in_flight+hold; released, until release+hold."""
     limiter = make(limits=_limits(window=20.0, guard=2.0), in_flight_timeout=40.0)
     user_log, *_ = limiter.keys()
-    id_log = limiter.keys("SC-1")[4]
+    id_log = limiter.keys("SC-1")[5]
     permit = await limiter.acquire("SC-1")
     for key in (user_log, id_log):
         ((member, score),) = await _entries(client, key)
@@ -340,7 +340,7 @@ async def test_429_without_retry_after_pauses_a_full_id_for_a_hold(
     second = make(limits=_limits(per_schedule=1, window=10.0, guard=1.0))
     permit = await first.acquire("SC-1")
     await first.release(permit, rate_limited=True)
-    assert 10_500 < await client.pttl(first.keys("SC-1")[5]) <= 11_000
+    assert 10_500 < await client.pttl(first.keys("SC-1")[6]) <= 11_000
     assert await client.exists(first.keys()[1]) == 0
     other = await asyncio.wait_for(second.acquire("SC-2"), 2)
     await second.release(other)
@@ -374,40 +374,47 @@ async def test_smooth_mode_spaces_sends_through_a_shared_key(
     assert second.stats().mode == "smooth"
 
 
-async def test_adaptive_paces_then_lowers_the_shared_limit_and_recovers(
+async def test_adaptive_policy_is_shared_and_judged_when_the_pause_ends(
     client: aioredis.Redis, make: Callable[..., RedisLimiter], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A 429 with room paces all processes, the next lowers the limit, then +1 per hold."""
+    """The script applies _adaptive's policy for every process, on an injected clock.
+
+    A 429 opens an episode; when its pause is over the next call judges it: the
+    server took a full window of ours, so every process goes smooth; a second
+    episode while smooth steps the shared limit down; quiet holds raise it back.
+    """
     caplog.set_level(logging.INFO, logger="schedcancel.redis")
-    first = make(limits=_limits(total=10, window=10.0))
-    second = make(limits=_limits(total=10, window=10.0))
+    now = [1000.0]
+    first = make(limits=_limits(total=3, window=10.0), clock=lambda: now[0])
+    second = make(limits=_limits(total=3, window=10.0), clock=lambda: now[0])
     adapt = second.keys()[3]
-    permits = [await first.acquire(f"SC-{i}") for i in range(4)]
-    await first.release(permits[0], rate_limited=True, retry_after=0.001)
-    # Granted before the change: the same episode, nothing more changes.
-    await first.release(permits[1], rate_limited=True, retry_after=0.001)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1
-    assert "now paces sends 1.01s apart" in warnings[0]
+    for permit in [await first.acquire(f"SC-{i}") for i in range(3)]:
+        await first.release(permit)  # three acceptances in one window
+    now[0] = 1011.0
+    refused = await first.acquire("SC-9")
+    await first.release(refused, rate_limited=True, retry_after=1.0)
+    assert await client.hget(adapt, "open") == b"1"
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]  # judged later
+    now[0] = 1012.5  # the pause is over: the next call judges the episode
     stats = await second.shared_stats()
-    assert (stats.total_limit, stats.mode, stats.total_used) == (10, "smooth", 4)
-    for permit in permits[2:]:
-        await first.release(permit)
-    # A request granted after the change is refused too: the budget really is smaller.
-    late = await second.acquire("SC-9")
-    await second.release(late, rate_limited=True, retry_after=0.001)
+    assert (stats.total_limit, stats.mode) == (3, "smooth")
+    assert (await first.shared_stats()).mode == "smooth"
+    now[0] = 1020.0
+    refused = await second.acquire("SC-8")
+    await second.release(refused, rate_limited=True, retry_after=1.0)
+    now[0] = 1022.0
+    assert (await first.shared_stats()).total_limit == 2  # smooth already: one less
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2
-    assert "lowering the shared limit to 2 per 10s" in warnings[1]
-    assert (await first.shared_stats()).total_limit == 2
-    assert 0 < await client.pttl(adapt) <= (10 - 2 + 10) * 10_000
-    # Additive increase: one more per window + guard without a 429; pacing stays.
-    now = await _redis_now(client)
-    await client.hset(adapt, "at", str(now - 30 * US))
-    assert (await second.shared_stats()).total_limit == 5
-    await client.hset(adapt, "at", str(now - 100 * US))
+    assert "every process sharing this API user now paces sends 3.37s apart" in warnings[0]
+    assert "the shared limit is now 2 per 10s" in warnings[1]
+    assert 0 < await client.pttl(adapt) <= (10 + 3 + 2 + 1) * 10_000
+    # Additive increase: one more per hold after ten quiet holds; pacing stays.
+    now[0] = 1020.0 + 10 * 10.0 + 5.0
+    assert (await second.shared_stats()).total_limit == 2
+    now[0] = 1020.0 + 11 * 10.0
     stats = await second.shared_stats()
-    assert (stats.total_limit, stats.mode) == (10, "smooth")
+    assert (stats.total_limit, stats.mode) == (3, "smooth")
 
 
 async def test_non_adaptive_429_leaves_the_limit(
@@ -439,14 +446,14 @@ async def test_keys_share_one_hash_tag_and_hide_the_username(
     await limiter_b.release(await limiter_b.acquire("SC-1"))
     keys = await _all_keys(client, prefix)
     expected = {
-        *limiter.keys(),  # log, pause, last send, adaptive state
-        *limiter.keys("SC-1")[4:],  # log, pause, last send
-        *limiter.keys("SC-2")[4:5],
-        limiter.keys("SC-2")[6],
-        *limiter.keys("x{y}z")[4:5],
-        limiter.keys("x{y}z")[6],
+        *limiter.keys(),  # log, pause, last send, adaptive state, acceptances
+        *limiter.keys("SC-1")[5:],  # log, pause, last send
+        limiter.keys("SC-2")[5],
+        limiter.keys("SC-2")[7],
+        limiter.keys("x{y}z")[5],
+        limiter.keys("x{y}z")[7],
     }
-    theirs = {limiter_b.keys()[0], limiter_b.keys("SC-1")[4]}
+    theirs = {limiter_b.keys()[0], limiter_b.keys()[4], limiter_b.keys("SC-1")[5]}
     # The API user's smooth stamp lives one spacing (30 ms here): it may be gone already.
     assert set(keys) <= expected | theirs
     assert expected - {limiter.keys()[2]} <= set(keys)
@@ -470,10 +477,15 @@ async def test_idle_keys_vanish_within_two_windows(
         await limiter.release(permit, rate_limited=i == 0)
     keys = await _all_keys(client, prefix)
     assert len(keys) >= 6
-    for key in keys:
+    hold = (window + 0.03) * 1000
+    # The adaptive state and acceptances stay for the policy's own horizon
+    # (quiet windows, accepted windows); every other key for two windows at most.
+    policy_keys = set(limiter.keys()[3:5])
+    assert 0 < await client.pttl(limiter.keys()[4]) <= 3 * hold + 2
+    for key in set(keys) - policy_keys:
         assert 0 < await client.pttl(key) <= 2 * window * 1000
     await asyncio.sleep(2 * window)
-    assert await _all_keys(client, prefix) == []
+    assert set(await _all_keys(client, prefix)) <= policy_keys
 
 
 # -- NOSCRIPT ---------------------------------------------------------------------
@@ -485,7 +497,7 @@ async def test_script_is_reloaded_after_script_flush(
     """After SCRIPT FLUSH the next call gets NOSCRIPT, loads the script again and succeeds."""
     limiter = make()
     await limiter.release(await limiter.acquire("SC-1"))
-    sha = limiter._script.sha
+    sha = limiter._redis._script.sha
     assert (await client.script_exists(sha)) == [True]
     await client.script_flush()
     assert (await client.script_exists(sha)) == [False]
@@ -551,20 +563,21 @@ async def test_permit_granted_to_a_cancelled_caller_goes_back(
     limiter = make(limits=_limits(per_schedule=1))
     first = asyncio.ensure_future(limiter.acquire("SC-1"))
     second = asyncio.ensure_future(limiter.acquire("SC-1"))
-    finish = limiter._finish
+    settle = limiter._core.settle
 
-    def finish_then_cancel(waiter: Any, **kwargs: Any) -> None:
-        finish(waiter, **kwargs)
+    def settle_then_cancel(*args: Any) -> None:
+        settle(*args)
         first.cancel()  # the permit is set, the caller has not resumed yet
 
-    monkeypatch.setattr(limiter, "_finish", finish_then_cancel)
+    monkeypatch.setattr(limiter._core, "settle", settle_then_cancel)
     with pytest.raises(asyncio.CancelledError):
         await first
     monkeypatch.undo()
     # The round held SC-1's second waiter for the first one's entry; the give-back frees it.
     permit = await asyncio.wait_for(second, 5)
-    handle: Any = permit.handle
-    assert [m for m, _ in await _entries(client, limiter.keys("SC-1")[4])] == [
+    ticket: Any = permit.handle
+    handle = ticket.handle
+    assert [m for m, _ in await _entries(client, limiter.keys("SC-1")[5])] == [
         f"i{handle.acquired_us}:{handle.token}"
     ]
     await limiter.release(permit)
@@ -580,14 +593,14 @@ async def test_give_back_failure_is_logged(
     proc, port = private_redis
     limiter = make(redis=f"redis://127.0.0.1:{port}/0", timeout=0.3)
     caller = asyncio.ensure_future(limiter.acquire("SC-1"))
-    finish = limiter._finish
+    settle = limiter._core.settle
 
-    def finish_then_fail(waiter: Any, **kwargs: Any) -> None:
-        finish(waiter, **kwargs)
+    def settle_then_fail(*args: Any) -> None:
+        settle(*args)
         caller.cancel()
         os.kill(proc.pid, signal.SIGSTOP)
 
-    monkeypatch.setattr(limiter, "_finish", finish_then_fail)
+    monkeypatch.setattr(limiter._core, "settle", settle_then_fail)
     with pytest.raises(asyncio.CancelledError):
         await caller
     await limiter.aclose()  # waits for the give-back
@@ -635,7 +648,7 @@ async def test_many_waiters_on_one_id_leave_no_stale_bookkeeping(
     while limiter.stats().in_flight < 100:  # noqa: ASYNC110 - polling the limiter under test
         await asyncio.sleep(0.01)
     assert limiter.stats().queued == 200
-    assert len(limiter._ready) <= 4 + 64 + 1
+    assert len(limiter._core.ready) <= 4 + 64 + 1
     for call in calls:
         call.cancel()
     await asyncio.gather(*calls, return_exceptions=True)
@@ -647,7 +660,7 @@ async def test_many_deadlines_are_forgotten_once_granted(make: Callable[..., Red
     permits = await asyncio.gather(
         *(limiter.acquire(f"SC-{i}", queue_timeout=10) for i in range(150))
     )
-    assert len(limiter._deadlines) < 64
+    assert len(limiter._core.deadlines) < 64
     for permit in permits:
         await limiter.release(permit)
     assert limiter.stats().in_flight == 0
@@ -692,13 +705,13 @@ async def test_queue_timeout_shorter_than_a_known_wait_fails_at_once(
     # A 429 with room in SC-P's log: the API user's level was hit, and is paused.
     await limiter.release(paused, rate_limited=True, retry_after=1.5)
     asked: list[str] = []
-    real_ask = limiter._ask
+    real_ask = limiter._redis.ask
 
-    async def ask(op: Literal["acquire", "peek"], schedule_ids: Sequence[str]) -> Any:
+    async def ask(op: Literal["acquire", "peek"], schedule_ids: Sequence[str], now: float) -> Any:
         asked.append(op)
-        return await real_ask(op, schedule_ids)
+        return await real_ask(op, schedule_ids, now)
 
-    monkeypatch.setattr(limiter, "_ask", ask)
+    monkeypatch.setattr(limiter._redis, "ask", ask)
     with pytest.raises(QueueTimeoutError) as caught:
         await limiter.acquire("SC-Q", queue_timeout=0.1)
     assert asked == []  # at once: no round trip, no waiting for the pause to end
@@ -869,7 +882,7 @@ async def test_switching_to_and_from_the_fallback_keeps_this_process_within_the_
     limits = _limits(total=3, per_schedule=3, window=2.0, adaptive=False)
     fallback = RateLimiter(limits)
     limiter = make(limits=limits, fallback=fallback, fallback_retry=0.3, timeout=1.0)
-    script = limiter._script
+    script = limiter._redis._script
 
     async def outage(*_: object, **__: object) -> object:
         raise RedisError("simulated outage")
@@ -886,14 +899,14 @@ async def test_switching_to_and_from_the_fallback_keeps_this_process_within_the_
         await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(3))), 10)
 
     if first == "fallback":
-        monkeypatch.setattr(limiter, "_script", outage)
+        monkeypatch.setattr(limiter._redis, "_script", outage)
     await burst()  # the whole budget, through Redis or through the fallback
     assert fallback.stats().total_used == 3  # the fallback knows either way
     if first == "redis":
-        monkeypatch.setattr(limiter, "_script", outage)
+        monkeypatch.setattr(limiter._redis, "_script", outage)
     else:
         await asyncio.sleep(0.35)  # past fallback_retry: Redis again
-        monkeypatch.setattr(limiter, "_script", script)
+        monkeypatch.setattr(limiter._redis, "_script", script)
     await burst()  # through the other one: must wait for the window
     assert sum(1 for t in sent if t < sent[0] + limits.window) == limits.total
     assert fallback.stats().in_flight == 0

@@ -1,17 +1,20 @@
 --[[
 schedcancel: one API user's two-level sliding-window log, shared through Redis.
 
-Called with EVALSHA; every operation runs atomically, with Redis TIME as the one
-clock. All times are integer microseconds of Redis TIME.
+Called with EVALSHA; every operation runs atomically. All times are integer
+microseconds. ARGV[1] is the operation, ARGV[2] the time: empty for Redis TIME
+(the one clock of every process sharing the budget), or a number from the
+caller's injected clock (tests on a virtual clock; every process sharing the
+keys must then share that clock).
 
 KEYS (all under one hash tag, so a Redis Cluster keeps them in one slot):
   1 the API user's log (sorted set)    2 its 429 pause (string: until)
-  3 its last send (string, smooth)     4 its adaptive state (hash: limit, at,
-                                         smooth, changed)
+  3 its last send (string, smooth)     4 its adaptive state (hash, below)
+  5 its acceptances (sorted set, adaptive only: when the server took a request)
   then per scheduleId: its log (sorted set), its 429 pause, its last send.
 Every key carries a PEXPIRE: a log until its last entry stops counting, a pause
-until it ends, a last send for one spacing, the adaptive state until the limit
-has recovered plus ten holds.
+until it ends, a last send for one spacing, the adaptive state and the
+acceptances while the policy may still need them.
 
 A log's members are one per permit; the score is the moment the entry stops
 counting, and an entry counts while its score is in the future:
@@ -21,28 +24,41 @@ counting, and an entry counts while its score is in the future:
   "x:<token>"            released after a 429: counts the same, but was refused.
 hold = window + guard.
 
-ARGV[1] is the operation:
+The adaptive policy is schedcancel/_adaptive.py's, step for step (the tests
+run one table of cases against both; see the op "policy"): a 429 at the API
+user's level of a request granted since the last episode opened opens an
+episode; when the pause ends, the episode is judged from the most acceptances
+in one window over the last ACCEPTED_WINDOWS holds: fewer than the limit ->
+lower it to max(1, peak, limit // 2); else not yet smooth -> smooth; else
+limit - 1. A lowered limit grows back by one per hold after QUIET_WINDOWS
+holds without a 429.
+
+Operations (ARGV[3..]):
 
   acquire / peek  base total per_schedule window guard in_flight smooth slack poll adaptive
-      KEYS 5.. are candidates, three keys (log, pause, last send) each, in the
-      order the caller wants them served; one scheduleId may appear several
-      times. acquire grants candidate c the member "i<now>:<base>.<c>" when
-      both levels admit it, skips a candidate whose scheduleId is full, and
-      stops at the first one the API user's level refuses. peek grants
-      nothing and looks at the first candidate only (or none).
-      Returns {now, user_used, user_limit, user_smooth, user_wait, r1, r2, ...}:
-      r = -1 granted, else the candidate's scheduleId wait (0: not held by it);
-      candidates after the last r were not tried. Waits run to the next
-      possible slot (0 when free).
-  release  total per_schedule window guard cap adaptive smooth, then per permit:
+      KEYS 6.. are candidates, three keys each, in the order the caller wants
+      them served; one scheduleId may appear several times. acquire grants
+      candidate c the member "i<now>:<base>.<c>" when both levels admit it,
+      skips a candidate whose scheduleId is full, and stops at the first one
+      the API user's level refuses. peek grants nothing and looks at the first
+      candidate only (or none).
+      Returns {now, user_used, user_limit, user_smooth, user_wait, action,
+      r1, r2, ...}: action is what judging an episode changed now (0 none, 1
+      smooth, 2 lowered); r = -1 granted, else the candidate's scheduleId wait
+      (0: not held by it); candidates after the last r were not tried. Waits
+      run to the next possible slot (0 when free).
+  release  total per_schedule window guard cap adaptive, then per permit:
            token acquired limited retry_after (-1: none)
-      KEYS 5.. are the permits' scheduleIds, three keys each. Re-scores each
+      KEYS 6.. are the permits' scheduleIds, three keys each. Re-scores each
       permit's entries to now + hold ("x:<token>" for a refused one). A
       permit with limited=1 (a 429) pauses the level that was hit and, at the
-      API user's level, feeds the adaptive state. Returns {now, user_pause,
-      adaptive_change (0 none, 1 now smooth, 2 limit lowered), limit}.
+      API user's level, feeds the adaptive policy. Returns {now, user_pause}.
   undo  token acquired
       Removes a permit's entries (granted, never sent). Returns the entries removed.
+  policy  total hold event now a b
+      The adaptive policy alone on the state in KEYS[4] (for the tests):
+      event "429" (a = stamp, b = next stamp) or "judge" (a = peak), or
+      "limit". Returns {limit_at(now), smooth, open, action}.
 ]]
 
 if redis.replicate_commands then
@@ -50,9 +66,17 @@ if redis.replicate_commands then
   redis.replicate_commands()
 end
 
+local QUIET_WINDOWS = 10
+local ACCEPTED_WINDOWS = 3
+
 local op = ARGV[1]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now
+if ARGV[2] ~= '' then
+  now = tonumber(ARGV[2])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 
 local function fmt(n)
   -- tostring() prints 1.8e+15; the members need every digit.
@@ -84,7 +108,7 @@ local function next_slot(key, need, hold, poll)
     local member, score = items[i], tonumber(items[i + 1])
     local bound = score
     if string.byte(member, 1) == 105 then -- 'i'
-      bound = math.min(score, tonumber(string.match(member, '^i(%d+):')) + hold)
+      bound = math.min(score, tonumber(string.match(member, '^i(-?%d+):')) + hold)
       if bound <= now then
         bound = math.min(score, now + poll)
       end
@@ -114,51 +138,88 @@ local function level_wait(log, used, limit, pause, last, smooth, spacing, hold, 
   return math.max(0, math.ceil(wait))
 end
 
--- The API user's adaptive state (shared by every process): the effective limit,
--- lowered after 429s and raised again by one per `hold` since the last 429, and
--- whether the level paces sends (smooth).
-local function effective(adapt, total, smooth, adaptive, hold)
-  if not adaptive then
-    return total, smooth
-  end
-  local state = redis.call('HMGET', adapt, 'limit', 'at', 'smooth')
-  if not state[1] then
-    return total, smooth
-  end
-  local limit = tonumber(state[1]) + math.floor((now - tonumber(state[2])) / hold)
-  return math.min(total, limit), smooth or state[3] == '1'
+-- The adaptive policy (_adaptive.AdaptiveState), on a hash:
+-- limit, smooth (0/1), open (0/1), start (episode start stamp), from (recover_from).
+local function load(adapt, total, hold)
+  local s = redis.call('HMGET', adapt, 'limit', 'smooth', 'open', 'start', 'from')
+  return {
+    base = total,
+    hold = hold,
+    limit = tonumber(s[1]) or total,
+    smooth = s[2] == '1',
+    open = s[3] == '1',
+    start = tonumber(s[4]),  -- nil: -inf
+    from = tonumber(s[5]),   -- nil: -inf
+  }
 end
 
--- Learn from a 429 at the API user's level (our log never lets `total` others
--- in besides this request, so foreign load or a counter-type server caused it).
--- As the in-process limiter: first pace sends (smooth); on a 429 while pacing,
--- lower the limit to what the server accepted in the window (released entries
--- that were not refused). 429s of requests granted before the last change
--- belong to that episode and change nothing more. Every 429 restarts the
--- recovery clock. Returns 0 (no change), 1 (now smooth) or 2 (lowered), and the limit.
-local function adapt_to_429(adapt, log, acquired, total, smooth, hold)
-  local limit, paced = effective(adapt, total, smooth, true, hold)
-  local changed = tonumber(redis.call('HGET', adapt, 'changed') or '0')
-  local action = 0
-  if acquired >= changed then
-    changed = now
-    if not paced then
-      paced, action = true, 1
-    else
-      local accepted = 0
-      for _, member in ipairs(redis.call('ZRANGEBYSCORE', log, '(' .. fmt(now), '+inf')) do
-        if string.byte(member, 1) == 114 then -- 'r': answered and not refused
-          accepted = accepted + 1
-        end
-      end
-      limit, action = math.max(1, math.min(limit - 1, accepted)), 2
-    end
+local function save(adapt, st)
+  local fields = {'limit', st.limit, 'smooth', st.smooth and 1 or 0, 'open', st.open and 1 or 0}
+  if st.start then
+    fields[#fields + 1], fields[#fields + 2] = 'start', fmt(st.start)
   end
-  redis.call('HSET', adapt, 'limit', limit, 'at', fmt(now), 'smooth', paced and 1 or 0,
-    'changed', fmt(changed))
-  -- Remembered while the limit recovers, and ten holds more (idle keys still vanish).
-  redis.call('PEXPIRE', adapt, math.ceil((total - limit + 10) * hold / 1000))
-  return action, limit
+  if st.from then
+    fields[#fields + 1], fields[#fields + 2] = 'from', fmt(st.from)
+  end
+  redis.call('HSET', adapt, unpack(fields))
+  -- Kept while the limit recovers, an episode waits, and its acceptances matter.
+  local holds = QUIET_WINDOWS + ACCEPTED_WINDOWS + 2 + st.base - st.limit
+  redis.call('PEXPIRE', adapt, math.ceil(holds * st.hold / 1000))
+end
+
+local function limit_at(st, at)
+  if st.limit >= st.base then
+    return st.limit
+  end
+  local steps = math.floor((at - st.from) / st.hold) - QUIET_WINDOWS
+  return math.min(st.base, st.limit + math.max(0, steps))
+end
+
+-- A 429 at the API user's level; true when it opens an episode.
+local function on_429(st, at, stamp, next_stamp)
+  st.limit = limit_at(st, at)
+  st.from = at
+  if st.open or (st.start and stamp < st.start) then
+    return false
+  end
+  st.open = true
+  st.start = next_stamp
+  return true
+end
+
+-- Close the open episode (its pause is over); return the action (0, 1 smooth, 2 lowered).
+local function judge(st, at, peak)
+  st.open = false
+  local limit = limit_at(st, at)
+  st.limit = limit
+  if peak < limit then
+    st.limit = math.max(1, peak, math.floor(limit / 2))
+    return 2
+  end
+  if not st.smooth then
+    st.smooth = true
+    return 1
+  end
+  st.limit = math.max(1, limit - 1)
+  return 2
+end
+
+-- The most acceptances within one window (half-open), over the remembered span.
+local function accepted_peak(acc, window)
+  local times = redis.call('ZRANGE', acc, 0, -1, 'WITHSCORES')
+  local peak, first = 0, 2
+  for i = 2, #times, 2 do
+    local at = tonumber(times[i])
+    while tonumber(times[first]) <= at - window do
+      first = first + 2
+    end
+    peak = math.max(peak, (i - first) / 2 + 1)
+  end
+  return peak
+end
+
+local function forget_accepted(acc, hold)
+  redis.call('ZREMRANGEBYSCORE', acc, '-inf', now - ACCEPTED_WINDOWS * hold)
 end
 
 local function set_pause(key, wait)
@@ -172,14 +233,24 @@ local function set_pause(key, wait)
 end
 
 if op == 'acquire' or op == 'peek' then
-  local base = ARGV[2]
-  local total, per_schedule = tonumber(ARGV[3]), tonumber(ARGV[4])
-  local window, guard, in_flight = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-  local smooth, slack, poll = ARGV[8] == '1', tonumber(ARGV[9]), tonumber(ARGV[10])
-  local adaptive = ARGV[11] == '1'
+  local base = ARGV[3]
+  local total, per_schedule = tonumber(ARGV[4]), tonumber(ARGV[5])
+  local window, guard, in_flight = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+  local smooth, slack, poll = ARGV[9] == '1', tonumber(ARGV[10]), tonumber(ARGV[11])
+  local adaptive = ARGV[12] == '1'
   local hold = window + guard
 
-  local limit, user_smooth = effective(KEYS[4], total, smooth, adaptive, hold)
+  local limit, user_smooth, action = total, smooth, 0
+  if adaptive then
+    local st = load(KEYS[4], total, hold)
+    local paused = redis.call('GET', KEYS[2])
+    if st.open and (not paused or tonumber(paused) <= now) then
+      forget_accepted(KEYS[5], hold)
+      action = judge(st, now, accepted_peak(KEYS[5], window))
+      save(KEYS[4], st)
+    end
+    limit, user_smooth = limit_at(st, now), smooth or st.smooth
+  end
   local user_spacing = window / limit * (1 + slack)
   local id_spacing = window / per_schedule * (1 + slack)
   local user_used = live(KEYS[1])
@@ -189,8 +260,8 @@ if op == 'acquire' or op == 'peek' then
   local prefix = 'i' .. fmt(now) .. ':' .. base .. '.'
   -- Candidates in the caller's order; a full scheduleId is skipped, a full API
   -- user ends the round (nothing after it could go either).
-  for c = 1, (#KEYS - 4) / 3 do
-    local log, pause, last = KEYS[3 * c + 2], KEYS[3 * c + 3], KEYS[3 * c + 4]
+  for c = 1, (#KEYS - 5) / 3 do
+    local log, pause, last = KEYS[3 * c + 3], KEYS[3 * c + 4], KEYS[3 * c + 5]
     user_wait = level_wait(
       KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
     local id_used = live(log)
@@ -215,12 +286,12 @@ if op == 'acquire' or op == 'peek' then
       results[#results + 1] = -1
     end
   end
-  if #KEYS == 4 then
+  if #KEYS == 5 or results[#results] == -1 then
     user_wait = level_wait(
       KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
   end
   expire_log(KEYS[1])
-  local reply = {now, user_used, limit, user_smooth and 1 or 0, user_wait}
+  local reply = {now, user_used, limit, user_smooth and 1 or 0, user_wait, action}
   for _, r in ipairs(results) do
     reply[#reply + 1] = r
   end
@@ -228,17 +299,18 @@ if op == 'acquire' or op == 'peek' then
 end
 
 if op == 'release' then
-  local total, per_schedule = tonumber(ARGV[2]), tonumber(ARGV[3])
-  local window, guard, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-  local adaptive, smooth = ARGV[7] == '1', ARGV[8] == '1'
+  local total, per_schedule = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local window, guard, cap = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+  local adaptive = ARGV[8] == '1'
   local hold = window + guard
   local expires = now + hold
-  local user_pause, action, limit = 0, 0, 0
-  for c = 1, (#KEYS - 4) / 3 do
+  local user_pause = 0
+  local st = nil
+  for c = 1, (#KEYS - 5) / 3 do
     local at = 8 + (c - 1) * 4
     local token, acquired = ARGV[at + 1], ARGV[at + 2]
     local limited, retry_after = ARGV[at + 3] == '1', tonumber(ARGV[at + 4])
-    local log, pause = KEYS[3 * c + 2], KEYS[3 * c + 3]
+    local log, pause = KEYS[3 * c + 3], KEYS[3 * c + 4]
     -- A refused request stays counted (the server may have counted it) as 'x:'.
     local member = (limited and 'x:' or 'r:') .. token
     for _, key in ipairs({KEYS[1], log}) do
@@ -246,7 +318,11 @@ if op == 'release' then
       redis.call('ZADD', key, expires, member)
     end
     expire_log(log)
-    if limited then
+    if not limited then
+      if adaptive then
+        redis.call('ZADD', KEYS[5], now, token)
+      end
+    else
       -- The level that was hit: the scheduleId when its log is full, else the API user.
       local wait = hold
       if retry_after >= 0 then
@@ -257,22 +333,39 @@ if op == 'release' then
       else
         user_pause = math.max(user_pause, set_pause(KEYS[2], wait))
         if adaptive then
-          local changed, new_limit = adapt_to_429(KEYS[4], KEYS[1], tonumber(acquired), total,
-            smooth, hold)
-          if changed > 0 then
-            action, limit = changed, new_limit
-          end
+          st = st or load(KEYS[4], total, hold)
+          on_429(st, now, tonumber(acquired), now + 1)
         end
       end
     end
   end
+  if st then
+    save(KEYS[4], st)
+  end
+  if adaptive then
+    forget_accepted(KEYS[5], hold)
+    redis.call('PEXPIRE', KEYS[5], math.ceil(ACCEPTED_WINDOWS * hold / 1000) + 1)
+  end
   expire_log(KEYS[1])
-  return {now, user_pause, action, limit}
+  return {now, user_pause}
 end
 
 if op == 'undo' then
-  local member = 'i' .. ARGV[3] .. ':' .. ARGV[2]
-  return redis.call('ZREM', KEYS[1], member) + redis.call('ZREM', KEYS[5], member)
+  local member = 'i' .. ARGV[4] .. ':' .. ARGV[3]
+  return redis.call('ZREM', KEYS[1], member) + redis.call('ZREM', KEYS[6], member)
+end
+
+if op == 'policy' then
+  local st = load(KEYS[4], tonumber(ARGV[3]), tonumber(ARGV[4]))
+  local event, at = ARGV[5], tonumber(ARGV[6])
+  local action = 0
+  if event == '429' then
+    action = on_429(st, at, tonumber(ARGV[7]), tonumber(ARGV[8])) and 1 or 0
+  elseif event == 'judge' then
+    action = judge(st, at, tonumber(ARGV[7]))
+  end
+  save(KEYS[4], st)
+  return {limit_at(st, at), st.smooth and 1 or 0, st.open and 1 or 0, action}
 end
 
 return redis.error_reply('schedcancel: unknown operation ' .. tostring(op))

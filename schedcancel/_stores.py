@@ -1,0 +1,349 @@
+"""The store seam under the one dispatcher, and the in-memory store. Pure.
+
+A *store* keeps the two levels' logs and answers the dispatcher's questions
+(STYLE.md rule 6): try these candidates in this order, release this permit,
+give this one back, when could one start. :class:`MemoryStore` keeps them in
+this process over ``_window``; ``schedcancel.redis`` keeps them in Redis over
+``lua/limiter.lua``. Both apply the one adaptive policy of ``_adaptive``.
+
+The memory store reads no clock: ``now`` comes with every call.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from array import array
+from collections import deque
+from collections.abc import Sequence
+from typing import Protocol
+
+from ._adaptive import ACCEPTED_WINDOWS, QUIET_WINDOWS, Action, AdaptiveState, accepted_peak
+from ._models import LimiterStats, RateLimits
+from ._queue import SNAP, Answer
+from ._window import LevelPolicy, SlidingLog
+
+__all__ = ["MemoryStore", "Store"]
+
+logger = logging.getLogger("schedcancel.limiter")
+
+# A dict of keys keeps its table at its peak size after deletions; it is copied
+# (O(live), amortised over as many deletions) once more keys left than remain.
+_REBUILD_AFTER = 1024
+
+
+class Store(Protocol):
+    """What the dispatcher's driver asks of the place the logs live."""
+
+    #: seconds added at random to each wait, so processes sharing a store do not wake in step
+    jitter: float
+
+    def round_size(self, now: float) -> int:
+        """How many candidates one :meth:`acquire` should try."""
+
+    async def acquire(self, keys: Sequence[str], now: float) -> Answer:
+        """Try candidates in order: grant each that both levels admit, stop at the user level."""
+
+    async def release(
+        self, key: str, handle: object, now: float, limited: bool, retry_after: float | None
+    ) -> tuple[float, float]:
+        """Release a permit's entries; return new holds ``(user, key)`` in seconds (0: none)."""
+
+    def tick(self, now: float) -> bool:
+        """Housekeeping; True when the API user's level may admit earlier than last said."""
+
+    def next_wake(self, now: float, *, queued: bool) -> float:
+        """When :meth:`tick` has work (``math.inf``: never)."""
+
+    def forecast(self, key: str | None, ahead: int, mine: int, now: float) -> float:
+        """When a request with ``ahead`` others before it (``mine`` of its key) could start."""
+
+
+class FloatQueue:
+    """A FIFO of floats in an ``array('d')`` with a moving head: 8 bytes a value."""
+
+    __slots__ = ("_head", "_values")
+
+    def __init__(self) -> None:
+        self._values = array("d")
+        self._head = 0
+
+    def __len__(self) -> int:
+        return len(self._values) - self._head
+
+    def append(self, value: float) -> None:
+        self._values.append(value)
+
+    def first(self) -> float:
+        return self._values[self._head]
+
+    def values(self) -> list[float]:
+        return self._values[self._head :].tolist()
+
+    def last(self) -> float:
+        return self._values[-1]
+
+    def popleft(self) -> float:
+        value = self._values[self._head]
+        self._head += 1
+        if self._head == len(self._values):
+            del self._values[:]
+            self._head = 0
+        elif self._head >= 1024 and self._head * 2 >= len(self._values):
+            del self._values[: self._head]
+            self._head = 0
+        return value
+
+
+class MemoryStore:
+    """One API user's logs in this process: the API user's and one per scheduleId.
+
+    A handle is the grant's serial number (the adaptive policy's stamp).
+    Idle scheduleIds are forgotten once their entries stop counting, so
+    memory follows what is live (about 290 bytes per live scheduleId).
+    """
+
+    jitter = 0.0
+
+    def __init__(self, limits: RateLimits) -> None:
+        self.limits = limits
+        self.total_policy = LevelPolicy(
+            base_limit=limits.total,
+            window=limits.window,
+            guard=limits.guard,
+            mode=limits.mode,
+            slack=limits.slack,
+        )
+        self.schedule_policy = LevelPolicy(
+            base_limit=limits.per_schedule,
+            window=limits.window,
+            guard=limits.guard,
+            mode=limits.mode,
+            slack=limits.slack,
+        )
+        self.total = SlidingLog(self.total_policy)
+        self.logs: dict[str, SlidingLog] = {}
+        self.adaptive = AdaptiveState(base_limit=limits.total, hold=self.total_policy.hold)
+        self.rate_limited = 0
+        self._grants = 0
+        # When the server accepted our requests, for ACCEPTED_WINDOWS holds (adaptive only).
+        self.accepted = FloatQueue()
+        # Idle-key sweep: when each release's entry stops counting, and for which key.
+        self.sweep_times = FloatQueue()
+        self._sweep_keys: deque[str] = deque()
+        self._dropped = 0
+
+    # -- the store protocol ---------------------------------------------------
+
+    def round_size(self, now: float) -> int:
+        """As many as the API user's count admits (one at a time when smooth)."""
+        if self.total_policy.spacing:
+            return 1
+        return min(64, max(1, self.total.room(now)))
+
+    async def acquire(self, keys: Sequence[str], now: float) -> Answer:
+        """See :meth:`try_round`."""
+        return self.try_round(keys, now)
+
+    def try_round(self, keys: Sequence[str], now: float) -> Answer:
+        """Grant each candidate both levels admit at ``now``; stop at the API user's level."""
+        total = self.total
+        handles: list[object | None] = []
+        waits: list[float] = []
+        user_wait = 0.0
+        for key in keys:
+            at = total.earliest(now)
+            if at > now + SNAP:
+                user_wait = at - now
+                break
+            log = self.logs.get(key)
+            if log is None:
+                log = self.logs[key] = SlidingLog(self.schedule_policy)
+            at = log.earliest(now)
+            if at > now + SNAP:
+                handles.append(None)
+                waits.append(at - now)
+                continue
+            total.add(now)
+            log.add(now)
+            handles.append(self._grants)
+            waits.append(0.0)
+            self._grants += 1
+        else:
+            at = total.earliest(now)
+            if at > now + SNAP:
+                user_wait = at - now
+        return Answer(handles, waits, user_wait)
+
+    async def release(
+        self, key: str, handle: object, now: float, limited: bool, retry_after: float | None
+    ) -> tuple[float, float]:
+        """See :meth:`release_now`."""
+        return self.release_now(key, handle, now, limited, retry_after)
+
+    def release_now(
+        self, key: str, handle: object, now: float, limited: bool, retry_after: float | None
+    ) -> tuple[float, float]:
+        """Count the permit's entries until ``window + guard`` from now; pause after a 429."""
+        log = self.logs[key]
+        holds = (0.0, 0.0)
+        if limited:
+            holds = self._on_rate_limited(log, handle, now, retry_after)
+        elif self.limits.adaptive:
+            self._forget_accepted(now)
+            self.accepted.append(now)
+        self.total.release(now)
+        self._note_expiry(log.release(now), key)
+        return holds
+
+    def give_back(self, key: str, now: float) -> None:
+        """Remove the entries of a permit whose request was never sent."""
+        self.total.revoke()
+        log = self.logs[key]
+        log.revoke()
+        self._retire(key, log, now)
+
+    def tick(self, now: float) -> bool:
+        """Judge a 429 episode whose pause ended, grow a lowered limit back, drop idle keys."""
+        changed = False
+        state = self.adaptive
+        if state.episode_open and self.total.paused_until <= now + SNAP:
+            self._judge(now)
+            changed = True
+        limit = state.limit_at(now)
+        if limit != self.total_policy.limit:
+            changed = limit > self.total_policy.limit
+            self.total_policy.limit = limit
+            if limit == self.total_policy.base_limit:
+                logger.info("no 429 for a while: limit back to %d", limit)
+        self._sweep(now)
+        return changed
+
+    def next_wake(self, now: float, *, queued: bool) -> float:
+        """The next recovery step while requests wait; the next idle key to drop."""
+        wake = math.inf
+        if queued:
+            wake = self.adaptive.next_step(now)
+        sweep = self.sweep_times
+        if len(sweep) and (not queued or len(sweep) > _REBUILD_AFTER):
+            # Nothing waits, or many keys went idle while one waits for long: wake
+            # when the oldest idle key can be dropped.
+            wake = min(wake, max(sweep.first(), now))
+        elif not queued and len(self.accepted):
+            # All keys are gone; the adaptive memory of acceptances goes last.
+            wake = max(self.accepted.first() + ACCEPTED_WINDOWS * self.total_policy.hold, now)
+        return wake
+
+    def forecast(self, key: str | None, ahead: int, mine: int, now: float) -> float:
+        """When a request with ``ahead`` others before it could start (places recycle per hold)."""
+        at = self.total.slot_time(now, ahead)
+        log = self.logs.get(key) if key is not None else None
+        if log is not None:
+            at = max(at, log.slot_time(now, mine))
+        return at
+
+    def stats(self, now: float, queued: int) -> LimiterStats:
+        """A snapshot of the logs."""
+        total = self.total
+        return LimiterStats(
+            queued=queued,
+            in_flight=total.in_flight,
+            total_used=total.used(now),
+            total_limit=self.adaptive.limit_at(now),
+            schedule_ids=len(self.logs),
+            next_free=max(0.0, total.earliest(now) - now),
+            rate_limited=self.rate_limited,
+            mode=self.total_policy.mode,
+        )
+
+    # -- 429s and the adaptive policy -----------------------------------------
+
+    def _on_rate_limited(
+        self, log: SlidingLog, handle: object, now: float, retry_after: float | None
+    ) -> tuple[float, float]:
+        """Pause the level a 429 hit (before the entries are released, so both count it)."""
+        self.rate_limited += 1
+        limits = self.limits
+        if retry_after is None:
+            pause = limits.window + limits.guard  # no Retry-After: treat the window as full
+        else:
+            pause = min(max(retry_after, 0.0), limits.effective_retry_after_cap)
+        if log.used(now) >= log.policy.limit:
+            # The scheduleId's own log is full: blame that level, not the whole user.
+            log.pause(now + pause)
+            return 0.0, pause
+        self.total.pause(now + pause)
+        if limits.adaptive:
+            assert isinstance(handle, int)  # noqa: S101 - our own handle type
+            self.adaptive.on_429(now, handle, self._grants)
+        return pause, 0.0
+
+    def _forget_accepted(self, now: float) -> None:
+        accepted = self.accepted
+        horizon = now - ACCEPTED_WINDOWS * self.total_policy.hold
+        # At the horizon too: the timer wakes exactly then, and must find it gone.
+        while len(accepted) and accepted.first() <= horizon + SNAP:
+            accepted.popleft()
+
+    def _judge(self, now: float) -> None:
+        policy = self.total_policy
+        before = self.adaptive.limit_at(now)
+        peak = accepted_peak(self.accepted.values(), policy.window)
+        action = self.adaptive.judge(now, peak)
+        policy.limit = self.adaptive.limit
+        if action is Action.SMOOTH:
+            policy.mode = "smooth"
+            logger.warning(
+                "429s although the server took a full window of %d from us: it counts"
+                " bursts differently (a sliding-window counter?); pacing sends %.3gs"
+                " apart from now on",
+                peak,
+                policy.spacing,
+            )
+        else:
+            logger.warning(
+                "429s although our own requests cannot fill the window: the server took"
+                " at most %d of ours per %gs; lowering the limit from %d to %d (foreign"
+                " load on this API user?), raising it by 1 per %gs after %d quiet windows",
+                peak,
+                policy.window,
+                before,
+                policy.limit,
+                policy.hold,
+                QUIET_WINDOWS,
+            )
+
+    # -- idle keys --------------------------------------------------------------
+
+    def _note_expiry(self, expiry: float, key: str) -> None:
+        times = self.sweep_times
+        if len(times) and times.last() > expiry:
+            expiry = times.last()
+        times.append(expiry)
+        self._sweep_keys.append(key)
+
+    def _retire(self, key: str, log: SlidingLog, now: float) -> None:
+        """Drop a scheduleId's log once it holds nothing that counts."""
+        if log.in_flight:
+            return  # its release will note an expiry
+        if log.is_idle(now):
+            del self.logs[key]
+            self._dropped += 1
+            if self._dropped > _REBUILD_AFTER and self._dropped > len(self.logs):
+                self.logs = dict(self.logs)
+                self._dropped = 0
+        elif log.idle_at() > log.last_expiry:
+            # Held by a pause or smooth spacing past its last entry: look again then.
+            self._note_expiry(log.idle_at(), key)
+
+    def _sweep(self, now: float) -> None:
+        self.total.answered(now)  # prunes the API user's log too, even when nobody asks
+        self._forget_accepted(now)
+        times, keys = self.sweep_times, self._sweep_keys
+        while len(times) and times.first() <= now:
+            at = times.popleft()
+            key = keys.popleft()
+            log = self.logs.get(key)
+            if log is None or log.in_flight or log.last_expiry > at:
+                continue  # gone, busy, or a later release has its own sweep entry
+            self._retire(key, log, now)
