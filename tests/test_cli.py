@@ -37,7 +37,20 @@ from schedcancel import (
 )
 from schedcancel._bulk import BulkProgress
 from schedcancel._journal import OutcomeKind, read_journal
-from schedcancel.cli import CancelSettings, RunReport, format_duration, main, run_cancel
+from schedcancel.cli import (
+    CancelSettings,
+    RunReport,
+    _input,
+    _parser,
+    format_duration,
+    main,
+    run_cancel,
+)
+from schedcancel.cli._common import _isatty
+from schedcancel.cli._demo import _demo_verdict
+from schedcancel.cli._input import _LineReader
+from schedcancel.cli._report import _RichReporter
+from schedcancel.cli._run import _url_secrets
 from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
 
 API_KEY = "cli-test-connector-key-77"
@@ -929,7 +942,7 @@ def test_keyboard_interrupt_outside_the_loop_exits_130(
     def interrupted(*args: object) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_cmd_cancel", interrupted)
+    monkeypatch.setattr(_parser, "_cmd_cancel", interrupted)
     result = _run(["cancel", "SC-1"], _env("http://127.0.0.1:9/api/v3"))
     assert result.code == 130
     assert "interrupted" in result.stderr
@@ -1018,8 +1031,8 @@ def test_a_closed_stream_is_not_a_terminal() -> None:
     """A closed stream (isatty raises) counts as no terminal."""
     stream = _Terminal()
     stream.close()
-    assert not cli._isatty(stream)
-    assert not cli._isatty(object())
+    assert not _isatty(stream)
+    assert not _isatty(object())
 
 
 # --------------------------------------------------------------------------- rendering
@@ -1233,7 +1246,7 @@ def test_subprocess_piped_into_head_finishes_the_job(
 def test_rich_notes_print_above_the_live_bar() -> None:
     """Messages during a rich run (stop notices) go through the live console."""
     err = _Terminal()
-    reporter = cli._RichReporter(err, stdout_is_terminal=False)
+    reporter = _RichReporter(err, stdout_is_terminal=False)
     with reporter:
         reporter.note("schedcancel: stopping")
     assert "schedcancel: stopping" in err.getvalue()
@@ -1244,7 +1257,7 @@ def test_rich_notes_print_above_the_live_bar() -> None:
 )
 def test_demo_verdict(interrupted: bool, ok: bool, code: int) -> None:
     """The demo exits 130 when interrupted, else 0 exactly when the job went as seeded."""
-    assert cli._demo_verdict(interrupted=interrupted, ok=ok) == code
+    assert _demo_verdict(interrupted=interrupted, ok=ok) == code
 
 
 # --------------------------------------------------------------------------- stdin as it comes
@@ -1355,12 +1368,12 @@ async def test_line_reader_reads_what_a_text_file_would_give(
     Read three bytes at a time, so the BOM, a line end and a two-byte
     character are split between reads.
     """
-    monkeypatch.setattr(cli, "_STDIN_CHUNK", 3)
+    monkeypatch.setattr(_input, "_STDIN_CHUNK", 3)
     read_fd, write_fd = os.pipe()
     text = "\ufeffSC-1\r\nSC-2\rSC-3\n# café\n\n  SC-4  \nSC-5"
     os.write(write_fd, text.encode("utf-8"))
     os.close(write_fd)
-    reader = cli._LineReader(read_fd, "pipe")
+    reader = _LineReader(read_fd, "pipe")
     assert [schedule_id async for schedule_id in reader] == ["SC-1", "SC-2", "SC-3", "SC-4", "SC-5"]
     with pytest.raises(StopAsyncIteration):
         await reader.__anext__()
@@ -1397,10 +1410,10 @@ async def test_line_reader_is_bounded_and_its_thread_ends_when_it_is_closed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A consumer that stops taking: the thread waits with one chunk queued, and ends at close."""
-    monkeypatch.setattr(cli, "_STDIN_CHUNK", 8)
+    monkeypatch.setattr(_input, "_STDIN_CHUNK", 8)
     read_fd, write_fd = os.pipe()
     os.write(write_fd, "".join(f"SC-{i:04d}\n" for i in range(100)).encode())
-    reader = cli._LineReader(read_fd, "bounded", max_chunks=1)
+    reader = _LineReader(read_fd, "bounded", max_chunks=1)
     assert await reader.__anext__() == "SC-0000"
     deadline = time.monotonic() + 10
     while not reader._chunks.full() and time.monotonic() < deadline:  # noqa: ASYNC110 - a thread
@@ -1415,7 +1428,7 @@ async def test_line_reader_is_bounded_and_its_thread_ends_when_it_is_closed(
 def test_line_reader_closed_before_reading_closes_its_descriptor() -> None:
     """A job that never reads (a busy journal, say) leaves no descriptor and no thread behind."""
     read_fd, write_fd = os.pipe()
-    reader = cli._LineReader(read_fd, "unused")
+    reader = _LineReader(read_fd, "unused")
     reader.close()
     with pytest.raises(OSError, match="Bad file descriptor"):
         os.fstat(read_fd)
@@ -1426,7 +1439,7 @@ def test_line_reader_closed_before_reading_closes_its_descriptor() -> None:
 async def test_line_reader_read_error_is_an_input_error(tmp_path: Path) -> None:
     """A descriptor that cannot be read gives an InputError naming the source."""
     fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT)
-    reader = cli._LineReader(fd, "out")
+    reader = _LineReader(fd, "out")
     with pytest.raises(cli.InputError, match="cannot read out: Bad file descriptor"):
         await reader.__anext__()
     with pytest.raises(StopAsyncIteration):
@@ -1522,10 +1535,10 @@ def test_a_bad_redis_url_is_a_usage_error_without_its_password(url: str, where: 
 
 def test_redis_url_secrets_are_found_however_the_url_is_broken() -> None:
     """The password of a URL, as written and decoded, even where ``urlsplit`` would raise."""
-    assert cli._url_secrets("redis://u:p%40ss@[::1/0") == ["p%40ss", "p@ss"]
-    assert cli._url_secrets("redis://:pw@host:6379") == ["pw", "pw"]
-    assert cli._url_secrets("redis://host:6379/0") == []
-    assert cli._url_secrets("notaurl") == []
+    assert _url_secrets("redis://u:p%40ss@[::1/0") == ["p%40ss", "p@ss"]
+    assert _url_secrets("redis://:pw@host:6379") == ["pw", "pw"]
+    assert _url_secrets("redis://host:6379/0") == []
+    assert _url_secrets("notaurl") == []
 
 
 @pytest.mark.parametrize(
