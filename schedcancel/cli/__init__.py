@@ -1,0 +1,102 @@
+"""The ``schedcancel`` command: bulk ``cancel``, the ``demo``, and the ``mock-server``.
+
+A thin shell over :func:`~schedcancel._bulk.cancel_many`: it parses
+arguments, streams ids from arguments, a file or stdin, shows progress on
+stderr, writes one result line per id to stdout, and maps how the job ended
+to an exit code:
+
+====  ==================================================================
+0     every id is cancelled, by this run or before
+1     some ids failed for good: the API refused them (e.g. 7040 unknown
+      id), or they are no valid scheduleIds
+2     usage or input error: bad option (a bad ``--redis`` URL too), missing
+      credential, unreadable input (also when stdin or a pipe turns out
+      not to be UTF-8 mid-run), a busy or corrupt journal or one that
+      cannot be opened
+3     the job is incomplete: authentication, transport, server or
+      rate-limit failures, refusals the API does not call final (errorCode
+      7002 or none: the next run sends those ids again), or the journal
+      failing mid-run (the ids not done are not in it); run again with the
+      same ``--journal`` to finish
+130   interrupted (SIGINT or SIGTERM); run again with the same ``--journal``
+====  ==================================================================
+
+``rich`` (the ``cli`` extra) draws the progress bar and the summary table on a
+terminal; without it, or when stderr is not a terminal, progress is a plain
+line every few seconds. Importing this package imports neither.
+
+The package: ``_parser`` (the argument parser and :func:`main`), ``_settings``
+(flags and environment), ``_input`` (ids from arguments, a file or stdin),
+``_run`` (the bulk run and the ``cancel`` command), ``_report`` (progress,
+per-id lines, the summary and the exit code), ``_demo`` (the ``demo``
+command) and ``_common`` (what they share).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ._common import (
+    EXIT_FAILED,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    INSTALL_CLI_HINT,
+    INSTALL_REDIS_HINT,
+    PROG,
+)
+from ._demo import DEMO_API_KEY, DEMO_USERNAME
+from ._input import InputError, iter_ids
+from ._parser import build_parser, main
+from ._report import (
+    RunReport,
+    format_duration,
+    outcome_text,
+    print_summary,
+    progress_line,
+    summary_json,
+)
+from ._run import run_cancel
+from ._settings import (
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    ENV_PASSWORD,
+    ENV_REDIS_URL,
+    ENV_SHARED_SECRET,
+    ENV_USERNAME,
+    CancelSettings,
+)
+
+__all__ = [
+    "DEMO_API_KEY",
+    "DEMO_USERNAME",
+    "ENV_API_KEY",
+    "ENV_BASE_URL",
+    "ENV_PASSWORD",
+    "ENV_REDIS_URL",
+    "ENV_SHARED_SECRET",
+    "ENV_USERNAME",
+    "EXIT_FAILED",
+    "EXIT_INCOMPLETE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "INSTALL_CLI_HINT",
+    "INSTALL_REDIS_HINT",
+    "PROG",
+    "CancelSettings",
+    "InputError",
+    "RunReport",
+    "build_parser",
+    "format_duration",
+    "iter_ids",
+    "main",
+    "outcome_text",
+    "print_summary",
+    "progress_line",
+    "run_cancel",
+    "summary_json",
+]
+
+logger = logging.getLogger("schedcancel.cli")

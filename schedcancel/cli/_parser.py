@@ -1,0 +1,347 @@
+"""The argument parser, and ``main``: parse, dispatch to a command, map errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from .._protocol import DEFAULT_BASE_URL
+from ._common import EXIT_INTERRUPTED, EXIT_USAGE, PROG, _Streams, _UsageError
+from ._demo import _cmd_demo
+from ._run import _cmd_cancel
+from ._settings import (
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    ENV_PASSWORD,
+    ENV_REDIS_URL,
+    ENV_SHARED_SECRET,
+    ENV_USERNAME,
+)
+
+
+def _cmd_mock_server(
+    args: argparse.Namespace, streams: _Streams, environ: Mapping[str, str]
+) -> int:
+    del streams, environ  # the server prints its URL on the process's own stdout
+    from ..testing import main_mock_server  # noqa: PLC0415 - only this command serves
+
+    return main_mock_server(args)
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not (math.isfinite(number) and number >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
+    return number
+
+
+def _positive_seconds(value: str) -> float:
+    number = _seconds(value)
+    if number == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return number
+
+
+_CANCEL_EPILOG = f"""\
+credentials (prefer the environment: flags show in `ps`):
+  {ENV_API_KEY}        the connector apiKey
+  {ENV_USERNAME}       the API user (HTTP Basic auth)
+  {ENV_PASSWORD}       its password
+  {ENV_SHARED_SECRET}  the connector's shared secret, if it signs requests
+  {ENV_BASE_URL}       the API base URL
+  {ENV_REDIS_URL}      share the rate limit through Redis
+
+output:
+  stdout  one line per id as it finishes: ID<TAB>OUTCOME<TAB>DETAIL,
+          or with --json one JSON object per id and a final {{"summary": ...}}
+  stderr  progress and the summary
+
+exit codes:
+  0    every id is cancelled (by this run or before)
+  1    some ids failed for good: refused by the API (e.g. 7040 unknown id) or not valid ids
+  2    usage or input error (options, credentials, input, an unusable journal)
+  3    incomplete: authentication, transport, server or journal failures, or
+       refusals that are not final (7002); run again with the same --journal
+  130  interrupted (Ctrl-C, SIGTERM); run again with the same --journal
+
+examples:
+  export {ENV_API_KEY}=... {ENV_USERNAME}=... {ENV_PASSWORD}=...
+  {PROG} cancel SC-1234 SC-5678
+  {PROG} cancel --from ids.txt --journal cancel.jsonl > results.tsv
+  cut -f1 ids.tsv | {PROG} cancel --from - --journal cancel.jsonl --json
+"""
+
+
+def _add_cancel_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "cancel",
+        help="cancel schedules in bulk, within the rate limits",
+        description=(
+            "Cancel schedules through the IXOPAY Transaction API, as fast as the rate\n"
+            "limits allow and without 429s. With --journal a run can be killed and\n"
+            "started again: ids already final in the journal are not sent twice."
+        ),
+        epilog=_CANCEL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("ids", nargs="*", metavar="ID", help="scheduleIds to cancel")
+    parser.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE",
+        help="read ids from FILE, one per line (# comments), or - for stdin; streamed",
+    )
+    creds = parser.add_argument_group("credentials (default: the environment variables below)")
+    creds.add_argument("--api-key", metavar="KEY", help=f"connector apiKey [{ENV_API_KEY}]")
+    creds.add_argument("--username", metavar="NAME", help=f"API user [{ENV_USERNAME}]")
+    creds.add_argument("--password", metavar="PASSWORD", help=f"API password [{ENV_PASSWORD}]")
+    creds.add_argument(
+        "--shared-secret", metavar="SECRET", help=f"connector shared secret [{ENV_SHARED_SECRET}]"
+    )
+    creds.add_argument(
+        "--base-url", metavar="URL", help=f"API base URL [{ENV_BASE_URL}; {DEFAULT_BASE_URL}]"
+    )
+
+    job = parser.add_argument_group("job")
+    job.add_argument(
+        "--journal",
+        type=Path,
+        metavar="PATH",
+        help="JSON Lines journal; a run on an existing journal skips ids final there",
+    )
+    job.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="send ids whose journal outcome is 'failed' (e.g. 7040) again",
+    )
+    job.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="calls at once, queued or on the wire (default: 2 x --total)",
+    )
+    job.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=30.0,
+        metavar="S",
+        help="seconds one HTTP request may take (%(default)s)",
+    )
+
+    limits = parser.add_argument_group("rate limits (the server's; defaults as documented)")
+    limits.add_argument(
+        "--total", type=_positive_int, default=60, metavar="N", help="per API user per window (60)"
+    )
+    limits.add_argument(
+        "--per-schedule",
+        type=_positive_int,
+        default=10,
+        metavar="K",
+        help="per scheduleId per window (10)",
+    )
+    limits.add_argument(
+        "--window", type=_positive_seconds, default=60.0, metavar="S", help="seconds (60)"
+    )
+    limits.add_argument(
+        "--guard",
+        type=_seconds,
+        default=1.0,
+        metavar="S",
+        help="seconds an entry counts after its response (1)",
+    )
+    limits.add_argument(
+        "--mode",
+        choices=("exact", "smooth"),
+        default="exact",
+        help="exact: bursts the sliding log allows; smooth: evenly spaced",
+    )
+    limits.add_argument(
+        "--no-adaptive", action="store_true", help="do not learn from unexpected 429s"
+    )
+    limits.add_argument(
+        "--redis",
+        metavar="URL",
+        help=f"share the budget with other processes through Redis [{ENV_REDIS_URL}]",
+    )
+
+    output = parser.add_argument_group("output")
+    output.add_argument("--json", action="store_true", help="JSON Lines on stdout, with a summary")
+    output.add_argument("-q", "--quiet", action="store_true", help="no per-id lines on stdout")
+    output.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    output.add_argument(
+        "--progress-interval",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="S",
+        help="seconds between plain progress lines when stderr is no terminal (%(default)s)",
+    )
+    parser.set_defaults(handler=_cmd_cancel)
+
+
+def _add_demo_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "demo",
+        help="watch a bulk cancel against an in-process mock server (about 20 s)",
+        description=(
+            "Start the mock IXOPAY server in this process with a short window, seed it "
+            "with schedules (some already cancelled, some unknown), and run the real "
+            "cancel path against it: progress, summary, 429s, makespan and its lower bound."
+        ),
+    )
+    parser.add_argument(
+        "--schedules", type=_positive_int, default=300, metavar="N", help="ids (%(default)s)"
+    )
+    parser.add_argument(
+        "--total",
+        type=_positive_int,
+        default=60,
+        metavar="N",
+        help="requests per window per API user (%(default)s)",
+    )
+    parser.add_argument(
+        "--window",
+        type=_positive_seconds,
+        default=4.0,
+        metavar="S",
+        help="the window in seconds (%(default)s)",
+    )
+    parser.add_argument(
+        "--guard",
+        type=_seconds,
+        default=0.1,
+        metavar="S",
+        help="the client's guard in seconds (%(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="shuffle seed (%(default)s)"
+    )
+    parser.add_argument("--journal", type=Path, metavar="PATH", help="keep the journal here")
+    parser.add_argument("--json", action="store_true", help="per-id JSON lines and a summary")
+    parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    parser.set_defaults(handler=_cmd_demo)
+
+
+def _add_mock_server_parser(commands: Any) -> None:
+    from ..testing import add_mock_server_arguments  # noqa: PLC0415 - aiohttp.web loads only here
+
+    parser = commands.add_parser(
+        "mock-server",
+        help="serve the mock IXOPAY schedule API on 127.0.0.1 (for tests and demos)",
+        description=(
+            "Serve the cancel endpoint emulated: Basic auth, signatures, the schedule "
+            "state machine, both rate limits and fault injection. Prints its base URL."
+        ),
+    )
+    add_mock_server_arguments(parser)
+    parser.set_defaults(handler=_cmd_mock_server)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``schedcancel`` argument parser.
+
+    Returns:
+        The parser with its ``cancel``, ``demo`` and ``mock-server`` subcommands.
+    """
+    from .. import __version__  # noqa: PLC0415 - the package imports this module lazily only
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Cancel IXOPAY recurring-payment schedules in bulk, within the API's rate "
+            "limits (60 per minute per API user, 10 per minute per schedule)."
+        ),
+        epilog=f"Run '{PROG} demo' to see it work, '{PROG} cancel --help' for the real thing.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more (-vv for debug)"
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_cancel_parser(commands)
+    _add_demo_parser(commands)
+    _add_mock_server_parser(commands)
+    return parser
+
+
+@contextlib.contextmanager
+def _logging_to(stream: IO[str], verbosity: int) -> Iterator[None]:
+    package = logging.getLogger("schedcancel")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(name)s: %(message)s"))
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbosity, 2)]
+    handler.setLevel(level)
+    previous = package.level
+    package.addHandler(handler)
+    package.setLevel(min(level, previous) if previous else level)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(previous)
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdin: IO[str] | None = None,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """Run the ``schedcancel`` command.
+
+    Args:
+        argv: the arguments after the program name; default ``sys.argv[1:]``.
+        stdin: ids for ``--from -``; default ``sys.stdin``.
+        stdout: per-id results and JSON; default ``sys.stdout``.
+        stderr: progress, summary and messages; default ``sys.stderr``.
+        environ: where ``SCHEDCANCEL_*`` variables are read; default ``os.environ``.
+
+    Returns:
+        The exit code (see the ``schedcancel.cli`` docstring).
+    """
+    streams = _Streams(
+        stdin=stdin if stdin is not None else sys.stdin,
+        stdout=stdout if stdout is not None else sys.stdout,
+        stderr=stderr if stderr is not None else sys.stderr,
+    )
+    parser = build_parser()
+    try:
+        with contextlib.redirect_stdout(streams.stdout), contextlib.redirect_stderr(streams.stderr):
+            args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help, --version (0) and usage errors (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(streams.stderr)
+        return EXIT_USAGE
+    with _logging_to(streams.stderr, args.verbose):
+        try:
+            code: int = handler(args, streams, os.environ if environ is None else environ)
+        except _UsageError as exc:
+            streams.stderr.write(f"{PROG}: error: {exc}\n")
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            streams.stderr.write(f"\n{PROG}: interrupted\n")
+            return EXIT_INTERRUPTED
+    return code

@@ -1,0 +1,271 @@
+"""The bulk run: ``run_cancel`` (limiter, signals, per-id output) and the ``cancel`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
+from typing import IO, TYPE_CHECKING
+from urllib.parse import unquote
+
+import attrs
+
+from .._bulk import GatedLimiter, cancel_many
+from .._journal import CancelOutcome, OutcomeKind
+from ..errors import InvalidParameterError, ScheduleCancelError
+from ._common import INSTALL_REDIS_HINT, PROG, _isatty, _Streams, _UsageError
+from ._input import _open_input
+from ._report import (
+    RunReport,
+    _make_reporter,
+    _outcome_json,
+    _Reporter,
+    outcome_text,
+    print_summary,
+    summary_json,
+)
+from ._settings import CancelSettings, _settings_from_args
+
+if TYPE_CHECKING:
+    from .._models import Limiter
+
+
+def _make_limiter(settings: CancelSettings) -> Limiter:
+    """Make the run's limiter; a bad ``--redis`` URL is a usage error (without its password)."""
+    if settings.redis_url is None:
+        from .._limiter import RateLimiter  # noqa: PLC0415 - loaded with the client anyway
+
+        return RateLimiter(settings.limits)
+    try:
+        from ..redis import RedisLimiter  # noqa: PLC0415 - optional extra
+    except ImportError:
+        raise _UsageError(f"--redis needs redis-py: {INSTALL_REDIS_HINT}") from None
+    try:
+        return RedisLimiter(settings.redis_url, username=settings.username, limits=settings.limits)
+    except InvalidParameterError as exc:
+        message = str(exc)
+        for secret in _url_secrets(settings.redis_url):
+            message = message.replace(secret, "***")
+        raise _UsageError(f"--redis: {message}") from None
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The password in a URL (as written and %-decoded), to keep it out of messages.
+
+    Split by hand: ``urlsplit`` raises on some of the malformed URLs this is for.
+    """
+    userinfo = url.partition("://")[2].partition("/")[0].rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    return [secret for secret in (password, unquote(password)) if secret]
+
+
+def _install_signal_handlers(on_signal: Callable[[], None]) -> Callable[[], None]:
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, on_signal)
+        except (
+            NotImplementedError,
+            RuntimeError,
+            ValueError,
+        ):  # pragma: no cover - no POSIX signals
+            continue
+        installed.append(signum)
+
+    def remove() -> None:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+    return remove
+
+
+def _stdout_closed(stdout: IO[str], reporter: _Reporter) -> None:
+    """Note once that stdout's reader went away, and make later writes to it harmless."""
+    reporter.note(f"{PROG}: stdout was closed; the job goes on without per-id lines")
+    # The interpreter flushes sys.stdout at exit; pointing its descriptor at /dev/null keeps
+    # that flush from raising BrokenPipeError again. (StringIO has no descriptor.)
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stdout.fileno())
+        finally:
+            os.close(devnull)
+
+
+@attrs.define
+class _Tally:
+    """What the per-id lines tell beyond the job's own counts."""
+
+    error_types: dict[str, int] = attrs.field(factory=dict)
+    failed_not_final: int = 0
+
+
+async def _consume(
+    outcomes: AsyncGenerator[CancelOutcome, None],
+    settings: CancelSettings,
+    reporter: _Reporter,
+    stdout: IO[str],
+    tally: _Tally,
+) -> BaseException | None:
+    """Print each outcome as it comes; return the error that ended the job early, if any.
+
+    A reader of stdout that goes away (``| head``) does not stop the job: the
+    cancels have effects, and the journal and summary still record them.
+    """
+    printing = settings.json_output or not settings.quiet
+    error_types = tally.error_types
+    async with contextlib.aclosing(outcomes):
+        try:
+            async for outcome in outcomes:
+                if outcome.kind is OutcomeKind.ERROR and outcome.error_type:
+                    error_types[outcome.error_type] = error_types.get(outcome.error_type, 0) + 1
+                elif outcome.kind is OutcomeKind.FAILED and not outcome.final:
+                    tally.failed_not_final += 1
+                if not printing:
+                    continue
+                text = _outcome_json(outcome) if settings.json_output else outcome_text(outcome)
+                try:
+                    reporter.print_line(text, stdout)
+                except BrokenPipeError:
+                    printing = False
+                    _stdout_closed(stdout, reporter)
+        except (ScheduleCancelError, OSError, ValueError) as exc:
+            return exc
+    return None
+
+
+async def run_cancel(
+    settings: CancelSettings,
+    ids: Iterable[str] | AsyncIterator[str],
+    *,
+    total: int | None,
+    stdout: IO[str],
+    stderr: IO[str],
+) -> RunReport:
+    """Run a bulk cancel the way ``schedcancel cancel`` does, and report how it ended.
+
+    SIGINT and SIGTERM stop it cleanly: no id is started any more, requests
+    still waiting for the limiter are withdrawn, requests on the wire finish
+    and are journaled. A second signal abandons those too.
+
+    Args:
+        settings: the resolved settings.
+        ids: the ids.
+        total: how many input items there are, when known.
+        stdout: per-id result lines (and the JSON summary).
+        stderr: progress and messages.
+
+    Returns:
+        The run's report; its ``exit_code`` is the command's.
+
+    Raises:
+        _UsageError: the settings cannot make a client or limiter.
+    """
+    from .._client import ScheduleClient  # noqa: PLC0415 - keeps `schedcancel --help` fast
+
+    limiter = GatedLimiter(_make_limiter(settings))
+    stop = asyncio.Event()
+    current = asyncio.current_task()
+    if current is None:  # pragma: no cover - a coroutine always runs in a task
+        raise RuntimeError("run_cancel must run in a task")
+    state = {"signals": 0, "abandoned": 0}
+    tally = _Tally()
+    reporter = _make_reporter(settings, stdout, stderr)
+
+    def on_signal() -> None:
+        state["signals"] += 1
+        if state["signals"] == 1:
+            stop.set()
+            limiter.close_gate()
+            reporter.note(
+                f"{PROG}: stopping: no new requests; waiting for those in flight "
+                "(signal again to abandon them)"
+            )
+        else:
+            state["abandoned"] = limiter.stats().in_flight
+            reporter.note(f"{PROG}: abandoning the requests in flight")
+            current.cancel()
+
+    failure: BaseException | None = None
+    abandoned = False
+    remove_handlers = _install_signal_handlers(on_signal)
+    try:
+        try:
+            client = ScheduleClient(
+                settings.api_key,
+                username=settings.username,
+                password=settings.password,
+                shared_secret=settings.shared_secret,
+                base_url=settings.base_url,
+                limiter=limiter,
+                retry=settings.retry,
+                timeout=settings.timeout,
+            )
+        except InvalidParameterError as exc:
+            raise _UsageError(str(exc)) from None
+        async with client:
+            with reporter:
+                outcomes = cancel_many(
+                    client,
+                    ids,
+                    concurrency=settings.concurrency,
+                    journal=settings.journal,
+                    progress=reporter.update,
+                    progress_interval=min(0.25, settings.progress_interval),
+                    total=total,
+                    stop=stop,
+                    retry_failed=settings.retry_failed,
+                )
+                failure = await _consume(outcomes, settings, reporter, stdout, tally)
+    except asyncio.CancelledError:
+        if state["signals"] < 2:
+            raise
+        current.uncancel()
+        abandoned = True
+    finally:
+        remove_handlers()
+        await limiter.aclose()
+        with contextlib.suppress(OSError, ValueError):
+            stdout.flush()
+    return RunReport(
+        progress=reporter.last,
+        failure=failure,
+        interrupted=state["signals"] > 0,
+        abandoned=state["abandoned"] if abandoned else 0,
+        error_types=tally.error_types,
+        failed_not_final=tally.failed_not_final,
+    )
+
+
+def _cmd_cancel(args: argparse.Namespace, streams: _Streams, environ: Mapping[str, str]) -> int:
+    settings = _settings_from_args(args, environ)
+    if args.from_file == "-" and _isatty(streams.stdin):
+        streams.stderr.write(f"{PROG}: reading ids from stdin, one per line (end with Ctrl-D)\n")
+    source = _open_input(args, streams.stdin)
+    try:
+        report = asyncio.run(
+            run_cancel(
+                settings,
+                source.ids,
+                total=source.total,
+                stdout=streams.stdout,
+                stderr=streams.stderr,
+            )
+        )
+    finally:
+        source.close()
+    return _finish(report, settings, streams)
+
+
+def _finish(report: RunReport, settings: CancelSettings, streams: _Streams) -> int:
+    print_summary(report, settings, streams.stderr)
+    if settings.json_output:
+        with contextlib.suppress(BrokenPipeError):  # noted already when the reader left
+            streams.stdout.write(json.dumps({"summary": summary_json(report, settings)}) + "\n")
+            streams.stdout.flush()
+    return report.exit_code

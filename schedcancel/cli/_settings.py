@@ -1,0 +1,90 @@
+"""The ``cancel`` command's settings, resolved from flags and the ``SCHEDCANCEL_*`` environment."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from .._models import RateLimits, RetryPolicy
+from .._protocol import DEFAULT_BASE_URL, redact_key
+from ._common import _UsageError
+
+ENV_API_KEY = "SCHEDCANCEL_API_KEY"
+ENV_USERNAME = "SCHEDCANCEL_USERNAME"
+ENV_PASSWORD = "SCHEDCANCEL_PASSWORD"  # noqa: S105 - the variable's name, not a password
+ENV_SHARED_SECRET = "SCHEDCANCEL_SHARED_SECRET"  # noqa: S105 - the variable's name
+ENV_BASE_URL = "SCHEDCANCEL_BASE_URL"
+ENV_REDIS_URL = "SCHEDCANCEL_REDIS_URL"
+
+
+@attrs.frozen(kw_only=True)
+class CancelSettings:
+    """Everything a ``cancel`` run needs, resolved from flags and environment.
+
+    The repr shows no secret: the apiKey is redacted, the password, shared
+    secret and Redis URL (which may hold a password) are left out.
+    """
+
+    api_key: str = attrs.field(repr=redact_key)
+    username: str
+    password: str = attrs.field(repr=False)
+    shared_secret: str | None = attrs.field(default=None, repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    limits: RateLimits = attrs.field(factory=RateLimits)
+    redis_url: str | None = attrs.field(default=None, repr=False)
+    journal: Path | None = None
+    retry_failed: bool = False
+    concurrency: int | None = None
+    timeout: float = 30.0
+    retry: RetryPolicy | None = None
+    show_progress: bool = True
+    progress_interval: float = 10.0
+    json_output: bool = False
+    quiet: bool = False
+
+
+def _credential(value: str | None, environ: Mapping[str, str], variable: str) -> str | None:
+    if value is not None:
+        return value
+    return environ.get(variable) or None
+
+
+def _require(value: str | None, what: str, flag: str, variable: str) -> str:
+    if value is None:
+        raise _UsageError(f"missing {what}: set {variable} (or pass {flag})")
+    return value
+
+
+def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> CancelSettings:
+    api_key = _credential(args.api_key, environ, ENV_API_KEY)
+    username = _credential(args.username, environ, ENV_USERNAME)
+    password = _credential(args.password, environ, ENV_PASSWORD)
+    # The argument types already refused every value RateLimits would.
+    limits = RateLimits(
+        total=args.total,
+        per_schedule=args.per_schedule,
+        window=args.window,
+        guard=args.guard,
+        mode=args.mode,
+        adaptive=not args.no_adaptive,
+    )
+    return CancelSettings(
+        api_key=_require(api_key, "the connector apiKey", "--api-key", ENV_API_KEY),
+        username=_require(username, "the API username", "--username", ENV_USERNAME),
+        password=_require(password, "the API password", "--password", ENV_PASSWORD),
+        shared_secret=_credential(args.shared_secret, environ, ENV_SHARED_SECRET),
+        base_url=args.base_url or environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL,
+        limits=limits,
+        redis_url=args.redis or environ.get(ENV_REDIS_URL) or None,
+        journal=args.journal,
+        retry_failed=args.retry_failed,
+        concurrency=args.concurrency,
+        timeout=args.timeout,
+        show_progress=not args.no_progress,
+        progress_interval=args.progress_interval,
+        json_output=args.json,
+        quiet=args.quiet,
+    )

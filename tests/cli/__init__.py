@@ -1,0 +1,1 @@
+"""The ``schedcancel`` command, in process and as a subprocess, against the mock server."""

@@ -1,0 +1,417 @@
+"""``schedcancel.cli._input``: ids from arguments, files, FIFOs and stdin, read as they come."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from schedcancel._journal import read_journal
+from schedcancel.cli import InputError, _input, main
+from schedcancel.cli._input import _LineReader
+
+from .support import (
+    FAST,
+    ServerThread,
+    _assert_no_secrets,
+    _env,
+    _ids,
+    _run,
+    _schedcancel,
+    _subprocess_env,
+    _Terminal,
+)
+
+# --------------------------------------------------------------------------- input forms
+
+
+def test_ids_from_a_file_with_comments_and_blank_lines(
+    serve: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    """``--from FILE`` reads one id per line, skipping blanks and comments, with a known total."""
+    server = serve(active=_ids(5))
+    path = tmp_path / "ids.txt"
+    path.write_text("# export of 2026-04-28\n\n" + "\n".join(_ids(5)) + "\n  \n", encoding="utf-8")
+    result = _run(
+        ["cancel", "--from", str(path), "--json", *FAST],
+        _env(server.base_url),
+    )
+    assert result.code == 0, result.stderr
+    summary = json.loads(result.lines()[-1])["summary"]
+    assert summary["total"] == 5
+    assert summary["counts"]["cancelled"] == 5
+    assert sorted(server.sent_ids()) == _ids(5)
+
+
+def test_ids_from_stdin(serve: Callable[..., ServerThread]) -> None:
+    """``--from -`` streams ids from stdin; the total is unknown."""
+    server = serve(active=_ids(20))
+    result = _run(
+        ["cancel", "--from", "-", "--json", *FAST],
+        _env(server.base_url),
+        stdin="\n".join(_ids(20)) + "\n",
+    )
+    assert result.code == 0, result.stderr
+    summary = json.loads(result.lines()[-1])["summary"]
+    assert summary["total"] is None
+    assert summary["counts"]["cancelled"] == 20
+
+
+def test_arguments_and_a_file_together(serve: Callable[..., ServerThread], tmp_path: Path) -> None:
+    """Ids from arguments and from ``--from`` are all cancelled, duplicates once."""
+    server = serve(active=_ids(4))
+    path = tmp_path / "ids.txt"
+    path.write_text("SC-00002\nSC-00003\nSC-00000\n", encoding="utf-8")
+    result = _run(
+        ["cancel", "SC-00000", "SC-00001", "--from", str(path), "--json", *FAST],
+        _env(server.base_url),
+    )
+    assert result.code == 0, result.stderr
+    summary = json.loads(result.lines()[-1])["summary"]
+    assert (summary["total"], summary["duplicates"]) == (5, 1)
+    assert sorted(server.sent_ids()) == _ids(4)
+
+
+def test_arguments_then_stdin(serve: Callable[..., ServerThread]) -> None:
+    """Ids given as arguments come first, then the ids read from stdin."""
+    server = serve(active=_ids(4))
+    result = _run(
+        ["cancel", "SC-00000", "--from", "-", "--json", *FAST],
+        _env(server.base_url),
+        stdin="SC-00001\nSC-00002\nSC-00003\n",
+    )
+    assert result.code == 0, result.stderr
+    assert sorted(server.sent_ids()) == _ids(4)
+
+
+def test_stdin_on_a_terminal_gets_a_hint(serve: Callable[..., ServerThread]) -> None:
+    """Reading ids from a terminal says so, so nobody waits on a silent prompt."""
+    server = serve(active=["SC-1"])
+    err = io.StringIO()
+    stdin = _Terminal("SC-1\n")
+    code = main(
+        ["cancel", "--from", "-", "--no-progress", *FAST],
+        stdin=stdin,
+        stdout=io.StringIO(),
+        stderr=err,
+        environ=_env(server.base_url),
+    )
+    assert code == 0
+    assert "reading ids from stdin" in err.getvalue()
+
+
+def test_subprocess_cancel_from_stdin_pipe(serve: Callable[..., ServerThread]) -> None:
+    """``python -m schedcancel cancel --from -`` reads a pipe and exits 0."""
+    server = serve(active=_ids(10))
+    proc = subprocess.run(  # noqa: S603 - our own interpreter and module
+        _schedcancel("cancel", "--from", "-", *FAST),
+        input="\n".join(_ids(10)) + "\n",
+        capture_output=True,
+        text=True,
+        env=_subprocess_env(server.base_url),
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 10
+    assert "schedcancel summary" in proc.stderr
+    _assert_no_secrets(proc.stdout, proc.stderr)
+
+
+def test_ids_from_a_fifo_are_streamed_with_unknown_total(
+    serve: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    """A named pipe is read as it is written; its total is not counted in advance."""
+    server = serve(active=_ids(5))
+    fifo = tmp_path / "ids.fifo"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with fifo.open("w", encoding="utf-8") as pipe:
+            pipe.write("\n".join(_ids(5)) + "\n")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    result = _run(["cancel", "--from", str(fifo), "--json", *FAST], _env(server.base_url))
+    writer.join()
+    assert result.code == 0, result.stderr
+    summary = json.loads(result.lines()[-1])["summary"]
+    assert summary["total"] is None
+    assert summary["counts"]["cancelled"] == 5
+
+
+def test_a_file_that_is_not_utf8_is_an_input_error(tmp_path: Path) -> None:
+    """A file that is not UTF-8 exits 2 before anything is sent."""
+    path = tmp_path / "ids.txt"
+    path.write_bytes(b"SC-1\n\xff\xfe\n")
+    result = _run(["cancel", "--from", str(path), *FAST], _env("http://127.0.0.1:9/api/v3"))
+    assert result.code == 2
+    assert "cannot read" in result.stderr
+
+
+def test_stdin_that_is_not_utf8_stops_the_job_exit_2(serve: Callable[..., ServerThread]) -> None:
+    """Undecodable stdin ends the job after what was read: summary printed, exit 2."""
+    server = serve(active=["SC-1"])
+    stdin = io.TextIOWrapper(io.BytesIO(b"SC-1\n" + b"\xff" * 70000 + b"\n"), encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        ["cancel", "--from", "-", *FAST],
+        stdin=stdin,
+        stdout=out,
+        stderr=err,
+        environ=_env(server.base_url),
+    )
+    assert code == 2
+    assert "stopped by: InputError: cannot read stdin: 'utf-8' codec can't decode" in err.getvalue()
+
+
+# --------------------------------------------------------------------------- stdin as it comes
+
+
+def _reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("schedcancel-read-")]
+
+
+def test_stdin_pipe_ids_are_sent_as_they_arrive_and_sigint_stops_while_it_is_silent(
+    serve: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    """An id written to a pipe that stays open is sent at once; Ctrl-C then stops the job.
+
+    The producer is alive but silent: the job still stops (exit 130, the
+    journal holds what was sent), and the reading thread ends once the pipe
+    gives it something, without sending anything more.
+    """
+    server = serve(active=["SC-1", "SC-2"])
+    journal = tmp_path / "run.jsonl"
+    read_fd, write_fd = os.pipe()
+    sent_before_eof: list[bool] = []
+
+    def producer() -> None:
+        os.write(write_fd, b"SC-1\n")
+        deadline = time.monotonic() + 20
+        while not server.sent_ids() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sent_before_eof.append(bool(server.sent_ids()))
+        if sent_before_eof[0]:
+            os.kill(os.getpid(), signal.SIGINT)
+        else:  # a reader waiting for EOF or a full buffer: give it EOF; fail, do not hang
+            os.close(write_fd)
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    out, err = io.StringIO(), io.StringIO()
+    with os.fdopen(read_fd, "r", encoding="utf-8") as stdin:
+        code = main(
+            ["cancel", "--from", "-", "--journal", str(journal), "--json", *FAST],
+            stdin=stdin,
+            stdout=out,
+            stderr=err,
+            environ=_env(server.base_url),
+        )
+    thread.join()
+    assert sent_before_eof == [True]
+    assert code == 130, err.getvalue()
+    assert server.sent_ids() == ["SC-1"]
+    assert [o.schedule_id for o in read_journal(journal)] == ["SC-1"]
+    assert json.loads(out.getvalue().splitlines()[0])["id"] == "SC-1"
+    os.write(write_fd, b"SC-2\n")  # too late: the job is over
+    os.close(write_fd)
+    for reader in _reader_threads():
+        reader.join(10)
+    assert _reader_threads() == []
+    assert server.sent_ids() == ["SC-1"]
+
+
+def test_subprocess_sigterm_while_stdin_is_silent_exits_130(
+    serve: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    """SIGTERM while the stdin producer is alive but silent: the process ends, exit 130.
+
+    The process does not wait for the read blocked on stdin (no executor
+    thread to join, no lock held by the reading thread at shutdown).
+    """
+    server = serve(active=["SC-1"])
+    journal = tmp_path / "run.jsonl"
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        _schedcancel("cancel", "--from", "-", "--journal", str(journal), "--no-progress", *FAST),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_subprocess_env(server.base_url),
+    )
+    assert proc.stdin is not None
+    code: int | None = None
+    try:
+        proc.stdin.write("SC-1\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and '"id":"SC-1"' not in (
+            journal.read_text(encoding="utf-8") if journal.exists() else ""
+        ):
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            code = proc.wait(timeout=20)  # stdin still open: only the signal can end it
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        stdout, stderr = proc.communicate()
+    assert code == 130, stderr
+    assert server.sent_ids() == ["SC-1"]
+    assert stdout.splitlines() == ["SC-1\tcancelled\tACTIVE->CANCELLED"]
+    assert [o.schedule_id for o in read_journal(journal)] == ["SC-1"]
+    assert "Fatal Python error" not in stderr
+    assert "Traceback" not in stderr
+
+
+async def test_line_reader_reads_what_a_text_file_would_give(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A BOM, CRLF, CR and LF line ends, comments, blanks and a last line without newline.
+
+    Read three bytes at a time, so the BOM, a line end and a two-byte
+    character are split between reads.
+    """
+    monkeypatch.setattr(_input, "_STDIN_CHUNK", 3)
+    read_fd, write_fd = os.pipe()
+    text = "\ufeffSC-1\r\nSC-2\rSC-3\n# café\n\n  SC-4  \nSC-5"
+    os.write(write_fd, text.encode("utf-8"))
+    os.close(write_fd)
+    reader = _LineReader(read_fd, "pipe")
+    assert [schedule_id async for schedule_id in reader] == ["SC-1", "SC-2", "SC-3", "SC-4", "SC-5"]
+    with pytest.raises(StopAsyncIteration):
+        await reader.__anext__()
+    reader.close()
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [(b"SC-1\n\xff\n", 2), (b"SC-1\nSC-2\nSC-\xc3(\n", 3), (b"SC-1\n\xe2\x82", 2)],
+)
+def test_stdin_pipe_that_is_not_utf8_is_an_input_error_naming_the_line(
+    serve: Callable[..., ServerThread], data: bytes, line: int
+) -> None:
+    """Bytes that are not UTF-8 on a pipe (a truncated character too) end the job: exit 2."""
+    server = serve(active=["SC-1", "SC-2"])
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, data)
+    os.close(write_fd)
+    out, err = io.StringIO(), io.StringIO()
+    with os.fdopen(read_fd, "r", encoding="utf-8") as stdin:
+        code = main(
+            ["cancel", "--from", "-", "--no-progress", *FAST],
+            stdin=stdin,
+            stdout=out,
+            stderr=err,
+            environ=_env(server.base_url),
+        )
+    assert code == 2
+    assert f"stopped by: InputError: cannot read stdin: line {line} is not UTF-8" in err.getvalue()
+    assert "Traceback" not in err.getvalue()
+
+
+async def test_line_reader_is_bounded_and_its_thread_ends_when_it_is_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A consumer that stops taking: the thread waits with one chunk queued, and ends at close."""
+    monkeypatch.setattr(_input, "_STDIN_CHUNK", 8)
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, "".join(f"SC-{i:04d}\n" for i in range(100)).encode())
+    reader = _LineReader(read_fd, "bounded", max_chunks=1)
+    assert await reader.__anext__() == "SC-0000"
+    deadline = time.monotonic() + 10
+    while not reader._chunks.full() and time.monotonic() < deadline:  # noqa: ASYNC110 - a thread
+        await asyncio.sleep(0.01)
+    assert reader._chunks.qsize() == 1  # the rest waits in the pipe, not in memory
+    reader.close()
+    reader._thread.join(10)
+    assert not reader._thread.is_alive()  # the writer is still open: it ended on the close
+    os.close(write_fd)
+
+
+def test_line_reader_closed_before_reading_closes_its_descriptor() -> None:
+    """A job that never reads (a busy journal, say) leaves no descriptor and no thread behind."""
+    read_fd, write_fd = os.pipe()
+    reader = _LineReader(read_fd, "unused")
+    reader.close()
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(read_fd)
+    os.close(write_fd)
+    assert reader._thread.ident is None
+
+
+async def test_line_reader_read_error_is_an_input_error(tmp_path: Path) -> None:
+    """A descriptor that cannot be read gives an InputError naming the source."""
+    fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT)
+    reader = _LineReader(fd, "out")
+    with pytest.raises(InputError, match="cannot read out: Bad file descriptor"):
+        await reader.__anext__()
+    with pytest.raises(StopAsyncIteration):
+        await reader.__anext__()
+
+
+class _BrokenStdin(io.StringIO):
+    """A stream whose descriptor is closed."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def fileno(self) -> int:
+        """The closed descriptor."""
+        return self._fd
+
+
+def test_stdin_with_a_closed_descriptor_is_a_usage_error() -> None:
+    """``--from -`` with stdin closed: exit 2 with a message, nothing else."""
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)
+    os.close(write_fd)
+    err = io.StringIO()
+    code = main(
+        ["cancel", "--from", "-", *FAST],
+        stdin=_BrokenStdin(read_fd),
+        stdout=io.StringIO(),
+        stderr=err,
+        environ=_env("http://127.0.0.1:9/api/v3"),
+    )
+    assert code == 2
+    assert err.getvalue() == "schedcancel: error: cannot read stdin: Bad file descriptor\n"
+
+
+def test_ids_from_a_silent_fifo_are_sent_as_they_arrive(
+    serve: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    """``--from FIFO`` is read like stdin: an id is sent while the writer keeps the FIFO open."""
+    server = serve(active=["SC-1", "SC-2"])
+    fifo = tmp_path / "ids.fifo"
+    os.mkfifo(fifo)
+    sent_while_open: list[bool] = []
+
+    def write() -> None:
+        with fifo.open("w", encoding="utf-8") as pipe:
+            pipe.write("SC-1\n")
+            pipe.flush()
+            deadline = time.monotonic() + 20
+            while not server.sent_ids() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            sent_while_open.append(bool(server.sent_ids()))
+            pipe.write("SC-2\n")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    result = _run(["cancel", "--from", str(fifo), "--json", *FAST], _env(server.base_url))
+    writer.join()
+    assert result.code == 0, result.stderr
+    assert sent_while_open == [True]
+    assert sorted(server.sent_ids()) == ["SC-1", "SC-2"]

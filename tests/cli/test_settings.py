@@ -1,0 +1,30 @@
+"""``schedcancel.cli._settings``: credentials from flags and environment, a repr without secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .support import FAST, PASSWORD, SECRET, ServerThread, _assert_no_secrets, _env, _run, _settings
+
+
+def test_flags_override_the_environment(serve: Callable[..., ServerThread]) -> None:
+    """Credentials and base URL from flags win over the environment's."""
+    server = serve(active=["SC-1"])
+    env = _env("http://127.0.0.1:9/api/v3", SCHEDCANCEL_PASSWORD="wrong")
+    result = _run(
+        ["cancel", "SC-1", "--password", PASSWORD, "--base-url", server.base_url, *FAST], env
+    )
+    assert result.code == 0, result.stderr
+
+
+def test_settings_repr_shows_no_secret() -> None:
+    """The settings' repr redacts the apiKey and leaves out password, secret and Redis URL."""
+    settings = _settings(
+        "http://127.0.0.1:9/api/v3",
+        shared_secret=SECRET,
+        redis_url="redis://:redis-pass@127.0.0.1:6379/0",
+    )
+    text = repr(settings)
+    _assert_no_secrets(text)
+    assert "redis-pass" not in text
+    assert "cli-***" in text
