@@ -43,7 +43,8 @@ import attrs
 
 from ._journal import CancelOutcome, Journal, OutcomeKind, recorded_id
 from ._models import CancelResult, LimiterStats, Permit, RateLimits
-from ._protocol import redact_key, validate_api_key, validate_schedule_id
+from ._protocol import validate_api_key, validate_schedule_id
+from ._redact import redact_key
 from .errors import (
     AuthenticationError,
     BackendError,

@@ -20,11 +20,11 @@ from ._protocol import (
     DEFAULT_BASE_URL,
     RequestBuilder,
     parse_cancel_response,
-    redact_key,
     response_retry_after,
     validate_api_key,
     validate_schedule_id,
 )
+from ._redact import redact_key
 from ._transport import AiohttpTransport
 from .errors import (
     InvalidParameterError,

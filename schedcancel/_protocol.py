@@ -27,6 +27,7 @@ import attrs
 
 from ._convert import coerce_error_code, structure_result
 from ._models import CancelResult
+from ._redact import Hidden, redact_headers, redact_key, scrub
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -36,6 +37,8 @@ from .errors import (
     ServerError,
 )
 
+# Hidden, redact_key and scrub (from _redact) are re-exported for the callers that still
+# import them from here; new code imports them from _redact.
 __all__ = [
     "ACCEPT",
     "CONTENT_TYPE",
@@ -76,8 +79,6 @@ ERROR_INVALID_SIGNATURE = 1004
 # RFC 3986 unreserved characters: nothing in an id can change the URL's meaning.
 _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
 _SECONDS = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
-_REDACTED = "<redacted>"
-_SECRET_HEADERS = frozenset({"authorization", "x-signature"})
 
 
 def _package_version() -> str:
@@ -88,52 +89,6 @@ def _package_version() -> str:
 
 
 USER_AGENT = f"schedcancel/{_package_version()}"
-
-
-def redact_key(api_key: str) -> str:
-    """Shorten an apiKey to a form that is safe in messages, reprs and logs.
-
-    At most a quarter of the key, and never more than four characters, stays
-    readable, so two keys in one log can still be told apart.
-
-    Args:
-        api_key: the key.
-
-    Returns:
-        For example ``"conn***"`` for ``"connector-api-key"``.
-    """
-    shown = min(4, len(api_key) // 4)
-    return f"{api_key[:shown]}***"
-
-
-class Hidden(str):
-    """A secret of which no character may show: a password, a shared secret, a Basic token.
-
-    :func:`scrub` replaces it by ``***``; a plain ``str`` (an apiKey) keeps the
-    short prefix of :func:`redact_key`, so two keys in one log can be told apart.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "Hidden('***')"
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each secret in ``text`` by its redacted form.
-
-    Args:
-        text: text that might echo a secret (a server message, a body excerpt).
-        secrets: the strings that must not appear; empty ones are skipped.
-            A :class:`Hidden` one becomes ``***``, any other ``redact_key(secret)``.
-
-    Returns:
-        The text without any of the secrets.
-    """
-    # Longest first, so a secret that contains another is replaced whole.
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        text = text.replace(secret, "***" if isinstance(secret, Hidden) else redact_key(secret))
-    return text
 
 
 def _validate_id(value: object, *, name: str, limit: int, secret: bool) -> str:
@@ -291,10 +246,7 @@ class Request:
         return self.scrub(self.url)
 
     def __repr__(self) -> str:
-        shown = {
-            name: _REDACTED if name.lower() in _SECRET_HEADERS else self.scrub(value)
-            for name, value in self.headers.items()
-        }
+        shown = redact_headers(self.headers, self.redactions)
         return (
             f"Request(method={self.method!r}, url={self.log_url!r}, "
             f"headers={shown!r}, body={self.body!r})"
