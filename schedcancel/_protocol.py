@@ -28,6 +28,7 @@ import attrs
 from ._convert import coerce_error_code, structure_result
 from ._models import CancelResult
 from ._redact import Hidden, redact_headers, redact_key, scrub
+from ._validate import validate_api_key, validate_schedule_id
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -37,8 +38,9 @@ from .errors import (
     ServerError,
 )
 
-# Hidden, redact_key and scrub (from _redact) are re-exported for the callers that still
-# import them from here; new code imports them from _redact.
+# Hidden, redact_key, scrub (from _redact) and validate_api_key, validate_schedule_id (from
+# _validate) are re-exported for the callers that still import them from here; new code
+# imports them from those modules.
 __all__ = [
     "ACCEPT",
     "CONTENT_TYPE",
@@ -71,13 +73,9 @@ CANCEL_BODY = b"{}"
 MAX_BODY_BYTES = 1024 * 1024
 #: Longest excerpt of a body, or server message, put into an exception.
 EXCERPT_CHARS = 200
-MAX_API_KEY = 50
-MAX_SCHEDULE_ID = 32
 #: errorCode "Invalid signature" (https://documentation.ixopay.com/docs/reference/appendix/error-codes).
 ERROR_INVALID_SIGNATURE = 1004
 
-# RFC 3986 unreserved characters: nothing in an id can change the URL's meaning.
-_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
 _SECONDS = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 
 
@@ -89,64 +87,6 @@ def _package_version() -> str:
 
 
 USER_AGENT = f"schedcancel/{_package_version()}"
-
-
-def _validate_id(value: object, *, name: str, limit: int, secret: bool) -> str:
-    if (
-        isinstance(value, str)
-        and len(value) <= limit
-        and _UNRESERVED.fullmatch(value)
-        and value.strip(".")
-    ):
-        return value  # valid: the checks below only find the words for what is wrong
-    if not isinstance(value, str):
-        raise InvalidParameterError(f"{name} must be a str, got {type(value).__name__}")
-    if not value:
-        raise InvalidParameterError(f"{name} must not be empty")
-    shown = redact_key(value) if secret else repr(value[:40])
-    if len(value) > limit:
-        raise InvalidParameterError(
-            f"{name} {shown} is {len(value)} characters long; at most {limit} are allowed"
-        )
-    if not _UNRESERVED.fullmatch(value):
-        position, char = next((i, c) for i, c in enumerate(value) if not _UNRESERVED.match(c))
-        raise InvalidParameterError(
-            f"{name} {shown} contains {char!r} at position {position}; "
-            "only A-Z a-z 0-9 . _ ~ - are allowed"
-        )
-    # "." and ".." are dot-segments: a URL normaliser would walk up the path.
-    raise InvalidParameterError(f"{name} {shown} must not consist of dots only")
-
-
-def validate_api_key(value: object) -> str:
-    """Check a connector apiKey for the URL path.
-
-    Args:
-        value: the candidate.
-
-    Returns:
-        The key, unchanged.
-
-    Raises:
-        InvalidParameterError: not a str of 1 to 50 characters from ``[A-Za-z0-9._~-]``
-            (the message shows only a redacted form of the key).
-    """
-    return _validate_id(value, name="apiKey", limit=MAX_API_KEY, secret=True)
-
-
-def validate_schedule_id(value: object) -> str:
-    """Check a scheduleId for the URL path.
-
-    Args:
-        value: the candidate.
-
-    Returns:
-        The id, unchanged.
-
-    Raises:
-        InvalidParameterError: not a str of 1 to 32 characters from ``[A-Za-z0-9._~-]``.
-    """
-    return _validate_id(value, name="scheduleId", limit=MAX_SCHEDULE_ID, secret=False)
 
 
 def signature(

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import math
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -317,7 +318,7 @@ async def test_bad_api_key_per_call_makes_no_request(api_key: object, limiter: F
         {"priority": 1.5},
         {"queue_timeout": -1},
         {"queue_timeout": float("nan")},
-        {"queue_timeout": float("inf")},
+        {"queue_timeout": float("-inf")},
         {"queue_timeout": "5"},
         {"queue_timeout": False},
     ],
@@ -475,6 +476,15 @@ async def test_per_call_api_key_priority_and_queue_timeout(
         await client.cancel("SC-2", api_key="other-connector", priority=3, queue_timeout=2.5)
     assert server.arrivals[0].raw_path == "/api/v3/schedule/other-connector/SC-2/cancel"
     assert limiter.events[0] == ("acquire", "SC-2", 3, 2.5, False)
+
+
+async def test_infinite_queue_timeout_means_no_deadline(
+    server: LocalServer, limiter: FakeLimiter
+) -> None:
+    """queue_timeout=math.inf is taken, as by the limiters, and reaches them as None."""
+    async with make_client(server.base_url, limiter) as client:
+        await client.cancel(SID, queue_timeout=math.inf)
+    assert limiter.events[0] == ("acquire", SID, 0, None, False)
 
 
 async def test_per_call_api_keys_beyond_the_builder_cache(
