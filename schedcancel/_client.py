@@ -387,7 +387,10 @@ class ScheduleClient:
                 await asyncio.shield(self._limiter.release(permit))
                 raise
             else:
-                retry_after = response_retry_after(headers) if status == 429 else None
+                # Parsing reads no clock: what time it is (for a Retry-After date when the
+                # response has no Date) is read here, once per response.
+                arrived = self._now()
+                retry_after = response_retry_after(headers, now=arrived) if status == 429 else None
                 # Released before parsing: the response's arrival is what the window counts from.
                 await self._limiter.release(
                     permit, rate_limited=status == 429, retry_after=retry_after
@@ -401,7 +404,9 @@ class ScheduleClient:
                         status,
                     )
                 try:
-                    return parse_cancel_response(status, headers, body, redact=request.redactions)
+                    return parse_cancel_response(
+                        status, headers, body, now=arrived, redact=request.redactions
+                    )
                 except RateLimitedError:
                     rate_limited += 1
                     if rate_limited > max_rate_limited:

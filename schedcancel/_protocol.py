@@ -380,7 +380,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == wanted), None)
 
 
-def _response_time(headers: Mapping[str, str], now: datetime | None) -> datetime:
+def _response_time(headers: Mapping[str, str], now: datetime) -> datetime:
     # A Retry-After date is relative to the server's clock: measure it from the
     # response's own Date when there is one, so clock skew does not matter.
     date = _header(headers, "Date")
@@ -391,18 +391,17 @@ def _response_time(headers: Mapping[str, str], now: datetime | None) -> datetime
             pass
         else:
             return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    return now if now is not None else datetime.now(UTC)
+    return now
 
 
-def response_retry_after(
-    headers: Mapping[str, str], *, now: datetime | None = None
-) -> float | None:
+def response_retry_after(headers: Mapping[str, str], *, now: datetime) -> float | None:
     """Read a response's ``Retry-After``, measuring an HTTP-date from the response's ``Date``.
+
+    Reads no clock: the caller says what time it is.
 
     Args:
         headers: the response headers (looked up case-insensitively).
-        now: the current time when the response has no readable ``Date``;
-            defaults to the wall clock.
+        now: the current time (aware), used when the response has no readable ``Date``.
 
     Returns:
         Seconds to wait, or None when the header is absent or unreadable.
@@ -465,17 +464,21 @@ def parse_cancel_response(
     headers: Mapping[str, str],
     body: bytes,
     *,
-    now: datetime | None = None,
+    now: datetime,
     redact: Iterable[str] = (),
 ) -> CancelResult:
     """Turn a response into a :class:`CancelResult`, or raise the matching error.
+
+    A pure function of its arguments: it reads no clock, so the same response
+    and ``now`` always give the same result or error.
 
     Args:
         status: the HTTP status.
         headers: the response headers (looked up case-insensitively).
         body: the body bytes.
-        now: the current time, for a ``Retry-After`` date when the response has no
-            ``Date``; defaults to the wall clock.
+        now: the current time (aware), for a ``Retry-After`` HTTP-date when the
+            response has no readable ``Date``; the caller reads its clock once
+            when the response arrives.
         redact: secrets (the request's apiKey, password, shared secret) to scrub
             from anything the server echoed into messages and excerpts.
 

@@ -802,6 +802,26 @@ async def test_429_http_date_is_relative_to_response_date(
     assert limiter.events[1] == ("release", SID, True, 9.0)
 
 
+async def test_429_http_date_without_a_response_date_counts_from_the_clients_now(
+    server: LocalServer,
+) -> None:
+    """Without a readable Date, an HTTP-date Retry-After counts from the client's injected now."""
+
+    async def limited(request: web.Request) -> web.StreamResponse:
+        response = web.Response(status=429, body=sample("rate_limited.json"))
+        response.headers["Date"] = "garbage"
+        response.headers["Retry-After"] = "Tue, 21 Jul 2020 13:15:15 GMT"  # NOW + 12 s
+        return response
+
+    server.replies.append(limited)
+    limiter = FakeLimiter(limits=RateLimits(max_rate_limited=0))
+    async with make_client(server.base_url, limiter) as client:
+        with pytest.raises(RateLimitedError) as info:
+            await client.cancel(SID)
+    assert limiter.events[1] == ("release", SID, True, 12.0)
+    assert info.value.retry_after == 12.0
+
+
 async def test_429_without_retry_after(server: LocalServer, limiter: FakeLimiter) -> None:
     """A 429 without Retry-After is released with retry_after None."""
     server.replies.append((429, {}, sample("rate_limited.json")))
