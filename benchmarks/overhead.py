@@ -257,7 +257,8 @@ async def measure_overhead(
                 await transport.send(build(schedule_id), 30.0)
 
             async def build_send_parse(schedule_id: str) -> None:
-                parse_cancel_response(*await transport.send(build(schedule_id), 30.0))
+                response = await transport.send(build(schedule_id), 30.0)
+                parse_cancel_response(*response, now=datetime.now(UTC))
 
             async def free_cancel(schedule_id: str) -> None:
                 await free.cancel(schedule_id)

@@ -43,7 +43,14 @@ import attrs
 
 from ._journal import CancelOutcome, Journal, OutcomeKind, recorded_id
 from ._models import CancelResult, LimiterStats, Permit, RateLimits
-from ._protocol import redact_key, validate_api_key, validate_schedule_id
+from ._redact import redact_key
+from ._validate import (
+    check_int,
+    check_number,
+    check_priority,
+    validate_api_key,
+    validate_schedule_id,
+)
 from .errors import (
     AuthenticationError,
     BackendError,
@@ -765,19 +772,6 @@ def _awaits(awaitable: object, code: object) -> bool:
     return False
 
 
-def _check_int(
-    name: str, value: object, *, minimum: int | None = None, optional: bool = False
-) -> None:
-    """Raise InvalidParameterError unless ``value`` is an int (not a bool) >= ``minimum``."""
-    if value is None and optional:
-        return
-    kind = "an int or None" if optional else "an int"
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidParameterError(f"{name} must be {kind}, got {type(value).__name__}")
-    if minimum is not None and value < minimum:
-        raise InvalidParameterError(f"{name} must be >= {minimum}, got {value!r}")
-
-
 def cancel_many(
     client: BulkClient,
     ids: Iterable[object] | AsyncIterable[object],
@@ -860,13 +854,11 @@ def cancel_many(
         )
     if api_key is not None:
         validate_api_key(api_key)
-    _check_int("concurrency", concurrency, minimum=1, optional=True)
-    _check_int("priority", priority)
-    _check_int("max_consecutive_errors", max_consecutive_errors, minimum=1, optional=True)
-    _check_int("total", total, minimum=0, optional=True)
-    interval: object = progress_interval  # checked as what a caller may really pass
-    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0:
-        raise InvalidParameterError(f"progress_interval must be > 0 seconds, got {interval!r}")
+    check_int("concurrency", concurrency, minimum=1, optional=True)
+    check_priority(priority)
+    check_int("max_consecutive_errors", max_consecutive_errors, minimum=1, optional=True)
+    check_int("total", total, minimum=0, optional=True)
+    check_number("progress_interval", progress_interval, unit=" seconds")
     if progress is not None and not callable(progress):
         raise InvalidParameterError(f"progress must be callable, got {type(progress).__name__}")
     if journal is not None and not isinstance(journal, (Journal, str, os.PathLike)):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import math
 import random
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -20,12 +19,18 @@ from ._protocol import (
     DEFAULT_BASE_URL,
     RequestBuilder,
     parse_cancel_response,
-    redact_key,
     response_retry_after,
+)
+from ._redact import redact_key
+from ._transport import AiohttpTransport
+from ._validate import (
+    check_credential,
+    check_number,
+    check_priority,
+    check_queue_timeout,
     validate_api_key,
     validate_schedule_id,
 )
-from ._transport import AiohttpTransport
 from .errors import (
     InvalidParameterError,
     RateLimitedError,
@@ -93,35 +98,6 @@ def _check_base_url(base_url: object, *, allow_insecure_http: bool) -> str:
     return base_url.rstrip("/")
 
 
-def _check_credential(value: object, name: str, *, allow_colon: bool = True) -> str:
-    # Messages name the setting, never its value.
-    if not isinstance(value, str):
-        raise InvalidParameterError(f"{name} must be a str, got {type(value).__name__}")
-    if not value:
-        raise InvalidParameterError(f"{name} must not be empty")
-    if not value.isprintable():
-        raise InvalidParameterError(
-            f"{name} contains a control character (a newline read from a file?)"
-        )
-    if not allow_colon and ":" in value:
-        raise InvalidParameterError(f"{name} must not contain ':' (HTTP Basic auth, RFC 7617)")
-    return value
-
-
-def _check_seconds(value: object, name: str, *, allow_none: bool, allow_zero: bool) -> None:
-    if value is None and allow_none:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not allow_zero)
-    ):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise InvalidParameterError(f"{name} must be a finite number {bound}, got {value!r}")
-
-
 class ScheduleClient:
     """An asyncio client for ``POST /schedule/{apiKey}/{scheduleId}/cancel``.
 
@@ -178,14 +154,13 @@ class ScheduleClient:
             InvalidParameterError: any setting is invalid.
         """
         self._api_key = validate_api_key(api_key)
-        self._username = _check_credential(username, "username", allow_colon=False)
-        self._password = _check_credential(password, "password")
+        self._username = check_credential("username", username, allow_colon=False)
+        self._password = check_credential("password", password)
         self._shared_secret = (
-            None if shared_secret is None else _check_credential(shared_secret, "shared_secret")
+            None if shared_secret is None else check_credential("shared_secret", shared_secret)
         )
         self._base_url = _check_base_url(base_url, allow_insecure_http=allow_insecure_http)
-        _check_seconds(timeout, "timeout", allow_none=False, allow_zero=False)
-        self._timeout = float(timeout)
+        self._timeout = check_number("timeout", timeout, finite=True)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise InvalidParameterError("retry must be a RetryPolicy")
         self._retry = retry if retry is not None else RetryPolicy()
@@ -291,7 +266,7 @@ class ScheduleClient:
             api_key: the connector's apiKey for this call; defaults to the client's.
             priority: higher goes first when several requests are ready.
             queue_timeout: seconds each wait for a permit may take (a 429 means
-                another wait); None waits as long as needed.
+                another wait); None (or ``math.inf``) waits as long as needed.
 
         Returns:
             The server's answer: check ``success``, ``already_cancelled`` or
@@ -309,9 +284,8 @@ class ScheduleClient:
         """
         schedule_id = validate_schedule_id(schedule_id)
         builder = self._builder_for(api_key)
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise InvalidParameterError(f"priority must be an int, got {type(priority).__name__}")
-        _check_seconds(queue_timeout, "queue_timeout", allow_none=True, allow_zero=True)
+        priority = check_priority(priority)
+        queue_timeout = check_queue_timeout(queue_timeout)
         return await self._call(schedule_id, builder, priority, queue_timeout)
 
     def cancel_many(
@@ -413,7 +387,10 @@ class ScheduleClient:
                 await asyncio.shield(self._limiter.release(permit))
                 raise
             else:
-                retry_after = response_retry_after(headers) if status == 429 else None
+                # Parsing reads no clock: what time it is (for a Retry-After date when the
+                # response has no Date) is read here, once per response.
+                arrived = self._now()
+                retry_after = response_retry_after(headers, now=arrived) if status == 429 else None
                 # Released before parsing: the response's arrival is what the window counts from.
                 await self._limiter.release(
                     permit, rate_limited=status == 429, retry_after=retry_after
@@ -427,7 +404,9 @@ class ScheduleClient:
                         status,
                     )
                 try:
-                    return parse_cancel_response(status, headers, body, redact=request.redactions)
+                    return parse_cancel_response(
+                        status, headers, body, now=arrived, redact=request.redactions
+                    )
                 except RateLimitedError:
                     rate_limited += 1
                     if rate_limited > max_rate_limited:

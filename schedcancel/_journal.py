@@ -36,7 +36,7 @@ from typing import Any
 import attrs
 
 from ._models import CancelResult, ScheduleStatus
-from ._protocol import scrub
+from ._redact import scrub
 from .errors import ApiError, InvalidParameterError
 
 try:  # POSIX only; without it two runs on one journal are not prevented

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
-from .errors import InvalidParameterError, ScheduleOperationError
+from ._validate import check_int, check_number, check_optional_number
+from .errors import ScheduleOperationError
 
 if TYPE_CHECKING:
     from typing import Self
@@ -98,21 +99,26 @@ class CancelResult:
         )
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value > 0:
-        raise InvalidParameterError(f"{attribute.name} must be > 0, got {value!r}")
+def _positive(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_number(attribute.name, value)
 
 
-def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value >= 0:
-        raise InvalidParameterError(f"{attribute.name} must be >= 0, got {value!r}")
+def _positive_int(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_int(attribute.name, value)
+    check_number(attribute.name, value)
 
 
-def _optional_positive(
-    _instance: object, attribute: attrs.Attribute[Any], value: float | None
-) -> None:
-    if value is not None and not value > 0:
-        raise InvalidParameterError(f"{attribute.name} must be > 0 or None, got {value!r}")
+def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_number(attribute.name, value, zero=True)
+
+
+def _non_negative_int(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_int(attribute.name, value)
+    check_number(attribute.name, value, zero=True)
+
+
+def _optional_positive(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_optional_number(attribute.name, value)
 
 
 @attrs.frozen(kw_only=True)
@@ -135,8 +141,8 @@ class RateLimits:
         retry_after_cap: the longest ``Retry-After`` obeyed; None means ``2 * window``.
     """
 
-    total: int = attrs.field(default=60, validator=_positive)
-    per_schedule: int = attrs.field(default=10, validator=_positive)
+    total: int = attrs.field(default=60, validator=_positive_int)
+    per_schedule: int = attrs.field(default=10, validator=_positive_int)
     window: float = attrs.field(default=60.0, validator=_positive)
     guard: float = attrs.field(default=1.0, validator=_non_negative)
     mode: Literal["exact", "smooth"] = attrs.field(
@@ -144,7 +150,7 @@ class RateLimits:
     )
     adaptive: bool = True
     slack: float = attrs.field(default=0.01, validator=_non_negative)
-    max_rate_limited: int = attrs.field(default=5, validator=_non_negative)
+    max_rate_limited: int = attrs.field(default=5, validator=_non_negative_int)
     retry_after_cap: float | None = attrs.field(default=None, validator=_optional_positive)
 
     @property
@@ -168,7 +174,7 @@ class RetryPolicy:
             starts; time spent queued in the rate limiter does not count.
     """
 
-    attempts: int = attrs.field(default=4, validator=_positive)
+    attempts: int = attrs.field(default=4, validator=_positive_int)
     backoff_initial: float = attrs.field(default=0.5, validator=_non_negative)
     backoff_max: float = attrs.field(default=10.0, validator=_non_negative)
     deadline: float = attrs.field(default=120.0, validator=_positive)

@@ -27,6 +27,8 @@ import attrs
 
 from ._convert import coerce_error_code, structure_result
 from ._models import CancelResult
+from ._redact import Hidden, redact_headers, redact_key, scrub
+from ._validate import validate_api_key, validate_schedule_id
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -36,6 +38,9 @@ from .errors import (
     ServerError,
 )
 
+# Hidden, redact_key, scrub (from _redact) and validate_api_key, validate_schedule_id (from
+# _validate) are re-exported for the callers that still import them from here; new code
+# imports them from those modules.
 __all__ = [
     "ACCEPT",
     "CONTENT_TYPE",
@@ -68,16 +73,10 @@ CANCEL_BODY = b"{}"
 MAX_BODY_BYTES = 1024 * 1024
 #: Longest excerpt of a body, or server message, put into an exception.
 EXCERPT_CHARS = 200
-MAX_API_KEY = 50
-MAX_SCHEDULE_ID = 32
 #: errorCode "Invalid signature" (https://documentation.ixopay.com/docs/reference/appendix/error-codes).
 ERROR_INVALID_SIGNATURE = 1004
 
-# RFC 3986 unreserved characters: nothing in an id can change the URL's meaning.
-_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
 _SECONDS = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
-_REDACTED = "<redacted>"
-_SECRET_HEADERS = frozenset({"authorization", "x-signature"})
 
 
 def _package_version() -> str:
@@ -88,110 +87,6 @@ def _package_version() -> str:
 
 
 USER_AGENT = f"schedcancel/{_package_version()}"
-
-
-def redact_key(api_key: str) -> str:
-    """Shorten an apiKey to a form that is safe in messages, reprs and logs.
-
-    At most a quarter of the key, and never more than four characters, stays
-    readable, so two keys in one log can still be told apart.
-
-    Args:
-        api_key: the key.
-
-    Returns:
-        For example ``"conn***"`` for ``"connector-api-key"``.
-    """
-    shown = min(4, len(api_key) // 4)
-    return f"{api_key[:shown]}***"
-
-
-class Hidden(str):
-    """A secret of which no character may show: a password, a shared secret, a Basic token.
-
-    :func:`scrub` replaces it by ``***``; a plain ``str`` (an apiKey) keeps the
-    short prefix of :func:`redact_key`, so two keys in one log can be told apart.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "Hidden('***')"
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each secret in ``text`` by its redacted form.
-
-    Args:
-        text: text that might echo a secret (a server message, a body excerpt).
-        secrets: the strings that must not appear; empty ones are skipped.
-            A :class:`Hidden` one becomes ``***``, any other ``redact_key(secret)``.
-
-    Returns:
-        The text without any of the secrets.
-    """
-    # Longest first, so a secret that contains another is replaced whole.
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        text = text.replace(secret, "***" if isinstance(secret, Hidden) else redact_key(secret))
-    return text
-
-
-def _validate_id(value: object, *, name: str, limit: int, secret: bool) -> str:
-    if (
-        isinstance(value, str)
-        and len(value) <= limit
-        and _UNRESERVED.fullmatch(value)
-        and value.strip(".")
-    ):
-        return value  # valid: the checks below only find the words for what is wrong
-    if not isinstance(value, str):
-        raise InvalidParameterError(f"{name} must be a str, got {type(value).__name__}")
-    if not value:
-        raise InvalidParameterError(f"{name} must not be empty")
-    shown = redact_key(value) if secret else repr(value[:40])
-    if len(value) > limit:
-        raise InvalidParameterError(
-            f"{name} {shown} is {len(value)} characters long; at most {limit} are allowed"
-        )
-    if not _UNRESERVED.fullmatch(value):
-        position, char = next((i, c) for i, c in enumerate(value) if not _UNRESERVED.match(c))
-        raise InvalidParameterError(
-            f"{name} {shown} contains {char!r} at position {position}; "
-            "only A-Z a-z 0-9 . _ ~ - are allowed"
-        )
-    # "." and ".." are dot-segments: a URL normaliser would walk up the path.
-    raise InvalidParameterError(f"{name} {shown} must not consist of dots only")
-
-
-def validate_api_key(value: object) -> str:
-    """Check a connector apiKey for the URL path.
-
-    Args:
-        value: the candidate.
-
-    Returns:
-        The key, unchanged.
-
-    Raises:
-        InvalidParameterError: not a str of 1 to 50 characters from ``[A-Za-z0-9._~-]``
-            (the message shows only a redacted form of the key).
-    """
-    return _validate_id(value, name="apiKey", limit=MAX_API_KEY, secret=True)
-
-
-def validate_schedule_id(value: object) -> str:
-    """Check a scheduleId for the URL path.
-
-    Args:
-        value: the candidate.
-
-    Returns:
-        The id, unchanged.
-
-    Raises:
-        InvalidParameterError: not a str of 1 to 32 characters from ``[A-Za-z0-9._~-]``.
-    """
-    return _validate_id(value, name="scheduleId", limit=MAX_SCHEDULE_ID, secret=False)
 
 
 def signature(
@@ -291,10 +186,7 @@ class Request:
         return self.scrub(self.url)
 
     def __repr__(self) -> str:
-        shown = {
-            name: _REDACTED if name.lower() in _SECRET_HEADERS else self.scrub(value)
-            for name, value in self.headers.items()
-        }
+        shown = redact_headers(self.headers, self.redactions)
         return (
             f"Request(method={self.method!r}, url={self.log_url!r}, "
             f"headers={shown!r}, body={self.body!r})"
@@ -488,7 +380,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == wanted), None)
 
 
-def _response_time(headers: Mapping[str, str], now: datetime | None) -> datetime:
+def _response_time(headers: Mapping[str, str], now: datetime) -> datetime:
     # A Retry-After date is relative to the server's clock: measure it from the
     # response's own Date when there is one, so clock skew does not matter.
     date = _header(headers, "Date")
@@ -499,18 +391,17 @@ def _response_time(headers: Mapping[str, str], now: datetime | None) -> datetime
             pass
         else:
             return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    return now if now is not None else datetime.now(UTC)
+    return now
 
 
-def response_retry_after(
-    headers: Mapping[str, str], *, now: datetime | None = None
-) -> float | None:
+def response_retry_after(headers: Mapping[str, str], *, now: datetime) -> float | None:
     """Read a response's ``Retry-After``, measuring an HTTP-date from the response's ``Date``.
+
+    Reads no clock: the caller says what time it is.
 
     Args:
         headers: the response headers (looked up case-insensitively).
-        now: the current time when the response has no readable ``Date``;
-            defaults to the wall clock.
+        now: the current time (aware), used when the response has no readable ``Date``.
 
     Returns:
         Seconds to wait, or None when the header is absent or unreadable.
@@ -573,17 +464,21 @@ def parse_cancel_response(
     headers: Mapping[str, str],
     body: bytes,
     *,
-    now: datetime | None = None,
+    now: datetime,
     redact: Iterable[str] = (),
 ) -> CancelResult:
     """Turn a response into a :class:`CancelResult`, or raise the matching error.
+
+    A pure function of its arguments: it reads no clock, so the same response
+    and ``now`` always give the same result or error.
 
     Args:
         status: the HTTP status.
         headers: the response headers (looked up case-insensitively).
         body: the body bytes.
-        now: the current time, for a ``Retry-After`` date when the response has no
-            ``Date``; defaults to the wall clock.
+        now: the current time (aware), for a ``Retry-After`` HTTP-date when the
+            response has no readable ``Date``; the caller reads its clock once
+            when the response arrives.
         redact: secrets (the request's apiKey, password, shared secret) to scrub
             from anything the server echoed into messages and excerpts.
 

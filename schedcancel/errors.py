@@ -19,7 +19,8 @@ wrong status) are *results*, not exceptions: ``CancelResult.raise_for_error()``
 turns them into :class:`ScheduleOperationError` for callers who prefer that.
 
 No message built here ever contains a password, a shared secret or a whole
-apiKey; callers pass :func:`redact`-ed values.
+apiKey; callers pass values redacted by ``schedcancel._redact``
+(``redact_key``, ``scrub``).
 """
 
 from __future__ import annotations

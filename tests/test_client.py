@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import math
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -317,7 +318,7 @@ async def test_bad_api_key_per_call_makes_no_request(api_key: object, limiter: F
         {"priority": 1.5},
         {"queue_timeout": -1},
         {"queue_timeout": float("nan")},
-        {"queue_timeout": float("inf")},
+        {"queue_timeout": float("-inf")},
         {"queue_timeout": "5"},
         {"queue_timeout": False},
     ],
@@ -475,6 +476,15 @@ async def test_per_call_api_key_priority_and_queue_timeout(
         await client.cancel("SC-2", api_key="other-connector", priority=3, queue_timeout=2.5)
     assert server.arrivals[0].raw_path == "/api/v3/schedule/other-connector/SC-2/cancel"
     assert limiter.events[0] == ("acquire", "SC-2", 3, 2.5, False)
+
+
+async def test_infinite_queue_timeout_means_no_deadline(
+    server: LocalServer, limiter: FakeLimiter
+) -> None:
+    """queue_timeout=math.inf is taken, as by the limiters, and reaches them as None."""
+    async with make_client(server.base_url, limiter) as client:
+        await client.cancel(SID, queue_timeout=math.inf)
+    assert limiter.events[0] == ("acquire", SID, 0, None, False)
 
 
 async def test_per_call_api_keys_beyond_the_builder_cache(
@@ -790,6 +800,26 @@ async def test_429_http_date_is_relative_to_response_date(
     async with make_client(server.base_url, limiter) as client:
         await client.cancel(SID)
     assert limiter.events[1] == ("release", SID, True, 9.0)
+
+
+async def test_429_http_date_without_a_response_date_counts_from_the_clients_now(
+    server: LocalServer,
+) -> None:
+    """Without a readable Date, an HTTP-date Retry-After counts from the client's injected now."""
+
+    async def limited(request: web.Request) -> web.StreamResponse:
+        response = web.Response(status=429, body=sample("rate_limited.json"))
+        response.headers["Date"] = "garbage"
+        response.headers["Retry-After"] = "Tue, 21 Jul 2020 13:15:15 GMT"  # NOW + 12 s
+        return response
+
+    server.replies.append(limited)
+    limiter = FakeLimiter(limits=RateLimits(max_rate_limited=0))
+    async with make_client(server.base_url, limiter) as client:
+        with pytest.raises(RateLimitedError) as info:
+            await client.cancel(SID)
+    assert limiter.events[1] == ("release", SID, True, 12.0)
+    assert info.value.retry_after == 12.0
 
 
 async def test_429_without_retry_after(server: LocalServer, limiter: FakeLimiter) -> None:

@@ -115,6 +115,13 @@ def test_rate_limits_defaults_and_cap() -> None:
         {"max_rate_limited": -1},
         {"retry_after_cap": 0.0},
         {"window": float("nan")},
+        {"total": True},
+        {"total": 1.5},
+        {"per_schedule": "10"},
+        {"window": True},
+        {"guard": "1"},
+        {"max_rate_limited": 2.5},
+        {"retry_after_cap": False},
     ],
 )
 def test_rate_limits_refuses_impossible_values(kwargs: dict[str, Any]) -> None:
@@ -130,12 +137,31 @@ def test_rate_limits_number_errors_name_the_field() -> None:
 
 
 @pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"total": True}, "total must be an int, got bool"),
+        ({"per_schedule": 10.0}, "per_schedule must be an int, got float"),
+        ({"window": False}, "window must be > 0, got False"),
+    ],
+)
+def test_rate_limits_counts_are_ints_and_no_bool_is_a_number(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    """A count takes only an int, and a bool is neither a count nor a number of seconds."""
+    with pytest.raises(InvalidParameterError, match=message):
+        RateLimits(**kwargs)
+
+
+@pytest.mark.parametrize(
     "kwargs",
     [
         {"attempts": 0},
         {"backoff_initial": -1.0},
         {"backoff_max": -1.0},
         {"deadline": 0.0},
+        {"attempts": True},
+        {"attempts": 2.0},
+        {"deadline": "60"},
     ],
 )
 def test_retry_policy_refuses_impossible_values(kwargs: dict[str, Any]) -> None:

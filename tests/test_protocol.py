@@ -23,6 +23,7 @@ from schedcancel import (
     ScheduleStatus,
     ServerError,
 )
+from schedcancel import _protocol as protocol
 from schedcancel._protocol import (
     _NOT_JSON,
     CONTENT_TYPE,
@@ -39,6 +40,7 @@ from schedcancel._protocol import (
     parse_cancel_response,
     parse_retry_after,
     redact_key,
+    response_retry_after,
     scrub,
     signature,
     validate_api_key,
@@ -49,6 +51,8 @@ SAMPLES = Path(__file__).parent / "samples"
 SID = "SC-1234-1234-1234-1234-1234-1234"
 JAVA_DATE = "Tue, 21 Jul 2020 13:15:03 GMT"
 KEY_SENTINEL = "APIKEY-SENTINEL-0123456789abcdef"
+#: The time parsing is told it is (it reads no clock of its own).
+NOW = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
 
 
 def sample(name: str) -> bytes:
@@ -190,7 +194,7 @@ def test_a_page_echoing_the_credentials_is_excerpted_without_them() -> None:
     echoed = f"<pre>Authorization: {request.headers['Authorization']}\n"
     echoed += "u:S3cret-Passw0rd s:whsec-9f8e7d6c</pre>"
     with pytest.raises(ResponseParseError) as caught:
-        parse_cancel_response(200, {}, echoed.encode(), redact=request.redactions)
+        parse_cancel_response(200, {}, echoed.encode(), now=NOW, redact=request.redactions)
     text = str(caught.value)
     token = request.headers["Authorization"].removeprefix("Basic ")
     assert "Basic ***" in text
@@ -443,8 +447,6 @@ def test_request_repr_hides_secrets() -> None:
 
 # --- Retry-After -------------------------------------------------------------------------------
 
-NOW = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
-
 
 @pytest.mark.parametrize(
     ("value", "expected"),
@@ -483,7 +485,7 @@ def test_parse_retry_after_keeps_absurd_values_for_the_limiter_to_cap() -> None:
 
 def test_parse_success_with_statuses() -> None:
     """The documented cancel success becomes a successful CancelResult."""
-    result = parse_cancel_response(200, {}, sample("cancel_success.json"))
+    result = parse_cancel_response(200, {}, sample("cancel_success.json"), now=NOW)
     assert result == CancelResult(
         success=True,
         schedule_id=SID,
@@ -497,13 +499,13 @@ def test_parse_success_with_statuses() -> None:
 
 def test_parse_success_minimal() -> None:
     """{"success": true} alone is a complete success."""
-    result = parse_cancel_response(200, {}, sample("cancel_success_minimal.json"))
+    result = parse_cancel_response(200, {}, sample("cancel_success_minimal.json"), now=NOW)
     assert result == CancelResult(success=True)
 
 
 def test_parse_already_cancelled() -> None:
     """7070 with newStatus CANCELLED is a result that reports already_cancelled."""
-    result = parse_cancel_response(200, {}, sample("cancel_already_cancelled.json"))
+    result = parse_cancel_response(200, {}, sample("cancel_already_cancelled.json"), now=NOW)
     assert not result.success
     assert result.error_code == 7070
     assert result.already_cancelled
@@ -512,7 +514,7 @@ def test_parse_already_cancelled() -> None:
 
 def test_parse_unknown_schedule_is_a_result() -> None:
     """7040 (unknown or foreign id) is a business result, not an exception."""
-    result = parse_cancel_response(200, {}, sample("cancel_unknown_id.json"))
+    result = parse_cancel_response(200, {}, sample("cancel_unknown_id.json"), now=NOW)
     assert not result.success
     assert result.error_code == 7040
     assert not result.already_cancelled
@@ -521,16 +523,16 @@ def test_parse_unknown_schedule_is_a_result() -> None:
 
 def test_parse_success_as_string() -> None:
     """success "true" and "false" as strings are read like the booleans."""
-    ok = parse_cancel_response(200, {}, sample("success_string.json"))
+    ok = parse_cancel_response(200, {}, sample("success_string.json"), now=NOW)
     assert ok.success is True
-    failed = parse_cancel_response(200, {}, sample("failure_string.json"))
+    failed = parse_cancel_response(200, {}, sample("failure_string.json"), now=NOW)
     assert failed.success is False
     assert failed.error_code == 7040
 
 
 def test_parse_unknown_status_survives_as_string() -> None:
     """A status the enum does not know is kept as its raw string."""
-    result = parse_cancel_response(200, {}, sample("unknown_status.json"))
+    result = parse_cancel_response(200, {}, sample("unknown_status.json"), now=NOW)
     assert result.old_status == "SUSPENDED-BY-RISK"
     assert not isinstance(result.old_status, ScheduleStatus)
     assert result.new_status is ScheduleStatus.CANCELLED
@@ -538,14 +540,14 @@ def test_parse_unknown_status_survives_as_string() -> None:
 
 def test_parse_ignores_extra_keys() -> None:
     """Keys the model does not know are ignored."""
-    result = parse_cancel_response(200, {}, sample("extra_keys.json"))
+    result = parse_cancel_response(200, {}, sample("extra_keys.json"), now=NOW)
     assert result.success
     assert result.old_status is ScheduleStatus.PAUSED
 
 
 def test_parse_full_schedule_response() -> None:
     """Every documented field is mapped from its camelCase wire name."""
-    result = parse_cancel_response(200, {}, sample("schedule_full.json"))
+    result = parse_cancel_response(200, {}, sample("schedule_full.json"), now=NOW)
     assert result.registration_uuid == "abcde12345abcde12345"
     assert result.merchant_meta_data == "order-42"
     assert result.scheduled_at == datetime(2019, 10, 5, 14, 26, 11, tzinfo=UTC)
@@ -566,7 +568,7 @@ def test_parse_off_spec_200(name: str, fragment: str) -> None:
     """Off-spec 200 bodies raise ResponseParseError with the status and a short excerpt."""
     body = sample(name)
     with pytest.raises(ResponseParseError) as info:
-        parse_cancel_response(200, {}, body)
+        parse_cancel_response(200, {}, body, now=NOW)
     error = info.value
     assert fragment in str(error)
     assert error.http_status == 200
@@ -599,14 +601,14 @@ def test_parse_off_spec_200(name: str, fragment: str) -> None:
 def test_parse_wrong_shapes(body: bytes) -> None:
     """Bodies with wrong types, constants or absurd nesting raise ResponseParseError."""
     with pytest.raises(ResponseParseError):
-        parse_cancel_response(200, {}, body)
+        parse_cancel_response(200, {}, body, now=NOW)
 
 
 def test_parse_huge_body_is_refused_cheaply() -> None:
     """A body over the cap is refused without decoding, with a capped excerpt."""
     body = b'{"success": true, "pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
     with pytest.raises(ResponseParseError) as info:
-        parse_cancel_response(200, {}, body)
+        parse_cancel_response(200, {}, body, now=NOW)
     assert len(info.value.excerpt) <= 203
 
 
@@ -614,7 +616,7 @@ def test_excerpt_is_short_and_scrubbed() -> None:
     """The excerpt is at most ~200 characters and never contains a secret echoed by the server."""
     body = (b"<html>" + KEY_SENTINEL.encode() + b" " * 180 + KEY_SENTINEL.encode()) * 20
     with pytest.raises(ResponseParseError) as info:
-        parse_cancel_response(200, {}, body, redact=[KEY_SENTINEL])
+        parse_cancel_response(200, {}, body, now=NOW, redact=[KEY_SENTINEL])
     assert len(info.value.excerpt) <= 203
     assert KEY_SENTINEL not in str(info.value)
     assert KEY_SENTINEL[:10] not in str(info.value)
@@ -634,7 +636,7 @@ def test_excerpt_is_short_and_scrubbed() -> None:
 def test_scheduled_at_is_lenient_and_aware(scheduled_at: str, expected: datetime) -> None:
     """scheduledAt parses Z, fractions and any offset into an aware datetime (naive means UTC)."""
     body = f'{{"success": true, "scheduledAt": "{scheduled_at}"}}'.encode()
-    result = parse_cancel_response(200, {}, body)
+    result = parse_cancel_response(200, {}, body, now=NOW)
     assert result.scheduled_at == expected
     assert result.scheduled_at is not None
     assert result.scheduled_at.tzinfo is not None
@@ -643,7 +645,7 @@ def test_scheduled_at_is_lenient_and_aware(scheduled_at: str, expected: datetime
 def test_numeric_string_error_code_and_numeric_adapter_code() -> None:
     """errorCode may be a numeric string; a numeric adapterCode is kept as a string."""
     body = b'{"success": false, "errorCode": " 7070 ", "adapterCode": 51, "newStatus": "CANCELLED"}'
-    result = parse_cancel_response(200, {}, body)
+    result = parse_cancel_response(200, {}, body, now=NOW)
     assert result.error_code == 7070
     assert result.adapter_code == "51"
     assert result.already_cancelled
@@ -658,7 +660,7 @@ def test_200_result_messages_are_scrubbed() -> None:
         + KEY_SENTINEL.encode()
         + b'"}'
     )
-    result = parse_cancel_response(200, {}, body, redact=[KEY_SENTINEL])
+    result = parse_cancel_response(200, {}, body, now=NOW, redact=[KEY_SENTINEL])
     assert KEY_SENTINEL not in repr(result)
     assert result.error_message == f"unknown for {redact_key(KEY_SENTINEL)}"
     with pytest.raises(Exception) as info:  # noqa: PT011 - checking the message, any type
@@ -672,7 +674,7 @@ def test_200_result_messages_are_scrubbed() -> None:
 def test_429_without_retry_after() -> None:
     """A documented 429 raises RateLimitedError with its code and no retry_after."""
     with pytest.raises(RateLimitedError) as info:
-        parse_cancel_response(429, {}, sample("rate_limited.json"))
+        parse_cancel_response(429, {}, sample("rate_limited.json"), now=NOW)
     error = info.value
     assert error.http_status == 429
     assert error.error_code == 1009
@@ -684,7 +686,7 @@ def test_429_without_retry_after() -> None:
 def test_429_with_retry_after_seconds() -> None:
     """Retry-After in seconds is read, case-insensitively."""
     with pytest.raises(RateLimitedError) as info:
-        parse_cancel_response(429, {"retry-after": "12"}, sample("rate_limited.json"))
+        parse_cancel_response(429, {"retry-after": "12"}, sample("rate_limited.json"), now=NOW)
     assert info.value.retry_after == 12.0
 
 
@@ -709,12 +711,35 @@ def test_429_with_retry_after_date_relative_to_now() -> None:
     assert info.value.error_code is None
 
 
-def test_429_retry_after_date_defaults_to_wall_clock() -> None:
-    """With no Date header and no now given, a past HTTP-date means no wait."""
+def test_429_retry_after_date_is_measured_from_the_given_now() -> None:
+    """With no Date header, an HTTP-date Retry-After counts from the caller's now, not a clock."""
     headers = {"Retry-After": "Wed, 21 Oct 2015 07:28:20 GMT"}
-    with pytest.raises(RateLimitedError) as info:
-        parse_cancel_response(429, headers, b"")
-    assert info.value.retry_after == 0.0
+    waits = []
+    for now in (NOW, NOW + timedelta(seconds=15), NOW + timedelta(days=1)):
+        with pytest.raises(RateLimitedError) as info:
+            parse_cancel_response(429, headers, b"", now=now)
+        waits.append(info.value.retry_after)
+    assert waits == [20.0, 5.0, 0.0]
+
+
+def test_parsing_reads_no_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsing is a pure function of status, headers, body and now: no clock is read."""
+
+    class NoClock(datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> NoClock:
+            raise AssertionError(f"parsing read the clock (tz={tz})")
+
+    monkeypatch.setattr(protocol, "datetime", NoClock)
+    headers = {"Retry-After": "Wed, 21 Oct 2015 07:28:20 GMT"}
+    for _ in range(2):
+        with pytest.raises(RateLimitedError) as info:
+            parse_cancel_response(429, headers, sample("rate_limited.json"), now=NOW)
+        assert info.value.retry_after == 20.0
+        assert parse_cancel_response(200, headers, sample("cancel_success.json"), now=NOW) == (
+            parse_cancel_response(200, {}, sample("cancel_success.json"), now=NOW)
+        )
+    assert response_retry_after(headers, now=NOW) == 20.0
 
 
 def test_429_response_date_without_zone_is_utc() -> None:
@@ -724,7 +749,7 @@ def test_429_response_date_without_zone_is_utc() -> None:
         "Retry-After": "Wed, 21 Oct 2015 07:28:05 GMT",
     }
     with pytest.raises(RateLimitedError) as info:
-        parse_cancel_response(429, headers, b"")
+        parse_cancel_response(429, headers, b"", now=NOW)
     assert info.value.retry_after == 5.0
 
 
@@ -741,7 +766,7 @@ def test_429_response_date_without_zone_is_utc() -> None:
 def test_5xx_is_server_error(status: int, body: bytes, code: int | None) -> None:
     """5xx raises ServerError, with the API's code when the body has one."""
     with pytest.raises(ServerError) as info:
-        parse_cancel_response(status, {}, body)
+        parse_cancel_response(status, {}, body, now=NOW)
     assert info.value.http_status == status
     assert info.value.error_code == code
     assert f"HTTP {status}" in str(info.value)
@@ -750,7 +775,7 @@ def test_5xx_is_server_error(status: int, body: bytes, code: int | None) -> None
 def test_maintenance_message_is_kept() -> None:
     """The 1010 maintenance message is available on the error."""
     with pytest.raises(ServerError) as info:
-        parse_cancel_response(503, {}, sample("maintenance.json"))
+        parse_cancel_response(503, {}, sample("maintenance.json"), now=NOW)
     assert info.value.error_message is not None
     assert "maintenance" in info.value.error_message
     assert "errorCode 1010" in str(info.value)
@@ -768,7 +793,7 @@ def test_maintenance_message_is_kept() -> None:
 def test_authentication_errors(status: int, body: bytes) -> None:
     """401, 403 and errorCode 1004 (under any status) raise AuthenticationError."""
     with pytest.raises(AuthenticationError) as info:
-        parse_cancel_response(status, {}, body)
+        parse_cancel_response(status, {}, body, now=NOW)
     assert info.value.http_status == status
 
 
@@ -776,7 +801,7 @@ def test_authentication_errors(status: int, body: bytes) -> None:
 def test_other_statuses_are_api_errors(status: int) -> None:
     """Redirects, other 4xx and undocumented 2xx raise a plain ApiError."""
     with pytest.raises(ApiError) as info:
-        parse_cancel_response(status, {"Location": "https://elsewhere.example/"}, b"")
+        parse_cancel_response(status, {"Location": "https://elsewhere.example/"}, b"", now=NOW)
     assert type(info.value) is ApiError
     assert info.value.http_status == status
 
@@ -786,7 +811,7 @@ def test_error_message_is_truncated_and_scrubbed() -> None:
     message = f"bad key {KEY_SENTINEL} " + "x" * 500
     body = f'{{"success": false, "errorCode": 1002, "errorMessage": "{message}"}}'.encode()
     with pytest.raises(ApiError) as info:
-        parse_cancel_response(400, {}, body, redact=[KEY_SENTINEL])
+        parse_cancel_response(400, {}, body, now=NOW, redact=[KEY_SENTINEL])
     error = info.value
     assert error.error_code == 1002
     assert error.error_message is not None

@@ -49,7 +49,8 @@ import attrs
 from aiohttp import web
 
 from .._models import ScheduleStatus
-from .._protocol import redact_key, signature
+from .._protocol import signature
+from .._redact import redact_key
 from ..errors import InvalidParameterError
 from .faults import Fault, FaultInjector, Faults
 from .limits import LimitBook, ServerLimits
