@@ -32,7 +32,8 @@ import attrs
 from ._models import LimiterStats, Permit, RateLimits
 from ._queue import SNAP, Dispatcher, Waiter
 from ._stores import MemoryStore, Store
-from .errors import BackendError, InvalidParameterError, QueueTimeoutError
+from ._validate import check_key, check_priority, check_queue_timeout
+from .errors import BackendError, QueueTimeoutError
 
 __all__ = ["QueuedLimiter", "RateLimiter"]
 
@@ -47,22 +48,6 @@ class _Ticket:
         self.key = key
         self.handle = handle
         self.open = True
-
-
-def check_key(value: object) -> str:
-    """A limiter key: a non-empty string."""
-    if not isinstance(value, str) or not value:
-        raise InvalidParameterError("schedule_id must be a non-empty string")
-    return value
-
-
-def check_queue_timeout(value: object) -> float | None:
-    """``queue_timeout``: None, or a number >= 0 (a bool is no number)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise InvalidParameterError(f"queue_timeout must be >= 0 or None, got {value!r}")
-    return float(value)
 
 
 class QueuedLimiter:
@@ -129,15 +114,14 @@ class QueuedLimiter:
 
         Raises:
             QueueTimeoutError: not admitted within ``queue_timeout``.
-            InvalidParameterError: ``schedule_id`` is not a non-empty string or
-                ``queue_timeout`` is negative.
+            InvalidParameterError: ``schedule_id`` is not a non-empty string,
+                ``queue_timeout`` is not a number >= 0 or ``priority`` no int.
             BackendError: the store failed.
             RuntimeError: the limiter is closed or bound to another event loop.
         """
-        check_key(schedule_id)
+        check_key("schedule_id", schedule_id)
         timeout = check_queue_timeout(queue_timeout)
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise InvalidParameterError(f"priority must be an int, got {priority!r}")
+        check_priority(priority)
         if self._closed:
             raise RuntimeError(f"{self._name} is closed")
         loop = self._bind()

@@ -43,9 +43,11 @@ except ImportError as exc:
     ) from exc
 
 from ._adaptive import QUIET_WINDOWS, Action
-from ._limiter import QueuedLimiter, _Ticket, check_key, check_queue_timeout
+from ._limiter import QueuedLimiter, _Ticket
 from ._models import Limiter, LimiterStats, Permit, RateLimits
 from ._queue import Answer, Waiter
+from ._redact import Hidden, scrub, url_secrets
+from ._validate import check_key, check_number, check_priority, check_queue_timeout
 from .errors import BackendError, InvalidParameterError
 
 if TYPE_CHECKING:
@@ -96,7 +98,7 @@ def _describe_client(client: RedisClient) -> str:
 
 def _connect(
     redis: str | RedisClient, timeout: float
-) -> tuple[RedisClient, str, tuple[str, ...], bool]:
+) -> tuple[RedisClient, str, tuple[Hidden, ...], bool]:
     """Make (or adopt) the client.
 
     Returns:
@@ -109,11 +111,10 @@ def _connect(
     if not isinstance(redis, str):
         pool = getattr(redis, "connection_pool", None)
         password = getattr(pool, "connection_kwargs", {}).get("password") if pool else None
-        secrets_ = (password,) if isinstance(password, str) and password else ()
+        secrets_ = (Hidden(password),) if isinstance(password, str) and password else ()
         return redis, _describe_client(redis), secrets_, False
     where = _describe_url(redis)
     try:
-        password = urlsplit(redis).password
         client = aioredis.Redis.from_url(
             redis,
             socket_timeout=timeout,
@@ -123,7 +124,7 @@ def _connect(
         )
     except ValueError as exc:
         raise InvalidParameterError(f"not a usable Redis URL: {where}") from exc
-    return client, where, (password,) if password else (), True
+    return client, where, url_secrets(redis), True
 
 
 @attrs.define(eq=False)
@@ -184,7 +185,7 @@ class _RedisStore:
         tag: str,
         limits: RateLimits,
         where: str,
-        secrets_: tuple[str, ...],
+        secrets_: tuple[Hidden, ...],
         in_flight_timeout: float,
         timeout: float,
         jitter: float,
@@ -424,9 +425,9 @@ class _RedisStore:
         detail = str(exc) or "no answer"
         if isinstance(exc, TimeoutError) and not isinstance(exc, RedisError):
             detail = f"no answer within {self._timeout}s"
-        for secret in self._secrets:
-            detail = detail.replace(secret, "***")
-        return f"Redis at {self._where} failed: {type(exc).__name__}: {detail}"
+        return (
+            f"Redis at {self._where} failed: {type(exc).__name__}: {scrub(detail, self._secrets)}"
+        )
 
 
 class RedisLimiter(QueuedLimiter):
@@ -498,19 +499,16 @@ class RedisLimiter(QueuedLimiter):
         fallback_retry: float = 30.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        if not username:
-            raise InvalidParameterError("username must be a non-empty string")
-        if not key_prefix or set(key_prefix) & set("{}"):
+        check_key("username", username)
+        if set(check_key("key_prefix", key_prefix)) & set("{}"):
             raise InvalidParameterError("key_prefix must be a non-empty string without braces")
         for name, value in (
             ("in_flight_timeout", in_flight_timeout),
             ("timeout", timeout),
             ("fallback_retry", fallback_retry),
         ):
-            if not value > 0:
-                raise InvalidParameterError(f"{name} must be > 0, got {value!r}")
-        if not jitter >= 0:
-            raise InvalidParameterError(f"jitter must be >= 0, got {jitter!r}")
+            check_number(name, value)
+        check_number("jitter", jitter, zero=True)
         limits = limits if limits is not None else RateLimits()
         self._timeout = timeout
         self._fallback = fallback
@@ -585,8 +583,9 @@ class RedisLimiter(QueuedLimiter):
             BackendError: Redis failed and there is no fallback.
             RuntimeError: the limiter is closed.
         """
-        check_key(schedule_id)
+        check_key("schedule_id", schedule_id)
         timeout = check_queue_timeout(queue_timeout)
+        check_priority(priority)
         start = asyncio.get_running_loop().time()
         deadline = None if timeout is None else start + timeout
         if self._on_fallback(start):

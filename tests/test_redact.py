@@ -100,6 +100,7 @@ def test_redact_headers_hides_credential_headers_in_any_case() -> None:
         ("redis://u:a@b@host/0", ("a@b",)),
         ("redis://user@host:6379/0", ()),
         ("redis://host:6379/0", ()),
+        ("redis://u:p%40ss@[::1/0", ("p%40ss", "p@ss")),  # urlsplit raises on this one
         ("redis://host/0?user=a@b", ()),
         ("unix:///run/redis.sock", ()),
         ("not a url", ()),

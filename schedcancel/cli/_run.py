@@ -10,12 +10,12 @@ import os
 import signal
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from typing import IO, TYPE_CHECKING
-from urllib.parse import unquote
 
 import attrs
 
 from .._bulk import GatedLimiter, cancel_many
 from .._journal import CancelOutcome, OutcomeKind
+from .._redact import scrub, url_secrets
 from ..errors import InvalidParameterError, ScheduleCancelError
 from ._common import INSTALL_REDIS_HINT, PROG, _isatty, _Streams, _UsageError
 from ._input import _open_input
@@ -47,20 +47,8 @@ def _make_limiter(settings: CancelSettings) -> Limiter:
     try:
         return RedisLimiter(settings.redis_url, username=settings.username, limits=settings.limits)
     except InvalidParameterError as exc:
-        message = str(exc)
-        for secret in _url_secrets(settings.redis_url):
-            message = message.replace(secret, "***")
+        message = scrub(str(exc), url_secrets(settings.redis_url))
         raise _UsageError(f"--redis: {message}") from None
-
-
-def _url_secrets(url: str) -> list[str]:
-    """The password in a URL (as written and %-decoded), to keep it out of messages.
-
-    Split by hand: ``urlsplit`` raises on some of the malformed URLs this is for.
-    """
-    userinfo = url.partition("://")[2].partition("/")[0].rpartition("@")[0]
-    password = userinfo.partition(":")[2]
-    return [secret for secret in (password, unquote(password)) if secret]
 
 
 def _install_signal_handlers(on_signal: Callable[[], None]) -> Callable[[], None]:

@@ -9,7 +9,8 @@ from pathlib import Path
 import attrs
 
 from .._models import RateLimits, RetryPolicy
-from .._protocol import DEFAULT_BASE_URL, redact_key
+from .._protocol import DEFAULT_BASE_URL
+from .._redact import redact_key
 from ._common import _UsageError
 
 ENV_API_KEY = "SCHEDCANCEL_API_KEY"

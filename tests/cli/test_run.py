@@ -20,7 +20,6 @@ import pytest
 from schedcancel import RetryPolicy
 from schedcancel._journal import OutcomeKind, read_journal
 from schedcancel.cli import run_cancel
-from schedcancel.cli._run import _url_secrets
 from schedcancel.testing import Faults, ServerLimits
 
 from .support import (
@@ -558,11 +557,3 @@ def test_a_bad_redis_url_is_a_usage_error_without_its_password(url: str, where: 
     assert result.stderr.count("\n") == 1
     assert "hunter2" not in result.stderr
     _assert_no_secrets(result.stderr)
-
-
-def test_redis_url_secrets_are_found_however_the_url_is_broken() -> None:
-    """The password of a URL, as written and decoded, even where ``urlsplit`` would raise."""
-    assert _url_secrets("redis://u:p%40ss@[::1/0") == ["p%40ss", "p@ss"]
-    assert _url_secrets("redis://:pw@host:6379") == ["pw", "pw"]
-    assert _url_secrets("redis://host:6379/0") == []
-    assert _url_secrets("notaurl") == []

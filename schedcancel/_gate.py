@@ -1,0 +1,94 @@
+"""Gate: withdraw a group of calls that are still waiting for the limiter.
+
+A bulk job told to stop (or failing for good) must send nothing new, yet let
+the requests already on the wire finish. A bot whose user gave up waiting
+wants the same for one call. The gate tells the two apart from outside the
+limiter: a call passes it while it waits for its permit, and :meth:`Gate.close`
+withdraws exactly those calls, whatever limiter (in process, Redis, your own)
+they wait in. A withdrawn call raises :class:`~schedcancel.RequestWithdrawnError`
+and uses no budget; the limiter sees an ordinary cancellation, so a permit
+granted in the same instant is given back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ._models import Limiter, Permit
+from .errors import RequestWithdrawnError
+
+__all__ = ["Gate"]
+
+
+class Gate:
+    """Lets its owner withdraw, at once, every call of a group still waiting for a permit.
+
+    Pass the same gate to every call of the group
+    (``client.cancel(id, gate=gate)``; ``cancel_many`` makes one per job) and
+    call :meth:`close` to withdraw them. Calls already sent are not touched;
+    calls that reach the gate later are refused at once, retries included.
+    """
+
+    __slots__ = ("_closed", "_waiting", "_withdrawing")
+
+    def __init__(self) -> None:
+        self._closed = False
+        self._waiting: set[asyncio.Task[object]] = set()
+        self._withdrawing: set[asyncio.Task[object]] = set()
+
+    def __repr__(self) -> str:
+        return f"<Gate closed={self._closed} waiting={len(self._waiting)}>"
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def waiting(self) -> int:
+        """Calls of the group waiting for a permit now."""
+        return len(self._waiting)
+
+    def close(self) -> None:
+        """Withdraw every call waiting for a permit, and refuse the ones that come later."""
+        self._closed = True
+        for task in self._waiting:
+            if task not in self._withdrawing:
+                self._withdrawing.add(task)
+                task.cancel()
+
+    async def acquire(
+        self,
+        limiter: Limiter,
+        schedule_id: str,
+        *,
+        priority: int = 0,
+        queue_timeout: float | None = None,
+        requeue: bool = False,
+    ) -> Permit:
+        """``limiter.acquire(...)``, unless the gate is closed before the permit comes.
+
+        Raises:
+            RequestWithdrawnError: the gate is (or got) closed; nothing was sent
+                and no budget was used.
+        """
+        if self._closed:
+            raise RequestWithdrawnError("withdrawn before sending: the gate is closed")
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - a coroutine awaited by asyncio runs in a task
+            raise RuntimeError("Gate.acquire must run in a task")
+        self._waiting.add(task)
+        try:
+            return await limiter.acquire(
+                schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
+            )
+        except asyncio.CancelledError:
+            # Our own cancel, and nobody else's too: the call is withdrawn, not cancelled.
+            if task in self._withdrawing and task.uncancel() == 0:
+                raise RequestWithdrawnError(
+                    "withdrawn before sending: the gate was closed"
+                ) from None
+            raise
+        finally:
+            self._waiting.discard(task)
+            self._withdrawing.discard(task)
