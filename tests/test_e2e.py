@@ -12,6 +12,8 @@ how busy the machine is. One test repeats the sliding-log case in real time.
 from __future__ import annotations
 
 import asyncio
+import math
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -239,3 +241,62 @@ async def test_sliding_log_server_in_real_time() -> None:
     assert [r.success for r in results] == [True] * len(ids)
     assert server.recorder.count_rate_limited() == 0
     assert server.recorder.max_arrivals_in_window(W) <= N
+
+
+# -- the two stores decide alike ------------------------------------------------------
+
+
+async def _job_through(store: str, model: ModelName, foreign_load: float) -> tuple[int, float]:
+    """One 600-id job through the given store; the 429s it met and its makespan."""
+    import redis.asyncio as aioredis  # noqa: PLC0415 - the redis extra, only here
+    from schedcancel._limiter import RateLimiter  # noqa: PLC0415
+    from schedcancel.redis import RedisLimiter  # noqa: PLC0415
+
+    loop = asyncio.get_running_loop()
+    # Start on the same phase of the server's windows as any other job in this loop:
+    # a whole number of virtual seconds, and long after anything earlier went quiet.
+    await asyncio.sleep(math.floor(loop.time()) + 100 - loop.time())
+    redis = aioredis.Redis(host="127.0.0.1", port=6379)
+    prefix = f"sctest-e2e-{uuid.uuid4().hex[:12]}"
+    limiter: RateLimiter | RedisLimiter = RateLimiter(client_limits(), clock=loop.time)
+    if store == "redis":
+        limiter = RedisLimiter(
+            redis,
+            username="e2e",
+            key_prefix=prefix,
+            limits=client_limits(),
+            clock=loop.time,
+            jitter=0,
+            timeout=3600,
+        )
+    try:
+        async with MockScheduleServer(
+            limits=server_limits(model, phase=0.5), faults=jitter(), foreign_load=foreign_load
+        ) as server:
+            server.seed(IDS)
+            results = await cancel_all(server, limiter=limiter, limits=None)
+        assert [r.is_cancelled for r in results] == [True] * M
+        recorder = server.recorder
+        ours = recorder.select(foreign=False)
+        limited = sum(1 for a in ours if a.outcome is Outcome.RATE_LIMITED)
+        return limited, max(a.time for a in ours) - min(a.time for a in ours)
+    finally:
+        await limiter.aclose()
+        keys = [key async for key in redis.scan_iter(match=f"{{{prefix}:*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+@pytest.mark.redis
+# Redis replies are real I/O: give them loop cycles before virtual time moves on.
+@pytest.mark.looptime(noop_cycles=2000)
+@pytest.mark.parametrize(
+    ("model", "foreign_load"), [("sliding-counter", 0.0), ("sliding-log", 0.2)]
+)
+async def test_in_process_and_redis_decide_alike(model: ModelName, foreign_load: float) -> None:
+    """The same 429s teach both stores the same: equal 429 counts, makespans within 2 %."""
+    memory = await _job_through("memory", model, foreign_load)
+    redis = await _job_through("redis", model, foreign_load)
+    assert redis[0] == memory[0]
+    assert redis[1] == pytest.approx(memory[1], rel=0.02)
