@@ -27,7 +27,7 @@ import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
-from schedcancel import CancelResult, LimiterStats, RateLimits, ScheduleStatus
+from schedcancel import CancelResult, Gate, LimiterStats, RateLimits, ScheduleStatus
 from schedcancel._bulk import cancel_many
 
 HUGE = RateLimits(total=10**9, per_schedule=10**9)
@@ -49,6 +49,8 @@ class _Client:
     """Answers every cancel at once; keeps nothing."""
 
     limiter = _Limiter()
+    redactions: tuple[str, ...] = ()
+    redacted_api_key = "stub***"
 
     async def cancel(
         self,
@@ -57,8 +59,9 @@ class _Client:
         api_key: str | None = None,
         priority: int = 0,
         queue_timeout: float | None = None,
+        gate: Gate | None = None,
     ) -> CancelResult:
-        del schedule_id, api_key, priority, queue_timeout  # the stub answers everything alike
+        del schedule_id, api_key, priority, queue_timeout, gate  # the stub answers alike
         await asyncio.sleep(0)
         return ANSWER
 

@@ -6,6 +6,7 @@ from importlib import metadata as _metadata
 
 from ._bulk import BulkProgress
 from ._client import DEFAULT_BASE_URL, ScheduleClient
+from ._gate import Gate
 from ._journal import CancelOutcome, Journal, OutcomeKind
 from ._limiter import RateLimiter
 from ._models import (
@@ -24,6 +25,7 @@ from .errors import (
     InvalidParameterError,
     QueueTimeoutError,
     RateLimitedError,
+    RequestWithdrawnError,
     ResponseParseError,
     ScheduleCancelError,
     ScheduleOperationError,
@@ -44,6 +46,7 @@ __all__ = [
     "BulkProgress",
     "CancelOutcome",
     "CancelResult",
+    "Gate",
     "InvalidParameterError",
     "Journal",
     "Limiter",
@@ -54,6 +57,7 @@ __all__ = [
     "RateLimitedError",
     "RateLimiter",
     "RateLimits",
+    "RequestWithdrawnError",
     "ResponseParseError",
     "RetryPolicy",
     "ScheduleCancelError",

@@ -37,12 +37,13 @@ from collections.abc import (
 )
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import Any, Protocol, cast
 
 import attrs
 
+from ._gate import Gate
 from ._journal import CancelOutcome, Journal, OutcomeKind, recorded_id
-from ._models import CancelResult, LimiterStats, Permit, RateLimits
+from ._models import CancelResult, LimiterStats, RateLimits
 from ._redact import redact_key
 from ._validate import (
     check_int,
@@ -55,17 +56,12 @@ from .errors import (
     AuthenticationError,
     BackendError,
     InvalidParameterError,
-    QueueTimeoutError,
+    RequestWithdrawnError,
     ScheduleCancelError,
 )
 
-if TYPE_CHECKING:
-    from ._models import Limiter
-
 __all__ = [
     "BulkProgress",
-    "GatedLimiter",
-    "RequestWithdrawnError",
     "cancel_many",
     "default_concurrency",
     "estimate_eta",
@@ -98,6 +94,14 @@ class BulkClient(Protocol):
     @property
     def limiter(self) -> _BulkLimiter: ...
 
+    @property
+    def redactions(self) -> tuple[str, ...]:
+        """What no outcome or journal line may contain (the client's secrets)."""
+
+    @property
+    def redacted_api_key(self) -> str:
+        """The default apiKey as the journal may show it (``conn***``)."""
+
     async def cancel(
         self,
         schedule_id: str,
@@ -105,6 +109,7 @@ class BulkClient(Protocol):
         api_key: str | None = None,
         priority: int = 0,
         queue_timeout: float | None = None,
+        gate: Gate | None = None,
     ) -> CancelResult: ...
 
 
@@ -285,98 +290,6 @@ def default_concurrency(limits: RateLimits) -> int:
     return max(1, min(2 * limits.total, MAX_CONCURRENCY))
 
 
-# --------------------------------------------------------------------------- stop gate
-
-
-class RequestWithdrawnError(QueueTimeoutError):
-    """A call still waiting for the limiter was withdrawn because the job is stopping."""
-
-
-@attrs.define(eq=False)
-class GatedLimiter:
-    """A limiter wrapper that can withdraw every waiting request at once.
-
-    A bulk job that is told to stop must send nothing new but let requests
-    already on the wire finish. From outside a client the two are told apart
-    here: :meth:`close_gate` makes every ``acquire`` still waiting (and every
-    later one) raise :class:`RequestWithdrawnError`, which consumes no budget,
-    while permits already granted are released as usual.
-
-    Attributes:
-        inner: the limiter that keeps the budget.
-    """
-
-    inner: Limiter
-    _closed: bool = attrs.field(default=False, init=False)
-    _waiting: set[asyncio.Task[Permit]] = attrs.field(factory=set, init=False, repr=False)
-
-    @property
-    def limits(self) -> RateLimits:
-        """The inner limiter's limits."""
-        return self.inner.limits
-
-    @property
-    def gate_closed(self) -> bool:
-        """True once :meth:`close_gate` was called."""
-        return self._closed
-
-    def close_gate(self) -> None:
-        """Withdraw every waiting request and refuse new ones."""
-        self._closed = True
-        for task in self._waiting:
-            task.cancel()
-
-    async def acquire(
-        self,
-        schedule_id: str,
-        *,
-        priority: int = 0,
-        queue_timeout: float | None = None,
-        requeue: bool = False,
-    ) -> Permit:
-        """Acquire from the inner limiter unless the gate is (or gets) closed.
-
-        Raises:
-            RequestWithdrawnError: the gate is closed.
-        """
-        if self._closed:
-            raise RequestWithdrawnError("stopping: request withdrawn before sending")
-        task = asyncio.ensure_future(
-            self.inner.acquire(
-                schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
-            )
-        )
-        self._waiting.add(task)
-        try:
-            return await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if self.gate_closed and current is not None and not current.cancelling():
-                raise RequestWithdrawnError("stopping: request withdrawn before sending") from None
-            raise
-        finally:
-            self._waiting.discard(task)
-
-    async def release(
-        self, permit: Permit, *, rate_limited: bool = False, retry_after: float | None = None
-    ) -> None:
-        """Release through the inner limiter."""
-        await self.inner.release(permit, rate_limited=rate_limited, retry_after=retry_after)
-
-    async def estimate(self, schedule_id: str | None = None) -> float:
-        """The inner limiter's estimate."""
-        return await self.inner.estimate(schedule_id)
-
-    def stats(self) -> LimiterStats:
-        """The inner limiter's stats."""
-        return self.inner.stats()
-
-    async def aclose(self) -> None:
-        """Close the gate and the inner limiter."""
-        self.close_gate()
-        await self.inner.aclose()
-
-
 # --------------------------------------------------------------------------- the job
 
 
@@ -430,8 +343,10 @@ class _BulkRun:
     _workers: list[asyncio.Task[None]] = attrs.field(factory=list, init=False)
     # The worker awaiting the next item of an async input, if one is.
     _reading: asyncio.Task[Any] | None = attrs.field(default=None, init=False)
-    # Workers the job cancelled itself (a stalled read, a call queued in the limiter).
+    # Workers the job cancelled itself (a stalled read of an async input).
     _interrupted: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
+    # Every call's wait for a permit passes it: closed, it withdraws the calls not sent yet.
+    _gate: Gate = attrs.field(factory=Gate, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._results = asyncio.Queue(maxsize=self.concurrency)
@@ -513,14 +428,7 @@ class _BulkRun:
                     return  # stopped while waiting for input: nothing was taken
                 if schedule_id is None:
                     return
-                try:
-                    outcome = await self._call(schedule_id)
-                except asyncio.CancelledError:
-                    if not self._own_cancellation():
-                        raise
-                    # Withdrawn from the limiter's queue, not sent: the job failed for good.
-                    self._withdrawn += 1
-                    return
+                outcome = await self._call(schedule_id)
                 await self._finish(outcome)
         except RequestWithdrawnError:
             # Not sent: the gate closed while it waited for the limiter; the job is stopping.
@@ -532,8 +440,8 @@ class _BulkRun:
         """Take back the job's own cancel of this worker; False if it came from outside.
 
         Called where a CancelledError was caught: True when the job cancelled
-        this worker (see :meth:`_interrupt_read`, :meth:`_withdraw_queued`) and
-        nobody else asked to cancel it too.
+        this worker (see :meth:`_interrupt_read`) and nobody else asked to
+        cancel it too.
         """
         task = asyncio.current_task()
         if task is None or task not in self._interrupted:
@@ -551,32 +459,18 @@ class _BulkRun:
         if self._reading is not None and self._reading is not asyncio.current_task():
             self._interrupt(self._reading)
 
-    def _withdraw_queued(self) -> None:
-        """Cancel the calls still waiting in the client's limiter, which would all fail too.
-
-        A plain limiter cannot be told to withdraw them, so the workers whose
-        call is awaiting the limiter's ``acquire`` (as seen through the chain
-        of awaited coroutines) are cancelled; calls already sent finish.
-        """
-        acquire = getattr(self.client.limiter, "acquire", None)
-        code = getattr(getattr(acquire, "__func__", acquire), "__code__", None)
-        if code is None:
-            return
-        for task in self._workers:
-            if task is not asyncio.current_task() and _awaits(task.get_coro(), code):
-                self._interrupt(task)
-
     async def _watch_stop(self, stop: asyncio.Event) -> None:
-        """Stop at once when ``stop`` is set, even while a worker waits for slow input."""
+        """Stop at once when ``stop`` is set: withdraw the calls not sent, end a slow read."""
         await stop.wait()
         self._stopping = True
+        self._gate.close()
         self._interrupt_read()
 
     async def _call(self, schedule_id: str) -> CancelOutcome:
         self._in_flight += 1
         try:
             result = await self.client.cancel(
-                schedule_id, api_key=self.api_key, priority=self.priority
+                schedule_id, api_key=self.api_key, priority=self.priority, gate=self._gate
             )
         except RequestWithdrawnError:
             raise
@@ -623,14 +517,9 @@ class _BulkRun:
         if self._failure is None:
             self._failure = exc
         self._stopping = True
+        # Nothing still waiting for a permit is sent: the job has failed.
+        self._gate.close()
         self._interrupt_read()
-        limiter = self.client.limiter
-        if isinstance(limiter, GatedLimiter):
-            # Nothing still waiting for a permit is sent: the job has failed.
-            limiter.close_gate()
-        elif isinstance(exc, AuthenticationError):
-            # Every call of the job carries the refused credentials.
-            self._withdraw_queued()
 
     async def _supervise(self, workers: list[asyncio.Task[None]]) -> None:
         await asyncio.gather(*workers)
@@ -710,8 +599,7 @@ class _BulkRun:
             workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
             self._workers = workers
             tasks = [*workers, asyncio.create_task(self._supervise(workers))]
-            if self.stop is not None and self._apull is not None:
-                # A sync input is only read between calls; an async one may block for long.
+            if self.stop is not None:
                 tasks.append(asyncio.create_task(self._watch_stop(self.stop)))
             while True:
                 item = await self._next_result()
@@ -751,9 +639,10 @@ class _BulkRun:
 
         record: dict[str, object] = {"run": event, "version": __version__, "pid": os.getpid()}
         if event == "start":
-            # The key the calls use: the job's, else the client's default (kept private there).
-            key = self.api_key or getattr(self.client, "_api_key", None)
-            record["api_key"] = redact_key(key) if isinstance(key, str) else None
+            # The key the calls use: the job's, else the client's default.
+            record["api_key"] = (
+                redact_key(self.api_key) if self.api_key else self.client.redacted_api_key
+            )
         else:
             record["counts"] = {kind.value: n for kind, n in self._counts.items() if n}
             record["skipped"] = self._skipped
@@ -761,15 +650,6 @@ class _BulkRun:
             record["stopped"] = self._stopping
         record["at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
         return record
-
-
-def _awaits(awaitable: object, code: object) -> bool:
-    """Whether ``code`` runs in the chain of coroutines ``awaitable`` is suspended in."""
-    while awaitable is not None:
-        if getattr(awaitable, "cr_code", None) is code:
-            return True
-        awaitable = getattr(awaitable, "cr_await", None)
-    return False
 
 
 def cancel_many(
@@ -806,13 +686,10 @@ def cancel_many(
     or the journal fails; in the last three cases the generator then raises
     that error. Then no new id starts, and a worker waiting for the next item
     of an async input (a silent pipe) stops waiting at once. Calls already
-    sent finish and are yielded. Calls still waiting for the limiter are
-    withdrawn (not sent, not journaled, counted in ``BulkProgress.withdrawn``)
-    if the client's limiter is a :class:`GatedLimiter` whose gate is closed
-    (the job closes it itself when it fails); on an authentication error,
-    which every call of the job would meet, also from any other limiter whose
-    ``acquire`` is a coroutine (the workers awaiting it are cancelled);
-    otherwise they run to their end.
+    sent finish and are yielded. Calls still waiting for the limiter (a
+    retry's wait included) are withdrawn through the job's :class:`Gate`: not
+    sent, no budget used, not journaled (the next run sends them), counted
+    in ``BulkProgress.withdrawn``. This works with any limiter.
 
     Use it with ``contextlib.aclosing`` when you may leave the loop early:
     closing the generator cancels the calls running.
@@ -869,12 +746,7 @@ def cancel_many(
         concurrency = default_concurrency(client.limiter.limits)
     if total is None and isinstance(ids, Sized):
         total = len(ids)
-    secrets = tuple(
-        # The client's own key too (kept private by ScheduleClient), so no message leaks it.
-        key
-        for key in (api_key, getattr(client, "_api_key", None), getattr(client, "api_key", None))
-        if isinstance(key, str)
-    )
+    secrets = (api_key, *client.redactions) if api_key else client.redactions
     run = _BulkRun(
         client=client,
         ids=ids,

@@ -6,14 +6,16 @@ import asyncio
 import ipaddress
 import logging
 import random
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from ssl import SSLContext
 from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ._bulk import cancel_many as _cancel_many
+from ._gate import Gate
 from ._models import CancelResult, Limiter, RateLimits, RetryPolicy
 from ._protocol import (
     DEFAULT_BASE_URL,
@@ -40,13 +42,9 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    import os
     from typing import Self
 
     import aiohttp
-
-    from ._bulk import BulkProgress
-    from ._journal import CancelOutcome, Journal
 
 __all__ = ["DEFAULT_BASE_URL", "ScheduleClient"]
 
@@ -215,6 +213,22 @@ class ScheduleClient:
         return builder
 
     @property
+    def redactions(self) -> tuple[str, ...]:
+        """What no message about this client's calls may contain.
+
+        The default apiKey, the password, the shared secret and the Basic token
+        (the last three as ``Hidden`` strings, shown as ``***`` once scrubbed).
+        Code that reports on the calls, such as the bulk job and its journal,
+        scrubs these out of everything it writes.
+        """
+        return self._builder.redactions
+
+    @property
+    def redacted_api_key(self) -> str:
+        """The default apiKey as logs and reprs show it (``conn***``)."""
+        return redact_key(self._builder.api_key)
+
+    @property
     def limiter(self) -> Limiter:
         """The limiter that admits this client's requests."""
         return self._limiter
@@ -258,6 +272,7 @@ class ScheduleClient:
         api_key: str | None = None,
         priority: int = 0,
         queue_timeout: float | None = None,
+        gate: Gate | None = None,
     ) -> CancelResult:
         """Cancel one schedule.
 
@@ -267,6 +282,8 @@ class ScheduleClient:
             priority: higher goes first when several requests are ready.
             queue_timeout: seconds each wait for a permit may take (a 429 means
                 another wait); None (or ``math.inf``) waits as long as needed.
+            gate: every wait for a permit (retries included) passes this
+                :class:`Gate`; closing it withdraws the call if it is not sent yet.
 
         Returns:
             The server's answer: check ``success``, ``already_cancelled`` or
@@ -281,78 +298,31 @@ class ScheduleClient:
             AuthenticationError: the credentials or the signature were refused.
             ApiError: another HTTP error status.
             ResponseParseError: an HTTP 200 whose body is not a schedule response.
+            RequestWithdrawnError: ``gate`` was closed before the request was sent.
         """
         schedule_id = validate_schedule_id(schedule_id)
         builder = self._builder_for(api_key)
         priority = check_priority(priority)
         queue_timeout = check_queue_timeout(queue_timeout)
-        return await self._call(schedule_id, builder, priority, queue_timeout)
+        if gate is not None and not isinstance(gate, Gate):
+            raise InvalidParameterError(f"gate must be a Gate or None, got {type(gate).__name__}")
+        return await self._call(schedule_id, builder, priority, queue_timeout, gate)
 
-    def cancel_many(
-        self,
-        schedule_ids: Iterable[object] | AsyncIterable[object],
-        *,
-        api_key: str | None = None,
-        concurrency: int | None = None,
-        journal: Journal | str | os.PathLike[str] | None = None,
-        progress: Callable[[BulkProgress], object] | None = None,
-        progress_interval: float = 0.5,
-        total: int | None = None,
-        stop: asyncio.Event | None = None,
-        priority: int = 0,
-        max_consecutive_errors: int | None = 100,
-        retry_failed: bool = False,
-    ) -> AsyncGenerator[CancelOutcome, None]:
-        """Cancel many schedules, yielding each :class:`CancelOutcome` as it finishes.
-
-        The ids are streamed (at most ``concurrency`` taken at a time), de-duplicated,
-        and with ``journal`` recorded line by line so a killed job resumes without
-        sending a final id twice. See :func:`schedcancel._bulk.cancel_many` for the details.
-
-        Example::
-
-            async for outcome in client.cancel_many(ids, journal="cancel.jsonl"):
-                print(outcome.schedule_id, outcome.kind)
-
-        Args:
-            schedule_ids: an iterable or async iterable of scheduleIds.
-            api_key: the connector's apiKey for every call; defaults to the client's.
-            concurrency: calls at once; default twice the API user's limit.
-            journal: a :class:`Journal` or a path for the JSON Lines journal.
-            progress: called with a :class:`BulkProgress` now and then.
-            progress_interval: seconds between progress reports.
-            total: the number of ids, when ``len()`` cannot tell.
-            stop: set it to stop cleanly (no new ids; running calls finish).
-            priority: the limiter priority of every call.
-            max_consecutive_errors: stop after this many errors in a row (None: never).
-            retry_failed: send ids whose journal line is ``failed`` again.
-
-        Returns:
-            An async generator of outcomes; close it (``contextlib.aclosing``) if you
-            leave the loop early.
-
-        Raises:
-            InvalidParameterError: a bad argument (at once), or a busy or corrupt journal.
-        """
-        return _cancel_many(
-            self,
-            schedule_ids,
-            api_key=api_key,
-            concurrency=concurrency,
-            journal=journal,
-            progress=progress,
-            progress_interval=progress_interval,
-            total=total,
-            stop=stop,
-            priority=priority,
-            max_consecutive_errors=max_consecutive_errors,
-            retry_failed=retry_failed,
-        )
+    #: ``client.cancel_many(ids, ...)`` is :func:`schedcancel._bulk.cancel_many` with
+    #: this client as its first argument: one signature, one docstring, no copy.
+    cancel_many = _cancel_many
 
     async def _call(
-        self, schedule_id: str, builder: RequestBuilder, priority: int, queue_timeout: float | None
+        self,
+        schedule_id: str,
+        builder: RequestBuilder,
+        priority: int,
+        queue_timeout: float | None,
+        gate: Gate | None,
     ) -> CancelResult:
         max_rate_limited = self._limiter.limits.max_rate_limited
+        # Through the gate, when there is one, so closing it withdraws every wait (retries too).
+        acquire = self._limiter.acquire if gate is None else partial(gate.acquire, self._limiter)
         rate_limited = failures = 0
         # Seconds spent sending and backing off; the retry deadline counts these and not
         # the time queued in the limiter, which a bulk job's later ids spend mostly.
@@ -361,7 +331,7 @@ class ScheduleClient:
         while True:
             if self._closed:  # closed while this call was backing off or requeued
                 raise RuntimeError("ScheduleClient is closed")
-            permit = await self._limiter.acquire(
+            permit = await acquire(
                 schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
             )
             attempt = rate_limited + failures + 1

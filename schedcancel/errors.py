@@ -5,6 +5,7 @@
     ScheduleCancelError
     ├── InvalidParameterError (also ValueError)  bad apiKey/scheduleId/config; before any I/O
     ├── QueueTimeoutError                        the limiter cannot admit within queue_timeout
+    │   └── RequestWithdrawnError                a Gate withdrew the call before it was sent
     ├── TransportError                           no usable response after the retries
     ├── ResponseParseError                       a body that is not what the API documents
     ├── BackendError                             the shared limiter store (Redis) failed
@@ -32,6 +33,7 @@ __all__ = [
     "InvalidParameterError",
     "QueueTimeoutError",
     "RateLimitedError",
+    "RequestWithdrawnError",
     "ResponseParseError",
     "ScheduleCancelError",
     "ScheduleOperationError",
@@ -58,6 +60,14 @@ class QueueTimeoutError(ScheduleCancelError):
     def __init__(self, message: str, *, expected_wait: float | None = None) -> None:
         super().__init__(message)
         self.expected_wait = expected_wait
+
+
+class RequestWithdrawnError(QueueTimeoutError):
+    """A :class:`~schedcancel.Gate` withdrew the call while it waited for the limiter.
+
+    Nothing was sent and no budget was used: a bulk job stopping, or a caller
+    who no longer wants the answer, closed the gate.
+    """
 
 
 class TransportError(ScheduleCancelError):

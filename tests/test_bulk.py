@@ -26,7 +26,6 @@ from schedcancel import (
     InvalidParameterError,
     Limiter,
     LimiterStats,
-    QueueTimeoutError,
     RateLimits,
     ScheduleStatus,
     ServerError,
@@ -34,16 +33,15 @@ from schedcancel import (
 )
 from schedcancel._bulk import (
     BulkProgress,
-    GatedLimiter,
-    RequestWithdrawnError,
     _IdTable,
     cancel_many,
     default_concurrency,
     estimate_eta,
 )
+from schedcancel._gate import Gate
 from schedcancel._journal import CancelOutcome, Journal, OutcomeKind, read_journal
 from schedcancel._limiter import RateLimiter
-from schedcancel._models import Permit
+from schedcancel._redact import redact_key
 from schedcancel.testing import MockScheduleServer, ServerLimits
 
 API_KEY = "bulk-connector-key-0001"
@@ -104,7 +102,17 @@ class FakeClient:
     api_keys: set[str | None] = attrs.Factory(set)
     running: int = 0
     peak: int = 0
-    _api_key: str | None = None  # as ScheduleClient keeps its default key
+    _api_key: str = "fake-client-default-key"  # as ScheduleClient keeps its default key
+
+    @property
+    def redactions(self) -> tuple[str, ...]:
+        """The default key, as ScheduleClient lists its secrets."""
+        return (self._api_key,)
+
+    @property
+    def redacted_api_key(self) -> str:
+        """The default key as the journal shows it."""
+        return redact_key(self._api_key)
 
     async def cancel(
         self,
@@ -113,6 +121,7 @@ class FakeClient:
         api_key: str | None = None,
         priority: int = 0,  # noqa: ARG002 - the client's signature
         queue_timeout: float | None = None,  # noqa: ARG002 - the client's signature
+        gate: Gate | None = None,  # noqa: ARG002 - the client's signature
     ) -> CancelResult:
         """Record the call, wait its latency, answer from the script."""
         self.calls.append(schedule_id)
@@ -137,6 +146,8 @@ class LimitedClient:
     rtt: float = 0.1
     sent: list[str] = attrs.Factory(list)
     answer: BaseException | None = None  # raised by every call after its RTT
+    redactions: tuple[str, ...] = ()
+    redacted_api_key: str = "none***"
 
     async def cancel(
         self,
@@ -145,9 +156,13 @@ class LimitedClient:
         api_key: str | None = None,  # noqa: ARG002 - the client's signature
         priority: int = 0,
         queue_timeout: float | None = None,  # noqa: ARG002 - the client's signature
+        gate: Gate | None = None,
     ) -> CancelResult:
-        """Go through the limiter the way ScheduleClient does."""
-        permit = await self.limiter.acquire(schedule_id, priority=priority)
+        """Go through the limiter (and the gate) the way ScheduleClient does."""
+        if gate is None:
+            permit = await self.limiter.acquire(schedule_id, priority=priority)
+        else:
+            permit = await gate.acquire(self.limiter, schedule_id, priority=priority)
         self.sent.append(schedule_id)
         try:
             await asyncio.sleep(self.rtt)
@@ -271,7 +286,7 @@ async def test_unexpected_exception_is_an_error_outcome_and_logged(
 
 
 async def test_the_clients_own_api_key_is_scrubbed_too() -> None:
-    """The key a client holds privately (ScheduleClient's ``_api_key``) is scrubbed as well."""
+    """The client's own secrets (its public ``redactions``) are scrubbed as well."""
     client = FakeClient(
         answers={"SC-1": CancelResult(success=False, error_code=7040, error_message=API_KEY)},
         api_key=API_KEY,
@@ -823,11 +838,14 @@ async def test_an_authentication_error_withdraws_the_calls_queued_in_a_plain_lim
 
 
 @pytest.mark.looptime
-async def test_a_failing_job_closes_the_gate_of_a_gated_limiter() -> None:
-    """Any failure that stops the job (here a 503, with a streak limit of 1) closes the gate."""
+async def test_any_failure_that_stops_the_job_withdraws_the_calls_queued() -> None:
+    """A job stopped by a failure (a 503 with a streak limit of 1) sends nothing queued.
+
+    The ten calls on the wire finish; the twenty waiting for the next window
+    are withdrawn through the job's gate, whatever the limiter.
+    """
     inner = RateLimiter(RateLimits(total=10, per_schedule=10, window=60.0, guard=1.0))
-    gate = GatedLimiter(inner)
-    client = LimitedClient(gate, rtt=0.5, answer=ServerError("down", http_status=503))
+    client = LimitedClient(inner, rtt=0.5, answer=ServerError("down", http_status=503))
     reports: list[BulkProgress] = []
     with pytest.raises(ServerError):
         await _collect(
@@ -839,49 +857,23 @@ async def test_a_failing_job_closes_the_gate_of_a_gated_limiter() -> None:
                 progress=reports.append,
             )
         )
-    assert gate.gate_closed
     assert len(client.sent) == 10
     assert reports[-1].withdrawn == 20
     assert inner.stats().queued == 0
-    await gate.aclose()
-
-
-@pytest.mark.looptime
-async def test_other_failures_let_calls_queued_in_a_plain_limiter_run() -> None:
-    """Only an authentication error withdraws from a plain limiter: a failing 503 lets them run.
-
-    (The calls queued are not known to fail: they run, as documented.)
-    """
-    inner = RateLimiter(RateLimits(total=10, per_schedule=10, window=60.0, guard=1.0))
-    client = LimitedClient(inner, rtt=0.5, answer=ServerError("down", http_status=503))
-    reports: list[BulkProgress] = []
-    with pytest.raises(ServerError):
-        await _collect(
-            cancel_many(
-                client, _ids(100), concurrency=30, max_consecutive_errors=1, progress=reports.append
-            )
-        )
-    assert len(client.sent) == 30
-    assert reports[-1].withdrawn == 0
     await inner.aclose()
 
 
-# --------------------------------------------------------------------------- the stop gate
-
-
 @pytest.mark.looptime
-async def test_gate_withdraws_requests_waiting_for_the_limiter() -> None:
-    """With a closed gate, calls queued in the limiter are withdrawn unsent; sent ones finish."""
+async def test_stop_withdraws_requests_waiting_for_the_limiter() -> None:
+    """Setting ``stop`` withdraws the calls queued in the limiter unsent; sent ones finish."""
     inner = RateLimiter(RateLimits(total=10, per_schedule=10, window=60.0, guard=1.0))
-    gate = GatedLimiter(inner)
-    client = LimitedClient(gate, rtt=0.5)
+    client = LimitedClient(inner, rtt=0.5)
     stop = asyncio.Event()
     reports: list[BulkProgress] = []
 
     async def stop_soon() -> None:
         await asyncio.sleep(0.2)  # the first ten are on the wire, twenty wait for the window
         stop.set()
-        gate.close_gate()
 
     stopper = asyncio.create_task(stop_soon())
     yielded = await _collect(
@@ -892,43 +884,8 @@ async def test_gate_withdraws_requests_waiting_for_the_limiter() -> None:
     assert len(yielded) == 10
     assert reports[-1].withdrawn == 20
     assert inner.stats().queued == 0
-    await gate.aclose()
-
-
-@pytest.mark.looptime
-async def test_gate_refuses_after_closing_and_delegates_the_rest() -> None:
-    """A closed gate refuses at once; limits, stats, estimate and release pass through."""
-    inner = RateLimiter(RateLimits(total=2, per_schedule=2, window=10.0, guard=0.0))
-    gate = GatedLimiter(inner)
-    assert isinstance(gate, Limiter)
-    assert gate.limits == inner.limits
-    permit = await gate.acquire("SC-1")
-    assert isinstance(permit, Permit)
-    assert gate.stats().in_flight == 1
-    await gate.release(permit)
-    assert await gate.estimate() == 0.0
-    was_closed = gate.gate_closed
-    gate.close_gate()
-    assert (was_closed, gate.gate_closed) == (False, True)
-    with pytest.raises(RequestWithdrawnError):
-        await gate.acquire("SC-2")
-    assert issubclass(RequestWithdrawnError, QueueTimeoutError)
-    await gate.aclose()
-
-
-@pytest.mark.looptime
-async def test_gate_lets_a_cancelled_caller_see_its_own_cancellation() -> None:
-    """A waiter cancelled by its own task gets CancelledError, not a withdrawal."""
-    inner = RateLimiter(RateLimits(total=1, per_schedule=1, window=10.0, guard=0.0))
-    gate = GatedLimiter(inner)
-    held = await gate.acquire("SC-1")
-    waiter = asyncio.create_task(gate.acquire("SC-2"))
-    await asyncio.sleep(1)
-    waiter.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiter
-    await gate.release(held)
-    await gate.aclose()
+    assert inner.stats().total_used == 10  # the withdrawn used nothing
+    await inner.aclose()
 
 
 # --------------------------------------------------------------------------- progress

@@ -321,12 +321,14 @@ async def test_bad_api_key_per_call_makes_no_request(api_key: object, limiter: F
         {"queue_timeout": float("-inf")},
         {"queue_timeout": "5"},
         {"queue_timeout": False},
+        {"gate": "closed"},
+        {"gate": True},
     ],
 )
 async def test_bad_call_options_make_no_request(
     kwargs: dict[str, Any], limiter: FakeLimiter
 ) -> None:
-    """Bad priority or queue_timeout values fail before any I/O."""
+    """Bad priority, queue_timeout or gate values fail before any I/O."""
     with aioresponses() as mocked:
         async with make_client(REMOTE, limiter) as client:
             with raises_clean(InvalidParameterError):

@@ -246,8 +246,10 @@ async def test_sliding_log_server_in_real_time() -> None:
 # -- the two stores decide alike ------------------------------------------------------
 
 
-async def _job_through(store: str, model: ModelName, foreign_load: float) -> tuple[int, float]:
-    """One 600-id job through the given store; the 429s it met and its makespan."""
+async def _job_through(
+    store: str, model: ModelName, foreign_load: float
+) -> tuple[int, float, int, str]:
+    """One 600-id job through the given store: its 429s, makespan, and final limit and mode."""
     import redis.asyncio as aioredis  # noqa: PLC0415 - the redis extra, only here
     from schedcancel._limiter import RateLimiter  # noqa: PLC0415
     from schedcancel.redis import RedisLimiter  # noqa: PLC0415
@@ -276,10 +278,13 @@ async def _job_through(store: str, model: ModelName, foreign_load: float) -> tup
             server.seed(IDS)
             results = await cancel_all(server, limiter=limiter, limits=None)
         assert [r.is_cancelled for r in results] == [True] * M
-        recorder = server.recorder
-        ours = recorder.select(foreign=False)
+        ours = server.recorder.select(foreign=False)
         limited = sum(1 for a in ours if a.outcome is Outcome.RATE_LIMITED)
-        return limited, max(a.time for a in ours) - min(a.time for a in ours)
+        makespan = max(a.time for a in ours) - min(a.time for a in ours)
+        stats = (
+            await limiter.shared_stats() if isinstance(limiter, RedisLimiter) else limiter.stats()
+        )
+        return limited, makespan, stats.total_limit, stats.mode
     finally:
         await limiter.aclose()
         keys = [key async for key in redis.scan_iter(match=f"{{{prefix}:*")]
@@ -295,8 +300,17 @@ async def _job_through(store: str, model: ModelName, foreign_load: float) -> tup
     ("model", "foreign_load"), [("sliding-counter", 0.0), ("sliding-log", 0.2)]
 )
 async def test_in_process_and_redis_decide_alike(model: ModelName, foreign_load: float) -> None:
-    """The same 429s teach both stores the same: equal 429 counts, makespans within 2 %."""
+    """The same job teaches both stores the same: the same limit and mode at the end,
+    as many 429s and the same makespan.
+
+    Measured: 23 x 429 in 11.188 s on the counter server, and 4 x 429 in 14.608 s
+    under 20 % foreign load, for both stores alike, ending at 60 smooth and 48 smooth.
+    A Redis reply slower than the loop's no-op cycles (a loaded machine) lets virtual
+    time step to the next timer, a few milliseconds, which can move an arrival past a
+    foreign one: hence a margin of two 429s and 2 %.
+    """
     memory = await _job_through("memory", model, foreign_load)
     redis = await _job_through("redis", model, foreign_load)
-    assert redis[0] == memory[0]
+    assert redis[2:] == memory[2:]
+    assert abs(redis[0] - memory[0]) <= 2
     assert redis[1] == pytest.approx(memory[1], rel=0.02)

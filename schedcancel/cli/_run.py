@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING
 
 import attrs
 
-from .._bulk import GatedLimiter, cancel_many
+from .._bulk import cancel_many
 from .._journal import CancelOutcome, OutcomeKind
 from .._redact import scrub, url_secrets
 from ..errors import InvalidParameterError, ScheduleCancelError
@@ -156,7 +156,7 @@ async def run_cancel(
     """
     from .._client import ScheduleClient  # noqa: PLC0415 - keeps `schedcancel --help` fast
 
-    limiter = GatedLimiter(_make_limiter(settings))
+    limiter = _make_limiter(settings)
     stop = asyncio.Event()
     current = asyncio.current_task()
     if current is None:  # pragma: no cover - a coroutine always runs in a task
@@ -168,8 +168,7 @@ async def run_cancel(
     def on_signal() -> None:
         state["signals"] += 1
         if state["signals"] == 1:
-            stop.set()
-            limiter.close_gate()
+            stop.set()  # the job withdraws the calls still waiting for the limiter
             reporter.note(
                 f"{PROG}: stopping: no new requests; waiting for those in flight "
                 "(signal again to abandon them)"

@@ -71,11 +71,22 @@ local ACCEPTED_WINDOWS = 3
 
 local op = ARGV[1]
 local now
+-- Key lifetimes are Redis's own (wall-clock) milliseconds. With an injected clock
+-- the two clocks need not agree (virtual time runs at any pace), so lifetimes
+-- get a floor of an hour: correctness never rests on expiry (every read compares
+-- scores and stamps with `now`), only the cleanup of idle keys does.
+local ttl_floor = 0
 if ARGV[2] ~= '' then
   now = tonumber(ARGV[2])
+  ttl_floor = 3600000
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- Milliseconds a key should live for `us` microseconds of this clock (at least 1).
+local function ttl(us)
+  return math.max(1, ttl_floor, math.ceil(us / 1000))
 end
 
 local function fmt(n)
@@ -93,7 +104,7 @@ end
 local function expire_log(key)
   local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   if last[2] then
-    redis.call('PEXPIRE', key, math.max(1, math.ceil((tonumber(last[2]) - now) / 1000)))
+    redis.call('PEXPIRE', key, ttl(tonumber(last[2]) - now))
   end
 end
 
@@ -164,7 +175,7 @@ local function save(adapt, st)
   redis.call('HSET', adapt, unpack(fields))
   -- Kept while the limit recovers, an episode waits, and its acceptances matter.
   local holds = QUIET_WINDOWS + ACCEPTED_WINDOWS + 2 + st.base - st.limit
-  redis.call('PEXPIRE', adapt, math.ceil(holds * st.hold / 1000))
+  redis.call('PEXPIRE', adapt, ttl(holds * st.hold))
 end
 
 local function limit_at(st, at)
@@ -228,7 +239,7 @@ local function set_pause(key, wait)
   if current and tonumber(current) >= until_ then
     return tonumber(current) - now
   end
-  redis.call('SET', key, fmt(until_), 'PX', math.max(1, math.ceil(wait / 1000)))
+  redis.call('SET', key, fmt(until_), 'PX', ttl(wait))
   return wait
 end
 
@@ -278,10 +289,10 @@ if op == 'acquire' or op == 'peek' then
       expire_log(log)
       user_used = user_used + 1
       if user_smooth then
-        redis.call('SET', KEYS[3], fmt(now), 'PX', math.max(1, math.ceil(user_spacing / 1000)))
+        redis.call('SET', KEYS[3], fmt(now), 'PX', ttl(user_spacing))
       end
       if smooth then
-        redis.call('SET', last, fmt(now), 'PX', math.max(1, math.ceil(id_spacing / 1000)))
+        redis.call('SET', last, fmt(now), 'PX', ttl(id_spacing))
       end
       results[#results + 1] = -1
     end
@@ -344,7 +355,7 @@ if op == 'release' then
   end
   if adaptive then
     forget_accepted(KEYS[5], hold)
-    redis.call('PEXPIRE', KEYS[5], math.ceil(ACCEPTED_WINDOWS * hold / 1000) + 1)
+    redis.call('PEXPIRE', KEYS[5], ttl(ACCEPTED_WINDOWS * hold) + 1)
   end
   expire_log(KEYS[1])
   return {now, user_pause}

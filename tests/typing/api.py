@@ -18,6 +18,7 @@ from schedcancel import (
     ApiError,
     AuthenticationError,
     CancelResult,
+    Gate,
     InvalidParameterError,
     Limiter,
     LimiterStats,
@@ -25,6 +26,7 @@ from schedcancel import (
     QueueTimeoutError,
     RateLimitedError,
     RateLimits,
+    RequestWithdrawnError,
     ResponseParseError,
     RetryPolicy,
     ScheduleCancelError,
@@ -71,6 +73,8 @@ async def fully_configured(session: aiohttp.ClientSession) -> list[CancelResult]
     try:
         one = await client.cancel("SC-1", api_key="other-connector", priority=1, queue_timeout=5)
         many = await asyncio.gather(*(client.cancel(f"SC-{n}") for n in range(3)))
+        assert_type(client.redactions, tuple[str, ...])
+        assert_type(client.redacted_api_key, str)
         return [one, *many]
     finally:
         await client.aclose()
@@ -89,6 +93,21 @@ async def shared_limiter() -> None:
         permit = await limiter.acquire("SC-2", priority=0, queue_timeout=None)
         assert_type(permit, Permit)
         await limiter.release(permit, rate_limited=True, retry_after=3.0)
+
+
+async def withdraw_with_a_gate(client: ScheduleClient) -> bool:
+    """A group of calls behind one gate, withdrawn while they wait for a permit."""
+    gate = Gate()
+    call = asyncio.ensure_future(client.cancel("SC-1", gate=gate))
+    gate.close()
+    assert_type(gate.closed, bool)
+    assert_type(gate.waiting, int)
+    try:
+        await call
+    except RequestWithdrawnError as exc:
+        assert_type(exc.expected_wait, float | None)
+        return True
+    return False
 
 
 async def handle_errors(client: ScheduleClient) -> str:

@@ -1,0 +1,130 @@
+"""Gate: a group of calls withdrawn while they wait for the limiter, with any limiter."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from schedcancel import (
+    Gate,
+    QueueTimeoutError,
+    RateLimiter,
+    RateLimits,
+    RequestWithdrawnError,
+    RetryPolicy,
+)
+from schedcancel.testing import Fault, MockScheduleServer, ServerLimits
+
+pytestmark = pytest.mark.looptime
+
+SMALL = RateLimits(total=2, per_schedule=2, window=10.0, guard=0.0)
+
+
+@pytest.fixture(name="limiter")
+async def _limiter() -> AsyncIterator[RateLimiter]:
+    limiter = RateLimiter(SMALL)
+    yield limiter
+    await limiter.aclose()
+
+
+async def test_closing_withdraws_the_waiting_calls_and_uses_nothing(limiter: RateLimiter) -> None:
+    """Calls waiting for a permit raise RequestWithdrawnError; their places stay free."""
+    gate = Gate()
+    held = [await gate.acquire(limiter, f"SC-{i}") for i in range(2)]
+    waiting = [asyncio.create_task(gate.acquire(limiter, f"SC-w{i}")) for i in range(3)]
+    await asyncio.sleep(1)
+    assert gate.waiting == 3
+    gate.close()
+    for task in waiting:
+        with pytest.raises(RequestWithdrawnError):
+            await task
+    assert (gate.closed, gate.waiting) == (True, 0)
+    stats = limiter.stats()
+    assert (stats.queued, stats.in_flight) == (0, 2)
+    for permit in held:
+        await limiter.release(permit)  # granted before the close: untouched, released as usual
+    assert limiter.stats().total_used == 2
+
+
+async def test_a_closed_gate_refuses_at_once(limiter: RateLimiter) -> None:
+    """After close, a call is refused before it reaches the limiter."""
+    gate = Gate()
+    gate.close()
+    gate.close()  # idempotent
+    with pytest.raises(RequestWithdrawnError) as caught:
+        await gate.acquire(limiter, "SC-1")
+    assert isinstance(caught.value, QueueTimeoutError)
+    assert limiter.stats().total_used == 0
+    assert repr(gate) == "<Gate closed=True waiting=0>"
+
+
+async def test_a_permit_granted_as_the_gate_closes_is_given_back(
+    limiter: RateLimiter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closed between the grant and the caller's resumption: withdrawn, the entries given back."""
+    gate = Gate()
+    settle = limiter._core.settle
+
+    def settle_then_close(*args: Any) -> None:
+        settle(*args)  # the permit is set; its caller has not resumed yet
+        gate.close()
+
+    monkeypatch.setattr(limiter._core, "settle", settle_then_close)
+    with pytest.raises(RequestWithdrawnError):
+        await gate.acquire(limiter, "SC-1")
+    stats = limiter.stats()
+    assert (stats.in_flight, stats.total_used, stats.queued) == (0, 0, 0)
+
+
+async def test_a_caller_cancelled_by_others_sees_its_cancellation(limiter: RateLimiter) -> None:
+    """A waiter cancelled from outside gets CancelledError, even if the gate closes too."""
+    gate = Gate()
+    held = [await gate.acquire(limiter, f"SC-{i}") for i in range(2)]
+    alone = asyncio.create_task(gate.acquire(limiter, "SC-a"))
+    both = asyncio.create_task(gate.acquire(limiter, "SC-b"))
+    await asyncio.sleep(1)
+    alone.cancel()
+    both.cancel()
+    gate.close()
+    for task in (alone, both):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert limiter.stats().queued == 0
+    for permit in held:
+        await limiter.release(permit)
+
+
+async def test_a_client_call_in_its_retry_backoff_is_withdrawn_before_the_retry() -> None:
+    """A call whose first attempt failed (503) is not sent again once its gate closed."""
+    async with MockScheduleServer(limits=ServerLimits(window=10.0)) as server:
+        server.seed(["SC-1"])
+        server.script(Fault.MAINTENANCE)
+        retry = RetryPolicy(attempts=3, backoff_initial=5.0, backoff_max=5.0)
+        async with server.client(retry=retry) as client:
+            gate = Gate()
+            call = asyncio.create_task(client.cancel("SC-1", gate=gate))
+            while len(server.recorder.select()) < 1:  # noqa: ASYNC110 - virtual time
+                await asyncio.sleep(0.01)
+            gate.close()  # the call is backing off now: its next wait is refused
+            with pytest.raises(RequestWithdrawnError):
+                await call
+        assert len(server.recorder.select()) == 1
+
+
+async def test_a_client_call_queued_behind_the_window_is_withdrawn_unsent() -> None:
+    """A cancel waiting for the next window is withdrawn: the server never sees it."""
+    async with MockScheduleServer(limits=ServerLimits(total=2, window=10.0)) as server:
+        server.seed(["SC-1", "SC-2", "SC-3"])
+        limits = RateLimits(total=2, window=10.0, guard=0.0)
+        async with server.client(limits=limits) as client:
+            gate = Gate()
+            first = await asyncio.gather(*(client.cancel(i, gate=gate) for i in ("SC-1", "SC-2")))
+            queued = asyncio.create_task(client.cancel("SC-3", gate=gate))
+            await asyncio.sleep(1)
+            gate.close()
+            with pytest.raises(RequestWithdrawnError):
+                await queued
+        assert all(result.success for result in first)
+        assert sorted(str(a.schedule_id) for a in server.recorder.select()) == ["SC-1", "SC-2"]
