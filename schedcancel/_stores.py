@@ -95,6 +95,16 @@ class FloatQueue:
         return value
 
 
+def _policy(limits: RateLimits, limit: int) -> LevelPolicy:
+    return LevelPolicy(
+        base_limit=limit,
+        window=limits.window,
+        guard=limits.guard,
+        mode=limits.mode,
+        slack=limits.slack,
+    )
+
+
 class MemoryStore:
     """One API user's logs in this process: the API user's and one per scheduleId.
 
@@ -107,20 +117,8 @@ class MemoryStore:
 
     def __init__(self, limits: RateLimits) -> None:
         self.limits = limits
-        self.total_policy = LevelPolicy(
-            base_limit=limits.total,
-            window=limits.window,
-            guard=limits.guard,
-            mode=limits.mode,
-            slack=limits.slack,
-        )
-        self.schedule_policy = LevelPolicy(
-            base_limit=limits.per_schedule,
-            window=limits.window,
-            guard=limits.guard,
-            mode=limits.mode,
-            slack=limits.slack,
-        )
+        self.total_policy = _policy(limits, limits.total)
+        self.schedule_policy = _policy(limits, limits.per_schedule)
         self.total = SlidingLog(self.total_policy)
         self.logs: dict[str, SlidingLog] = {}
         self.adaptive = AdaptiveState(base_limit=limits.total, hold=self.total_policy.hold)
