@@ -61,6 +61,7 @@ from .errors import (
 )
 
 __all__ = [
+    "BACKGROUND_PRIORITY",
     "BulkProgress",
     "cancel_many",
     "default_concurrency",
@@ -71,6 +72,8 @@ logger = logging.getLogger("schedcancel.bulk")
 
 #: Errors that would repeat for every id: the job stops at the first one.
 FATAL_ERRORS: tuple[type[BaseException], ...] = (AuthenticationError, BackendError)
+#: The priority of a bulk job's calls: below every interactive call (0 and up).
+BACKGROUND_PRIORITY = -1
 #: Most workers one job runs, whatever the limits.
 MAX_CONCURRENCY = 1024
 # Hand the loop back this often while skipping ids without awaiting (a resumed
@@ -663,7 +666,7 @@ def cancel_many(
     progress_interval: float = 0.5,
     total: int | None = None,
     stop: asyncio.Event | None = None,
-    priority: int = 0,
+    priority: int = BACKGROUND_PRIORITY,
     max_consecutive_errors: int | None = 100,
     retry_failed: bool = False,
 ) -> AsyncGenerator[CancelOutcome, None]:
@@ -708,7 +711,10 @@ def cancel_many(
         total: the number of input items, when known; defaults to ``len(ids)``
             for sized inputs. Only progress uses it.
         stop: set it to stop the job cleanly.
-        priority: the limiter priority of every call.
+        priority: the limiter priority of every call; background (-1) by default:
+            paced, and leaving ``RateLimits.interactive_reserve`` places to calls
+            of priority 0 and up, so a service or bot sharing the budget stays
+            responsive. Pass 0 to send in bursts when nothing else shares it.
         max_consecutive_errors: stop after this many ``error`` outcomes in a row
             (None: never).
         retry_failed: send ids whose journal line is ``failed`` again.

@@ -229,7 +229,9 @@ class QueuedLimiter:
                     continue
                 self._round = taken
                 try:
-                    answer = await store.acquire([w.queue.key for w in taken], now)
+                    answer = await store.acquire(
+                        [w.queue.key for w in taken], [w.priority < 0 for w in taken], now
+                    )
                 except BackendError as exc:
                     self._backend_failed(exc, taken)
                     continue
@@ -387,7 +389,7 @@ class QueuedLimiter:
         ahead = min(core.ahead(priority, requeue=requeue), core.ready_live)
         mine = 0 if key is None or requeue else core.pending(key)
         at = self._store.forecast(key, ahead, mine, now)
-        return max(at, core.known_start(key, now))
+        return max(at, core.known_start(key, now, priority))
 
 
 class RateLimiter(QueuedLimiter):

@@ -139,6 +139,12 @@ class RateLimits:
         max_rate_limited: how many 429s one call absorbs before it raises
             ``RateLimitedError``.
         retry_after_cap: the longest ``Retry-After`` obeyed; None means ``2 * window``.
+        interactive_reserve: places of the API user's window that *background*
+            calls (``priority < 0``: bulk jobs) leave to the others, which are
+            also paced evenly over the window instead of bursting, so a call of
+            priority ``>= 0`` finds a place at once, or within one request
+            interval (``(window + guard) / (total - reserve)``). 0 turns both
+            off. At most ``total - 1`` is used.
     """
 
     total: int = attrs.field(default=60, validator=_positive_int)
@@ -152,6 +158,7 @@ class RateLimits:
     slack: float = attrs.field(default=0.01, validator=_non_negative)
     max_rate_limited: int = attrs.field(default=5, validator=_non_negative_int)
     retry_after_cap: float | None = attrs.field(default=None, validator=_optional_positive)
+    interactive_reserve: int = attrs.field(default=1, validator=_non_negative_int)
 
     @property
     def effective_retry_after_cap(self) -> float:

@@ -64,11 +64,16 @@ class Answer:
         user_wait: seconds until the API user's level admits one more (0: now;
             ``math.inf``: until a release). Candidates after the last one tried
             were not tried: the API user's level refused.
+        background_wait: seconds until the API user's level admits one more
+            *background* call (priority < 0; 0: now or not asked). When it
+            refused one, the candidates after it (all background, by rank)
+            were not tried.
     """
 
     handles: Sequence[object | None]
     waits: Sequence[float]
     user_wait: float
+    background_wait: float = 0.0
 
 
 class Waiter:
@@ -151,6 +156,9 @@ class Dispatcher:
         self.held: list[tuple[float, int, _Queue]] = []
         self.deadlines: list[tuple[float, int, Waiter]] = []
         self.user_blocked_until = 0.0
+        # Background waiters (priority < 0) may be held longer: paced, and kept out
+        # of the places reserved for the others.
+        self.background_blocked_until = 0.0
         self.queued = 0  # alive waiters, taken ones included
         self.ready_live = 0  # alive waiters in the heaps of ready scheduleIds
         self.by_priority: dict[int, int] = {}
@@ -296,9 +304,11 @@ class Dispatcher:
         self.user_blocked_until = max(self.user_blocked_until, until)
 
     def unhold_user(self, *, only_unknown: bool = False) -> None:
-        """The API user's level may admit earlier than the store said."""
+        """The API user's level may admit earlier than the store said (background too)."""
         if not only_unknown or self.user_blocked_until == math.inf:
             self.user_blocked_until = 0.0
+        if not only_unknown or self.background_blocked_until == math.inf:
+            self.background_blocked_until = 0.0
 
     # -- the driver's round ----------------------------------------------------
 
@@ -316,9 +326,12 @@ class Dispatcher:
                 self.unhold(queue.key)
         if now + SNAP < self.user_blocked_until:
             return []
+        background_held = now + SNAP < self.background_blocked_until
         taken: list[Waiter] = []
         while self.ready and len(taken) < n:
             # Not a local: re-ranking below may compact the heap into a new list.
+            if background_held and self.ready[0][0] > 0:
+                break  # background by rank from here on (-priority > 0), and held
             entry = heapq.heappop(self.ready)
             queue = entry[-1]
             if queue.version != entry[-2] or queue.blocked_until:
@@ -375,10 +388,19 @@ class Dispatcher:
             if queue.blocked_until and queue.blocked_until != math.inf:
                 self._expire_known(queue.blocked_until, now, queue)
             self._settle_queue(queue)
+        self._hold_levels(answer, now)
+
+    def _hold_levels(self, answer: Answer, now: float) -> None:
+        """Remember the API user's holds in an answer; fail the deadlines they outlast."""
         if answer.user_wait > 0:
             self.hold_user(now + answer.user_wait)
             if self.user_blocked_until != math.inf:
                 self._expire_known(self.user_blocked_until, now, None)
+        if answer.background_wait > 0:
+            until = now + answer.background_wait
+            self.background_blocked_until = max(self.background_blocked_until, until)
+            if until != math.inf:
+                self._expire_known(until, now, None, background=True)
 
     # -- deadlines -------------------------------------------------------------
 
@@ -396,8 +418,17 @@ class Dispatcher:
         for entry in out:
             heapq.heappush(self.deadlines, entry)
 
-    def _expire_known(self, until: float, now: float, queue: _Queue | None) -> None:
-        """Fail at once the waiters whose deadline comes before a known hold ends."""
+    def _expire_known(
+        self, until: float, now: float, queue: _Queue | None, *, background: bool = False
+    ) -> None:
+        """Fail at once the waiters whose deadline comes before a known hold ends.
+
+        Args:
+            until: when the hold ends.
+            now: the current time.
+            queue: only this scheduleId's waiters; None: every waiter.
+            background: only background waiters (priority < 0).
+        """
         if queue is not None:
             for _, _, waiter in queue.heap:
                 if waiter.alive and waiter.deadline < until:
@@ -407,7 +438,7 @@ class Dispatcher:
         while self.deadlines and self.deadlines[0][0] < until:
             entry = heapq.heappop(self.deadlines)
             waiter = entry[2]
-            if waiter.alive and waiter.taken:
+            if waiter.alive and (waiter.taken or (background and waiter.priority >= 0)):
                 out.append(entry)
             elif waiter.alive:
                 self._fail(waiter, until - now, now)
@@ -434,11 +465,13 @@ class Dispatcher:
 
     # -- what the driver and forecasts need ----------------------------------
 
-    def known_start(self, key: str | None, now: float) -> float:
+    def known_start(self, key: str | None, now: float, priority: int = 0) -> float:
         """The earliest start the holds known here allow (``now`` when none)."""
         at = now
         if self.user_blocked_until != math.inf:
             at = max(at, self.user_blocked_until)
+        if priority < 0 and self.background_blocked_until != math.inf:
+            at = max(at, self.background_blocked_until)
         queue = self.queues.get(key) if key is not None else None
         if queue is not None and queue.blocked_until != math.inf:
             at = max(at, queue.blocked_until)
@@ -464,8 +497,13 @@ class Dispatcher:
         while deadlines and not deadlines[0][2].alive:
             heapq.heappop(deadlines)
         wake = math.inf
-        if self.ready_live:
+        ready = self.ready
+        while ready and ready[0][-1].version != ready[0][-2]:
+            heapq.heappop(ready)
+        if ready:
             wake = max(now, self.user_blocked_until)
+            if ready[0][0] > 0:  # the best waiter that may go is a background one
+                wake = max(wake, self.background_blocked_until)
         if held:
             wake = min(wake, max(held[0][0], self.user_blocked_until))
         if deadlines:

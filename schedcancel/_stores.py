@@ -41,8 +41,12 @@ class Store(Protocol):
     def round_size(self, now: float) -> int:
         """How many candidates one :meth:`acquire` should try."""
 
-    async def acquire(self, keys: Sequence[str], now: float) -> Answer:
-        """Try candidates in order: grant each that both levels admit, stop at the user level."""
+    async def acquire(self, keys: Sequence[str], backgrounds: Sequence[bool], now: float) -> Answer:
+        """Try candidates in order: grant each that both levels admit, stop at the user level.
+
+        ``backgrounds[i]`` says candidate ``i`` is a background call (priority < 0),
+        which is paced and kept out of the places reserved for the others.
+        """
 
     async def release(
         self, key: str, handle: object, now: float, limited: bool, retry_after: float | None
@@ -124,6 +128,7 @@ class MemoryStore:
         self.adaptive = AdaptiveState(base_limit=limits.total, hold=self.total_policy.hold)
         self.rate_limited = 0
         self._grants = 0
+        self._background_sent = -math.inf
         # When the server accepted our requests, for ACCEPTED_WINDOWS holds (adaptive only).
         self.accepted = FloatQueue()
         # Idle-key sweep: when each release's entry stops counting, and for which key.
@@ -139,21 +144,30 @@ class MemoryStore:
             return 1
         return min(64, max(1, self.total.room(now)))
 
-    async def acquire(self, keys: Sequence[str], now: float) -> Answer:
+    async def acquire(self, keys: Sequence[str], backgrounds: Sequence[bool], now: float) -> Answer:
         """See :meth:`try_round`."""
-        return self.try_round(keys, now)
+        return self.try_round(keys, backgrounds, now)
 
-    def try_round(self, keys: Sequence[str], now: float) -> Answer:
-        """Grant each candidate both levels admit at ``now``; stop at the API user's level."""
+    def try_round(self, keys: Sequence[str], backgrounds: Sequence[bool], now: float) -> Answer:
+        """Grant each candidate both levels admit at ``now``; stop at the API user's level.
+
+        A background candidate also needs the background rule (:meth:`background_at`);
+        the first one it refuses ends the round (the rest are background too, by rank).
+        """
         total = self.total
         handles: list[object | None] = []
         waits: list[float] = []
-        user_wait = 0.0
-        for key in keys:
+        user_wait = background_wait = 0.0
+        for key, background in zip(keys, backgrounds, strict=True):
             at = total.earliest(now)
             if at > now + SNAP:
                 user_wait = at - now
                 break
+            if background:
+                at = self.background_at(now)
+                if at > now + SNAP:
+                    background_wait = at - now
+                    break
             log = self.logs.get(key)
             if log is None:
                 log = self.logs[key] = SlidingLog(self.schedule_policy)
@@ -164,14 +178,35 @@ class MemoryStore:
                 continue
             total.add(now)
             log.add(now)
+            if background:
+                self._background_sent = now
             handles.append(self._grants)
             waits.append(0.0)
             self._grants += 1
         else:
+            # Every candidate went: say when the next could, so the driver need not ask.
             at = total.earliest(now)
             if at > now + SNAP:
                 user_wait = at - now
-        return Answer(handles, waits, user_wait)
+            if any(backgrounds):
+                background_wait = max(0.0, self.background_at(now) - now)
+        return Answer(handles, waits, user_wait, background_wait)
+
+    def background_at(self, now: float) -> float:
+        """When the API user's level admits one more background call (priority < 0).
+
+        Background calls may hold ``limit - reserve`` places, and go one per
+        ``(window + guard) / (limit - reserve)``: so the reserve stays free for
+        the others, and a place frees up about once per request interval
+        rather than a window's worth at once.
+        """
+        policy = self.total_policy
+        reserve = min(self.limits.interactive_reserve, policy.limit - 1)
+        if not reserve:
+            return now
+        share = policy.limit - reserve
+        at = self.total.earliest(now, share)
+        return max(at, self._background_sent + policy.hold / share)
 
     async def release(
         self, key: str, handle: object, now: float, limited: bool, retry_after: float | None

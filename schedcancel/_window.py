@@ -184,11 +184,12 @@ class SlidingLog:
         """Entries that count at ``now``: in flight plus answered within ``window + guard``."""
         return self._in_flight + self._prune(now)
 
-    def earliest(self, now: float) -> float:
+    def earliest(self, now: float, limit: int | None = None) -> float:
         """The earliest moment at or after ``now`` this level admits one more request.
 
         Args:
             now: the current time.
+            limit: count against this limit instead of the policy's (a share of it).
 
         Returns:
             ``now`` when a request may start now; a later time when the count,
@@ -196,16 +197,18 @@ class SlidingLog:
             in-flight requests alone fill the limit (only a release can tell).
         """
         policy = self.policy
+        if limit is None:
+            limit = policy.limit
         start = now
         start = max(start, self._paused_until)
         spacing = policy.spacing
         if spacing and self._last_send + spacing > start:
             start = self._last_send + spacing
         answered = self._prune(now)
-        over = self._in_flight + answered - policy.limit
+        over = self._in_flight + answered - limit
         if over < 0:
             return start
-        if self._in_flight >= policy.limit:
+        if self._in_flight >= limit:
             return UNKNOWN
         # The (over + 1)-th oldest answered entry must stop counting first.
         free_at = self._expiries[self._head + over]

@@ -147,6 +147,7 @@ class _Round:
         smooth: the API user's level runs smooth.
         user_wait: how long until the API user's level admits one more (0: now).
         action: what judging a 429 episode changed in this call.
+        background_wait: how long until a background call may go (0: now, or not asked).
         results: per candidate tried, in order: None when granted, else how
             long its scheduleId holds it (0.0: not held by it).
     """
@@ -157,6 +158,7 @@ class _Round:
     smooth: bool
     user_wait: float
     action: Action
+    background_wait: float
     results: tuple[float | None, ...]
 
 
@@ -207,6 +209,7 @@ class _RedisStore:
             f"{tag}:last:u",
             f"{tag}:adapt:u",
             f"{tag}:acc:u",
+            f"{tag}:lastbg:u",
         )
         self.in_flight: set[_Handle] = set()
         self.rate_limited = 0
@@ -220,8 +223,8 @@ class _RedisStore:
     def round_size(self, now: float) -> int:  # noqa: ARG002 - the protocol's signature
         return _ROUND
 
-    async def acquire(self, keys: Sequence[str], now: float) -> Answer:
-        rnd, base = await self.ask("acquire", keys, now)
+    async def acquire(self, keys: Sequence[str], backgrounds: Sequence[bool], now: float) -> Answer:
+        rnd, base = await self.ask("acquire", keys, now, backgrounds)
         handles: list[object | None] = []
         waits: list[float] = []
         for index, result in enumerate(rnd.results):
@@ -233,7 +236,7 @@ class _RedisStore:
             else:
                 handles.append(None)
                 waits.append(result)
-        return Answer(handles, waits, rnd.user_wait)
+        return Answer(handles, waits, rnd.user_wait, rnd.background_wait)
 
     async def release(
         self,
@@ -322,7 +325,11 @@ class _RedisStore:
         return True
 
     async def ask(
-        self, op: Literal["acquire", "peek"], schedule_ids: Sequence[str], now: float = 0.0
+        self,
+        op: Literal["acquire", "peek"],
+        schedule_ids: Sequence[str],
+        now: float = 0.0,
+        backgrounds: Sequence[bool] = (),
     ) -> tuple[_Round, str]:
         """Run one round of the script for candidates in the order they should be served.
 
@@ -331,6 +338,7 @@ class _RedisStore:
                 admit; ``"peek"`` only reports on the first one.
             schedule_ids: one per candidate (an id may repeat).
             now: the local clock, to date the answer.
+            backgrounds: per candidate, whether it is a background call.
 
         Returns:
             The round's answer, and the token base its entries carry.
@@ -358,8 +366,10 @@ class _RedisStore:
             # An in-flight entry past its earliest possible end is looked at again this often.
             _us(max(0.01, limits.window / 100)),
             int(limits.adaptive),
+            limits.interactive_reserve,
+            "".join("1" if background else "0" for background in backgrounds),
         )
-        now_us, user_used, user_limit, smooth, user_wait, action, *results = (
+        now_us, user_used, user_limit, smooth, user_wait, action, background_wait, *results = (
             int(x) for x in cast("list[int]", raw)
         )
         rnd = _Round(
@@ -369,6 +379,7 @@ class _RedisStore:
             smooth=bool(smooth),
             user_wait=user_wait / _US,
             action=Action(action),
+            background_wait=background_wait / _US,
             results=tuple(None if r < 0 else r / _US for r in results),
         )
         if rnd.action:

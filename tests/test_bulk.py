@@ -46,6 +46,8 @@ from schedcancel.testing import MockScheduleServer, ServerLimits
 
 API_KEY = "bulk-connector-key-0001"
 HUGE = RateLimits(total=10**9, per_schedule=10**9)
+# Background calls burst like the others: these tests are about stopping, not pacing.
+BURSTS = RateLimits(total=10, per_schedule=10, window=60.0, guard=1.0, interactive_reserve=0)
 
 
 def _success(schedule_id: str) -> CancelResult:
@@ -819,7 +821,7 @@ async def test_an_authentication_error_withdraws_the_calls_queued_in_a_plain_lim
     all finish and are journaled); the twenty queued for the next window are
     withdrawn, never sent, counted as withdrawn and not journaled.
     """
-    inner = RateLimiter(RateLimits(total=10, per_schedule=10, window=60.0, guard=1.0))
+    inner = RateLimiter(BURSTS)
     client = LimitedClient(inner, rtt=0.5, answer=AuthenticationError("refused", http_status=401))
     path = tmp_path / "j.jsonl"
     reports: list[BulkProgress] = []
@@ -844,7 +846,7 @@ async def test_any_failure_that_stops_the_job_withdraws_the_calls_queued() -> No
     The ten calls on the wire finish; the twenty waiting for the next window
     are withdrawn through the job's gate, whatever the limiter.
     """
-    inner = RateLimiter(RateLimits(total=10, per_schedule=10, window=60.0, guard=1.0))
+    inner = RateLimiter(BURSTS)
     client = LimitedClient(inner, rtt=0.5, answer=ServerError("down", http_status=503))
     reports: list[BulkProgress] = []
     with pytest.raises(ServerError):
@@ -866,7 +868,7 @@ async def test_any_failure_that_stops_the_job_withdraws_the_calls_queued() -> No
 @pytest.mark.looptime
 async def test_stop_withdraws_requests_waiting_for_the_limiter() -> None:
     """Setting ``stop`` withdraws the calls queued in the limiter unsent; sent ones finish."""
-    inner = RateLimiter(RateLimits(total=10, per_schedule=10, window=60.0, guard=1.0))
+    inner = RateLimiter(BURSTS)
     client = LimitedClient(inner, rtt=0.5)
     stop = asyncio.Event()
     reports: list[BulkProgress] = []
@@ -921,7 +923,7 @@ async def test_progress_reports_at_start_periodically_and_at_the_end() -> None:
 @pytest.mark.looptime
 async def test_progress_eta_follows_the_limiters_schedule() -> None:
     """With 25 ids and 10 per 10 s window, the first ETA is two windows plus guards."""
-    inner = RateLimiter(RateLimits(total=10, per_schedule=10, window=10.0, guard=1.0))
+    inner = RateLimiter(attrs.evolve(BURSTS, window=10.0))
     client = LimitedClient(inner, rtt=0.0)
     reports: list[BulkProgress] = []
     await _collect(cancel_many(client, _ids(25), progress=reports.append, progress_interval=1.0))

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from .._bulk import BACKGROUND_PRIORITY
 from .._protocol import DEFAULT_BASE_URL
 from ._common import EXIT_INTERRUPTED, EXIT_USAGE, PROG, _Streams, _UsageError
 from ._demo import _cmd_demo
@@ -35,14 +36,22 @@ def _cmd_mock_server(
     return main_mock_server(args)
 
 
-def _positive_int(value: str) -> int:
+def _int_at_least(value: str, minimum: int) -> int:
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    if number < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {number}")
     return number
+
+
+def _positive_int(value: str) -> int:
+    return _int_at_least(value, 1)
+
+
+def _non_negative_int(value: str) -> int:
+    return _int_at_least(value, 0)
 
 
 def _seconds(value: str) -> float:
@@ -141,6 +150,15 @@ def _add_cancel_parser(commands: Any) -> None:
         help="calls at once, queued or on the wire (default: 2 x --total)",
     )
     job.add_argument(
+        "--priority",
+        type=int,
+        default=BACKGROUND_PRIORITY,
+        metavar="P",
+        help="limiter priority of the job's calls: below 0 (default -1) the job is background,"
+        " paced and leaving --interactive-reserve places to services sharing the budget;"
+        " 0 or more sends in bursts",
+    )
+    job.add_argument(
         "--timeout",
         type=_positive_seconds,
         default=30.0,
@@ -177,6 +195,13 @@ def _add_cancel_parser(commands: Any) -> None:
     )
     limits.add_argument(
         "--no-adaptive", action="store_true", help="do not learn from unexpected 429s"
+    )
+    limits.add_argument(
+        "--interactive-reserve",
+        type=_non_negative_int,
+        default=1,
+        metavar="R",
+        help="places per window background calls leave to interactive ones (1)",
     )
     limits.add_argument(
         "--redis",

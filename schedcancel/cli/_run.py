@@ -206,6 +206,7 @@ async def run_cancel(
                     progress_interval=min(0.25, settings.progress_interval),
                     total=total,
                     stop=stop,
+                    priority=settings.priority,
                     retry_failed=settings.retry_failed,
                 )
                 failure = await _consume(outcomes, settings, reporter, stdout, tally)

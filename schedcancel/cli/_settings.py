@@ -8,6 +8,7 @@ from pathlib import Path
 
 import attrs
 
+from .._bulk import BACKGROUND_PRIORITY
 from .._models import RateLimits, RetryPolicy
 from .._protocol import DEFAULT_BASE_URL
 from .._redact import redact_key
@@ -39,6 +40,7 @@ class CancelSettings:
     journal: Path | None = None
     retry_failed: bool = False
     concurrency: int | None = None
+    priority: int = BACKGROUND_PRIORITY
     timeout: float = 30.0
     retry: RetryPolicy | None = None
     show_progress: bool = True
@@ -71,6 +73,7 @@ def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) ->
         guard=args.guard,
         mode=args.mode,
         adaptive=not args.no_adaptive,
+        interactive_reserve=args.interactive_reserve,
     )
     return CancelSettings(
         api_key=_require(api_key, "the connector apiKey", "--api-key", ENV_API_KEY),
@@ -83,6 +86,7 @@ def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) ->
         journal=args.journal,
         retry_failed=args.retry_failed,
         concurrency=args.concurrency,
+        priority=args.priority,
         timeout=args.timeout,
         show_progress=not args.no_progress,
         progress_interval=args.progress_interval,

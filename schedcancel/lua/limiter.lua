@@ -11,6 +11,7 @@ KEYS (all under one hash tag, so a Redis Cluster keeps them in one slot):
   1 the API user's log (sorted set)    2 its 429 pause (string: until)
   3 its last send (string, smooth)     4 its adaptive state (hash, below)
   5 its acceptances (sorted set, adaptive only: when the server took a request)
+  6 its last background send (string: when; see "Background calls")
   then per scheduleId: its log (sorted set), its 429 pause, its last send.
 Every key carries a PEXPIRE: a log until its last entry stops counting, a pause
 until it ends, a last send for one spacing, the adaptive state and the
@@ -33,23 +34,30 @@ lower it to max(1, peak, limit // 2); else not yet smooth -> smooth; else
 limit - 1. A lowered limit grows back by one per hold after QUIET_WINDOWS
 holds without a 429.
 
+Background calls (priority < 0, as _stores.MemoryStore.background_at): with
+reserve = min(interactive_reserve, limit - 1) > 0 they may hold only
+limit - reserve places of the API user's log, and go one per
+hold / (limit - reserve), so the reserve stays free for the others.
+
 Operations (ARGV[3..]):
 
   acquire / peek  base total per_schedule window guard in_flight smooth slack poll adaptive
-      KEYS 6.. are candidates, three keys each, in the order the caller wants
-      them served; one scheduleId may appear several times. acquire grants
+                  reserve flags
+      KEYS 7.. are candidates, three keys each, in the order the caller wants
+      them served; one scheduleId may appear several times; flags holds one
+      character per candidate, "1" for a background one. acquire grants
       candidate c the member "i<now>:<base>.<c>" when both levels admit it,
       skips a candidate whose scheduleId is full, and stops at the first one
-      the API user's level refuses. peek grants nothing and looks at the first
-      candidate only (or none).
+      the API user's level refuses (or, for a background one, the background
+      rule). peek grants nothing and looks at the first candidate only (or none).
       Returns {now, user_used, user_limit, user_smooth, user_wait, action,
-      r1, r2, ...}: action is what judging an episode changed now (0 none, 1
-      smooth, 2 lowered); r = -1 granted, else the candidate's scheduleId wait
-      (0: not held by it); candidates after the last r were not tried. Waits
-      run to the next possible slot (0 when free).
+      background_wait, r1, r2, ...}: action is what judging an episode changed
+      now (0 none, 1 smooth, 2 lowered); r = -1 granted, else the candidate's
+      scheduleId wait (0: not held by it); candidates after the last r were
+      not tried. Waits run to the next possible slot (0 when free).
   release  total per_schedule window guard cap adaptive, then per permit:
            token acquired limited retry_after (-1: none)
-      KEYS 6.. are the permits' scheduleIds, three keys each. Re-scores each
+      KEYS 7.. are the permits' scheduleIds, three keys each. Re-scores each
       permit's entries to now + hold ("x:<token>" for a refused one). A
       permit with limited=1 (a 429) pauses the level that was hit and, at the
       API user's level, feeds the adaptive policy. Returns {now, user_pause}.
@@ -68,6 +76,13 @@ end
 
 local QUIET_WINDOWS = 10
 local ACCEPTED_WINDOWS = 3
+local USER_KEYS = 6
+
+-- Candidate c's keys (log, pause, last send), after the API user's.
+local function id_keys(c)
+  local at = USER_KEYS + 3 * (c - 1)
+  return KEYS[at + 1], KEYS[at + 2], KEYS[at + 3]
+end
 
 local op = ARGV[1]
 local now
@@ -249,6 +264,7 @@ if op == 'acquire' or op == 'peek' then
   local window, guard, in_flight = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
   local smooth, slack, poll = ARGV[9] == '1', tonumber(ARGV[10]), tonumber(ARGV[11])
   local adaptive = ARGV[12] == '1'
+  local reserve, flags = tonumber(ARGV[13]), ARGV[14]
   local hold = window + guard
 
   local limit, user_smooth, action = total, smooth, 0
@@ -265,16 +281,27 @@ if op == 'acquire' or op == 'peek' then
   local user_spacing = window / limit * (1 + slack)
   local id_spacing = window / per_schedule * (1 + slack)
   local user_used = live(KEYS[1])
-  local user_wait = 0
+  local user_wait, background_wait = 0, 0
+  reserve = math.min(reserve, limit - 1)
+  local share = limit - reserve
   local results = {}
   local expires = now + in_flight + hold
   local prefix = 'i' .. fmt(now) .. ':' .. base .. '.'
   -- Candidates in the caller's order; a full scheduleId is skipped, a full API
   -- user ends the round (nothing after it could go either).
-  for c = 1, (#KEYS - 5) / 3 do
-    local log, pause, last = KEYS[3 * c + 3], KEYS[3 * c + 4], KEYS[3 * c + 5]
+  for c = 1, (#KEYS - USER_KEYS) / 3 do
+    local log, pause, last = id_keys(c)
+    local background = reserve > 0 and string.sub(flags, c, c) == '1'
     user_wait = level_wait(
       KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
+    if background and user_wait == 0 and op ~= 'peek' then
+      -- At most `share` places, one per hold / share (the reserve stays free).
+      background_wait = level_wait(KEYS[1], user_used, share, KEYS[2], KEYS[6], true,
+        hold / share, hold, poll)
+      if background_wait > 0 then
+        break
+      end
+    end
     local id_used = live(log)
     local id_wait = level_wait(log, id_used, per_schedule, pause, last, smooth, id_spacing, hold, poll)
     if op == 'peek' or user_wait > 0 or id_wait > 0 then
@@ -288,6 +315,9 @@ if op == 'acquire' or op == 'peek' then
       redis.call('ZADD', log, expires, member)
       expire_log(log)
       user_used = user_used + 1
+      if background then
+        redis.call('SET', KEYS[6], fmt(now), 'PX', ttl(hold / share))
+      end
       if user_smooth then
         redis.call('SET', KEYS[3], fmt(now), 'PX', ttl(user_spacing))
       end
@@ -297,12 +327,17 @@ if op == 'acquire' or op == 'peek' then
       results[#results + 1] = -1
     end
   end
-  if #KEYS == 5 or results[#results] == -1 then
+  if #KEYS == USER_KEYS or results[#results] == -1 then
+    -- Every candidate went: say when the next could, so the caller need not ask.
     user_wait = level_wait(
       KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
+    if reserve > 0 and string.find(flags, '1', 1, true) then
+      background_wait = level_wait(KEYS[1], user_used, share, KEYS[2], KEYS[6], true,
+        hold / share, hold, poll)
+    end
   end
   expire_log(KEYS[1])
-  local reply = {now, user_used, limit, user_smooth and 1 or 0, user_wait, action}
+  local reply = {now, user_used, limit, user_smooth and 1 or 0, user_wait, action, background_wait}
   for _, r in ipairs(results) do
     reply[#reply + 1] = r
   end
@@ -317,11 +352,11 @@ if op == 'release' then
   local expires = now + hold
   local user_pause = 0
   local st = nil
-  for c = 1, (#KEYS - 5) / 3 do
+  for c = 1, (#KEYS - USER_KEYS) / 3 do
     local at = 8 + (c - 1) * 4
     local token, acquired = ARGV[at + 1], ARGV[at + 2]
     local limited, retry_after = ARGV[at + 3] == '1', tonumber(ARGV[at + 4])
-    local log, pause = KEYS[3 * c + 3], KEYS[3 * c + 4]
+    local log, pause = id_keys(c)
     -- A refused request stays counted (the server may have counted it) as 'x:'.
     local member = (limited and 'x:' or 'r:') .. token
     for _, key in ipairs({KEYS[1], log}) do
@@ -363,7 +398,7 @@ end
 
 if op == 'undo' then
   local member = 'i' .. ARGV[4] .. ':' .. ARGV[3]
-  return redis.call('ZREM', KEYS[1], member) + redis.call('ZREM', KEYS[6], member)
+  return redis.call('ZREM', KEYS[1], member) + redis.call('ZREM', id_keys(1), member)
 end
 
 if op == 'policy' then

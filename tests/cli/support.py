@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 # Client limits: out of reach, 10 per 0.5 s (a few windows per test), 20 per 30 s (one window).
 FAST = ["--total", "1000", "--window", "1", "--guard", "0.05"]
 SLOW = ["--total", "10", "--window", "0.5", "--guard", "0.05"]
-TWENTY = ["--total", "20", "--window", "30", "--guard", "0.05"]
+# Twenty go at once, the rest wait a window: a job at priority 0 sends in bursts.
+TWENTY = ["--total", "20", "--window", "30", "--guard", "0.05", "--priority", "0"]
 TINY_DEMO = ["--total", "10", "--window", "0.3", "--guard", "0.02"]
 
 

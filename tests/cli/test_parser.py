@@ -27,6 +27,8 @@ from .support import API_KEY, FAST, PASSWORD, USERNAME, _env, _run, _schedcancel
         (["cancel", "SC-1", "--guard", "x"], None, "not a number"),
         (["cancel", "SC-1", "--per-schedule", "many"], None, "not an integer"),
         (["cancel", "SC-1", "--mode", "fast"], None, "invalid choice"),
+        (["cancel", "SC-1", "--interactive-reserve", "-1"], None, "must be at least 0"),
+        (["cancel", "SC-1", "--priority", "low"], None, "invalid int value"),
         (["cancel", "SC-1", "--base-url", "http://example.com/api/v3", *FAST], None, "http"),
         (["cancel", "SC-1", "--api-key", "bad key", *FAST], None, "apiKey"),
         (["frobnicate"], None, "invalid choice"),

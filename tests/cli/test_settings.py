@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from schedcancel.cli._parser import build_parser
+from schedcancel.cli._settings import _settings_from_args
+
 from .support import FAST, PASSWORD, SECRET, ServerThread, _assert_no_secrets, _env, _run, _settings
 
 
@@ -28,3 +31,14 @@ def test_settings_repr_shows_no_secret() -> None:
     _assert_no_secrets(text)
     assert "redis-pass" not in text
     assert "cli-***" in text
+
+
+def test_the_job_is_background_unless_a_priority_is_given() -> None:
+    """Without --priority the job's calls are background (-1); flags set it and the reserve."""
+    parser = build_parser()
+    args = parser.parse_args(["cancel", "SC-1"])
+    settings = _settings_from_args(args, {**_env("http://127.0.0.1:9/api/v3")})
+    assert (settings.priority, settings.limits.interactive_reserve) == (-1, 1)
+    args = parser.parse_args(["cancel", "SC-1", "--priority", "3", "--interactive-reserve", "0"])
+    settings = _settings_from_args(args, {**_env("http://127.0.0.1:9/api/v3")})
+    assert (settings.priority, settings.limits.interactive_reserve) == (3, 0)
