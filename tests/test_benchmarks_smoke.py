@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from benchmarks import one
+from benchmarks import ab, one
 from benchmarks.chart import draw
 from benchmarks.harness import (
     BenchConfig,
@@ -84,3 +84,60 @@ def test_one_contestant_on_one_scenario_prints_its_figures(
     line = capsys.readouterr().out.strip()
     assert line.startswith("small-batch sc-exact #0: makespan ")
     assert line.endswith(" 0 x 429")
+
+
+def _ab_tiny(tmp_path: Path, *extra: str) -> tuple[str, dict[str, object]]:
+    """``python -m benchmarks.ab`` with this tree as both sides, one round, tiny sizes."""
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "ab.json"
+    argv = ["--old-tree", str(root), "--new-tree", str(root), "--repeat", "1", "--json", str(out)]
+    assert ab.main([*argv, *extra]) == 0
+    return (tmp_path / "ab.md").read_text(encoding="utf-8"), json.loads(out.read_text())
+
+
+def test_ab_runs_both_trees_in_child_processes_and_tables_the_ratios(tmp_path: Path) -> None:
+    """The A/B tool: a scenario job and the limiter's micro-benchmarks, old and new side by side."""
+    table, data = _ab_tiny(
+        tmp_path,
+        *("--scenario", "small-batch:sc-exact", "--only", "scenarios", "--only", "limiter"),
+        *("--limiter-keys", "200", "--limiter-ops", "200", "--markdown", str(tmp_path / "ab.md")),
+    )
+    runs = data["runs"]
+    assert isinstance(runs, list)
+    assert [(r["label"], r["side"]) for r in runs] == [
+        ("small-batch:sc-exact", "old"),
+        ("small-batch:sc-exact", "new"),
+        ("limiter", "old"),
+        ("limiter", "new"),
+    ]
+    assert all(r["figures"]["rate_limited"] == 0 for r in runs[:2])
+    assert "| small-batch:sc-exact | 429s | 0 | 0 | - | - |" in table
+    assert "| in-process limiter (bench_limiter) | bytes per live key |" in table
+    assert "| in-process limiter (bench_limiter) | µs per acquire+release, live keys, one" in table
+
+
+def test_ab_table_pairs_rounds_and_takes_medians() -> None:
+    """Medians per side, new/old of the medians, and the range of the per-round ratios."""
+    runs = [
+        {"label": "distinct:sc-exact", "side": side, "round": r, "figures": {"makespan_s": v}}
+        for r, (old, new) in enumerate([(19.0, 19.2), (18.8, 19.4), (19.1, 19.1)])
+        for side, v in (("old", old), ("new", new))
+    ]
+    line = ab.table(runs).splitlines()[2]
+    assert line == (
+        "| distinct:sc-exact | makespan, s | 19.0 (18.8-19.1) | 19.2 (19.1-19.4) "
+        "| 1.011 | 1.000-1.032 |"
+    )
+
+
+@pytest.mark.redis
+def test_ab_redis_cost_job(tmp_path: Path) -> None:
+    """The Redis cost job runs against the local Redis (127.0.0.1:6379)."""
+    table, _ = _ab_tiny(
+        tmp_path,
+        *("--only", "redis-cost", "--redis-ops", "20", "--markdown", str(tmp_path / "ab.md")),
+    )
+    assert (
+        "| cost per permit (bench_redis) | µs per acquire+release, RedisLimiter, 1 caller |"
+        in table
+    )
