@@ -9,12 +9,14 @@ Design, in short (RATE-LIMITS.md has the why):
 * The *store* keeps the logs: :class:`~schedcancel._stores.MemoryStore` in
   this process (:class:`RateLimiter`), or Redis (``schedcancel.redis``).
 * The *dispatcher* (``_queue``) keeps the waiters: ranking, holds, deadlines,
-  cancellation. It is pure; :class:`QueuedLimiter` drives it with one task
-  per limiter: take the best candidates, let the store try them, settle, and
-  sleep on ONE timer until the earliest moment anything can change (a hold
-  ending, a deadline, a recovery step) or a waiter arrives. No polling, no
-  timer per waiter. With nothing queued, one ``loop.call_at`` drops idle keys
-  when their entries stop counting, so memory follows what is live.
+  cancellation. It is pure; :class:`QueuedLimiter` drives it: take the best
+  candidates, let the store try them, settle, and wait for ONE timer set to
+  the earliest moment anything can change (a hold ending, a deadline, a
+  recovery step) or for a waiter or release to arrive. No polling, no timer
+  per waiter. With nothing queued, the same timer drops idle keys when their
+  entries stop counting, so memory follows what is live. The in-memory store
+  answers at once, so :class:`RateLimiter` runs its rounds in loop callbacks
+  (``call_soon`` and the timer); a store that does I/O is driven by one task.
 * A 429 pauses the level it hit (the scheduleId when its log is full, else
   the API user) for ``Retry-After`` (capped) or ``window + guard``; with
   ``adaptive``, the one policy of ``_adaptive`` learns from it.
@@ -209,23 +211,36 @@ class QueuedLimiter:
 
     # -- the driver -------------------------------------------------------------
 
+    def _next_round(self, now: float) -> list[Waiter] | None:
+        """Housekeeping, then the candidates the store should try now (None: nobody may go).
+
+        Deadlines are judged once nothing more can go now: a request that may
+        start is never failed for the time it took to ask.
+        """
+        core, store = self._core, self._store
+        if store.tick(now):
+            core.unhold_user()
+        taken = core.take(now, store.round_size(now))
+        if taken:
+            return taken
+        core.expire(now)
+        return None
+
     async def _drive(self) -> None:
-        """Admit waiters, best first, a round at a time; sleep until something can change."""
+        """The driver for a store that does I/O: one task, a round at a time, then sleep.
+
+        It sleeps on an event that arrivals, releases and the one timer set.
+        """
         core, store = self._core, self._store
         try:
             while core.queued:
                 now = self._snapped_now()
-                if store.tick(now):
-                    core.unhold_user()
-                taken = core.take(now, store.round_size(now))
-                if not taken:
-                    # Deadlines are judged once nothing more can go now: a request
-                    # that may start is never failed for the time it took to ask.
-                    core.expire(now)
+                taken = self._next_round(now)
+                if taken is None:
                     if core.queued:
-                        await self._sleep(
-                            min(core.next_wake(now), store.next_wake(now, queued=True))
-                        )
+                        self._wake.clear()
+                        self._arm(now)
+                        await self._wake.wait()
                     continue
                 self._round = taken
                 try:
@@ -242,7 +257,7 @@ class QueuedLimiter:
             if self._driver is asyncio.current_task():
                 self._driver = None
             if not self._closed:
-                self._arm_idle()
+                self._arm(self._now())
 
     def _backend_failed(self, exc: BackendError, taken: Sequence[Waiter]) -> None:
         """The store failed a round: every waiter gets the error (fail closed)."""
@@ -255,39 +270,43 @@ class QueuedLimiter:
         self._core.fail_all(error, taken)
 
     def _kick(self) -> None:
-        """Wake the driver (start it if none runs)."""
+        """Something changed: wake the driver (start it if none runs)."""
         self._wake.set()
         if self._driver is None and self._loop is not None and not self._closed:
-            self._cancel_timer()
             self._driver = self._loop.create_task(self._drive(), name=f"schedcancel-{self._name}")
 
-    async def _sleep(self, until: float) -> None:
-        """Sleep until ``until`` (plus the store's jitter) or until the driver is kicked."""
-        self._wake.clear()
-        if until != math.inf:
-            now = self._now()
-            if until <= now:
-                return
-            if self._store.jitter:
-                until += random.uniform(0, self._store.jitter)  # noqa: S311 - not cryptography
-            self._set_timer(until, now, self._wake.set)
-        await self._wake.wait()
-
-    def _set_timer(self, until: float, now: float, callback: Callable[[], None]) -> None:
-        """Set the limiter's one timer (replacing the one set before)."""
-        if self._timer is not None:
-            if self._timer_at == until:
-                return
-            self._timer.cancel()
-        assert self._loop is not None  # noqa: S101 - bound before anything waits
-        self._timer_at = until
-        when = until if self._clock is None else self._loop.time() + (until - now)
-        self._timer = self._loop.call_at(when, self._fire, callback)
-
-    def _fire(self, callback: Callable[[], None]) -> None:
+    def _on_timer(self) -> None:
+        """The one timer fired: a hold or deadline ended, or idle keys can go."""
         self._timer = None
         self._fired_at, self._timer_at = self._timer_at, math.inf
-        callback()
+        if self._core.queued:
+            self._kick()
+        else:
+            now = self._snapped_now()
+            self._store.tick(now)
+            self._arm(now)
+
+    def _arm(self, now: float) -> None:
+        """Set the one timer to the earliest moment anything can change (or clear it)."""
+        if self._loop is None or self._closed:
+            return
+        if self._core.queued:
+            wake = min(self._core.next_wake(now), self._store.next_wake(now, queued=True))
+            if wake != math.inf and self._store.jitter:
+                # Processes sharing a store should not all ask at the same instant.
+                wake += random.uniform(0, self._store.jitter)  # noqa: S311 - not cryptography
+        else:
+            wake = self._store.next_wake(now, queued=False)
+        if wake == math.inf:
+            self._cancel_timer()
+            return
+        if self._timer is not None:
+            if self._timer_at == wake:
+                return
+            self._timer.cancel()
+        self._timer_at = wake
+        when = wake if self._clock is None else self._loop.time() + (wake - now)
+        self._timer = self._loop.call_at(max(when, self._loop.time()), self._on_timer)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -301,22 +320,6 @@ class QueuedLimiter:
         if self._fired_at - SNAP <= now < self._fired_at:
             now = self._fired_at
         return now
-
-    def _arm_idle(self) -> None:
-        """With nothing queued: wake when the store has housekeeping (idle keys to drop)."""
-        if self._loop is None:
-            return
-        now = self._now()
-        wake = self._store.next_wake(now, queued=False)
-        if wake == math.inf:
-            self._cancel_timer()
-        else:
-            self._set_timer(wake, now, self._on_idle)
-
-    def _on_idle(self) -> None:
-        self._store.tick(self._snapped_now())
-        if self._driver is None:
-            self._arm_idle()
 
     # -- permits ------------------------------------------------------------------
 
@@ -344,8 +347,8 @@ class QueuedLimiter:
             core.hold(key, now + key_pause)
         if core.queued:
             self._kick()
-        elif self._driver is None:
-            self._arm_idle()
+        else:
+            self._arm(now)
 
     def _give_back(self, key: str, handle: object) -> None:
         """Give a never-sent permit's entries back to the store."""
@@ -420,6 +423,7 @@ class RateLimiter(QueuedLimiter):
     ) -> None:
         limits = RateLimits() if limits is None else limits
         self._memory = MemoryStore(limits)
+        self._kick_handle: asyncio.Handle | None = None
         super().__init__(limits, self._memory, clock)
 
     def __repr__(self) -> str:
@@ -430,6 +434,39 @@ class RateLimiter(QueuedLimiter):
             f" in_flight={self._memory.total.in_flight}"
             f" schedule_ids={len(self._memory.logs)}>"
         )
+
+    async def aclose(self) -> None:
+        """Stop the dispatcher; waiters still queued get ``asyncio.CancelledError``."""
+        if self._kick_handle is not None:
+            self._kick_handle.cancel()
+            self._kick_handle = None
+        await super().aclose()
+
+    # -- the driver: the in-memory store answers at once, so rounds run in loop callbacks
+
+    def _kick(self) -> None:
+        if self._kick_handle is None and self._loop is not None and not self._closed:
+            self._kick_handle = self._loop.call_soon(self._run)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._fired_at, self._timer_at = self._timer_at, math.inf
+        self._run()
+
+    def _run(self) -> None:
+        """Grant what may go now, a round at a time, then set the one timer."""
+        self._kick_handle = None
+        core, memory = self._core, self._memory
+        now = self._snapped_now()
+        if not core.queued:
+            memory.tick(now)  # the timer came for idle keys
+        while core.queued:
+            taken = self._next_round(now)
+            if taken is None:
+                break
+            keys = [w.queue.key for w in taken]
+            core.settle(taken, memory.try_round(keys, [w.priority < 0 for w in taken], now), now)
+        self._arm(now)
 
     def release_nowait(
         self,
