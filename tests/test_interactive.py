@@ -15,9 +15,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import os
 import random
 import statistics
+import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -281,3 +285,73 @@ async def test_through_redis_a_job_and_a_caller_on_two_limiters(
     waits, makespan, bound = _report(server, started, bulk)
     assert len(started) > 50
     _assert_responsive(server, waits, makespan, bound)
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_two_processes_in_real_time_a_cli_job_and_a_caller(tmp_path: Path) -> None:
+    """Real processes, real time: ``schedcancel cancel --redis`` beside a caller in this one.
+
+    At a small scale (10 per 2 s, so a request interval is 0.2 s): 80 bulk ids from
+    the CLI (priority -1, its default), calls here at random about once a second.
+    Each call waits at most about one interval, hold / (N - R) = 0.23 s; allowed: that
+    plus 0.1 s for scheduling on a busy machine. No 429. Measured: 25 calls, waits
+    6 ms at the median (the request's own latency), 45 ms at most.
+    """
+    redis_asyncio = pytest.importorskip("redis.asyncio")
+    from schedcancel.redis import RedisLimiter  # noqa: PLC0415 - the redis extra
+
+    redis = redis_asyncio.Redis(host="127.0.0.1", port=6379)
+    try:
+        await redis.ping()
+    except OSError:
+        pytest.skip("no Redis server on 127.0.0.1:6379")
+    # A user of its own: the CLI keeps its keys under the default prefix, by the username.
+    user = f"sctest-{uuid.uuid4().hex[:12]}"
+    limits = RateLimits(total=10, per_schedule=10, window=2.0, guard=0.05)
+    faults = Faults(request_latency=(0.001, 0.005), response_latency=(0.001, 0.005), seed=3)
+    server_limits = ServerLimits(total=10, per_schedule=10, window=2.0)
+    bulk = [f"B-{i:03d}" for i in range(80)]
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("\n".join(bulk) + "\n", encoding="utf-8")
+    async with MockScheduleServer(
+        users={user: "pw"}, limits=server_limits, faults=faults, unknown_ids="active"
+    ) as server:
+        kwargs = server.client_kwargs()
+        env = {
+            **os.environ,
+            "SCHEDCANCEL_API_KEY": kwargs["api_key"],
+            "SCHEDCANCEL_USERNAME": user,
+            "SCHEDCANCEL_PASSWORD": "pw",
+            "SCHEDCANCEL_BASE_URL": kwargs["base_url"],
+        }
+        limiter = RedisLimiter(redis, username=user, limits=limits)
+        job = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "schedcancel", "cancel", "--from", str(ids_file), "-q"),
+            *("--total", "10", "--per-schedule", "10", "--window", "2", "--guard", "0.05"),
+            *("--no-progress", "--redis", "redis://127.0.0.1:6379/0"),
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            async with ScheduleClient(**kwargs, limiter=limiter) as caller:
+                exited = asyncio.ensure_future(job.wait())
+                started = await _interactive_caller(caller.cancel, exited, _rng(), 1.0)
+            stderr = await job.stderr.read() if job.stderr else b""
+            assert job.returncode == 0, stderr.decode()
+        finally:
+            await limiter.aclose()
+            keys = [
+                key
+                async for key in redis.scan_iter(match=f"{{schedcancel:{limiter._user_hash}}}:*")
+            ]
+            if keys:
+                await redis.delete(*keys)
+            await redis.aclose()
+    arrival = {a.schedule_id: a.time for a in server.recorder.select()}
+    waits = [arrival[i] - t for i, t in started]
+    assert len(started) >= 5
+    assert max(waits) <= 2.05 / 9 + 0.1, waits
+    assert server.recorder.count_rate_limited() == 0
+    assert server.recorder.max_arrivals_in_window(2.0) <= 10
