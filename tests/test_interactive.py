@@ -173,7 +173,7 @@ async def test_background_deadlines_fail_at_once_against_the_pacing(
 
 async def _interactive_caller(
     call: Callable[[str], Awaitable[object]],
-    done: asyncio.Future[object],
+    done: asyncio.Future[Any],
     rng: random.Random,
     mean_gap: float,
 ) -> list[tuple[str, float]]:
