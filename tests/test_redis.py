@@ -1,9 +1,15 @@
-"""RedisLimiter against the real Redis server on 127.0.0.1:6379 (and private ones it kills).
+"""RedisLimiter's own behaviour against the real Redis server on 127.0.0.1:6379 (and
+private ones it kills): keys, scores, expiry, the script, failures, sharing between
+limiters and processes.
 
-Redis ``TIME`` is the limiter's clock, so these tests cannot run on virtual
-time; they use short windows and assert on scores, PTTLs and the waits the
-script reports rather than sleeping, and sleep briefly only where expiry
-itself is the behaviour under test.
+The behaviour it shares with the in-process limiter (bursts, ordering, deadlines,
+cancellation, 429 pauses, adaptive, estimates) is tested against both stores in
+``test_limiter.py``. Tests about timing run on an injected clock, never on the
+wall clock: on looptime's virtual clock (marked ``looptime``; ``make`` then passes
+``clock=loop.time``, and ``redis_support.InstantRedis`` keeps that clock still while
+a command is out) or on a list the test advances by hand. Key expiry is Redis's
+own real-time countdown: PTTLs are checked against the real time that passed since
+the key was set (``_assert_pttl``), never with a margin for a slow machine.
 """
 
 from __future__ import annotations
@@ -17,10 +23,9 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
-import uuid
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -33,7 +38,6 @@ from schedcancel import (
     CancelResult,
     InvalidParameterError,
     Limiter,
-    Permit,
     QueueTimeoutError,
     RateLimits,
     ScheduleClient,
@@ -42,8 +46,10 @@ from schedcancel._limiter import RateLimiter
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import MockScheduleServer, ServerLimits
 
+from redis_support import fresh_prefix, local_redis
+
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
 pytestmark = pytest.mark.redis
 
@@ -54,32 +60,35 @@ US = 1_000_000
 
 @pytest.fixture(name="client")
 async def _client() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(host="127.0.0.1", port=6379)
-    try:
-        await client.ping()
-    except (RedisError, OSError):
-        await client.aclose()
-        pytest.skip("no Redis server on 127.0.0.1:6379")
-    yield client
-    await client.aclose()
+    """A client of the Redis on 127.0.0.1:6379 (skips the test when none answers)."""
+    async with local_redis() as client:
+        yield client
 
 
 @pytest.fixture(name="prefix")
 async def _prefix(client: aioredis.Redis) -> AsyncIterator[str]:
-    prefix = f"sctest-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    keys = [key async for key in client.scan_iter(match=f"{{{prefix}:*")]
-    if keys:
-        await client.delete(*keys)
+    """A key prefix of the test's own, its keys deleted afterwards."""
+    async with fresh_prefix(client) as prefix:
+        yield prefix
 
 
 @pytest.fixture(name="make")
-async def _make(client: aioredis.Redis, prefix: str) -> AsyncIterator[Callable[..., RedisLimiter]]:
+async def _make(
+    request: pytest.FixtureRequest, client: aioredis.Redis, prefix: str
+) -> AsyncIterator[Callable[..., RedisLimiter]]:
+    """``make(**kwargs)``: a RedisLimiter on ``client`` and the test's prefix, closed afterwards.
+
+    In a test on looptime's virtual clock it runs on the loop's clock, without jitter.
+    """
+    virtual = request.node.get_closest_marker("looptime") is not None
     made: list[RedisLimiter] = []
 
     def make(**kwargs: object) -> RedisLimiter:
         kwargs.setdefault("username", USERNAME)
         kwargs.setdefault("key_prefix", prefix)
+        if virtual:
+            kwargs.setdefault("clock", asyncio.get_running_loop().time)
+            kwargs.setdefault("jitter", 0)
         limiter = RedisLimiter(kwargs.pop("redis", client), **kwargs)  # type: ignore[arg-type]
         made.append(limiter)
         return limiter
@@ -94,9 +103,14 @@ def _limits(**kwargs: float | str | bool) -> RateLimits:
     return RateLimits(**{**defaults, **kwargs})  # type: ignore[arg-type]
 
 
-async def _redis_now(client: aioredis.Redis) -> int:
-    seconds, micros = await client.time()
-    return int(seconds) * US + int(micros)
+async def _assert_pttl(client: aioredis.Redis, key: str, ms: int, since: float) -> None:
+    """``key`` expires ``ms`` after it was set, at or after ``since`` (``time.monotonic()``).
+
+    Redis counts a PTTL down in real time: it may have lost what passed since then.
+    """
+    pttl = await client.pttl(key)
+    passed = (time.monotonic() - since) * 1000
+    assert ms - passed - 1 <= pttl <= ms, (pttl, ms, passed)
 
 
 async def _entries(client: aioredis.Redis, key: str) -> list[tuple[str, float]]:
@@ -202,6 +216,7 @@ async def test_is_a_limiter_and_repr_hides_secrets(make: Callable[..., RedisLimi
 # -- the script: both levels ---------------------------------------------------
 
 
+@pytest.mark.looptime
 async def test_user_level_admits_n_then_says_how_long(make: Callable[..., RedisLimiter]) -> None:
     """N requests go at once; the next fails at once when its wait exceeds queue_timeout."""
     limiter = make(limits=_limits(total=3, per_schedule=10, window=30.0, guard=1.0))
@@ -210,14 +225,15 @@ async def test_user_level_admits_n_then_says_how_long(make: Callable[..., RedisL
     with pytest.raises(QueueTimeoutError) as caught:
         await limiter.acquire("SC-9", queue_timeout=5)
     # All three are in flight: the earliest any can stop counting is acquire + window + guard.
-    assert caught.value.expected_wait == pytest.approx(31.0, abs=0.5)
-    assert await limiter.estimate("SC-9") == pytest.approx(31.0, abs=0.5)
-    assert await limiter.estimate() == pytest.approx(31.0, abs=0.5)
+    assert caught.value.expected_wait == pytest.approx(31.0)
+    assert await limiter.estimate("SC-9") == pytest.approx(31.0)
+    assert await limiter.estimate() == pytest.approx(31.0)
     assert limiter.stats().in_flight == 3
     for permit in permits:
         await limiter.release(permit)
 
 
+@pytest.mark.looptime
 async def test_schedule_level_holds_only_its_own_id(make: Callable[..., RedisLimiter]) -> None:
     """K requests per scheduleId; a full id waits while other ids still go (no head-of-line)."""
     limiter = make(limits=_limits(total=60, per_schedule=2))
@@ -259,48 +275,54 @@ async def test_concurrent_acquirers_never_exceed_the_limit(
             await limiter._client.aclose()
 
 
+@pytest.mark.looptime
 async def test_release_rescores_from_provisional_to_response_anchored(
     client: aioredis.Redis, make: Callable[..., RedisLimiter]
 ) -> None:
     """An in-flight entry counts until acquire+in_flight+hold; released, until release+hold."""
     limiter = make(limits=_limits(window=20.0, guard=2.0), in_flight_timeout=40.0)
     user_log, *_ = limiter.keys()
-    id_log = limiter.keys("SC-1")[6]
+    id_log = limiter.keys("SC-1")[5]
     permit = await limiter.acquire("SC-1")
+    acquired = round(permit.acquired_at * US)
     for key in (user_log, id_log):
         ((member, score),) = await _entries(client, key)
-        acquired = int(member[1:].split(":")[0])
-        assert member.startswith("i")
+        assert member.startswith(f"i{acquired}:")
         assert score == acquired + 62 * US
-    before = await _redis_now(client)
+    await asyncio.sleep(5)  # the response comes 5 s later
+    since = time.monotonic()
     await limiter.release(permit)
-    after = await _redis_now(client)
     for key in (user_log, id_log):
         ((member, score),) = await _entries(client, key)
         assert member.startswith("r:")
-        assert before + 22 * US <= score <= after + 22 * US
-        assert 21_000 < await client.pttl(key) <= 22_000
+        assert score == acquired + (5 + 22) * US
+        await _assert_pttl(client, key, 22_000, since)
 
 
+@pytest.mark.looptime
 async def test_crashed_holders_entries_expire(
     client: aioredis.Redis, make: Callable[..., RedisLimiter]
 ) -> None:
     """A permit never released stops counting in_flight_timeout + window + guard after acquire."""
     limiter = make(limits=_limits(total=1, window=0.1), in_flight_timeout=0.4)
-    await limiter.acquire("SC-1")  # its process "dies": no release
+    since = time.monotonic()
+    crashed = await limiter.acquire("SC-1")  # its process "dies": no release
     user_log = limiter.keys()[0]
-    assert 400 < await client.pttl(user_log) <= 500
-    # Past acquire + hold the entry may end any moment, so the wait is a short poll.
+    await _assert_pttl(client, user_log, 500, since)
+    # Past acquire + hold the entry may end any moment, so the wait is a short poll
+    # (window / 100, at least 10 ms) ...
     await asyncio.sleep(0.12)
     with pytest.raises(QueueTimeoutError) as caught:
         await limiter.acquire("SC-2", queue_timeout=0)
-    assert caught.value.expected_wait is not None
-    assert caught.value.expected_wait <= 0.011
-    permit = await asyncio.wait_for(limiter.acquire("SC-2"), 2)
+    assert caught.value.expected_wait == pytest.approx(0.01)
+    # ... until its provisional score, when it stops counting.
+    permit = await limiter.acquire("SC-2")
+    assert permit.acquired_at - crashed.acquired_at == pytest.approx(0.5)
     assert await client.zcard(user_log) == 1
     await limiter.release(permit)
 
 
+@pytest.mark.looptime
 async def test_waiter_is_admitted_when_an_entry_expires(make: Callable[..., RedisLimiter]) -> None:
     """A queued request goes once the released entry has counted window + guard."""
     limiter = make(limits=_limits(total=1, window=0.1, guard=0.02))
@@ -308,14 +330,15 @@ async def test_waiter_is_admitted_when_an_entry_expires(make: Callable[..., Redi
     waiting = asyncio.ensure_future(limiter.acquire("SC-2"))
     await asyncio.sleep(0)
     await limiter.release(first)
-    second = await asyncio.wait_for(waiting, 2)
-    assert second.acquired_at - first.acquired_at >= 0.12
+    second = await waiting
+    assert second.acquired_at - first.acquired_at == pytest.approx(0.12)
     await limiter.release(second)
 
 
 # -- 429 pauses ---------------------------------------------------------------
 
 
+@pytest.mark.looptime
 async def test_user_429_pause_is_shared_between_limiters(
     client: aioredis.Redis, make: Callable[..., RedisLimiter]
 ) -> None:
@@ -323,15 +346,17 @@ async def test_user_429_pause_is_shared_between_limiters(
     first = make(limits=_limits(adaptive=False))
     second = make(limits=_limits(adaptive=False))
     permit = await first.acquire("SC-1")
+    since = time.monotonic()
     await first.release(permit, rate_limited=True, retry_after=7.0)
     with pytest.raises(QueueTimeoutError) as caught:
         await second.acquire("SC-2", queue_timeout=1)
-    assert caught.value.expected_wait == pytest.approx(7.0, abs=0.3)
-    assert 6500 < await client.pttl(first.keys()[1]) <= 7000
+    assert caught.value.expected_wait == pytest.approx(7.0)
+    await _assert_pttl(client, first.keys()[1], 7000, since)
     assert first.stats().rate_limited == 1
-    assert second.stats().next_free == pytest.approx(7.0, abs=0.3)
+    assert second.stats().next_free == pytest.approx(7.0)
 
 
+@pytest.mark.looptime
 async def test_429_without_retry_after_pauses_a_full_id_for_a_hold(
     client: aioredis.Redis, make: Callable[..., RedisLimiter]
 ) -> None:
@@ -339,38 +364,44 @@ async def test_429_without_retry_after_pauses_a_full_id_for_a_hold(
     first = make(limits=_limits(per_schedule=1, window=10.0, guard=1.0))
     second = make(limits=_limits(per_schedule=1, window=10.0, guard=1.0))
     permit = await first.acquire("SC-1")
+    since = time.monotonic()
     await first.release(permit, rate_limited=True)
-    assert 10_500 < await client.pttl(first.keys("SC-1")[7]) <= 11_000
+    await _assert_pttl(client, first.keys("SC-1")[6], 11_000, since)
     assert await client.exists(first.keys()[1]) == 0
-    other = await asyncio.wait_for(second.acquire("SC-2"), 2)
+    other = await second.acquire("SC-2")
+    assert other.acquired_at == permit.acquired_at
     await second.release(other)
 
 
+@pytest.mark.looptime
 async def test_retry_after_is_capped_and_pauses_only_grow(
     client: aioredis.Redis, make: Callable[..., RedisLimiter]
 ) -> None:
     """Retry-After is capped (2 * window by default) and a shorter one never shortens a pause."""
     limiter = make(limits=_limits(window=3.0, adaptive=False))
     permits = [await limiter.acquire("SC-1") for _ in range(2)]
+    since = time.monotonic()
     for permit, retry_after in zip(permits, (3600.0, 1.0), strict=True):
         await limiter.release(permit, rate_limited=True, retry_after=retry_after)
-        assert 5500 < await client.pttl(limiter.keys()[1]) <= 6000
+        await _assert_pttl(client, limiter.keys()[1], 6000, since)
 
 
 # -- smooth and adaptive ----------------------------------------------------------
 
 
+@pytest.mark.looptime
 async def test_smooth_mode_spaces_sends_through_a_shared_key(
     client: aioredis.Redis, make: Callable[..., RedisLimiter]
 ) -> None:
     """In smooth mode a second process must wait window / N * (1 + slack) after any send."""
     first = make(limits=_limits(total=4, window=2.0, mode="smooth", slack=0.01))
     second = make(limits=_limits(total=4, window=2.0, mode="smooth", slack=0.01))
+    since = time.monotonic()
     await first.acquire("SC-1")
     with pytest.raises(QueueTimeoutError) as caught:
         await second.acquire("SC-2", queue_timeout=0.1)
-    assert caught.value.expected_wait == pytest.approx(0.505, abs=0.05)
-    assert 0 < await client.pttl(first.keys()[2]) <= 505
+    assert caught.value.expected_wait == pytest.approx(0.505)
+    await _assert_pttl(client, first.keys()[2], 505, since)
     assert second.stats().mode == "smooth"
 
 
@@ -431,11 +462,13 @@ async def test_non_adaptive_429_leaves_the_limit(
 # -- keys -----------------------------------------------------------------------
 
 
+@pytest.mark.looptime
 async def test_keys_share_one_hash_tag_and_hide_the_username(
     client: aioredis.Redis, prefix: str, make: Callable[..., RedisLimiter]
 ) -> None:
     """Every key the script creates shares one hash tag (one cluster slot), without the user."""
-    limiter = make(limits=_limits(total=1000, per_schedule=1, mode="smooth"))
+    # Smooth: sends 10.1 s apart (virtual); the last-send stamp lives that long (real).
+    limiter = make(limits=_limits(total=3, per_schedule=1, mode="smooth"))
     ids = ["SC-1", "SC-2", "x{y}z"]
     permits = [await limiter.acquire(i) for i in ids]
     await limiter.release(permits[0], rate_limited=True)  # the id's log is full: id pause
@@ -447,17 +480,15 @@ async def test_keys_share_one_hash_tag_and_hide_the_username(
     await limiter_b.release(await limiter_b.acquire("SC-1"))
     keys = await _all_keys(client, prefix)
     expected = {
-        *limiter.keys()[:5],  # log, pause, last send, adaptive state, acceptances
-        *limiter.keys("SC-1")[6:],  # log, pause, last send
-        limiter.keys("SC-2")[6],
-        limiter.keys("SC-2")[8],
-        limiter.keys("x{y}z")[6],
-        limiter.keys("x{y}z")[8],
+        *limiter.keys(),  # log, pause, last send, adaptive state, acceptances
+        *limiter.keys("SC-1")[5:],  # log, pause, last send
+        limiter.keys("SC-2")[5],
+        limiter.keys("SC-2")[7],
+        limiter.keys("x{y}z")[5],
+        limiter.keys("x{y}z")[7],
     }
-    theirs = {limiter_b.keys()[0], limiter_b.keys()[4], limiter_b.keys("SC-1")[6]}
-    # The API user's smooth stamp lives one spacing (30 ms here): it may be gone already.
-    assert set(keys) <= expected | theirs
-    assert expected - {limiter.keys()[2]} <= set(keys)
+    theirs = {limiter_b.keys()[0], limiter_b.keys()[4], limiter_b.keys("SC-1")[5]}
+    assert set(keys) == expected | theirs
     tag = f"{{{prefix}:{limiter._user_hash}}}"
     assert len(tag) == len(prefix) + 16 + 3
     assert all(key.startswith(tag + ":") for key in expected)
@@ -465,30 +496,28 @@ async def test_keys_share_one_hash_tag_and_hide_the_username(
     assert not any(name in key for key in keys for name in ("someone-else", USERNAME))
 
 
+@pytest.mark.looptime
 async def test_idle_keys_vanish_within_two_windows(
     client: aioredis.Redis, prefix: str, make: Callable[..., RedisLimiter]
 ) -> None:
     """Every key touched (logs, pauses, smooth stamps) expires at most two windows after use."""
-    window = 0.3
+    window, guard = 60.0, 1.0
     limiter = make(
-        limits=_limits(total=5, per_schedule=1, window=window, guard=0.03, mode="smooth")
+        limits=_limits(total=5, per_schedule=1, window=window, guard=guard, mode="smooth")
     )
     for i in range(3):
         permit = await limiter.acquire(f"SC-{i}")
         await limiter.release(permit, rate_limited=i == 0)
     keys = await _all_keys(client, prefix)
     assert len(keys) >= 6
-    hold = (window + 0.03) * 1000
+    hold = (window + guard) * 1000
     # The adaptive state and acceptances stay for the policy's own horizon
     # (quiet windows, accepted windows); every other key for two windows at most.
+    # Redis counts the PEXPIREs down itself: no key is left without one.
     policy_keys = set(limiter.keys()[3:5])
     assert 0 < await client.pttl(limiter.keys()[4]) <= 3 * hold + 2
     for key in set(keys) - policy_keys:
-        # -2: gone since it was listed (a smooth stamp lives one spacing): expired in time.
-        assert await client.pttl(key) in range(-2, int(2 * window * 1000) + 1)
-        assert await client.pttl(key) != -1  # never without an expiry
-    await asyncio.sleep(2 * window)
-    assert set(await _all_keys(client, prefix)) <= policy_keys
+        assert 0 < await client.pttl(key) <= 2 * window * 1000
 
 
 # -- NOSCRIPT ---------------------------------------------------------------------
@@ -509,81 +538,6 @@ async def test_script_is_reloaded_after_script_flush(
 
 
 # -- the local queue -----------------------------------------------------------
-
-
-async def test_local_waiters_go_by_priority_requeue_and_pending(
-    make: Callable[..., RedisLimiter],
-) -> None:
-    """Held by a pause, waiters then go: priority, requeued, most pending id, then arrival."""
-    limiter = make(limits=_limits(adaptive=False))
-    holder = await limiter.acquire("SC-0")
-    await limiter.release(holder, rate_limited=True, retry_after=0.2)
-    order: list[str] = []
-
-    async def wait(name: str, schedule_id: str, **kwargs: int | bool) -> None:
-        permit = await limiter.acquire(schedule_id, **kwargs)  # type: ignore[arg-type]
-        order.append(name)
-        await limiter.release(permit)
-
-    tasks = [
-        asyncio.ensure_future(wait("y1", "SC-Y")),
-        asyncio.ensure_future(wait("x1", "SC-X")),
-        asyncio.ensure_future(wait("x2", "SC-X")),
-        asyncio.ensure_future(wait("x3", "SC-X")),
-        asyncio.ensure_future(wait("high", "SC-H", priority=5)),
-        asyncio.ensure_future(wait("requeued", "SC-R", requeue=True)),
-    ]
-    await asyncio.sleep(0.05)  # a later batch: ranks after all of the above
-    tasks.append(asyncio.ensure_future(wait("late", "SC-L")))
-    await asyncio.wait_for(asyncio.gather(*tasks), 5)
-    assert order == ["high", "requeued", "x1", "x2", "y1", "x3", "late"]
-
-
-async def test_a_cancelled_waiters_stale_rank_does_not_serve_its_ids_next_queue(
-    make: Callable[..., RedisLimiter],
-) -> None:
-    """An id whose queue was dropped and made again competes with its new waiter's priority."""
-    limiter = make(limits=_limits(total=1, window=0.2, adaptive=False))
-    holder = await limiter.acquire("SC-0")
-    await limiter.release(holder, rate_limited=True, retry_after=0.3)  # nothing goes for 0.3 s
-    high = asyncio.ensure_future(limiter.acquire("SC-A", priority=10))
-    await asyncio.sleep(0.02)
-    high.cancel()  # SC-A's queue is dropped; its ready entry stays behind
-    with pytest.raises(asyncio.CancelledError):
-        await high
-    low = asyncio.ensure_future(limiter.acquire("SC-A", priority=0))
-    mid = asyncio.ensure_future(limiter.acquire("SC-B", priority=5))
-    done, _ = await asyncio.wait({low, mid}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
-    assert done == {mid}
-    low.cancel()
-    await asyncio.gather(low, return_exceptions=True)
-
-
-async def test_permit_granted_to_a_cancelled_caller_goes_back(
-    client: aioredis.Redis, make: Callable[..., RedisLimiter], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A caller cancelled as its permit arrives gives it back; the id's next waiter then goes."""
-    limiter = make(limits=_limits(per_schedule=1))
-    first = asyncio.ensure_future(limiter.acquire("SC-1"))
-    second = asyncio.ensure_future(limiter.acquire("SC-1"))
-    settle = limiter._core.settle
-
-    def settle_then_cancel(*args: Any) -> None:
-        settle(*args)
-        first.cancel()  # the permit is set, the caller has not resumed yet
-
-    monkeypatch.setattr(limiter._core, "settle", settle_then_cancel)
-    with pytest.raises(asyncio.CancelledError):
-        await first
-    monkeypatch.undo()
-    # The round held SC-1's second waiter for the first one's entry; the give-back frees it.
-    permit = await asyncio.wait_for(second, 5)
-    ticket: Any = permit.handle
-    handle = ticket.handle
-    assert [m for m, _ in await _entries(client, limiter.keys("SC-1")[6])] == [
-        f"i{handle.acquired_us}:{handle.token}"
-    ]
-    await limiter.release(permit)
 
 
 async def test_give_back_failure_is_logged(
@@ -626,6 +580,7 @@ async def test_cancelled_waiter_consumes_nothing(
         await limiter.acquire("SC-3", queue_timeout=0)
 
 
+@pytest.mark.looptime
 async def test_cancelled_head_of_an_id_is_skipped(make: Callable[..., RedisLimiter]) -> None:
     """When an id's first waiter was cancelled, its next waiter goes once the id's log has room."""
     limiter = make(limits=_limits(per_schedule=1, window=0.1))
@@ -642,14 +597,15 @@ async def test_cancelled_head_of_an_id_is_skipped(make: Callable[..., RedisLimit
     await limiter.release(permit)
 
 
+@pytest.mark.looptime
 async def test_many_waiters_on_one_id_leave_no_stale_bookkeeping(
     make: Callable[..., RedisLimiter],
 ) -> None:
     """Waiters piling onto one id re-rank it each time; the ready heap stays near the live ids."""
     limiter = make(limits=_limits(total=100, per_schedule=1000))
     calls = [asyncio.ensure_future(limiter.acquire("SC-1")) for _ in range(300)]
-    while limiter.stats().in_flight < 100:  # noqa: ASYNC110 - polling the limiter under test
-        await asyncio.sleep(0.01)
+    await asyncio.sleep(1)  # virtual: the rounds (real I/O) are over before it is
+    assert limiter.stats().in_flight == 100
     assert limiter.stats().queued == 200
     assert len(limiter._core.ready) <= 4 + 64 + 1
     for call in calls:
@@ -699,6 +655,7 @@ async def test_where_a_limiter_points_is_described_without_secrets(
     await client.aclose()
 
 
+@pytest.mark.looptime
 async def test_queue_timeout_shorter_than_a_known_wait_fails_at_once(
     make: Callable[..., RedisLimiter], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -710,15 +667,15 @@ async def test_queue_timeout_shorter_than_a_known_wait_fails_at_once(
     asked: list[str] = []
     real_ask = limiter._redis.ask
 
-    async def ask(op: Literal["acquire", "peek"], *args: Any) -> Any:
+    async def ask(op: Literal["acquire", "peek"], schedule_ids: Sequence[str], now: float) -> Any:
         asked.append(op)
-        return await real_ask(op, *args)
+        return await real_ask(op, schedule_ids, now)
 
     monkeypatch.setattr(limiter._redis, "ask", ask)
     with pytest.raises(QueueTimeoutError) as caught:
         await limiter.acquire("SC-Q", queue_timeout=0.1)
     assert asked == []  # at once: no round trip, no waiting for the pause to end
-    assert caught.value.expected_wait == pytest.approx(1.5, abs=0.1)
+    assert caught.value.expected_wait == pytest.approx(1.5)
 
     other = make(limits=_limits(total=5, per_schedule=1, window=2.0, adaptive=False))
     await other.release(await other.acquire("SC-X"))  # SC-X's log is full for 2 s
@@ -726,37 +683,24 @@ async def test_queue_timeout_shorter_than_a_known_wait_fails_at_once(
     await asyncio.sleep(0.05)
     with pytest.raises(QueueTimeoutError) as caught:
         await other.acquire("SC-X", queue_timeout=0.1)
-    assert (caught.value.expected_wait or 0.0) > 1.5
+    assert caught.value.expected_wait == pytest.approx(2.0 - 0.05)
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
 
 
-async def test_timed_out_waiter_leaves_the_queue(make: Callable[..., RedisLimiter]) -> None:
-    """A waiter whose queue_timeout passes while others go first gets QueueTimeoutError."""
-    limiter = make(limits=_limits(total=1, window=0.1))
-    first = await limiter.acquire("SC-1")
-    with pytest.raises(QueueTimeoutError, match="queue_timeout"):
-        await limiter.acquire("SC-2", queue_timeout=0.05)
-    assert limiter.stats().queued == 0
-    await limiter.release(first)
-
-
-async def test_release_rejects_foreign_and_repeated_permits(
+async def test_release_refuses_an_in_process_permit_without_a_fallback(
     make: Callable[..., RedisLimiter],
 ) -> None:
-    """Releasing twice, or a permit of another limiter, is a ValueError."""
-    limiter, other = make(), make()
-    permit = await limiter.acquire("SC-1")
+    """A RateLimiter's permit is not one of a RedisLimiter that has no fallback: ValueError."""
+    limiter = make()
+    in_process = RateLimiter()
+    permit = await in_process.acquire("SC-1")
     with pytest.raises(ValueError, match="not issued by this limiter"):
-        await other.release(permit)
-    await limiter.release(permit)
-    with pytest.raises(ValueError, match="released already"):
         await limiter.release(permit)
-    fallback_permit = await RateLimiter().acquire("SC-1")
-    with pytest.raises(ValueError, match="not issued by this limiter"):
-        await limiter.release(fallback_permit)
+    await in_process.aclose()
 
 
+@pytest.mark.looptime
 async def test_aclose_cancels_waiters_and_keeps_a_given_client(
     client: aioredis.Redis, make: Callable[..., RedisLimiter]
 ) -> None:
@@ -851,6 +795,7 @@ async def test_stalled_redis_times_out_as_backend_error(
     os.kill(proc.pid, signal.SIGCONT)
 
 
+@pytest.mark.looptime
 async def test_fallback_is_used_with_one_warning_then_redis_again(
     make: Callable[..., RedisLimiter], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -862,7 +807,7 @@ async def test_fallback_is_used_with_one_warning_then_redis_again(
     )
     permits = [await asyncio.wait_for(limiter.acquire(f"SC-{i}"), 5) for i in range(3)]
     assert fallback.stats().in_flight == 3
-    assert await limiter.estimate() == pytest.approx(61, abs=0.1)
+    assert await limiter.estimate() == pytest.approx(61)
     for permit in permits:
         await limiter.release(permit)
     assert fallback.stats().in_flight == 0
@@ -871,12 +816,13 @@ async def test_fallback_is_used_with_one_warning_then_redis_again(
     assert "fallback" in warnings[0].getMessage()
     with pytest.raises(QueueTimeoutError):
         await limiter.acquire("SC-1", queue_timeout=0)  # the fallback's own verdict
-    await asyncio.sleep(0.25)  # past fallback_retry: Redis is tried (and fails) again
+    await asyncio.sleep(0.25)  # virtual; past fallback_retry: Redis is tried (and fails) again
     with pytest.raises(QueueTimeoutError):
         await asyncio.wait_for(limiter.acquire("SC-9", queue_timeout=0.5), 5)
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
 
 
+@pytest.mark.looptime
 @pytest.mark.parametrize("first", ["redis", "fallback"])
 async def test_switching_to_and_from_the_fallback_keeps_this_process_within_the_limit(
     make: Callable[..., RedisLimiter], monkeypatch: pytest.MonkeyPatch, first: str
@@ -915,6 +861,7 @@ async def test_switching_to_and_from_the_fallback_keeps_this_process_within_the_
     assert fallback.stats().in_flight == 0
 
 
+@pytest.mark.looptime
 async def test_a_redis_permit_the_fallback_refuses_is_given_back(
     client: aioredis.Redis, make: Callable[..., RedisLimiter]
 ) -> None:
@@ -925,10 +872,7 @@ async def test_a_redis_permit_the_fallback_refuses_is_given_back(
     limiter = make(limits=limits, fallback=fallback)
     with pytest.raises(QueueTimeoutError):
         await limiter.acquire("SC-9", queue_timeout=0.2)
-    for _ in range(50):  # the give-back runs in the background
-        if await client.zcard(limiter.keys()[0]) == 0:
-            break
-        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.01)  # virtual: the give-back (real I/O, in the background) is over
     assert await client.zcard(limiter.keys()[0]) == 0
     assert limiter.stats().in_flight == 0
     for permit in held:
@@ -938,20 +882,6 @@ async def test_a_redis_permit_the_fallback_refuses_is_given_back(
 # -- several processes, one API user, against the mock server -----------------------
 
 
-class _TimedLimiter(RedisLimiter):
-    """A RedisLimiter that notes each request's round trip (permit granted to released)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.round_trips: list[float] = []
-
-    async def release(
-        self, permit: Permit, *, rate_limited: bool = False, retry_after: float | None = None
-    ) -> None:
-        self.round_trips.append(asyncio.get_running_loop().time() - permit.acquired_at)
-        await super().release(permit, rate_limited=rate_limited, retry_after=retry_after)
-
-
 def _worker_main() -> None:
     """Run one worker process: cancel the ids of the JSON job in argv[1] through Redis."""
     job = json.loads(sys.argv[1])
@@ -959,7 +889,7 @@ def _worker_main() -> None:
 
 
 async def _worker(job: dict[str, Any]) -> dict[str, Any]:
-    limiter = _TimedLimiter(
+    limiter = RedisLimiter(
         job["redis"],
         username=job["client"]["username"],
         key_prefix=job["prefix"],
@@ -970,7 +900,7 @@ async def _worker(job: dict[str, Any]) -> dict[str, Any]:
         async with ScheduleClient(
             client_kwargs.pop("api_key"), **client_kwargs, limiter=limiter
         ) as client:
-            # Start together: Python's start-up is not what this measures.
+            # Start together: one process's start-up must not hand it the budget alone.
             print("ready", flush=True)  # noqa: T201 - the parent waits for this line
             await asyncio.to_thread(sys.stdin.readline)
             results = await asyncio.gather(
@@ -981,7 +911,6 @@ async def _worker(job: dict[str, Any]) -> dict[str, Any]:
     return {
         "done": sum(1 for r in results if isinstance(r, CancelResult) and r.is_cancelled),
         "errors": [repr(r) for r in results if not isinstance(r, CancelResult)],
-        "round_trips": limiter.round_trips,
     }
 
 
@@ -1015,28 +944,26 @@ async def _run_workers(
     return [json.loads(out) for out, _ in outputs]
 
 
-@pytest.mark.slow
-async def test_four_processes_share_one_budget_at_the_lower_bound(prefix: str) -> None:
-    """Four processes cancel 600 ids: no 429, at most N per window, makespan at the bound."""
-    total, window = 60, 2.0
+async def test_four_processes_share_one_budget(prefix: str) -> None:
+    """Four processes, 60 ids each, one API user: no 429, never more than N per window.
+
+    Alone, each process would send its 60 at once; sharing, they send N per
+    window between them, and the first window is used in full. How early the
+    last one goes (the lower bound) is judged on the virtual clock in
+    test_limiter.py, and measured by the benchmarks: on the wall clock it
+    depends on how fast the machine is.
+    """
+    total, window = 60, 1.0
     limits = {"total": total, "per_schedule": 10, "window": window, "guard": 0.02}
-    ids = [f"SC-{i:04d}" for i in range(600)]
+    ids = [f"SC-{i:04d}" for i in range(4 * total)]
     server_limits = ServerLimits(total=total, per_schedule=10, window=window)
     async with MockScheduleServer(limits=server_limits, unknown_ids="active") as server:
         reports = await _run_workers(server, prefix, limits, [ids[k::4] for k in range(4)])
         recorder = server.recorder
-    assert sum(r["done"] for r in reports) == 600
+    assert sum(r["done"] for r in reports) == len(ids)
     assert [r["errors"] for r in reports] == [[]] * 4
     assert recorder.count_rate_limited() == 0
-    assert recorder.max_arrivals_in_window(window) <= total
-    makespan = recorder.last_arrival() - recorder.first_arrival()  # type: ignore[operator]
-    bound = (len(ids) - 1) // total * window
-    # A window's places come back one round trip (grant to release, as the limiter
-    # sees it) after the previous window's sends; the last of a burst sets the pace,
-    # so the allowance takes a slow one (p95), on a machine shared with the server.
-    rtt = statistics.quantiles([t for r in reports for t in r["round_trips"]], n=20)[-1]
-    allowance = bound / window * rtt
-    assert makespan <= bound * 1.03 + allowance, (makespan, bound, rtt)
+    assert recorder.max_arrivals_in_window(window) == total
 
 
 async def test_two_processes_hammering_one_id_keep_its_limit(prefix: str) -> None:
