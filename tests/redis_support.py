@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 HOST, PORT = "127.0.0.1", 6379
+SCAN_COUNT = 1000  # keys a SCAN step looks at
 
 
 class InstantRedis(aioredis.Redis):
@@ -64,6 +65,12 @@ async def fresh_prefix(client: aioredis.Redis) -> AsyncIterator[str]:
     try:
         yield prefix
     finally:
-        keys = [key async for key in client.scan_iter(match=f"{{{prefix}:*")]
+        keys = await prefixed_keys(client, prefix)
         if keys:
             await client.delete(*keys)
+
+
+async def prefixed_keys(client: aioredis.Redis, prefix: str) -> list[str]:
+    """The keys under ``prefix``, sorted (a shared server may hold many others: large SCANs)."""
+    found = client.scan_iter(match=f"{{{prefix}:*", count=SCAN_COUNT)
+    return sorted([key.decode() async for key in found])

@@ -46,7 +46,7 @@ from schedcancel._limiter import RateLimiter
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import MockScheduleServer, ServerLimits
 
-from redis_support import fresh_prefix, local_redis
+from redis_support import fresh_prefix, local_redis, prefixed_keys
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -116,10 +116,6 @@ async def _assert_pttl(client: aioredis.Redis, key: str, ms: int, since: float) 
 async def _entries(client: aioredis.Redis, key: str) -> list[tuple[str, float]]:
     raw = cast("list[tuple[bytes, float]]", await client.zrange(key, 0, -1, withscores=True))
     return [(member.decode(), float(score)) for member, score in raw]
-
-
-async def _all_keys(client: aioredis.Redis, prefix: str) -> list[str]:
-    return sorted([key.decode() async for key in client.scan_iter(match=f"{{{prefix}:*")])
 
 
 def _free_port() -> int:
@@ -478,7 +474,7 @@ async def test_keys_share_one_hash_tag_and_hide_the_username(
     await same_user.release(await same_user.acquire("x{y}z"), rate_limited=True)
     limiter_b = make(username="someone-else", limits=_limits())
     await limiter_b.release(await limiter_b.acquire("SC-1"))
-    keys = await _all_keys(client, prefix)
+    keys = await prefixed_keys(client, prefix)
     expected = {
         *limiter.keys(),  # log, pause, last send, adaptive state, acceptances
         *limiter.keys("SC-1")[5:],  # log, pause, last send
@@ -508,7 +504,7 @@ async def test_idle_keys_vanish_within_two_windows(
     for i in range(3):
         permit = await limiter.acquire(f"SC-{i}")
         await limiter.release(permit, rate_limited=i == 0)
-    keys = await _all_keys(client, prefix)
+    keys = await prefixed_keys(client, prefix)
     assert len(keys) >= 6
     hold = (window + guard) * 1000
     # The adaptive state and acceptances stay for the policy's own horizon
