@@ -36,7 +36,7 @@ from schedcancel._stores import FloatQueue as _FloatQueue
 from schedcancel._window import LevelPolicy, SlidingLog, check, try_acquire
 from schedcancel.redis import RedisLimiter
 
-from redis_support import fresh_prefix, local_redis
+from redis_support import fresh_prefix, local_redis, require_redis
 
 pytestmark = pytest.mark.looptime
 
@@ -785,6 +785,8 @@ def test_batch_ready_at_once_finishes_at_the_lower_bound(store: str, data: st.Da
         st.permutations([f"k{j}" for j, m in enumerate(counts) for _ in range(m)]), label="order"
     )
     limits = RateLimits(total=total, per_schedule=per_schedule, window=10.0, guard=0.5)
+    if store == "redis":
+        require_redis()  # here, not inside the example's own loop
     loop = looptime.new_event_loop(start=0)
     try:
         last = loop.run_until_complete(_last_send(store, limits, keys, rtt))
