@@ -10,7 +10,16 @@ while each command is out, so the virtual clock stands still until the reply
 is in: in virtual time, Redis answers at once. A command that has not answered
 within SPIN_LIMIT real seconds (Redis stalled, or redis-py waiting on a timer
 of its own) lets the clock move again, so it fails as it would on any clock
-instead of hanging the test.
+instead of hanging the test; so does a driver that asks Redis again and again
+while the virtual clock stands still (STUCK_LIMIT commands at one moment).
+
+:func:`virtual_clock` is the clock to give such a limiter: the loop's, one
+nanosecond on. RedisLimiter passes its clock to the script as whole
+microseconds, rounded *down*, and a float such as ``130.771821`` times 10**6
+is ``130771820.99999999``: the script then answers "1 µs more" at a moment the
+dispatcher counts as reached (within its 1 µs tolerance), and asks again at the
+same moment, for ever (``test_redis.py``, the test of the livelock). The
+nanosecond keeps the script on the dispatcher's microsecond until that is fixed.
 """
 
 from __future__ import annotations
@@ -18,10 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -31,12 +41,29 @@ from redis.exceptions import RedisError
 HOST, PORT = "127.0.0.1", 6379
 SCAN_COUNT = 1000  # keys a SCAN step looks at
 SPIN_LIMIT = 5.0  # real seconds a command may hold the virtual clock still
+STUCK_LIMIT = 10_000  # commands at one virtual moment before it counts as a livelock
+CLOCK_NUDGE = 1e-9  # seconds virtual_clock() runs ahead of the loop's
+
+
+def virtual_clock() -> Callable[[], float]:
+    """The running loop's clock for a RedisLimiter, one nanosecond on (see above)."""
+    loop = asyncio.get_running_loop()
+    return lambda: loop.time() + CLOCK_NUDGE
 
 
 class InstantRedis(aioredis.Redis):
     """A Redis client whose commands take no time on a virtual clock (real time as usual)."""
 
+    _moment, _at_moment = math.nan, 0
+
     async def execute_command(self, *args: Any, **options: Any) -> Any:
+        now = asyncio.get_running_loop().time()
+        if now != self._moment:
+            self._moment, self._at_moment = now, 0
+        self._at_moment += 1
+        if self._at_moment > STUCK_LIMIT:
+            self._at_moment = 0  # said once: what runs next (a cleanup) may go on
+            raise RedisError(f"livelock: {STUCK_LIMIT} commands at one moment ({now})")
         command = asyncio.ensure_future(
             super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         )

@@ -47,7 +47,7 @@ from schedcancel._limiter import RateLimiter
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import MockScheduleServer, ServerLimits
 
-from redis_support import fresh_prefix, local_redis, prefixed_keys
+from redis_support import fresh_prefix, local_redis, prefixed_keys, virtual_clock
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -88,7 +88,7 @@ async def _make(
         kwargs.setdefault("username", USERNAME)
         kwargs.setdefault("key_prefix", prefix)
         if virtual:
-            kwargs.setdefault("clock", asyncio.get_running_loop().time)
+            kwargs.setdefault("clock", virtual_clock())
             kwargs.setdefault("jitter", 0)
         limiter = RedisLimiter(kwargs.pop("redis", client), **kwargs)  # type: ignore[arg-type]
         made.append(limiter)
@@ -451,6 +451,25 @@ async def test_non_adaptive_429_leaves_the_limit(
     permit = await limiter.acquire("SC-1")
     await limiter.release(permit, rate_limited=True, retry_after=0.001)
     assert await client.exists(limiter.keys()[3]) == 0
+
+
+@pytest.mark.looptime(start=120.771821)
+@pytest.mark.xfail(
+    strict=True,
+    raises=BackendError,
+    reason="livelock in the core: RedisLimiter passes its clock to the script as "
+    "floor(clock * 10**6), and 130.771821 * 10**6 is 130771820.99999999 as a float; the "
+    "script answers '1 µs more', the dispatcher counts that as reached (within SNAP) and "
+    "asks again at the same moment, for ever (InstantRedis stops it after STUCK_LIMIT)",
+)
+async def test_a_wait_ending_on_a_microsecond_a_float_misses_ends(
+    make: Callable[..., RedisLimiter],
+) -> None:
+    """On the loop's own virtual clock, a wait that ends at 130.771821 s ends then."""
+    limiter = make(limits=_limits(total=1, window=10.0), clock=asyncio.get_running_loop().time)
+    await limiter.release(await limiter.acquire("SC-1"))
+    permit = await limiter.acquire("SC-2")
+    assert permit.acquired_at == pytest.approx(130.771821)
 
 
 # -- keys -----------------------------------------------------------------------
