@@ -155,7 +155,7 @@ async def _has_log(limiter: AnyLimiter, key: str) -> bool:
     """Whether the store keeps a log for the scheduleId ``key``."""
     if isinstance(limiter, RateLimiter):
         return key in limiter._memory.logs
-    return bool(await limiter._client.exists(limiter.keys(key)[5]))
+    return bool(await limiter._client.exists(limiter.keys(key)[-3]))  # log, pause, last
 
 
 def _cancel_on_grant(

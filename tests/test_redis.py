@@ -279,7 +279,7 @@ async def test_release_rescores_from_provisional_to_response_anchored(
     """An in-flight entry counts until acquire+in_flight+hold; released, until release+hold."""
     limiter = make(limits=_limits(window=20.0, guard=2.0), in_flight_timeout=40.0)
     user_log, *_ = limiter.keys()
-    id_log = limiter.keys("SC-1")[5]
+    id_log = limiter.keys("SC-1")[-3]
     permit = await limiter.acquire("SC-1")
     acquired = round(permit.acquired_at * US)
     for key in (user_log, id_log):
@@ -493,14 +493,14 @@ async def test_keys_share_one_hash_tag_and_hide_the_username(
     await limiter_b.release(await limiter_b.acquire("SC-1"))
     keys = await prefixed_keys(client, prefix)
     expected = {
-        *limiter.keys(),  # log, pause, last send, adaptive state, acceptances
-        *limiter.keys("SC-1")[5:],  # log, pause, last send
-        limiter.keys("SC-2")[5],
-        limiter.keys("SC-2")[7],
-        limiter.keys("x{y}z")[5],
-        limiter.keys("x{y}z")[7],
+        *limiter.keys()[:5],  # log, pause, last send, adaptive state, acceptances
+        *limiter.keys("SC-1")[-3:],  # log, pause, last send
+        limiter.keys("SC-2")[-3],
+        limiter.keys("SC-2")[-1],
+        limiter.keys("x{y}z")[-3],
+        limiter.keys("x{y}z")[-1],
     }
-    theirs = {limiter_b.keys()[0], limiter_b.keys()[4], limiter_b.keys("SC-1")[5]}
+    theirs = {limiter_b.keys()[0], limiter_b.keys()[4], limiter_b.keys("SC-1")[-3]}
     assert set(keys) == expected | theirs
     tag = f"{{{prefix}:{limiter._user_hash}}}"
     assert len(tag) == len(prefix) + 16 + 3
@@ -519,13 +519,13 @@ async def test_keys_live_as_long_as_what_they_hold(
     since = time.monotonic()
     in_flight = make(username="in-flight", limits=limits, in_flight_timeout=20.0)
     await in_flight.acquire("SC-1")  # never answered: acquire + in_flight + hold
-    for key in (in_flight.keys()[0], in_flight.keys("SC-1")[5]):
+    for key in (in_flight.keys()[0], in_flight.keys("SC-1")[-3]):
         await _assert_pttl(client, key, 31_000, since)
     answered = make(username="answered", limits=limits)
     await answered.release(await answered.acquire("SC-1"))  # response-anchored: a hold
     await answered.release(await answered.acquire("SC-2"), rate_limited=True)  # SC-2 full
     keys, one, two = answered.keys(), answered.keys("SC-1"), answered.keys("SC-2")
-    for key in (keys[0], one[5], two[5], two[6]):  # the logs, and SC-2's pause (a hold)
+    for key in (keys[0], one[-3], two[-3], two[-2]):  # the logs, and SC-2's pause (a hold)
         await _assert_pttl(client, key, 11_000, since)
     await _assert_pttl(client, keys[4], 33_001, since)  # acceptances: three holds
     paused = make(username="paused", limits=_limits(window=10.0, guard=1.0, adaptive=False))
@@ -536,7 +536,7 @@ async def test_keys_live_as_long_as_what_they_hold(
     )
     await smooth.acquire("SC-1")
     await _assert_pttl(client, smooth.keys()[2], 2_525, since)  # window / N * (1 + slack)
-    await _assert_pttl(client, smooth.keys("SC-1")[7], 5_050, since)  # window / K * ...
+    await _assert_pttl(client, smooth.keys("SC-1")[-1], 5_050, since)  # window / K * ...
 
 
 # -- NOSCRIPT ---------------------------------------------------------------------
