@@ -390,7 +390,9 @@ class _RedisStore:
 
     def _now_arg(self) -> str:
         """The script's clock: Redis TIME, or the injected clock in microseconds."""
-        return "" if self._clock is None else str(math.floor(self._clock() * _US))
+        # Rounded, not floored: 130.771821 * 10**6 is 130771820.99999999, and a floor would
+        # put the script a microsecond behind the local clock, which then never catches up.
+        return "" if self._clock is None else str(round(self._clock() * _US))
 
     def _log_adapted(self, rnd: _Round) -> None:
         """Say once, at WARNING, what a judged 429 episode changed for every process."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
 from schedcancel import Journal
+
+from redis_support import fresh_prefix, local_redis
 
 # schedcancel's fixtures load only where named (no pytest11 entry point); pytester runs
 # the plugin again in a project of its own (strict mode) in tests/test_testing.py.
@@ -49,41 +50,13 @@ def _journal_fails_after(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], Non
     return arm
 
 
-async def _tick(interval: float) -> None:
-    while True:  # noqa: ASYNC110 - the point is a timer always pending, not a condition
-        await asyncio.sleep(interval)
-
-
 @pytest.fixture(name="virtual_redis")
 async def _virtual_redis() -> AsyncIterator[tuple[Any, str]]:
-    """A Redis client whose replies take (almost) no virtual time, and a key prefix to use.
+    """A client of the Redis on 127.0.0.1:6379 whose replies take no virtual time, and a prefix.
 
-    looptime moves its clock to the next timer once the loop has idled a few
-    cycles; a Redis reply is real I/O and may take longer than that, and the
-    next timer may be a window away. While a command is out, this client keeps a
-    timer half a millisecond ahead, so a reply costs at most that much virtual
-    time. The prefix's keys are deleted afterwards. Skips without Redis.
+    See ``redis_support.InstantRedis``: looptime would otherwise move its clock to
+    the next timer (a window away, perhaps) while a reply is on its way. The
+    prefix's keys are deleted afterwards; without Redis the test is skipped.
     """
-    redis_asyncio = pytest.importorskip("redis.asyncio")
-    from redis.exceptions import RedisError  # noqa: PLC0415 - the redis extra
-
-    class VirtualTimeRedis(redis_asyncio.Redis):  # type: ignore[misc, name-defined]
-        async def execute_command(self, *args: Any, **options: Any) -> Any:
-            ticking = asyncio.ensure_future(_tick(0.0005))
-            try:
-                return await super().execute_command(*args, **options)
-            finally:
-                ticking.cancel()
-
-    client = VirtualTimeRedis(host="127.0.0.1", port=6379)
-    try:
-        await client.ping()
-    except (RedisError, OSError):
-        await client.aclose()
-        pytest.skip("no Redis server on 127.0.0.1:6379")
-    prefix = f"sctest-{uuid.uuid4().hex[:12]}"
-    yield client, prefix
-    keys = [key async for key in client.scan_iter(match=f"{{{prefix}:*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    async with local_redis() as client, fresh_prefix(client) as prefix:
+        yield client, prefix

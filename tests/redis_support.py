@@ -13,13 +13,11 @@ of its own) lets the clock move again, so it fails as it would on any clock
 instead of hanging the test; so does a driver that asks Redis again and again
 while the virtual clock stands still (STUCK_LIMIT commands at one moment).
 
-:func:`virtual_clock` is the clock to give such a limiter: the loop's, one
-nanosecond on. RedisLimiter passes its clock to the script as whole
-microseconds, rounded *down*, and a float such as ``130.771821`` times 10**6
-is ``130771820.99999999``: the script then answers "1 µs more" at a moment the
-dispatcher counts as reached (within its 1 µs tolerance), and asks again at the
-same moment, for ever (``test_redis.py``, the test of the livelock). The
-nanosecond keeps the script on the dispatcher's microsecond until that is fixed.
+:func:`virtual_clock` is the clock to give such a limiter: the loop's. (RedisLimiter
+once passed it to the script rounded *down* to whole microseconds, and
+``130.771821 * 10**6`` is ``130771820.99999999``: the script answered "1 µs more"
+at a moment the dispatcher counts as reached, for ever; ``test_redis.py`` keeps
+the test of that livelock.)
 """
 
 from __future__ import annotations
@@ -42,13 +40,11 @@ HOST, PORT = "127.0.0.1", 6379
 SCAN_COUNT = 1000  # keys a SCAN step looks at
 SPIN_LIMIT = 5.0  # real seconds a command may hold the virtual clock still
 STUCK_LIMIT = 10_000  # commands at one virtual moment before it counts as a livelock
-CLOCK_NUDGE = 1e-9  # seconds virtual_clock() runs ahead of the loop's
 
 
 def virtual_clock() -> Callable[[], float]:
-    """The running loop's clock for a RedisLimiter, one nanosecond on (see above)."""
-    loop = asyncio.get_running_loop()
-    return lambda: loop.time() + CLOCK_NUDGE
+    """The running loop's clock, for a RedisLimiter on looptime."""
+    return asyncio.get_running_loop().time
 
 
 class InstantRedis(aioredis.Redis):

@@ -454,18 +454,14 @@ async def test_non_adaptive_429_leaves_the_limit(
 
 
 @pytest.mark.looptime(start=120.771821)
-@pytest.mark.xfail(
-    strict=True,
-    raises=BackendError,
-    reason="livelock in the core: RedisLimiter passes its clock to the script as "
-    "floor(clock * 10**6), and 130.771821 * 10**6 is 130771820.99999999 as a float; the "
-    "script answers '1 µs more', the dispatcher counts that as reached (within SNAP) and "
-    "asks again at the same moment, for ever (InstantRedis stops it after STUCK_LIMIT)",
-)
 async def test_a_wait_ending_on_a_microsecond_a_float_misses_ends(
     make: Callable[..., RedisLimiter],
 ) -> None:
-    """On the loop's own virtual clock, a wait that ends at 130.771821 s ends then."""
+    """On the loop's own virtual clock, a wait that ends at 130.771821 s ends then.
+
+    (130.771821 * 10**6 is 130771820.99999999: a clock floored to microseconds left
+    the script 1 µs behind the dispatcher, which asked again at the same moment for ever.)
+    """
     limiter = make(limits=_limits(total=1, window=10.0), clock=asyncio.get_running_loop().time)
     await limiter.release(await limiter.acquire("SC-1"))
     permit = await limiter.acquire("SC-2")
