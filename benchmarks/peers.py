@@ -157,6 +157,16 @@ class Setup:
     backoff: BackoffPolicy
     seed: int = 0
 
+    def rate_limits(self, **settings: Any) -> RateLimits:
+        """schedcancel's ``RateLimits`` for these limits and guard, plus ``settings``."""
+        return RateLimits(
+            total=self.total,
+            per_schedule=self.per_schedule,
+            window=self.window,
+            guard=self.guard,
+            **settings,
+        )
+
 
 #: A contestant: send every call in ``schedule_ids`` to ``target``, report what happened.
 Contestant = Callable[[Target, Sequence[str], Setup], Awaitable[Outcome]]
@@ -370,14 +380,7 @@ def timed_client(
 
     ``settings`` go to ``RateLimits`` as well (``mode``, ``adaptive``...). Close both.
     """
-    limits = RateLimits(
-        total=setup.total,
-        per_schedule=setup.per_schedule,
-        window=setup.window,
-        guard=setup.guard,
-        **settings,
-    )
-    limiter = TimedLimiter(RateLimiter(limits))
+    limiter = TimedLimiter(RateLimiter(setup.rate_limits(**settings)))
     client = ScheduleClient(
         target.api_key,
         username=target.username,
