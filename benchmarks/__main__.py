@@ -2,7 +2,7 @@
 
 From the repository root, with the project's virtualenv::
 
-    .venv/bin/python -m benchmarks            # full set (about 35 minutes)
+    .venv/bin/python -m benchmarks            # full set (about 32 minutes)
     .venv/bin/python -m benchmarks --quick    # reduced set (under 3 minutes)
     .venv/bin/python -m benchmarks --only distinct --only small-batch --no-overhead
 """
@@ -71,7 +71,8 @@ async def _run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    say(f"load average {meta['load_average']}; {sum(len(s.contestants) for s in chosen)} runs")
+    runs = sum(len(s.contestants) * s.repeat for s in chosen)
+    say(f"load average {meta['load_average']}; {runs} runs")
     results = await run_suite(chosen, config, progress=say)
     overhead = None
     if not args.no_overhead:
