@@ -10,7 +10,10 @@ into a temporary directory (or pass directories you exported yourself with
 of this virtualenv's Python with ``PYTHONPATH=<tree>`` and the tree as its
 working directory, so ``schedcancel`` *and* ``benchmarks`` are the tree's own;
 this module only drives them and reads back JSON. The trees need the
-``benchmarks`` package as it is since ``benchmarks.one`` was added.
+``benchmarks`` package as it is since ``benchmarks.one`` was added. With
+``--same-benchmarks`` the old export gets the new tree's ``benchmarks``
+package instead of its own: for a scenario the old tree does not have (the
+bulk + interactive one of issue 13), run by the old ``schedcancel``.
 
 Each round runs every job on both trees, the order alternating by round (old
 then new, then new then old...), so that machine noise and drift hit both
@@ -19,7 +22,9 @@ CONTESTANT`` runs (``harness.run_one``, a fresh mock server), with round r as
 the repetition on both trees: both meet the same latency draws. Jobs:
 
 - ``SCENARIO:CONTESTANT`` (``--scenario``, repeatable; default: the ones the
-  limiter decides, below): makespan, ratio, ratio_g, 429s, failed ids.
+  limiter decides, below): makespan, ratio, ratio_g, 429s, failed ids; for a
+  bulk + interactive scenario also the interactive waits (p50, p90, p99, max)
+  and the bulk job's ratio to its bound.
 - ``limiter``: ``bench_limiter.speed`` (µs per acquire+release in process)
   and ``bench_limiter.memory`` (bytes per live key, bytes left after expiry).
 - ``redis-cost``: ``bench_redis.cost_per_permit``: µs per acquire+release,
@@ -42,6 +47,7 @@ import contextlib
 import datetime
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -76,6 +82,13 @@ _SCENARIO_FIGURES = (
     ("ratio_g", "ratio_g"),
     ("rate_limited", "429s"),
     ("failed_ids", "failed ids"),
+    ("wait_p50_ms", "interactive wait p50, ms"),
+    ("wait_p90_ms", "interactive wait p90, ms"),
+    ("wait_p99_ms", "interactive wait p99, ms"),
+    ("wait_max_ms", "interactive wait max, ms"),
+    ("interactive_calls", "interactive calls"),
+    ("bulk_makespan_s", "bulk makespan, s"),
+    ("bulk_ratio", "bulk ratio to its bound"),
 )
 _LIMITER_FIGURES = (
     ("new keys, one at a time", "µs per acquire+release, new keys, one at a time"),
@@ -117,7 +130,7 @@ def _child(job: dict[str, Any]) -> dict[str, Any]:
                 by_name[job["scenario"]], job["contestant"], config, repetition=job["repetition"]
             )
         )
-        return {
+        return _interactive_figures(result) | {
             "makespan_s": result.makespan,
             "ratio": result.ratio,
             "ratio_g": result.ratio_guard,
@@ -147,6 +160,25 @@ def _child(job: dict[str, Any]) -> dict[str, Any]:
         alone = asyncio.run(bench_redis.one_process_in_memory(config, ids=job["ids"]))
         return {"redis": shared, "in_process": alone}
     raise ValueError(f"unknown job kind {kind!r}")
+
+
+def _interactive_figures(result: Any) -> dict[str, Any]:
+    """A bulk + interactive run's waits and bulk figures; none for other scenarios."""
+    if not getattr(result, "interactive_calls", 0):
+        return {}
+    from benchmarks.report import quantile  # noqa: PLC0415
+
+    waits = result.interactive_waits
+    return {
+        "wait_p50_ms": quantile(waits, 0.5) * 1000,
+        "wait_p90_ms": quantile(waits, 0.9) * 1000,
+        "wait_p99_ms": quantile(waits, 0.99) * 1000,
+        "wait_max_ms": quantile(waits, 1.0) * 1000,
+        "interactive_calls": result.interactive_calls,
+        "interactive_failed": result.interactive_failed,
+        "bulk_makespan_s": result.bulk_makespan,
+        "bulk_ratio": result.bulk_ratio,
+    }
 
 
 def _child_main(job_json: str, out: str) -> int:
@@ -319,7 +351,11 @@ def _trees(args: argparse.Namespace) -> Iterator[tuple[Path, Path]]:
         yield args.old_tree.resolve(), args.new_tree.resolve()
         return
     with tempfile.TemporaryDirectory(prefix="schedcancel-ab-") as tmp:
-        yield export(args.old, Path(tmp) / "old"), export(args.new, Path(tmp) / "new")
+        old, new = export(args.old, Path(tmp) / "old"), export(args.new, Path(tmp) / "new")
+        if args.same_benchmarks:
+            shutil.rmtree(old / "benchmarks")
+            shutil.copytree(new / "benchmarks", old / "benchmarks")
+        yield old, new
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -332,6 +368,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--new", help="the commit after (exported with git archive)")
     parser.add_argument("--old-tree", type=Path, help="an exported tree instead of --old")
     parser.add_argument("--new-tree", type=Path, help="an exported tree instead of --new")
+    parser.add_argument(
+        "--same-benchmarks",
+        action="store_true",
+        help="with --old and --new: run the new tree's benchmarks package on both trees",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="rounds (each runs both trees)")
     parser.add_argument("--only", action="append", choices=KINDS, help="these kinds of job only")
     parser.add_argument(
@@ -369,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         args.new_tree is None
     ):
         parser.error("give --old or --old-tree, and --new or --new-tree")
+    if args.same_benchmarks and args.old is None:
+        parser.error("--same-benchmarks works on exports: give --old and --new")
     for name in args.scenario or ():
         scenario, _, contestant = name.partition(":")
         if not scenario or not contestant:
@@ -403,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
     load_end = os.getloadavg()
     meta = {
-        "old": _commit(old_tree, args.old),
+        "old": _commit(old_tree, args.old)
+        + (" (with the new tree's benchmarks)" if args.same_benchmarks else ""),
         "new": _commit(new_tree, args.new),
         "started": started.isoformat(timespec="seconds"),
         "ended": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

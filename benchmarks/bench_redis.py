@@ -260,13 +260,7 @@ async def processes(redis_url: str, config: BenchConfig, *, count: int, ids: int
 
 async def one_process_in_memory(config: BenchConfig, *, ids: int) -> dict[str, Any]:
     """The same job in one process with the in-process limiter, for comparison."""
-    limits = RateLimits(
-        total=config.total,
-        per_schedule=config.per_schedule,
-        window=config.window,
-        guard=config.guard,
-    )
-    limiter = _Timed(RateLimiter(limits))
+    limiter = _Timed(RateLimiter(config.setup().rate_limits()))
     try:
         async with _server(config) as server, server.client(limiter=limiter) as client:
             results = await asyncio.gather(

@@ -30,6 +30,13 @@ Figures of one run (one contestant, one scenario):
   send of any id: what the limiter itself held back. For a small batch
   this isolates the limiter from the CPU cost of 50 cold connections that
   every contestant pays alike.
+
+The bulk + interactive scenarios (``kind="interactive"``) add the interactive
+calls' waits and the bulk job's makespan against a bound that counts every
+request (:mod:`benchmarks.interactive`).
+
+A scenario's repetitions are interleaved: round r runs every contestant once,
+so that drift of the machine's load hits all of them alike.
 """
 
 from __future__ import annotations
@@ -62,15 +69,20 @@ from schedcancel.testing import (
     max_in_window,
 )
 
+from .interactive import MIXED_CONTESTANTS, arrival_gaps, measure_interactive
 from .peers import CONTESTANTS, BackoffPolicy, Setup, Target
 from .peers import Outcome as Sent
-from .report import goals
+from .report import goals, quantile
 
 __all__ = [
     "BenchConfig",
     "RunResult",
     "Scenario",
     "bound_windows",
+    "combine",
+    "interactive_scenario",
+    "interactive_summary",
+    "label",
     "machine_info",
     "make_report",
     "run_one",
@@ -126,16 +138,21 @@ class Scenario:
         name: a short key (``distinct``, ``fixed-0.5``...).
         title: what the table prints.
         calls: the scheduleIds, one per call, in the order they are submitted.
-        contestants: keys of :data:`benchmarks.peers.CONTESTANTS`.
         model: how the server counts.
         phase: for fixed windows and the sliding counter: the first window
             boundary after the server's start, as a fraction of W.
         foreign_load: the share of N another client spends.
         warmup: seconds the server runs before the client starts (lets the
             foreign load reach its steady state).
-        kind: ``makespan`` (judge the makespan) or ``latency`` (a small batch).
-        repeat: runs per contestant; the figures are of the median run.
+        kind: ``makespan`` (judge the makespan), ``latency`` (a small batch) or
+            ``interactive`` (a bulk job with calls arriving beside it).
+        repeat: runs per contestant, interleaved; the figures are of the median run
+            (interactive waits: of all runs).
         trace: keep arrival times in the results, for the chart.
+        interactive_gap: for ``interactive``: the mean gap in seconds between
+            interactive calls (exponential, seeded); ``calls`` is the bulk job.
+        contestants: keys of :data:`benchmarks.peers.CONTESTANTS`, or for
+            ``interactive`` of :data:`benchmarks.interactive.MIXED_CONTESTANTS`.
     """
 
     name: str
@@ -146,14 +163,20 @@ class Scenario:
     phase: float = 0.0
     foreign_load: float = 0.0
     warmup: float = 0.0
-    kind: Literal["makespan", "latency"] = "makespan"
+    kind: Literal["makespan", "latency", "interactive"] = "makespan"
     repeat: int = 1
     trace: bool = False
+    interactive_gap: float = 0.0
 
 
 @attrs.frozen(kw_only=True)
 class RunResult:
-    """The figures of one contestant in one scenario (see the module docstring)."""
+    """The figures of one contestant in one scenario (see the module docstring).
+
+    The ``interactive_*`` and ``bulk_*`` figures are for ``interactive`` scenarios
+    only (:func:`benchmarks.interactive.measure_interactive`); ``interactive_waits``
+    is sorted, and pooled over the repetitions.
+    """
 
     scenario: str
     contestant: str
@@ -183,6 +206,13 @@ class RunResult:
     foreign_rate_limited: int = 0
     makespans: tuple[float, ...] = ()
     trace: dict[str, list[list[float]]] | None = None
+    interactive_calls: int = 0
+    interactive_failed: int = 0
+    interactive_waits: tuple[float, ...] = ()
+    bulk_makespan: float | None = None
+    bulk_bound: float | None = None
+    bulk_ratio: float | None = None
+    bulk_ratios: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready data."""
@@ -221,18 +251,18 @@ def _episodes(times: Sequence[float], gap: float) -> int:
     return episodes
 
 
-def _quantile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.floor(q * len(ordered)))]
-
-
 def _peak_per_id(arrivals: Sequence[Arrival], window: float) -> int:
     by_id: defaultdict[str | None, list[float]] = defaultdict(list)
     for arrival in arrivals:
         by_id[arrival.schedule_id].append(arrival.time)
     return max((max_in_window(times, window) for times in by_id.values()), default=0)
+
+
+def label(scenario: Scenario, contestant: str) -> str:
+    """What the tables call ``contestant`` in ``scenario``."""
+    if scenario.kind == "interactive":
+        return MIXED_CONTESTANTS[contestant][0]
+    return CONTESTANTS[contestant][0]
 
 
 def measure(
@@ -283,7 +313,7 @@ def measure(
     return RunResult(
         scenario=scenario.name,
         contestant=contestant,
-        label=CONTESTANTS[contestant][0],
+        label=label(scenario, contestant),
         calls=len(scenario.calls),
         distinct_ids=len(set(scenario.calls)),
         windows=windows,
@@ -303,7 +333,7 @@ def measure(
         peak=max_in_window((a.time for a in mine), config.window),
         peak_per_id=_peak_per_id(mine, config.window),
         rtt_p50=rtt,
-        rtt_p99=_quantile(rtts, 0.99),
+        rtt_p99=quantile(rtts, 0.99),
         queue_delay=max(first_sends.values()) - sent.started,
         foreign_sends=len(foreign),
         foreign_rate_limited=sum(1 for a in foreign if a.outcome is Outcome.RATE_LIMITED),
@@ -350,34 +380,41 @@ async def run_one(
             username=DEFAULT_USERNAME,
             password=DEFAULT_PASSWORD,
         )
-        sent = await CONTESTANTS[contestant][1](target, scenario.calls, config.setup())
+        if scenario.kind == "interactive":
+            # The same arrival times for every contestant of a repetition.
+            gaps = arrival_gaps(scenario.interactive_gap, seed=config.seed + 1000 + repetition)
+            run = MIXED_CONTESTANTS[contestant][1]
+            sent = await run(target, scenario.calls, gaps, config.setup())
+        else:
+            sent = await CONTESTANTS[contestant][1](target, scenario.calls, config.setup())
         arrivals = server.recorder.arrivals
-    return measure(scenario, contestant, sent, arrivals, config)
+    result = measure(scenario, contestant, sent, arrivals, config)
+    if scenario.kind != "interactive":
+        return result
+    figures = measure_interactive(
+        sent,
+        arrivals,
+        bulk=len(scenario.calls),
+        rtt=result.rtt_p50,
+        total=config.total,
+        window=config.window,
+        guard=config.guard,
+    )
+    return attrs.evolve(result, **figures)
 
 
-async def run_scenario(
-    scenario: Scenario,
-    contestant: str,
-    config: BenchConfig,
-) -> RunResult:
-    """Run one contestant ``scenario.repeat`` times; report the median run.
+def combine(runs: Sequence[RunResult]) -> RunResult:
+    """One contestant's repetitions as one result: the median run by makespan.
 
     Counts (429s, failures) and the queue delay are the worst repetition's;
-    ``makespans`` lists all.
+    ``makespans`` and ``bulk_ratios`` list all; the interactive waits are pooled.
 
     Args:
-        scenario: the workload and server.
-        contestant: a key of :data:`benchmarks.peers.CONTESTANTS`.
-        config: the limits and network.
+        runs: the repetitions of one contestant in one scenario, at least one.
 
     Returns:
         The median run's figures.
     """
-    runs = [
-        await run_one(scenario, contestant, config, repetition=i) for i in range(scenario.repeat)
-    ]
-    if len(runs) == 1:
-        return attrs.evolve(runs[0], makespans=(runs[0].makespan,))
     ordered = sorted(runs, key=lambda r: r.makespan)
     median = ordered[(len(ordered) - 1) // 2]
     return attrs.evolve(
@@ -388,6 +425,30 @@ async def run_scenario(
         failed_ids=max(r.failed_ids for r in runs),
         peak=max(r.peak for r in runs),
         queue_delay=max(r.queue_delay for r in runs),
+        interactive_calls=sum(r.interactive_calls for r in runs),
+        interactive_failed=sum(r.interactive_failed for r in runs),
+        interactive_waits=tuple(sorted(w for r in runs for w in r.interactive_waits)),
+        bulk_ratios=tuple(r.bulk_ratio for r in runs if r.bulk_ratio is not None),
+    )
+
+
+async def run_scenario(
+    scenario: Scenario,
+    contestant: str,
+    config: BenchConfig,
+) -> RunResult:
+    """Run one contestant ``scenario.repeat`` times; report the median run (:func:`combine`).
+
+    Args:
+        scenario: the workload and server.
+        contestant: a key of :data:`benchmarks.peers.CONTESTANTS`.
+        config: the limits and network.
+
+    Returns:
+        The median run's figures.
+    """
+    return combine(
+        [await run_one(scenario, contestant, config, repetition=i) for i in range(scenario.repeat)]
     )
 
 
@@ -401,6 +462,35 @@ _ADAPTIVE = (*_EVERYONE, "sc-exact-fixed")
 #: The quick set's contestants on server-model scenarios.
 _QUICK = ("naive", "pacing", "sc-exact", "sc-smooth")
 _QUICK_ADAPTIVE = (*_QUICK, "sc-exact-fixed")
+#: Bulk + interactive: schedcancel with and without the reserve, and the aiolimiter designs.
+_MIXED = ("sc-exact", "sc-exact-reserve-0", "shared-retry", "shared-pacing", "split-retry")
+_QUICK_MIXED = ("sc-exact", "sc-exact-reserve-0", "shared-retry")
+
+
+def interactive_scenario(
+    config: BenchConfig, bulk: int, *, contestants: Sequence[str] = _MIXED, repeat: int = 3
+) -> Scenario:
+    """A bulk job of ``bulk`` distinct ids with interactive calls every W/2 on average.
+
+    Args:
+        config: the limits (the mean gap is half the window).
+        bulk: M, the bulk job's distinct ids.
+        contestants: keys of :data:`benchmarks.interactive.MIXED_CONTESTANTS`.
+        repeat: runs per contestant, interleaved.
+
+    Returns:
+        The scenario ``bulk-interactive`` (480 ids at N = 60) or ``bulk-interactive-M``.
+    """
+    name = "bulk-interactive" if bulk == 8 * config.total else f"bulk-interactive-{bulk}"
+    return Scenario(
+        name=name,
+        title=f"{bulk} bulk ids + a call every W/2 at random",
+        calls=_ids("BK", bulk),
+        contestants=tuple(contestants),
+        kind="interactive",
+        repeat=repeat,
+        interactive_gap=config.window / 2,
+    )
 
 
 def scenarios(config: BenchConfig, *, quick: bool = False) -> list[Scenario]:
@@ -481,6 +571,10 @@ def scenarios(config: BenchConfig, *, quick: bool = False) -> list[Scenario]:
             warmup=config.window,
         ),
     ]
+    if quick:
+        found.append(interactive_scenario(config, 4 * n, contestants=_QUICK_MIXED, repeat=1))
+    else:
+        found += [interactive_scenario(config, 8 * n), interactive_scenario(config, 20 * n)]
     return found
 
 
@@ -490,7 +584,10 @@ async def run_suite(
     *,
     progress: Callable[[str], None] | None = None,
 ) -> list[RunResult]:
-    """Run every contestant of every scenario, one after the other.
+    """Run every contestant of every scenario; a scenario's repetitions interleaved.
+
+    Round r of a scenario runs each of its contestants once, in order, before
+    round r + 1 starts.
 
     Args:
         chosen: the scenarios.
@@ -498,25 +595,47 @@ async def run_suite(
         progress: called with one line per finished run.
 
     Returns:
-        The results, in run order.
+        The results (one per scenario and contestant, :func:`combine`), in run order.
     """
     results: list[RunResult] = []
-    todo = sum(len(s.contestants) for s in chosen)
+    todo = sum(len(s.contestants) * s.repeat for s in chosen)
+    done = 0
     for scenario in chosen:
-        for contestant in scenario.contestants:
-            result = await run_scenario(scenario, contestant, config)
-            results.append(result)
-            if progress is not None:
-                progress(f"[{len(results)}/{todo}] {scenario.name:<16} {_summary(result)}")
+        runs: dict[str, list[RunResult]] = {c: [] for c in scenario.contestants}
+        for repetition in range(scenario.repeat):
+            for contestant in scenario.contestants:
+                run = await run_one(scenario, contestant, config, repetition=repetition)
+                runs[contestant].append(run)
+                done += 1
+                if progress is not None:
+                    progress(f"[{done}/{todo}] {scenario.name:<16} #{repetition} {_summary(run)}")
+        results += [combine(runs[c]) for c in scenario.contestants]
     return results
 
 
 def _summary(result: RunResult) -> str:
     ratio = "" if result.ratio is None else f" ratio {result.ratio:.3f}"
     ratio_g = "" if result.ratio_guard is None else f" ratio_g {result.ratio_guard:.3f}"
-    return (
+    text = (
         f"{result.contestant:<15} makespan {result.makespan:7.3f} s{ratio}{ratio_g} "
         f"429s {result.rate_limited:4d} failed ids {result.failed_ids:4d} peak {result.peak}"
+    )
+    if result.interactive_calls:
+        text += " " + interactive_summary(result)
+    return text
+
+
+def interactive_summary(result: RunResult) -> str:
+    """The waits and the bulk ratio of a bulk + interactive run, on one line."""
+    waits = result.interactive_waits
+    shown = ", ".join(
+        f"{name} {quantile(waits, q) * 1e3:.0f}"
+        for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
+    )
+    bulk = "-" if result.bulk_ratio is None else f"{result.bulk_ratio:.3f}"
+    return (
+        f"interactive {result.interactive_calls} (failed {result.interactive_failed}) "
+        f"wait ms {shown}; bulk {result.bulk_makespan:.2f} s, ratio {bulk}"
     )
 
 

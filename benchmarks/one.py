@@ -1,6 +1,7 @@
 """Run one contestant on one scenario a few times: quick A/B checks between two trees.
 
     .venv/bin/python -m benchmarks.one distinct sc-exact --repeat 3
+    .venv/bin/python -m benchmarks.one bulk-interactive sc-exact-reserve-0
 
 Each repetition is a fresh mock server with that repetition's latency draws,
 as in the full set; one line per run. To compare two commits, export each with
@@ -13,7 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from .harness import BenchConfig, run_one, scenarios
+from .harness import BenchConfig, interactive_summary, run_one, scenarios
+from .interactive import MIXED_CONTESTANTS
 from .peers import CONTESTANTS
 
 
@@ -23,13 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     by_name = {scenario.name: scenario for scenario in scenarios(config)}
     parser = argparse.ArgumentParser(prog="python -m benchmarks.one", description=__doc__)
     parser.add_argument("scenario", choices=sorted(by_name))
-    parser.add_argument("contestant", choices=sorted(CONTESTANTS))
+    parser.add_argument("contestant", choices=sorted({*CONTESTANTS, *MIXED_CONTESTANTS}))
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args(argv)
+    scenario = by_name[args.scenario]
+    known = MIXED_CONTESTANTS if scenario.kind == "interactive" else CONTESTANTS
+    if args.contestant not in known:
+        parser.error(f"{args.scenario} takes the contestants {', '.join(sorted(known))}")
     for repetition in range(args.repeat):
-        result = asyncio.run(
-            run_one(by_name[args.scenario], args.contestant, config, repetition=repetition)
-        )
+        result = asyncio.run(run_one(scenario, args.contestant, config, repetition=repetition))
         ratio = "-" if result.ratio is None else f"{result.ratio:.4f}"
         ratio_g = "-" if result.ratio_guard is None else f"{result.ratio_guard:.4f}"
         print(
@@ -37,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             f"ratio {ratio}, ratio_g {ratio_g}, "
             f"rtt p50 {result.rtt_p50 * 1000:.1f} ms p99 {result.rtt_p99 * 1000:.1f} ms, "
             f"{result.rate_limited} x 429"
+            + (f"; {interactive_summary(result)}" if result.interactive_calls else "")
         )
     return 0
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 import attrs
@@ -136,11 +136,14 @@ class Outcome:
         started: loop time when all calls were handed over at once.
         attempts: every request sent, in the order they were answered.
         calls: how each call ended, in submission order.
+        interactive: the scheduleId and start time of each interactive call, when
+            calls arrived beside a bulk job (``benchmarks.interactive``).
     """
 
     started: float
     attempts: tuple[Attempt, ...]
     calls: tuple[CallResult, ...]
+    interactive: tuple[tuple[str, float], ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -154,12 +157,22 @@ class Setup:
     backoff: BackoffPolicy
     seed: int = 0
 
+    def rate_limits(self, **settings: Any) -> RateLimits:
+        """schedcancel's ``RateLimits`` for these limits and guard, plus ``settings``."""
+        return RateLimits(
+            total=self.total,
+            per_schedule=self.per_schedule,
+            window=self.window,
+            guard=self.guard,
+            **settings,
+        )
+
 
 #: A contestant: send every call in ``schedule_ids`` to ``target``, report what happened.
 Contestant = Callable[[Target, Sequence[str], Setup], Awaitable[Outcome]]
 
 
-class _Http:
+class Http:
     """One aiohttp session, as a user sets it up, that stamps every attempt."""
 
     def __init__(self, target: Target) -> None:
@@ -192,7 +205,8 @@ class _Http:
         await self._session.close()
 
 
-def _result(schedule_id: str, status: int | None) -> CallResult:
+def status_result(schedule_id: str, status: int | None) -> CallResult:
+    """How a peer's call ended, from its last status."""
     if status == 200:
         return CallResult(schedule_id=schedule_id, ok=True)
     return CallResult(
@@ -200,12 +214,16 @@ def _result(schedule_id: str, status: int | None) -> CallResult:
     )
 
 
+#: Sends one cancel through the limiters, retrying 429s as told; returns the last status.
+Sender = Callable[[Http, str], Awaitable[int | None]]
+
+
 async def _run_peer(
     target: Target,
     schedule_ids: Sequence[str],
-    one: Callable[[_Http, str], Awaitable[int | None]],
+    one: Sender,
 ) -> Outcome:
-    http = _Http(target)
+    http = Http(target)
     started = asyncio.get_running_loop().time()
     try:
         statuses = await asyncio.gather(*(one(http, sid) for sid in schedule_ids))
@@ -215,12 +233,13 @@ async def _run_peer(
         started=started,
         attempts=tuple(http.attempts),
         calls=tuple(
-            _result(sid, status) for sid, status in zip(schedule_ids, statuses, strict=True)
+            status_result(sid, status) for sid, status in zip(schedule_ids, statuses, strict=True)
         ),
     )
 
 
-def _per_id(max_rate: float, period: float) -> Callable[[str], AsyncLimiter]:
+def per_id_limiters(max_rate: float, period: float) -> Callable[[str], AsyncLimiter]:
+    """One ``AsyncLimiter(max_rate, period)`` per scheduleId, made on first use."""
     limiters: dict[str, AsyncLimiter] = {}
 
     def get(schedule_id: str) -> AsyncLimiter:
@@ -232,27 +251,47 @@ def _per_id(max_rate: float, period: float) -> Callable[[str], AsyncLimiter]:
     return get
 
 
+def limited_sender(
+    total: AsyncLimiter, per_id: Callable[[str], AsyncLimiter], setup: Setup, *, retry: bool
+) -> Sender:
+    """One call as the aiolimiter peers make it: per-id limiter, then ``total``, then the POST.
+
+    With ``retry``, a 429 sleeps the capped, jittered backoff and goes through both
+    limiters again, at most ``setup.backoff.retries`` times.
+    """
+    rng = random.Random(setup.seed)  # jitter, not cryptography
+    retries = setup.backoff.retries if retry else 0
+
+    async def one(http: Http, schedule_id: str) -> int | None:
+        for attempt in range(retries + 1):
+            async with per_id(schedule_id), total:
+                status = await http.post(schedule_id)
+            if status != 429 or attempt == retries:
+                return status
+            await asyncio.sleep(setup.backoff.delay(attempt, rng))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return one
+
+
+def aiolimiters(
+    setup: Setup, *, pacing: bool
+) -> tuple[AsyncLimiter, Callable[[str], AsyncLimiter]]:
+    """The API user's limiter and the per-id ones: N/W and K/W, or one per W/N and W/K."""
+    if pacing:
+        total = AsyncLimiter(1, setup.window / setup.total)
+        return total, per_id_limiters(1, setup.window / setup.per_schedule)
+    return AsyncLimiter(setup.total, setup.window), per_id_limiters(
+        setup.per_schedule, setup.window
+    )
+
+
 def _limited_peer(*, pacing: bool, retry: bool) -> Contestant:
     async def run(target: Target, schedule_ids: Sequence[str], setup: Setup) -> Outcome:
-        if pacing:
-            total = AsyncLimiter(1, setup.window / setup.total)
-            per_id = _per_id(1, setup.window / setup.per_schedule)
-        else:
-            total = AsyncLimiter(setup.total, setup.window)
-            per_id = _per_id(setup.per_schedule, setup.window)
-        rng = random.Random(setup.seed)  # jitter, not cryptography
-        retries = setup.backoff.retries if retry else 0
-
-        async def one(http: _Http, schedule_id: str) -> int | None:
-            for attempt in range(retries + 1):
-                async with per_id(schedule_id), total:
-                    status = await http.post(schedule_id)
-                if status != 429 or attempt == retries:
-                    return status
-                await asyncio.sleep(setup.backoff.delay(attempt, rng))
-            raise AssertionError("unreachable")  # pragma: no cover
-
-        return await _run_peer(target, schedule_ids, one)
+        total, per_id = aiolimiters(setup, pacing=pacing)
+        return await _run_peer(
+            target, schedule_ids, limited_sender(total, per_id, setup, retry=retry)
+        )
 
     return run
 
@@ -260,7 +299,7 @@ def _limited_peer(*, pacing: bool, retry: bool) -> Contestant:
 async def _retry_only(target: Target, schedule_ids: Sequence[str], setup: Setup) -> Outcome:
     rng = random.Random(setup.seed)  # jitter, not cryptography
 
-    async def one(http: _Http, schedule_id: str) -> int | None:
+    async def one(http: Http, schedule_id: str) -> int | None:
         for attempt in range(setup.backoff.retries + 1):
             status = await http.post(schedule_id)
             if status != 429 or attempt == setup.backoff.retries:
@@ -312,7 +351,7 @@ class DelegatingLimiter:
         await self.inner.aclose()
 
 
-class _TimedLimiter(DelegatingLimiter):
+class TimedLimiter(DelegatingLimiter):
     """Stamps each permit's grant and release: the send and answer times of each attempt."""
 
     def __init__(self, inner: Limiter) -> None:
@@ -334,24 +373,40 @@ class _TimedLimiter(DelegatingLimiter):
         await super().release(permit, rate_limited=rate_limited, retry_after=retry_after)
 
 
+def timed_client(
+    target: Target, setup: Setup, **settings: Any
+) -> tuple[ScheduleClient, TimedLimiter]:
+    """A ``ScheduleClient`` with its own ``RateLimiter`` of ``setup``'s limits, stamped.
+
+    ``settings`` go to ``RateLimits`` as well (``mode``, ``adaptive``...). Close both.
+    """
+    limiter = TimedLimiter(RateLimiter(setup.rate_limits(**settings)))
+    client = ScheduleClient(
+        target.api_key,
+        username=target.username,
+        password=target.password,
+        base_url=target.base_url,
+        limiter=limiter,
+    )
+    return client, limiter
+
+
+def call_results(
+    schedule_ids: Sequence[str], results: Sequence[CancelResult | BaseException]
+) -> list[CallResult]:
+    """How each ``client.cancel`` ended, from ``gather(..., return_exceptions=True)``."""
+    calls = []
+    for sid, result in zip(schedule_ids, results, strict=True):
+        if isinstance(result, CancelResult):
+            calls.append(CallResult(schedule_id=sid, ok=True))
+        else:
+            calls.append(CallResult(schedule_id=sid, ok=False, error=type(result).__name__))
+    return calls
+
+
 def _schedcancel(*, mode: Literal["exact", "smooth"], adaptive: bool) -> Contestant:
     async def run(target: Target, schedule_ids: Sequence[str], setup: Setup) -> Outcome:
-        limits = RateLimits(
-            total=setup.total,
-            per_schedule=setup.per_schedule,
-            window=setup.window,
-            guard=setup.guard,
-            mode=mode,
-            adaptive=adaptive,
-        )
-        limiter = _TimedLimiter(RateLimiter(limits))
-        client = ScheduleClient(
-            target.api_key,
-            username=target.username,
-            password=target.password,
-            base_url=target.base_url,
-            limiter=limiter,
-        )
+        client, limiter = timed_client(target, setup, mode=mode, adaptive=adaptive)
         started = asyncio.get_running_loop().time()
         try:
             async with client:
@@ -360,12 +415,7 @@ def _schedcancel(*, mode: Literal["exact", "smooth"], adaptive: bool) -> Contest
                 )
         finally:
             await limiter.aclose()
-        calls = []
-        for sid, result in zip(schedule_ids, results, strict=True):
-            if isinstance(result, CancelResult):
-                calls.append(CallResult(schedule_id=sid, ok=True))
-            elif isinstance(result, BaseException):
-                calls.append(CallResult(schedule_id=sid, ok=False, error=type(result).__name__))
+        calls = call_results(schedule_ids, results)
         return Outcome(started=started, attempts=tuple(limiter.attempts), calls=tuple(calls))
 
     return run

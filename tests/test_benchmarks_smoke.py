@@ -1,8 +1,9 @@
 """Smoke tests of the benchmark harness (``python -m benchmarks``), so it cannot rot.
 
 The full benchmarks run minutes of real time and stay out of the test run;
-this runs one tiny scenario through the same code: mock server, one peer and
-schedcancel, figures, JSON report, Markdown and chart.
+this runs tiny scenarios through the same code: mock server, peers and
+schedcancel, figures, JSON report, Markdown and chart; and the bulk +
+interactive scenario of issue 13 with every one of its contestants.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from benchmarks.harness import (
     BenchConfig,
     Scenario,
     bound_windows,
+    interactive_scenario,
     machine_info,
     make_report,
     run_suite,
 )
-from benchmarks.report import markdown
+from benchmarks.interactive import MIXED_CONTESTANTS
+from benchmarks.report import markdown, quantile
 
 
 def test_lower_bound_windows_follow_the_spec() -> None:
@@ -74,6 +77,52 @@ async def test_tiny_scenario_reports_every_figure_and_schedcancel_meets_no_429(
     assert "| 20 distinct ids | schedcancel exact |" in table
     png = draw(report, tmp_path / "img" / "arrivals.png", scenario="tiny")
     assert png.read_bytes().startswith(b"\x89PNG")
+
+
+async def test_bulk_and_interactive_calls_tiny_every_contestant() -> None:
+    """24 bulk ids at N = 8 per 0.5 s with calls every W/2: waits, bulk bound, goals, table."""
+    config = BenchConfig(window=0.5, total=8, per_schedule=2, guard=0.02, latency=(0.001, 0.003))
+    scenario = interactive_scenario(config, 24, contestants=tuple(MIXED_CONTESTANTS), repeat=1)
+    assert (scenario.name, scenario.interactive_gap) == ("bulk-interactive-24", 0.25)
+
+    results = await run_suite([scenario], config)
+    report = make_report([scenario], results, config, meta=machine_info() | {"command": "pytest"})
+
+    report = json.loads(json.dumps(report))
+    runs = {run["contestant"]: run for run in report["runs"]}
+    assert set(runs) == set(MIXED_CONTESTANTS)
+    for run in runs.values():
+        assert run["interactive_calls"] > 0
+        assert len(run["interactive_waits"]) + run["interactive_failed"] == run["interactive_calls"]
+        assert run["calls"] == 24  # the bulk job; interactive calls come on top
+        # Every request counts: ceil((24 + I) / 8) - 1 cycles of at least W + guard.
+        cycles = -(-(24 + run["interactive_calls"]) // 8) - 1
+        assert run["bulk_bound"] >= cycles * 0.52
+        assert run["bulk_ratio"] == run["bulk_makespan"] / run["bulk_bound"]
+    mine = runs["sc-exact"]
+    assert (mine["rate_limited"], mine["failed_ids"], mine["interactive_failed"]) == (0, 0, 0)
+    assert mine["peak"] <= 8
+    # With the reserve a call finds a place within about one interval, far below W.
+    assert quantile(mine["interactive_waits"], 1.0) < config.window
+    assert runs["sc-exact-reserve-0"]["rate_limited"] == 0
+    goals = [g["goal"] for g in report["goals"]]
+    assert goals == [
+        "interactive calls beside 24 bulk ids: wait",
+        "24 bulk ids beside interactive calls: makespan",
+    ]
+    table = markdown(report)
+    assert "| 24 bulk ids + a call every W/2 at random | schedcancel, interactive_reserve=0 |" in (
+        table
+    )
+    figures = ab._interactive_figures(results[0])
+    assert figures["interactive_calls"] == mine["interactive_calls"]
+    assert figures["wait_max_ms"] == max(mine["interactive_waits"]) * 1000
+
+
+def test_one_refuses_a_contestant_the_scenario_does_not_take() -> None:
+    """The bulk + interactive scenario has its own contestants."""
+    with pytest.raises(SystemExit):
+        one.main(["bulk-interactive", "naive"])
 
 
 def test_one_contestant_on_one_scenario_prints_its_figures(
