@@ -16,9 +16,10 @@ from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from schedcancel._adaptive import QUIET_WINDOWS, Action, AdaptiveState, accepted_peak
 from schedcancel.redis import _SCRIPT
+
+from redis_support import local_redis
 
 BASE, HOLD = 60, 61.0
 Q = QUIET_WINDOWS
@@ -142,14 +143,8 @@ def test_python_policy_follows_the_table(name: str, events: list[tuple[Event, Ex
 
 @pytest.fixture(name="redis")
 async def _redis() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(host="127.0.0.1", port=6379)
-    try:
-        await client.ping()
-    except (RedisError, OSError):
-        await client.aclose()
-        pytest.skip("no Redis server on 127.0.0.1:6379")
-    yield client
-    await client.aclose()
+    async with local_redis() as client:
+        yield client
 
 
 US = 1_000_000
