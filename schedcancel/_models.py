@@ -192,12 +192,13 @@ class Permit:
     """A limiter's admission of one request; hand it back to ``release``.
 
     Attributes:
-        schedule_id: the scheduleId the permit was taken for.
+        schedule_id: the scheduleId the permit was taken for; None for a request
+            that only the API user's level counts (``start``).
         acquired_at: the limiter's clock when it was granted.
         handle: the limiter's own bookkeeping; opaque to everyone else.
     """
 
-    schedule_id: str
+    schedule_id: str | None
     acquired_at: float
     handle: object = attrs.field(eq=False, repr=False)
 
@@ -241,7 +242,7 @@ class Limiter(Protocol):
 
     async def acquire(
         self,
-        schedule_id: str,
+        schedule_id: str | None,
         *,
         priority: int = 0,
         queue_timeout: float | None = None,
@@ -250,7 +251,9 @@ class Limiter(Protocol):
         """Wait until a request for ``schedule_id`` may start, and take its entries.
 
         Args:
-            schedule_id: the id whose per-schedule log is charged too.
+            schedule_id: the id whose per-schedule log is charged too; None for
+                a request with no scheduleId (``start``), which only the API
+                user's level counts and no per-scheduleId limit ever holds back.
             priority: higher goes first among eligible waiters.
             queue_timeout: give up after this many seconds, at once when the
                 earliest start is already known to be later.
