@@ -93,7 +93,7 @@ class FakeLimiter:
 
     async def acquire(
         self,
-        schedule_id: str,
+        schedule_id: str | None,
         *,
         priority: int = 0,
         queue_timeout: float | None = None,
@@ -672,7 +672,7 @@ async def test_time_queued_in_the_limiter_does_not_count_toward_the_deadline(
     class SlowLimiter(FakeLimiter):
         async def acquire(
             self,
-            schedule_id: str,
+            schedule_id: str | None,
             *,
             priority: int = 0,
             queue_timeout: float | None = None,
