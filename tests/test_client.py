@@ -558,7 +558,7 @@ async def test_business_results_are_returned(
         ((400, {}, b'{"success": false, "errorCode": 1002}'), ApiError),
         ((404, {}, b"not found"), ApiError),
         ((200, {}, sample("array.json")), ResponseParseError),
-        ((200, {}, sample("wrong_types.json")), ResponseParseError),
+        ((200, {}, sample("missing_success.json")), ResponseParseError),
     ],
 )
 async def test_non_retryable_errors_raise_at_once(
