@@ -1,4 +1,8 @@
-"""schedcancel: cancel IXOPAY recurring-payment schedules from asyncio, within the rate limits."""
+"""schedcancel: cancel IXOPAY recurring-payment schedules from asyncio, within the rate limits.
+
+Cancel first, and the rest of the Schedule API (get, pause, continue, update,
+start) on the same client and the same rate-limit budget.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +20,17 @@ from ._models import (
     Permit,
     RateLimits,
     RetryPolicy,
+    ScheduleResult,
     ScheduleStatus,
 )
+from ._protocol import Operation
+from ._requests import PeriodUnit, StartSchedule, UpdateSchedule
 from .errors import (
     ApiError,
     AuthenticationError,
     BackendError,
     InvalidParameterError,
+    OutcomeUnknownError,
     QueueTimeoutError,
     RateLimitedError,
     RequestWithdrawnError,
@@ -51,7 +59,10 @@ __all__ = [
     "Journal",
     "Limiter",
     "LimiterStats",
+    "Operation",
     "OutcomeKind",
+    "OutcomeUnknownError",
+    "PeriodUnit",
     "Permit",
     "QueueTimeoutError",
     "RateLimitedError",
@@ -63,8 +74,11 @@ __all__ = [
     "ScheduleCancelError",
     "ScheduleClient",
     "ScheduleOperationError",
+    "ScheduleResult",
     "ScheduleStatus",
     "ServerError",
+    "StartSchedule",
     "TransportError",
+    "UpdateSchedule",
     "__version__",
 ]
