@@ -39,6 +39,7 @@ from schedcancel import (
     UpdateSchedule,
 )
 from schedcancel._protocol import CONTENT_TYPE, Request, RequestBuilder, parse_response
+from schedcancel._redact import Hidden
 
 from test_client import (
     KEY,
@@ -545,8 +546,19 @@ def test_a_malformed_outcome_still_raises(payload: dict[str, object]) -> None:
 def test_malformed_values_are_scrubbed_of_secrets() -> None:
     """An echoed secret inside a malformed field is redacted like any server text."""
     body = json.dumps(
-        {"success": True, "merchantMetaData": {"k": [f"x{KEY}x"]}, "scheduledAt": PASSWORD}
+        {
+            "success": True,
+            "merchantMetaData": {"k": [f"x{KEY}x", 1]},
+            "scheduledAt": PASSWORD,
+            "scheduleId": 7,
+        }
     ).encode()
-    result = parse_response(200, {}, body, now=NOW, redact=(KEY, PASSWORD), operation=Operation.GET)
+    result = parse_response(
+        200, {}, body, now=NOW, redact=(KEY, Hidden(PASSWORD)), operation=Operation.GET
+    )
     assert_clean(result, result.malformed)
-    assert set(result.malformed) == {"merchantMetaData", "scheduledAt"}
+    assert dict(result.malformed) == {
+        "merchantMetaData": {"k": ["xAPIK***x", 1]},
+        "scheduledAt": "***",
+        "scheduleId": 7,
+    }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -427,3 +428,85 @@ async def test_a_traceback_with_local_variables_from_a_bulk_job_holds_no_credent
     assert "_BulkRun" in text  # the job's own frame was rendered
     for needle in NEEDLES.values():
         assert needle not in text
+
+
+async def test_every_operation_and_start_outcome_unknown_hold_no_credential(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Results, errors (OutcomeUnknownError's chain too), reprs and DEBUG logs of every
+    operation hold no credential, even when the server echoes them into odd fields."""
+    from aiohttp import web  # noqa: PLC0415 - only this test runs a raw server
+    from schedcancel import (  # noqa: PLC0415 - the operations' own names, kept local
+        OutcomeUnknownError,
+        ScheduleClient,
+        StartSchedule,
+        UpdateSchedule,
+    )
+
+    caplog.set_level(logging.DEBUG)
+    echo = f"{API_KEY} {NEEDLES['Basic token']} {PASSWORD} {SECRET}"
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.path.endswith("/start"):
+            return web.json_response({"success": False, "errorMessage": echo}, status=500)
+        return web.json_response(
+            {
+                "success": False,
+                "errorCode": 7070,
+                "newStatus": "PAUSED",
+                "errorMessage": echo,
+                "merchantMetaData": {"echo": echo},  # malformed: kept raw, scrubbed
+                "scheduledAt": echo,
+            }
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    token = "CB-TOKEN-SENTINEL"
+    schedule = StartSchedule(
+        registration_uuid="reg-1",
+        amount="1.00",
+        currency="EUR",
+        period_length=1,
+        period_unit="MONTH",
+        start_date_time=datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC),
+        callback_url=f"https://hooks.example/cb?token={token}",
+    )
+    texts = [repr(schedule)]
+    try:
+        async with ScheduleClient(
+            API_KEY,
+            username=USER,
+            password=PASSWORD,
+            shared_secret=SECRET,
+            base_url=f"http://{host}:{port}/api/v3",
+        ) as client:
+            results = [
+                await client.get("SC-1"),
+                await client.pause("SC-1"),
+                await client.continue_("SC-1", at=datetime.datetime.now(datetime.UTC)),
+                await client.update("SC-1", UpdateSchedule(amount="2")),
+                await client.cancel("SC-1"),
+            ]
+            with pytest.raises(OutcomeUnknownError) as info:
+                await client.start(schedule)
+            texts.append(repr(client))
+    finally:
+        await runner.cleanup()
+    assert results[1].already_done
+    texts += [f"{r} {r!r} {dict(r.malformed)}" for r in results]
+    error: BaseException | None = info.value
+    while error is not None:
+        texts.append(f"{error} {error!r} {vars(error)} {getattr(error, '__notes__', '')}")
+        error = error.__cause__ or error.__context__
+    texts += [record.getMessage() for record in caplog.records]
+    scan = Scan()
+    for text in texts:
+        scan.add("operations", text.encode())
+    assert scan.leaks() == []
+    assert not any(token in text for text in texts)
