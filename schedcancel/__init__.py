@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib import metadata as _metadata
 
 from ._bulk import BulkProgress
-from ._client import DEFAULT_BASE_URL, ScheduleClient
+from ._client import DEFAULT_BASE_URL, CallOptions, ScheduleClient
 from ._gate import Gate
 from ._journal import CancelOutcome, Journal, OutcomeKind
 from ._limiter import RateLimiter
@@ -52,6 +52,7 @@ __all__ = [
     "AuthenticationError",
     "BackendError",
     "BulkProgress",
+    "CallOptions",
     "CancelOutcome",
     "CancelResult",
     "Gate",

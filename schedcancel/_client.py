@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from functools import partial
 from ssl import SSLContext
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 from ._bulk import cancel_many as _cancel_many
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
     import aiohttp
 
-__all__ = ["DEFAULT_BASE_URL", "ScheduleClient"]
+__all__ = ["DEFAULT_BASE_URL", "CallOptions", "ScheduleClient"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,28 @@ def _check_base_url(base_url: object, *, allow_insecure_http: bool) -> str:
             "host, or allow_insecure_http=True"
         )
     return base_url.rstrip("/")
+
+
+class CallOptions(TypedDict, total=False):
+    """The keyword options every :class:`ScheduleClient` operation takes, all optional.
+
+    ``client.pause(sid, priority=5, queue_timeout=2.0)`` passes two of them;
+    a wrapper can pass them along typed as ``**options: Unpack[CallOptions]``.
+
+    Attributes:
+        api_key: the connector's apiKey for this call; defaults to the client's.
+        priority: higher goes first when several requests are ready (default 0;
+            below 0 is background work, such as a bulk job).
+        queue_timeout: seconds each wait for a permit may take (a 429 means
+            another wait); None (or ``math.inf``, the default) waits as long as needed.
+        gate: every wait for a permit (retries included) passes this
+            :class:`Gate`; closing it withdraws the call if it is not sent yet.
+    """
+
+    api_key: str | None
+    priority: int
+    queue_timeout: float | None
+    gate: Gate | None
 
 
 class ScheduleClient:
@@ -272,15 +294,7 @@ class ScheduleClient:
         if self._owns_limiter:
             await self._limiter.aclose()
 
-    async def cancel(
-        self,
-        schedule_id: str,
-        *,
-        api_key: str | None = None,
-        priority: int = 0,
-        queue_timeout: float | None = None,
-        gate: Gate | None = None,
-    ) -> ScheduleResult:
+    async def cancel(self, schedule_id: str, **options: Unpack[CallOptions]) -> ScheduleResult:
         """Cancel one schedule: ``POST .../schedule/{apiKey}/{scheduleId}/cancel`` with ``{}``.
 
         Retried as the retry policy allows: a cancel that had landed answers
@@ -288,12 +302,8 @@ class ScheduleClient:
 
         Args:
             schedule_id: the schedule to cancel.
-            api_key: the connector's apiKey for this call; defaults to the client's.
-            priority: higher goes first when several requests are ready.
-            queue_timeout: seconds each wait for a permit may take (a 429 means
-                another wait); None (or ``math.inf``) waits as long as needed.
-            gate: every wait for a permit (retries included) passes this
-                :class:`Gate`; closing it withdraws the call if it is not sent yet.
+            **options: ``api_key``, ``priority``, ``queue_timeout``, ``gate``
+                (see :class:`CallOptions`), as every operation takes.
 
         Returns:
             The server's answer: check ``success``, ``already_cancelled`` or
@@ -310,96 +320,43 @@ class ScheduleClient:
             ResponseParseError: an HTTP 200 whose body is not a schedule response.
             RequestWithdrawnError: ``gate`` was closed before the request was sent.
         """
-        return await self._operate(
-            Operation.CANCEL,
-            schedule_id,
-            None,
-            api_key=api_key,
-            priority=priority,
-            queue_timeout=queue_timeout,
-            gate=gate,
-        )
+        return await self._operate(Operation.CANCEL, schedule_id, None, **options)
 
-    async def get(
-        self,
-        schedule_id: str,
-        *,
-        api_key: str | None = None,
-        priority: int = 0,
-        queue_timeout: float | None = None,
-        gate: Gate | None = None,
-    ) -> ScheduleResult:
+    async def get(self, schedule_id: str, **options: Unpack[CallOptions]) -> ScheduleResult:
         """Read one schedule: ``GET .../schedule/{apiKey}/{scheduleId}/get``.
 
         Args:
             schedule_id: the schedule to read.
-            api_key: as for :meth:`cancel`.
-            priority: as for :meth:`cancel`.
-            queue_timeout: as for :meth:`cancel`.
-            gate: as for :meth:`cancel`.
+            **options: see :class:`CallOptions`.
 
         Returns:
             The schedule (``new_status`` is its status, ``scheduled_at`` its
             next charge), or ``success`` false with an ``error_code``.
 
         Raises:
-            InvalidParameterError: as for :meth:`cancel`, and the same errors otherwise.
+            InvalidParameterError: as for :meth:`cancel`, and its other errors.
         """
-        return await self._operate(
-            Operation.GET,
-            schedule_id,
-            None,
-            api_key=api_key,
-            priority=priority,
-            queue_timeout=queue_timeout,
-            gate=gate,
-        )
+        return await self._operate(Operation.GET, schedule_id, None, **options)
 
-    async def pause(
-        self,
-        schedule_id: str,
-        *,
-        api_key: str | None = None,
-        priority: int = 0,
-        queue_timeout: float | None = None,
-        gate: Gate | None = None,
-    ) -> ScheduleResult:
+    async def pause(self, schedule_id: str, **options: Unpack[CallOptions]) -> ScheduleResult:
         """Pause one schedule: ``POST .../schedule/{apiKey}/{scheduleId}/pause`` with ``{}``.
 
         A schedule paused already answers 7070/PAUSED: ``already_done``.
 
         Args:
             schedule_id: the schedule to pause.
-            api_key: as for :meth:`cancel`.
-            priority: as for :meth:`cancel`.
-            queue_timeout: as for :meth:`cancel`.
-            gate: as for :meth:`cancel`.
+            **options: see :class:`CallOptions`.
 
         Returns:
             The server's answer: check ``done`` (``success`` or ``already_done``).
 
         Raises:
-            InvalidParameterError: as for :meth:`cancel`, and the same errors otherwise.
+            InvalidParameterError: as for :meth:`cancel`, and its other errors.
         """
-        return await self._operate(
-            Operation.PAUSE,
-            schedule_id,
-            None,
-            api_key=api_key,
-            priority=priority,
-            queue_timeout=queue_timeout,
-            gate=gate,
-        )
+        return await self._operate(Operation.PAUSE, schedule_id, None, **options)
 
     async def continue_(
-        self,
-        schedule_id: str,
-        *,
-        at: datetime,
-        api_key: str | None = None,
-        priority: int = 0,
-        queue_timeout: float | None = None,
-        gate: Gate | None = None,
+        self, schedule_id: str, *, at: datetime, **options: Unpack[CallOptions]
     ) -> ScheduleResult:
         """Continue a paused (or failed) schedule: maps to ``POST .../{scheduleId}/continue``.
 
@@ -411,38 +368,20 @@ class ScheduleClient:
             schedule_id: the schedule to continue.
             at: its next charge, an aware datetime (sent in UTC,
                 ``YYYY-MM-DDTHH:MM:SS+00:00``; a naive one is refused).
-            api_key: as for :meth:`cancel`.
-            priority: as for :meth:`cancel`.
-            queue_timeout: as for :meth:`cancel`.
-            gate: as for :meth:`cancel`.
+            **options: see :class:`CallOptions`.
 
         Returns:
             The server's answer: check ``done`` (``success`` or ``already_done``).
 
         Raises:
             InvalidParameterError: as for :meth:`cancel`, or ``at`` is not an
-                aware datetime; and the same errors otherwise.
+                aware datetime; and the other errors of :meth:`cancel`.
         """
         body = ContinueSchedule(at).to_json()
-        return await self._operate(
-            Operation.CONTINUE,
-            schedule_id,
-            body,
-            api_key=api_key,
-            priority=priority,
-            queue_timeout=queue_timeout,
-            gate=gate,
-        )
+        return await self._operate(Operation.CONTINUE, schedule_id, body, **options)
 
     async def update(
-        self,
-        schedule_id: str,
-        changes: UpdateSchedule,
-        *,
-        api_key: str | None = None,
-        priority: int = 0,
-        queue_timeout: float | None = None,
-        gate: Gate | None = None,
+        self, schedule_id: str, changes: UpdateSchedule, **options: Unpack[CallOptions]
     ) -> ScheduleResult:
         """Change a schedule: ``POST .../schedule/{apiKey}/{scheduleId}/update``.
 
@@ -451,40 +390,23 @@ class ScheduleClient:
         Args:
             schedule_id: the schedule to change.
             changes: the fields to change (validated when it was made).
-            api_key: as for :meth:`cancel`.
-            priority: as for :meth:`cancel`.
-            queue_timeout: as for :meth:`cancel`.
-            gate: as for :meth:`cancel`.
+            **options: see :class:`CallOptions`.
 
         Returns:
             The server's answer.
 
         Raises:
             InvalidParameterError: as for :meth:`cancel`, or ``changes`` is not
-                an :class:`UpdateSchedule`; and the same errors otherwise.
+                an :class:`UpdateSchedule`; and the other errors of :meth:`cancel`.
         """
         if not isinstance(changes, UpdateSchedule):
             raise InvalidParameterError(
                 f"changes must be an UpdateSchedule, got {type(changes).__name__}"
             )
-        return await self._operate(
-            Operation.UPDATE,
-            schedule_id,
-            changes.to_json(),
-            api_key=api_key,
-            priority=priority,
-            queue_timeout=queue_timeout,
-            gate=gate,
-        )
+        return await self._operate(Operation.UPDATE, schedule_id, changes.to_json(), **options)
 
     async def start(
-        self,
-        schedule: StartSchedule,
-        *,
-        api_key: str | None = None,
-        priority: int = 0,
-        queue_timeout: float | None = None,
-        gate: Gate | None = None,
+        self, schedule: StartSchedule, **options: Unpack[CallOptions]
     ) -> ScheduleResult:
         """Start a new schedule: ``POST .../schedule/{apiKey}/start``.
 
@@ -498,10 +420,7 @@ class ScheduleClient:
 
         Args:
             schedule: the new schedule (validated when it was made).
-            api_key: as for :meth:`cancel`.
-            priority: as for :meth:`cancel`.
-            queue_timeout: as for :meth:`cancel`.
-            gate: as for :meth:`cancel`.
+            **options: see :class:`CallOptions`.
 
         Returns:
             The server's answer; ``schedule_id`` is the new schedule's.
@@ -517,15 +436,7 @@ class ScheduleClient:
             raise InvalidParameterError(
                 f"schedule must be a StartSchedule, got {type(schedule).__name__}"
             )
-        return await self._operate(
-            Operation.START,
-            None,
-            schedule.to_json(),
-            api_key=api_key,
-            priority=priority,
-            queue_timeout=queue_timeout,
-            gate=gate,
-        )
+        return await self._operate(Operation.START, None, schedule.to_json(), **options)
 
     async def _operate(
         self,
@@ -533,10 +444,10 @@ class ScheduleClient:
         schedule_id: object,
         body: bytes | None,
         *,
-        api_key: object,
-        priority: object,
-        queue_timeout: object,
-        gate: object,
+        api_key: object = None,
+        priority: object = 0,
+        queue_timeout: object = None,
+        gate: object = None,
     ) -> ScheduleResult:
         """Validate the common arguments (before any I/O or limiter use), then :meth:`_call`."""
         sid = validate_schedule_id(schedule_id) if operation.has_schedule_id else None

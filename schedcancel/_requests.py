@@ -58,9 +58,6 @@ class PeriodUnit(enum.StrEnum):
     MONTH = "MONTH"
     YEAR = "YEAR"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 _UNITS: dict[str, PeriodUnit] = {unit.value: unit for unit in PeriodUnit}
 

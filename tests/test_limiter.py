@@ -668,11 +668,13 @@ async def test_estimate_counts_the_ids_own_queue(limiter: AnyLimiter) -> None:
     await asyncio.gather(*tasks)
 
 
+@pytest.mark.parametrize("key", ["a", None])
 async def test_cancelled_after_grant_gives_the_entries_back(
-    limiter: AnyLimiter, monkeypatch: pytest.MonkeyPatch
+    limiter: AnyLimiter, monkeypatch: pytest.MonkeyPatch, key: str | None
 ) -> None:
-    """A caller cancelled between the grant and its resumption sends nothing and keeps nothing."""
-    task = asyncio.create_task(limiter.acquire("a"))
+    """A caller cancelled between the grant and its resumption sends nothing and keeps nothing
+    (a start, with no scheduleId, too)."""
+    task = asyncio.create_task(limiter.acquire(key))
     _cancel_on_grant(limiter, task, monkeypatch)
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -1169,18 +1171,6 @@ async def test_start_queue_timeout_and_cancellation(make: Make) -> None:
     stats = await _stats(limiter)
     assert (stats.queued, stats.in_flight, stats.total_used) == (0, 0, 2)
     assert None not in limiter._core.queues
-
-
-async def test_start_cancelled_after_grant_gives_the_entry_back(
-    limiter: AnyLimiter, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A start cancelled between its grant and its resumption keeps no entry."""
-    task = asyncio.create_task(limiter.acquire(None))
-    _cancel_on_grant(limiter, task, monkeypatch)
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    stats = await _stats(limiter)
-    assert (stats.in_flight, stats.total_used, stats.schedule_ids) == (0, 0, 0)
 
 
 async def test_429_on_a_start_pauses_the_api_user(make: Make) -> None:

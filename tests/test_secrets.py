@@ -23,9 +23,21 @@ from pathlib import Path
 
 import attrs
 import pytest
-from schedcancel import BackendError, RetryPolicy
+from schedcancel import (
+    BackendError,
+    OutcomeUnknownError,
+    RetryPolicy,
+    ScheduleClient,
+    StartSchedule,
+    UpdateSchedule,
+)
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
+
+from test_client import (
+    LocalServer,
+    _server,  # noqa: F401 - the fixture "server": a scripted raw server
+)
 
 PASSWORD = "PW-SENTINEL-7f3a"
 SECRET = "SS-SENTINEL-91bc"
@@ -431,42 +443,22 @@ async def test_a_traceback_with_local_variables_from_a_bulk_job_holds_no_credent
 
 
 async def test_every_operation_and_start_outcome_unknown_hold_no_credential(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, server: LocalServer
 ) -> None:
     """Results, errors (OutcomeUnknownError's chain too), reprs and DEBUG logs of every
     operation hold no credential, even when the server echoes them into odd fields."""
-    from aiohttp import web  # noqa: PLC0415 - only this test runs a raw server
-    from schedcancel import (  # noqa: PLC0415 - the operations' own names, kept local
-        OutcomeUnknownError,
-        ScheduleClient,
-        StartSchedule,
-        UpdateSchedule,
-    )
-
     caplog.set_level(logging.DEBUG)
     echo = f"{API_KEY} {NEEDLES['Basic token']} {PASSWORD} {SECRET}"
-
-    async def handle(request: web.Request) -> web.Response:
-        if request.path.endswith("/start"):
-            return web.json_response({"success": False, "errorMessage": echo}, status=500)
-        return web.json_response(
-            {
-                "success": False,
-                "errorCode": 7070,
-                "newStatus": "PAUSED",
-                "errorMessage": echo,
-                "merchantMetaData": {"echo": echo},  # malformed: kept raw, scrubbed
-                "scheduledAt": echo,
-            }
-        )
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    refusal = {
+        "success": False,
+        "errorCode": 7070,
+        "newStatus": "PAUSED",
+        "errorMessage": echo,
+        "merchantMetaData": {"echo": echo},  # malformed: kept raw, scrubbed
+        "scheduledAt": echo,
+    }
+    server.replies.extend([(200, {}, json.dumps(refusal).encode())] * 5)
+    server.replies.append((500, {}, json.dumps({"success": False, "errorMessage": echo}).encode()))
     token = "CB-TOKEN-SENTINEL"
     schedule = StartSchedule(
         registration_uuid="reg-1",
@@ -478,26 +470,19 @@ async def test_every_operation_and_start_outcome_unknown_hold_no_credential(
         callback_url=f"https://hooks.example/cb?token={token}",
     )
     texts = [repr(schedule)]
-    try:
-        async with ScheduleClient(
-            API_KEY,
-            username=USER,
-            password=PASSWORD,
-            shared_secret=SECRET,
-            base_url=f"http://{host}:{port}/api/v3",
-        ) as client:
-            results = [
-                await client.get("SC-1"),
-                await client.pause("SC-1"),
-                await client.continue_("SC-1", at=datetime.datetime.now(datetime.UTC)),
-                await client.update("SC-1", UpdateSchedule(amount="2")),
-                await client.cancel("SC-1"),
-            ]
-            with pytest.raises(OutcomeUnknownError) as info:
-                await client.start(schedule)
-            texts.append(repr(client))
-    finally:
-        await runner.cleanup()
+    async with ScheduleClient(
+        API_KEY, username=USER, password=PASSWORD, shared_secret=SECRET, base_url=server.base_url
+    ) as client:
+        results = [
+            await client.get("SC-1"),
+            await client.pause("SC-1"),
+            await client.continue_("SC-1", at=datetime.datetime.now(datetime.UTC)),
+            await client.update("SC-1", UpdateSchedule(amount="2")),
+            await client.cancel("SC-1"),
+        ]
+        with pytest.raises(OutcomeUnknownError) as info:
+            await client.start(schedule)
+        texts.append(repr(client))
     assert results[1].already_done
     texts += [f"{r} {r!r} {dict(r.malformed)}" for r in results]
     error: BaseException | None = info.value
