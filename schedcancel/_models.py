@@ -109,7 +109,10 @@ class ScheduleResult:
     adapter_message: str | None = None
     adapter_code: str | None = None
     operation: Operation | None = attrs.field(default=None, eq=False)
-    malformed: Mapping[str, object] = attrs.field(default=_NO_MALFORMED, converter=_read_only)
+    # Compared, not hashed (a mapping is not hashable): results stay usable in sets.
+    malformed: Mapping[str, object] = attrs.field(
+        default=_NO_MALFORMED, converter=_read_only, hash=False
+    )
 
     @property
     def already_done(self) -> bool:
@@ -369,7 +372,11 @@ class Limiter(Protocol):
         """
 
     async def estimate(self, schedule_id: str | None = None) -> float:
-        """Seconds a new request would wait if it asked now, without asking."""
+        """Seconds a new request would wait if it asked now, without asking.
+
+        ``schedule_id`` None asks for a request with no per-scheduleId
+        constraint (a fresh id, or a start).
+        """
 
     def stats(self) -> LimiterStats:
         """A snapshot of the limiter's state."""

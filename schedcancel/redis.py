@@ -716,7 +716,7 @@ class RedisLimiter(QueuedLimiter):
             in_flight=len(store.in_flight),
             total_used=last.user_used if last else 0,
             total_limit=last.user_limit if last else self._limits.total,
-            schedule_ids=len(self._core.queues),
+            schedule_ids=sum(1 for key in self._core.queues if key is not None),
             next_free=next_free,
             rate_limited=store.rate_limited,
             mode="smooth" if (last.smooth if last else self._limits.mode == "smooth") else "exact",

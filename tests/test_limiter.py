@@ -1192,3 +1192,15 @@ async def test_estimate_none_ignores_per_id_limits(make: Make) -> None:
     await limiter.release(await limiter.acquire("a"))
     assert await limiter.estimate(None) == 0.0
     assert await limiter.estimate("a") == pytest.approx(10.0 + 1.0)
+
+
+async def test_queued_starts_are_no_schedule_ids_in_stats(make: Make) -> None:
+    """Requests with no scheduleId, in flight or queued, count as no scheduleId in stats."""
+    limiter = make(RateLimits(total=1, window=10.0, adaptive=False))
+    permit = await limiter.acquire(None)
+    waiter = asyncio.create_task(limiter.acquire(None))
+    await asyncio.sleep(1)
+    stats = limiter.stats()
+    assert (stats.queued, stats.schedule_ids) == (1, 0)
+    await limiter.release(permit)
+    await limiter.release(await waiter)

@@ -562,3 +562,9 @@ def test_malformed_values_are_scrubbed_of_secrets() -> None:
         "scheduledAt": "***",
         "scheduleId": 7,
     }
+
+
+def test_results_stay_hashable() -> None:
+    """A result with malformed fields still goes in a set (the mapping is compared, not hashed)."""
+    odd = ScheduleResult(success=True, malformed={"scheduledAt": ["x"]})
+    assert len({odd, ScheduleResult(success=True), odd}) == 2
