@@ -568,3 +568,13 @@ def test_results_stay_hashable() -> None:
     """A result with malformed fields still goes in a set (the mapping is compared, not hashed)."""
     odd = ScheduleResult(success=True, malformed={"scheduledAt": ["x"]})
     assert len({odd, ScheduleResult(success=True), odd}) == 2
+
+
+async def test_a_misspelt_option_is_a_type_error_before_any_io(limiter: FakeLimiter) -> None:
+    """CallOptions are checked as keyword arguments are: an unknown one raises TypeError."""
+    with aioresponses() as mocked:
+        async with make_client(REMOTE, limiter) as client:
+            with pytest.raises(TypeError, match="priorty"):
+                await client.pause(SID, priorty=1)  # type: ignore[call-arg]
+        assert mocked.requests == {}
+    assert limiter.events == []
