@@ -6,15 +6,18 @@ server's schedule endpoints), or aioresponses where a fault needs no socket.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
+import random
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
@@ -578,3 +581,89 @@ async def test_a_misspelt_option_is_a_type_error_before_any_io(limiter: FakeLimi
                 await client.pause(SID, priorty=1)  # type: ignore[call-arg]
         assert mocked.requests == {}
     assert limiter.events == []
+
+
+# --- one budget for every operation: a mixed workload on virtual time -------------------------
+
+
+class StrictServer:
+    """A transport that is the server: sliding-window limits per API user and per scheduleId.
+
+    Each request arrives after a random latency and is answered after another; an arrival
+    over either limit (counted over the last ``window`` seconds, half-open) is answered 429.
+    """
+
+    def __init__(self, limits: RateLimits, seed: int) -> None:
+        self.limits = limits
+        self.rng = random.Random(seed)  # noqa: S311 - simulated latency, not cryptography
+        self.arrivals: list[tuple[float, str, str]] = []  # (time, key or "", operation)
+        self.rejected = 0
+
+    async def send(self, request: Request, timeout: float) -> tuple[int, dict[str, str], bytes]:  # noqa: ASYNC109 - the transport's signature
+        """Arrive, count, answer."""
+        del timeout
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(self.rng.uniform(0.005, 0.05))
+        now = loop.time()
+        *_, key, operation = urlsplit(request.url).path.split("/")
+        key = "" if operation == "start" else key
+        window = self.limits.window
+        recent = [(t, k) for t, k, _ in self.arrivals if t > now - window]
+        over = len(recent) >= self.limits.total or (
+            key != "" and sum(k == key for _, k in recent) >= self.limits.per_schedule
+        )
+        await asyncio.sleep(self.rng.uniform(0.005, 0.05))
+        if over:
+            self.rejected += 1
+            return 429, {}, b'{"success": false, "errorCode": 1009}'
+        self.arrivals.append((now, key, operation))
+        sid = NEW_ID if operation == "start" else key
+        return 200, {}, json.dumps({"success": True, "scheduleId": sid}).encode()
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+    def most_in_a_window(self, key: str | None = None) -> int:
+        """The most arrivals (of ``key``, or all) within any ``window`` seconds."""
+        times = [t for t, k, _ in self.arrivals if key is None or k == key]
+        window = self.limits.window
+        return max((sum(1 for u in times if t - window < u <= t) for t in times), default=0)
+
+
+@pytest.mark.looptime
+async def test_a_mixed_workload_shares_one_budget_with_no_429() -> None:
+    """60 ids each get, pause, continue, update, cancel, plus 20 starts, from one client at
+    once: the server sees at most 60 per window (10 per id) and answers no 429."""
+    limits = RateLimits(adaptive=False)
+    server = StrictServer(limits, seed=12)
+    ids = [f"SC-MIX-{i:03d}" for i in range(60)]
+    async with ScheduleClient(
+        KEY, username=USER, password=PASSWORD, base_url=REMOTE, limits=limits
+    ) as client:
+        client._transport = server  # type: ignore[assignment]
+
+        async def lifecycle(sid: str) -> list[ScheduleResult]:
+            return [
+                await client.get(sid),
+                await client.pause(sid),
+                await client.continue_(sid, at=AT),
+                await client.update(sid, CHANGES),
+                await client.cancel(sid),
+            ]
+
+        start = asyncio.get_running_loop().time()
+        lifecycles, starts = await asyncio.gather(
+            asyncio.gather(*(lifecycle(sid) for sid in ids)),
+            asyncio.gather(*(client.start(SCHEDULE) for _ in range(20))),
+        )
+        elapsed = asyncio.get_running_loop().time() - start
+    assert server.rejected == 0
+    assert all(r.success for results in lifecycles for r in results)
+    assert all(r.success and r.schedule_id == NEW_ID for r in starts)
+    assert len(server.arrivals) == 60 * 5 + 20
+    assert server.most_in_a_window() <= limits.total
+    assert max(server.most_in_a_window(sid) for sid in ids) <= limits.per_schedule
+    ops = [op for _, key, op in server.arrivals if key == ids[0]]
+    assert ops == ["get", "pause", "continue", "update", "cancel"]
+    # 320 requests at 60 per window + guard: at least 5 holds; the limiter is near the bound.
+    assert 5 * (limits.window + limits.guard) <= elapsed < 6 * (limits.window + limits.guard)
