@@ -17,7 +17,7 @@
         └── ScheduleOperationError               raise_for_error() on success: false
 
 Business errors (HTTP 200 with ``success: false``, e.g. 7040 unknown id, 7070
-wrong status) are *results*, not exceptions: ``CancelResult.raise_for_error()``
+wrong status) are *results*, not exceptions: ``ScheduleResult.raise_for_error()``
 turns them into :class:`ScheduleOperationError` for callers who prefer that.
 
 No message built here ever contains a password, a shared secret or a whole
@@ -202,7 +202,7 @@ class ServerError(ApiError):
 class ScheduleOperationError(ApiError):
     """The API refused the operation (HTTP 200, ``success: false``).
 
-    Raised only by ``CancelResult.raise_for_error()``.
+    Raised only by ``ScheduleResult.raise_for_error()`` (``CancelResult`` is the same class).
 
     Attributes:
         schedule_id: the scheduleId the operation was for.
