@@ -37,6 +37,9 @@ from schedcancel.testing import (
     server_from_args,
 )
 
+# The same hand-moved clock and fixtures as the older mock tests.
+from test_testing import FakeClock, _clock, _session  # noqa: F401 - fixtures, found by name
+
 AUTH = aiohttp.encode_basic_auth(DEFAULT_USERNAME, DEFAULT_PASSWORD)
 # The server's date-time at start, fixed so "older than 24 hours" is exact.
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -65,27 +68,6 @@ GOOD: Mapping[Operation, Any] = {
     Operation.START: START,
 }
 PER_ID = [op for op in Operation if op is not Operation.START]
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(name="session")
-async def _session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture(name="clock")
-def _clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture(name="server")

@@ -83,14 +83,18 @@ def add_mock_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     schedules = parser.add_argument_group("schedules")
-    schedules.add_argument(
-        "--schedule",
-        dest="schedules",
-        metavar="ID",
-        action="append",
-        default=[],
-        help="a schedule that exists; repeatable",
-    )
+    for flag, dest, metavar, what in (
+        ("--schedule", "schedules", "ID", "a schedule that exists"),
+        ("--registration", "registrations", "UUID", "a registrationUuid start and update may name"),
+    ):
+        schedules.add_argument(
+            flag,
+            dest=dest,
+            metavar=metavar,
+            action="append",
+            default=[],
+            help=f"{what}; repeatable",
+        )
     schedules.add_argument(
         "--schedules-file",
         metavar="PATH",
@@ -103,14 +107,6 @@ def add_mock_server_arguments(parser: argparse.ArgumentParser) -> None:
         choices=[status.value for status in ScheduleStatus],
         default=ScheduleStatus.ACTIVE.value,
         help="the status of the schedules given without one (%(default)s)",
-    )
-    schedules.add_argument(
-        "--registration",
-        dest="registrations",
-        metavar="UUID",
-        action="append",
-        default=[],
-        help="a registrationUuid start and update may name; repeatable",
     )
     schedules.add_argument(
         "--check-registrations",
