@@ -61,7 +61,7 @@ def _site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: Any) -> None:
         """Serve silently."""
 
 
@@ -157,17 +157,19 @@ def _header_style(page: Page) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("path", "title", "headings"),
+    "expected",
     [
         ("", "schedcancel", ["What you get", "This site"]),
         ("bulk-jobs/", "A bulk job with a journal", ["From the shell", "From Python"]),
         ("api/", "API reference", ["The client", "Settings", "Errors", "Testing"]),
     ],
+    ids=["home", "how-to", "api"],
 )
 def test_page_renders_with_the_theme_and_its_headings(
-    page: Page, traffic: Traffic, base_url: str, path: str, title: str, headings: list[str]
+    page: Page, traffic: Traffic, base_url: str, expected: tuple[str, str, list[str]]
 ) -> None:
     """Home, a how-to and the API reference: Material's styles applied, the headings there."""
+    path, title, headings = expected
     page.goto(base_url + path)
     assert _header_style(page) == [INDIGO, "sticky"]
     assert page.locator("article h1").inner_text().rstrip("¶").strip() == title
@@ -235,7 +237,7 @@ def test_no_page_has_a_broken_link_or_asset(
             if absolute in seen:
                 continue
             seen.add(absolute)
-            if absolute.endswith("/") or absolute.endswith(".html"):
+            if absolute.endswith(("/", ".html")):
                 pages.append(absolute)
             elif _status(absolute) != 200:
                 broken.append(f"{absolute} (from {url})")

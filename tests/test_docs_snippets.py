@@ -29,7 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 MODES = ("run", "mock", "pytest", "skip")
 # The mock server's credentials: the docs' placeholder names, and a value for each "…".
-MOCK_USER, MOCK_API_KEY, MOCK_PASSWORD = "my-api-user", "my-connector-api-key", "docs-password"
+MOCK_USER, MOCK_API_KEY, MOCK_PASSWORD = (
+    "my-api-user",
+    "my-connector-api-key",
+    "PW-DOCS-SENTINEL-5e1c",
+)
 MOCK_IDS = ("SC-1", "SC-2", "SC-3")
 
 _FENCE = re.compile(r"^```python\n(?P<code>.*?)^```$", re.DOTALL | re.MULTILINE)
@@ -171,8 +175,14 @@ def test_snippet_runs(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Each block runs as its marker says, without raising; a skipped one says why."""
+    """Each block runs as its marker says, without raising; a skipped one says why.
+
+    A block run against the mock server writes neither the password nor the whole apiKey,
+    to its output or to any file it leaves (a journal), as ``tests/test_secrets.py`` asks of
+    every program.
+    """
     if snippet.mode == "skip":
         pytest.skip(f"marked not runnable: {snippet.reason}")
     if "schedcancel.redis" in snippet.code and "127.0.0.1:6379" in snippet.code:
@@ -193,6 +203,11 @@ def test_snippet_runs(
         monkeypatch.setattr(schedcancel, "ScheduleClient", AtTheMock)
         (tmp_path / "ids.txt").write_text("\n".join(MOCK_IDS) + "\n", encoding="utf-8")
         _exec(snippet, snippet.code.replace('"…"', repr(MOCK_PASSWORD)))
+        written = capsys.readouterr()
+        texts = [written.out, written.err]
+        texts += [path.read_text(encoding="utf-8") for path in tmp_path.iterdir()]
+        for needle in (MOCK_PASSWORD, MOCK_API_KEY):
+            assert all(needle not in text for text in texts), needle
     else:
         assert snippet.mode == "pytest"
         pytester: pytest.Pytester = request.getfixturevalue("pytester")
