@@ -193,8 +193,13 @@ def test_api_reference_documents_the_public_classes(page: Page, base_url: str) -
 def test_search_finds_ratelimits(page: Page, traffic: Traffic, base_url: str) -> None:
     """The search, run in the page from the site's own index, returns RateLimits."""
     page.goto(base_url)
-    page.wait_for_load_state("networkidle")  # the search index is in the worker
     page.locator(".md-search__input").click()
+    # Material says "Initializing search" until its worker has loaded the site's index.
+    page.wait_for_function(
+        "() => document.querySelector('.md-search-result__meta').innerText"
+        " !== 'Initializing search'",
+        timeout=15_000,
+    )
     page.keyboard.type("RateLimits")
     first = page.locator(".md-search-result__item").first
     first.wait_for(timeout=15_000)
