@@ -5,7 +5,7 @@ The site is built into a temporary directory with ``mkdocs build --strict``, ser
 ``/usr/bin/chromium`` (never a browser Playwright downloads). Every request the browser makes
 is checked: one that would leave 127.0.0.1 is blocked and fails the test. Without
 ``/usr/bin/chromium`` (``.ci/install-browser`` installs it where apt-get can) the browser tests
-are skipped and say so; the build itself is checked anyway.
+are skipped and say so; the build itself is checked all the same.
 """
 
 from __future__ import annotations
@@ -58,6 +58,15 @@ def _site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert build.returncode == 0, build.stderr
     return site
+
+
+def test_the_site_builds_strictly_with_every_page_and_the_search_index(site: Path) -> None:
+    """Without a browser too: the strict build made every page, the chart, and a search index."""
+    for page in ("", "getting-started/", "rate-limits/", "bulk-jobs/", "cli/", "api/"):
+        assert (site / page / "index.html").is_file(), page
+    assert (site / "img" / "arrivals.png").is_file()
+    assert "RateLimits" in (site / "search" / "search_index.json").read_text(encoding="utf-8")
+    assert "usage: schedcancel cancel" in (site / "cli" / "index.html").read_text(encoding="utf-8")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
