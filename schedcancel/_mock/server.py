@@ -154,7 +154,7 @@ class MockScheduleServer:
     assigning ``faults`` restarts the script and the random generator.
     ``foreign_load``, ``host`` and ``port`` are read at :meth:`start`.
 
-    Args:
+    Attributes:
         users: API users (username to password) that Basic auth accepts.
         connectors: connector apiKeys the server knows, each with its shared
             secret; a secret turns on signature checking for that connector.
