@@ -32,7 +32,7 @@ from schedcancel import (
     UpdateSchedule,
 )
 from schedcancel.redis import RedisLimiter
-from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
+from schedcancel.testing import Faults, MockScheduleServer, Outcome, ServerLimits
 
 from test_client import (
     LocalServer,
@@ -495,3 +495,52 @@ async def test_every_operation_and_start_outcome_unknown_hold_no_credential(
         scan.add("operations", text.encode())
     assert scan.leaks() == []
     assert not any(token in text for text in texts)
+
+
+async def test_mock_server_operations_hold_no_credential(caplog: pytest.LogCaptureFixture) -> None:
+    """Every operation, signed and mis-signed: answers, arrivals, schedules and logs show none."""
+    import aiohttp  # noqa: PLC0415 - only this test sends raw requests
+    from schedcancel._protocol import signature  # noqa: PLC0415
+    from schedcancel.testing import Operation  # noqa: PLC0415
+
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    auth = aiohttp.encode_basic_auth(USER, PASSWORD)
+    date = "Tue, 21 Jul 2020 13:15:03 GMT"
+    bodies = {
+        Operation.GET: b"",
+        Operation.CONTINUE: b'{"continueDateTime": "2099-01-01T00:00:00+00:00"}',
+        Operation.UPDATE: b'{"merchantMetaData": "m"}',
+        Operation.START: b'{"registrationUuid": "RG-1"}',
+    }
+    async with (
+        MockScheduleServer(users={USER: PASSWORD}, connectors={API_KEY: SECRET}) as server,
+        aiohttp.ClientSession() as session,
+    ):
+        server.seed(["SC-1"])
+        for operation in Operation:
+            url = server.url_for(
+                None if operation is Operation.START else "SC-1", operation=operation
+            )
+            body = bodies.get(operation, b"{}")
+            method = "GET" if operation is Operation.GET else "POST"
+            for secret in (SECRET, "wrong"):
+                headers = {"Authorization": auth, "Content-Type": "application/json", "Date": date}
+                headers["X-Signature"] = signature(
+                    secret,
+                    method=method,
+                    body=body,
+                    content_type="application/json",
+                    date=date,
+                    request_uri=url[url.index("/api/v3") :],
+                )
+                async with session.request(method, url, data=body, headers=headers) as response:
+                    texts.append(f"{response.status} {response.headers!r} {await response.text()}")
+        texts += [repr(server), repr(server.recorder), *map(repr, server.recorder.arrivals)]
+        texts += [repr(server.schedule(key)) for key in server.statuses]
+    texts += [record.getMessage() for record in caplog.records] + [caplog.text]
+    assert server.recorder.outcomes()[Outcome.BAD_SIGNATURE] == 6
+    scan = Scan()
+    for text in texts:
+        scan.add("mock operations", text.encode())
+    assert scan.leaks() == []
