@@ -1,10 +1,11 @@
-"""Bulk cancellation: stream ids through one client, journal each end, report progress.
+"""Bulk jobs: stream ids through one client, journal each end, report progress.
 
-:func:`cancel_many` takes any iterable or async iterable of ids, even one of
-a million lines, and never holds more than ``concurrency`` of them at once:
-that many worker tasks pull the next id when they are free. Every id ends as
-one :class:`~schedcancel.CancelOutcome`, written to the journal (if any)
-and then yielded, as it finishes.
+:func:`run_many` runs one per-id operation (cancel, pause, continue or get)
+for every id of any iterable or async iterable, even one of a million lines,
+and never holds more than ``concurrency`` of them at once: that many worker
+tasks pull the next id when they are free. Every id ends as one
+:class:`~schedcancel.CancelOutcome`, written to the journal (if any) and then
+yielded, as it finishes. :func:`cancel_many` is ``run_many`` for cancel.
 
 Memory: ids already seen (this run's, and the final ones in the journal)
 are kept as 64-bit fingerprints in an open-addressing table of 9 bytes per
@@ -30,21 +31,34 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Iterable,
     Mapping,
     Sized,
 )
 from datetime import UTC, datetime
+from functools import partial
 from types import MappingProxyType
 from typing import Any, Protocol, cast
 
 import attrs
 
 from ._gate import Gate
-from ._journal import CancelOutcome, Journal, OutcomeKind, recorded_id
+from ._journal import (
+    BULK_OPERATIONS,
+    CancelOutcome,
+    Journal,
+    OutcomeKind,
+    kind_operation,
+    outcome_kinds,
+    recorded_id,
+    run_operation,
+)
 from ._models import CancelResult, LimiterStats, RateLimits
+from ._protocol import Operation
 from ._redact import redact_key
+from ._requests import ContinueSchedule, format_date_time
 from ._validate import (
     check_int,
     check_number,
@@ -66,6 +80,7 @@ __all__ = [
     "cancel_many",
     "default_concurrency",
     "estimate_eta",
+    "run_many",
 ]
 
 logger = logging.getLogger("schedcancel.bulk")
@@ -92,7 +107,11 @@ class _BulkLimiter(Protocol):
 
 
 class BulkClient(Protocol):
-    """What :func:`cancel_many` needs from a client (``ScheduleClient`` has it)."""
+    """What :func:`cancel_many` needs from a client (``ScheduleClient`` has it).
+
+    :func:`run_many` needs the operation's method too: ``pause``,
+    ``continue_`` (with ``at``) or ``get``, with the same keyword options.
+    """
 
     @property
     def limiter(self) -> _BulkLimiter: ...
@@ -298,13 +317,17 @@ def default_concurrency(limits: RateLimits) -> int:
 
 @attrs.define(eq=False, repr=False)
 class _BulkRun:
-    """The state of one ``cancel_many`` call.
+    """The state of one ``run_many`` call.
 
     No generated repr: it would show the apiKey and the secrets to scrub, and a
     traceback that renders local variables (error trackers do) would print them.
     """
 
     client: BulkClient
+    operation: Operation
+    # The client's method for the operation (continue's ``at`` bound in).
+    send: Callable[..., Awaitable[CancelResult]]
+    continue_at: datetime | None
     ids: Iterable[object] | AsyncIterable[object]
     api_key: str | None
     concurrency: int
@@ -320,12 +343,8 @@ class _BulkRun:
     secrets: tuple[str, ...]
 
     _table: _IdTable = attrs.field(factory=_IdTable, init=False)
-    _counts: dict[OutcomeKind, int] = attrs.field(
-        factory=lambda: dict.fromkeys(OutcomeKind, 0), init=False
-    )
-    _journal_counts: dict[OutcomeKind, int] = attrs.field(
-        factory=lambda: dict.fromkeys(OutcomeKind, 0), init=False
-    )
+    _counts: dict[OutcomeKind, int] = attrs.field(init=False)
+    _journal_counts: dict[OutcomeKind, int] = attrs.field(init=False)
     _read: int = attrs.field(default=0, init=False)
     _done: int = attrs.field(default=0, init=False)
     _skipped: int = attrs.field(default=0, init=False)
@@ -353,6 +372,8 @@ class _BulkRun:
 
     def __attrs_post_init__(self) -> None:
         self._results = asyncio.Queue(maxsize=self.concurrency)
+        self._counts = dict.fromkeys(outcome_kinds(self.operation), 0)
+        self._journal_counts = dict.fromkeys(outcome_kinds(self.operation), 0)
 
     # ---- input
 
@@ -472,18 +493,20 @@ class _BulkRun:
     async def _call(self, schedule_id: str) -> CancelOutcome:
         self._in_flight += 1
         try:
-            result = await self.client.cancel(
+            result = await self.send(
                 schedule_id, api_key=self.api_key, priority=self.priority, gate=self._gate
             )
         except RequestWithdrawnError:
             raise
         except Exception as exc:  # one id's failure must not end a long job
             if not isinstance(exc, ScheduleCancelError):
-                logger.exception("unexpected error cancelling %s", schedule_id)
+                logger.exception("unexpected error in %s of %s", self.operation, schedule_id)
             return CancelOutcome.from_exception(schedule_id, exc, secrets=self.secrets)
         finally:
             self._in_flight -= 1
-        return CancelOutcome.from_result(schedule_id, result, secrets=self.secrets)
+        return CancelOutcome.from_result(
+            schedule_id, result, secrets=self.secrets, operation=self.operation
+        )
 
     async def _finish(self, outcome: CancelOutcome) -> None:
         if self.journal is not None:
@@ -538,7 +561,18 @@ class _BulkRun:
             self.journal.write_record(self._run_record("start"))
 
     def _load_journal(self, journal: Journal) -> None:
-        for outcome in journal.replay():
+        def check(operation: Operation | None) -> None:
+            if operation is not None and operation is not self.operation:
+                raise InvalidParameterError(
+                    f"journal {journal.path} is the journal of a {operation} job, not of"
+                    f" {self.operation}: use another journal file; nothing was sent"
+                )
+
+        def on_run(record: Mapping[str, Any]) -> None:
+            check(run_operation(record))
+
+        for outcome in journal.replay(on_run):
+            check(kind_operation(outcome.kind))
             if not outcome.final or (self.retry_failed and outcome.kind is OutcomeKind.FAILED):
                 continue
             self._table.put(outcome.schedule_id, _KIND_TAGS[outcome.kind])
@@ -640,7 +674,13 @@ class _BulkRun:
     def _run_record(self, event: str) -> dict[str, object]:
         from . import __version__  # noqa: PLC0415 - the package imports this module
 
-        record: dict[str, object] = {"run": event, "version": __version__, "pid": os.getpid()}
+        record: dict[str, object] = {"run": event}
+        if event == "start":
+            record["operation"] = self.operation.path
+            if self.continue_at is not None:
+                record["continue_at"] = format_date_time("at", self.continue_at)
+        record["version"] = __version__
+        record["pid"] = os.getpid()
         if event == "start":
             # The key the calls use: the job's, else the client's default.
             record["api_key"] = (
@@ -670,18 +710,124 @@ def cancel_many(
     max_consecutive_errors: int | None = 100,
     retry_failed: bool = False,
 ) -> AsyncGenerator[CancelOutcome, None]:
-    """Cancel many schedules through one client, yielding each outcome as it finishes.
+    """Cancel many schedules through one client: :func:`run_many` for ``Operation.CANCEL``.
+
+    Each id ends as ``cancelled``, ``already_cancelled`` (7070, CANCELLED),
+    ``failed``, ``invalid`` or ``error``; everything else (streaming, the
+    journal and resuming it, stopping, duplicates) is as :func:`run_many`
+    describes, and so are the arguments.
+
+    Args:
+        client: a ``ScheduleClient`` or anything with its ``cancel`` and ``limiter``.
+        ids: scheduleIds, as an iterable or async iterable.
+        api_key: see :func:`run_many`.
+        concurrency: see :func:`run_many`.
+        journal: see :func:`run_many`; a cancel journal.
+        progress: see :func:`run_many`.
+        progress_interval: see :func:`run_many`.
+        total: see :func:`run_many`.
+        stop: see :func:`run_many`.
+        priority: see :func:`run_many`; background (-1) by default.
+        max_consecutive_errors: see :func:`run_many`.
+        retry_failed: see :func:`run_many`.
+
+    Returns:
+        An async generator of :class:`CancelOutcome`.
+
+    Raises:
+        InvalidParameterError: as for :func:`run_many`.
+    """
+    return run_many(
+        client,
+        Operation.CANCEL,
+        ids,
+        api_key=api_key,
+        concurrency=concurrency,
+        journal=journal,
+        progress=progress,
+        progress_interval=progress_interval,
+        total=total,
+        stop=stop,
+        priority=priority,
+        max_consecutive_errors=max_consecutive_errors,
+        retry_failed=retry_failed,
+    )
+
+
+# The client method each bulk operation calls.
+_METHODS = {
+    Operation.CANCEL: "cancel",
+    Operation.PAUSE: "pause",
+    Operation.CONTINUE: "continue_",
+    Operation.GET: "get",
+}
+
+
+def _sender(
+    client: BulkClient, operation: object, at: object
+) -> Callable[..., Awaitable[CancelResult]]:
+    """The client's method for ``operation``, with continue's ``at`` checked and bound."""
+    if not isinstance(operation, Operation) or operation not in _METHODS:
+        raise InvalidParameterError(
+            f"operation must be one of {', '.join(f'Operation.{o.name}' for o in BULK_OPERATIONS)}"
+            f", got {operation!r:.40}"
+        )
+    if operation is Operation.CONTINUE:
+        if at is None:
+            raise InvalidParameterError("continue needs at: the schedules' next charge")
+        ContinueSchedule(cast("datetime", at))  # refuses a naive or non-datetime at, here
+    elif at is not None:
+        raise InvalidParameterError(f"at is for continue only, not for {operation}")
+    method = getattr(client, _METHODS[operation], None)
+    if not callable(method):
+        raise InvalidParameterError(f"the client has no {_METHODS[operation]} method")
+    send = cast("Callable[..., Awaitable[CancelResult]]", method)
+    if operation is Operation.CONTINUE:
+        return partial(send, at=at)
+    return send
+
+
+def run_many(
+    client: BulkClient,
+    operation: Operation,
+    ids: Iterable[object] | AsyncIterable[object],
+    *,
+    at: datetime | None = None,
+    api_key: str | None = None,
+    concurrency: int | None = None,
+    journal: Journal | str | os.PathLike[str] | None = None,
+    progress: Callable[[BulkProgress], object] | None = None,
+    progress_interval: float = 0.5,
+    total: int | None = None,
+    stop: asyncio.Event | None = None,
+    priority: int = BACKGROUND_PRIORITY,
+    max_consecutive_errors: int | None = 100,
+    retry_failed: bool = False,
+) -> AsyncGenerator[CancelOutcome, None]:
+    """Run one per-id operation for many schedules, yielding each outcome as it finishes.
+
+    ``operation`` is ``Operation.CANCEL``, ``PAUSE``, ``CONTINUE`` (every id
+    continued with the same ``at``) or ``GET``. Each id ends as one outcome
+    of the operation's kinds: its success (``cancelled``, ``paused``,
+    ``continued``, ``read``), "already in the target state" (errorCode 7070
+    with ``newStatus`` CANCELLED, PAUSED or ACTIVE: ``already_cancelled``,
+    ``already_paused``, ``already_active``; get has none), ``failed`` (the
+    API refused; a 7070 in another state too, such as pausing a cancelled
+    schedule), ``invalid`` or ``error``.
 
     The input is streamed: at most ``concurrency`` ids are taken from it at a
     time, so a generator over a file of a million lines never sits in memory.
     Each id is sent at most once per run: duplicates are skipped, and so are
-    ids whose journal line is final (``cancelled``, ``already_cancelled``,
-    ``invalid``, and ``failed`` with a 7xxx code but 7002). Ids that are no
-    valid scheduleId become ``invalid`` outcomes and are never sent. Every
-    outcome is written to the journal (and ``fsync``-ed) before it is yielded;
-    when that write fails, the outcome is still yielded (it happened), the
-    job stops, and a later run sends that id again (a repeated cancel answers
-    "already cancelled").
+    ids whose journal line is final (success, "already", ``invalid``, and
+    ``failed`` with a 7xxx code but 7002). Ids that are no valid scheduleId
+    become ``invalid`` outcomes and are never sent. Every outcome is written
+    to the journal (and ``fsync``-ed) before it is yielded; when that write
+    fails, the outcome is still yielded (it happened), the job stops, and a
+    later run sends that id again (a repeat finds the schedule in the target
+    state: "already"). The journal's ``start`` line records the operation; a
+    journal of another operation is refused on the first iteration, before
+    anything is sent (a journal without an operation, as written by earlier
+    versions, is a cancel journal).
 
     The job ends early when ``stop`` is set, on an authentication or
     limiter-backend error (they would repeat for every id), after
@@ -698,8 +844,12 @@ def cancel_many(
     closing the generator cancels the calls running.
 
     Args:
-        client: a ``ScheduleClient`` or anything with its ``cancel`` and ``limiter``.
+        client: a ``ScheduleClient``, or anything with its ``limiter`` and the
+            operation's method (``cancel``, ``pause``, ``continue_``, ``get``).
+        operation: the call to make for each id.
         ids: scheduleIds, as an iterable or async iterable.
+        at: for continue only (and required there): the schedules' next
+            charge, an aware datetime.
         api_key: the connector apiKey for every call; None uses the client's.
         concurrency: calls at once (waiting in the limiter or on the wire);
             None means :func:`default_concurrency` of the client's limits.
@@ -723,11 +873,14 @@ def cancel_many(
         An async generator of :class:`CancelOutcome`.
 
     Raises:
-        InvalidParameterError: at once, before any I/O: ``ids`` is one string or
-            no iterable, or another argument has a bad type or value (an int
-            argument given a bool, a float or a str too); on the first
-            iteration: a corrupt or busy journal.
+        InvalidParameterError: at once, before any I/O: ``operation`` is none of
+            the four, ``at`` is missing, naive or given to another operation,
+            ``ids`` is one string or no iterable, or another argument has a bad
+            type or value (an int argument given a bool, a float or a str too);
+            on the first iteration: a corrupt or busy journal, or one of
+            another operation.
     """
+    send = _sender(client, operation, at)
     if isinstance(ids, (str, bytes)):
         # Iterating "SC-1234" would cancel the schedules "S", "C", "-", "1"...
         raise InvalidParameterError("ids must be an iterable of ids, not a single str or bytes")
@@ -755,6 +908,9 @@ def cancel_many(
     secrets = (api_key, *client.redactions) if api_key else client.redactions
     run = _BulkRun(
         client=client,
+        operation=operation,
+        send=send,
+        continue_at=at,
         ids=ids,
         api_key=api_key,
         concurrency=concurrency,

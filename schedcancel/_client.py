@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 from ._bulk import cancel_many as _cancel_many
+from ._bulk import run_many as _run_many
 from ._gate import Gate
 from ._models import Limiter, RateLimits, RetryPolicy, ScheduleResult
 from ._protocol import (
@@ -469,6 +470,10 @@ class ScheduleClient:
     #: ``client.cancel_many(ids, ...)`` is :func:`schedcancel._bulk.cancel_many` with
     #: this client as its first argument: one signature, one docstring, no copy.
     cancel_many = _cancel_many
+    #: ``client.run_many(operation, ids, *, at=None, ...)`` is
+    #: :func:`schedcancel._bulk.run_many` with this client as its first argument:
+    #: a bulk job of cancel, pause, continue or get.
+    run_many = _run_many
 
     async def _call(
         self,

@@ -12,7 +12,14 @@ Line format (one JSON object per line, ``None`` fields left out)::
     {"id":"SC-1","outcome":"cancelled","old_status":"ACTIVE","new_status":"CANCELLED","at":"…"}
     {"id":"SC-2","outcome":"failed","error_code":7040,"error":"The scheduleId is …","at":"…"}
     {"id":"SC-3","outcome":"error","error_type":"TransportError","error":"…","at":"…"}
-    {"run":"start","version":"0.1.0","api_key":"conn***","pid":4242,"at":"…"}
+    {"id":"SC-4","outcome":"read","new_status":"ACTIVE","scheduled_at":"…","at":"…"}
+    {"run":"start","operation":"cancel","version":"0.1.0","api_key":"conn***","pid":4242,"at":"…"}
+
+The run's ``start`` line names its operation (``cancel``, ``pause``,
+``continue`` or ``get``; a journal without it, as written before bulk jobs
+ran other operations, is a cancel journal), and the outcome kinds are the
+operation's own (``paused``/``already_paused``, ...): a job refuses to
+resume a journal of another operation.
 
 No line ever holds a password, a shared secret or a whole apiKey: outcomes
 carry ids, statuses, codes and scrubbed messages only, and run lines the
@@ -28,14 +35,15 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from ._models import CancelResult, ScheduleStatus
+from ._models import ERROR_INVALID_STATUS, CancelResult, ScheduleStatus
+from ._protocol import Operation
 from ._redact import scrub
 from .errors import ApiError, InvalidParameterError
 
@@ -45,11 +53,15 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
+    "BULK_OPERATIONS",
     "CancelOutcome",
     "Journal",
     "OutcomeKind",
     "is_final_error_code",
+    "kind_operation",
+    "outcome_kinds",
     "read_journal",
+    "run_operation",
 ]
 
 logger = logging.getLogger("schedcancel.journal")
@@ -77,12 +89,69 @@ class OutcomeKind(enum.StrEnum):
     CANCELLED = "cancelled"
     #: The schedule was cancelled before (errorCode 7070, status CANCELLED).
     ALREADY_CANCELLED = "already_cancelled"
+    #: The schedule was paused by this call.
+    PAUSED = "paused"
+    #: The schedule was paused before (errorCode 7070, status PAUSED).
+    ALREADY_PAUSED = "already_paused"
+    #: The schedule was continued (made ACTIVE again) by this call.
+    CONTINUED = "continued"
+    #: The schedule was active before (errorCode 7070, status ACTIVE).
+    ALREADY_ACTIVE = "already_active"
+    #: The schedule was read (``get``); its status is the outcome's ``new_status``.
+    READ = "read"
     #: The API refused (HTTP 200, ``success: false``), e.g. 7040 unknown id.
     FAILED = "failed"
     #: The id is not a valid scheduleId; it was never sent.
     INVALID = "invalid"
     #: No answer worth keeping: transport, 5xx, 429s, authentication, parse errors.
     ERROR = "error"
+
+
+#: The per-id operations a bulk job runs, each with the kind of its success and of
+#: "already in the target state" (get has none).
+_DONE_KINDS: Mapping[Operation, tuple[OutcomeKind, OutcomeKind | None]] = {
+    Operation.CANCEL: (OutcomeKind.CANCELLED, OutcomeKind.ALREADY_CANCELLED),
+    Operation.PAUSE: (OutcomeKind.PAUSED, OutcomeKind.ALREADY_PAUSED),
+    Operation.CONTINUE: (OutcomeKind.CONTINUED, OutcomeKind.ALREADY_ACTIVE),
+    Operation.GET: (OutcomeKind.READ, None),
+}
+#: The operations a bulk job can run: cancel, pause, continue and get.
+BULK_OPERATIONS: tuple[Operation, ...] = tuple(_DONE_KINDS)
+_NEUTRAL_KINDS = (OutcomeKind.FAILED, OutcomeKind.INVALID, OutcomeKind.ERROR)
+# The operation whose journal a kind belongs in (None: any operation's).
+_KIND_OPERATIONS: Mapping[OutcomeKind, Operation] = {
+    kind: operation
+    for operation, kinds in _DONE_KINDS.items()
+    for kind in kinds
+    if kind is not None
+}
+
+
+def outcome_kinds(operation: Operation) -> tuple[OutcomeKind, ...]:
+    """Return the outcome kinds a bulk job of ``operation`` can have, in display order.
+
+    Args:
+        operation: one of :data:`BULK_OPERATIONS`.
+
+    Returns:
+        Its success kind, its "already" kind (not for get), then ``failed``,
+        ``invalid`` and ``error``.
+
+    Raises:
+        InvalidParameterError: a bulk job cannot run ``operation`` (start, update).
+    """
+    try:
+        done, already = _DONE_KINDS[operation]
+    except KeyError:
+        raise InvalidParameterError(
+            f"a bulk job runs {', '.join(map(str, BULK_OPERATIONS))}, not {operation}"
+        ) from None
+    return (done, *((already,) if already is not None else ()), *_NEUTRAL_KINDS)
+
+
+def kind_operation(kind: OutcomeKind) -> Operation | None:
+    """Return the operation whose jobs have outcomes of ``kind``; None for any operation's."""
+    return _KIND_OPERATIONS.get(kind)
 
 
 def is_final_error_code(code: int | None) -> bool:
@@ -119,6 +188,13 @@ def recorded_id(raw: str) -> str:
     return _shorten(raw, MAX_RECORDED_ID)
 
 
+def _optional_text(record: Mapping[str, Any], key: str) -> str | None:
+    value = record.get(key)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{key} must be a string")
+    return value
+
+
 def _status(value: object) -> ScheduleStatus | str | None:
     if value is None:
         return None
@@ -145,6 +221,9 @@ class CancelOutcome:
         error_type: the exception's class name, for ``error`` outcomes.
         error: a short message; scrubbed of the apiKey.
         exception: the exception itself, for ``error`` outcomes of this run.
+        scheduled_at: the schedule's next charge, as a ``get`` read it.
+        registration_uuid: the registration it charges, as a ``get`` read it.
+        merchant_meta_data: the merchant's text on it, as a ``get`` read it.
     """
 
     schedule_id: str
@@ -157,11 +236,15 @@ class CancelOutcome:
     error_type: str | None = None
     error: str | None = None
     exception: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+    scheduled_at: datetime | None = None
+    registration_uuid: str | None = None
+    merchant_meta_data: str | None = attrs.field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
-        """True when the schedule is cancelled now (by this call or before)."""
-        return self.kind in (OutcomeKind.CANCELLED, OutcomeKind.ALREADY_CANCELLED)
+        """True when the operation's aim is reached: the schedule is cancelled, paused or
+        active now (by this call or before), or it was read."""
+        return self.kind not in _NEUTRAL_KINDS
 
     @property
     def final(self) -> bool:
@@ -174,27 +257,46 @@ class CancelOutcome:
 
     @classmethod
     def from_result(
-        cls, schedule_id: str, result: CancelResult, *, secrets: Iterable[str] = ()
+        cls,
+        schedule_id: str,
+        result: CancelResult,
+        *,
+        secrets: Iterable[str] = (),
+        operation: Operation = Operation.CANCEL,
     ) -> CancelOutcome:
         """Build the outcome of a call the server answered with HTTP 200.
+
+        A 7070 whose ``newStatus`` is the operation's target status (CANCELLED
+        for cancel, PAUSED for pause, ACTIVE for continue) is the "already"
+        kind; any other refusal is ``failed``. Outcomes of ``get`` keep the
+        schedule's ``scheduled_at``, ``registration_uuid`` and ``merchant_meta_data``.
 
         Args:
             schedule_id: the id that was sent.
             result: the parsed answer.
-            secrets: strings (apiKeys) to scrub from the server's message.
+            secrets: strings (apiKeys) to scrub from the server's texts.
+            operation: the call that was sent (cancel by default).
 
         Returns:
-            A ``cancelled``, ``already_cancelled`` or ``failed`` outcome.
+            The operation's success kind (``cancelled``, ``paused``, ``continued``,
+            ``read``), its "already" kind, or ``failed``.
         """
+        done, already = _DONE_KINDS[operation]
         if result.success:
-            kind = OutcomeKind.CANCELLED
-        elif result.already_cancelled:
-            kind = OutcomeKind.ALREADY_CANCELLED
+            kind = done
+        elif (
+            already is not None
+            and result.error_code == ERROR_INVALID_STATUS
+            and result.new_status == operation.target_status
+        ):
+            kind = already
         else:
             kind = OutcomeKind.FAILED
         message = result.error_message if kind is OutcomeKind.FAILED else None
         if message:
             message = scrub(message, secrets)
+        details = operation is Operation.GET
+        meta = result.merchant_meta_data if details else None
         return cls(
             schedule_id=schedule_id,
             kind=kind,
@@ -203,6 +305,9 @@ class CancelOutcome:
             new_status=result.new_status,
             error_code=result.error_code if kind is OutcomeKind.FAILED else None,
             error=_shorten(message, MAX_ERROR_TEXT) if message else None,
+            scheduled_at=result.scheduled_at if details else None,
+            registration_uuid=result.registration_uuid if details else None,
+            merchant_meta_data=scrub(meta, secrets) if meta else meta,
         )
 
     @classmethod
@@ -261,6 +366,12 @@ class CancelOutcome:
             record["error_type"] = self.error_type
         if self.error is not None:
             record["error"] = self.error
+        if self.scheduled_at is not None:
+            record["scheduled_at"] = self.scheduled_at.isoformat()
+        if self.registration_uuid is not None:
+            record["registration_uuid"] = self.registration_uuid
+        if self.merchant_meta_data is not None:
+            record["merchant_meta_data"] = self.merchant_meta_data
         record["at"] = self.at.isoformat(timespec="milliseconds")
         return record
 
@@ -286,6 +397,7 @@ class CancelOutcome:
         if code is not None and (not isinstance(code, int) or isinstance(code, bool)):
             raise TypeError("error_code must be an integer")
         at = record.get("at")
+        scheduled_at = record.get("scheduled_at")
         return cls(
             schedule_id=schedule_id,
             kind=OutcomeKind(record["outcome"]),
@@ -295,6 +407,11 @@ class CancelOutcome:
             error_code=code,
             error_type=record.get("error_type"),
             error=record.get("error"),
+            scheduled_at=(
+                datetime.fromisoformat(scheduled_at) if isinstance(scheduled_at, str) else None
+            ),
+            registration_uuid=_optional_text(record, "registration_uuid"),
+            merchant_meta_data=_optional_text(record, "merchant_meta_data"),
         )
 
 
@@ -303,7 +420,11 @@ def _encode(record: Mapping[str, Any]) -> bytes:
 
 
 def _parse_lines(
-    lines: Iterable[bytes], *, source: str, tolerate_torn_tail: bool
+    lines: Iterable[bytes],
+    *,
+    source: str,
+    tolerate_torn_tail: bool,
+    on_run: Callable[[Mapping[str, Any]], object] | None = None,
 ) -> Iterator[CancelOutcome]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -315,12 +436,14 @@ def _parse_lines(
             if tolerate_torn_tail and not line.endswith(b"\n"):
                 return
             _raise_corrupt(source, number, line)
-        if outcome is not None:
+        if isinstance(outcome, CancelOutcome):
             yield outcome
+        elif on_run is not None:
+            on_run(outcome)
 
 
-def _decode_line(line: bytes) -> CancelOutcome | None:
-    """The outcome on one journal line; None for a run line.
+def _decode_line(line: bytes) -> CancelOutcome | dict[str, Any]:
+    """The outcome on one journal line, or the record of a run line.
 
     Raises:
         ValueError, KeyError, TypeError: the line is no journal line.
@@ -329,8 +452,29 @@ def _decode_line(line: bytes) -> CancelOutcome | None:
     if not isinstance(record, dict):
         raise TypeError("not an object")
     if "run" in record and "id" not in record:
-        return None
+        return record
     return CancelOutcome.from_record(record)
+
+
+def run_operation(record: Mapping[str, Any]) -> Operation | None:
+    """Return the operation a run line names; a ``start`` line without one is cancel's.
+
+    Args:
+        record: a run line's object.
+
+    Returns:
+        The operation of a ``start`` line, None for other run lines.
+
+    Raises:
+        InvalidParameterError: the line names no operation a bulk job runs.
+    """
+    if record.get("run") != "start":
+        return None
+    name = record.get("operation", Operation.CANCEL.path)
+    for operation in BULK_OPERATIONS:
+        if operation.path == name:
+            return operation
+    raise InvalidParameterError(f"journal run line names an unknown operation: {name!r:.40}")
 
 
 def _raise_corrupt(source: str, number: int, line: bytes) -> None:
@@ -518,8 +662,13 @@ class Journal:
         """
         return read_journal(path)
 
-    def replay(self) -> Iterator[CancelOutcome]:
+    def replay(
+        self, on_run: Callable[[Mapping[str, Any]], object] | None = None
+    ) -> Iterator[CancelOutcome]:
         """Read the outcomes already in the file, oldest first.
+
+        Args:
+            on_run: called with each run line's object, in file order.
 
         Yields:
             One outcome per outcome line.
@@ -528,7 +677,9 @@ class Journal:
             InvalidParameterError: a line is not a journal line.
         """
         with self.path.open("rb") as file:
-            yield from _parse_lines(file, source=os.fspath(self.path), tolerate_torn_tail=False)
+            yield from _parse_lines(
+                file, source=os.fspath(self.path), tolerate_torn_tail=False, on_run=on_run
+            )
 
     def append(self, outcome: CancelOutcome) -> None:
         """Write one outcome's line and make it durable (blocking).

@@ -284,7 +284,7 @@ async def test_unexpected_exception_is_an_error_outcome_and_logged(
     assert by_id["SC-1"].kind is OutcomeKind.ERROR
     assert by_id["SC-1"].error_type == "KeyError"
     assert by_id["SC-2"].kind is OutcomeKind.CANCELLED
-    assert "unexpected error cancelling SC-1" in caplog.text
+    assert "unexpected error in cancel of SC-1" in caplog.text
 
 
 async def test_the_clients_own_api_key_is_scrubbed_too() -> None:
