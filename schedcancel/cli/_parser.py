@@ -8,15 +8,20 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+import attrs
+
 from .._bulk import BACKGROUND_PRIORITY
-from .._protocol import DEFAULT_BASE_URL
+from .._protocol import DEFAULT_BASE_URL, Operation
+from .._requests import ContinueSchedule
+from ..errors import InvalidParameterError
 from ._common import EXIT_INTERRUPTED, EXIT_USAGE, PROG, _Streams, _UsageError
 from ._demo import _cmd_demo
-from ._run import _cmd_cancel
+from ._run import _cmd_bulk
 from ._settings import (
     ENV_API_KEY,
     ENV_BASE_URL,
@@ -24,6 +29,7 @@ from ._settings import (
     ENV_REDIS_URL,
     ENV_SHARED_SECRET,
     ENV_USERNAME,
+    REPORT_FORMATS,
 )
 
 
@@ -71,7 +77,124 @@ def _positive_seconds(value: str) -> float:
     return number
 
 
-_CANCEL_EPILOG = f"""\
+def _aware_datetime(value: str) -> datetime:
+    """``--at``: an ISO 8601 date-time with a UTC offset, as the API can take it."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 date-time: {value!r:.60} (e.g. 2026-12-03T09:00:00+01:00)"
+        ) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise argparse.ArgumentTypeError(
+            f"{value!r:.60} has no UTC offset: add one, e.g. {value[:19]}+00:00"
+        )
+    try:
+        ContinueSchedule(moment)
+    except InvalidParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return moment
+
+
+def _add_continue_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--at",
+        type=_aware_datetime,
+        required=True,
+        metavar="DATETIME",
+        help="the next charge of every schedule continued: ISO 8601 with a UTC offset,"
+        " e.g. 2026-12-03T09:00:00+01:00 (sent in UTC, seconds truncated)",
+    )
+
+
+def _add_get_arguments(parser: argparse.ArgumentParser) -> None:
+    report = parser.add_argument_group("report")
+    report.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="write one row per id (id, success, status, old_status, scheduled_at,"
+        " registration_uuid, merchant_meta_data, error_code, error) at the end, from the"
+        " journal (default journal: FILE.journal, so a killed run resumes)",
+    )
+    report.add_argument(
+        "--format",
+        choices=REPORT_FORMATS,
+        help="the report's format (default: csv for a .csv FILE, else jsonl)",
+    )
+
+
+@attrs.frozen
+class _BulkCommand:
+    """One bulk subcommand: the operation it runs on every id, and what it says about it."""
+
+    operation: Operation
+    help: str
+    description: str
+    #: What exit 0 means: "every id is ...".
+    state: str
+    examples: tuple[str, ...]
+    #: Its own arguments, beside the shared ones.
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+_JOURNAL_NOTE = (
+    "With --journal a run can be killed and started again: ids already final in\n"
+    "the journal are not sent twice."
+)
+#: The bulk subcommands; each gets the shared input, credential, job, rate-limit
+#: (--redis too) and output options of _add_bulk_options.
+_BULK_COMMANDS = (
+    _BulkCommand(
+        Operation.CANCEL,
+        help="cancel schedules in bulk, within the rate limits",
+        description="Cancel schedules through the IXOPAY Transaction API, as fast as the rate\n"
+        "limits allow and without 429s. " + _JOURNAL_NOTE,
+        state="cancelled (by this run or before)",
+        examples=(
+            f"{PROG} cancel SC-1234 SC-5678",
+            f"{PROG} cancel --from ids.txt --journal cancel.jsonl > results.tsv",
+            f"cut -f1 ids.tsv | {PROG} cancel --from - --journal cancel.jsonl --json",
+        ),
+    ),
+    _BulkCommand(
+        Operation.PAUSE,
+        help="pause schedules in bulk, within the rate limits",
+        description="Pause schedules (POST .../pause), within the rate limits. " + _JOURNAL_NOTE,
+        state="paused (by this run or before)",
+        examples=(f"{PROG} pause --from ids.txt --journal pause.jsonl",),
+    ),
+    _BulkCommand(
+        Operation.CONTINUE,
+        help="continue paused schedules in bulk, charging next at --at",
+        description="Continue paused (or failed) schedules (POST .../continue), all with the\n"
+        "same next charge --at, within the rate limits. " + _JOURNAL_NOTE,
+        state="active (by this run or before)",
+        examples=(
+            f"{PROG} continue --at 2026-12-03T09:00:00+01:00 --from ids.txt"
+            " --journal continue.jsonl",
+        ),
+        add_arguments=_add_continue_arguments,
+    ),
+    _BulkCommand(
+        Operation.GET,
+        help="read schedules in bulk; --report writes a status report (JSON Lines or CSV)",
+        description="Read schedules (GET .../get), within the rate limits, and with --report\n"
+        "write one row per id, for audits such as 'which of these schedules are still\n"
+        "active?'. " + _JOURNAL_NOTE,
+        state="read",
+        examples=(
+            f"{PROG} get --from ids.txt --report status.csv",
+            f"{PROG} get --from ids.txt --report status.jsonl --journal get.jsonl",
+        ),
+        add_arguments=_add_get_arguments,
+    ),
+)
+
+
+def _epilog(command: _BulkCommand) -> str:
+    examples = "\n".join(f"  {line}" for line in command.examples)
+    return f"""\
 credentials (prefer the environment: flags show in `ps`):
   {ENV_API_KEY}        the connector apiKey
   {ENV_USERNAME}       the API user (HTTP Basic auth)
@@ -86,7 +209,7 @@ output:
   stderr  progress and the summary
 
 exit codes:
-  0    every id is cancelled (by this run or before)
+  0    every id is {command.state}
   1    some ids failed for good: refused by the API (e.g. 7040 unknown id) or not valid ids
   2    usage or input error (options, credentials, input, an unusable journal)
   3    incomplete: authentication, transport, server or journal failures, or
@@ -95,25 +218,27 @@ exit codes:
 
 examples:
   export {ENV_API_KEY}=... {ENV_USERNAME}=... {ENV_PASSWORD}=...
-  {PROG} cancel SC-1234 SC-5678
-  {PROG} cancel --from ids.txt --journal cancel.jsonl > results.tsv
-  cut -f1 ids.tsv | {PROG} cancel --from - --journal cancel.jsonl --json
+{examples}
 """
 
 
-def _add_cancel_parser(commands: Any) -> None:
+def _add_bulk_parser(commands: Any, command: _BulkCommand) -> None:
     parser = commands.add_parser(
-        "cancel",
-        help="cancel schedules in bulk, within the rate limits",
-        description=(
-            "Cancel schedules through the IXOPAY Transaction API, as fast as the rate\n"
-            "limits allow and without 429s. With --journal a run can be killed and\n"
-            "started again: ids already final in the journal are not sent twice."
-        ),
-        epilog=_CANCEL_EPILOG,
+        command.operation.path,
+        help=command.help,
+        description=command.description,
+        epilog=_epilog(command),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("ids", nargs="*", metavar="ID", help="scheduleIds to cancel")
+    if command.add_arguments is not None:
+        command.add_arguments(parser)
+    _add_bulk_options(parser)
+    parser.set_defaults(handler=_cmd_bulk, operation=command.operation)
+
+
+def _add_bulk_options(parser: argparse.ArgumentParser) -> None:
+    """The options every bulk subcommand shares: input, credentials, job, limits, output."""
+    parser.add_argument("ids", nargs="*", metavar="ID", help="scheduleIds")
     parser.add_argument(
         "--from",
         dest="from_file",
@@ -220,7 +345,6 @@ def _add_cancel_parser(commands: Any) -> None:
         metavar="S",
         help="seconds between plain progress lines when stderr is no terminal (%(default)s)",
     )
-    parser.set_defaults(handler=_cmd_cancel)
 
 
 def _add_demo_parser(commands: Any) -> None:
@@ -273,8 +397,9 @@ def _add_mock_server_parser(commands: Any) -> None:
         "mock-server",
         help="serve the mock IXOPAY schedule API on 127.0.0.1 (for tests and demos)",
         description=(
-            "Serve the cancel endpoint emulated: Basic auth, signatures, the schedule "
-            "state machine, both rate limits and fault injection. Prints its base URL."
+            "Serve the six schedule endpoints emulated (get, start, update, pause, continue, "
+            "cancel): Basic auth, signatures, the schedule state machine, one budget for "
+            "both rate limits, and fault injection. Prints its base URL."
         ),
     )
     add_mock_server_arguments(parser)
@@ -285,14 +410,16 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the ``schedcancel`` argument parser.
 
     Returns:
-        The parser with its ``cancel``, ``demo`` and ``mock-server`` subcommands.
+        The parser with its ``cancel``, ``pause``, ``continue``, ``get``, ``demo`` and
+        ``mock-server`` subcommands.
     """
     from .. import __version__  # noqa: PLC0415 - the package imports this module lazily only
 
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=(
-            "Cancel IXOPAY recurring-payment schedules in bulk, within the API's rate "
+            "Cancel, pause, continue or read IXOPAY recurring-payment schedules in bulk, "
+            "within the API's rate "
             "limits (60 per minute per API user, 10 per minute per schedule)."
         ),
         epilog=f"Run '{PROG} demo' to see it work, '{PROG} cancel --help' for the real thing.",
@@ -302,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="log more (-vv for debug)"
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    _add_cancel_parser(commands)
+    for command in _BULK_COMMANDS:
+        _add_bulk_parser(commands, command)
     _add_demo_parser(commands)
     _add_mock_server_parser(commands)
     return parser

@@ -13,7 +13,8 @@ from typing import IO, Any, Protocol
 import attrs
 
 from .._bulk import BulkProgress
-from .._journal import CancelOutcome, OutcomeKind
+from .._journal import CancelOutcome, OutcomeKind, outcome_kinds
+from .._protocol import Operation
 from ._common import (
     EXIT_FAILED,
     EXIT_INCOMPLETE,
@@ -27,15 +28,20 @@ from ._common import (
 from ._input import InputError
 from ._settings import CancelSettings
 
-_LABELS = {
-    OutcomeKind.CANCELLED: "cancelled",
-    OutcomeKind.ALREADY_CANCELLED: "already cancelled",
-    OutcomeKind.FAILED: "failed",
-    OutcomeKind.INVALID: "invalid",
-    OutcomeKind.ERROR: "error",
+# Per bulk operation: what every id is after exit 0, and the progress bar's word.
+_DONE_STATES = {
+    Operation.CANCEL: "cancelled",
+    Operation.PAUSE: "paused",
+    Operation.CONTINUE: "active",
+    Operation.GET: "read",
+}
+_ACTIVITIES = {
+    Operation.CANCEL: "cancelling",
+    Operation.PAUSE: "pausing",
+    Operation.CONTINUE: "continuing",
+    Operation.GET: "reading",
 }
 _EXIT_MEANINGS = {
-    EXIT_OK: "every id is cancelled",
     EXIT_FAILED: "some ids failed",
     EXIT_USAGE: "usage or input error",
     EXIT_INCOMPLETE: (
@@ -111,6 +117,9 @@ class RunReport:
         error_types: ``error`` outcomes per exception class.
         failed_not_final: ``failed`` outcomes that are not final (errorCode
             7002 or none): the next run on the journal sends them again.
+        statuses: for ``get``, ids per status (``ACTIVE``, ...; ``failed``,
+            ``error``, ``invalid`` for those not read): of the whole report
+            when one was written, else of this run's outcomes.
     """
 
     progress: BulkProgress | None
@@ -119,6 +128,7 @@ class RunReport:
     abandoned: int = 0
     error_types: dict[str, int] = attrs.field(factory=dict)
     failed_not_final: int = 0
+    statuses: dict[str, int] = attrs.field(factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -194,7 +204,9 @@ class _PlainReporter:
 class _RichReporter:
     """A ``rich`` progress bar on stderr: done/total, rate, 429s, ETA from the limiter."""
 
-    def __init__(self, stream: IO[str], stdout_is_terminal: bool) -> None:
+    def __init__(
+        self, stream: IO[str], stdout_is_terminal: bool, activity: str = "cancelling"
+    ) -> None:
         from rich.console import Console  # noqa: PLC0415 - rich is the optional cli extra
         from rich.progress import (  # noqa: PLC0415
             BarColumn,
@@ -207,6 +219,7 @@ class _RichReporter:
 
         self.last: BulkProgress | None = None
         self._stdout_is_terminal = stdout_is_terminal
+        self._activity = activity
         self.console = Console(file=stream, stderr=True)
         self.progress = Progress(
             SpinnerColumn(),
@@ -222,15 +235,13 @@ class _RichReporter:
             redirect_stdout=False,
             redirect_stderr=False,
         )
-        self.task = self.progress.add_task(
-            "cancelling", total=None, rate="-", rate_limited=0, eta="?"
-        )
+        self.task = self.progress.add_task(activity, total=None, rate="-", rate_limited=0, eta="?")
 
     def update(self, progress: BulkProgress) -> None:
         self.last = progress
         self.progress.update(
             self.task,
-            description="stopping" if progress.stopping else "cancelling",
+            description="stopping" if progress.stopping else self._activity,
             total=progress.total,
             completed=progress.completed,
             rate=_rate_per_minute(progress),
@@ -269,7 +280,11 @@ def _make_reporter(settings: CancelSettings, stdout: IO[str], stderr: IO[str]) -
         return _PlainReporter(stream=stderr, interval=math.inf)
     if _isatty(stderr):
         if _rich_available():
-            return _RichReporter(stderr, stdout_is_terminal=_isatty(stdout))
+            return _RichReporter(
+                stderr,
+                stdout_is_terminal=_isatty(stdout),
+                activity=_ACTIVITIES[settings.operation],
+            )
         stderr.write(f"{PROG}: for a progress bar, {INSTALL_CLI_HINT}\n")
     return _PlainReporter(stream=stderr, interval=settings.progress_interval)
 
@@ -289,6 +304,10 @@ def outcome_text(outcome: CancelOutcome) -> str:
         detail = f"{outcome.error_type}: {outcome.error}"
     elif outcome.kind is OutcomeKind.INVALID:
         detail = outcome.error or ""
+    elif outcome.kind is OutcomeKind.READ:
+        detail = str(outcome.new_status)
+        if outcome.scheduled_at is not None:
+            detail += f" next {outcome.scheduled_at.isoformat()}"
     else:
         detail = f"{outcome.old_status}->{outcome.new_status}"
     return "\t".join(
@@ -301,13 +320,21 @@ def _outcome_json(outcome: CancelOutcome) -> str:
     return json.dumps(outcome.to_record(), ensure_ascii=False, separators=(",", ":"))
 
 
-def _summary_rows(progress: BulkProgress | None) -> list[tuple[str, int, int]]:
+def _summary_rows(
+    progress: BulkProgress | None, operation: Operation
+) -> list[tuple[str, int, int]]:
     rows = []
-    for kind in OutcomeKind:
+    for kind in outcome_kinds(operation):
         now = progress.counts.get(kind, 0) if progress else 0
         before = progress.journal_counts.get(kind, 0) if progress else 0
-        rows.append((_LABELS[kind], now, before))
+        rows.append((kind.value.replace("_", " "), now, before))
     return rows
+
+
+def _exit_meaning(code: int, operation: Operation) -> str:
+    if code == EXIT_OK:
+        return f"every id is {_DONE_STATES[operation]}"
+    return _EXIT_MEANINGS[code]
 
 
 def _summary_notes(report: RunReport, settings: CancelSettings, *, show_exit: bool) -> list[str]:
@@ -331,11 +358,16 @@ def _summary_notes(report: RunReport, settings: CancelSettings, *, show_exit: bo
         notes.append(f"errors: {kinds}")
     if report.failure is not None:
         notes.append(f"stopped by: {type(report.failure).__name__}: {report.failure}")
+    if report.statuses:
+        shown = ", ".join(f"{status} {count}" for status, count in report.statuses.items())
+        notes.append(f"by status: {shown}")
     if settings.journal is not None:
         notes.append(f"journal: {settings.journal}")
+    if settings.report is not None:
+        notes.append(f"report: {settings.report}")
     if show_exit:
         code = report.exit_code
-        notes.append(f"exit {code}: {_EXIT_MEANINGS[code]}")
+        notes.append(f"exit {code}: {_exit_meaning(code, settings.operation)}")
     return notes
 
 
@@ -350,7 +382,7 @@ def print_summary(
         stderr: where to print.
         show_exit: end with the exit code and its meaning.
     """
-    rows = _summary_rows(report.progress)
+    rows = _summary_rows(report.progress, settings.operation)
     with_journal = any(before for _, _, before in rows)
     notes = _summary_notes(report, settings, show_exit=show_exit)
     if _isatty(stderr) and _rich_available():
@@ -390,12 +422,14 @@ def summary_json(report: RunReport, settings: CancelSettings) -> dict[str, Any]:
         A JSON-ready object.
     """
     progress = report.progress
-    counts = {kind.value: progress.counts.get(kind, 0) if progress else 0 for kind in OutcomeKind}
+    kinds = outcome_kinds(settings.operation)
+    counts = {kind.value: progress.counts.get(kind, 0) if progress else 0 for kind in kinds}
     journal = {
-        kind.value: progress.journal_counts.get(kind, 0) if progress else 0 for kind in OutcomeKind
+        kind.value: progress.journal_counts.get(kind, 0) if progress else 0 for kind in kinds
     }
     failure = report.failure
-    return {
+    summary: dict[str, Any] = {
+        "operation": settings.operation.path,
         "exit_code": report.exit_code,
         "total": progress.total if progress else None,
         "counts": counts,
@@ -411,3 +445,7 @@ def summary_json(report: RunReport, settings: CancelSettings) -> dict[str, Any]:
         "failure": None if failure is None else f"{type(failure).__name__}: {failure}",
         "journal": None if settings.journal is None else os.fspath(settings.journal),
     }
+    if settings.operation is Operation.GET:
+        summary["statuses"] = dict(report.statuses)
+        summary["report"] = None if settings.report is None else os.fspath(settings.report)
+    return summary

@@ -1,4 +1,5 @@
-"""The bulk run: ``run_cancel`` (limiter, signals, per-id output) and the ``cancel`` command."""
+"""The bulk run: ``run_bulk`` (limiter, signals, per-id output) and the bulk commands
+(``cancel``, ``pause``, ``continue``, ``get``)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from typing import IO, TYPE_CHECKING
 
 import attrs
 
-from .._bulk import cancel_many
+from .._bulk import run_many
 from .._journal import CancelOutcome, OutcomeKind
+from .._protocol import Operation
 from .._redact import scrub, url_secrets
 from ..errors import InvalidParameterError, ScheduleCancelError
 from ._common import INSTALL_REDIS_HINT, PROG, _isatty, _Streams, _UsageError
@@ -29,6 +31,7 @@ from ._report import (
     summary_json,
 )
 from ._settings import CancelSettings, _settings_from_args
+from ._status_report import latest_outcomes, status_key, write_report
 
 if TYPE_CHECKING:
     from .._models import Limiter
@@ -91,6 +94,7 @@ class _Tally:
 
     error_types: dict[str, int] = attrs.field(factory=dict)
     failed_not_final: int = 0
+    statuses: dict[str, int] = attrs.field(factory=dict)
 
 
 async def _consume(
@@ -114,6 +118,9 @@ async def _consume(
                     error_types[outcome.error_type] = error_types.get(outcome.error_type, 0) + 1
                 elif outcome.kind is OutcomeKind.FAILED and not outcome.final:
                     tally.failed_not_final += 1
+                if settings.operation is Operation.GET:
+                    key = status_key(outcome)
+                    tally.statuses[key] = tally.statuses.get(key, 0) + 1
                 if not printing:
                     continue
                 text = _outcome_json(outcome) if settings.json_output else outcome_text(outcome)
@@ -127,7 +134,7 @@ async def _consume(
     return None
 
 
-async def run_cancel(
+async def run_bulk(
     settings: CancelSettings,
     ids: Iterable[str] | AsyncIterator[str],
     *,
@@ -135,7 +142,10 @@ async def run_cancel(
     stdout: IO[str],
     stderr: IO[str],
 ) -> RunReport:
-    """Run a bulk cancel the way ``schedcancel cancel`` does, and report how it ended.
+    """Run a bulk job the way ``schedcancel cancel`` (``pause``, ``continue``, ``get``) does.
+
+    The job runs ``settings.operation`` on every id (continue with
+    ``settings.continue_at``), and this reports how it ended.
 
     SIGINT and SIGTERM stop it cleanly: no id is started any more, requests
     still waiting for the limiter are withdrawn, requests on the wire finish
@@ -160,7 +170,7 @@ async def run_cancel(
     stop = asyncio.Event()
     current = asyncio.current_task()
     if current is None:  # pragma: no cover - a coroutine always runs in a task
-        raise RuntimeError("run_cancel must run in a task")
+        raise RuntimeError("run_bulk must run in a task")
     state = {"signals": 0, "abandoned": 0}
     tally = _Tally()
     reporter = _make_reporter(settings, stdout, stderr)
@@ -197,9 +207,11 @@ async def run_cancel(
             raise _UsageError(str(exc)) from None
         async with client:
             with reporter:
-                outcomes = cancel_many(
+                outcomes = run_many(
                     client,
+                    settings.operation,
                     ids,
+                    at=settings.continue_at,
                     concurrency=settings.concurrency,
                     journal=settings.journal,
                     progress=reporter.update,
@@ -227,17 +239,42 @@ async def run_cancel(
         abandoned=state["abandoned"] if abandoned else 0,
         error_types=tally.error_types,
         failed_not_final=tally.failed_not_final,
+        statuses=tally.statuses,
     )
 
 
-def _cmd_cancel(args: argparse.Namespace, streams: _Streams, environ: Mapping[str, str]) -> int:
+#: The bulk run by its first name, from when it only cancelled.
+run_cancel = run_bulk
+
+
+def _write_status_report(report: RunReport, settings: CancelSettings, streams: _Streams) -> None:
+    """Write ``get --report`` from the journal: every id the journal holds, once.
+
+    Also when the run stopped early: the report then holds the ids done so
+    far, and a run again on the same journal completes it. A report that
+    cannot be written makes the run incomplete (exit 3); the journal keeps
+    everything, so a run again writes it.
+    """
+    if settings.report is None or settings.journal is None or report.progress is None:
+        return
+    try:
+        report.statuses = write_report(
+            settings.report, settings.report_format, latest_outcomes(settings.journal)
+        )
+    except (OSError, ValueError) as exc:
+        streams.stderr.write(f"{PROG}: the report was not written: {exc}\n")
+        if report.failure is None:
+            report.failure = exc
+
+
+def _cmd_bulk(args: argparse.Namespace, streams: _Streams, environ: Mapping[str, str]) -> int:
     settings = _settings_from_args(args, environ)
     if args.from_file == "-" and _isatty(streams.stdin):
         streams.stderr.write(f"{PROG}: reading ids from stdin, one per line (end with Ctrl-D)\n")
     source = _open_input(args, streams.stdin)
     try:
         report = asyncio.run(
-            run_cancel(
+            run_bulk(
                 settings,
                 source.ids,
                 total=source.total,
@@ -247,6 +284,7 @@ def _cmd_cancel(args: argparse.Namespace, streams: _Streams, environ: Mapping[st
         )
     finally:
         source.close()
+    _write_status_report(report, settings, streams)
     return _finish(report, settings, streams)
 
 

@@ -1,16 +1,18 @@
-"""The ``cancel`` command's settings, resolved from flags and the ``SCHEDCANCEL_*`` environment."""
+"""A bulk command's settings (``cancel``, ``pause``, ``continue``, ``get``), resolved from
+flags and the ``SCHEDCANCEL_*`` environment."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
 import attrs
 
 from .._bulk import BACKGROUND_PRIORITY
 from .._models import RateLimits, RetryPolicy
-from .._protocol import DEFAULT_BASE_URL
+from .._protocol import DEFAULT_BASE_URL, Operation
 from .._redact import redact_key
 from ._common import _UsageError
 
@@ -22,12 +24,23 @@ ENV_BASE_URL = "SCHEDCANCEL_BASE_URL"
 ENV_REDIS_URL = "SCHEDCANCEL_REDIS_URL"
 
 
+#: The report formats of ``get --report``.
+REPORT_FORMATS = ("jsonl", "csv")
+
+
 @attrs.frozen(kw_only=True)
 class CancelSettings:
-    """Everything a ``cancel`` run needs, resolved from flags and environment.
+    """Everything a bulk run needs, resolved from flags and environment.
 
     The repr shows no secret: the apiKey is redacted, the password, shared
     secret and Redis URL (which may hold a password) are left out.
+
+    Attributes:
+        operation: what the run does to each id: cancel (the default), pause,
+            continue (with ``continue_at``) or get.
+        continue_at: continue's next charge for every id (aware).
+        report: ``get``'s status report file, written from the journal at the end.
+        report_format: ``"jsonl"`` or ``"csv"``.
     """
 
     api_key: str = attrs.field(repr=redact_key)
@@ -47,6 +60,10 @@ class CancelSettings:
     progress_interval: float = 10.0
     json_output: bool = False
     quiet: bool = False
+    operation: Operation = Operation.CANCEL
+    continue_at: datetime | None = None
+    report: Path | None = None
+    report_format: str = "jsonl"
 
 
 def _credential(value: str | None, environ: Mapping[str, str], variable: str) -> str | None:
@@ -75,7 +92,21 @@ def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) ->
         adaptive=not args.no_adaptive,
         interactive_reserve=args.interactive_reserve,
     )
+    report: Path | None = getattr(args, "report", None)
+    journal: Path | None = args.journal
+    if report is not None:
+        if not report.parent.is_dir():
+            raise _UsageError(f"--report: no such directory: {report.parent}")
+        if journal is None:  # a killed report resumes on a rerun of the same command
+            journal = report.with_name(report.name + ".journal")
+    report_format = getattr(args, "format", None) or (
+        "csv" if report is not None and report.suffix.lower() == ".csv" else "jsonl"
+    )
     return CancelSettings(
+        operation=args.operation,
+        continue_at=getattr(args, "at", None),
+        report=report,
+        report_format=report_format,
         api_key=_require(api_key, "the connector apiKey", "--api-key", ENV_API_KEY),
         username=_require(username, "the API username", "--username", ENV_USERNAME),
         password=_require(password, "the API password", "--password", ENV_PASSWORD),
@@ -83,7 +114,7 @@ def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) ->
         base_url=args.base_url or environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL,
         limits=limits,
         redis_url=args.redis or environ.get(ENV_REDIS_URL) or None,
-        journal=args.journal,
+        journal=journal,
         retry_failed=args.retry_failed,
         concurrency=args.concurrency,
         priority=args.priority,

@@ -83,7 +83,7 @@ def test_keyboard_interrupt_outside_the_loop_exits_130(
     def interrupted(*args: object) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_parser, "_cmd_cancel", interrupted)
+    monkeypatch.setattr(_parser, "_cmd_bulk", interrupted)
     result = _run(["cancel", "SC-1"], _env("http://127.0.0.1:9/api/v3"))
     assert result.code == 130
     assert "interrupted" in result.stderr

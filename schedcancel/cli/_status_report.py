@@ -1,0 +1,133 @@
+"""``get --report``: the status report, one row per id, written from the run's journal.
+
+The report is made from the journal, not appended as the run goes: the
+journal is what survives a kill, so a killed ``get`` run started again (on
+the same journal) skips the ids already read and then writes the whole
+report, each id once. Where an id has several lines (an ``error`` and,
+later, its answer), its last line is the one reported. The file is written
+beside its final name and renamed into place, so a reader never sees half
+a report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .._journal import CancelOutcome, OutcomeKind, read_journal
+
+#: The report's columns, in order.
+REPORT_COLUMNS = (
+    "id",
+    "success",
+    "status",
+    "old_status",
+    "scheduled_at",
+    "registration_uuid",
+    "merchant_meta_data",
+    "error_code",
+    "error",
+)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def report_row(outcome: CancelOutcome) -> dict[str, object]:
+    """Return one id's report row.
+
+    Args:
+        outcome: the id's last outcome in the journal.
+
+    Returns:
+        The :data:`REPORT_COLUMNS`: ``success`` is true when the schedule was
+        read; ``status`` is its status then (``newStatus``); ``error`` is the
+        scrubbed message of a refusal, an error or an invalid id.
+    """
+    return {
+        "id": outcome.schedule_id,
+        "success": outcome.kind is OutcomeKind.READ,
+        "status": _text(outcome.new_status),
+        "old_status": _text(outcome.old_status),
+        "scheduled_at": None if outcome.scheduled_at is None else outcome.scheduled_at.isoformat(),
+        "registration_uuid": outcome.registration_uuid,
+        "merchant_meta_data": outcome.merchant_meta_data,
+        "error_code": outcome.error_code,
+        "error": outcome.error,
+    }
+
+
+def latest_outcomes(journal: str | os.PathLike[str]) -> Iterator[CancelOutcome]:
+    """Yield each id's last outcome in a journal, in the order the ids first appear.
+
+    Args:
+        journal: the journal file.
+
+    Yields:
+        One outcome per id.
+    """
+    latest: dict[str, CancelOutcome] = {}
+    for outcome in read_journal(journal):
+        latest[outcome.schedule_id] = outcome
+    yield from latest.values()
+
+
+def status_key(outcome: CancelOutcome) -> str:
+    """The id's group in the summary by status: its status when read (``ACTIVE``,
+    ``PAUSED``, ...), else its outcome (``failed``, ``error``, ``invalid``)."""
+    if outcome.kind is OutcomeKind.READ:
+        return str(outcome.new_status)
+    return outcome.kind.value
+
+
+def write_report(path: Path, fmt: str, outcomes: Iterable[CancelOutcome]) -> dict[str, int]:
+    """Write the report atomically and return the number of rows per status.
+
+    Args:
+        path: the report file (replaced when it exists).
+        fmt: ``"jsonl"`` (one JSON object per row, null for no value) or
+            ``"csv"`` (a header row, then one row per id; no value is empty,
+            ``success`` is ``true``/``false``).
+        outcomes: each id's outcome.
+
+    Returns:
+        Rows per :func:`status_key`, most first.
+
+    Raises:
+        OSError: the file cannot be written (nothing is left behind).
+    """
+    statuses: Counter[str] = Counter()
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+            writer = csv.writer(file) if fmt == "csv" else None
+            if writer is not None:
+                writer.writerow(REPORT_COLUMNS)
+            for outcome in outcomes:
+                row = report_row(outcome)
+                statuses[status_key(outcome)] += 1
+                if writer is None:
+                    file.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+                else:
+                    writer.writerow(_csv_cell(row[column]) for column in REPORT_COLUMNS)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return dict(statuses.most_common())
+
+
+def _csv_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
