@@ -40,7 +40,7 @@ from collections.abc import (
 from datetime import UTC, datetime
 from functools import partial
 from types import MappingProxyType
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypedDict, Unpack, cast
 
 import attrs
 
@@ -76,6 +76,7 @@ from .errors import (
 
 __all__ = [
     "BACKGROUND_PRIORITY",
+    "BulkOptions",
     "BulkProgress",
     "cancel_many",
     "default_concurrency",
@@ -695,41 +696,53 @@ class _BulkRun:
         return record
 
 
+class BulkOptions(TypedDict, total=False):
+    """The keyword options :func:`cancel_many` and :func:`run_many` share, all optional.
+
+    A wrapper can pass them along typed as ``**options: Unpack[BulkOptions]``;
+    :func:`run_many` documents each and its default.
+
+    Attributes:
+        api_key: the connector apiKey for every call (default: the client's).
+        concurrency: calls at once (default: :func:`default_concurrency`).
+        journal: an open :class:`Journal` or a path.
+        progress: called with each :class:`BulkProgress`.
+        progress_interval: seconds between progress reports (0.5).
+        total: the number of input items, when known.
+        stop: set it to stop the job cleanly.
+        priority: the limiter priority of every call (background, -1).
+        max_consecutive_errors: stop after this many errors in a row (100).
+        retry_failed: send ids whose journal line is ``failed`` again (False).
+    """
+
+    api_key: str | None
+    concurrency: int | None
+    journal: Journal | str | os.PathLike[str] | None
+    progress: Callable[[BulkProgress], object] | None
+    progress_interval: float
+    total: int | None
+    stop: asyncio.Event | None
+    priority: int
+    max_consecutive_errors: int | None
+    retry_failed: bool
+
+
 def cancel_many(
     client: BulkClient,
     ids: Iterable[object] | AsyncIterable[object],
-    *,
-    api_key: str | None = None,
-    concurrency: int | None = None,
-    journal: Journal | str | os.PathLike[str] | None = None,
-    progress: Callable[[BulkProgress], object] | None = None,
-    progress_interval: float = 0.5,
-    total: int | None = None,
-    stop: asyncio.Event | None = None,
-    priority: int = BACKGROUND_PRIORITY,
-    max_consecutive_errors: int | None = 100,
-    retry_failed: bool = False,
+    **options: Unpack[BulkOptions],
 ) -> AsyncGenerator[CancelOutcome, None]:
     """Cancel many schedules through one client: :func:`run_many` for ``Operation.CANCEL``.
 
     Each id ends as ``cancelled``, ``already_cancelled`` (7070, CANCELLED),
     ``failed``, ``invalid`` or ``error``; everything else (streaming, the
-    journal and resuming it, stopping, duplicates) is as :func:`run_many`
-    describes, and so are the arguments.
+    journal and resuming it, stopping, duplicates, the background priority
+    -1 by default) is as :func:`run_many` describes, and so are the options.
 
     Args:
         client: a ``ScheduleClient`` or anything with its ``cancel`` and ``limiter``.
         ids: scheduleIds, as an iterable or async iterable.
-        api_key: see :func:`run_many`.
-        concurrency: see :func:`run_many`.
-        journal: see :func:`run_many`; a cancel journal.
-        progress: see :func:`run_many`.
-        progress_interval: see :func:`run_many`.
-        total: see :func:`run_many`.
-        stop: see :func:`run_many`.
-        priority: see :func:`run_many`; background (-1) by default.
-        max_consecutive_errors: see :func:`run_many`.
-        retry_failed: see :func:`run_many`.
+        **options: see :class:`BulkOptions` and :func:`run_many`.
 
     Returns:
         An async generator of :class:`CancelOutcome`.
@@ -737,21 +750,7 @@ def cancel_many(
     Raises:
         InvalidParameterError: as for :func:`run_many`.
     """
-    return run_many(
-        client,
-        Operation.CANCEL,
-        ids,
-        api_key=api_key,
-        concurrency=concurrency,
-        journal=journal,
-        progress=progress,
-        progress_interval=progress_interval,
-        total=total,
-        stop=stop,
-        priority=priority,
-        max_consecutive_errors=max_consecutive_errors,
-        retry_failed=retry_failed,
-    )
+    return run_many(client, Operation.CANCEL, ids, **options)
 
 
 # The client method each bulk operation calls.
