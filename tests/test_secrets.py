@@ -218,7 +218,7 @@ async def test_no_credential_in_any_output_of_cli_demo_journal_logs_or_mock_serv
     work = tmp_path / "work"
     work.mkdir()
     (work / "ids.txt").write_text("".join(f"SC-{i:03d}\n" for i in range(20)))
-    schedules = [f"--schedule=SC-{i:03d}" for i in range(40)]
+    schedules = [f"--schedule=SC-{i:03d}" for i in range(46)]
     scaled = ["--window", "2", "--guard", "0.1"]
     runs: dict[str, Process] = {}
     async with (
@@ -321,6 +321,28 @@ async def test_no_credential_in_any_output_of_cli_demo_journal_logs_or_mock_serv
             env=env,
             interrupt_when=work / "int.jsonl",
         )
+        # The other bulk commands: pause, continue, get with both report formats, and a
+        # journal of another operation refused (2).
+        bulk = [f"SC-{i:03d}" for i in range(40, 46)]
+        runs["pause"] = await run_cli(
+            ["-vv", "pause", "--journal", "pause.jsonl", "--json", *scaled, *bulk],
+            cwd=work,
+            env=env,
+        )
+        runs["continue"] = await run_cli(
+            ["-vv", "continue", "--at", "2027-01-05T09:00:00+01:00", *scaled, *bulk],
+            cwd=work,
+            env=env,
+        )
+        for report in ("report.csv", "report.jsonl"):
+            runs[f"get {report}"] = await run_cli(
+                ["-vv", "get", "--report", report, "--json", *scaled, *bulk, "GONE-2"],
+                cwd=work,
+                env=env,
+            )
+        runs["other journal"] = await run_cli(
+            ["-vv", "pause", "--journal", "ok.jsonl", *scaled, "SC-040"], cwd=work, env=env
+        )
     # The demo, with its generated password replaced by the sentinel.
     patch = (
         "import runpy, secrets; secrets.token_urlsafe = lambda *a: "
@@ -348,6 +370,11 @@ async def test_no_credential_in_any_output_of_cli_demo_journal_logs_or_mock_serv
         "faults": 3,
         "redis": 3,
         "interrupted": 130,
+        "pause": 0,
+        "continue": 0,
+        "get report.csv": 1,
+        "get report.jsonl": 1,
+        "other journal": 2,
         "demo": 0,
     }, {label: process.stderr[-600:] for label, process in runs.items()}
     assert scan.leaks() == []
@@ -358,6 +385,8 @@ async def test_no_credential_in_any_output_of_cli_demo_journal_logs_or_mock_serv
     assert len(outcome_lines(work / "ok.jsonl")) == 20
     assert {line["outcome"] for line in outcome_lines(work / "faults.jsonl")} >= {"error"}
     assert files >= 9  # 5 journals + the ids file + 4 server logs (demo's journal too)
+    assert (work / "report.csv").read_text().count("\n") == 8  # a header and 7 rows
+    assert len((work / "report.jsonl").read_text().splitlines()) == 7
 
 
 def test_the_scan_finds_what_it_looks_for(tmp_path: Path) -> None:

@@ -331,6 +331,11 @@ def _summary_rows(
     return rows
 
 
+def _by_count(counts: dict[str, int]) -> list[tuple[str, int]]:
+    """Most first, then by name: the same order whatever order the answers came in."""
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
 def _exit_meaning(code: int, operation: Operation) -> str:
     if code == EXIT_OK:
         return f"every id is {_DONE_STATES[operation]}"
@@ -359,7 +364,7 @@ def _summary_notes(report: RunReport, settings: CancelSettings, *, show_exit: bo
     if report.failure is not None:
         notes.append(f"stopped by: {type(report.failure).__name__}: {report.failure}")
     if report.statuses:
-        shown = ", ".join(f"{status} {count}" for status, count in report.statuses.items())
+        shown = ", ".join(f"{status} {count}" for status, count in _by_count(report.statuses))
         notes.append(f"by status: {shown}")
     if settings.journal is not None:
         notes.append(f"journal: {settings.journal}")
@@ -446,6 +451,6 @@ def summary_json(report: RunReport, settings: CancelSettings) -> dict[str, Any]:
         "journal": None if settings.journal is None else os.fspath(settings.journal),
     }
     if settings.operation is Operation.GET:
-        summary["statuses"] = dict(report.statuses)
+        summary["statuses"] = dict(_by_count(report.statuses))
         summary["report"] = None if settings.report is None else os.fspath(settings.report)
     return summary

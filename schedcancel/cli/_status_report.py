@@ -97,7 +97,7 @@ def write_report(path: Path, fmt: str, outcomes: Iterable[CancelOutcome]) -> dic
         outcomes: each id's outcome.
 
     Returns:
-        Rows per :func:`status_key`, most first.
+        Rows per :func:`status_key`.
 
     Raises:
         OSError: the file cannot be written (nothing is left behind).
@@ -122,7 +122,7 @@ def write_report(path: Path, fmt: str, outcomes: Iterable[CancelOutcome]) -> dic
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return dict(statuses.most_common())
+    return dict(statuses)
 
 
 def _csv_cell(value: object) -> str:

@@ -18,6 +18,7 @@ def _serve() -> Iterator[Callable[..., ServerThread]]:
         *,
         active: list[str] = (),  # type: ignore[assignment]
         cancelled: list[str] = (),  # type: ignore[assignment]
+        paused: list[str] = (),  # type: ignore[assignment]
         limits: ServerLimits | None = None,
         faults: Faults | None = None,
         secret: str | None = None,
@@ -31,6 +32,7 @@ def _serve() -> Iterator[Callable[..., ServerThread]]:
         )
         server.seed(active)
         server.seed(cancelled, "CANCELLED")
+        server.seed(paused, "PAUSED")
         thread = ServerThread(server).start()
         started.append(thread)
         return thread
