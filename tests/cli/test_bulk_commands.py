@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from schedcancel._journal import read_journal
 from schedcancel.cli import build_parser
+from schedcancel.cli._status_report import REPORT_COLUMNS
 from schedcancel.testing import Faults, ServerLimits
 
 from .support import (
@@ -30,17 +31,6 @@ from .support import (
 )
 
 AT = "2027-01-05T10:00:00+01:00"
-REPORT_COLUMNS = [
-    "id",
-    "success",
-    "status",
-    "old_status",
-    "scheduled_at",
-    "registration_uuid",
-    "merchant_meta_data",
-    "error_code",
-    "error",
-]
 
 
 def _journal_lines(path: Path) -> list[dict[str, Any]]:
@@ -218,9 +208,11 @@ GET_IDS = ["SC-A1", "SC-P1", "SC-C1", "SC-A2", "SC-GONE", "bad id!", "SC-A3", "S
 def _read_report(path: Path, fmt: str) -> list[dict[str, Any]]:
     text = path.read_text(encoding="utf-8")
     if fmt == "jsonl":
-        return [json.loads(line) for line in text.splitlines()]
+        rows = [json.loads(line) for line in text.splitlines()]
+        assert all(list(row) == list(REPORT_COLUMNS) for row in rows)
+        return rows
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    assert reader.fieldnames == REPORT_COLUMNS
+    assert reader.fieldnames == list(REPORT_COLUMNS)
     return list(reader)
 
 
@@ -350,12 +342,13 @@ def test_a_report_in_a_missing_directory_is_a_usage_error(
 @pytest.mark.parametrize(
     ("command", "seeded", "target"),
     [
+        (["cancel"], "active", "CANCELLED"),
         (["pause"], "active", "PAUSED"),
         (["continue", "--at", AT], "paused", "ACTIVE"),
         (["get", "--report", "REPORT"], "active", "ACTIVE"),
     ],
 )
-def test_kill_and_resume_sends_nothing_final_twice_for_every_operation(
+def test_kill_and_resume_sends_nothing_final_twice(
     serve: Callable[..., ServerThread],
     tmp_path: Path,
     command: list[str],
@@ -364,7 +357,9 @@ def test_kill_and_resume_sends_nothing_final_twice_for_every_operation(
 ) -> None:
     """SIGKILL mid-run, then a re-run on the same journal: one final line per id, no re-sends.
 
-    For get the report is written by the second run: one row per id, all read.
+    The server's recorder shows that no id final in the journal when the
+    process died was sent again by the second run. For get the report is
+    written by the second run: one row per id, all read.
     """
     ids = _ids(300, prefix="KILL-")
     server = serve(

@@ -361,64 +361,6 @@ def test_subprocess_sigterm_stops_cleanly_exit_130(
     assert len(server.sent_ids()) == 20
 
 
-def test_kill_and_resume_sends_nothing_final_twice(
-    serve: Callable[..., ServerThread], tmp_path: Path
-) -> None:
-    """SIGKILL mid-run, then a re-run on the same journal: one final line per id, no re-sends.
-
-    The server's recorder shows that no id final in the journal when the
-    process died was sent again by the second run.
-    """
-    ids = _ids(300, prefix="KILL-")
-    server = serve(
-        active=ids,
-        limits=ServerLimits(total=100_000, per_schedule=10, window=1.0),
-        faults=Faults(response_latency=(0.01, 0.04), seed=7),
-    )
-    ids_file = tmp_path / "ids.txt"
-    ids_file.write_text("\n".join(ids) + "\n", encoding="utf-8")
-    journal = tmp_path / "run.jsonl"
-    argv = _schedcancel(
-        *("cancel", "--from", str(ids_file), "--journal", str(journal), "--concurrency", "8"),
-        *("-q", "--total", "100000", "--window", "1", "--guard", "0.05"),
-    )
-    env = _subprocess_env(server.base_url)
-    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)  # noqa: S603
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if journal.exists() and journal.read_bytes().count(b'"outcome"') >= 80:
-                break
-            time.sleep(0.005)
-        first.send_signal(signal.SIGKILL)
-        first.communicate(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-    assert first.returncode == -signal.SIGKILL
-    final_at_kill = {o.schedule_id for o in read_journal(journal) if o.final}
-    assert 80 <= len(final_at_kill) < 300, "the kill came too late to test anything"
-    # Arrivals the server records from here on may include requests the dead process had
-    # sent; none of those can be final in the journal (their answers were never read).
-    resumed_from = len(server.server.recorder)
-
-    second = subprocess.run(  # noqa: S603 - our own interpreter and module
-        argv, capture_output=True, text=True, env=env, timeout=120, check=False
-    )
-    assert second.returncode == 0, second.stderr
-    resent = set(server.sent_ids(resumed_from))
-    assert not resent & final_at_kill
-    outcomes = list(read_journal(journal))
-    finals: dict[str, int] = {}
-    for outcome in outcomes:
-        if outcome.final:
-            finals[outcome.schedule_id] = finals.get(outcome.schedule_id, 0) + 1
-    assert sorted(finals) == sorted(ids)
-    assert set(finals.values()) == {1}
-    assert all(o.ok for o in outcomes)
-    assert all(server.server.status_of(i) == "CANCELLED" for i in ids)
-
-
 def test_an_outside_cancellation_is_not_swallowed(serve: Callable[..., ServerThread]) -> None:
     """Cancelling run_cancel from outside (no signal) propagates CancelledError."""
     server = serve(active=["SC-1"], faults=Faults(response_latency=(5.0, 5.0)))
