@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import metadata as _metadata
 
-from ._bulk import BulkProgress
+from ._bulk import BulkOptions, BulkProgress
 from ._client import DEFAULT_BASE_URL, CallOptions, ScheduleClient
 from ._gate import Gate
 from ._journal import CancelOutcome, Journal, OutcomeKind
@@ -51,6 +51,7 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "BackendError",
+    "BulkOptions",
     "BulkProgress",
     "CallOptions",
     "CancelOutcome",
