@@ -1,23 +1,26 @@
-"""The ``schedcancel`` command: bulk ``cancel``, the ``demo``, and the ``mock-server``.
+"""The ``schedcancel`` command: bulk ``cancel``, ``pause``, ``continue`` and ``get``, the
+``demo``, and the ``mock-server``.
 
-A thin shell over :func:`~schedcancel._bulk.cancel_many`: it parses
+A thin shell over :func:`~schedcancel._bulk.run_many`: it parses
 arguments, streams ids from arguments, a file or stdin, shows progress on
-stderr, writes one result line per id to stdout, and maps how the job ended
-to an exit code:
+stderr, writes one result line per id to stdout (and ``get --report`` a
+status report), and maps how the job ended to an exit code, the same for
+every bulk command:
 
 ====  ==================================================================
-0     every id is cancelled, by this run or before
+0     every id is done (cancelled, paused, active or read), by this run
+      or before
 1     some ids failed for good: the API refused them (e.g. 7040 unknown
       id), or they are no valid scheduleIds
-2     usage or input error: bad option (a bad ``--redis`` URL too), missing
-      credential, unreadable input (also when stdin or a pipe turns out
-      not to be UTF-8 mid-run), a busy or corrupt journal or one that
-      cannot be opened
+2     usage or input error: bad option (a bad ``--redis`` URL or ``--at``
+      too), missing credential, unreadable input (also when stdin or a
+      pipe turns out not to be UTF-8 mid-run), a busy or corrupt journal,
+      one that cannot be opened, or one of another operation
 3     the job is incomplete: authentication, transport, server or
       rate-limit failures, refusals the API does not call final (errorCode
-      7002 or none: the next run sends those ids again), or the journal
-      failing mid-run (the ids not done are not in it); run again with the
-      same ``--journal`` to finish
+      7002 or none: the next run sends those ids again), the journal
+      failing mid-run (the ids not done are not in it), or ``get``'s
+      report not written; run again with the same ``--journal`` to finish
 130   interrupted (SIGINT or SIGTERM); run again with the same ``--journal``
 ====  ==================================================================
 
@@ -27,9 +30,10 @@ line every few seconds. Importing this package imports neither.
 
 The package: ``_parser`` (the argument parser and :func:`main`), ``_settings``
 (flags and environment), ``_input`` (ids from arguments, a file or stdin),
-``_run`` (the bulk run and the ``cancel`` command), ``_report`` (progress,
-per-id lines, the summary and the exit code), ``_demo`` (the ``demo``
-command) and ``_common`` (what they share).
+``_run`` (the bulk run and the bulk commands), ``_report`` (progress,
+per-id lines, the summary and the exit code), ``_status_report`` (``get
+--report``'s file), ``_demo`` (the ``demo`` command) and ``_common`` (what
+they share).
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from ._report import (
     progress_line,
     summary_json,
 )
-from ._run import run_cancel
+from ._run import run_bulk, run_cancel
 from ._settings import (
     ENV_API_KEY,
     ENV_BASE_URL,
@@ -95,6 +99,7 @@ __all__ = [
     "outcome_text",
     "print_summary",
     "progress_line",
+    "run_bulk",
     "run_cancel",
     "summary_json",
 ]
