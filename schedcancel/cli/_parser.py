@@ -139,8 +139,8 @@ class _BulkCommand:
 
 
 _JOURNAL_NOTE = (
-    "With --journal a run can be killed and started again: ids already final in\n"
-    "the journal are not sent twice."
+    "With --journal a run can be killed and started again: ids already final\n"
+    "in the journal are not sent twice."
 )
 #: The bulk subcommands; each gets the shared input, credential, job, rate-limit
 #: (--redis too) and output options of _add_bulk_options.
@@ -149,7 +149,7 @@ _BULK_COMMANDS = (
         Operation.CANCEL,
         help="cancel schedules in bulk, within the rate limits",
         description="Cancel schedules through the IXOPAY Transaction API, as fast as the rate\n"
-        "limits allow and without 429s. " + _JOURNAL_NOTE,
+        "limits allow and without 429s.\n" + _JOURNAL_NOTE,
         state="cancelled (by this run or before)",
         examples=(
             f"{PROG} cancel SC-1234 SC-5678",
@@ -160,7 +160,7 @@ _BULK_COMMANDS = (
     _BulkCommand(
         Operation.PAUSE,
         help="pause schedules in bulk, within the rate limits",
-        description="Pause schedules (POST .../pause), within the rate limits. " + _JOURNAL_NOTE,
+        description="Pause schedules (POST .../pause), within the rate limits.\n" + _JOURNAL_NOTE,
         state="paused (by this run or before)",
         examples=(f"{PROG} pause --from ids.txt --journal pause.jsonl",),
     ),
@@ -168,7 +168,7 @@ _BULK_COMMANDS = (
         Operation.CONTINUE,
         help="continue paused schedules in bulk, charging next at --at",
         description="Continue paused (or failed) schedules (POST .../continue), all with the\n"
-        "same next charge --at, within the rate limits. " + _JOURNAL_NOTE,
+        "same next charge --at, within the rate limits.\n" + _JOURNAL_NOTE,
         state="active (by this run or before)",
         examples=(
             f"{PROG} continue --at 2026-12-03T09:00:00+01:00 --from ids.txt"
@@ -181,7 +181,7 @@ _BULK_COMMANDS = (
         help="read schedules in bulk; --report writes a status report (JSON Lines or CSV)",
         description="Read schedules (GET .../get), within the rate limits, and with --report\n"
         "write one row per id, for audits such as 'which of these schedules are still\n"
-        "active?'. " + _JOURNAL_NOTE,
+        "active?'.\n" + _JOURNAL_NOTE,
         state="read",
         examples=(
             f"{PROG} get --from ids.txt --report status.csv",
