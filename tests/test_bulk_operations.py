@@ -359,3 +359,12 @@ async def test_a_client_without_the_operations_method_is_refused() -> None:
     with pytest.raises(InvalidParameterError, match="no pause method"):
         run_many(CancelOnly(), Operation.PAUSE, ["SC-1"])  # type: ignore[arg-type]
     await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("key", ["registration_uuid", "merchant_meta_data"])
+def test_a_get_field_of_the_wrong_type_makes_the_line_corrupt(tmp_path: Path, key: str) -> None:
+    """A journal line whose report field is no string is refused, naming the line."""
+    path = tmp_path / "j.jsonl"
+    _write(path, {"id": "SC-1", "outcome": "read", key: 5}, {"id": "SC-2", "outcome": "read"})
+    with pytest.raises(InvalidParameterError, match=":1: not a schedcancel journal line"):
+        list(read_journal(path))

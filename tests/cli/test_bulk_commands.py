@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from schedcancel._journal import read_journal
-from schedcancel.cli import build_parser
+from schedcancel._bulk import BulkProgress
+from schedcancel._journal import CancelOutcome, OutcomeKind, read_journal
+from schedcancel.cli import RunReport, build_parser, outcome_text
+from schedcancel.cli._common import _Streams
+from schedcancel.cli._run import _write_status_report
 from schedcancel.cli._status_report import REPORT_COLUMNS
 from schedcancel.testing import Faults, ServerLimits
 
@@ -27,6 +30,7 @@ from .support import (
     _ids,
     _run,
     _schedcancel,
+    _settings,
     _subprocess_env,
 )
 
@@ -160,6 +164,7 @@ def test_continue_sends_at_and_makes_paused_ones_active(
         (["continue", "--at", "2027-01-05T10:00:00", "SC-1"], "has no UTC offset"),
         (["continue", "--at", "next tuesday", "SC-1"], "not an ISO 8601 date-time"),
         (["continue", "--at", "2027-01-05", "SC-1"], "has no UTC offset"),
+        (["continue", "--at", "0001-01-01T00:30:00+01:00", "SC-1"], "continue_date_time"),
         (["continue", "--at", "2027-01-05T10:00:00-01:00", "SC-1"], None),  # accepted: sent in UTC
         (["pause", "--at", AT, "SC-1"], "unrecognized arguments"),
         (["get", "--format", "xml", "SC-1"], "invalid choice"),
@@ -412,3 +417,42 @@ def test_kill_and_resume_sends_nothing_final_twice(
         rows = _read_report(report, "csv")
         assert sorted(row["id"] for row in rows) == sorted(ids)
         assert {row["status"] for row in rows} == {"ACTIVE"}
+
+
+def test_a_read_without_a_next_charge_shows_its_status_only() -> None:
+    """The per-id line of a get answer without scheduledAt (malformed, say)."""
+    outcome = CancelOutcome(schedule_id="SC-1", kind=OutcomeKind.READ, new_status="PAUSED")
+    assert outcome_text(outcome) == "SC-1\tread\tPAUSED"
+
+
+def test_an_unwritable_report_keeps_the_failure_that_stopped_the_run(tmp_path: Path) -> None:
+    """The first failure stays the one reported; the report's is only printed."""
+    journal = tmp_path / "j.jsonl"
+    journal.write_text('{"id":"SC-1","outcome":"read","new_status":"ACTIVE"}\n', encoding="utf-8")
+    report_dir = tmp_path / "r.csv"
+    report_dir.mkdir()
+    first = RuntimeError("the job stopped")
+    progress = BulkProgress(
+        total=1,
+        read=1,
+        done=1,
+        counts={},
+        skipped=0,
+        journal_counts={},
+        duplicates=0,
+        withdrawn=0,
+        in_flight=0,
+        rate_limited=0,
+        elapsed=1.0,
+        rate=1.0,
+        eta=0.0,
+        stopping=True,
+        finished=True,
+    )
+    report = RunReport(progress=progress, failure=first, interrupted=False)
+    settings = _settings("http://127.0.0.1:1", journal=journal, report=report_dir)
+    err = io.StringIO()
+    _write_status_report(report, settings, _Streams(io.StringIO(), io.StringIO(), err))
+    assert report.failure is first
+    assert "the report was not written" in err.getvalue()
+    assert report.exit_code == 3
