@@ -16,7 +16,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 import pytest
@@ -631,7 +631,7 @@ class StrictServer:
         return max((sum(1 for u in times if t - window < u <= t) for t in times), default=0)
 
 
-def _ok(result: ScheduleResult | BaseException) -> bool:
+def _ok(result: ScheduleResult | BaseException) -> TypeGuard[ScheduleResult]:
     return isinstance(result, ScheduleResult) and result.success
 
 
