@@ -2,7 +2,7 @@
 
 From the repository root, with the project's virtualenv::
 
-    .venv/bin/python -m benchmarks            # full set (about 32 minutes)
+    .venv/bin/python -m benchmarks            # full set (about 34 minutes)
     .venv/bin/python -m benchmarks --quick    # reduced set (under 3 minutes)
     .venv/bin/python -m benchmarks --only distinct --only small-batch --no-overhead
 """
