@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import aiohttp
 import attrs
@@ -86,16 +87,19 @@ START_PREFIX = "START-"
 _LATER = datetime(2030, 1, 1, 9, 30, tzinfo=UTC)
 
 
+#: The start's fields besides its date.
+_START: dict[str, Any] = {
+    "registration_uuid": "RG-MIXED",
+    "amount": Decimal("9.99"),
+    "currency": "EUR",
+    "period_length": 1,
+    "period_unit": "MONTH",
+    "merchant_meta_data": "mixed workload",
+}
+
+
 def _start(at: datetime) -> StartSchedule:
-    return StartSchedule(
-        registration_uuid="RG-MIXED",
-        amount=Decimal("9.99"),
-        currency="EUR",
-        period_length=1,
-        period_unit="MONTH",
-        start_date_time=at,
-        merchant_meta_data="mixed workload",
-    )
+    return StartSchedule(**_START, start_date_time=at)
 
 
 @attrs.frozen(kw_only=True)
@@ -250,14 +254,7 @@ async def _sc_redis(target: Target, calls: Sequence[str], setup: Setup) -> Outco
     inner = RedisLimiter(
         url, username=target.username, key_prefix=prefix, limits=setup.rate_limits()
     )
-    limiter = TimedLimiter(inner)
-    client = ScheduleClient(
-        target.api_key,
-        username=target.username,
-        password=target.password,
-        base_url=target.base_url,
-        limiter=limiter,
-    )
+    client, limiter = timed_client(target, setup, inner=inner)
     return await _on_client(client, limiter, calls)
 
 

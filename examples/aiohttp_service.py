@@ -44,81 +44,72 @@ from schedcancel import (
 CLIENT = web.AppKey("client", ScheduleClient)
 QUEUE_TIMEOUT = web.AppKey("queue_timeout", float)
 
-#: One call on the client for a scheduleId, given the queue timeout.
-Call = Callable[[ScheduleClient, str, float], Awaitable[ScheduleResult]]
+#: A client method on one scheduleId: ``ScheduleClient.get``, ``.pause`` or ``.cancel``.
+Call = Callable[..., Awaitable[ScheduleResult]]
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def _status(result: ScheduleResult) -> str | None:
     return None if result.new_status is None else str(result.new_status)
 
 
-async def _answer(
-    request: web.Request, call: Call, render: Callable[[ScheduleResult], dict[str, Any]]
-) -> web.Response:
-    """Run ``call`` for the path's scheduleId and map the library's errors to HTTP."""
-    schedule_id = request.match_info["schedule_id"]
-    try:
-        result = await call(request.app[CLIENT], schedule_id, request.app[QUEUE_TIMEOUT])
-    except InvalidParameterError as exc:
-        return web.json_response({"error": str(exc)}, status=400)
-    except QueueTimeoutError as exc:
-        wait = math.ceil(exc.expected_wait or 1.0)
+def one_schedule(call: Call, render: Callable[[ScheduleResult], dict[str, Any]]) -> Handler:
+    """A route that runs ``call`` for the path's scheduleId and answers with ``render``'s fields.
+
+    Args:
+        call: the client method, called as ``call(client, schedule_id, queue_timeout=...)``.
+        render: what the JSON answer says about the result (beside the id and error code).
+
+    Returns:
+        The aiohttp handler; the library's errors become 400, 503 (with
+        ``Retry-After``) and 502.
+    """
+
+    async def handle(request: web.Request) -> web.Response:
+        schedule_id = request.match_info["schedule_id"]
+        client = request.app[CLIENT]
+        try:
+            result = await call(client, schedule_id, queue_timeout=request.app[QUEUE_TIMEOUT])
+        except InvalidParameterError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        except QueueTimeoutError as exc:
+            wait = math.ceil(exc.expected_wait or 1.0)
+            return web.json_response(
+                {"error": "rate limit queue is full", "retry_after": wait},
+                status=503,
+                headers={"Retry-After": str(wait)},
+            )
+        except (ApiError, TransportError) as exc:
+            return web.json_response({"error": type(exc).__name__}, status=502)
         return web.json_response(
-            {"error": "rate limit queue is full", "retry_after": wait},
-            status=503,
-            headers={"Retry-After": str(wait)},
+            {"schedule_id": schedule_id, **render(result), "error_code": result.error_code}
         )
-    except (ApiError, TransportError) as exc:
-        return web.json_response({"error": type(exc).__name__}, status=502)
-    return web.json_response(
-        {"schedule_id": schedule_id, **render(result), "error_code": result.error_code}
-    )
+
+    return handle
 
 
-async def read_one(request: web.Request) -> web.Response:
-    """Read the schedule named in the path: its status and next charge."""
-
-    def render(result: ScheduleResult) -> dict[str, Any]:
-        at = result.scheduled_at
-        return {
-            "found": result.success,
-            "status": _status(result),
-            "next_charge": None if at is None else at.isoformat(),
-        }
-
-    return await _answer(
-        request, lambda client, sid, wait: client.get(sid, queue_timeout=wait), render
-    )
+def read(result: ScheduleResult) -> dict[str, Any]:
+    """``GET /schedules/{id}``: found or not, the status, the next charge."""
+    at = result.scheduled_at
+    return {
+        "found": result.success,
+        "status": _status(result),
+        "next_charge": None if at is None else at.isoformat(),
+    }
 
 
-async def pause_one(request: web.Request) -> web.Response:
-    """Pause the schedule named in the path; answer with what the API said."""
-
-    def render(result: ScheduleResult) -> dict[str, Any]:
-        return {
-            "paused": result.done,
-            "already_paused": result.already_done,
-            "status": _status(result),
-        }
-
-    return await _answer(
-        request, lambda client, sid, wait: client.pause(sid, queue_timeout=wait), render
-    )
+def paused(result: ScheduleResult) -> dict[str, Any]:
+    """``POST /schedules/{id}/pause``: paused now (or already), and the status."""
+    return {"paused": result.done, "already_paused": result.already_done, "status": _status(result)}
 
 
-async def cancel_one(request: web.Request) -> web.Response:
-    """Cancel the schedule named in the path; answer with what the API said."""
-
-    def render(result: ScheduleResult) -> dict[str, Any]:
-        return {
-            "cancelled": result.is_cancelled,
-            "already_cancelled": result.already_cancelled,
-            "status": _status(result),
-        }
-
-    return await _answer(
-        request, lambda client, sid, wait: client.cancel(sid, queue_timeout=wait), render
-    )
+def cancelled(result: ScheduleResult) -> dict[str, Any]:
+    """``POST /schedules/{id}/cancel``: cancelled now (or already), and the status."""
+    return {
+        "cancelled": result.is_cancelled,
+        "already_cancelled": result.already_cancelled,
+        "status": _status(result),
+    }
 
 
 async def cancel_many(request: web.Request) -> web.StreamResponse:
@@ -165,9 +156,13 @@ def make_app(
 
     app.cleanup_ctx.append(client_context)
     app.router.add_post("/schedules/cancel", cancel_many)
-    app.router.add_get("/schedules/{schedule_id}", read_one)
-    app.router.add_post("/schedules/{schedule_id}/pause", pause_one)
-    app.router.add_post("/schedules/{schedule_id}/cancel", cancel_one)
+    app.router.add_get("/schedules/{schedule_id}", one_schedule(ScheduleClient.get, read))
+    app.router.add_post(
+        "/schedules/{schedule_id}/pause", one_schedule(ScheduleClient.pause, paused)
+    )
+    app.router.add_post(
+        "/schedules/{schedule_id}/cancel", one_schedule(ScheduleClient.cancel, cancelled)
+    )
     return app
 
 

@@ -7,7 +7,7 @@ import json
 import re
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -216,6 +216,15 @@ async def test_service_streams_a_bulk_cancel(server: MockScheduleServer) -> None
 # --------------------------------------------------------------------------- chat_bot
 
 
+def _append_to(replies: list[str]) -> Callable[[str], Awaitable[None]]:
+    """A bot's ``reply`` that appends to ``replies``."""
+
+    async def reply(text: str) -> None:
+        replies.append(text)
+
+    return reply
+
+
 async def test_chat_bot_cancels_now_when_there_is_room(server: MockScheduleServer) -> None:
     """With room in the window the bot says "now", then one line per schedule."""
     example = _load("chat_bot")
@@ -270,16 +279,12 @@ async def test_chat_bot_answers_status_with_the_status_and_next_charge(
     """/status ID reads the schedule: its status and next charge, or why it cannot."""
     example = _load("chat_bot")
     replies: list[str] = []
-
-    async def reply(text: str) -> None:
-        replies.append(text)
-
     server.seed(["SC-040"], scheduled_at=datetime(2030, 5, 1, 12, 0, tzinfo=UTC))
     server.seed(["SC-041"], "CANCELLED", scheduled_at=datetime(2030, 6, 1, 8, 0, tzinfo=UTC))
     async with server.client(limits=LIMITS) as client:
         for text in ("/status SC-040", "/status SC-041", "/status SC-nope", "/status bad!id"):
-            await example.handle_command(text, reply, client)
-        await example.handle_command("/status SC-1 SC-2", reply, client)
+            await example.handle_command(text, _append_to(replies), client)
+        await example.handle_command("/status SC-1 SC-2", _append_to(replies), client)
     assert replies == [
         "SC-040: ACTIVE, next charge 2030-05-01 12:00 UTC",
         "SC-041: CANCELLED, next charge 2030-06-01 08:00 UTC",

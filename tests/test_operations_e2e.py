@@ -18,8 +18,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -38,6 +37,7 @@ from schedcancel import (
     StartSchedule,
     UpdateSchedule,
 )
+from schedcancel._mock.recorder import SUCCESS_OUTCOMES
 from schedcancel.testing import (
     DEFAULT_API_KEY,
     Fault,
@@ -49,18 +49,10 @@ from schedcancel.testing import (
 
 SECRET = "e2e-shared-secret"
 WALL = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-AT = WALL + timedelta(days=7)
 SID = "SC-E2E-0001"
-SCHEDULE = StartSchedule(
-    registration_uuid="RG-E2E",
-    amount=Decimal("9.99"),
-    currency="EUR",
-    period_length=1,
-    period_unit="MONTH",
-    start_date_time=AT,
-    merchant_meta_data="order-42",
-)
-CHANGES = UpdateSchedule(amount="12.50", period_unit="WEEK")
+#: The mixed workload's bodies (benchmarks.mixed), dated a month after the server's start.
+WORKLOAD = Workload.after(WALL)
+AT, SCHEDULE, CHANGES = WORKLOAD.at, WORKLOAD.schedule, WORKLOAD.changes
 Call = Callable[[ScheduleClient], Awaitable[ScheduleResult]]
 
 
@@ -82,15 +74,6 @@ CALLS: dict[Operation, Call] = {
     Operation.START: lambda c: c.start(SCHEDULE),
 }
 PER_ID = [op for op in Operation if op.has_schedule_id]
-#: The server's outcome of each operation's success.
-SUCCESS = {
-    Operation.GET: Outcome.FETCHED,
-    Operation.PAUSE: Outcome.PAUSED,
-    Operation.CONTINUE: Outcome.CONTINUED,
-    Operation.UPDATE: Outcome.UPDATED,
-    Operation.CANCEL: Outcome.CANCELLED,
-    Operation.START: Outcome.STARTED,
-}
 #: The status each operation succeeds from (continue: PAUSED), and the one it leaves.
 BEFORE_AFTER = {
     Operation.GET: (ScheduleStatus.ACTIVE, ScheduleStatus.ACTIVE),
@@ -128,13 +111,13 @@ async def test_every_operation_succeeds_signed_through_one_client(operation: Ope
         (arrival,) = server.recorder.arrivals
     assert result.success
     assert result.operation is operation
-    assert (arrival.status, arrival.outcome) == (200, SUCCESS[operation])
+    assert (arrival.status, arrival.outcome) == (200, SUCCESS_OUTCOMES[operation])
     assert arrival.operation is operation  # the server's table is the protocol's
     if operation is Operation.START:
         assert arrival.schedule_id is None
         assert result.schedule_id is not None
         assert server.status_of(result.schedule_id) is ScheduleStatus.ACTIVE
-        assert result.merchant_meta_data == "order-42"
+        assert result.merchant_meta_data == SCHEDULE.merchant_meta_data
     else:
         assert arrival.schedule_id == SID
         assert (result.schedule_id, result.new_status) == (SID, BEFORE_AFTER[operation][1])
@@ -425,7 +408,7 @@ async def test_a_mixed_workload_at_the_real_limits_meets_no_429() -> None:
     300 s (1.0171) and BOUND 305.2 s; the busiest 60 s held exactly 60 arrivals.
     """
     async with mixed_server() as server, server.client(limits=RateLimits()) as client:
-        results = await run_workload(client, IDS, STARTS, Workload(at=AT, schedule=SCHEDULE))
+        results = await run_workload(client, IDS, STARTS, WORKLOAD)
     assert_mixed_run(server, results)
 
 
@@ -445,7 +428,7 @@ async def test_a_mixed_workload_through_redis_meets_no_429(
     server = mixed_server()
     try:
         async with server, ScheduleClient(**server.client_kwargs(), limiter=limiter) as client:
-            results = await run_workload(client, IDS, STARTS, Workload(at=AT, schedule=SCHEDULE))
+            results = await run_workload(client, IDS, STARTS, WORKLOAD)
     finally:
         await limiter.aclose()
     assert_mixed_run(server, results)
