@@ -112,7 +112,7 @@ class Workload:
         schedule: the body of every start.
     """
 
-    at: datetime = attrs.field(factory=lambda: _LATER)
+    at: datetime = _LATER
     changes: UpdateSchedule = attrs.field(
         factory=lambda: UpdateSchedule(amount=Decimal("12.50"), period_unit="WEEK")
     )
