@@ -2,7 +2,7 @@
 
 From the repository root, with the project's virtualenv::
 
-    .venv/bin/python -m benchmarks            # full set (about 32 minutes)
+    .venv/bin/python -m benchmarks            # full set (about 34 minutes)
     .venv/bin/python -m benchmarks --quick    # reduced set (under 3 minutes)
     .venv/bin/python -m benchmarks --only distinct --only small-batch --no-overhead
 """
@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar="SCENARIO",
         help="run only this scenario (repeatable): distinct, small-batch, mixed, fixed-PHASE, "
-        "token-bucket, sliding-counter, foreign-20, bulk-interactive, bulk-interactive-1200 "
+        "token-bucket, sliding-counter, foreign-20, operations, bulk-interactive, "
+        "bulk-interactive-1200 "
         "(bulk-interactive-240 with --quick)",
     )
     parser.add_argument("--no-overhead", action="store_true", help="skip the overhead figure")

@@ -70,6 +70,7 @@ from schedcancel.testing import (
 )
 
 from .interactive import MIXED_CONTESTANTS, arrival_gaps, measure_interactive
+from .mixed import OPERATION_CONTESTANTS, mixed_calls
 from .peers import CONTESTANTS, BackoffPolicy, Setup, Target
 from .peers import Outcome as Sent
 from .report import goals, quantile
@@ -144,15 +145,17 @@ class Scenario:
         foreign_load: the share of N another client spends.
         warmup: seconds the server runs before the client starts (lets the
             foreign load reach its steady state).
-        kind: ``makespan`` (judge the makespan), ``latency`` (a small batch) or
-            ``interactive`` (a bulk job with calls arriving beside it).
+        kind: ``makespan`` (judge the makespan), ``latency`` (a small batch),
+            ``interactive`` (a bulk job with calls arriving beside it) or
+            ``operations`` (every operation, :mod:`benchmarks.mixed`).
         repeat: runs per contestant, interleaved; the figures are of the median run
             (interactive waits: of all runs).
         trace: keep arrival times in the results, for the chart.
         interactive_gap: for ``interactive``: the mean gap in seconds between
             interactive calls (exponential, seeded); ``calls`` is the bulk job.
         contestants: keys of :data:`benchmarks.peers.CONTESTANTS`, or for
-            ``interactive`` of :data:`benchmarks.interactive.MIXED_CONTESTANTS`.
+            ``interactive`` of :data:`benchmarks.interactive.MIXED_CONTESTANTS`,
+            for ``operations`` of :data:`benchmarks.mixed.OPERATION_CONTESTANTS`.
     """
 
     name: str
@@ -163,7 +166,7 @@ class Scenario:
     phase: float = 0.0
     foreign_load: float = 0.0
     warmup: float = 0.0
-    kind: Literal["makespan", "latency", "interactive"] = "makespan"
+    kind: Literal["makespan", "latency", "interactive", "operations"] = "makespan"
     repeat: int = 1
     trace: bool = False
     interactive_gap: float = 0.0
@@ -254,7 +257,8 @@ def _episodes(times: Sequence[float], gap: float) -> int:
 def _peak_per_id(arrivals: Sequence[Arrival], window: float) -> int:
     by_id: defaultdict[str | None, list[float]] = defaultdict(list)
     for arrival in arrivals:
-        by_id[arrival.schedule_id].append(arrival.time)
+        if arrival.schedule_id is not None:  # a start has none: the user level only
+            by_id[arrival.schedule_id].append(arrival.time)
     return max((max_in_window(times, window) for times in by_id.values()), default=0)
 
 
@@ -262,6 +266,8 @@ def label(scenario: Scenario, contestant: str) -> str:
     """What the tables call ``contestant`` in ``scenario``."""
     if scenario.kind == "interactive":
         return MIXED_CONTESTANTS[contestant][0]
+    if scenario.kind == "operations":
+        return OPERATION_CONTESTANTS[contestant][0]
     return CONTESTANTS[contestant][0]
 
 
@@ -385,6 +391,10 @@ async def run_one(
             gaps = arrival_gaps(scenario.interactive_gap, seed=config.seed + 1000 + repetition)
             run = MIXED_CONTESTANTS[contestant][1]
             sent = await run(target, scenario.calls, gaps, config.setup())
+        elif scenario.kind == "operations":
+            sent = await OPERATION_CONTESTANTS[contestant][1](
+                target, scenario.calls, config.setup()
+            )
         else:
             sent = await CONTESTANTS[contestant][1](target, scenario.calls, config.setup())
         arrivals = server.recorder.arrivals
@@ -493,6 +503,38 @@ def interactive_scenario(
     )
 
 
+def operations_scenario(
+    config: BenchConfig,
+    *,
+    ids: int | None = None,
+    starts: int | None = None,
+    contestants: Sequence[str] = tuple(OPERATION_CONTESTANTS),
+    repeat: int = 3,
+) -> Scenario:
+    """Issue 12's mixed operations: per id get, pause, continue, update, cancel, plus starts.
+
+    Args:
+        config: the limits (default N ids and N/3 starts: 5N + N/3 calls).
+        ids: the ids taken through the five calls.
+        starts: the starts beside them.
+        contestants: keys of :data:`benchmarks.mixed.OPERATION_CONTESTANTS`.
+        repeat: runs per contestant, interleaved.
+
+    Returns:
+        The scenario ``operations``.
+    """
+    ids = config.total if ids is None else ids
+    starts = config.total // 3 if starts is None else starts
+    return Scenario(
+        name="operations",
+        title=f"{ids} ids x 5 operations + {starts} starts",
+        calls=mixed_calls(ids, starts),
+        contestants=tuple(contestants),
+        kind="operations",
+        repeat=repeat,
+    )
+
+
 def scenarios(config: BenchConfig, *, quick: bool = False) -> list[Scenario]:
     """The benchmark set: the full one, or a reduced one that runs in under 3 minutes.
 
@@ -571,6 +613,10 @@ def scenarios(config: BenchConfig, *, quick: bool = False) -> list[Scenario]:
             warmup=config.window,
         ),
     ]
+    if quick:  # 160 calls, three windows
+        found.append(operations_scenario(config, ids=n // 2, starts=n // 6, repeat=1))
+    else:
+        found.append(operations_scenario(config))
     if quick:
         found.append(interactive_scenario(config, 4 * n, contestants=_QUICK_MIXED, repeat=1))
     else:

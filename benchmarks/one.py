@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.one distinct sc-exact --repeat 3
     .venv/bin/python -m benchmarks.one bulk-interactive sc-exact-reserve-0
+    .venv/bin/python -m benchmarks.one operations sc-redis
 
 Each repetition is a fresh mock server with that repetition's latency draws,
 as in the full set; one line per run. To compare two commits, export each with
@@ -16,6 +17,7 @@ import asyncio
 
 from .harness import BenchConfig, interactive_summary, run_one, scenarios
 from .interactive import MIXED_CONTESTANTS
+from .mixed import OPERATION_CONTESTANTS
 from .peers import CONTESTANTS
 
 
@@ -25,11 +27,17 @@ def main(argv: list[str] | None = None) -> int:
     by_name = {scenario.name: scenario for scenario in scenarios(config)}
     parser = argparse.ArgumentParser(prog="python -m benchmarks.one", description=__doc__)
     parser.add_argument("scenario", choices=sorted(by_name))
-    parser.add_argument("contestant", choices=sorted({*CONTESTANTS, *MIXED_CONTESTANTS}))
+    parser.add_argument(
+        "contestant", choices=sorted({*CONTESTANTS, *MIXED_CONTESTANTS, *OPERATION_CONTESTANTS})
+    )
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args(argv)
     scenario = by_name[args.scenario]
-    known = MIXED_CONTESTANTS if scenario.kind == "interactive" else CONTESTANTS
+    known: set[str] = set(CONTESTANTS)
+    if scenario.kind == "interactive":
+        known = set(MIXED_CONTESTANTS)
+    elif scenario.kind == "operations":
+        known = set(OPERATION_CONTESTANTS)
     if args.contestant not in known:
         parser.error(f"{args.scenario} takes the contestants {', '.join(sorted(known))}")
     for repetition in range(args.repeat):

@@ -374,13 +374,16 @@ class TimedLimiter(DelegatingLimiter):
 
 
 def timed_client(
-    target: Target, setup: Setup, **settings: Any
+    target: Target, setup: Setup, *, inner: Limiter | None = None, **settings: Any
 ) -> tuple[ScheduleClient, TimedLimiter]:
     """A ``ScheduleClient`` with its own ``RateLimiter`` of ``setup``'s limits, stamped.
 
-    ``settings`` go to ``RateLimits`` as well (``mode``, ``adaptive``...). Close both.
+    ``settings`` go to ``RateLimits`` as well (``mode``, ``adaptive``...); or ``inner``
+    is the limiter to stamp (a ``RedisLimiter``...). Close both.
     """
-    limiter = TimedLimiter(RateLimiter(setup.rate_limits(**settings)))
+    if inner is None:
+        inner = RateLimiter(setup.rate_limits(**settings))
+    limiter = TimedLimiter(inner)
     client = ScheduleClient(
         target.api_key,
         username=target.username,

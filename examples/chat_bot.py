@@ -1,9 +1,12 @@
-"""A chat-bot command that tells the user how long a cancel will take, then does it.
+"""A chat bot that reads and cancels schedules, telling the user how long a cancel will take.
 
-``/cancel SC-1234 [SC-5678 ...]`` asks the limiter how long a new request
+``/status SC-1234`` reads the schedule (``client.get``) and answers with its
+status and next charge. ``/cancel SC-1234 [SC-5678 ...]`` asks the limiter how long a new request
 would wait (``client.limiter.estimate()``) and adds a window for every full
 batch beyond what the window still admits, so the user reads "queued, about
-40 s" before anything happens, and then gets one line per schedule.
+40 s" before anything happens, and then gets one line per schedule. Both
+commands go through the same client, so a status read takes its place in the
+same rate limits as the cancels.
 
 The handler takes a ``reply`` coroutine, so it fits any chat framework
 (discord.py, python-telegram-bot, Slack Bolt...)::
@@ -17,10 +20,16 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable
 
-from schedcancel import CancelOutcome, OutcomeKind, ScheduleClient
+from schedcancel import (
+    CancelOutcome,
+    InvalidParameterError,
+    OutcomeKind,
+    ScheduleCancelError,
+    ScheduleClient,
+)
 
 Reply = Callable[[str], Awaitable[object]]
-USAGE = "usage: /cancel SCHEDULE_ID [SCHEDULE_ID ...]"
+USAGE = "usage: /status SCHEDULE_ID or /cancel SCHEDULE_ID [SCHEDULE_ID ...]"
 
 
 async def expected_wait(client: ScheduleClient, count: int) -> float:
@@ -56,8 +65,32 @@ def _line(outcome: CancelOutcome) -> str:
     return f"{outcome.schedule_id}: failed ({outcome.error_type}), try again later"
 
 
+async def status_line(client: ScheduleClient, schedule_id: str) -> str:
+    """Read one schedule and describe it: its status and next charge, or why not.
+
+    Args:
+        client: the bot's client.
+        schedule_id: the schedule the user asked about.
+
+    Returns:
+        One line for the user.
+    """
+    try:
+        result = await client.get(schedule_id)
+    except InvalidParameterError:
+        return f"{schedule_id}: not a schedule id"
+    except ScheduleCancelError as exc:
+        return f"{schedule_id}: failed ({type(exc).__name__}), try again later"
+    if not result.success:
+        return f"{schedule_id}: not found (error {result.error_code})"
+    line = f"{schedule_id}: {result.new_status}"
+    if result.scheduled_at is not None:
+        line += f", next charge {result.scheduled_at:%Y-%m-%d %H:%M %Z}"
+    return line
+
+
 async def handle_command(text: str, reply: Reply, client: ScheduleClient) -> None:
-    """Handle one chat message: ``/cancel`` with schedule ids.
+    """Handle one chat message: ``/status`` with one schedule id, or ``/cancel`` with ids.
 
     Args:
         text: the message.
@@ -65,6 +98,9 @@ async def handle_command(text: str, reply: Reply, client: ScheduleClient) -> Non
         client: the bot's (long-lived) client.
     """
     command, *ids = text.split()
+    if command == "/status" and len(ids) == 1:
+        await reply(await status_line(client, ids[0]))
+        return
     if command != "/cancel" or not ids:
         await reply(USAGE)
         return

@@ -21,10 +21,14 @@ from benchmarks.harness import (
     interactive_scenario,
     machine_info,
     make_report,
+    operations_scenario,
     run_suite,
 )
 from benchmarks.interactive import MIXED_CONTESTANTS
+from benchmarks.mixed import OPERATION_CONTESTANTS, mixed_calls, split_calls
 from benchmarks.report import markdown, quantile
+
+from redis_support import redis_answers
 
 
 def test_lower_bound_windows_follow_the_spec() -> None:
@@ -117,6 +121,43 @@ async def test_bulk_and_interactive_calls_tiny_every_contestant() -> None:
     figures = ab._interactive_figures(results[0])
     assert figures["interactive_calls"] == mine["interactive_calls"]
     assert figures["wait_max_ms"] == max(mine["interactive_waits"]) * 1000
+
+
+async def test_mixed_operations_tiny_every_contestant() -> None:
+    """Issue 12's workload, tiny (4 ids x 5 operations + 4 starts at N = 8 per 0.5 s):
+    schedcancel meets no 429, in process and on Redis; the naive peer overruns."""
+    config = BenchConfig(window=0.5, total=8, per_schedule=5, guard=0.02, latency=(0.001, 0.003))
+    contestants = tuple(OPERATION_CONTESTANTS)
+    if not redis_answers():  # the suite runs with Redis; without, schedcancel in process only
+        contestants = tuple(c for c in contestants if c != "sc-redis")
+    scenario = operations_scenario(config, ids=4, starts=4, contestants=contestants, repeat=1)
+    assert scenario.calls == mixed_calls(4, 4)
+    assert split_calls(scenario.calls) == (["OP-00000", "OP-00001", "OP-00002", "OP-00003"], 4)
+
+    results = await run_suite([scenario], config)
+    report = json.loads(
+        json.dumps(
+            make_report([scenario], results, config, meta=machine_info() | {"command": "pytest"})
+        )
+    )
+    runs = {run["contestant"]: run for run in report["runs"]}
+    assert set(runs) == set(contestants)
+    for key in ("sc-exact", "sc-redis"):
+        if key in runs:
+            mine = runs[key]
+            assert (mine["rate_limited"], mine["failed_calls"], mine["sends"]) == (0, 0, 24)
+            assert mine["peak"] == 8
+            assert mine["peak_per_id"] <= 5
+            # 24 calls at 8 per window: ceil(24 / 8) - 1 = 2 windows at least.
+            assert (mine["windows"], mine["lower_bound"]) == (2, 1.0)
+            assert mine["ratio"] >= 1.0
+    naive = runs["naive"]
+    assert naive["rate_limited"] > 0
+    assert naive["failed_calls"] > 0
+    assert runs["naive-retry"]["failed_calls"] == 0
+    assert "| 4 ids x 5 operations + 4 starts | schedcancel, in-process limiter |" in (
+        markdown(report)
+    )
 
 
 def test_one_refuses_a_contestant_the_scenario_does_not_take() -> None:

@@ -7,15 +7,16 @@ import json
 import re
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from schedcancel import RateLimits, ScheduleClient
-from schedcancel.testing import MockScheduleServer, ServerLimits
+from schedcancel import RateLimits, ScheduleClient, ScheduleStatus
+from schedcancel.testing import MockScheduleServer, Operation, ServerLimits
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # Small windows keep the examples' real waits short; the server counts the same limits.
@@ -114,6 +115,56 @@ async def test_service_cancels_one_schedule(service: TestClient[Any, Any]) -> No
     assert (unknown["cancelled"], unknown["error_code"]) == (False, 7040)
 
 
+async def test_service_reads_pauses_and_cancels_on_one_budget(
+    server: MockScheduleServer, service: TestClient[Any, Any]
+) -> None:
+    """GET /schedules/{id} reads, POST .../pause pauses (again: already), then cancel."""
+    server.seed(["SC-030"], scheduled_at=datetime(2030, 5, 1, 12, 0, tzinfo=UTC))
+    read = await service.get("/schedules/SC-030")
+    assert read.status == 200
+    assert await read.json() == {
+        "schedule_id": "SC-030",
+        "found": True,
+        "status": "ACTIVE",
+        "next_charge": "2030-05-01T12:00:00+00:00",
+        "error_code": None,
+    }
+    paused = await (await service.post("/schedules/SC-030/pause")).json()
+    assert paused == {
+        "schedule_id": "SC-030",
+        "paused": True,
+        "already_paused": False,
+        "status": "PAUSED",
+        "error_code": None,
+    }
+    again = await (await service.post("/schedules/SC-030/pause")).json()
+    assert (again["paused"], again["already_paused"], again["status"]) == (True, True, "PAUSED")
+    # The budget (3 per 30 s) is one for every operation: the fourth call would wait.
+    full = await service.post("/schedules/SC-030/cancel")
+    assert full.status == 503
+    assert server.status_of("SC-030") is ScheduleStatus.PAUSED
+    assert server.recorder.operations() == Counter({Operation.GET: 1, Operation.PAUSE: 2})
+
+
+async def test_service_cancels_a_paused_schedule_and_reports_unknown_ids(
+    server: MockScheduleServer,
+) -> None:
+    """A paused schedule cancels; an unknown id is not found (7040); a bad one is 400."""
+    example = _load("aiohttp_service")
+    async with TestClient(TestServer(example.make_app(_client_factory(server)))) as http:
+        assert (await http.post("/schedules/SC-021/pause")).status == 200
+        cancelled = await (await http.post("/schedules/SC-021/cancel")).json()
+        assert (cancelled["cancelled"], cancelled["status"]) == (True, "CANCELLED")
+        unknown = await (await http.get("/schedules/SC-nope")).json()
+        assert (unknown["found"], unknown["next_charge"], unknown["error_code"]) == (
+            False,
+            None,
+            7040,
+        )
+        assert (await http.get(f"/schedules/{'x' * 40}")).status == 400
+    assert server.recorder.count_rate_limited() == 0
+
+
 async def test_service_refuses_a_bad_id_and_a_long_queue(service: TestClient[Any, Any]) -> None:
     """A bad id is 400; once the limiter's queue is longer than the timeout, 503 + Retry-After."""
     bad = await service.post(f"/schedules/{'x' * 40}/cancel")
@@ -165,6 +216,15 @@ async def test_service_streams_a_bulk_cancel(server: MockScheduleServer) -> None
 # --------------------------------------------------------------------------- chat_bot
 
 
+def _append_to(replies: list[str]) -> Callable[[str], Awaitable[None]]:
+    """A bot's ``reply`` that appends to ``replies``."""
+
+    async def reply(text: str) -> None:
+        replies.append(text)
+
+    return reply
+
+
 async def test_chat_bot_cancels_now_when_there_is_room(server: MockScheduleServer) -> None:
     """With room in the window the bot says "now", then one line per schedule."""
     example = _load("chat_bot")
@@ -211,6 +271,36 @@ async def test_chat_bot_wait_counts_windows_for_big_batches(server: MockSchedule
     async with server.client() as client:
         assert await example.expected_wait(client, 150) == pytest.approx(122.0)
         assert await example.expected_wait(client, 60) == 0.0
+
+
+async def test_chat_bot_answers_status_with_the_status_and_next_charge(
+    server: MockScheduleServer,
+) -> None:
+    """/status ID reads the schedule: its status and next charge, or why it cannot."""
+    example = _load("chat_bot")
+    replies: list[str] = []
+    server.seed(["SC-040"], scheduled_at=datetime(2030, 5, 1, 12, 0, tzinfo=UTC))
+    server.seed(["SC-041"], "CANCELLED", scheduled_at=datetime(2030, 6, 1, 8, 0, tzinfo=UTC))
+    async with server.client(limits=LIMITS) as client:
+        for text in ("/status SC-040", "/status SC-041", "/status SC-nope", "/status bad!id"):
+            await example.handle_command(text, _append_to(replies), client)
+        await example.handle_command("/status SC-1 SC-2", _append_to(replies), client)
+    assert replies == [
+        "SC-040: ACTIVE, next charge 2030-05-01 12:00 UTC",
+        "SC-041: CANCELLED, next charge 2030-06-01 08:00 UTC",
+        "SC-nope: not found (error 7040)",
+        "bad!id: not a schedule id",
+        example.USAGE,
+    ]
+    assert server.recorder.operations() == Counter({Operation.GET: 3})
+
+
+async def test_chat_bot_status_reports_a_failure_in_a_line(server: MockScheduleServer) -> None:
+    """A transport or API failure of /status is one line, not an exception."""
+    example = _load("chat_bot")
+    async with server.client(password="wrong", limits=LIMITS) as client:
+        line = await example.status_line(client, "SC-000")
+    assert line == "SC-000: failed (AuthenticationError), try again later"
 
 
 async def test_chat_bot_describes_errors_and_invalid_ids() -> None:

@@ -17,9 +17,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+import schedcancel
 import yarl
 from schedcancel import InvalidParameterError, ScheduleStatus
 from schedcancel._mock.limits import LimitBook
+from schedcancel._mock.operations import OPERATIONS, operation_named
 from schedcancel._protocol import signature
 from schedcancel.testing import (
     DEFAULT_API_KEY,
@@ -712,7 +714,33 @@ async def test_recorder_counts_and_filters_by_operation(
     assert recorder.count(Outcome.PAUSED, operation=Operation.PAUSE) == 1
     assert recorder.max_arrivals_in_window(1.0, operation=Operation.START) == 1
     assert recorder.max_arrivals_in_window(1.0) == 4
-    assert [a.operation for a in recorder.select(schedule_id="SC-1")] == ["get", "get", "pause"]
+    assert [a.operation for a in recorder.select(schedule_id="SC-1")] == [
+        Operation.GET,
+        Operation.GET,
+        Operation.PAUSE,
+    ]
+
+
+def test_the_server_takes_the_shared_facts_from_the_protocols_table() -> None:
+    """One Operation for client and server: method, path, scheduleId and kind of body are the
+    protocol's; the server's rows add only the schema, the source statuses and the target."""
+    assert Operation is schedcancel.Operation
+    assert set(OPERATIONS) == set(Operation)
+    for operation, spec in OPERATIONS.items():
+        assert spec.operation is operation
+        assert (spec.method, spec.has_schedule_id) == (operation.method, operation.has_schedule_id)
+        assert spec.path.endswith("/" + operation.path)
+        assert spec.body.kind is operation.body
+        # Where the client names a target ("already done"), the server leads there.
+        assert operation.target_status in {None, spec.target}
+
+
+def test_an_operation_is_found_by_its_path_segment() -> None:
+    """Filters and url_for take an Operation or its name; an unknown name is a ValueError."""
+    assert [operation_named(op.path) for op in Operation] == list(Operation)
+    assert operation_named(Operation.CONTINUE) is Operation.CONTINUE
+    with pytest.raises(ValueError, match="'resume' is not a Schedule API operation"):
+        operation_named("resume")
 
 
 async def test_url_for_every_operation(server: MockScheduleServer) -> None:

@@ -16,12 +16,13 @@ import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
 from aioresponses import aioresponses
+from benchmarks.mixed import Workload, run_workload
 from schedcancel import (
     CancelResult,
     Gate,
@@ -630,6 +631,10 @@ class StrictServer:
         return max((sum(1 for u in times if t - window < u <= t) for t in times), default=0)
 
 
+def _ok(result: ScheduleResult | BaseException) -> TypeGuard[ScheduleResult]:
+    return isinstance(result, ScheduleResult) and result.success
+
+
 @pytest.mark.looptime
 async def test_a_mixed_workload_shares_one_budget_with_no_429() -> None:
     """60 ids each get, pause, continue, update, cancel, plus 20 starts, from one client at
@@ -641,25 +646,13 @@ async def test_a_mixed_workload_shares_one_budget_with_no_429() -> None:
         KEY, username=USER, password=PASSWORD, base_url=REMOTE, limits=limits
     ) as client:
         client._transport = server  # type: ignore[assignment]
-
-        async def lifecycle(sid: str) -> list[ScheduleResult]:
-            return [
-                await client.get(sid),
-                await client.pause(sid),
-                await client.continue_(sid, at=AT),
-                await client.update(sid, CHANGES),
-                await client.cancel(sid),
-            ]
-
         start = asyncio.get_running_loop().time()
-        lifecycles, starts = await asyncio.gather(
-            asyncio.gather(*(lifecycle(sid) for sid in ids)),
-            asyncio.gather(*(client.start(SCHEDULE) for _ in range(20))),
-        )
+        workload = Workload(at=AT, changes=CHANGES, schedule=SCHEDULE)
+        results = await run_workload(client, ids, 20, workload)
         elapsed = asyncio.get_running_loop().time() - start
     assert server.rejected == 0
-    assert all(r.success for results in lifecycles for r in results)
-    assert all(r.success and r.schedule_id == NEW_ID for r in starts)
+    assert all(_ok(r) for lifecycle in results.lifecycles for r in lifecycle)
+    assert all(_ok(r) and r.schedule_id == NEW_ID for r in results.starts)
     assert len(server.arrivals) == 60 * 5 + 20
     assert server.most_in_a_window() <= limits.total
     assert max(server.most_in_a_window(sid) for sid in ids) <= limits.per_schedule

@@ -573,3 +573,41 @@ async def test_mock_server_operations_hold_no_credential(caplog: pytest.LogCaptu
     for text in texts:
         scan.add("mock operations", text.encode())
     assert scan.leaks() == []
+
+
+async def test_the_examples_answers_hold_no_credential(caplog: pytest.LogCaptureFixture) -> None:
+    """The service's routes (read, pause, cancel, a bad id, refused credentials) and the bot's
+    /status and /cancel lines, on a signing server: no credential in any answer or log."""
+    from aiohttp.test_utils import TestClient, TestServer  # noqa: PLC0415 - this test only
+
+    from test_examples import _append_to, _load  # noqa: PLC0415 - the examples' loader
+
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    service, bot = _load("aiohttp_service"), _load("chat_bot")
+    async with MockScheduleServer(users={USER: PASSWORD}, connectors={API_KEY: SECRET}) as server:
+        server.seed(["SC-1", "SC-2"])
+        for password in (PASSWORD, "wrong-password"):
+            app = service.make_app(lambda p=password: server.client(password=p))
+            async with TestClient(TestServer(app)) as http:
+                for method, path in (
+                    ("GET", "/schedules/SC-1"),
+                    ("POST", "/schedules/SC-1/pause"),
+                    ("POST", "/schedules/SC-1/cancel"),
+                    ("POST", f"/schedules/{'x' * 40}/cancel"),
+                ):
+                    response = await http.request(method, path)
+                    texts.append(f"{response.status} {response.headers!r} {await response.text()}")
+        replies: list[str] = []
+        async with server.client() as client:
+            for text in ("/status SC-2", "/status SC-404", "/cancel SC-2 bad!id", "/status x y"):
+                await bot.handle_command(text, _append_to(replies), client)
+        async with server.client(password="wrong-password") as client:
+            replies.append(await bot.status_line(client, "SC-2"))
+        texts += replies
+    texts += [record.getMessage() for record in caplog.records] + [caplog.text]
+    assert "SC-2: cancelled" in replies
+    scan = Scan()
+    for text in texts:
+        scan.add("examples", text.encode())
+    assert scan.leaks() == []

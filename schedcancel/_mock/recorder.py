@@ -12,7 +12,7 @@ from typing import Literal
 import attrs
 
 from ..errors import InvalidParameterError
-from .operations import Operation
+from .operations import Operation, operation_named
 
 __all__ = ["SUCCESS_OUTCOMES", "Arrival", "Outcome", "Recorder"]
 
@@ -177,7 +177,7 @@ class Recorder:
         Returns:
             The matching arrivals, oldest first.
         """
-        wanted = None if operation is None else Operation(operation)
+        wanted = None if operation is None else operation_named(operation)
         return [
             a
             for a in self._arrivals

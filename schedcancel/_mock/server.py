@@ -61,7 +61,7 @@ from .._redact import redact_key
 from ..errors import InvalidParameterError
 from .faults import Fault, FaultInjector, Faults
 from .limits import LimitBook, ServerLimits
-from .operations import OPERATIONS, Operation, OperationSpec
+from .operations import OPERATIONS, Operation, OperationSpec, operation_named
 from .recorder import Arrival, Outcome, Recorder
 from .schedules import MockSchedule, ScheduleBook
 from .schedules import error_body as _error
@@ -342,10 +342,10 @@ class MockScheduleServer:
         Raises:
             InvalidParameterError: a scheduleId for start, or none for another operation.
         """
-        spec = OPERATIONS[Operation(operation)]
+        spec = OPERATIONS[operation_named(operation)]
         if spec.has_schedule_id != (schedule_id is not None):
             raise InvalidParameterError(
-                f"{spec.operation.value} takes {'a' if spec.has_schedule_id else 'no'} scheduleId"
+                f"{spec.operation.path} takes {'a' if spec.has_schedule_id else 'no'} scheduleId"
             )
         key = api_key if api_key is not None else next(iter(self.connectors))
         path = spec.path.replace("{apiKey}", key).replace("{scheduleId}", schedule_id or "")
