@@ -6,7 +6,7 @@ import asyncio
 import ipaddress
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from ssl import SSLContext
@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from ._bulk import cancel_many as _cancel_many
 from ._gate import Gate
+from ._hooks import CallTrace, Hook, Hooks, LoggingHook
 from ._models import CancelResult, Limiter, RateLimits, RetryPolicy
 from ._protocol import (
     DEFAULT_BASE_URL,
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BASE_URL", "ScheduleClient"]
 
 log = logging.getLogger(__name__)
+
+# The cancel call's path below the base URL, as instrumentation shows it (no apiKey).
+_CANCEL_PATH = "/schedule/{apiKey}/{scheduleId}/cancel"
 
 # Builders kept for apiKeys other than the client's own (a cancel(api_key=...) per
 # connector); beyond this many the least recently used one is rebuilt when needed.
@@ -126,6 +130,7 @@ class ScheduleClient:
         session: aiohttp.ClientSession | None = None,
         allow_insecure_http: bool = False,
         ssl: SSLContext | None = None,
+        hooks: Sequence[Hook] | None = None,
         _sleep: Callable[[float], Awaitable[object]] | None = None,
         _random: Callable[[], float] | None = None,
         _clock: Callable[[], float] | None = None,
@@ -147,6 +152,10 @@ class ScheduleClient:
             session: an ``aiohttp.ClientSession`` to use (not closed by this client).
             allow_insecure_http: allow ``http://`` to a host that is not loopback.
             ssl: an ``ssl.SSLContext`` for custom CAs; verification cannot be turned off.
+            hooks: instrumentation hooks, told about every step of every call
+                (see :mod:`schedcancel.hooks`); None: the default, a
+                :class:`~schedcancel.hooks.LoggingHook` (DEBUG records of the
+                ``schedcancel.calls`` logger); ``()``: none at all.
 
         Raises:
             InvalidParameterError: any setting is invalid.
@@ -183,6 +192,14 @@ class ScheduleClient:
         self._clock = _clock if _clock is not None else lambda: asyncio.get_running_loop().time()
         self._now = _now if _now is not None else lambda: datetime.now(UTC)
         self._closed = False
+        if hooks is None:
+            hooks = (LoggingHook(),)
+        # None when there are no hooks: a call then pays one attribute check for them.
+        self._hooks = (
+            Hooks(hooks, clock=self._clock, limiter=limiter, base_url=self._base_url)
+            if hooks
+            else None
+        )
         # What every request of an apiKey shares is computed once (URL prefix, auth header).
         self._builder = self._make_builder(self._api_key)
         self._builders: dict[str, RequestBuilder] = {}
@@ -306,19 +323,36 @@ class ScheduleClient:
         queue_timeout = check_queue_timeout(queue_timeout)
         if gate is not None and not isinstance(gate, Gate):
             raise InvalidParameterError(f"gate must be a Gate or None, got {type(gate).__name__}")
-        return await self._call(schedule_id, builder, priority, queue_timeout, gate)
+        trace = (
+            None
+            if self._hooks is None
+            else self._hooks.start("cancel", schedule_id, builder.api_key)
+        )
+        if trace is None:
+            return await self._call(schedule_id, builder, priority, queue_timeout, gate)
+        try:
+            result = await self._call(
+                schedule_id, builder, priority, queue_timeout, gate, trace=trace
+            )
+        except BaseException as exc:
+            trace.finished(error=exc)
+            raise
+        trace.finished(result)
+        return result
 
     #: ``client.cancel_many(ids, ...)`` is :func:`schedcancel._bulk.cancel_many` with
     #: this client as its first argument: one signature, one docstring, no copy.
     cancel_many = _cancel_many
 
-    async def _call(
+    async def _call(  # noqa: PLR0912, PLR0915 - the one loop; the emits are one-line ifs
         self,
         schedule_id: str,
         builder: RequestBuilder,
         priority: int,
         queue_timeout: float | None,
         gate: Gate | None,
+        *,
+        trace: CallTrace | None = None,
     ) -> CancelResult:
         max_rate_limited = self._limiter.limits.max_rate_limited
         # Through the gate, when there is one, so closing it withdraws every wait (retries too).
@@ -331,25 +365,22 @@ class ScheduleClient:
         while True:
             if self._closed:  # closed while this call was backing off or requeued
                 raise RuntimeError("ScheduleClient is closed")
+            attempt = rate_limited + failures + 1
+            if trace is not None:
+                trace.queued(priority=priority, requeue=requeue, attempt=attempt)
             permit = await acquire(
                 schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
             )
-            attempt = rate_limited + failures + 1
             admitted = self._clock()
             failure: TransportError | ServerError | ResponseParseError
             try:
                 # Built after admission, so a signed Date is fresh even after a long queue.
                 request = builder.build(schedule_id, date=self._now())
+                if trace is not None:
+                    trace.sent("POST", _CANCEL_PATH)
                 status, headers, body = await self._transport.send(request, self._timeout)
             except TransportError as exc:
                 await self._limiter.release(permit)
-                log.debug(
-                    "cancel %s key=%s attempt %d: %s",
-                    schedule_id,
-                    redact_key(builder.api_key),
-                    attempt,
-                    exc,
-                )
                 failure = exc
             except BaseException:
                 # Cancelled (or worse) while the request was out: it may still arrive, so
@@ -362,33 +393,27 @@ class ScheduleClient:
                 arrived = self._now()
                 retry_after = response_retry_after(headers, now=arrived) if status == 429 else None
                 # Released before parsing: the response's arrival is what the window counts from.
-                await self._limiter.release(
+                level = await self._limiter.release(
                     permit, rate_limited=status == 429, retry_after=retry_after
                 )
-                if log.isEnabledFor(logging.DEBUG):  # spares the redaction when not logging
-                    log.debug(
-                        "cancel %s key=%s attempt %d: HTTP %d",
-                        schedule_id,
-                        redact_key(builder.api_key),
-                        attempt,
-                        status,
-                    )
+                if trace is not None:
+                    trace.answered(status)
                 try:
                     return parse_cancel_response(
                         status, headers, body, now=arrived, redact=request.redactions
                     )
-                except RateLimitedError:
+                except RateLimitedError as exc:
                     rate_limited += 1
+                    if trace is not None:
+                        trace.rate_limited(
+                            exc,
+                            level=level,
+                            retry_after=retry_after,
+                            count=rate_limited,
+                            limit=max_rate_limited,
+                        )
                     if rate_limited > max_rate_limited:
                         raise
-                    log.debug(
-                        "cancel %s key=%s: 429 %d of %d allowed, requeued (Retry-After %s)",
-                        schedule_id,
-                        redact_key(builder.api_key),
-                        rate_limited,
-                        max_rate_limited,
-                        retry_after,
-                    )
                     requeue = True
                     continue
                 except ServerError as exc:
@@ -401,11 +426,11 @@ class ScheduleClient:
                     failure = exc
             failures += 1
             spent += self._clock() - admitted
-            spent = await self._backoff_or_raise(failure, failures, spent, schedule_id)
+            spent = await self._backoff_or_raise(failure, failures, spent, trace)
             requeue = False
 
     async def _backoff_or_raise(
-        self, failure: Exception, failures: int, spent: float, schedule_id: str
+        self, failure: Exception, failures: int, spent: float, trace: CallTrace | None
     ) -> float:
         """Sleep before the next attempt and return ``spent`` plus the sleep, or raise."""
         # Capped exponential backoff with full jitter; the exponent is capped too so a
@@ -418,7 +443,10 @@ class ScheduleClient:
                 f"schedcancel: gave up after {failures} attempt(s) and {spent:.1f} s "
                 f"(retry policy: {policy.attempts} attempts, {policy.deadline} s deadline)"
             )
+            if trace is not None:
+                trace.gave_up(failure)
             raise failure
-        log.debug("cancel %s: retry %d in %.3f s", schedule_id, failures, delay)
+        if trace is not None:
+            trace.retried(failure, delay)
         await self._sleep(delay)
         return spent + delay
