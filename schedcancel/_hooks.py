@@ -59,7 +59,6 @@ __all__ = [
     "Hooks",
     "LoggingHook",
     "Queued",
-    "RateLimitLevel",
     "RateLimited",
     "Retried",
     "Sent",
