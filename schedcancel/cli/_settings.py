@@ -47,6 +47,7 @@ class CancelSettings:
     progress_interval: float = 10.0
     json_output: bool = False
     quiet: bool = False
+    metrics_port: int | None = None
 
 
 def _credential(value: str | None, environ: Mapping[str, str], variable: str) -> str | None:
@@ -92,4 +93,5 @@ def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) ->
         progress_interval=args.progress_interval,
         json_output=args.json,
         quiet=args.quiet,
+        metrics_port=args.metrics_port,
     )
