@@ -28,22 +28,16 @@ from __future__ import annotations
 
 import itertools
 import logging
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from urllib.parse import urlsplit
 
 import attrs
 
+from . import errors
 from ._models import RateLimitLevel
 from ._redact import redact_key
-from .errors import (
-    ApiError,
-    InvalidParameterError,
-    RateLimitedError,
-    ResponseParseError,
-    ServerError,
-    TransportError,
-)
 
 if TYPE_CHECKING:
     from ._models import Limiter
@@ -52,6 +46,7 @@ __all__ = [
     "Answered",
     "CallEvent",
     "CallTrace",
+    "Failed",
     "Finished",
     "GaveUp",
     "Granted",
@@ -62,6 +57,7 @@ __all__ = [
     "RateLimited",
     "Retried",
     "Sent",
+    "WatchesLimiters",
 ]
 
 log = logging.getLogger("schedcancel.hooks")
@@ -189,39 +185,38 @@ class RateLimited(CallEvent):
 
 
 @attrs.frozen(kw_only=True)
-class Retried(CallEvent):
-    """The attempt failed; the call backs off and tries again.
+class Failed(CallEvent):
+    """What :class:`Retried` and :class:`GaveUp` tell about the failure.
 
     Attributes:
         reason: the kind of failure.
         error_type: the exception's class name.
         error: the exception's message (scrubbed of secrets, as every message).
+    """
+
+    reason: Reason
+    error_type: str
+    error: str
+
+
+@attrs.frozen(kw_only=True)
+class Retried(Failed):
+    """The attempt failed; the call backs off and tries again.
+
+    Attributes:
         delay: seconds of backoff before the next attempt.
     """
 
     kind: ClassVar[str] = "retried"
 
-    reason: Reason
-    error_type: str
-    error: str
     delay: float
 
 
 @attrs.frozen(kw_only=True)
-class GaveUp(CallEvent):
-    """The retry policy (or the 429 requeue limit) is spent: the call fails.
-
-    Attributes:
-        reason: the kind of the last failure.
-        error_type: the exception's class name.
-        error: the exception's message.
-    """
+class GaveUp(Failed):
+    """The retry policy (or the 429 requeue limit) is spent: the call fails."""
 
     kind: ClassVar[str] = "gave_up"
-
-    reason: Reason
-    error_type: str
-    error: str
 
 
 @attrs.frozen(kw_only=True)
@@ -252,13 +247,13 @@ class Finished(CallEvent):
 
 
 def _reason(failure: BaseException) -> Reason:
-    if isinstance(failure, TransportError):
+    if isinstance(failure, errors.TransportError):
         return "transport"
-    if isinstance(failure, ServerError):
+    if isinstance(failure, errors.ServerError):
         return "server_error"
-    if isinstance(failure, ResponseParseError):
+    if isinstance(failure, errors.ResponseParseError):
         return "bad_response"
-    if isinstance(failure, RateLimitedError):
+    if isinstance(failure, errors.RateLimitedError):
         return "rate_limited"
     return "other"
 
@@ -293,7 +288,7 @@ class Hooks:
         try:
             self._hooks = tuple(hooks)
         except TypeError:
-            raise InvalidParameterError("hooks must be a sequence of callables") from None
+            raise errors.InvalidParameterError("hooks must be a sequence of callables") from None
         self._clock = clock
         parts = urlsplit(base_url)
         self._server = (
@@ -305,7 +300,9 @@ class Hooks:
         gates = []
         for hook in self._hooks:
             if not callable(hook):
-                raise InvalidParameterError(f"a hook must be callable, got {type(hook).__name__}")
+                raise errors.InvalidParameterError(
+                    f"a hook must be callable, got {type(hook).__name__}"
+                )
             watch = getattr(hook, "watch", None)
             if callable(watch):
                 watch(limiter)
@@ -430,7 +427,7 @@ class CallTrace:
 
     def rate_limited(
         self,
-        error: RateLimitedError,
+        error: errors.RateLimitedError,
         *,
         level: RateLimitLevel | None,
         retry_after: float | None,
@@ -471,7 +468,7 @@ class CallTrace:
         source = result if error is None else error
         self._flush(source)
         status = self.status
-        if isinstance(error, ApiError):
+        if isinstance(error, errors.ApiError):
             status = error.http_status
         outcome: Literal["success", "refused", "error"] = "error"
         if error is None:
@@ -486,6 +483,22 @@ class CallTrace:
             queue_wait=self.queue_wait,
             duration=self._now() - self._started,
         )
+
+
+class WatchesLimiters:
+    """For hooks with gauges of the limiters they watch (kept by weak reference)."""
+
+    def __init__(self) -> None:
+        self._limiters: weakref.WeakSet[Limiter] = weakref.WeakSet()
+
+    def watch(self, limiter: Limiter) -> None:
+        """Count ``limiter``'s queued and in-flight requests in the gauges."""
+        self._limiters.add(limiter)
+
+    def limiter_totals(self) -> tuple[int, int]:
+        """Requests queued and in flight now, over the watched limiters."""
+        stats = [limiter.stats() for limiter in list(self._limiters)]
+        return sum(s.queued for s in stats), sum(s.in_flight for s in stats)
 
 
 def _message(event: CallEvent) -> tuple[str, tuple[object, ...]]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from ._hooks import (
     Answered,
     CallEvent,
+    Failed,
     Finished,
     GaveUp,
     Granted,
@@ -39,6 +40,7 @@ from ._models import RateLimitLevel
 __all__ = [
     "Answered",
     "CallEvent",
+    "Failed",
     "Finished",
     "GaveUp",
     "Granted",

@@ -43,7 +43,6 @@ template.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -62,13 +61,13 @@ from ._hooks import (
     RateLimited,
     Retried,
     Sent,
+    WatchesLimiters,
 )
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
     from opentelemetry.trace import Span, TracerProvider
 
-    from ._models import Limiter, LimiterStats
 
 __all__ = ["OpenTelemetryHook"]
 
@@ -93,7 +92,7 @@ class _Call:
         self.server: dict[str, Any] = {}
 
 
-class OpenTelemetryHook:
+class OpenTelemetryHook(WatchesLimiters):
     """Spans and metrics for every call, through the OpenTelemetry API.
 
     Args:
@@ -130,7 +129,7 @@ class OpenTelemetryHook:
         self._retries = meter.create_counter(
             "schedcancel.retries", unit="{retry}", description="Attempts retried after a failure."
         )
-        self._limiters: weakref.WeakSet[Any] = weakref.WeakSet()
+        super().__init__()
         meter.create_observable_gauge(
             "schedcancel.limiter.queued",
             callbacks=[self._observe_queued],
@@ -148,22 +147,15 @@ class OpenTelemetryHook:
     def __repr__(self) -> str:
         return f"OpenTelemetryHook(open_spans={len(self._calls)}, limiters={len(self._limiters)})"
 
-    def watch(self, limiter: Limiter) -> None:
-        """Report ``limiter``'s queued and in-flight requests in the gauges."""
-        self._limiters.add(limiter)
-
-    def _stats(self) -> list[LimiterStats]:
-        return [limiter.stats() for limiter in list(self._limiters)]
-
     def _observe_queued(self, _options: CallbackOptions) -> Iterable[Observation]:
         from opentelemetry.metrics import Observation  # noqa: PLC0415 - the API is loaded
 
-        return [Observation(sum(stats.queued for stats in self._stats()))]
+        return [Observation(self.limiter_totals()[0])]
 
     def _observe_in_flight(self, _options: CallbackOptions) -> Iterable[Observation]:
         from opentelemetry.metrics import Observation  # noqa: PLC0415 - the API is loaded
 
-        return [Observation(sum(stats.in_flight for stats in self._stats()))]
+        return [Observation(self.limiter_totals()[1])]
 
     def __call__(self, event: CallEvent, /) -> None:
         """Record ``event`` on its call's span and in the metrics."""

@@ -28,15 +28,22 @@ No label holds a credential or a scheduleId (bounded label sets only).
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from ._hooks import Answered, CallEvent, Finished, Granted, RateLimited, Retried
+from ._hooks import (
+    Answered,
+    CallEvent,
+    Finished,
+    Granted,
+    RateLimited,
+    Retried,
+    WatchesLimiters,
+)
 
 if TYPE_CHECKING:
-    from ._models import Limiter
+    pass
 
 __all__ = ["QUEUE_WAIT_BUCKETS", "PrometheusHook"]
 
@@ -44,7 +51,7 @@ __all__ = ["QUEUE_WAIT_BUCKETS", "PrometheusHook"]
 QUEUE_WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
-class PrometheusHook:
+class PrometheusHook(WatchesLimiters):
     """Counters, histograms and gauges for every call, in a prometheus-client registry.
 
     Args:
@@ -85,23 +92,16 @@ class PrometheusHook:
         self.retries = Counter(
             "retries", "Attempts retried after a failure, by reason.", ["reason"], **options
         )
-        self._limiters: weakref.WeakSet[Any] = weakref.WeakSet()
+        super().__init__()
         self.queued = Gauge("limiter_queued", "Requests waiting for the rate limiter.", **options)
-        self.queued.set_function(lambda: sum(s.queued for s in self._stats()))
+        self.queued.set_function(lambda: self.limiter_totals()[0])
         self.in_flight = Gauge(
             "limiter_in_flight", "Requests admitted and not answered yet.", **options
         )
-        self.in_flight.set_function(lambda: sum(s.in_flight for s in self._stats()))
+        self.in_flight.set_function(lambda: self.limiter_totals()[1])
 
     def __repr__(self) -> str:
         return f"PrometheusHook(limiters={len(self._limiters)})"
-
-    def watch(self, limiter: Limiter) -> None:
-        """Report ``limiter``'s queued and in-flight requests in the gauges."""
-        self._limiters.add(limiter)
-
-    def _stats(self) -> list[Any]:
-        return [limiter.stats() for limiter in list(self._limiters)]
 
     def __call__(self, event: CallEvent, /) -> None:
         """Count ``event``."""

@@ -18,18 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from schedcancel.hooks import CallEvent, Sent
 from schedcancel.otel import OpenTelemetryHook
 
-from hooks_support import (
-    CALLS,
-    DONE,
-    FAILING,
-    LIMITED,
-    OK,
-    RETRIED,
-    UNKNOWN,
-    assert_ends,
-    assert_no_secret,
-    run_scenario,
-)
+import hooks_support as scenario
 
 
 @attrs.define
@@ -85,10 +74,10 @@ async def test_one_span_per_call_with_http_attributes_and_attempt_events(
     telemetry: Telemetry,
 ) -> None:
     """Each call is a CLIENT span: semconv HTTP attributes, one event per step, ERROR on failure."""
-    run = await run_scenario([telemetry.hook()])
-    assert_ends(run)
+    run = await scenario.run_scenario([telemetry.hook()])
+    scenario.assert_ends(run)
     spans = telemetry.spans()
-    assert set(spans) == set(CALLS)
+    assert set(spans) == set(scenario.CALLS)
     assert run.server is not None
     for span in spans.values():
         assert span.name == "schedcancel cancel"
@@ -100,7 +89,7 @@ async def test_one_span_per_call_with_http_attributes_and_attempt_events(
         assert attributes["schedcancel.api_key"] == "AK-S***"
         assert attributes["schedcancel.operation"] == "cancel"
 
-    ok = spans[OK]
+    ok = spans[scenario.OK]
     assert [e.name for e in ok.events] == [
         "schedcancel.queued",
         "schedcancel.granted",
@@ -118,7 +107,7 @@ async def test_one_span_per_call_with_http_attributes_and_attempt_events(
     )
     assert "http.request.resend_count" not in (ok.attributes or {})
 
-    limited = spans[LIMITED]
+    limited = spans[scenario.LIMITED]
     events = {e.name: e for e in limited.events}
     assert dict(events["schedcancel.rate_limited"].attributes or {}) == {
         "schedcancel.attempt": 1,
@@ -134,7 +123,7 @@ async def test_one_span_per_call_with_http_attributes_and_attempt_events(
     assert (limited.attributes or {})["http.request.resend_count"] == 1
     assert (limited.attributes or {})["schedcancel.queue_wait"] == pytest.approx(60.5, abs=0.1)
 
-    retried = [e for e in spans[RETRIED].events if e.name == "schedcancel.retried"]
+    retried = [e for e in spans[scenario.RETRIED].events if e.name == "schedcancel.retried"]
     assert [dict(e.attributes or {}) for e in retried] == [
         {
             "schedcancel.attempt": 1,
@@ -144,7 +133,7 @@ async def test_one_span_per_call_with_http_attributes_and_attempt_events(
             "schedcancel.delay": 0.25,
         }
     ]
-    for refused, code in ((DONE, 7070), (UNKNOWN, 7040)):
+    for refused, code in ((scenario.DONE, 7070), (scenario.UNKNOWN, 7040)):
         attributes = spans[refused].attributes or {}
         assert (attributes["schedcancel.outcome"], attributes["schedcancel.error_code"]) == (
             "refused",
@@ -152,7 +141,7 @@ async def test_one_span_per_call_with_http_attributes_and_attempt_events(
         )
         assert spans[refused].status.status_code is StatusCode.UNSET
 
-    failing = spans[FAILING]
+    failing = spans[scenario.FAILING]
     assert failing.status.status_code is StatusCode.ERROR
     assert failing.status.description == "ServerError"
     assert (failing.attributes or {})["error.type"] == "ServerError"
@@ -160,7 +149,7 @@ async def test_one_span_per_call_with_http_attributes_and_attempt_events(
     assert [e.name for e in failing.events][-2:] == ["schedcancel.gave_up", "exception"]
     assert failing.events[-1].attributes["exception.type"] == "ServerError"  # type: ignore[index]
 
-    assert_no_secret(
+    scenario.assert_no_secret(
         [
             *(span.attributes for span in spans.values()),
             *(event.attributes for span in spans.values() for event in span.events),
@@ -178,10 +167,10 @@ async def test_metrics_count_calls_waits_429s_and_gauge_the_limiter(
     mid_run: list[MetricsData | None] = []
 
     def while_sending(event: CallEvent, /) -> None:
-        if isinstance(event, Sent) and event.schedule_id == OK:
+        if isinstance(event, Sent) and event.schedule_id == scenario.OK:
             mid_run.append(telemetry.reader.get_metrics_data())
 
-    await run_scenario([telemetry.hook(), while_sending])
+    await scenario.run_scenario([telemetry.hook(), while_sending])
     calls = {
         (p.attributes["schedcancel.outcome"], p.attributes.get("error.type")): p.value
         for p in telemetry.points("schedcancel.calls")
@@ -208,7 +197,7 @@ async def test_metrics_count_calls_waits_429s_and_gauge_the_limiter(
     assert [p.value for p in telemetry.points("schedcancel.limiter.queued", data)] == [0]
     data = telemetry.reader.get_metrics_data()
     assert data is not None
-    assert_no_secret(
+    scenario.assert_no_secret(
         [
             p.attributes
             for resource in data.resource_metrics
