@@ -194,8 +194,8 @@ class OpenTelemetryHook(WatchesLimiters):
             case Retried(reason=reason):
                 self._retries.add(1, {"schedcancel.retry.reason": reason})
             case Finished():
+                del self._calls[event.call_id]  # first: nothing stays behind, whatever happens
                 self._finish(call, event)
-                del self._calls[event.call_id]
             case Queued() | GaveUp():
                 pass
 
