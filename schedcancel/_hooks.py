@@ -63,7 +63,7 @@ __all__ = [
 log = logging.getLogger("schedcancel.hooks")
 
 #: Why a call was sent again or given up: the kind of failure.
-Reason = Literal["transport", "server_error", "bad_response", "rate_limited", "other"]
+Reason = Literal["transport", "server_error", "bad_response", "rate_limited"]
 
 
 class Hook(Protocol):
@@ -251,11 +251,7 @@ def _reason(failure: BaseException) -> Reason:
         return "transport"
     if isinstance(failure, errors.ServerError):
         return "server_error"
-    if isinstance(failure, errors.ResponseParseError):
-        return "bad_response"
-    if isinstance(failure, errors.RateLimitedError):
-        return "rate_limited"
-    return "other"
+    return "bad_response"  # the client retries nothing else
 
 
 def _error_code(value: object) -> int | None:

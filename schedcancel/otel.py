@@ -55,9 +55,7 @@ from ._hooks import (
     Answered,
     CallEvent,
     Finished,
-    GaveUp,
     Granted,
-    Queued,
     RateLimited,
     Retried,
     Sent,
@@ -196,7 +194,7 @@ class OpenTelemetryHook(WatchesLimiters):
             case Finished():
                 del self._calls[event.call_id]  # first: nothing stays behind, whatever happens
                 self._finish(call, event)
-            case Queued() | GaveUp():
+            case _:  # Queued, GaveUp: their span event says it all
                 pass
 
     def _finish(self, call: _Call, event: Finished) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 import pytest
-from schedcancel import InvalidParameterError, RateLimits
+from schedcancel import InvalidParameterError, RateLimitedError, RateLimits
 from schedcancel._hooks import Hooks
 from schedcancel.hooks import (
     Answered,
@@ -300,3 +300,26 @@ def test_hooks_get_the_limiter_to_watch() -> None:
     limiter = object()
     Hooks([Watcher()], clock=lambda: 0.0, limiter=limiter, base_url="http://h:8080/api")  # type: ignore[arg-type]
     assert watched == [limiter]
+
+
+@pytest.mark.looptime
+async def test_a_429_beyond_the_requeue_limit_gives_up_and_a_cut_body_is_retried() -> None:
+    """No requeue allowed: RateLimited(requeued=False), GaveUp; a truncated 200: bad_response."""
+    recorder = Recorder()
+    async with MockScheduleServer() as server:
+        server.seed(["SC-1", "SC-2"])
+        server.script(Fault.RATE_LIMITED, Fault.TRUNCATED)
+        async with server.client(
+            hooks=[recorder], limits=RateLimits(max_rate_limited=0), _random=lambda: 0.0
+        ) as client:
+            with pytest.raises(RateLimitedError):
+                await client.cancel("SC-1")
+            await client.cancel("SC-2")
+    first = recorder.of("SC-1")
+    assert _kinds(first)[-3:] == ["rate_limited", "gave_up", "finished"]
+    assert isinstance(first[-3], RateLimited)
+    assert not first[-3].requeued
+    assert isinstance(first[-2], GaveUp)
+    assert first[-2].reason == "rate_limited"
+    retried = [e for e in recorder.of("SC-2") if isinstance(e, Retried)]
+    assert [e.reason for e in retried] == ["bad_response"]

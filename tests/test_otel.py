@@ -15,8 +15,10 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from schedcancel import RetryPolicy, TransportError
 from schedcancel.hooks import CallEvent, Sent
 from schedcancel.otel import OpenTelemetryHook
+from schedcancel.testing import Fault, MockScheduleServer
 
 import hooks_support as scenario
 
@@ -219,3 +221,23 @@ def test_importing_schedcancel_imports_neither_opentelemetry_nor_prometheus() ->
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)  # noqa: S603 - our own code
+
+
+async def test_a_call_with_no_answer_ends_in_error_without_a_status(telemetry: Telemetry) -> None:
+    """Two dropped connections: no status code on the span, ERROR with the transport error."""
+    hook = telemetry.hook()
+    async with MockScheduleServer() as server:
+        server.seed(["SC-1"])
+        server.script(Fault.DROP, Fault.DROP)
+        async with server.client(
+            hooks=[hook], retry=RetryPolicy(attempts=2, backoff_initial=0.0)
+        ) as client:
+            with pytest.raises(TransportError):
+                await client.cancel("SC-1")
+    (span,) = telemetry.exporter.get_finished_spans()
+    attributes = span.attributes or {}
+    assert "http.response.status_code" not in attributes
+    assert attributes["error.type"] == "TransportError"
+    assert span.status.status_code is StatusCode.ERROR
+    assert [e.name for e in span.events].count("schedcancel.answered") == 0
+    assert repr(hook) == "OpenTelemetryHook(open_spans=0, limiters=1)"

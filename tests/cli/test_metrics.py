@@ -214,11 +214,13 @@ def test_without_prometheus_client_the_option_says_what_to_install(
         JobMetrics()
 
 
-def test_the_job_gauges_are_nan_while_unknown() -> None:
+async def test_the_job_gauges_are_nan_while_unknown() -> None:
     """Before the first snapshot, the total and the ETA are unknown (NaN), outcomes 0."""
     from prometheus_client import generate_latest  # noqa: PLC0415 - the extra, loaded here
 
-    text = generate_latest(JobMetrics().registry).decode()
+    metrics = JobMetrics()
+    await metrics.aclose()  # never served: nothing to close
+    text = generate_latest(metrics.registry).decode()
     assert _sample(text, "schedcancel_job_total") != _sample(text, "schedcancel_job_total")
     assert _sample(text, 'schedcancel_job_outcomes{outcome="failed"}') == 0
     assert USERNAME not in text
