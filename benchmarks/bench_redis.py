@@ -124,7 +124,7 @@ class _Timed(DelegatingLimiter):
 
     async def acquire(
         self,
-        schedule_id: str,
+        schedule_id: str | None,
         *,
         priority: int = 0,
         queue_timeout: float | None = None,

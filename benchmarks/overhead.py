@@ -177,7 +177,7 @@ class _FreeLimiter:
     limits = _LIMITS
 
     # Keyword arguments are accepted and ignored: this limiter never waits or learns.
-    async def acquire(self, schedule_id: str, **_: object) -> Permit:
+    async def acquire(self, schedule_id: str | None, **_: object) -> Permit:
         return Permit(schedule_id=schedule_id, acquired_at=0.0, handle=None)
 
     async def release(self, permit: Permit, **_: object) -> None:

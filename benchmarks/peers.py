@@ -326,7 +326,7 @@ class DelegatingLimiter:
 
     async def acquire(
         self,
-        schedule_id: str,
+        schedule_id: str | None,
         *,
         priority: int = 0,
         queue_timeout: float | None = None,
@@ -364,7 +364,7 @@ class TimedLimiter(DelegatingLimiter):
     ) -> None:
         self.attempts.append(
             Attempt(
-                schedule_id=permit.schedule_id,
+                schedule_id=permit.schedule_id or "",  # "": a start (no scheduleId)
                 sent=permit.acquired_at,
                 answered=self._loop.time(),
                 status=429 if rate_limited else 200,

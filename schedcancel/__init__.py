@@ -1,11 +1,15 @@
-"""schedcancel: cancel IXOPAY recurring-payment schedules from asyncio, within the rate limits."""
+"""schedcancel: cancel IXOPAY recurring-payment schedules from asyncio, within the rate limits.
+
+Cancel first, and the rest of the Schedule API (get, pause, continue, update,
+start) on the same client and the same rate-limit budget.
+"""
 
 from __future__ import annotations
 
 from importlib import metadata as _metadata
 
 from ._bulk import BulkProgress
-from ._client import DEFAULT_BASE_URL, ScheduleClient
+from ._client import DEFAULT_BASE_URL, CallOptions, ScheduleClient
 from ._gate import Gate
 from ._journal import CancelOutcome, Journal, OutcomeKind
 from ._limiter import RateLimiter
@@ -16,13 +20,17 @@ from ._models import (
     Permit,
     RateLimits,
     RetryPolicy,
+    ScheduleResult,
     ScheduleStatus,
 )
+from ._protocol import Operation
+from ._requests import PeriodUnit, StartSchedule, UpdateSchedule
 from .errors import (
     ApiError,
     AuthenticationError,
     BackendError,
     InvalidParameterError,
+    OutcomeUnknownError,
     QueueTimeoutError,
     RateLimitedError,
     RequestWithdrawnError,
@@ -44,6 +52,7 @@ __all__ = [
     "AuthenticationError",
     "BackendError",
     "BulkProgress",
+    "CallOptions",
     "CancelOutcome",
     "CancelResult",
     "Gate",
@@ -51,7 +60,10 @@ __all__ = [
     "Journal",
     "Limiter",
     "LimiterStats",
+    "Operation",
     "OutcomeKind",
+    "OutcomeUnknownError",
+    "PeriodUnit",
     "Permit",
     "QueueTimeoutError",
     "RateLimitedError",
@@ -63,8 +75,11 @@ __all__ = [
     "ScheduleCancelError",
     "ScheduleClient",
     "ScheduleOperationError",
+    "ScheduleResult",
     "ScheduleStatus",
     "ServerError",
+    "StartSchedule",
     "TransportError",
+    "UpdateSchedule",
     "__version__",
 ]

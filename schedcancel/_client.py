@@ -1,4 +1,4 @@
-"""ScheduleClient: validate, build, acquire, send, release, parse, retry."""
+"""ScheduleClient: validate, build, acquire, send, release, parse, retry: for every operation."""
 
 from __future__ import annotations
 
@@ -11,20 +11,22 @@ from datetime import UTC, datetime
 from functools import partial
 from ssl import SSLContext
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 from ._bulk import cancel_many as _cancel_many
 from ._gate import Gate
 from ._hooks import CallTrace, Hook, Hooks, LoggingHook
-from ._models import CancelResult, Limiter, RateLimits, RetryPolicy
+from ._models import Limiter, RateLimits, RetryPolicy, ScheduleResult
 from ._protocol import (
     DEFAULT_BASE_URL,
+    Operation,
     RequestBuilder,
-    parse_cancel_response,
+    parse_response,
     response_retry_after,
 )
 from ._redact import redact_key
+from ._requests import ContinueSchedule, StartSchedule, UpdateSchedule
 from ._transport import AiohttpTransport
 from ._validate import (
     check_credential,
@@ -36,8 +38,10 @@ from ._validate import (
 )
 from .errors import (
     InvalidParameterError,
+    OutcomeUnknownError,
     RateLimitedError,
     ResponseParseError,
+    ScheduleCancelError,
     ServerError,
     TransportError,
 )
@@ -47,12 +51,16 @@ if TYPE_CHECKING:
 
     import aiohttp
 
-__all__ = ["DEFAULT_BASE_URL", "ScheduleClient"]
+__all__ = ["DEFAULT_BASE_URL", "CallOptions", "ScheduleClient"]
 
 log = logging.getLogger(__name__)
 
-# The cancel call's path below the base URL, as instrumentation shows it (no apiKey).
-_CANCEL_PATH = "/schedule/{apiKey}/{scheduleId}/cancel"
+
+def _path_template(operation: Operation) -> str:
+    """The request's path below the base URL, as instrumentation shows it (no apiKey)."""
+    middle = "/{scheduleId}" if operation.has_schedule_id else ""
+    return f"/schedule/{{apiKey}}{middle}/{operation.path}"
+
 
 # Builders kept for apiKeys other than the client's own (a cancel(api_key=...) per
 # connector); beyond this many the least recently used one is rebuilt when needed.
@@ -100,12 +108,37 @@ def _check_base_url(base_url: object, *, allow_insecure_http: bool) -> str:
     return base_url.rstrip("/")
 
 
-class ScheduleClient:
-    """An asyncio client for ``POST /schedule/{apiKey}/{scheduleId}/cancel``.
+class CallOptions(TypedDict, total=False):
+    """The keyword options every :class:`ScheduleClient` operation takes, all optional.
 
-    Every call is validated before any I/O, admitted by the rate limiter,
-    sent, and parsed. Business errors (HTTP 200, ``success: false``) come back
-    as :class:`CancelResult`; everything else is an exception from
+    ``client.pause(sid, priority=5, queue_timeout=2.0)`` passes two of them;
+    a wrapper can pass them along typed as ``**options: Unpack[CallOptions]``.
+
+    Attributes:
+        api_key: the connector's apiKey for this call; defaults to the client's.
+        priority: higher goes first when several requests are ready (default 0;
+            below 0 is background work, such as a bulk job).
+        queue_timeout: seconds each wait for a permit may take (a 429 means
+            another wait); None (or ``math.inf``, the default) waits as long as needed.
+        gate: every wait for a permit (retries included) passes this
+            :class:`Gate`; closing it withdraws the call if it is not sent yet.
+    """
+
+    api_key: str | None
+    priority: int
+    queue_timeout: float | None
+    gate: Gate | None
+
+
+class ScheduleClient:
+    """An asyncio client for the IXOPAY Schedule API, cancel first, on one rate-limit budget.
+
+    :meth:`cancel`, :meth:`get`, :meth:`pause`, :meth:`continue_`,
+    :meth:`update` and :meth:`start` all go one way: validated before any I/O
+    or limiter use, admitted by the one limiter (both levels for calls on a
+    scheduleId, the API user's level only for start), sent, and parsed.
+    Business errors (HTTP 200, ``success: false``) come back as
+    :class:`ScheduleResult`; everything else is an exception from
     :mod:`schedcancel.errors`. Use it as an async context manager, or call
     :meth:`aclose`.
 
@@ -282,29 +315,20 @@ class ScheduleClient:
         if self._owns_limiter:
             await self._limiter.aclose()
 
-    async def cancel(
-        self,
-        schedule_id: str,
-        *,
-        api_key: str | None = None,
-        priority: int = 0,
-        queue_timeout: float | None = None,
-        gate: Gate | None = None,
-    ) -> CancelResult:
-        """Cancel one schedule.
+    async def cancel(self, schedule_id: str, **options: Unpack[CallOptions]) -> ScheduleResult:
+        """Cancel one schedule: ``POST .../schedule/{apiKey}/{scheduleId}/cancel`` with ``{}``.
+
+        Retried as the retry policy allows: a cancel that had landed answers
+        7070/CANCELLED, which the result reports as ``already_cancelled``.
 
         Args:
             schedule_id: the schedule to cancel.
-            api_key: the connector's apiKey for this call; defaults to the client's.
-            priority: higher goes first when several requests are ready.
-            queue_timeout: seconds each wait for a permit may take (a 429 means
-                another wait); None (or ``math.inf``) waits as long as needed.
-            gate: every wait for a permit (retries included) passes this
-                :class:`Gate`; closing it withdraws the call if it is not sent yet.
+            **options: ``api_key``, ``priority``, ``queue_timeout``, ``gate``
+                (see :class:`CallOptions`), as every operation takes.
 
         Returns:
             The server's answer: check ``success``, ``already_cancelled`` or
-            ``is_cancelled``, or call ``raise_for_error()``.
+            ``is_cancelled`` (or ``done``), or call ``raise_for_error()``.
 
         Raises:
             InvalidParameterError: a bad argument; raised before any I/O or limiter use.
@@ -317,23 +341,159 @@ class ScheduleClient:
             ResponseParseError: an HTTP 200 whose body is not a schedule response.
             RequestWithdrawnError: ``gate`` was closed before the request was sent.
         """
-        schedule_id = validate_schedule_id(schedule_id)
+        return await self._operate(Operation.CANCEL, schedule_id, None, **options)
+
+    async def get(self, schedule_id: str, **options: Unpack[CallOptions]) -> ScheduleResult:
+        """Read one schedule: ``GET .../schedule/{apiKey}/{scheduleId}/get``.
+
+        Args:
+            schedule_id: the schedule to read.
+            **options: see :class:`CallOptions`.
+
+        Returns:
+            The schedule (``new_status`` is its status, ``scheduled_at`` its
+            next charge), or ``success`` false with an ``error_code``.
+
+        Raises:
+            InvalidParameterError: as for :meth:`cancel`, and its other errors.
+        """
+        return await self._operate(Operation.GET, schedule_id, None, **options)
+
+    async def pause(self, schedule_id: str, **options: Unpack[CallOptions]) -> ScheduleResult:
+        """Pause one schedule: ``POST .../schedule/{apiKey}/{scheduleId}/pause`` with ``{}``.
+
+        A schedule paused already answers 7070/PAUSED: ``already_done``.
+
+        Args:
+            schedule_id: the schedule to pause.
+            **options: see :class:`CallOptions`.
+
+        Returns:
+            The server's answer: check ``done`` (``success`` or ``already_done``).
+
+        Raises:
+            InvalidParameterError: as for :meth:`cancel`, and its other errors.
+        """
+        return await self._operate(Operation.PAUSE, schedule_id, None, **options)
+
+    async def continue_(
+        self, schedule_id: str, *, at: datetime, **options: Unpack[CallOptions]
+    ) -> ScheduleResult:
+        """Continue a paused (or failed) schedule: maps to ``POST .../{scheduleId}/continue``.
+
+        Named with PEP 8's trailing underscore, ``continue`` being a keyword.
+        The body is ``{"continueDateTime": ...}``; an ACTIVE schedule answers
+        7070/ACTIVE: ``already_done``.
+
+        Args:
+            schedule_id: the schedule to continue.
+            at: its next charge, an aware datetime (sent in UTC,
+                ``YYYY-MM-DDTHH:MM:SS+00:00``; a naive one is refused).
+            **options: see :class:`CallOptions`.
+
+        Returns:
+            The server's answer: check ``done`` (``success`` or ``already_done``).
+
+        Raises:
+            InvalidParameterError: as for :meth:`cancel`, or ``at`` is not an
+                aware datetime; and the other errors of :meth:`cancel`.
+        """
+        body = ContinueSchedule(at).to_json()
+        return await self._operate(Operation.CONTINUE, schedule_id, body, **options)
+
+    async def update(
+        self, schedule_id: str, changes: UpdateSchedule, **options: Unpack[CallOptions]
+    ) -> ScheduleResult:
+        """Change a schedule: ``POST .../schedule/{apiKey}/{scheduleId}/update``.
+
+        Only the fields set in ``changes`` are sent.
+
+        Args:
+            schedule_id: the schedule to change.
+            changes: the fields to change (validated when it was made).
+            **options: see :class:`CallOptions`.
+
+        Returns:
+            The server's answer.
+
+        Raises:
+            InvalidParameterError: as for :meth:`cancel`, or ``changes`` is not
+                an :class:`UpdateSchedule`; and the other errors of :meth:`cancel`.
+        """
+        if not isinstance(changes, UpdateSchedule):
+            raise InvalidParameterError(
+                f"changes must be an UpdateSchedule, got {type(changes).__name__}"
+            )
+        return await self._operate(Operation.UPDATE, schedule_id, changes.to_json(), **options)
+
+    async def start(
+        self, schedule: StartSchedule, **options: Unpack[CallOptions]
+    ) -> ScheduleResult:
+        """Start a new schedule: ``POST .../schedule/{apiKey}/start``.
+
+        It takes a place in the API user's budget only (it has no scheduleId).
+        Start is not idempotent, so it is never sent twice on a guess: a 429
+        (refused, nothing created) is requeued, and a failure known to come
+        before sending (no connection) is retried by the retry policy; after a
+        failure that may have reached the server (a timeout, a reset after
+        sending, a 5xx, an unreadable HTTP 200) it raises
+        :class:`~schedcancel.errors.OutcomeUnknownError`.
+
+        Args:
+            schedule: the new schedule (validated when it was made).
+            **options: see :class:`CallOptions`.
+
+        Returns:
+            The server's answer; ``schedule_id`` is the new schedule's.
+
+        Raises:
+            OutcomeUnknownError: the request may have created the schedule;
+                check (by ``registrationUuid``/``merchantMetaData``) before
+                starting again.
+            InvalidParameterError: as for :meth:`cancel`, or ``schedule`` is
+                not a :class:`StartSchedule`; and the other errors of :meth:`cancel`.
+        """
+        if not isinstance(schedule, StartSchedule):
+            raise InvalidParameterError(
+                f"schedule must be a StartSchedule, got {type(schedule).__name__}"
+            )
+        return await self._operate(Operation.START, None, schedule.to_json(), **options)
+
+    async def _operate(
+        self,
+        operation: Operation,
+        schedule_id: object,
+        body: bytes | None,
+        *,
+        api_key: object = None,
+        priority: object = 0,
+        queue_timeout: object = None,
+        gate: object = None,
+    ) -> ScheduleResult:
+        """Validate the common arguments (before any I/O or limiter use), then :meth:`_call`."""
+        sid = validate_schedule_id(schedule_id) if operation.has_schedule_id else None
         builder = self._builder_for(api_key)
-        priority = check_priority(priority)
-        queue_timeout = check_queue_timeout(queue_timeout)
+        checked_priority = check_priority(priority)
+        timeout = check_queue_timeout(queue_timeout)
         if gate is not None and not isinstance(gate, Gate):
             raise InvalidParameterError(f"gate must be a Gate or None, got {type(gate).__name__}")
         trace = (
-            None
-            if self._hooks is None
-            else self._hooks.start("cancel", schedule_id, builder.api_key)
+            None if self._hooks is None else self._hooks.start(str(operation), sid, builder.api_key)
+        )
+        call = partial(
+            self._call,
+            operation,
+            sid,
+            body,
+            builder,
+            priority=checked_priority,
+            queue_timeout=timeout,
+            gate=gate,
         )
         if trace is None:
-            return await self._call(schedule_id, builder, priority, queue_timeout, gate)
+            return await call()
         try:
-            result = await self._call(
-                schedule_id, builder, priority, queue_timeout, gate, trace=trace
-            )
+            result = await call(trace=trace)
         except BaseException as exc:
             trace.finished(error=exc)
             raise
@@ -346,14 +506,16 @@ class ScheduleClient:
 
     async def _call(  # noqa: PLR0912, PLR0915 - the one loop; the emits are one-line ifs
         self,
-        schedule_id: str,
+        operation: Operation,
+        schedule_id: str | None,
+        body: bytes | None,
         builder: RequestBuilder,
+        *,
         priority: int,
         queue_timeout: float | None,
         gate: Gate | None,
-        *,
         trace: CallTrace | None = None,
-    ) -> CancelResult:
+    ) -> ScheduleResult:
         max_rate_limited = self._limiter.limits.max_rate_limited
         # Through the gate, when there is one, so closing it withdraws every wait (retries too).
         acquire = self._limiter.acquire if gate is None else partial(gate.acquire, self._limiter)
@@ -375,12 +537,13 @@ class ScheduleClient:
             failure: TransportError | ServerError | ResponseParseError
             try:
                 # Built after admission, so a signed Date is fresh even after a long queue.
-                request = builder.build(schedule_id, date=self._now())
+                request = builder.build(operation, schedule_id, body, date=self._now())
                 if trace is not None:
-                    trace.sent("POST", _CANCEL_PATH)
-                status, headers, body = await self._transport.send(request, self._timeout)
+                    trace.sent(operation.method, _path_template(operation))
+                status, headers, content = await self._transport.send(request, self._timeout)
             except TransportError as exc:
                 await self._limiter.release(permit)
+                self._may_have_landed(operation, exc)
                 failure = exc
             except BaseException:
                 # Cancelled (or worse) while the request was out: it may still arrive, so
@@ -399,8 +562,13 @@ class ScheduleClient:
                 if trace is not None:
                     trace.answered(status)
                 try:
-                    return parse_cancel_response(
-                        status, headers, body, now=arrived, redact=request.redactions
+                    return parse_response(
+                        status,
+                        headers,
+                        content,
+                        now=arrived,
+                        redact=request.redactions,
+                        operation=operation,
                     )
                 except RateLimitedError as exc:
                     rate_limited += 1
@@ -416,18 +584,40 @@ class ScheduleClient:
                         raise
                     requeue = True
                     continue
-                except ServerError as exc:
-                    failure = exc
-                except ResponseParseError as exc:
+                except (ServerError, ResponseParseError) as exc:
                     # A 200 that is not JSON at all was cut short or came from a proxy: ask
                     # again. Safe for a cancel: one that landed answers 7070/CANCELLED.
-                    if not exc.retryable:
+                    self._may_have_landed(operation, exc)
+                    if isinstance(exc, ResponseParseError) and not exc.retryable:
                         raise
                     failure = exc
             failures += 1
             spent += self._clock() - admitted
             spent = await self._backoff_or_raise(failure, failures, spent, trace)
             requeue = False
+
+    @staticmethod
+    def _may_have_landed(operation: Operation, failure: ScheduleCancelError) -> None:
+        """After a failure that may have reached the server: raise, unless a retry is safe.
+
+        A transport failure that surely sent nothing (no connection) is always
+        safe to retry.
+
+        Raises:
+            OutcomeUnknownError: ``operation`` is not safe to send again (start).
+        """
+        if operation.retry_safe or (
+            isinstance(failure, TransportError) and not failure.request_sent
+        ):
+            return
+        raise OutcomeUnknownError(
+            f"{operation}: the outcome is unknown ({failure}); the request may have "
+            "reached the server and was not sent again. Before starting again, look for "
+            "the new schedule by its registrationUuid or merchantMetaData in the IXOPAY "
+            "back office, or wait for its callback",
+            operation=str(operation),
+            failure=failure,
+        ) from failure
 
     async def _backoff_or_raise(
         self, failure: Exception, failures: int, spent: float, trace: CallTrace | None

@@ -1,10 +1,18 @@
-"""The one cattrs converter: wire JSON (camelCase, lenient) to :class:`CancelResult`.
+"""The one cattrs converter: wire JSON (camelCase, lenient) to :class:`ScheduleResult`.
 
 Never the global converter: hooks registered here must not leak into, or be
 changed by, other code in the same process. Responses are read leniently
 (unknown keys ignored, ``success`` as ``true`` or ``"true"``, statuses the
-enum does not know kept as strings) but not loosely: a number where a string
-belongs is an error, not something to ``str()``.
+enum does not know kept as strings, ``registrationId`` taken for
+``registrationUuid``) but not loosely: a number where a string belongs is not
+something to ``str()``.
+
+What decides the outcome (``success``, ``errorCode``, ``oldStatus``,
+``newStatus``) must be well formed, or parsing raises ``ResponseParseError``.
+An *auxiliary* field that is malformed (an impossible ``scheduledAt``, a
+non-string ``merchantMetaData``, ...) never costs the caller a result whose
+outcome is clear: its attribute is left None and the raw value is kept in
+``ScheduleResult.malformed`` under its wire name.
 """
 
 from __future__ import annotations
@@ -12,14 +20,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.preconf.json import make_converter
 
-from ._models import CancelResult, ScheduleStatus
+from . import _models
+from ._models import ScheduleResult, ScheduleStatus
 from .errors import ResponseParseError
+
+if TYPE_CHECKING:
+    from ._protocol import Operation
 
 __all__ = ["coerce_error_code", "converter", "structure_result"]
 
@@ -29,6 +42,10 @@ _WIRE_NAMES: dict[str, str] = {}
 _PATH = re.compile(r"\$\.([a-z_]+)")
 # Wire string to member: a dict lookup, where calling the enum searches its values.
 _STATUSES: dict[str, ScheduleStatus] = {member.value: member for member in ScheduleStatus}
+#: The fields that decide the outcome: malformed, the response is unusable.
+_CORE = frozenset({"success", "old_status", "new_status", "error_code"})
+#: The published schema's name for ``registrationUuid`` (its examples use the latter).
+_REGISTRATION_ID = "registrationId"
 
 
 def _strict_str(value: object, _: object) -> str | None:
@@ -120,46 +137,89 @@ def _make_converter() -> cattrs.Converter:
     overrides: dict[str, Any] = {
         name: override(rename=wire, struct_hook=hook) for name, (wire, hook) in fields.items()
     }
+    # Not on the wire: set by the parser, never read from a body.
+    overrides["operation"] = overrides["malformed"] = override(omit=True)
+    # ``operation`` is typed with _protocol's Operation, and _protocol imports this module:
+    # resolve the annotations here without it (the field is omitted, its type never used).
+    attrs.resolve_types(ScheduleResult, globalns=vars(_models), localns={"Operation": Any})
     conv.register_structure_hook(
-        CancelResult,
+        ScheduleResult,
         # Lenient on purpose: the server may add fields ([TILL] says closed, its examples disagree).
-        make_dict_structure_fn(CancelResult, conv, _cattrs_forbid_extra_keys=False, **overrides),
+        make_dict_structure_fn(ScheduleResult, conv, _cattrs_forbid_extra_keys=False, **overrides),
     )
     return conv
 
 
 #: The package's private converter; use :func:`structure_result` rather than this directly.
 converter = _make_converter()
-# Its function for CancelResult, looked up once instead of dispatched per response.
-_structure: Callable[[Any, type[CancelResult]], CancelResult] = converter.get_structure_hook(
-    CancelResult
+# Its function for ScheduleResult, looked up once instead of dispatched per response.
+_structure: Callable[[Any, type[ScheduleResult]], ScheduleResult] = converter.get_structure_hook(
+    ScheduleResult
 )
 
 
+def _failed_fields(exc: cattrs.BaseValidationError) -> set[str] | None:
+    """The attribute names whose values failed, or None when some failure names none."""
+    if not isinstance(exc, cattrs.ClassValidationError):  # pragma: no cover - always a class here
+        return None
+    with_notes, without = exc.group_exceptions()
+    if without:  # pragma: no cover - cattrs notes every attribute's failure; safe side if not
+        return None
+    return {note.name for _, note in with_notes}
+
+
+def _parse_error(
+    exc: cattrs.BaseValidationError, http_status: int, excerpt: Callable[[], str]
+) -> ResponseParseError:
+    message = "; ".join(
+        _PATH.sub(lambda m: "$." + _WIRE_NAMES.get(m[1], m[1]), line)
+        for line in cattrs.transform_error(exc)
+    )
+    error = ResponseParseError(
+        f"unexpected response shape: {message}", http_status=http_status, excerpt=excerpt()
+    )
+    error.__cause__ = exc
+    return error
+
+
 def structure_result(
-    payload: Mapping[str, Any], *, http_status: int, excerpt: Callable[[], str]
-) -> CancelResult:
-    """Build a :class:`CancelResult` from a decoded JSON object.
+    payload: Mapping[str, Any],
+    *,
+    http_status: int,
+    excerpt: Callable[[], str],
+    operation: Operation | None = None,
+) -> ScheduleResult:
+    """Build a :class:`ScheduleResult` from a decoded JSON object.
 
     Args:
         payload: the decoded response body.
         http_status: the response's status, for the error.
         excerpt: makes a short, redacted excerpt of the body, for the error (called
             only on failure: a successful parse does not pay for it).
+        operation: the call the response answers, kept in the result.
 
     Returns:
-        The result.
+        The result; malformed auxiliary fields are None in it and kept raw in
+        its ``malformed`` mapping.
 
     Raises:
-        ResponseParseError: the object does not match the schedule response.
+        ResponseParseError: the object is not a schedule response (``success``,
+            ``errorCode`` or a status is malformed).
     """
+    aliased = _REGISTRATION_ID in payload and "registrationUuid" not in payload
+    if aliased:
+        payload = {**payload, "registrationUuid": payload[_REGISTRATION_ID]}
     try:
-        return _structure(payload, CancelResult)
+        result = _structure(payload, ScheduleResult)
     except cattrs.BaseValidationError as exc:
-        message = "; ".join(
-            _PATH.sub(lambda m: "$." + _WIRE_NAMES.get(m[1], m[1]), line)
-            for line in cattrs.transform_error(exc)
-        )
-        raise ResponseParseError(
-            f"unexpected response shape: {message}", http_status=http_status, excerpt=excerpt()
-        ) from exc
+        failed = _failed_fields(exc)
+        if failed is None or failed & _CORE:
+            raise _parse_error(exc, http_status, excerpt) from exc
+        # Only auxiliary fields: leave them out, keep their raw values, and say so.
+        wires = {_WIRE_NAMES[name] for name in failed}
+        malformed = {wire: payload[wire] for wire in sorted(wires)}
+        if aliased and "registrationUuid" in malformed:
+            malformed[_REGISTRATION_ID] = malformed.pop("registrationUuid")
+        clean = {key: value for key, value in payload.items() if key not in wires}
+        result = attrs.evolve(_structure(clean, ScheduleResult), malformed=malformed)
+    return result if operation is None else attrs.evolve(result, operation=operation)

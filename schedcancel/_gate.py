@@ -60,7 +60,7 @@ class Gate:
     async def acquire(
         self,
         limiter: Limiter,
-        schedule_id: str,
+        schedule_id: str | None,
         *,
         priority: int = 0,
         queue_timeout: float | None = None,

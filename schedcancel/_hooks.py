@@ -84,7 +84,7 @@ class CallEvent:
         call_id: this call's number, unique in the process: the events of one
             call share it (several calls interleave).
         operation: the API operation, e.g. ``"cancel"``.
-        schedule_id: the scheduleId the call is about.
+        schedule_id: the scheduleId the call is about (None for ``start``).
         api_key: the connector's apiKey, redacted (``conn***``).
         attempt: the attempt the event belongs to (1 for the first request;
             429 requeues and retries count).
@@ -95,7 +95,7 @@ class CallEvent:
 
     call_id: int
     operation: str
-    schedule_id: str
+    schedule_id: str | None
     api_key: str
     attempt: int
 
@@ -307,7 +307,7 @@ class Hooks:
         self._gates: tuple[Callable[[], bool] | None, ...] = tuple(gates)
         self._always = all(gate is None for gate in gates)
 
-    def start(self, operation: str, schedule_id: str, api_key: str) -> CallTrace | None:
+    def start(self, operation: str, schedule_id: str | None, api_key: str) -> CallTrace | None:
         """A trace for one call, or None when no hook is enabled now."""
         hooks = self._hooks
         if not self._always:
@@ -358,7 +358,7 @@ class CallTrace:
         owner: Hooks,
         hooks: tuple[Hook, ...],
         operation: str,
-        schedule_id: str,
+        schedule_id: str | None,
         api_key: str,
     ) -> None:
         self._owner = owner

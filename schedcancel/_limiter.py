@@ -45,7 +45,7 @@ class _Ticket:
 
     __slots__ = ("handle", "key", "open", "owner")
 
-    def __init__(self, owner: QueuedLimiter, key: str, handle: object) -> None:
+    def __init__(self, owner: QueuedLimiter, key: str | None, handle: object) -> None:
         self.owner = owner
         self.key = key
         self.handle = handle
@@ -91,7 +91,7 @@ class QueuedLimiter:
 
     async def acquire(
         self,
-        schedule_id: str,
+        schedule_id: str | None,
         *,
         priority: int = 0,
         queue_timeout: float | None = None,
@@ -105,7 +105,9 @@ class QueuedLimiter:
         microsecond.
 
         Args:
-            schedule_id: the scheduleId whose log is charged with the API user's.
+            schedule_id: the scheduleId whose log is charged with the API user's;
+                None for a request with no scheduleId (``start``): the API
+                user's level only, never held back by a per-scheduleId limit.
             priority: higher goes first among waiters that may start.
             queue_timeout: seconds to wait at most; when the expected wait is
                 already longer, fail at once.
@@ -116,12 +118,13 @@ class QueuedLimiter:
 
         Raises:
             QueueTimeoutError: not admitted within ``queue_timeout``.
-            InvalidParameterError: ``schedule_id`` is not a non-empty string,
+            InvalidParameterError: ``schedule_id`` is not a non-empty string or None,
                 ``queue_timeout`` is not a number >= 0 or ``priority`` no int.
             BackendError: the store failed.
             RuntimeError: the limiter is closed or bound to another event loop.
         """
-        check_key("schedule_id", schedule_id)
+        if schedule_id is not None:
+            check_key("schedule_id", schedule_id)
         timeout = check_queue_timeout(queue_timeout)
         check_priority(priority)
         if self._closed:
@@ -193,7 +196,8 @@ class QueuedLimiter:
         good enough to tell a user "queued, about 40 s".
 
         Args:
-            schedule_id: the scheduleId it would be for; None for a fresh one.
+            schedule_id: the scheduleId it would be for; None for a request
+                with no per-scheduleId constraint (a fresh id, or ``start``).
 
         Returns:
             Seconds (0 when it would start now).
@@ -327,7 +331,7 @@ class QueuedLimiter:
 
     # -- permits ------------------------------------------------------------------
 
-    def _make_permit(self, key: str, handle: object, now: float) -> Permit:
+    def _make_permit(self, key: str | None, handle: object, now: float) -> Permit:
         return Permit(schedule_id=key, acquired_at=now, handle=_Ticket(self, key, handle))
 
     def _close_ticket(self, permit: Permit) -> _Ticket:
@@ -339,7 +343,7 @@ class QueuedLimiter:
         ticket.open = False
         return ticket
 
-    def _released(self, key: str, holds: Holds, now: float) -> None:
+    def _released(self, key: str | None, holds: Holds, now: float) -> None:
         """After a release: lift holds only a release could end, add the 429's pauses."""
         core = self._core
         core.unhold(key, only_unknown=True)
@@ -354,11 +358,11 @@ class QueuedLimiter:
         else:
             self._arm(now)
 
-    def _give_back(self, key: str, handle: object) -> None:
+    def _give_back(self, key: str | None, handle: object) -> None:
         """Give a never-sent permit's entries back to the store."""
         raise NotImplementedError
 
-    def _freed(self, key: str) -> None:
+    def _freed(self, key: str | None) -> None:
         """Places were freed before the holds known here said: ask the store again."""
         self._core.unhold(key)
         self._core.unhold_user()
@@ -383,7 +387,7 @@ class QueuedLimiter:
         # Never used yet: nothing is recorded, so every moment reads the same.
         return 0.0
 
-    def _expected_wait(self, key: str, priority: int, now: float) -> float:
+    def _expected_wait(self, key: str | None, priority: int, now: float) -> float:
         return max(0.0, self._expected_start(key, priority, False, now) - now)
 
     def _expected_start(self, key: str | None, priority: int, requeue: bool, now: float) -> float:
@@ -502,9 +506,9 @@ class RateLimiter(QueuedLimiter):
         self._memory.tick(now)
         stats = self._memory.stats(now, self._core.queued)
         logs = self._memory.logs
-        waiting = sum(1 for key in self._core.queues if key not in logs)
+        waiting = sum(1 for key in self._core.queues if key is not None and key not in logs)
         return attrs.evolve(stats, schedule_ids=stats.schedule_ids + waiting)
 
-    def _give_back(self, key: str, handle: object) -> None:  # noqa: ARG002 - no handle needed
+    def _give_back(self, key: str | None, handle: object) -> None:  # noqa: ARG002 - no handle
         self._memory.give_back(key, self._now())
         self._freed(key)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
@@ -14,6 +16,9 @@ from .errors import ScheduleOperationError
 if TYPE_CHECKING:
     from typing import Self
 
+    # Only a type here: _protocol, which holds the table of operations, imports this module.
+    from ._protocol import Operation
+
 __all__ = [
     "CancelResult",
     "Limiter",
@@ -21,6 +26,7 @@ __all__ = [
     "Permit",
     "RateLimits",
     "RetryPolicy",
+    "ScheduleResult",
     "ScheduleStatus",
 ]
 
@@ -47,13 +53,48 @@ class ScheduleStatus(enum.StrEnum):
         return self.value
 
 
-@attrs.frozen(kw_only=True)
-class CancelResult:
-    """What the server answered to a cancel (HTTP 200).
+_NO_MALFORMED: Mapping[str, object] = MappingProxyType({})
 
-    Business errors (``success: false``) are results too, so that one bad id
-    does not blow up a ``gather`` over a bulk job; call :meth:`raise_for_error`
-    to turn them into exceptions.
+
+def _read_only(value: Mapping[str, object]) -> Mapping[str, object]:
+    return value if isinstance(value, MappingProxyType) else MappingProxyType(dict(value))
+
+
+@attrs.frozen(kw_only=True)
+class ScheduleResult:
+    """What the server answered to a schedule operation (HTTP 200), whichever one.
+
+    Every operation (get, start, update, pause, continue, cancel) answers
+    with the same schedule response, so one type serves them all;
+    ``CancelResult`` is another name for it. Business errors
+    (``success: false``) are results too, so that one bad id does not blow up
+    a ``gather`` over a bulk job; call :meth:`raise_for_error` to turn them
+    into exceptions.
+
+    Attributes:
+        success: whether the operation was carried out.
+        schedule_id: the schedule's id (for start: the new schedule's).
+        registration_uuid: the registration the schedule charges (the wire's
+            ``registrationUuid``, or ``registrationId`` as the published schema
+            names it).
+        merchant_meta_data: the merchant's own text.
+        old_status: the status before the operation; a string for a status
+            :class:`ScheduleStatus` does not list.
+        new_status: the status after it.
+        scheduled_at: the next scheduled charge (aware).
+        error_message: the server's text; branch on ``error_code``, not on it.
+        error_code: the API's ``errorCode`` (e.g. 7040 unknown id, 7070 wrong status).
+        adapter_message: passed through from the upstream adapter.
+        adapter_code: passed through from the upstream adapter.
+        operation: the call that produced this result (None when built by
+            hand); not compared by ``==``, which compares what the server said.
+        malformed: auxiliary fields the server sent in a form the API does
+            not document (an impossible ``scheduledAt``, a non-string
+            ``merchantMetaData``, ...), by wire name, with the raw JSON value.
+            Their attributes are None; the result is still trustworthy, since
+            ``success``, ``errorCode`` and the statuses were well formed
+            (when those are not, parsing raises ``ResponseParseError``).
+            Empty when everything was well formed.
     """
 
     success: bool
@@ -67,10 +108,43 @@ class CancelResult:
     error_code: int | None = None
     adapter_message: str | None = None
     adapter_code: str | None = None
+    operation: Operation | None = attrs.field(default=None, eq=False)
+    # Compared, not hashed (a mapping is not hashable): results stay usable in sets.
+    malformed: Mapping[str, object] = attrs.field(
+        default=_NO_MALFORMED, converter=_read_only, hash=False
+    )
+
+    @property
+    def already_done(self) -> bool:
+        """True when the schedule was in the operation's target state before this call.
+
+        That is ``success: false``, errorCode 7070 ("status not valid for the
+        requested operation") and ``newStatus`` equal to the target of
+        :attr:`operation`: PAUSED for pause, ACTIVE for continue, CANCELLED
+        for cancel. Always False for get, start and update, which have no
+        target state, and for a result with no ``operation``.
+        """
+        operation = self.operation
+        return (
+            not self.success
+            and self.error_code == ERROR_INVALID_STATUS
+            and operation is not None
+            and operation.target_status is not None
+            and self.new_status == operation.target_status
+        )
+
+    @property
+    def done(self) -> bool:
+        """True when the schedule is where the operation meant to put it: ``success`` or
+        :attr:`already_done`."""
+        return self.success or self.already_done
 
     @property
     def already_cancelled(self) -> bool:
-        """True when the schedule was cancelled before this call (7070, now CANCELLED)."""
+        """True when the schedule was cancelled before this call (7070, now CANCELLED).
+
+        Whichever the operation: a pause of a cancelled schedule says so too.
+        """
         return (
             not self.success
             and self.error_code == ERROR_INVALID_STATUS
@@ -79,11 +153,25 @@ class CancelResult:
 
     @property
     def is_cancelled(self) -> bool:
-        """True when the schedule is cancelled now, by this call or an earlier one."""
-        return self.success or self.already_cancelled
+        """True when the schedule is cancelled now, by this call or an earlier one.
+
+        A successful cancel (or a success of an unnamed operation, as results
+        built by hand are), a success whose ``newStatus`` is CANCELLED, or
+        :attr:`already_cancelled`.
+        """
+        if self.success:
+            return (
+                self.new_status == ScheduleStatus.CANCELLED
+                or self.operation is None
+                or self.operation.target_status == ScheduleStatus.CANCELLED
+            )
+        return self.already_cancelled
 
     def raise_for_error(self) -> Self:
         """Return self when ``success`` is true, else raise :class:`ScheduleOperationError`.
+
+        Note that an :attr:`already_done` result raises too (its ``success``
+        is false); check :attr:`done` first if that is fine with you.
 
         Raises:
             ScheduleOperationError: the API refused the operation.
@@ -97,6 +185,11 @@ class CancelResult:
             error_message=self.error_message,
             schedule_id=self.schedule_id,
         )
+
+
+#: The result of :meth:`ScheduleClient.cancel`: the same class as :class:`ScheduleResult`
+#: (its name before the other operations came), kept for existing code.
+CancelResult = ScheduleResult
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -196,12 +289,13 @@ class Permit:
     """A limiter's admission of one request; hand it back to ``release``.
 
     Attributes:
-        schedule_id: the scheduleId the permit was taken for.
+        schedule_id: the scheduleId the permit was taken for; None for a request
+            that only the API user's level counts (``start``).
         acquired_at: the limiter's clock when it was granted.
         handle: the limiter's own bookkeeping; opaque to everyone else.
     """
 
-    schedule_id: str
+    schedule_id: str | None
     acquired_at: float
     handle: object = attrs.field(eq=False, repr=False)
 
@@ -245,7 +339,7 @@ class Limiter(Protocol):
 
     async def acquire(
         self,
-        schedule_id: str,
+        schedule_id: str | None,
         *,
         priority: int = 0,
         queue_timeout: float | None = None,
@@ -254,7 +348,9 @@ class Limiter(Protocol):
         """Wait until a request for ``schedule_id`` may start, and take its entries.
 
         Args:
-            schedule_id: the id whose per-schedule log is charged too.
+            schedule_id: the id whose per-schedule log is charged too; None for
+                a request with no scheduleId (``start``), which only the API
+                user's level counts and no per-scheduleId limit ever holds back.
             priority: higher goes first among eligible waiters.
             queue_timeout: give up after this many seconds, at once when the
                 earliest start is already known to be later.
@@ -285,7 +381,11 @@ class Limiter(Protocol):
         """
 
     async def estimate(self, schedule_id: str | None = None) -> float:
-        """Seconds a new request would wait if it asked now, without asking."""
+        """Seconds a new request would wait if it asked now, without asking.
+
+        ``schedule_id`` None asks for a request with no per-scheduleId
+        constraint (a fresh id, or a start).
+        """
 
     def stats(self) -> LimiterStats:
         """A snapshot of the limiter's state."""

@@ -1,15 +1,19 @@
-"""The cancel call's wire protocol, sans I/O: validate, build, sign, parse.
+"""The Schedule API's wire protocol, sans I/O: the operations, build, sign, parse.
 
 Pure functions over plain values; nothing here imports aiohttp, reads a socket
-or sleeps. The transport sends what :func:`build_cancel_request` returns and
-hands back ``(status, headers, body)`` for :func:`parse_cancel_response`.
+or sleeps. :class:`Operation` is the one table of the six schedule calls;
+:meth:`RequestBuilder.build` builds any of them, the transport sends it and
+hands back ``(status, headers, body)`` for :func:`parse_response`.
+:func:`build_cancel_request` and :func:`parse_cancel_response` are the
+cancel-only forms of the same.
 
-API reference: https://documentation.ixopay.com/api/transaction/schedule-cancel
+API reference: https://documentation.ixopay.com/api/transaction/schedule (§1 of the fact sheet)
 """
 
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import hmac
 import json
@@ -26,7 +30,7 @@ from urllib.parse import quote, urlsplit
 import attrs
 
 from ._convert import coerce_error_code, structure_result
-from ._models import CancelResult
+from ._models import ScheduleResult, ScheduleStatus
 from ._redact import Hidden, redact_headers, redact_key, scrub
 from ._validate import validate_api_key, validate_schedule_id
 from .errors import (
@@ -46,13 +50,16 @@ __all__ = [
     "CONTENT_TYPE",
     "DEFAULT_BASE_URL",
     "MAX_BODY_BYTES",
+    "BodyKind",
     "Hidden",
+    "Operation",
     "Request",
     "RequestBuilder",
     "basic_auth",
     "build_cancel_request",
     "http_date",
     "parse_cancel_response",
+    "parse_response",
     "parse_retry_after",
     "redact_key",
     "response_retry_after",
@@ -67,8 +74,8 @@ DEFAULT_BASE_URL = "https://gateway.ixopay.com/api/v3"
 #: Sent, and signed, exactly as written here (the docs' example value).
 CONTENT_TYPE = "application/json; charset=utf-8"
 ACCEPT = "application/json"
-#: The cancel body is required and is an empty object (``CancelSchedule``, ``maxProperties: 0``).
-CANCEL_BODY = b"{}"
+#: The cancel and pause bodies are required and are an empty object (``maxProperties: 0``).
+CANCEL_BODY = EMPTY_OBJECT = b"{}"
 #: Longest response body anyone reads; a schedule response is a few hundred bytes.
 MAX_BODY_BYTES = 1024 * 1024
 #: Longest excerpt of a body, or server message, put into an exception.
@@ -87,6 +94,77 @@ def _package_version() -> str:
 
 
 USER_AGENT = f"schedcancel/{_package_version()}"
+
+
+class BodyKind(enum.Enum):
+    """What an operation sends as its body."""
+
+    #: No body (GET); the signature covers the empty body.
+    NONE = "none"
+    #: Exactly ``{}`` (the schema's ``maxProperties: 0``).
+    EMPTY = "empty"
+    #: A JSON object of the operation's request value (``StartSchedule`` ...).
+    JSON = "json"
+
+
+class Operation(enum.Enum):
+    """The Schedule API's calls: the one table every request is built from.
+
+    Each member carries its HTTP method, the last path segment, what body it
+    sends, whether it names a scheduleId (and so counts against the
+    per-scheduleId limit too), whether a retry after an unknown outcome is
+    safe, and its *target status*, the status an "already there" 7070
+    answer shows (see ``ScheduleResult.already_done``).
+    Paths: ``{base}/schedule/{apiKey}/start`` and
+    ``{base}/schedule/{apiKey}/{scheduleId}/{get|update|pause|continue|cancel}``
+    (https://documentation.ixopay.com/api/transaction/schedule).
+
+    Attributes:
+        method: ``"GET"`` or ``"POST"``.
+        path: the last path segment, e.g. ``"continue"``.
+        body: what the request carries.
+        has_schedule_id: the path names a scheduleId (all but start).
+        retry_safe: sending it twice does no harm (all but start, which would
+            create a second schedule).
+        target_status: the status the operation leads to, for pause,
+            continue and cancel; None for the others.
+    """
+
+    method: str
+    path: str
+    body: BodyKind
+    has_schedule_id: bool
+    retry_safe: bool
+    target_status: ScheduleStatus | None
+
+    GET = ("GET", "get", BodyKind.NONE, True, True, None)
+    START = ("POST", "start", BodyKind.JSON, False, False, None)
+    UPDATE = ("POST", "update", BodyKind.JSON, True, True, None)
+    PAUSE = ("POST", "pause", BodyKind.EMPTY, True, True, ScheduleStatus.PAUSED)
+    CONTINUE = ("POST", "continue", BodyKind.JSON, True, True, ScheduleStatus.ACTIVE)
+    CANCEL = ("POST", "cancel", BodyKind.EMPTY, True, True, ScheduleStatus.CANCELLED)
+
+    def __init__(  # noqa: PLR0917 - an enum member's value tuple arrives positionally
+        self,
+        method: str,
+        path: str,
+        body: BodyKind,
+        has_schedule_id: bool,
+        retry_safe: bool,
+        target_status: ScheduleStatus | None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.body = body
+        self.has_schedule_id = has_schedule_id
+        self.retry_safe = retry_safe
+        self.target_status = target_status
+
+    def __repr__(self) -> str:
+        return f"Operation.{self.name}"
+
+    def __str__(self) -> str:
+        return self.path
 
 
 def signature(
@@ -194,12 +272,16 @@ class Request:
 
 
 class RequestBuilder:
-    """Builds the cancel requests of one base URL, apiKey and set of credentials.
+    """Builds the schedule requests of one base URL, apiKey and set of credentials.
 
     What stays the same from request to request (the URL prefix, the path the
     signature covers, the Basic-auth header, the static headers, what to
-    redact) is computed once here; :meth:`build` adds the scheduleId and, when
-    signing, a fresh ``Date`` and ``X-Signature``. A client keeps one per apiKey.
+    redact) is computed once here; :meth:`build` adds the operation's path,
+    the scheduleId, the body and, when signing, a fresh ``Date`` and
+    ``X-Signature``. A client keeps one per apiKey.
+
+    Every request, get included, carries the same ``Content-Type`` (as the
+    docs' samples do), so the signature always covers the value sent.
 
     Args:
         base_url: the API base, e.g. ``https://gateway.ixopay.com/api/v3``.
@@ -263,21 +345,47 @@ class RequestBuilder:
             f"signed={self._shared_secret is not None})"
         )
 
-    def build(self, schedule_id: str, *, date: datetime) -> Request:
-        """Build the ``POST .../schedule/{apiKey}/{scheduleId}/cancel`` request.
+    def build(
+        self,
+        operation: Operation,
+        schedule_id: str | None,
+        body: bytes | None = None,
+        *,
+        date: datetime,
+    ) -> Request:
+        """Build the request of ``operation``.
 
         Args:
-            schedule_id: a scheduleId that :func:`validate_schedule_id` accepted;
-                it is not checked again.
+            operation: which call (its method, path and body kind).
+            schedule_id: a scheduleId that :func:`validate_schedule_id` accepted
+                (it is not checked again), or None for start.
+            body: the JSON body of start, update and continue (their request
+                value's ``to_json()``); None for the others, whose body is
+                fixed: none for get, ``{}`` for pause and cancel.
             date: the moment to put in ``Date`` (used only when signing).
 
         Returns:
-            The request.
+            The request; with a shared secret, its ``X-Signature`` covers the
+            body exactly as sent (the empty body for get).
 
         Raises:
-            InvalidParameterError: signing, and ``date`` is naive.
+            InvalidParameterError: the scheduleId's presence, or the body's,
+                does not fit the operation; or signing, and ``date`` is naive.
         """
-        tail = f"{schedule_id}/cancel"
+        if (schedule_id is not None) != operation.has_schedule_id:
+            raise InvalidParameterError(
+                f"{operation.name.lower()} "
+                + ("needs a scheduleId" if operation.has_schedule_id else "takes no scheduleId")
+            )
+        kind = operation.body
+        if (body is not None) != (kind is BodyKind.JSON):
+            raise InvalidParameterError(
+                f"{operation.name.lower()} "
+                + ("needs a JSON body" if kind is BodyKind.JSON else "has a fixed body")
+            )
+        if body is None:
+            body = EMPTY_OBJECT if kind is BodyKind.EMPTY else b""
+        tail = operation.path if schedule_id is None else f"{schedule_id}/{operation.path}"
         request_uri = self._uri_prefix if self._query_or_fragment else self._uri_prefix + tail
         headers = self._headers  # Request keeps a read-only copy
         shared_secret = self._shared_secret
@@ -289,19 +397,19 @@ class RequestBuilder:
                 "Date": stamp,
                 "X-Signature": signature(
                     shared_secret,
-                    method="POST",
-                    body=CANCEL_BODY,
+                    method=operation.method,
+                    body=body,
                     content_type=CONTENT_TYPE,
                     date=stamp,
                     request_uri=request_uri,
                 ),
             }
         return Request(
-            method="POST",
+            method=operation.method,
             url=self._url_prefix + tail,
             request_uri=request_uri,
             headers=headers,
-            body=CANCEL_BODY,
+            body=body,
             redactions=self.redactions,
         )
 
@@ -343,7 +451,7 @@ def build_cancel_request(
         password=password,
         shared_secret=shared_secret,
     )
-    return builder.build(validate_schedule_id(schedule_id), date=date)
+    return builder.build(Operation.CANCEL, validate_schedule_id(schedule_id), date=date)
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
@@ -455,6 +563,17 @@ def _error_fields(payload: object, secrets: tuple[str, ...]) -> tuple[int | None
     return code, message[:EXCERPT_CHARS]
 
 
+def _scrub_json(value: object, secrets: tuple[str, ...]) -> object:
+    """A decoded JSON value with every string in it scrubbed."""
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, list):
+        return [_scrub_json(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {scrub(k, secrets): _scrub_json(v, secrets) for k, v in value.items()}
+    return value
+
+
 def _message(summary: str, error_message: str | None) -> str:
     return f"{summary}: {error_message}" if error_message else summary
 
@@ -466,11 +585,40 @@ def parse_cancel_response(
     *,
     now: datetime,
     redact: Iterable[str] = (),
-) -> CancelResult:
-    """Turn a response into a :class:`CancelResult`, or raise the matching error.
+) -> ScheduleResult:
+    """Parse a cancel's response: :func:`parse_response` for :attr:`Operation.CANCEL`.
+
+    Args:
+        status: the HTTP status.
+        headers: the response headers.
+        body: the body bytes.
+        now: the current time (aware), for a ``Retry-After`` HTTP-date.
+        redact: secrets to scrub from anything the server echoed.
+
+    Returns:
+        The result (a ``CancelResult``, which is a :class:`ScheduleResult`).
+
+    Raises:
+        ApiError: as :func:`parse_response` says.
+        ResponseParseError: as :func:`parse_response` says.
+    """
+    return parse_response(status, headers, body, now=now, redact=redact, operation=Operation.CANCEL)
+
+
+def parse_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: datetime,
+    redact: Iterable[str] = (),
+    operation: Operation,
+) -> ScheduleResult:
+    """Turn a response into a :class:`ScheduleResult`, or raise the matching error.
 
     A pure function of its arguments: it reads no clock, so the same response
-    and ``now`` always give the same result or error.
+    and ``now`` always give the same result or error. Every operation answers
+    with the same schedule response, so one parser serves them all.
 
     Args:
         status: the HTTP status.
@@ -481,17 +629,22 @@ def parse_cancel_response(
             when the response arrives.
         redact: secrets (the request's apiKey, password, shared secret) to scrub
             from anything the server echoed into messages and excerpts.
+        operation: the call the response answers (kept in the result, for
+            ``already_done``).
 
     Returns:
         The result of an HTTP 200, ``success`` true or false (business errors
-        such as 7040 and 7070 are results).
+        such as 7040 and 7070 are results). Malformed auxiliary fields are
+        kept raw in its ``malformed`` mapping, not raised.
 
     Raises:
         RateLimitedError: HTTP 429.
         AuthenticationError: HTTP 401 or 403, or errorCode 1004.
         ServerError: HTTP 5xx.
         ApiError: any other status (3xx, other 4xx).
-        ResponseParseError: an HTTP 200 whose body is not a schedule response.
+        ResponseParseError: an HTTP 200 whose body is not a schedule response
+            (not JSON, not an object, or a malformed ``success``,
+            ``errorCode``, ``oldStatus`` or ``newStatus``).
     """
     secrets = tuple(redact)
     payload = _decode(body)
@@ -546,13 +699,16 @@ def parse_cancel_response(
             http_status=200,
             excerpt=_excerpt(body, secrets),
         )
-    result = structure_result(payload, http_status=200, excerpt=lambda: _excerpt(body, secrets))
-    if secrets and (result.error_message or result.adapter_message):
+    result = structure_result(
+        payload, http_status=200, excerpt=lambda: _excerpt(body, secrets), operation=operation
+    )
+    if secrets and (result.error_message or result.adapter_message or result.malformed):
         # Free text from the server ends up in logs and in raise_for_error()'s message.
         result = attrs.evolve(
             result,
             error_message=result.error_message and scrub(result.error_message, secrets),
             adapter_message=result.adapter_message and scrub(result.adapter_message, secrets),
+            malformed={k: _scrub_json(v, secrets) for k, v in result.malformed.items()},
         )
     if not result.success and result.error_code == ERROR_INVALID_SIGNATURE:
         raise AuthenticationError(

@@ -6,7 +6,9 @@ reads a clock, sleeps or does I/O: every method takes ``now``, and the driver
 in ``_limiter`` asks the store between :meth:`Dispatcher.take` and
 :meth:`Dispatcher.settle`.
 
-* Waiters queue per scheduleId, best first by ``(-priority, seq)``. A
+* Waiters queue per scheduleId, best first by ``(-priority, seq)``; requests
+  with no scheduleId (``start``, key None) share one queue that only the API
+  user's level holds back, and rank as if alone (a pending count of 1). A
   scheduleId is *ready* unless the store said it is held (by its own log, a
   pause, spacing) until some time, or until a release (``math.inf``).
 * Among ready scheduleIds the next candidate is the head waiter with the best
@@ -106,7 +108,7 @@ class _Queue:
 
     __slots__ = ("blocked_until", "heap", "key", "live", "taken", "version")
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str | None) -> None:
         self.key = key
         self.heap: list[tuple[int, int, Waiter]] = []
         self.live = 0  # alive waiters in ``heap``
@@ -142,14 +144,14 @@ class Dispatcher:
 
     def __init__(
         self,
-        make_permit: Callable[[str, object, float], Permit],
-        give_back: Callable[[str, object], None],
-        expected_wait: Callable[[str, int, float], float],
+        make_permit: Callable[[str | None, object, float], Permit],
+        give_back: Callable[[str | None, object], None],
+        expected_wait: Callable[[str | None, int, float], float],
     ) -> None:
         self._make_permit = make_permit
         self._give_back = give_back
         self._expected_wait = expected_wait
-        self.queues: dict[str, _Queue] = {}
+        self.queues: dict[str | None, _Queue] = {}
         # Ready scheduleIds: (-priority, batch, -pending, seq, version, queue).
         self.ready: list[tuple[int, int, int, int, int, _Queue]] = []
         # scheduleIds held until a known time: (until, version, queue).
@@ -171,7 +173,7 @@ class Dispatcher:
 
     def enqueue(
         self,
-        key: str,
+        key: str | None,
         future: asyncio.Future[Permit],
         *,
         priority: int,
@@ -262,7 +264,10 @@ class Dispatcher:
         self._version += 1
         queue.version = version = self._version
         ready = self.ready
-        heapq.heappush(ready, (-head.priority, head.batch, -queue.live, head.seq, version, queue))
+        # Most pending first serves the per-scheduleId bound; requests with no
+        # scheduleId have none, so their queue ranks as one request.
+        pending = queue.live if queue.key is not None else 1
+        heapq.heappush(ready, (-head.priority, head.batch, -pending, head.seq, version, queue))
         if len(ready) > 64 and len(ready) > 4 * len(self.queues):
             # Re-ranked queues leave stale entries behind; keep memory linear in what is live.
             self.ready = [e for e in ready if e[-1].version == e[-2]]
@@ -270,7 +275,7 @@ class Dispatcher:
 
     # -- holds ------------------------------------------------------------------
 
-    def hold(self, key: str, until: float) -> None:
+    def hold(self, key: str | None, until: float) -> None:
         """The store says ``key`` admits nothing before ``until`` (``inf``: a release)."""
         queue = self.queues.get(key)
         if queue is None or until <= queue.blocked_until:
@@ -283,11 +288,11 @@ class Dispatcher:
         if until != math.inf:
             heapq.heappush(self.held, (until, queue.version, queue))
 
-    def unhold(self, key: str, *, only_unknown: bool = False) -> None:
+    def unhold(self, key: str | None, *, only_unknown: bool = False) -> None:
         """``key`` may admit earlier than the store said (a release, a give-back).
 
         Args:
-            key: the scheduleId.
+            key: the scheduleId (None: the requests without one).
             only_unknown: lift only a hold "until a release" (``inf``).
         """
         queue = self.queues.get(key)
@@ -363,7 +368,7 @@ class Dispatcher:
             now: when the answer came.
         """
         handles, waits = answer.handles, answer.waits
-        touched: dict[str, _Queue] = {}
+        touched: dict[str | None, _Queue] = {}
         for index, waiter in enumerate(taken):
             queue = waiter.queue
             waiter.taken = False
@@ -483,7 +488,7 @@ class Dispatcher:
             return sum(n for p, n in self.by_priority.items() if p > priority)
         return sum(n for p, n in self.by_priority.items() if p >= priority)
 
-    def pending(self, key: str) -> int:
+    def pending(self, key: str | None) -> int:
         """Waiters queued for ``key``."""
         queue = self.queues.get(key)
         return 0 if queue is None else queue.live + queue.taken

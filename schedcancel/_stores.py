@@ -44,15 +44,18 @@ class Store(Protocol):
     def round_size(self, now: float) -> int:
         """How many candidates one :meth:`acquire` should try."""
 
-    async def acquire(self, keys: Sequence[str], backgrounds: Sequence[bool], now: float) -> Answer:
+    async def acquire(
+        self, keys: Sequence[str | None], backgrounds: Sequence[bool], now: float
+    ) -> Answer:
         """Try candidates in order: grant each that both levels admit, stop at the user level.
 
-        ``backgrounds[i]`` says candidate ``i`` is a background call (priority < 0),
+        A key None is a request with no scheduleId: only the API user's level
+        counts it. ``backgrounds[i]`` says candidate ``i`` is a background call (priority < 0),
         which is paced and kept out of the places reserved for the others.
         """
 
     async def release(
-        self, key: str, handle: object, now: float, limited: bool, retry_after: float | None
+        self, key: str | None, handle: object, now: float, limited: bool, retry_after: float | None
     ) -> Holds:
         """Release a permit's entries; return new holds ``(user, key)`` in seconds (0: none).
 
@@ -150,12 +153,18 @@ class MemoryStore:
             return 1
         return min(64, max(1, self.total.room(now)))
 
-    async def acquire(self, keys: Sequence[str], backgrounds: Sequence[bool], now: float) -> Answer:
+    async def acquire(
+        self, keys: Sequence[str | None], backgrounds: Sequence[bool], now: float
+    ) -> Answer:
         """See :meth:`try_round`."""
         return self.try_round(keys, backgrounds, now)
 
-    def try_round(self, keys: Sequence[str], backgrounds: Sequence[bool], now: float) -> Answer:
+    def try_round(
+        self, keys: Sequence[str | None], backgrounds: Sequence[bool], now: float
+    ) -> Answer:
         """Grant each candidate both levels admit at ``now``; stop at the API user's level.
+
+        A candidate with key None (no scheduleId) needs the API user's level only.
 
         A background candidate also needs the background rule (:meth:`background_at`);
         the first one it refuses ends the round (the rest are background too, by rank).
@@ -174,16 +183,18 @@ class MemoryStore:
                 if at > now + SNAP:
                     background_wait = at - now
                     break
-            log = self.logs.get(key)
-            if log is None:
-                log = self.logs[key] = SlidingLog(self.schedule_policy)
-            at = log.earliest(now)
-            if at > now + SNAP:
-                handles.append(None)
-                waits.append(at - now)
-                continue
+            log = None
+            if key is not None:
+                log = self.logs.get(key)
+                if log is None:
+                    log = self.logs[key] = SlidingLog(self.schedule_policy)
+                at = log.earliest(now)
+                if at > now + SNAP:
+                    handles.append(None)
+                    waits.append(at - now)
+                    continue
+                log.add(now)
             total.add(now)
-            log.add(now)
             if background:
                 self._background_sent = now
             handles.append(self._grants)
@@ -215,16 +226,16 @@ class MemoryStore:
         return max(at, self._background_sent + policy.hold / share)
 
     async def release(
-        self, key: str, handle: object, now: float, limited: bool, retry_after: float | None
+        self, key: str | None, handle: object, now: float, limited: bool, retry_after: float | None
     ) -> Holds:
         """See :meth:`release_now`."""
         return self.release_now(key, handle, now, limited, retry_after)
 
     def release_now(
-        self, key: str, handle: object, now: float, limited: bool, retry_after: float | None
+        self, key: str | None, handle: object, now: float, limited: bool, retry_after: float | None
     ) -> Holds:
         """Count the permit's entries until ``window + guard`` from now; pause after a 429."""
-        log = self.logs[key]
+        log = None if key is None else self.logs[key]
         holds: Holds = (0.0, 0.0, None)
         if limited:
             holds = self._on_rate_limited(log, handle, now, retry_after)
@@ -232,15 +243,17 @@ class MemoryStore:
             self._forget_accepted(now)
             self.accepted.append(now)
         self.total.release(now)
-        self._note_expiry(log.release(now), key)
+        if key is not None and log is not None:
+            self._note_expiry(log.release(now), key)
         return holds
 
-    def give_back(self, key: str, now: float) -> None:
+    def give_back(self, key: str | None, now: float) -> None:
         """Remove the entries of a permit whose request was never sent."""
         self.total.revoke()
-        log = self.logs[key]
-        log.revoke()
-        self._retire(key, log, now)
+        if key is not None:
+            log = self.logs[key]
+            log.revoke()
+            self._retire(key, log, now)
 
     def tick(self, now: float) -> bool:
         """Judge a 429 episode whose pause ended, grow a lowered limit back, drop idle keys."""
@@ -298,7 +311,7 @@ class MemoryStore:
     # -- 429s and the adaptive policy -----------------------------------------
 
     def _on_rate_limited(
-        self, log: SlidingLog, handle: object, now: float, retry_after: float | None
+        self, log: SlidingLog | None, handle: object, now: float, retry_after: float | None
     ) -> Holds:
         """Pause the level a 429 hit (before the entries are released, so both count it)."""
         self.rate_limited += 1
@@ -307,7 +320,7 @@ class MemoryStore:
             pause = limits.window + limits.guard  # no Retry-After: treat the window as full
         else:
             pause = min(max(retry_after, 0.0), limits.effective_retry_after_cap)
-        if log.used(now) >= log.policy.limit:
+        if log is not None and log.used(now) >= log.policy.limit:
             # The scheduleId's own log is full: blame that level, not the whole user.
             log.pause(now + pause)
             return 0.0, pause, "schedule"

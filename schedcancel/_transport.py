@@ -60,12 +60,17 @@ class AiohttpTransport:
         request: Request,
         timeout: float,  # noqa: ASYNC109 - one aiohttp ClientTimeout bounds connect, send, read
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """Send ``request``; raise :class:`TransportError` when no usable response came."""
+        """Send ``request``; raise :class:`TransportError` when no usable response came.
+
+        Its ``request_sent`` is False when no connection could be made, so
+        nothing left; True otherwise (the request may have reached the server).
+        """
         if self._closed:
             raise RuntimeError("transport is closed")
         if self._session is None:
             self._session = aiohttp.ClientSession()
         failure: str
+        sent = True
         try:
             async with self._session.request(
                 request.method,
@@ -80,12 +85,14 @@ class AiohttpTransport:
         except TimeoutError:
             failure = f"no response within {timeout} s"
         except (aiohttp.ClientError, OSError) as exc:
+            # No connection could be made (refused, DNS, TLS handshake): nothing was sent.
+            sent = not isinstance(exc, aiohttp.ClientConnectorError)
             # aiohttp's messages and reprs may quote the URL, which carries the apiKey:
             # keep a scrubbed message only.
             failure = f"{type(exc).__name__}: {request.scrub(str(exc))}"
         # Raised outside the handler, so the error has no __context__ either: aiohttp's
         # exception holds the full URL and the Authorization header in its request_info.
-        raise TransportError(failure)
+        raise TransportError(failure, request_sent=sent)
 
     async def _read(self, content: aiohttp.StreamReader) -> bytes:
         """Read the whole body, but never more than ``max_body`` bytes of it."""

@@ -7,6 +7,7 @@
     ├── QueueTimeoutError                        the limiter cannot admit within queue_timeout
     │   └── RequestWithdrawnError                a Gate withdrew the call before it was sent
     ├── TransportError                           no usable response after the retries
+    ├── OutcomeUnknownError                      start may have reached the server; not re-sent
     ├── ResponseParseError                       a body that is not what the API documents
     ├── BackendError                             the shared limiter store (Redis) failed
     └── ApiError                                 the server answered with an error
@@ -16,7 +17,7 @@
         └── ScheduleOperationError               raise_for_error() on success: false
 
 Business errors (HTTP 200 with ``success: false``, e.g. 7040 unknown id, 7070
-wrong status) are *results*, not exceptions: ``CancelResult.raise_for_error()``
+wrong status) are *results*, not exceptions: ``ScheduleResult.raise_for_error()``
 turns them into :class:`ScheduleOperationError` for callers who prefer that.
 
 No message built here ever contains a password, a shared secret or a whole
@@ -31,6 +32,7 @@ __all__ = [
     "AuthenticationError",
     "BackendError",
     "InvalidParameterError",
+    "OutcomeUnknownError",
     "QueueTimeoutError",
     "RateLimitedError",
     "RequestWithdrawnError",
@@ -71,7 +73,40 @@ class RequestWithdrawnError(QueueTimeoutError):
 
 
 class TransportError(ScheduleCancelError):
-    """No usable response: connection refused or reset, timeout, body too large."""
+    """No usable response: connection refused or reset, timeout, body too large.
+
+    Attributes:
+        request_sent: False only when the request surely never left (the
+            connection could not be made: refused, DNS, TLS handshake); True
+            when it may have reached the server (a timeout, a reset after
+            sending, an oversized answer).
+    """
+
+    def __init__(self, message: str, *, request_sent: bool = True) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
+
+
+class OutcomeUnknownError(ScheduleCancelError):
+    """A request that is not safe to repeat may have reached the server; it was not sent again.
+
+    Only ``start`` is such a request: sent twice, it would create two
+    schedules. After a timeout, a connection reset after sending, a 5xx or an
+    unreadable HTTP 200, the schedule may or may not exist, and the client
+    does not guess. Before starting again, look for the new schedule by its
+    ``registrationUuid`` (and ``merchantMetaData``) in the IXOPAY back
+    office, or wait for the schedule's callback. The failure that made the
+    outcome unknown is the ``__cause__`` and :attr:`failure`.
+
+    Attributes:
+        operation: the call's name (``"start"``).
+        failure: the transport, server or parse error that hid the outcome.
+    """
+
+    def __init__(self, message: str, *, operation: str, failure: ScheduleCancelError) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.failure = failure
 
 
 class ResponseParseError(ScheduleCancelError):
@@ -167,7 +202,7 @@ class ServerError(ApiError):
 class ScheduleOperationError(ApiError):
     """The API refused the operation (HTTP 200, ``success: false``).
 
-    Raised only by ``CancelResult.raise_for_error()``.
+    Raised only by ``ScheduleResult.raise_for_error()`` (``CancelResult`` is the same class).
 
     Attributes:
         schedule_id: the scheduleId the operation was for.

@@ -164,10 +164,11 @@ class OpenTelemetryHook(WatchesLimiters):
                 kind=SpanKind.CLIENT,
                 attributes={
                     "schedcancel.operation": event.operation,
-                    "schedcancel.schedule_id": event.schedule_id,
                     "schedcancel.api_key": event.api_key,
                 },
             )
+            if event.schedule_id is not None:  # start has none
+                span.set_attribute("schedcancel.schedule_id", event.schedule_id)
             call = self._calls[event.call_id] = _Call(span)
         span = call.span
         if not isinstance(event, Finished):

@@ -169,7 +169,7 @@ class _Round:
 class _Release:
     """A release waiting for the next script call."""
 
-    schedule_id: str
+    schedule_id: str | None
     handle: _Handle
     limited: bool
     retry_after: float | None
@@ -226,7 +226,9 @@ class _RedisStore:
     def round_size(self, now: float) -> int:  # noqa: ARG002 - the protocol's signature
         return _ROUND
 
-    async def acquire(self, keys: Sequence[str], backgrounds: Sequence[bool], now: float) -> Answer:
+    async def acquire(
+        self, keys: Sequence[str | None], backgrounds: Sequence[bool], now: float
+    ) -> Answer:
         rnd, base = await self.ask("acquire", keys, now, backgrounds)
         handles: list[object | None] = []
         waits: list[float] = []
@@ -243,7 +245,7 @@ class _RedisStore:
 
     async def release(
         self,
-        key: str,
+        key: str | None,
         handle: object,
         now: float,  # noqa: ARG002 - Redis stamps the release itself
         limited: bool,
@@ -295,7 +297,13 @@ class _RedisStore:
             for item in batch:
                 keys.extend(self.id_keys(item.schedule_id))
                 retry_after = -1 if item.retry_after is None else _us(max(0.0, item.retry_after))
-                args += [item.handle.token, item.handle.acquired_us, int(item.limited), retry_after]
+                args += [
+                    item.handle.token,
+                    item.handle.acquired_us,
+                    int(item.limited),
+                    retry_after,
+                    int(item.schedule_id is not None),
+                ]
             user_pause = 0.0
             levels: list[RateLimitLevel | None] = [None] * len(batch)
             try:
@@ -315,7 +323,7 @@ class _RedisStore:
                 if not item.done.done():
                     item.done.set_result((user_pause, level))
 
-    async def undo(self, schedule_id: str, handle: _Handle) -> bool:
+    async def undo(self, schedule_id: str | None, handle: _Handle) -> bool:
         """Remove a never-sent permit's entries; False when Redis failed (they expire)."""
         self.in_flight.discard(handle)
         try:
@@ -334,7 +342,7 @@ class _RedisStore:
     async def ask(
         self,
         op: Literal["acquire", "peek"],
-        schedule_ids: Sequence[str],
+        schedule_ids: Sequence[str | None],
         now: float = 0.0,
         backgrounds: Sequence[bool] = (),
     ) -> tuple[_Round, str]:
@@ -343,7 +351,8 @@ class _RedisStore:
         Args:
             op: ``"acquire"`` takes entries for every candidate both levels
                 admit; ``"peek"`` only reports on the first one.
-            schedule_ids: one per candidate (an id may repeat).
+            schedule_ids: one per candidate (an id may repeat; None: a request
+                with no scheduleId, for which no per-id key is passed or touched).
             now: the local clock, to date the answer.
             backgrounds: per candidate, whether it is a background call.
 
@@ -358,6 +367,11 @@ class _RedisStore:
         keys = list(self.user_keys)
         for schedule_id in schedule_ids:
             keys.extend(self.id_keys(schedule_id))
+        # One flag per candidate: bit 1 background, bit 2 no scheduleId (no per-id keys).
+        flags = "".join(
+            str(int(index < len(backgrounds) and backgrounds[index]) + 2 * (schedule_id is None))
+            for index, schedule_id in enumerate(schedule_ids)
+        )
         raw = await self.eval(
             keys,
             op,
@@ -374,7 +388,7 @@ class _RedisStore:
             _us(max(0.01, limits.window / 100)),
             int(limits.adaptive),
             limits.interactive_reserve,
-            "".join("1" if background else "0" for background in backgrounds),
+            flags,
         )
         now_us, user_used, user_limit, smooth, user_wait, action, background_wait, *results = (
             int(x) for x in cast("list[int]", raw)
@@ -422,7 +436,10 @@ class _RedisStore:
                 QUIET_WINDOWS,
             )
 
-    def id_keys(self, schedule_id: str) -> tuple[str, str, str]:
+    def id_keys(self, schedule_id: str | None) -> tuple[str, ...]:
+        """A scheduleId's three keys (log, pause, last send); none for None."""
+        if schedule_id is None:
+            return ()
         return (
             f"{self._tag}:log:s:{schedule_id}",
             f"{self._tag}:pause:s:{schedule_id}",
@@ -576,7 +593,7 @@ class RedisLimiter(QueuedLimiter):
 
     async def acquire(
         self,
-        schedule_id: str,
+        schedule_id: str | None,
         *,
         priority: int = 0,
         queue_timeout: float | None = None,
@@ -585,7 +602,9 @@ class RedisLimiter(QueuedLimiter):
         """Wait until a request for ``schedule_id`` may start, and take its entries.
 
         Args:
-            schedule_id: the id whose per-schedule log is charged too.
+            schedule_id: the id whose per-schedule log is charged too; None for
+                a request with no scheduleId (``start``): the API user's log
+                only, and no per-scheduleId key is touched.
             priority: higher goes first among this process's eligible waiters.
             queue_timeout: give up when the shared log shows that the request
                 cannot start within this many seconds; that is known at once
@@ -603,7 +622,8 @@ class RedisLimiter(QueuedLimiter):
             BackendError: Redis failed and there is no fallback.
             RuntimeError: the limiter is closed.
         """
-        check_key("schedule_id", schedule_id)
+        if schedule_id is not None:
+            check_key("schedule_id", schedule_id)
         timeout = check_queue_timeout(queue_timeout)
         check_priority(priority)
         start = asyncio.get_running_loop().time()
@@ -707,7 +727,7 @@ class RedisLimiter(QueuedLimiter):
             in_flight=len(store.in_flight),
             total_used=last.user_used if last else 0,
             total_limit=last.user_limit if last else self._limits.total,
-            schedule_ids=len(self._core.queues),
+            schedule_ids=sum(1 for key in self._core.queues if key is not None),
             next_free=next_free,
             rate_limited=store.rate_limited,
             mode="smooth" if (last.smooth if last else self._limits.mode == "smooth") else "exact",
@@ -738,14 +758,14 @@ class RedisLimiter(QueuedLimiter):
 
     # -- the driver's hooks -------------------------------------------------------
 
-    def _give_back(self, key: str, handle: object) -> None:
+    def _give_back(self, key: str | None, handle: object) -> None:
         """Remove a granted permit's entries that were never sent (in the background)."""
         assert isinstance(handle, _Handle)  # noqa: S101 - our own handle type
         task = asyncio.ensure_future(self._undo(key, handle))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _undo(self, key: str, handle: _Handle) -> None:
+    async def _undo(self, key: str | None, handle: _Handle) -> None:
         if await self._redis.undo(key, handle) and not self._closed:
             self._freed(key)  # places were freed before the holds known here said
 
@@ -769,7 +789,7 @@ class RedisLimiter(QueuedLimiter):
         return self._fallback is not None and now < self._fallback_until
 
     async def _fallback_acquire(
-        self, schedule_id: str, priority: int, deadline: float | None, requeue: bool
+        self, schedule_id: str | None, priority: int, deadline: float | None, requeue: bool
     ) -> Permit:
         fallback = cast("Limiter", self._fallback)
         queue_timeout = None

@@ -1,11 +1,14 @@
-"""A mock IXOPAY schedule-cancel server for your tests (as moto is for AWS).
+"""A mock IXOPAY Schedule API server for your tests (as moto is for AWS).
 
 :class:`MockScheduleServer` is a real aiohttp server on 127.0.0.1 (a free port
-by default) that emulates ``POST /api/v3/schedule/{apiKey}/{scheduleId}/cancel``:
-Basic auth, optional request signatures (errorCode 1004), the schedule state
-machine (7040 unknown id, 7070 already cancelled), both rate limits counted
-the way you choose, fault injection, and a :class:`Recorder` of every
-arrival to assert on::
+by default) that emulates the six Schedule operations under
+``/api/v3/schedule/{apiKey}``: get, pause, continue, update, cancel and start.
+It checks Basic auth, optional request signatures (errorCode 1004) and request
+bodies (400 with 1002/1005, or the documented 70xx codes), runs the schedule
+state machine (7040 unknown id, 7070 status not valid for the operation),
+counts every operation on one budget of both rate limits the way you choose,
+injects faults, and records every arrival (with its :class:`Operation`) in a
+:class:`Recorder` to assert on::
 
     from schedcancel import ScheduleClient
     from schedcancel.testing import MockScheduleServer, ServerLimits
@@ -35,7 +38,9 @@ from ._mock.cli import (
 )
 from ._mock.faults import Fault, Faults
 from ._mock.limits import MODEL_NAMES, ModelName, ServerLimits
+from ._mock.operations import Operation
 from ._mock.recorder import Arrival, Outcome, Recorder, max_in_window
+from ._mock.schedules import MockSchedule
 from ._mock.server import (
     API_PREFIX,
     DEFAULT_API_KEY,
@@ -53,8 +58,10 @@ __all__ = [
     "Arrival",
     "Fault",
     "Faults",
+    "MockSchedule",
     "MockScheduleServer",
     "ModelName",
+    "Operation",
     "Outcome",
     "Recorder",
     "ServerLimits",

@@ -93,7 +93,7 @@ class FakeLimiter:
 
     async def acquire(
         self,
-        schedule_id: str,
+        schedule_id: str | None,
         *,
         priority: int = 0,
         queue_timeout: float | None = None,
@@ -558,7 +558,7 @@ async def test_business_results_are_returned(
         ((400, {}, b'{"success": false, "errorCode": 1002}'), ApiError),
         ((404, {}, b"not found"), ApiError),
         ((200, {}, sample("array.json")), ResponseParseError),
-        ((200, {}, sample("wrong_types.json")), ResponseParseError),
+        ((200, {}, sample("missing_success.json")), ResponseParseError),
     ],
 )
 async def test_non_retryable_errors_raise_at_once(
@@ -672,7 +672,7 @@ async def test_time_queued_in_the_limiter_does_not_count_toward_the_deadline(
     class SlowLimiter(FakeLimiter):
         async def acquire(
             self,
-            schedule_id: str,
+            schedule_id: str | None,
             *,
             priority: int = 0,
             queue_timeout: float | None = None,

@@ -668,11 +668,13 @@ async def test_estimate_counts_the_ids_own_queue(limiter: AnyLimiter) -> None:
     await asyncio.gather(*tasks)
 
 
+@pytest.mark.parametrize("key", ["a", None])
 async def test_cancelled_after_grant_gives_the_entries_back(
-    limiter: AnyLimiter, monkeypatch: pytest.MonkeyPatch
+    limiter: AnyLimiter, monkeypatch: pytest.MonkeyPatch, key: str | None
 ) -> None:
-    """A caller cancelled between the grant and its resumption sends nothing and keeps nothing."""
-    task = asyncio.create_task(limiter.acquire("a"))
+    """A caller cancelled between the grant and its resumption sends nothing and keeps nothing
+    (a start, with no scheduleId, too)."""
+    task = asyncio.create_task(limiter.acquire(key))
     _cancel_on_grant(limiter, task, monkeypatch)
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -694,9 +696,9 @@ async def test_bad_queue_timeout_is_refused(limiter: AnyLimiter, bad: object) ->
         await limiter.acquire("a", queue_timeout=bad)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bad", ["", None, 5])
+@pytest.mark.parametrize("bad", ["", 5, b"SC-1"])
 async def test_bad_schedule_id_is_refused(limiter: AnyLimiter, bad: object) -> None:
-    """schedule_id must be a non-empty string."""
+    """schedule_id must be a non-empty string (or None: the API user's level only)."""
     with pytest.raises(InvalidParameterError, match="schedule_id"):
         await limiter.acquire(bad)  # type: ignore[arg-type]
 
@@ -1084,3 +1086,131 @@ async def test_release_tells_which_level_a_429_was_blamed_on(make: Make) -> None
     assert await limiter.release(await limiter.acquire("SC-1"), rate_limited=True) == "schedule"
     # SC-2 holds 1 of 2: the API user's level is to blame.
     assert await limiter.release(await limiter.acquire("SC-2"), rate_limited=True) == "user"
+
+
+# -- requests with no scheduleId (start): the API user's level only ------------
+
+
+async def _send_start(
+    limiter: AnyLimiter, sends: list[tuple[float, str]], *, priority: int = 0
+) -> None:
+    """Acquire with no scheduleId, "send" (record the time), wait one RTT, release."""
+    permit = await limiter.acquire(None, priority=priority)
+    assert permit.schedule_id is None
+    sends.append((asyncio.get_running_loop().time(), "start"))
+    await asyncio.sleep(RTT)
+    await limiter.release(permit)
+
+
+async def test_starts_are_admitted_at_the_user_limit(make: Make) -> None:
+    """Requests with no scheduleId go as the API user's limit allows, whatever per_schedule is."""
+    limiter = make(RateLimits(total=5, per_schedule=1, window=10.0, adaptive=False))
+    start = _now()
+    sends: list[tuple[float, str]] = []
+    await asyncio.gather(*(_send_start(limiter, sends) for _ in range(12)))
+    assert [(round(t - start, 6), n) for t, n in _bursts(sends)] == [
+        (0.0, 5),
+        (11.1, 5),
+        (22.2, 2),
+    ]
+
+
+async def test_starts_share_the_user_budget_with_per_id_calls(make: Make) -> None:
+    """Starts and per-id calls fill one API-user window together: never more than total."""
+    limiter = make(RateLimits(total=5, per_schedule=2, window=10.0, adaptive=False))
+    start = _now()
+    sends: list[tuple[float, str]] = []
+    await asyncio.gather(
+        *(_send(limiter, f"id-{i}", sends) for i in range(3)),
+        *(_send_start(limiter, sends) for _ in range(4)),
+    )
+    first = [key for t, key in sends if t == start]
+    assert len(first) == 5
+    assert len(sends) == 7
+    assert all(t - start == pytest.approx(11.1) for t, _ in sends if t != start)
+
+
+async def test_a_full_schedule_id_never_holds_back_a_start(make: Make) -> None:
+    """With one scheduleId's log full and its waiters queued, a start goes at once."""
+    limiter = make(RateLimits(total=10, per_schedule=2, window=10.0, adaptive=False))
+    start = _now()
+    sends: list[tuple[float, str]] = []
+    busy = [asyncio.create_task(_send(limiter, "busy", sends)) for _ in range(5)]
+    await asyncio.sleep(1)
+    await _send_start(limiter, sends)
+    assert sends[-1] == (start + 1, "start")
+    await asyncio.gather(*busy)
+    assert not await _has_log(limiter, "None")
+
+
+async def test_starts_queue_by_priority_with_per_id_calls(make: Make) -> None:
+    """A high-priority start goes before earlier low-priority per-id waiters, and back."""
+    limiter = make(RateLimits(total=1, window=10.0, adaptive=False))
+    permit = await limiter.acquire("first")
+    order: list[str] = []
+
+    async def take(key: str | None, priority: int) -> None:
+        got = await limiter.acquire(key, priority=priority)
+        order.append(str(key))
+        await limiter.release(got)
+
+    tasks = [asyncio.create_task(take("low", 0)), asyncio.create_task(take(None, -1))]
+    await asyncio.sleep(1)
+    tasks.append(asyncio.create_task(take(None, 5)))
+    await asyncio.sleep(1)
+    await limiter.release(permit)
+    await asyncio.gather(*tasks)
+    assert order == ["None", "low", "None"]
+
+
+async def test_start_queue_timeout_and_cancellation(make: Make) -> None:
+    """A start fails a short queue_timeout at once, and a cancelled one consumes nothing."""
+    limiter = make(RateLimits(total=2, window=10.0, adaptive=False))
+    permits = [await limiter.acquire(None), await limiter.acquire("a")]
+    with pytest.raises(QueueTimeoutError) as caught:
+        await limiter.acquire(None, queue_timeout=1)
+    assert caught.value.expected_wait is not None
+    assert caught.value.expected_wait > 1
+    waiter = asyncio.create_task(limiter.acquire(None))
+    await asyncio.sleep(1)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    for permit in permits:
+        await limiter.release(permit)
+    stats = await _stats(limiter)
+    assert (stats.queued, stats.in_flight, stats.total_used) == (0, 0, 2)
+    assert None not in limiter._core.queues
+
+
+async def test_429_on_a_start_pauses_the_api_user(make: Make) -> None:
+    """A start answered 429 pauses the API user's level (it has no scheduleId to blame)."""
+    limiter = make(RateLimits(adaptive=False))
+    permit = await limiter.acquire(None)
+    released = _now()
+    await limiter.release(permit, rate_limited=True, retry_after=7)
+    assert await limiter.estimate() == pytest.approx(7)
+    back = await limiter.acquire(None, requeue=True)
+    assert _now() - released == pytest.approx(7)
+    await limiter.release(back)
+    assert limiter.stats().rate_limited == 1
+
+
+async def test_estimate_none_ignores_per_id_limits(make: Make) -> None:
+    """estimate(None) is the wait of a request with no per-id constraint."""
+    limiter = make(RateLimits(total=10, per_schedule=1, window=10.0, adaptive=False))
+    await limiter.release(await limiter.acquire("a"))
+    assert await limiter.estimate(None) == 0.0
+    assert await limiter.estimate("a") == pytest.approx(10.0 + 1.0)
+
+
+async def test_queued_starts_are_no_schedule_ids_in_stats(make: Make) -> None:
+    """Requests with no scheduleId, in flight or queued, count as no scheduleId in stats."""
+    limiter = make(RateLimits(total=1, window=10.0, adaptive=False))
+    permit = await limiter.acquire(None)
+    waiter = asyncio.create_task(limiter.acquire(None))
+    await asyncio.sleep(1)
+    stats = limiter.stats()
+    assert (stats.queued, stats.schedule_ids) == (1, 0)
+    await limiter.release(permit)
+    await limiter.release(await waiter)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -15,7 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-from schedcancel import RetryPolicy, TransportError
+from schedcancel import RetryPolicy, StartSchedule, TransportError
 from schedcancel.hooks import CallEvent, Sent
 from schedcancel.otel import OpenTelemetryHook
 from schedcancel.testing import Fault, MockScheduleServer
@@ -241,3 +243,26 @@ async def test_a_call_with_no_answer_ends_in_error_without_a_status(telemetry: T
     assert span.status.status_code is StatusCode.ERROR
     assert [e.name for e in span.events].count("schedcancel.answered") == 0
     assert repr(hook) == "OpenTelemetryHook(open_spans=0, limiters=1)"
+
+
+async def test_every_operation_is_a_span_of_its_own_name(telemetry: Telemetry) -> None:
+    """get and start are spans too: their names, URL templates; start has no scheduleId."""
+    schedule = StartSchedule(
+        registration_uuid="reg-1",
+        amount=Decimal("9.99"),
+        currency="EUR",
+        period_length=1,
+        period_unit="MONTH",
+        start_date_time=datetime.now(UTC) + timedelta(days=30),
+    )
+    async with MockScheduleServer() as server:
+        server.seed(["SC-1"])
+        async with server.client(hooks=[telemetry.hook()]) as client:
+            assert (await client.get("SC-1")).success
+            assert (await client.start(schedule)).success
+    get, start = telemetry.exporter.get_finished_spans()
+    assert (get.name, start.name) == ("schedcancel get", "schedcancel start")
+    assert (get.attributes or {})["url.template"] == ("/api/v3/schedule/{apiKey}/{scheduleId}/get")
+    assert (get.attributes or {})["http.request.method"] == "GET"
+    assert (start.attributes or {})["url.template"] == "/api/v3/schedule/{apiKey}/start"
+    assert "schedcancel.schedule_id" not in (start.attributes or {})

@@ -991,3 +991,40 @@ async def test_two_processes_hammering_one_id_keep_its_limit(prefix: str) -> Non
     assert sum(r["done"] for r in reports) == 30
     assert server.recorder.count_rate_limited() == 0
     assert server.recorder.max_arrivals_in_window(window, schedule_id="SC-ONE") == per_schedule
+
+
+@pytest.mark.looptime
+async def test_a_start_touches_no_per_id_key(
+    client: aioredis.Redis, prefix: str, make: Callable[..., RedisLimiter]
+) -> None:
+    """A request with no scheduleId lives in the API user's keys only, granted, released or undone.
+
+    A 429 on it pauses the API user's level; a full per-id log never stops it.
+    """
+    limiter = make(limits=_limits(total=5, per_schedule=1, adaptive=False))
+    first = await limiter.acquire(None)
+    token = cast("Any", first.handle).handle.token
+    log = limiter.keys()[0]  # the API user's log
+    assert [member for member, _ in await _entries(client, log)] == [
+        f"i{cast('Any', first.handle).handle.acquired_us}:{token}"
+    ]
+    await limiter.release(first)
+    mixed = [await limiter.acquire("SC-1"), await limiter.acquire(None)]
+    for permit in mixed:
+        await limiter.release(permit, rate_limited=permit.schedule_id is None, retry_after=5)
+    if limiter._redis.releaser is not None:
+        await limiter._redis.releaser
+    keys = set(await prefixed_keys(client, prefix))
+    assert keys <= set(limiter.keys("SC-1"))
+    assert not any(key.endswith(":None") for key in keys)
+    assert f"{limiter.keys()[1]}" in keys  # the API user's pause, from the start's 429
+    start = asyncio.get_running_loop().time()
+    await limiter.release(await limiter.acquire(None, requeue=True))
+    assert asyncio.get_running_loop().time() - start == pytest.approx(5)
+    # Undo: a start granted and then withdrawn leaves nothing behind.
+    rnd, base = await limiter._redis.ask("acquire", [None], limiter._now())
+    assert rnd.results == (None,)
+    removed = await limiter._redis.eval(
+        limiter.keys(), "undo", limiter._redis._now_arg(), f"{base}.1", rnd.now_us
+    )
+    assert removed == 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -23,9 +24,21 @@ from pathlib import Path
 
 import attrs
 import pytest
-from schedcancel import BackendError, RetryPolicy
+from schedcancel import (
+    BackendError,
+    OutcomeUnknownError,
+    RetryPolicy,
+    ScheduleClient,
+    StartSchedule,
+    UpdateSchedule,
+)
 from schedcancel.redis import RedisLimiter
-from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
+from schedcancel.testing import Faults, MockScheduleServer, Outcome, ServerLimits
+
+from test_client import (
+    LocalServer,
+    _server,  # noqa: F401 - the fixture "server": a scripted raw server
+)
 
 PASSWORD = "PW-SENTINEL-7f3a"
 SECRET = "SS-SENTINEL-91bc"
@@ -481,4 +494,108 @@ async def test_no_credential_in_the_metrics_endpoint_of_a_running_job(tmp_path: 
     scan.add("cancel stdout", b"".join(lines) + rest)
     scan.add("cancel stderr", stderr)
     assert b"schedcancel.calls" in stderr  # the DEBUG records of the logging hook are there
+    assert scan.leaks() == []
+
+
+async def test_every_operation_and_start_outcome_unknown_hold_no_credential(
+    caplog: pytest.LogCaptureFixture, server: LocalServer
+) -> None:
+    """Results, errors (OutcomeUnknownError's chain too), reprs and DEBUG logs of every
+    operation hold no credential, even when the server echoes them into odd fields."""
+    caplog.set_level(logging.DEBUG)
+    echo = f"{API_KEY} {NEEDLES['Basic token']} {PASSWORD} {SECRET}"
+    refusal = {
+        "success": False,
+        "errorCode": 7070,
+        "newStatus": "PAUSED",
+        "errorMessage": echo,
+        "merchantMetaData": {"echo": echo},  # malformed: kept raw, scrubbed
+        "scheduledAt": echo,
+    }
+    server.replies.extend([(200, {}, json.dumps(refusal).encode())] * 5)
+    server.replies.append((500, {}, json.dumps({"success": False, "errorMessage": echo}).encode()))
+    token = "CB-TOKEN-SENTINEL"
+    schedule = StartSchedule(
+        registration_uuid="reg-1",
+        amount="1.00",
+        currency="EUR",
+        period_length=1,
+        period_unit="MONTH",
+        start_date_time=datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC),
+        callback_url=f"https://hooks.example/cb?token={token}",
+    )
+    texts = [repr(schedule)]
+    async with ScheduleClient(
+        API_KEY, username=USER, password=PASSWORD, shared_secret=SECRET, base_url=server.base_url
+    ) as client:
+        results = [
+            await client.get("SC-1"),
+            await client.pause("SC-1"),
+            await client.continue_("SC-1", at=datetime.datetime.now(datetime.UTC)),
+            await client.update("SC-1", UpdateSchedule(amount="2")),
+            await client.cancel("SC-1"),
+        ]
+        with pytest.raises(OutcomeUnknownError) as info:
+            await client.start(schedule)
+        texts.append(repr(client))
+    assert results[1].already_done
+    texts += [f"{r} {r!r} {dict(r.malformed)}" for r in results]
+    error: BaseException | None = info.value
+    while error is not None:
+        texts.append(f"{error} {error!r} {vars(error)} {getattr(error, '__notes__', '')}")
+        error = error.__cause__ or error.__context__
+    texts += [record.getMessage() for record in caplog.records]
+    scan = Scan()
+    for text in texts:
+        scan.add("operations", text.encode())
+    assert scan.leaks() == []
+    assert not any(token in text for text in texts)
+
+
+async def test_mock_server_operations_hold_no_credential(caplog: pytest.LogCaptureFixture) -> None:
+    """Every operation, signed and mis-signed: answers, arrivals, schedules and logs show none."""
+    import aiohttp  # noqa: PLC0415 - only this test sends raw requests
+    from schedcancel._protocol import signature  # noqa: PLC0415
+    from schedcancel.testing import Operation  # noqa: PLC0415
+
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    auth = aiohttp.encode_basic_auth(USER, PASSWORD)
+    date = "Tue, 21 Jul 2020 13:15:03 GMT"
+    bodies = {
+        Operation.GET: b"",
+        Operation.CONTINUE: b'{"continueDateTime": "2099-01-01T00:00:00+00:00"}',
+        Operation.UPDATE: b'{"merchantMetaData": "m"}',
+        Operation.START: b'{"registrationUuid": "RG-1"}',
+    }
+    async with (
+        MockScheduleServer(users={USER: PASSWORD}, connectors={API_KEY: SECRET}) as server,
+        aiohttp.ClientSession() as session,
+    ):
+        server.seed(["SC-1"])
+        for operation in Operation:
+            url = server.url_for(
+                None if operation is Operation.START else "SC-1", operation=operation
+            )
+            body = bodies.get(operation, b"{}")
+            method = "GET" if operation is Operation.GET else "POST"
+            for secret in (SECRET, "wrong"):
+                headers = {"Authorization": auth, "Content-Type": "application/json", "Date": date}
+                headers["X-Signature"] = signature(
+                    secret,
+                    method=method,
+                    body=body,
+                    content_type="application/json",
+                    date=date,
+                    request_uri=url[url.index("/api/v3") :],
+                )
+                async with session.request(method, url, data=body, headers=headers) as response:
+                    texts.append(f"{response.status} {response.headers!r} {await response.text()}")
+        texts += [repr(server), repr(server.recorder), *map(repr, server.recorder.arrivals)]
+        texts += [repr(server.schedule(key)) for key in server.statuses]
+    texts += [record.getMessage() for record in caplog.records] + [caplog.text]
+    assert server.recorder.outcomes()[Outcome.BAD_SIGNATURE] == 6
+    scan = Scan()
+    for text in texts:
+        scan.add("mock operations", text.encode())
     assert scan.leaks() == []

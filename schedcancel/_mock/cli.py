@@ -83,25 +83,36 @@ def add_mock_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     schedules = parser.add_argument_group("schedules")
-    schedules.add_argument(
-        "--schedule",
-        dest="schedules",
-        metavar="ID",
-        action="append",
-        default=[],
-        help="a schedule that exists; repeatable",
-    )
+    for flag, dest, metavar, what in (
+        ("--schedule", "schedules", "ID", "a schedule that exists"),
+        ("--registration", "registrations", "UUID", "a registrationUuid start and update may name"),
+    ):
+        schedules.add_argument(
+            flag,
+            dest=dest,
+            metavar=metavar,
+            action="append",
+            default=[],
+            help=f"{what}; repeatable",
+        )
     schedules.add_argument(
         "--schedules-file",
         metavar="PATH",
         type=Path,
-        help="a file of schedule ids that exist, one per line (# comments)",
+        help="a file of schedule ids that exist, one per line, each optionally followed by "
+        "its status (# comments)",
     )
     schedules.add_argument(
         "--status",
         choices=[status.value for status in ScheduleStatus],
         default=ScheduleStatus.ACTIVE.value,
-        help="the status of the schedules given (%(default)s)",
+        help="the status of the schedules given without one (%(default)s)",
+    )
+    schedules.add_argument(
+        "--check-registrations",
+        action="store_true",
+        help="start and update answer 7020 for a registrationUuid that is neither given with "
+        "--registration nor a known schedule's (default: any is accepted)",
     )
     schedules.add_argument(
         "--accept-any-id",
@@ -182,7 +193,8 @@ def server_from_args(args: argparse.Namespace) -> MockScheduleServer:
         The server.
 
     Raises:
-        InvalidParameterError: a setting is out of range.
+        InvalidParameterError: a setting is out of range, or a status in
+            ``--schedules-file`` is not a schedule status.
         OSError: ``--schedules-file`` cannot be read.
     """
     users = dict(args.users or [(DEFAULT_USERNAME, DEFAULT_PASSWORD)])
@@ -211,17 +223,29 @@ def server_from_args(args: argparse.Namespace) -> MockScheduleServer:
             seed=args.fault_seed,
         ),
         unknown_ids="active" if args.accept_any_id else "error",
+        unknown_registrations="error" if args.check_registrations else "accept",
         foreign_load=args.foreign_load,
         host=args.host,
         port=args.port,
     )
-    ids = list(args.schedules)
+    server.seed(args.schedules, args.status)
     if args.schedules_file is not None:
         lines = args.schedules_file.read_text(encoding="utf-8").splitlines()
-        # One id per line; "#" starts a comment, on a line of its own or after an id.
-        ids += [text for line in lines if (text := line.split("#", 1)[0].strip())]
-    server.seed(ids, args.status)
+        # "ID" or "ID STATUS" per line; "#" starts a comment, on a line of its own or after.
+        for words in (line.split("#", 1)[0].split() for line in lines):
+            if words:
+                server.seed(words[:1], _status(words[1] if len(words) > 1 else args.status))
+    server.seed_registrations(args.registrations)
     return server
+
+
+def _status(value: str) -> ScheduleStatus:
+    try:
+        return ScheduleStatus(value)
+    except ValueError:
+        raise InvalidParameterError(
+            f"not a schedule status in --schedules-file: {value!r}"
+        ) from None
 
 
 async def run_mock_server(args: argparse.Namespace) -> int:

@@ -399,6 +399,10 @@ class Verdict:
 class LimitBook:
     """Both levels' states, keyed like the real server: API user, and scheduleId.
 
+    One book serves every operation: the API user's level counts all of them,
+    start included; the scheduleId's level counts the operations on one
+    schedule (get, pause, continue, update, cancel) whatever the operation.
+
     Args:
         limits: the configuration.
         origin: the time the window boundaries are measured from (plus ``limits.phase``).
@@ -421,38 +425,44 @@ class LimitBook:
             )
         return model
 
-    def _pair(self, user: str, schedule_id: str) -> tuple[WindowModel, WindowModel]:
+    def _pair(self, user: str, schedule_id: str | None) -> tuple[WindowModel, WindowModel | None]:
+        """The user's state and the scheduleId's (None for an operation without one: start)."""
         return (
             self._model(self._users, user, self.limits.total),
-            self._model(self._schedules, schedule_id, self.limits.per_schedule),
+            None
+            if schedule_id is None
+            else self._model(self._schedules, schedule_id, self.limits.per_schedule),
         )
 
-    def peek(self, now: float, *, user: str, schedule_id: str) -> Verdict:
+    def peek(self, now: float, *, user: str, schedule_id: str | None) -> Verdict:
         """Decide on an arrival at ``now`` without counting it.
 
         Args:
             now: the server's clock.
             user: the API user.
-            schedule_id: the scheduleId.
+            schedule_id: the scheduleId; None for an operation that only the
+                API user's limit counts (start).
 
         Returns:
             The verdict.
         """
         user_model, schedule_model = self._pair(user, schedule_id)
-        user_wait, schedule_wait = user_model.wait(now), schedule_model.wait(now)
+        user_wait = user_model.wait(now)
+        schedule_wait = 0.0 if schedule_model is None else schedule_model.wait(now)
         if schedule_wait > 0:
             return Verdict(False, "per_schedule", max(user_wait, schedule_wait))
         if user_wait > 0:
             return Verdict(False, "total", user_wait)
         return Verdict(True)
 
-    def arrive(self, now: float, *, user: str, schedule_id: str) -> Verdict:
+    def arrive(self, now: float, *, user: str, schedule_id: str | None) -> Verdict:
         """Decide on an arrival at ``now`` and count it as the configuration says.
 
         Args:
             now: the server's clock.
             user: the API user.
-            schedule_id: the scheduleId.
+            schedule_id: the scheduleId; None for an operation that only the
+                API user's limit counts (start).
 
         Returns:
             The verdict.
@@ -464,7 +474,7 @@ class LimitBook:
         return self.refuse(now, user=user, schedule_id=schedule_id, level=verdict.level)
 
     def refuse(
-        self, now: float, *, user: str, schedule_id: str, level: Level | None = "total"
+        self, now: float, *, user: str, schedule_id: str | None, level: Level | None = "total"
     ) -> Verdict:
         """Refuse an arrival at ``now``: count it if the server counts refusals, say the wait.
 
@@ -474,7 +484,8 @@ class LimitBook:
         Args:
             now: the server's clock.
             user: the API user.
-            schedule_id: the scheduleId.
+            schedule_id: the scheduleId; None for an operation that only the
+                API user's limit counts (start).
             level: the level that refused it.
 
         Returns:
@@ -484,16 +495,18 @@ class LimitBook:
             self.count(now, user=user, schedule_id=schedule_id)
         return Verdict(False, level, self.peek(now, user=user, schedule_id=schedule_id).wait)
 
-    def count(self, now: float, *, user: str, schedule_id: str) -> None:
+    def count(self, now: float, *, user: str, schedule_id: str | None) -> None:
         """Count an arrival at both levels without deciding on it.
 
         Args:
             now: the server's clock.
             user: the API user.
-            schedule_id: the scheduleId.
+            schedule_id: the scheduleId; None for an operation that only the
+                API user's limit counts (start).
         """
         for model in self._pair(user, schedule_id):
-            model.add(now)
+            if model is not None:
+                model.add(now)
         self._since_sweep += 1
         if self._since_sweep >= _SWEEP_EVERY:
             self.sweep(now)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import bisect
 import enum
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Literal
 
 import attrs
 
 from ..errors import InvalidParameterError
+from .operations import Operation
 
-__all__ = ["Arrival", "Outcome", "Recorder"]
+__all__ = ["SUCCESS_OUTCOMES", "Arrival", "Outcome", "Recorder"]
 
 
 class Outcome(enum.StrEnum):
@@ -20,8 +22,20 @@ class Outcome(enum.StrEnum):
 
     #: 200, ``success: true``: the schedule went to CANCELLED.
     CANCELLED = "cancelled"
-    #: 200, errorCode 7070: the schedule's status does not allow a cancel.
+    #: 200, ``success: true``: get answered the schedule.
+    FETCHED = "fetched"
+    #: 200, ``success: true``: the schedule went from ACTIVE to PAUSED.
+    PAUSED = "paused"
+    #: 200, ``success: true``: the schedule went from PAUSED or ERROR to ACTIVE.
+    CONTINUED = "continued"
+    #: 200, ``success: true``: the schedule's fields changed.
+    UPDATED = "updated"
+    #: 200, ``success: true``: a new schedule exists, ACTIVE.
+    STARTED = "started"
+    #: 200, errorCode 7070: the schedule's status does not allow the operation.
     INVALID_STATUS = "invalid_status"
+    #: 200, a business refusal of a body field: 7010, 7020, 7050, 7060, 7080 or 7090.
+    INVALID_DATA = "invalid_data"
     #: 200, errorCode 7040: the scheduleId is not known to the server.
     UNKNOWN_ID = "unknown_id"
     #: 429, errorCode 1009.
@@ -30,7 +44,7 @@ class Outcome(enum.StrEnum):
     UNAUTHORIZED = "unauthorized"
     #: errorCode 1004: signature missing, malformed or wrong.
     BAD_SIGNATURE = "bad_signature"
-    #: 400, errorCode 1002 (path parameters) or 1005 (body, Content-Type).
+    #: 400, errorCode 1002 (path parameters, body schema) or 1005 (body, Content-Type).
     INVALID_REQUEST = "invalid_request"
     #: injected 500, errorCode 1008.
     SERVER_ERROR = "server_error"
@@ -44,6 +58,19 @@ class Outcome(enum.StrEnum):
     DROPPED = "dropped"
 
 
+#: The outcome of each operation's success.
+SUCCESS_OUTCOMES: Mapping[Operation, Outcome] = MappingProxyType(
+    {
+        Operation.GET: Outcome.FETCHED,
+        Operation.PAUSE: Outcome.PAUSED,
+        Operation.CONTINUE: Outcome.CONTINUED,
+        Operation.UPDATE: Outcome.UPDATED,
+        Operation.CANCEL: Outcome.CANCELLED,
+        Operation.START: Outcome.STARTED,
+    }
+)
+
+
 @attrs.frozen(kw_only=True)
 class Arrival:
     """One request as the server saw it.
@@ -53,12 +80,13 @@ class Arrival:
             request latency), the instant the limits counted it at.
         user: the authenticated API user; None when authentication failed.
         api_key: the connector apiKey from the path, redacted.
-        schedule_id: the scheduleId from the path (None for a malformed path).
+        schedule_id: the scheduleId from the path (None for start).
         status: the HTTP status sent; None when the connection was dropped.
         outcome: how the server answered.
         foreign: sent by the server's own foreign-load generator, not a client.
         accepted: admitted by both rate limits (so it counts against them).
         limited_by: the level that refused it (``"total"`` or ``"per_schedule"``).
+        operation: the operation the path named.
     """
 
     time: float
@@ -70,6 +98,7 @@ class Arrival:
     foreign: bool = False
     accepted: bool = False
     limited_by: Literal["total", "per_schedule"] | None = None
+    operation: Operation = Operation.CANCEL
 
 
 def max_in_window(times: Iterable[float], window: float) -> int:
@@ -132,6 +161,7 @@ class Recorder:
         outcome: Outcome | None = None,
         foreign: bool | None = None,
         accepted_only: bool = False,
+        operation: Operation | str | None = None,
     ) -> list[Arrival]:
         """The arrivals that match every filter given.
 
@@ -142,10 +172,12 @@ class Recorder:
             foreign: True for the foreign-load generator's only, False for
                 clients' only, None for both.
             accepted_only: only those both rate limits admitted.
+            operation: only this operation's (an :class:`Operation` or its name).
 
         Returns:
             The matching arrivals, oldest first.
         """
+        wanted = None if operation is None else Operation(operation)
         return [
             a
             for a in self._arrivals
@@ -154,6 +186,7 @@ class Recorder:
             and (outcome is None or a.outcome is outcome)
             and (foreign is None or a.foreign is foreign)
             and (not accepted_only or a.accepted)
+            and (wanted is None or a.operation is wanted)
         ]
 
     def max_arrivals_in_window(
@@ -164,6 +197,7 @@ class Recorder:
         schedule_id: str | None = None,
         foreign: bool | None = None,
         accepted_only: bool = False,
+        operation: Operation | str | None = None,
     ) -> int:
         """The most matching arrivals in any ``window`` seconds (half-open, sliding).
 
@@ -176,12 +210,18 @@ class Recorder:
             schedule_id: only this scheduleId's.
             foreign: as in :meth:`select`.
             accepted_only: count only arrivals both limits admitted.
+            operation: only this operation's (None: every operation, as the
+                server's budget counts them).
 
         Returns:
             The maximum count.
         """
         chosen = self.select(
-            user=user, schedule_id=schedule_id, foreign=foreign, accepted_only=accepted_only
+            user=user,
+            schedule_id=schedule_id,
+            foreign=foreign,
+            accepted_only=accepted_only,
+            operation=operation,
         )
         return max_in_window((a.time for a in chosen), window)
 
@@ -191,6 +231,7 @@ class Recorder:
         *,
         user: str | None = None,
         foreign: bool | None = None,
+        operation: Operation | str | None = None,
     ) -> int:
         """How many arrivals match.
 
@@ -198,11 +239,12 @@ class Recorder:
             outcome: only those answered this way (None: all).
             user: only this API user's.
             foreign: as in :meth:`select`.
+            operation: only this operation's.
 
         Returns:
             The count.
         """
-        return len(self.select(outcome=outcome, user=user, foreign=foreign))
+        return len(self.select(outcome=outcome, user=user, foreign=foreign, operation=operation))
 
     def count_rate_limited(self, *, user: str | None = None, foreign: bool | None = False) -> int:
         """How many arrivals were answered 429 (clients' only, by default).
@@ -227,6 +269,17 @@ class Recorder:
             A counter keyed by :class:`Outcome`.
         """
         return Counter(a.outcome for a in self.select(foreign=foreign))
+
+    def operations(self, *, foreign: bool | None = False) -> Counter[Operation]:
+        """Arrivals per operation (clients' only, by default).
+
+        Args:
+            foreign: as in :meth:`select`.
+
+        Returns:
+            A counter keyed by :class:`Operation`.
+        """
+        return Counter(a.operation for a in self.select(foreign=foreign))
 
     def sends_per_id(self, *, foreign: bool | None = False) -> Counter[str]:
         """Arrivals per scheduleId (clients' only, by default).

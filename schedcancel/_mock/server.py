@@ -1,7 +1,9 @@
-"""The mock IXOPAY schedule-cancel server: a real aiohttp app on 127.0.0.1.
+"""The mock IXOPAY Schedule API server: a real aiohttp app on 127.0.0.1.
 
-A request goes through these steps, in this order (the real server's order
-is not documented; this one is the conservative reading):
+It answers the six operations of spec §1 (get, pause, continue, update,
+cancel, start; the table is in :mod:`.operations`) through one handler. A
+request goes through these steps, in this order (the real server's order is
+not documented; this one is the conservative reading):
 
 1. **request latency** (injected): the request waits before the server counts
    it, like network delay on the way in;
@@ -9,21 +11,25 @@ is not documented; this one is the conservative reading):
    arrival time the limits count and the recorder keeps;
 3. **Basic auth** of a configured API user, else 401 (not counted: the limits
    are keyed by the authenticated user);
-4. **path parameters**: apiKey 1-50 and scheduleId 1-32 characters of
+4. **path parameters**: apiKey 1-50 and scheduleId (if any) 1-32 characters of
    ``[A-Za-z0-9._~-]``, else 400 with errorCode 1002; an apiKey the server does
    not know, 401;
 5. **fault draw** (injected; a forced 429 answers here);
-6. **rate limits**, per API user and per scheduleId, else 429 with errorCode
-   1009 (and ``Retry-After`` when configured);
+6. **rate limits**, per API user (every operation) and per scheduleId (every
+   operation on that schedule; start has none), one budget whatever the
+   operation, else 429 with errorCode 1009 (and ``Retry-After`` when configured);
 7. **signature**, when the connector has a shared secret: ``Date`` (or
    ``X-Date``, which wins) and ``X-Signature`` must be present and match,
    else 401 with errorCode 1004;
-8. **body**: ``Content-Type: application/json`` and an empty JSON object (or
-   ``[]``, which the PHP SDK sends), else 400 with errorCode 1005;
-9. the **injected fault**, if any, or the **state machine**: ACTIVE and PAUSED
-   go to CANCELLED (success); CANCELLED (and ERROR, CREATE-PENDING) answer
-   7070 with old and new status unchanged; unknown ids answer 7040, or exist
-   as ACTIVE when ``unknown_ids="active"``;
+8. **body**, checked by :mod:`.schema`: 400 with errorCode 1005 (not JSON,
+   wrong ``Content-Type``, anything but ``{}``/``[]`` for cancel and pause, any
+   body on get) or 1002 (wrong shape or type), or 200 with a business code
+   (7010, 7050, 7060, 7080, 7090);
+9. the **injected fault**, if any, or the **state machine** of
+   :mod:`.schedules`: 7020 for an unknown registration (when they are
+   checked), 7040 for an unknown id (or it exists as ACTIVE when
+   ``unknown_ids="active"``), 7070 with old and new status unchanged when the
+   status does not allow the operation, else success;
 10. **response latency** (injected), then the response (or a dropped connection).
 
 The IXOPAY docs document only 200 and 429 for this endpoint; the statuses and
@@ -43,6 +49,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -54,7 +61,11 @@ from .._redact import redact_key
 from ..errors import InvalidParameterError
 from .faults import Fault, FaultInjector, Faults
 from .limits import LimitBook, ServerLimits
+from .operations import OPERATIONS, Operation, OperationSpec
 from .recorder import Arrival, Outcome, Recorder
+from .schedules import MockSchedule, ScheduleBook
+from .schedules import error_body as _error
+from .schema import Refusal, check_body
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -86,8 +97,6 @@ _MAX_API_KEY = 50
 _MAX_SCHEDULE_ID = 32
 
 # Bodies and messages, from the spec where it gives them (§1, §4).
-_MSG_UNKNOWN_ID = "The scheduleId is not valid or does not match to the connector"
-_MSG_INVALID_STATUS = "The status of the schedule is not valid for the requested operation"
 _MSG_SERVER_ERROR = "System Error occurred"
 _MSG_MAINTENANCE = (
     "The system is currently undergoing scheduled maintenance. Please try again later."
@@ -97,10 +106,6 @@ _HTML_PAGE = (
     "<body><h1>502 Bad Gateway</h1><p>The upstream server did not answer.</p></body></html>\n"
 )
 _WWW_AUTHENTICATE = {"WWW-Authenticate": 'Basic realm="IXOPAY mock"'}
-
-
-def _error(code: int, message: str, **extra: Any) -> dict[str, Any]:
-    return {"success": False, **extra, "errorMessage": message, "errorCode": code}
 
 
 def _json(
@@ -115,6 +120,15 @@ def _users_factory() -> dict[str, str]:
 
 def _connectors_factory() -> dict[str, str | None]:
     return {DEFAULT_API_KEY: None}
+
+
+def _aware(_instance: object, attribute: attrs.Attribute[datetime], value: datetime) -> None:
+    if value.utcoffset() is None:
+        raise InvalidParameterError(f"{attribute.name} must be timezone-aware")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def _in_unit_interval(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -132,7 +146,7 @@ class _Answer:
 
 @attrs.define(kw_only=True, repr=False, eq=False)
 class MockScheduleServer:
-    """The IXOPAY schedule-cancel endpoint, emulated on a local port.
+    """The IXOPAY Schedule API (get, pause, continue, update, cancel, start), on a local port.
 
     Use it as an async context manager, or call :meth:`start` and
     :meth:`aclose`. Every setting may be changed while it runs and applies
@@ -140,16 +154,20 @@ class MockScheduleServer:
     assigning ``faults`` restarts the script and the random generator.
     ``foreign_load``, ``host`` and ``port`` are read at :meth:`start`.
 
-    Args:
+    Attributes:
         users: API users (username to password) that Basic auth accepts.
         connectors: connector apiKeys the server knows, each with its shared
             secret; a secret turns on signature checking for that connector.
         limits: the rate limits and how the server counts them.
         faults: fault injection and latency.
+        schedules: schedules that exist from the start, id to status.
         unknown_ids: ``"error"``: an id never seeded answers 7040, as the real
             server does; ``"active"``: any id exists as ACTIVE.
-        cancellable: the statuses a cancel succeeds from (the docs' diagram
-            shows ACTIVE and PAUSED).
+        unknown_registrations: ``"accept"``: any registrationUuid in start
+            and update is valid; ``"error"``: only those of known schedules
+            and those given to :meth:`seed_registrations` are, others answer 7020.
+        cancellable: the statuses a cancel succeeds from (ACTIVE, PAUSED and
+            ERROR; the docs' diagram shows the first two, the brief adds ERROR).
         foreign_load: the fraction of ``limits.total`` per window that another
             client spends on ``foreign_user``'s budget: the server adds those
             arrivals itself, evenly spaced, recorded with ``foreign=True``.
@@ -157,6 +175,10 @@ class MockScheduleServer:
         host: the address to listen on.
         port: the port; 0 picks a free one.
         clock: the server's clock in seconds; default the running loop's ``time``.
+        wall_clock_at_start: the date-time the server's clock reads at
+            :meth:`start` (aware; default the real UTC now, whole seconds); the
+            server's date-time moves on with ``clock``, so "older than 24 hours"
+            and default ``scheduledAt`` follow virtual time.
     """
 
     users: Mapping[str, str] = attrs.field(factory=_users_factory)
@@ -167,21 +189,27 @@ class MockScheduleServer:
     faults: Faults = attrs.field(
         factory=Faults, on_setattr=lambda self, _, value: self._set_faults(value)
     )
+    schedules: Mapping[str, ScheduleStatus | str] = attrs.field(factory=dict)
     unknown_ids: Literal["error", "active"] = attrs.field(
         default="error", validator=attrs.validators.in_(("error", "active"))
     )
+    unknown_registrations: Literal["accept", "error"] = attrs.field(
+        default="accept", validator=attrs.validators.in_(("accept", "error"))
+    )
     cancellable: frozenset[ScheduleStatus] = frozenset(
-        {ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED}
+        {ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED, ScheduleStatus.ERROR}
     )
     foreign_load: float = attrs.field(default=0.0, validator=_in_unit_interval)
     foreign_user: str | None = None
     host: str = "127.0.0.1"
     port: int = 0
     clock: Callable[[], float] | None = attrs.field(default=None, eq=False)
+    wall_clock_at_start: datetime = attrs.field(factory=_utc_now, validator=_aware)
     recorder: Recorder = attrs.field(factory=Recorder, init=False)
 
-    _statuses: dict[str, ScheduleStatus] = attrs.field(factory=dict, init=False)
+    _book_of_schedules: ScheduleBook = attrs.field(factory=ScheduleBook, init=False)
     _now: Callable[[], float] | None = attrs.field(default=None, init=False)
+    _started_at: float = attrs.field(default=0.0, init=False)
     _book: LimitBook | None = attrs.field(default=None, init=False)
     _injector: FaultInjector = attrs.field(init=False)
     _runner: web.AppRunner | None = attrs.field(default=None, init=False)
@@ -192,6 +220,8 @@ class MockScheduleServer:
         if self.foreign_load and self.foreign_user is None and not self.users:
             raise InvalidParameterError("foreign_load needs a foreign_user or at least one user")
         self._injector = FaultInjector(self.faults)
+        for schedule_id, status in self.schedules.items():
+            self.seed([schedule_id], status)
 
     def __repr__(self) -> str:
         signing = sum(1 for secret in self.connectors.values() if secret is not None)
@@ -199,7 +229,7 @@ class MockScheduleServer:
             f"MockScheduleServer(base_url={self._base_url!r}, users={len(self.users)}, "
             f"connectors={len(self.connectors)}, signing={signing}, limits={self.limits!r}, "
             f"unknown_ids={self.unknown_ids!r}, foreign_load={self.foreign_load}, "
-            f"schedules={len(self._statuses)}, arrivals={len(self.recorder)})"
+            f"schedules={len(self._book_of_schedules)}, arrivals={len(self.recorder)})"
         )
 
     def _set_limits(self, limits: ServerLimits) -> ServerLimits:
@@ -226,11 +256,13 @@ class MockScheduleServer:
         if self._runner is not None:
             raise RuntimeError("MockScheduleServer already started")
         self._now = self.clock or asyncio.get_running_loop().time
-        self._book = LimitBook(self.limits, origin=self._now())
+        self._started_at = self._now()
+        self._book = LimitBook(self.limits, origin=self._started_at)
         app = web.Application()
-        app.router.add_post(
-            API_PREFIX + "/schedule/{apiKey}/{scheduleId}/cancel", self._handle_cancel
-        )
+        for spec in OPERATIONS.values():
+            app.router.add_route(
+                spec.method, API_PREFIX + spec.path, functools.partial(self._handle, spec)
+            )
         # No access log (tests stay quiet and apiKeys stay out of logs); a short
         # shutdown so closing never waits on a request held by injected latency.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -290,18 +322,34 @@ class MockScheduleServer:
             raise RuntimeError("MockScheduleServer not started")
         return self._base_url
 
-    def url_for(self, schedule_id: str, *, api_key: str | None = None) -> str:
-        """The cancel URL for ``schedule_id`` (no encoding; for raw requests in tests).
+    def url_for(
+        self,
+        schedule_id: str | None = None,
+        *,
+        api_key: str | None = None,
+        operation: Operation | str = Operation.CANCEL,
+    ) -> str:
+        """An operation's URL (no encoding; for raw requests in tests).
 
         Args:
-            schedule_id: the scheduleId.
+            schedule_id: the scheduleId; None (only) for start.
             api_key: the connector apiKey; default the first configured one.
+            operation: the operation (default cancel).
 
         Returns:
             The absolute URL.
+
+        Raises:
+            InvalidParameterError: a scheduleId for start, or none for another operation.
         """
+        spec = OPERATIONS[Operation(operation)]
+        if spec.has_schedule_id != (schedule_id is not None):
+            raise InvalidParameterError(
+                f"{spec.operation.value} takes {'a' if spec.has_schedule_id else 'no'} scheduleId"
+            )
         key = api_key if api_key is not None else next(iter(self.connectors))
-        return f"{self.base_url}/schedule/{key}/{schedule_id}/cancel"
+        path = spec.path.replace("{apiKey}", key).replace("{scheduleId}", schedule_id or "")
+        return self.base_url + path
 
     def now(self) -> float:
         """The server's clock now.
@@ -313,29 +361,66 @@ class MockScheduleServer:
             raise RuntimeError("MockScheduleServer not started")
         return self._now()
 
+    def now_datetime(self) -> datetime:
+        """The server's date-time now: :attr:`wall_clock_at_start` moved on by its clock.
+
+        Raises:
+            RuntimeError: the server has not been started.
+        """
+        return self.wall_clock_at_start + timedelta(seconds=self.now() - self._started_at)
+
     # -- schedules ---------------------------------------------------------
 
     def seed(
-        self, schedule_ids: Iterable[str], status: ScheduleStatus | str = ScheduleStatus.ACTIVE
+        self,
+        schedule_ids: Iterable[str],
+        status: ScheduleStatus | str = ScheduleStatus.ACTIVE,
+        *,
+        registration_uuid: str | None = None,
+        scheduled_at: datetime | None = None,
     ) -> None:
-        """Create schedules (or overwrite their status).
+        """Create schedules, or overwrite the status of known ones.
 
         Args:
             schedule_ids: the ids.
-            status: their status; ``NON-EXISTING`` makes them unknown again.
+            status: their status (any, e.g. PAUSED, ERROR, CANCELLED);
+                ``NON-EXISTING`` makes them unknown again.
+            registration_uuid: the registration of new ones; default ``RG-``
+                plus the id (cut to 50 characters). It becomes a known registration.
+            scheduled_at: the next charge of new ones (aware); default one day
+                after :attr:`wall_clock_at_start`.
+
+        Raises:
+            ValueError: ``status`` is not a schedule status.
         """
-        value = ScheduleStatus(status)
-        for schedule_id in schedule_ids:
-            self._statuses[schedule_id] = value
+        self._book_of_schedules.seed(
+            schedule_ids,
+            ScheduleStatus(status),
+            registration_uuid=registration_uuid,
+            scheduled_at=scheduled_at or self.wall_clock_at_start + timedelta(days=1),
+        )
+
+    def seed_registrations(self, registration_uuids: Iterable[str]) -> None:
+        """Make registrations known, for ``unknown_registrations="error"``.
+
+        Args:
+            registration_uuids: the registrationUuids start and update may name.
+        """
+        self._book_of_schedules.seed_registrations(registration_uuids)
+
+    def schedule(self, schedule_id: str) -> MockSchedule | None:
+        """Everything the server stores about a schedule, or None when it does not know it."""
+        return self._book_of_schedules.get(schedule_id)
 
     def status_of(self, schedule_id: str) -> ScheduleStatus | None:
-        """A schedule's status, or None when it was never seeded or touched."""
-        return self._statuses.get(schedule_id)
+        """A schedule's status, or None when it was never seeded, started or touched."""
+        schedule = self._book_of_schedules.get(schedule_id)
+        return None if schedule is None else schedule.status
 
     @property
     def statuses(self) -> Mapping[str, ScheduleStatus]:
         """A copy of every known schedule's status."""
-        return dict(self._statuses)
+        return self._book_of_schedules.statuses
 
     def script(self, *faults: Fault | str | None) -> None:
         """Queue faults for the next authenticated, well-formed requests (None: no fault).
@@ -404,9 +489,9 @@ class MockScheduleServer:
         kwargs = self.client_kwargs(user=user, api_key=api_key) | overrides
         return ScheduleClient(kwargs.pop("api_key"), **kwargs)
 
-    # -- the endpoint ------------------------------------------------------
+    # -- the endpoints -----------------------------------------------------
 
-    async def _handle_cancel(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, spec: OperationSpec, request: web.Request) -> web.StreamResponse:
         delay = self._injector.request_latency()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -417,7 +502,7 @@ class MockScheduleServer:
             # server, so nothing is counted, and there is no one to answer.
             return web.Response()
         # From here to the recording, nothing awaits: one arrival is decided atomically.
-        answer = self._decide(request, body, self.now())
+        answer = self._decide(spec, request, body, self.now())
         self.recorder.record(answer.arrival)
         delay = self._injector.response_latency()
         if delay > 0:
@@ -430,12 +515,18 @@ class MockScheduleServer:
             return web.Response()
         return answer.response
 
-    def _decide(self, request: web.Request, body: bytes, now: float) -> _Answer:
+    def _decide(
+        self, spec: OperationSpec, request: web.Request, body: bytes, now: float
+    ) -> _Answer:
         """Steps 3-9 of the module docstring; nothing here awaits."""
         api_key = request.match_info["apiKey"]
-        schedule_id = request.match_info["scheduleId"]
+        schedule_id = request.match_info.get("scheduleId")
         seen = functools.partial(
-            Arrival, time=now, api_key=redact_key(api_key), schedule_id=schedule_id
+            Arrival,
+            time=now,
+            api_key=redact_key(api_key),
+            schedule_id=schedule_id,
+            operation=spec.operation,
         )
         user = self._authenticate(request.headers.get("Authorization"))
         if user is None:
@@ -443,7 +534,9 @@ class MockScheduleServer:
                 _json(401, _error(1000, "Invalid API user credentials"), _WWW_AUTHENTICATE),
                 seen(user=None, status=401, outcome=Outcome.UNAUTHORIZED),
             )
-        if not _valid(api_key, _MAX_API_KEY) or not _valid(schedule_id, _MAX_SCHEDULE_ID):
+        if not _valid(api_key, _MAX_API_KEY) or (
+            schedule_id is not None and not _valid(schedule_id, _MAX_SCHEDULE_ID)
+        ):
             return _Answer(
                 _json(400, _error(1002, "Invalid request data")),
                 seen(user=user, status=400, outcome=Outcome.INVALID_REQUEST),
@@ -468,6 +561,7 @@ class MockScheduleServer:
             )
         # Admitted: from here on the arrival counts against both limits.
         return self._serve(
+            spec,
             request,
             body,
             fault,
@@ -478,12 +572,13 @@ class MockScheduleServer:
 
     def _serve(
         self,
+        spec: OperationSpec,
         request: web.Request,
         body: bytes,
         fault: Fault | None,
         *,
         api_key: str,
-        schedule_id: str,
+        schedule_id: str | None,
         seen: Callable[..., Arrival],
     ) -> _Answer:
         """Steps 7-9 for an admitted request."""
@@ -494,10 +589,12 @@ class MockScheduleServer:
                 _json(401, _error(1004, "Invalid signature")),
                 seen(status=401, outcome=Outcome.BAD_SIGNATURE),
             )
-        if request.content_type != "application/json" or not _empty_json(body):
+        content_type = request.content_type if "Content-Type" in request.headers else None
+        checked = check_body(spec.body, body, content_type, now=self.now_datetime())
+        if isinstance(checked, Refusal) and checked.status == 400:
             self._injector.put_back(fault)
             return _Answer(
-                _json(400, _error(1005, "Invalid request body")),
+                _json(400, _error(checked.code, checked.message)),
                 seen(status=400, outcome=Outcome.INVALID_REQUEST),
             )
         if fault is Fault.SERVER_ERROR:
@@ -515,7 +612,18 @@ class MockScheduleServer:
                 web.Response(status=502, text=_HTML_PAGE, content_type="text/html"),
                 seen(status=502, outcome=Outcome.HTML),
             )
-        payload, outcome = self._cancel(schedule_id)
+        if isinstance(checked, Refusal):
+            payload, outcome = _error(checked.code, checked.message), Outcome.INVALID_DATA
+        else:
+            payload, outcome = self._book_of_schedules.apply(
+                spec,
+                schedule_id,
+                checked,
+                now=self.now_datetime(),
+                unknown_ids=self.unknown_ids,
+                unknown_registrations=self.unknown_registrations,
+                cancellable=self.cancellable,
+            )
         if fault is Fault.TRUNCATED:
             data = json.dumps(payload).encode()
             return _Answer(
@@ -550,31 +658,6 @@ class MockScheduleServer:
         # lifts only just after the wait (a sliding counter's estimate at its boundary);
         # at least 1 s, since a forced 429 may come while the limits have room.
         return {"Retry-After": str(max(1, math.floor(wait) + 1))}
-
-    def _cancel(self, schedule_id: str) -> tuple[dict[str, Any], Outcome]:
-        status = self._statuses.get(schedule_id)
-        if status is None and self.unknown_ids == "active":
-            status = ScheduleStatus.ACTIVE
-        if status is None or status is ScheduleStatus.NON_EXISTING:
-            return _error(7040, _MSG_UNKNOWN_ID), Outcome.UNKNOWN_ID
-        if status in self.cancellable:
-            self._statuses[schedule_id] = ScheduleStatus.CANCELLED
-            payload = {
-                "success": True,
-                "scheduleId": schedule_id,
-                "oldStatus": status.value,
-                "newStatus": ScheduleStatus.CANCELLED.value,
-            }
-            return payload, Outcome.CANCELLED
-        self._statuses[schedule_id] = status
-        payload = _error(
-            7070,
-            _MSG_INVALID_STATUS,
-            scheduleId=schedule_id,
-            oldStatus=status.value,
-            newStatus=status.value,
-        )
-        return payload, Outcome.INVALID_STATUS
 
     async def _foreign_loop(self, user: str) -> None:
         """Spend ``foreign_load`` of ``user``'s budget, evenly spaced, until closed."""
@@ -620,14 +703,6 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
 
 def _valid(value: str, max_length: int) -> bool:
     return len(value) <= max_length and _ID.fullmatch(value) is not None
-
-
-def _empty_json(body: bytes) -> bool:
-    try:
-        value = json.loads(body)
-    except ValueError:  # also UnicodeDecodeError
-        return False
-    return bool(value in ({}, []))
 
 
 def _signature_ok(request: web.Request, body: bytes, secret: str) -> bool:

@@ -13,6 +13,8 @@ KEYS (all under one hash tag, so a Redis Cluster keeps them in one slot):
   5 its acceptances (sorted set, adaptive only: when the server took a request)
   6 its last background send (string: when; see "Background calls")
   then per scheduleId: its log (sorted set), its 429 pause, its last send.
+A request with no scheduleId (start) has no per-id keys: the API user's level
+alone counts it, and its flag says so (see the operations).
 Every key carries a PEXPIRE: a log until its last entry stops counting, a pause
 until it ends, a last send for one spacing, the adaptive state and the
 acceptances while the policy may still need them.
@@ -43,9 +45,12 @@ Operations (ARGV[3..]):
 
   acquire / peek  base total per_schedule window guard in_flight smooth slack poll adaptive
                   reserve flags
-      KEYS 7.. are candidates, three keys each, in the order the caller wants
-      them served; one scheduleId may appear several times; flags holds one
-      character per candidate, "1" for a background one. acquire grants
+      flags holds one digit per candidate, in the order the caller wants them
+      served: 0 a scheduleId's request, 1 the same in the background, 2 a
+      request with no scheduleId, 3 the same in the background. KEYS 7.. are
+      the candidates' scheduleIds, three keys each, in that order, for the
+      candidates with one (0 and 1) only; one scheduleId may appear several
+      times. acquire grants
       candidate c the member "i<now>:<base>.<c>" when both levels admit it,
       skips a candidate whose scheduleId is full, and stops at the first one
       the API user's level refuses (or, for a background one, the background
@@ -56,13 +61,15 @@ Operations (ARGV[3..]):
       scheduleId wait (0: not held by it); candidates after the last r were
       not tried. Waits run to the next possible slot (0 when free).
   release  total per_schedule window guard cap adaptive, then per permit:
-           token acquired limited retry_after (-1: none)
-      KEYS 7.. are the permits' scheduleIds, three keys each. Re-scores each
+           token acquired limited retry_after (-1: none) has_id (0: no scheduleId)
+      KEYS 7.. are the scheduleIds of the permits that have one, three keys
+      each, in the permits' order. Re-scores each
       permit's entries to now + hold ("x:<token>" for a refused one). A
       permit with limited=1 (a 429) pauses the level that was hit and, at the
       API user's level, feeds the adaptive policy. Returns {now, user_pause}.
   undo  token acquired
-      Removes a permit's entries (granted, never sent). Returns the entries removed.
+      Removes a permit's entries (granted, never sent); KEYS 7.. its scheduleId's
+      keys, none for a permit without one. Returns the entries removed.
   policy  total hold event now a b
       The adaptive policy alone on the state in KEYS[4] (for the tests):
       event "429" (a = stamp, b = next stamp) or "judge" (a = peak), or
@@ -77,12 +84,6 @@ end
 local QUIET_WINDOWS = 10
 local ACCEPTED_WINDOWS = 3
 local USER_KEYS = 6
-
--- Candidate c's keys (log, pause, last send), after the API user's.
-local function id_keys(c)
-  local at = USER_KEYS + 3 * (c - 1)
-  return KEYS[at + 1], KEYS[at + 2], KEYS[at + 3]
-end
 
 local op = ARGV[1]
 local now
@@ -287,11 +288,17 @@ if op == 'acquire' or op == 'peek' then
   local results = {}
   local expires = now + in_flight + hold
   local prefix = 'i' .. fmt(now) .. ':' .. base .. '.'
+  local cursor = USER_KEYS
   -- Candidates in the caller's order; a full scheduleId is skipped, a full API
   -- user ends the round (nothing after it could go either).
-  for c = 1, (#KEYS - USER_KEYS) / 3 do
-    local log, pause, last = id_keys(c)
-    local background = reserve > 0 and string.sub(flags, c, c) == '1'
+  for c = 1, #flags do
+    local flag = tonumber(string.sub(flags, c, c))
+    local log, pause, last
+    if flag < 2 then
+      log, pause, last = KEYS[cursor + 1], KEYS[cursor + 2], KEYS[cursor + 3]
+      cursor = cursor + 3
+    end
+    local background = reserve > 0 and flag % 2 == 1
     user_wait = level_wait(
       KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
     if background and user_wait == 0 and op ~= 'peek' then
@@ -302,8 +309,10 @@ if op == 'acquire' or op == 'peek' then
         break
       end
     end
-    local id_used = live(log)
-    local id_wait = level_wait(log, id_used, per_schedule, pause, last, smooth, id_spacing, hold, poll)
+    local id_wait = 0
+    if log then
+      id_wait = level_wait(log, live(log), per_schedule, pause, last, smooth, id_spacing, hold, poll)
+    end
     if op == 'peek' or user_wait > 0 or id_wait > 0 then
       results[#results + 1] = id_wait
       if op == 'peek' or user_wait > 0 then
@@ -312,8 +321,10 @@ if op == 'acquire' or op == 'peek' then
     else
       local member = prefix .. c
       redis.call('ZADD', KEYS[1], expires, member)
-      redis.call('ZADD', log, expires, member)
-      expire_log(log)
+      if log then
+        redis.call('ZADD', log, expires, member)
+        expire_log(log)
+      end
       user_used = user_used + 1
       if background then
         redis.call('SET', KEYS[6], fmt(now), 'PX', ttl(hold / share))
@@ -321,17 +332,17 @@ if op == 'acquire' or op == 'peek' then
       if user_smooth then
         redis.call('SET', KEYS[3], fmt(now), 'PX', ttl(user_spacing))
       end
-      if smooth then
+      if smooth and last then
         redis.call('SET', last, fmt(now), 'PX', ttl(id_spacing))
       end
       results[#results + 1] = -1
     end
   end
-  if #KEYS == USER_KEYS or results[#results] == -1 then
+  if #flags == 0 or results[#results] == -1 then
     -- Every candidate went: say when the next could, so the caller need not ask.
     user_wait = level_wait(
       KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
-    if reserve > 0 and string.find(flags, '1', 1, true) then
+    if reserve > 0 and string.find(flags, '[13]') then
       background_wait = level_wait(KEYS[1], user_used, share, KEYS[2], KEYS[6], true,
         hold / share, hold, poll)
     end
@@ -352,21 +363,30 @@ if op == 'release' then
   local expires = now + hold
   local user_pause = 0
   local st = nil
+  local cursor = USER_KEYS
   -- Per permit, the level a 429 was blamed on: 0 none, 1 the API user, 2 the scheduleId.
   local levels = {}
-  for c = 1, (#KEYS - USER_KEYS) / 3 do
+  for c = 1, (#ARGV - 8) / 5 do
     levels[c] = 0
-    local at = 8 + (c - 1) * 4
+    local at = 8 + (c - 1) * 5
     local token, acquired = ARGV[at + 1], ARGV[at + 2]
     local limited, retry_after = ARGV[at + 3] == '1', tonumber(ARGV[at + 4])
-    local log, pause = id_keys(c)
+    local logs = {KEYS[1]}
+    local log, pause
+    if ARGV[at + 5] == '1' then
+      log, pause = KEYS[cursor + 1], KEYS[cursor + 2]
+      cursor = cursor + 3
+      logs[2] = log
+    end
     -- A refused request stays counted (the server may have counted it) as 'x:'.
     local member = (limited and 'x:' or 'r:') .. token
-    for _, key in ipairs({KEYS[1], log}) do
+    for _, key in ipairs(logs) do
       redis.call('ZREM', key, 'i' .. acquired .. ':' .. token)
       redis.call('ZADD', key, expires, member)
     end
-    expire_log(log)
+    if log then
+      expire_log(log)
+    end
     if not limited then
       if adaptive then
         redis.call('ZADD', KEYS[5], now, token)
@@ -377,7 +397,7 @@ if op == 'release' then
       if retry_after >= 0 then
         wait = math.min(retry_after, cap)
       end
-      if live(log) >= per_schedule then
+      if log and live(log) >= per_schedule then
         set_pause(pause, wait)
         levels[c] = 2
       else
@@ -407,7 +427,11 @@ end
 
 if op == 'undo' then
   local member = 'i' .. ARGV[4] .. ':' .. ARGV[3]
-  return redis.call('ZREM', KEYS[1], member) + redis.call('ZREM', id_keys(1), member)
+  local removed = redis.call('ZREM', KEYS[1], member)
+  if #KEYS > USER_KEYS then
+    removed = removed + redis.call('ZREM', KEYS[USER_KEYS + 1], member)
+  end
+  return removed
 end
 
 if op == 'policy' then

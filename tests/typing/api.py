@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Literal, assert_type
 
 import aiohttp
@@ -22,6 +24,9 @@ from schedcancel import (
     InvalidParameterError,
     Limiter,
     LimiterStats,
+    Operation,
+    OutcomeUnknownError,
+    PeriodUnit,
     Permit,
     QueueTimeoutError,
     RateLimitedError,
@@ -32,10 +37,49 @@ from schedcancel import (
     ScheduleCancelError,
     ScheduleClient,
     ScheduleOperationError,
+    ScheduleResult,
     ScheduleStatus,
     ServerError,
+    StartSchedule,
     TransportError,
+    UpdateSchedule,
 )
+
+
+async def every_operation(client: ScheduleClient) -> list[ScheduleResult]:
+    """get, pause, continue_, update and start beside cancel, all giving a ScheduleResult."""
+    sid = "SC-1234-1234-1234-1234-1234-1234"
+    when = datetime(2030, 1, 1, tzinfo=UTC)
+    results = [
+        await client.get(sid, priority=5, queue_timeout=1.0),
+        await client.pause(sid, api_key="other-connector"),
+        await client.continue_(sid, at=when, gate=Gate()),
+        await client.update(sid, UpdateSchedule(amount=Decimal("12.50"), period_unit="WEEK")),
+    ]
+    schedule = StartSchedule(
+        registration_uuid="reg-1",
+        amount="9.99",
+        currency="EUR",
+        period_length=1,
+        period_unit=PeriodUnit.MONTH,
+        start_date_time=when,
+        merchant_meta_data="order-42",
+    )
+    assert_type(schedule.amount, str)
+    assert_type(schedule.period_unit, PeriodUnit)
+    assert_type(schedule.to_json(), bytes)
+    try:
+        results.append(await client.start(schedule))
+    except OutcomeUnknownError as exc:
+        assert_type(exc.failure, ScheduleCancelError)
+    for result in results:
+        assert_type(result.done, bool)
+        assert_type(result.already_done, bool)
+        assert_type(result.operation, Operation | None)
+        assert_type(result.malformed, Mapping[str, object])
+    assert_type(Operation.PAUSE.target_status, ScheduleStatus | None)
+    assert ScheduleResult is CancelResult
+    return results
 
 
 async def cancel_one() -> CancelResult:

@@ -1,0 +1,270 @@
+"""The documentation site, built strictly and opened in a real headless Chromium.
+
+The site is built into a temporary directory with ``mkdocs build --strict``, served on
+127.0.0.1 by ``http.server`` in a thread, and opened with Playwright driving Debian's
+``/usr/bin/chromium`` (never a browser Playwright downloads). Every request the browser makes
+is checked: one that would leave 127.0.0.1 is blocked and fails the test. Without
+``/usr/bin/chromium`` (``.ci/install-browser`` installs it where apt-get can) the browser tests
+are skipped and say so; the build itself is checked all the same.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+import attrs
+import pytest
+from playwright.sync_api import Browser, Page, Request, Route, sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Material's header with the palette of mkdocs.yml (primary: indigo), as Chromium computes it.
+INDIGO = "rgb(64, 81, 181)"
+
+pytestmark = pytest.mark.docs
+
+
+@pytest.fixture(name="site", scope="module")
+def _site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site, built by the documented command with every warning an error."""
+    site = tmp_path_factory.mktemp("site")
+    build = subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert build.returncode == 0, build.stderr
+    return site
+
+
+def test_the_site_builds_strictly_with_every_page_and_the_search_index(site: Path) -> None:
+    """Without a browser too: the strict build made every page, the chart, and a search index."""
+    for page in ("", "getting-started/", "rate-limits/", "bulk-jobs/", "cli/", "api/"):
+        assert (site / page / "index.html").is_file(), page
+    assert (site / "img" / "arrivals.png").is_file()
+    assert "RateLimits" in (site / "search" / "search_index.json").read_text(encoding="utf-8")
+    assert "usage: schedcancel cancel" in (site / "cli" / "index.html").read_text(encoding="utf-8")
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Serve silently."""
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that moves on resets connections: not worth a traceback."""
+
+
+@pytest.fixture(name="base_url", scope="module")
+def _base_url(site: Path) -> Iterator[str]:
+    """The built site served on 127.0.0.1 (a free port), from a thread."""
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    server = _QuietServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(name="browser", scope="module")
+def _browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(
+            f"no browser: {CHROMIUM} is missing; `.ci/install-browser` installs Debian's "
+            "chromium package where apt-get and root are available"
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@attrs.define
+class Traffic:
+    """What the browser asked for: everything, what was blocked, what failed."""
+
+    requested: list[str] = attrs.Factory(list)
+    blocked: list[str] = attrs.Factory(list)
+    failed: list[str] = attrs.Factory(list)
+
+
+@pytest.fixture(name="traffic")
+def _traffic() -> Traffic:
+    return Traffic()
+
+
+@pytest.fixture(name="page")
+def _page(browser: Browser, traffic: Traffic) -> Iterator[Page]:
+    """A fresh page whose every request is recorded; any leaving 127.0.0.1 is blocked."""
+    context = browser.new_context()
+
+    def route(route: Route) -> None:
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            traffic.blocked.append(route.request.url)
+            route.abort()
+
+    def finished(request: Request) -> None:
+        response = request.response()
+        if response is not None and response.status >= 400:
+            traffic.failed.append(f"{request.url}: HTTP {response.status}")
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("request", lambda request: traffic.requested.append(request.url))
+    page.on(
+        "requestfailed",
+        lambda request: traffic.failed.append(f"{request.url}: {request.failure}"),
+    )
+    page.on("requestfinished", finished)
+    try:
+        yield page
+    finally:
+        context.close()
+    assert traffic.blocked == []
+
+
+def _header_style(page: Page) -> list[str]:
+    return list(
+        page.evaluate(
+            "() => { const s = getComputedStyle(document.querySelector('.md-header'));"
+            " return [s.backgroundColor, s.position]; }"
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "expected",
+    [
+        ("", "schedcancel", ["What you get", "This site"]),
+        ("bulk-jobs/", "A bulk job with a journal", ["From the shell", "From Python"]),
+        ("api/", "API reference", ["The client", "Settings", "Errors", "Testing"]),
+    ],
+    ids=["home", "how-to", "api"],
+)
+def test_page_renders_with_the_theme_and_its_headings(
+    page: Page, traffic: Traffic, base_url: str, expected: tuple[str, str, list[str]]
+) -> None:
+    """Home, a how-to and the API reference: Material's styles applied, the headings there."""
+    path, title, headings = expected
+    page.goto(base_url + path)
+    assert _header_style(page) == [INDIGO, "sticky"]
+    assert page.locator("article h1").inner_text().rstrip("¶").strip() == title
+    h2 = [text.rstrip("¶").strip() for text in page.locator("article h2").all_inner_texts()]
+    assert set(headings) <= set(h2)
+    assert any(url.endswith(".css") for url in traffic.requested)
+    assert traffic.failed == []
+
+
+def test_api_reference_documents_the_public_classes(page: Page, base_url: str) -> None:
+    """mkdocstrings rendered the docstrings: each class has its anchored heading and text."""
+    page.goto(base_url + "api/")
+    for name in ("ScheduleClient", "RateLimits", "RetryPolicy", "CancelResult", "Gate"):
+        heading = page.locator(f"[id='schedcancel.{name}']")
+        assert heading.count() == 1, name
+    assert page.locator("[id='schedcancel.redis.RedisLimiter']").count() == 1
+    assert page.locator("[id='schedcancel.testing.MockScheduleServer']").count() == 1
+    assert "requests per window per API user" in page.locator("article").inner_text()
+
+
+def test_search_finds_ratelimits(page: Page, traffic: Traffic, base_url: str) -> None:
+    """The search, run in the page from the site's own index, returns RateLimits."""
+    page.goto(base_url)
+    page.locator(".md-search__input").click()
+    # Material says "Initializing search" until its worker has loaded the site's index.
+    page.wait_for_function(
+        "() => document.querySelector('.md-search-result__meta').innerText"
+        " !== 'Initializing search'",
+        timeout=15_000,
+    )
+    page.keyboard.type("RateLimits")
+    first = page.locator(".md-search-result__item").first
+    first.wait_for(timeout=15_000)
+    assert "RateLimits" in first.inner_text()
+    assert any(url.endswith("search_index.json") for url in traffic.requested)
+    assert traffic.failed == []
+
+
+def _status(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - 127.0.0.1 only
+        return int(response.status)
+
+
+def test_no_page_has_a_broken_link_or_asset(
+    page: Page, traffic: Traffic, base_url: str, site: Path
+) -> None:
+    """Crawl from the home page: every internal link and asset resolves, anchors too."""
+    pages = [base_url]
+    seen = {base_url}
+    anchors: list[tuple[str, str, str]] = []  # (target page, fragment, linking page)
+    ids: dict[str, set[str]] = {}
+    broken: list[str] = []
+    while pages:
+        url = pages.pop()
+        response = page.goto(url)
+        assert response is not None
+        assert response.status == 200, url
+        page.wait_for_load_state("networkidle")  # nothing cut short by the next goto
+        ids[url] = set(page.evaluate("() => [...document.querySelectorAll('[id]')].map(e => e.id)"))
+        targets = page.evaluate(
+            "() => [...document.querySelectorAll('a[href], link[href], script[src], img[src]')]"
+            ".map(e => e.href || e.src)"
+        )
+        for target in targets:
+            absolute, fragment = urldefrag(urljoin(url, target))
+            if not absolute.startswith(base_url):
+                continue  # a link to the web (e.g. IXOPAY's docs): never requested here
+            if fragment:
+                anchors.append((absolute, fragment, url))
+            if absolute in seen:
+                continue
+            seen.add(absolute)
+            if absolute.endswith(("/", ".html")):
+                pages.append(absolute)
+            elif _status(absolute) != 200:
+                broken.append(f"{absolute} (from {url})")
+    broken += [
+        f"{target}#{fragment} (from {source})"
+        for target, fragment, source in anchors
+        if target in ids and fragment not in ids[target]
+    ]
+    assert broken == []
+    assert traffic.failed == []
+    built = {
+        base_url + path.parent.relative_to(site).as_posix() + "/"
+        for path in site.rglob("index.html")
+    }
+    assert {url.replace(base_url + "./", base_url) for url in built} <= seen
+    assert len(ids) >= 15

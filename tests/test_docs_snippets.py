@@ -1,0 +1,223 @@
+"""Every ```python block of docs/*.md and README.md runs, or is marked with a reason it does not.
+
+The marker is an HTML comment on the line before the block (blank lines aside), described in
+docs/development.md: none (run as it is), ``<!-- snippet: mock -->`` (run against a mock
+server that ``ScheduleClient`` points at by default), ``<!-- snippet: pytest -->`` (a test
+module, run by pytest) and ``<!-- snippet: skip REASON -->`` (not run). Pages are expanded by
+the site's own build hook first, so included files are checked as the site shows them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import attrs
+import pytest
+import schedcancel
+from schedcancel import ScheduleClient
+
+from redis_support import require_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
+MODES = ("run", "mock", "pytest", "skip")
+# The mock server's credentials: the docs' placeholder names, and a value for each "…".
+MOCK_USER, MOCK_API_KEY, MOCK_PASSWORD = (
+    "my-api-user",
+    "my-connector-api-key",
+    "PW-DOCS-SENTINEL-5e1c",
+)
+MOCK_IDS = ("SC-1", "SC-2", "SC-3")
+
+_FENCE = re.compile(r"^```python\n(?P<code>.*?)^```$", re.DOTALL | re.MULTILINE)
+_ANY_FENCE = re.compile(r"^\s*```(?P<lang>\S*)", re.MULTILINE)
+_MARKER = re.compile(r"^<!-- snippet: (?P<mode>\S+)(?: (?P<reason>.*?))? -->$")
+
+
+def _load_hooks() -> ModuleType:
+    """Import ``docs/hooks.py``, the build's own directive expander."""
+    spec = importlib.util.spec_from_file_location("schedcancel_docs_hooks", ROOT / "docs/hooks.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+HOOKS = _load_hooks()
+
+
+@attrs.frozen
+class Snippet:
+    """One python block: where it is, its code, and how its marker says to run it."""
+
+    page: Path
+    line: int
+    code: str
+    mode: str
+    reason: str
+
+    @property
+    def name(self) -> str:
+        """``page.md:LINE``, the line of the block's fence in the expanded page."""
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+
+def _expanded(page: Path) -> str:
+    return str(HOOKS.expand(page.read_text(encoding="utf-8"), page))
+
+
+def snippets(page: Path) -> Iterator[Snippet]:
+    """The python blocks of one page, after the build hook's directives are expanded.
+
+    Args:
+        page: a Markdown file.
+
+    Yields:
+        Each block with the mode and reason of the marker before it (``run`` without one).
+    """
+    text = _expanded(page)
+    for match in _FENCE.finditer(text):
+        previous = text[: match.start()].rstrip("\n").rpartition("\n")[2]
+        marker = _MARKER.match(previous)
+        yield Snippet(
+            page=page,
+            line=text.count("\n", 0, match.start()) + 1,
+            code=match["code"],
+            mode=marker["mode"] if marker else "run",
+            reason=(marker["reason"] or "") if marker else "",
+        )
+
+
+ALL = [snippet for page in PAGES for snippet in snippets(page)]
+
+
+def test_the_pages_have_python_blocks_of_every_kind() -> None:
+    """The scan finds the blocks: the quickstart is run against the mock server, and so on."""
+    assert len(ALL) >= 15
+    assert {snippet.mode for snippet in ALL} == set(MODES)
+    readme = [snippet for snippet in ALL if snippet.page.name == "README.md"]
+    assert readme[0].mode == "mock"  # the quickstart
+    assert "ScheduleClient(" in readme[0].code
+
+
+def test_every_marker_is_known_and_stands_before_a_python_block() -> None:
+    """A mistyped marker, a skip without a reason, or a marker before no python block fails."""
+    problems = []
+    for page in PAGES:
+        lines = _expanded(page).splitlines()
+        for number, line in enumerate(lines, start=1):
+            if not line.startswith("<!-- snippet:"):
+                continue
+            marker = _MARKER.match(line)
+            following = next((text for text in lines[number:] if text.strip()), "")
+            if marker is None or marker["mode"] not in MODES[1:]:
+                problems.append(f"{page.name}:{number}: unknown marker {line!r}")
+            elif marker["mode"] == "skip" and not (marker["reason"] or "").strip():
+                problems.append(f"{page.name}:{number}: a skip needs a reason")
+            elif following != "```python":
+                problems.append(f"{page.name}:{number}: the marker stands before no python block")
+    assert problems == []
+
+
+def test_python_blocks_are_fenced_as_python() -> None:
+    """A ```py or indented python block would escape the scan: every python fence is ```python."""
+    for page in PAGES:
+        for match in _ANY_FENCE.finditer(_expanded(page)):
+            assert match["lang"] not in {"py", "python3", "pycon"}, page.name
+            if match["lang"] == "python":
+                assert not match[0].startswith((" ", "\t")), page.name
+
+
+@pytest.fixture(name="mock_base_url", scope="module")
+def _mock_base_url() -> Iterator[str]:
+    """``python -m schedcancel.testing`` for the docs' placeholder user and connector."""
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
+        [
+            sys.executable,
+            "-m",
+            "schedcancel.testing",
+            "--accept-any-id",
+            "--user",
+            f"{MOCK_USER}:{MOCK_PASSWORD}",
+            "--api-key",
+            MOCK_API_KEY,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _exec(snippet: Snippet, code: str) -> None:
+    """Run a block as the script it is, in a namespace of its own."""
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec(compile(code, snippet.name, "exec"), namespace)  # noqa: S102 - the docs' own code
+
+
+@pytest.mark.parametrize("snippet", ALL, ids=lambda snippet: snippet.name)
+def test_snippet_runs(
+    snippet: Snippet,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each block runs as its marker says, without raising; a skipped one says why.
+
+    A block run against the mock server writes neither the password nor the whole apiKey,
+    to its output or to any file it leaves (a journal), as ``tests/test_secrets.py`` asks of
+    every program.
+    """
+    if snippet.mode == "skip":
+        pytest.skip(f"marked not runnable: {snippet.reason}")
+    if "schedcancel.redis" in snippet.code and "127.0.0.1:6379" in snippet.code:
+        require_redis()
+    monkeypatch.chdir(tmp_path)
+    if snippet.mode == "run":
+        _exec(snippet, snippet.code)
+    elif snippet.mode == "mock":
+        base_url = request.getfixturevalue("mock_base_url")
+
+        class AtTheMock(ScheduleClient):
+            """The client, with the mock server as its default base URL."""
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                kwargs.setdefault("base_url", base_url)
+                super().__init__(*args, **kwargs)
+
+        monkeypatch.setattr(schedcancel, "ScheduleClient", AtTheMock)
+        (tmp_path / "ids.txt").write_text("\n".join(MOCK_IDS) + "\n", encoding="utf-8")
+        _exec(snippet, snippet.code.replace('"…"', repr(MOCK_PASSWORD)))
+        written = capsys.readouterr()
+        texts = [written.out, written.err]
+        texts += [path.read_text(encoding="utf-8") for path in tmp_path.iterdir()]
+        for needle in (MOCK_PASSWORD, MOCK_API_KEY):
+            assert all(needle not in text for text in texts), needle
+    else:
+        assert snippet.mode == "pytest"
+        pytester: pytest.Pytester = request.getfixturevalue("pytester")
+        pytester.makeconftest('pytest_plugins = ["schedcancel.pytest_plugin"]\n')
+        pytester.makeini(
+            "[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n"
+        )
+        pytester.makepyfile(test_snippet=snippet.code)
+        result = pytester.runpytest_subprocess("-p", "asyncio", "-W", "error")
+        outcomes = result.parseoutcomes()
+        assert outcomes.get("passed", 0) >= 1
+        assert set(outcomes) <= {"passed"}, result.stdout.str()
