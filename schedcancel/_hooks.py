@@ -534,7 +534,7 @@ class LoggingHook:
     structured fields. While the logger is not enabled for ``level`` the hook
     is skipped and a call pays nothing for it.
 
-    Args:
+    Attributes:
         logger: where to log; default the ``schedcancel.calls`` logger.
         level: the records' level; default DEBUG.
     """

@@ -185,7 +185,7 @@ async def test_the_default_hook_logs_only_when_its_logger_is_enabled(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Default hooks with DEBUG off: a call makes no event at all; with DEBUG on, it logs."""
-    caplog.set_level(logging.INFO, logger="schedcancel")
+    caplog.set_level(logging.INFO, logger="schedcancel.calls")
     async with MockScheduleServer() as server:
         server.seed(["SC-1", "SC-2"])
         async with server.client() as client:
@@ -194,7 +194,7 @@ async def test_the_default_hook_logs_only_when_its_logger_is_enabled(
             assert hooks.start("cancel", "SC-1", API_KEY) is None
             await client.cancel("SC-1")
             assert not [r for r in caplog.records if r.name == "schedcancel.calls"]
-            caplog.set_level(logging.DEBUG, logger="schedcancel")
+            caplog.set_level(logging.DEBUG, logger="schedcancel.calls")
             await client.cancel("SC-2")
     assert [r.event for r in caplog.records if r.name == "schedcancel.calls"] == [  # type: ignore[attr-defined]
         *ONE_ATTEMPT,
