@@ -32,15 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from ._hooks import (
-    Answered,
-    CallEvent,
-    Finished,
-    Granted,
-    RateLimited,
-    Retried,
-    WatchesLimiters,
-)
+from . import _hooks
 
 if TYPE_CHECKING:
     pass
@@ -51,7 +43,7 @@ __all__ = ["QUEUE_WAIT_BUCKETS", "PrometheusHook"]
 QUEUE_WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
-class PrometheusHook(WatchesLimiters):
+class PrometheusHook(_hooks.WatchesLimiters):
     """Counters, histograms and gauges for every call, in a prometheus-client registry.
 
     Args:
@@ -103,18 +95,18 @@ class PrometheusHook(WatchesLimiters):
     def __repr__(self) -> str:
         return f"PrometheusHook(limiters={len(self._limiters)})"
 
-    def __call__(self, event: CallEvent, /) -> None:
+    def __call__(self, event: _hooks.CallEvent, /) -> None:
         """Count ``event``."""
         match event:
-            case Granted(wait=wait):
+            case _hooks.Granted(wait=wait):
                 self.queue_wait.labels(event.operation).observe(wait)
-            case Answered(status=status, duration=duration):
+            case _hooks.Answered(status=status, duration=duration):
                 self.request_duration.labels(event.operation, str(status)).observe(duration)
-            case RateLimited(level=level):
+            case _hooks.RateLimited(level=level):
                 self.rate_limited.labels(level or "unknown").inc()
-            case Retried(reason=reason):
+            case _hooks.Retried(reason=reason):
                 self.retries.labels(reason).inc()
-            case Finished(outcome=outcome, error_code=code):
+            case _hooks.Finished(outcome=outcome, error_code=code):
                 self.calls.labels(event.operation, outcome, "" if code is None else str(code)).inc()
             case _:
                 pass
