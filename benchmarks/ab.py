@@ -29,6 +29,8 @@ the repetition on both trees: both meet the same latency draws. Jobs:
   and ``bench_limiter.memory`` (bytes per live key, bytes left after expiry).
 - ``redis-cost``: ``bench_redis.cost_per_permit``: µs per acquire+release,
   in process and through ``RedisLimiter``, one caller and 64.
+- ``overhead`` (only with ``--only overhead``): ``overhead.measure_overhead``:
+  the client's req/s and CPU µs per request beside a raw aiohttp loop.
 - ``redis-processes``: ``bench_redis.processes`` (P worker processes on one
   Redis key space) and ``one_process_in_memory``: makespan, ratios, 429s.
 
@@ -73,7 +75,9 @@ DEFAULT_SCENARIOS = (
     "foreign-20:sc-smooth",
     "foreign-20:sc-exact-fixed",
 )
-KINDS = ("scenarios", "limiter", "redis-cost", "redis-processes")
+KINDS = ("scenarios", "limiter", "redis-cost", "redis-processes", "overhead")
+#: What runs without ``--only``: the overhead job takes minutes and is asked for by name.
+DEFAULT_KINDS = ("scenarios", "limiter", "redis-cost", "redis-processes")
 
 #: (job figure key, what the table prints); a figure a job does not report is skipped.
 _SCENARIO_FIGURES = (
@@ -104,6 +108,13 @@ _REDIS_COST_FIGURES = (
     ("in_process_concurrent_us", "µs per permit, in process, 64 callers"),
     ("redis_sequential_us", "µs per acquire+release, RedisLimiter, 1 caller"),
     ("redis_concurrent_us", "µs per permit, RedisLimiter, 64 callers"),
+)
+_OVERHEAD_FIGURES = (
+    ("client_rps_median", "client req/s"),
+    ("client_cpu_us_median", "client CPU µs per request"),
+    ("raw_rps_median", "raw aiohttp req/s"),
+    ("raw_cpu_us_median", "raw aiohttp CPU µs per request"),
+    ("ratio", "client / raw, req/s"),
 )
 _REDIS_RUN_FIGURES = (
     ("makespan_s", "makespan, s"),
@@ -159,6 +170,12 @@ def _child(job: dict[str, Any]) -> dict[str, Any]:
         )
         alone = asyncio.run(bench_redis.one_process_in_memory(config, ids=job["ids"]))
         return {"redis": shared, "in_process": alone}
+    if kind == "overhead":
+        from benchmarks.overhead import measure_overhead  # noqa: PLC0415
+
+        figures = asyncio.run(measure_overhead(rounds=job["rounds"], requests=job["requests"]))
+        figures.pop("loops")
+        return dict(figures)
     raise ValueError(f"unknown job kind {kind!r}")
 
 
@@ -243,7 +260,7 @@ def run_child(tree: Path, job: dict[str, Any]) -> dict[str, Any]:
 def _jobs(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
     """(label, job) for every job asked for; scenario jobs get their repetition per round."""
     jobs: list[tuple[str, dict[str, Any]]] = []
-    kinds = set(args.only or KINDS)
+    kinds = set(args.only or DEFAULT_KINDS)
     if "scenarios" in kinds:
         for name in args.scenario or DEFAULT_SCENARIOS:
             scenario, _, contestant = name.partition(":")
@@ -266,6 +283,9 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
             "ids": args.ids,
         }
         jobs.append(("redis-processes", job))
+    if "overhead" in kinds:
+        job = {"kind": "overhead", "rounds": args.overhead_rounds, "requests": 1500}
+        jobs.append(("overhead", job))
     return jobs
 
 
@@ -282,6 +302,12 @@ def _flatten(label: str, figures: dict[str, Any]) -> dict[tuple[str, str], float
         take("in-process limiter (bench_limiter)", figures, _LIMITER_FIGURES)
     elif label == "redis-cost":
         take("cost per permit (bench_redis)", figures, _REDIS_COST_FIGURES)
+    elif label == "overhead":
+        take(
+            "the client against a raw aiohttp loop (benchmarks.overhead)",
+            figures,
+            _OVERHEAD_FIGURES,
+        )
     elif label == "redis-processes":
         name = f"RedisLimiter, {figures['redis']['processes']} processes (bench_redis)"
         take(name, figures["redis"], _REDIS_RUN_FIGURES)
@@ -387,6 +413,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--redis-ops", type=int, default=2000, help="bench_redis --ops")
     parser.add_argument("--processes", type=int, default=4, help="bench_redis --processes")
     parser.add_argument("--ids", type=int, default=600, help="bench_redis --ids")
+    parser.add_argument(
+        "--overhead-rounds", type=int, default=3, help="benchmarks.overhead --rounds, per job"
+    )
     parser.add_argument("--json", type=Path, help="write every run's figures here")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     parser.add_argument(

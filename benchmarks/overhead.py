@@ -17,7 +17,14 @@ parse into a ``CancelResult``.
 parse, the client with a no-op limiter), so each stage's cost is the
 difference of two neighbours; ``--profile`` runs every segment under cProfile.
 
-    .venv/bin/python -m benchmarks.overhead [--rounds 7] [--requests 1500] [--breakdown] [--profile]
+``--instrumentation`` (issue 14) adds the client with its instrumentation off
+(``hooks=()``), with the logging hook logging every event (DEBUG, formatted,
+then dropped), and with the OpenTelemetry hook on the SDK (a span per call to
+an in-memory exporter, metrics to an in-memory reader); ``client`` is the
+default (the logging hook installed, its logger not enabled for DEBUG).
+
+    .venv/bin/python -m benchmarks.overhead [--rounds 7] [--requests 1500] [--breakdown]
+        [--instrumentation] [--profile]
 """
 
 from __future__ import annotations
@@ -26,12 +33,13 @@ import argparse
 import asyncio
 import cProfile
 import io
+import logging
 import os
 import pstats
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +49,7 @@ import aiohttp
 from schedcancel import LimiterStats, Permit, RateLimits, ScheduleClient
 from schedcancel._protocol import build_cancel_request, parse_cancel_response
 from schedcancel._transport import AiohttpTransport
+from schedcancel.hooks import CallEvent, Finished, Hook, LoggingHook
 from schedcancel.testing import DEFAULT_API_KEY, DEFAULT_PASSWORD, DEFAULT_USERNAME
 
 __all__ = ["measure_loops", "measure_overhead", "serve_in_process"]
@@ -193,6 +202,7 @@ async def measure_overhead(
     requests: int = 1500,
     concurrency: int = 16,
     breakdown: bool = False,
+    instrumentation: bool = False,
     profile: dict[str, list[cProfile.Profile]] | None = None,
     base_url: str | None = None,
     progress: Callable[[str], None] | None = None,
@@ -204,6 +214,7 @@ async def measure_overhead(
         requests: requests per segment.
         concurrency: workers per segment, for every loop.
         breakdown: add the intermediate loops.
+        instrumentation: add the client with hooks off, logging, and OpenTelemetry.
         profile: see :func:`measure_loops`.
         base_url: an already running server to use instead of starting one.
         progress: called with one line per round.
@@ -269,6 +280,12 @@ async def measure_overhead(
                 "client, no-op limiter": free_cancel,
             }
         loops["client"] = cancel
+        if instrumentation:
+            for name, hooks in _instrumented(stack).items():
+                loops[name] = _cancel_loop(
+                    ScheduleClient(DEFAULT_API_KEY, limits=_LIMITS, hooks=hooks, **credentials),
+                    stack,
+                )
         figures = await measure_loops(
             loops,
             rounds=rounds,
@@ -296,6 +313,62 @@ async def measure_overhead(
     }
 
 
+def _cancel_loop(client: ScheduleClient, stack: AsyncExitStack) -> Send:
+    """A loop that cancels through ``client`` (closed with ``stack``)."""
+    stack.push_async_callback(client.aclose)
+
+    async def cancel(schedule_id: str) -> None:
+        result = await client.cancel(schedule_id)
+        if not result.success:
+            raise RuntimeError(f"cancel answered {result.error_code}")
+
+    return cancel
+
+
+class _Discard(logging.Handler):
+    """Formats every record (the work a real handler does first), then drops it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.format(record)
+
+
+def _instrumented(stack: AsyncExitStack) -> dict[str, Sequence[Hook]]:
+    """The instrumented clients' hooks: off, logging every event, OpenTelemetry's SDK."""
+    from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415 - dev extra
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: PLC0415
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: PLC0415
+        InMemorySpanExporter,
+    )
+    from schedcancel.otel import OpenTelemetryHook  # noqa: PLC0415 - needs the otel extra
+
+    logger = logging.getLogger("benchmarks.overhead.calls")
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    handler = _Discard()
+    logger.addHandler(handler)
+    stack.callback(logger.removeHandler, handler)
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    stack.callback(meter_provider.shutdown)
+    stack.callback(tracer_provider.shutdown)
+    otel = OpenTelemetryHook(tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+    def forget_spans(event: CallEvent, /) -> None:
+        # The exporter keeps every span; a segment's worth is plenty.
+        if isinstance(event, Finished) and event.call_id % 1000 == 0:
+            exporter.clear()
+
+    return {
+        "client, hooks off": (),
+        "client, logging hook": (LoggingHook(logger),),
+        "client, OTel hook": (otel, forget_spans),
+    }
+
+
 def _print_profile(stats: pstats.Stats, limit: int) -> None:
     for key in ("tottime", "cumulative"):
         out = io.StringIO()
@@ -314,6 +387,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--breakdown", action="store_true", help="add the stages in between")
+    parser.add_argument(
+        "--instrumentation",
+        action="store_true",
+        help="add the client with hooks off, logging every event, and OpenTelemetry (#14)",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile every segment")
     parser.add_argument("--top", type=int, default=30, help="profile rows to print")
     args = parser.parse_args(argv)
@@ -324,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
             requests=args.requests,
             concurrency=args.concurrency,
             breakdown=args.breakdown,
+            instrumentation=args.instrumentation,
             profile=profile,
             progress=lambda line: print(line, file=sys.stderr),
         )
@@ -338,6 +417,14 @@ def main(argv: list[str] | None = None) -> int:
             f"| {f['cpu_us_median']:.0f} | {cpu_low:.0f}-{cpu_high:.0f} |"
         )
     print(f"\nclient / raw: {figures['ratio']:.2f} x req/s, {figures['cpu_ratio']:.2f} x CPU")
+    off = figures["loops"].get("client, hooks off")
+    if off is not None:
+        print("\n| against hooks off | req/s | CPU µs/request |\n|---|--:|--:|")
+        for name, f in figures["loops"].items():
+            if name.startswith("client"):
+                rps = f["rps_median"] / off["rps_median"]
+                cpu = f["cpu_us_median"] / off["cpu_us_median"]
+                print(f"| {name} | {rps:.3f} x | {cpu:.3f} x |")
     for name, profilers in (profile or {}).items():
         print(f"==== profile of the {name} segments ====")
         _print_profile(pstats.Stats(*profilers), args.top)

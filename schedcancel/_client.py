@@ -6,7 +6,7 @@ import asyncio
 import ipaddress
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from ssl import SSLContext
@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from ._bulk import cancel_many as _cancel_many
 from ._bulk import run_many as _run_many
 from ._gate import Gate
+from ._hooks import CallTrace, Hook, Hooks, LoggingHook
 from ._models import Limiter, RateLimits, RetryPolicy, ScheduleResult
 from ._protocol import (
     DEFAULT_BASE_URL,
@@ -54,6 +55,13 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BASE_URL", "CallOptions", "ScheduleClient"]
 
 log = logging.getLogger(__name__)
+
+
+def _path_template(operation: Operation) -> str:
+    """The request's path below the base URL, as instrumentation shows it (no apiKey)."""
+    middle = "/{scheduleId}" if operation.has_schedule_id else ""
+    return f"/schedule/{{apiKey}}{middle}/{operation.path}"
+
 
 # Builders kept for apiKeys other than the client's own (a cancel(api_key=...) per
 # connector); beyond this many the least recently used one is rebuilt when needed.
@@ -156,6 +164,7 @@ class ScheduleClient:
         session: aiohttp.ClientSession | None = None,
         allow_insecure_http: bool = False,
         ssl: SSLContext | None = None,
+        hooks: Sequence[Hook] | None = None,
         _sleep: Callable[[float], Awaitable[object]] | None = None,
         _random: Callable[[], float] | None = None,
         _clock: Callable[[], float] | None = None,
@@ -177,6 +186,10 @@ class ScheduleClient:
             session: an ``aiohttp.ClientSession`` to use (not closed by this client).
             allow_insecure_http: allow ``http://`` to a host that is not loopback.
             ssl: an ``ssl.SSLContext`` for custom CAs; verification cannot be turned off.
+            hooks: instrumentation hooks, told about every step of every call
+                (see :mod:`schedcancel.hooks`); None: the default, a
+                :class:`~schedcancel.hooks.LoggingHook` (DEBUG records of the
+                ``schedcancel.calls`` logger); ``()``: none at all.
 
         Raises:
             InvalidParameterError: any setting is invalid.
@@ -213,6 +226,14 @@ class ScheduleClient:
         self._clock = _clock if _clock is not None else lambda: asyncio.get_running_loop().time()
         self._now = _now if _now is not None else lambda: datetime.now(UTC)
         self._closed = False
+        if hooks is None:
+            hooks = (LoggingHook(),)
+        # None when there are no hooks: a call then pays one attribute check for them.
+        self._hooks = (
+            Hooks(hooks, clock=self._clock, limiter=limiter, base_url=self._base_url)
+            if hooks
+            else None
+        )
         # What every request of an apiKey shares is computed once (URL prefix, auth header).
         self._builder = self._make_builder(self._api_key)
         self._builders: dict[str, RequestBuilder] = {}
@@ -457,7 +478,11 @@ class ScheduleClient:
         timeout = check_queue_timeout(queue_timeout)
         if gate is not None and not isinstance(gate, Gate):
             raise InvalidParameterError(f"gate must be a Gate or None, got {type(gate).__name__}")
-        return await self._call(
+        trace = (
+            None if self._hooks is None else self._hooks.start(str(operation), sid, builder.api_key)
+        )
+        call = partial(
+            self._call,
             operation,
             sid,
             body,
@@ -466,6 +491,15 @@ class ScheduleClient:
             queue_timeout=timeout,
             gate=gate,
         )
+        if trace is None:
+            return await call()
+        try:
+            result = await call(trace=trace)
+        except BaseException as exc:
+            trace.finished(error=exc)
+            raise
+        trace.finished(result)
+        return result
 
     #: ``client.cancel_many(ids, ...)`` is :func:`schedcancel._bulk.cancel_many` with
     #: this client as its first argument: one signature, one docstring, no copy.
@@ -475,7 +509,7 @@ class ScheduleClient:
     #: a bulk job of cancel, pause, continue or get.
     run_many = _run_many
 
-    async def _call(
+    async def _call(  # noqa: PLR0912, PLR0915 - the one loop; the emits are one-line ifs
         self,
         operation: Operation,
         schedule_id: str | None,
@@ -485,6 +519,7 @@ class ScheduleClient:
         priority: int,
         queue_timeout: float | None,
         gate: Gate | None,
+        trace: CallTrace | None = None,
     ) -> ScheduleResult:
         max_rate_limited = self._limiter.limits.max_rate_limited
         # Through the gate, when there is one, so closing it withdraws every wait (retries too).
@@ -497,26 +532,22 @@ class ScheduleClient:
         while True:
             if self._closed:  # closed while this call was backing off or requeued
                 raise RuntimeError("ScheduleClient is closed")
+            attempt = rate_limited + failures + 1
+            if trace is not None:
+                trace.queued(priority=priority, requeue=requeue, attempt=attempt)
             permit = await acquire(
                 schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
             )
-            attempt = rate_limited + failures + 1
             admitted = self._clock()
             failure: TransportError | ServerError | ResponseParseError
             try:
                 # Built after admission, so a signed Date is fresh even after a long queue.
                 request = builder.build(operation, schedule_id, body, date=self._now())
+                if trace is not None:
+                    trace.sent(operation.method, _path_template(operation))
                 status, headers, content = await self._transport.send(request, self._timeout)
             except TransportError as exc:
                 await self._limiter.release(permit)
-                log.debug(
-                    "%s %s key=%s attempt %d: %s",
-                    operation,
-                    schedule_id,
-                    redact_key(builder.api_key),
-                    attempt,
-                    exc,
-                )
                 self._may_have_landed(operation, exc)
                 failure = exc
             except BaseException:
@@ -530,18 +561,11 @@ class ScheduleClient:
                 arrived = self._now()
                 retry_after = response_retry_after(headers, now=arrived) if status == 429 else None
                 # Released before parsing: the response's arrival is what the window counts from.
-                await self._limiter.release(
+                level = await self._limiter.release(
                     permit, rate_limited=status == 429, retry_after=retry_after
                 )
-                if log.isEnabledFor(logging.DEBUG):  # spares the redaction when not logging
-                    log.debug(
-                        "%s %s key=%s attempt %d: HTTP %d",
-                        operation,
-                        schedule_id,
-                        redact_key(builder.api_key),
-                        attempt,
-                        status,
-                    )
+                if trace is not None:
+                    trace.answered(status)
                 try:
                     return parse_response(
                         status,
@@ -551,19 +575,18 @@ class ScheduleClient:
                         redact=request.redactions,
                         operation=operation,
                     )
-                except RateLimitedError:
+                except RateLimitedError as exc:
                     rate_limited += 1
+                    if trace is not None:
+                        trace.rate_limited(
+                            exc,
+                            level=level,
+                            retry_after=retry_after,
+                            count=rate_limited,
+                            limit=max_rate_limited,
+                        )
                     if rate_limited > max_rate_limited:
                         raise
-                    log.debug(
-                        "%s %s key=%s: 429 %d of %d allowed, requeued (Retry-After %s)",
-                        operation,
-                        schedule_id,
-                        redact_key(builder.api_key),
-                        rate_limited,
-                        max_rate_limited,
-                        retry_after,
-                    )
                     requeue = True
                     continue
                 except (ServerError, ResponseParseError) as exc:
@@ -575,7 +598,7 @@ class ScheduleClient:
                     failure = exc
             failures += 1
             spent += self._clock() - admitted
-            spent = await self._backoff_or_raise(failure, failures, spent, operation, schedule_id)
+            spent = await self._backoff_or_raise(failure, failures, spent, trace)
             requeue = False
 
     @staticmethod
@@ -602,12 +625,7 @@ class ScheduleClient:
         ) from failure
 
     async def _backoff_or_raise(
-        self,
-        failure: Exception,
-        failures: int,
-        spent: float,
-        operation: Operation,
-        schedule_id: str | None,
+        self, failure: Exception, failures: int, spent: float, trace: CallTrace | None
     ) -> float:
         """Sleep before the next attempt and return ``spent`` plus the sleep, or raise."""
         # Capped exponential backoff with full jitter; the exponent is capped too so a
@@ -620,7 +638,10 @@ class ScheduleClient:
                 f"schedcancel: gave up after {failures} attempt(s) and {spent:.1f} s "
                 f"(retry policy: {policy.attempts} attempts, {policy.deadline} s deadline)"
             )
+            if trace is not None:
+                trace.gave_up(failure)
             raise failure
-        log.debug("%s %s: retry %d in %.3f s", operation, schedule_id, failures, delay)
+        if trace is not None:
+            trace.retried(failure, delay)
         await self._sleep(delay)
         return spent + delay

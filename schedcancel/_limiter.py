@@ -31,9 +31,9 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from ._models import LimiterStats, Permit, RateLimits
+from ._models import LimiterStats, Permit, RateLimitLevel, RateLimits
 from ._queue import SNAP, Dispatcher, Waiter
-from ._stores import MemoryStore, Store
+from ._stores import Holds, MemoryStore, Store
 from ._validate import check_key, check_priority, check_queue_timeout
 from .errors import BackendError, QueueTimeoutError
 
@@ -164,7 +164,7 @@ class QueuedLimiter:
         *,
         rate_limited: bool = False,
         retry_after: float | None = None,
-    ) -> None:
+    ) -> RateLimitLevel | None:
         """Report that the request's response (or failure, or cancellation) was observed now.
 
         The permit's entries keep counting for ``window + guard`` from now.
@@ -174,15 +174,19 @@ class QueuedLimiter:
             rate_limited: the server answered 429.
             retry_after: the server's ``Retry-After`` in seconds, when it sent one.
 
+        Returns:
+            After a 429, the level that was blamed and paused (None: not known).
+
         Raises:
             ValueError: the permit is not from this limiter or was released already.
         """
         ticket = self._close_ticket(permit)
         if self._closed:
-            return
+            return None
         now = self._now()
         holds = await self._store.release(ticket.key, ticket.handle, now, rate_limited, retry_after)
         self._released(ticket.key, holds, now)
+        return holds[2]
 
     async def estimate(self, schedule_id: str | None = None) -> float:
         """Seconds a new request would wait if it asked now, without asking.
@@ -339,12 +343,12 @@ class QueuedLimiter:
         ticket.open = False
         return ticket
 
-    def _released(self, key: str | None, holds: tuple[float, float], now: float) -> None:
+    def _released(self, key: str | None, holds: Holds, now: float) -> None:
         """After a release: lift holds only a release could end, add the 429's pauses."""
         core = self._core
         core.unhold(key, only_unknown=True)
         core.unhold_user(only_unknown=True)
-        user_pause, key_pause = holds
+        user_pause, key_pause, _ = holds
         if user_pause:
             core.hold_user(now + user_pause)
         if key_pause:

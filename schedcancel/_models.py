@@ -280,6 +280,10 @@ class RetryPolicy:
     deadline: float = attrs.field(default=120.0, validator=_positive)
 
 
+#: The rate limit a 429 is blamed on: the API user's (``"user"``) or the scheduleId's.
+RateLimitLevel = Literal["user", "schedule"]
+
+
 @attrs.frozen(kw_only=True)
 class Permit:
     """A limiter's admission of one request; hand it back to ``release``.
@@ -363,12 +367,17 @@ class Limiter(Protocol):
         *,
         rate_limited: bool = False,
         retry_after: float | None = None,
-    ) -> None:
+    ) -> RateLimitLevel | None:
         """Report that the request's response (or failure) was observed now.
 
         The permit's entries keep counting for ``window + guard`` from now.
         With ``rate_limited`` the server answered 429: the level that was hit
         pauses (for ``retry_after`` when given, capped).
+
+        Returns:
+            After a 429, the level the limiter blamed (``"user"`` or
+            ``"schedule"``) when it can tell, else None. Instrumentation
+            reports it; a limiter may always return None.
         """
 
     async def estimate(self, schedule_id: str | None = None) -> float:

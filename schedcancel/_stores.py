@@ -16,14 +16,17 @@ import math
 from array import array
 from collections import deque
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from ._adaptive import ACCEPTED_WINDOWS, QUIET_WINDOWS, Action, AdaptiveState, accepted_peak
-from ._models import LimiterStats, RateLimits
+from ._models import LimiterStats, RateLimitLevel, RateLimits
 from ._queue import SNAP, Answer
 from ._window import LevelPolicy, SlidingLog
 
-__all__ = ["MemoryStore", "Store"]
+__all__ = ["Holds", "MemoryStore", "Store"]
+
+#: What a release returns: new holds ``(user, key)`` in seconds, and the level a 429 hit.
+Holds: TypeAlias = tuple[float, float, RateLimitLevel | None]
 
 logger = logging.getLogger("schedcancel.limiter")
 
@@ -53,8 +56,11 @@ class Store(Protocol):
 
     async def release(
         self, key: str | None, handle: object, now: float, limited: bool, retry_after: float | None
-    ) -> tuple[float, float]:
-        """Release a permit's entries; return new holds ``(user, key)`` in seconds (0: none)."""
+    ) -> Holds:
+        """Release a permit's entries; return new holds ``(user, key)`` in seconds (0: none).
+
+        The third item is the level a 429 was blamed on (None: no 429, or unknown).
+        """
 
     def tick(self, now: float) -> bool:
         """Housekeeping; True when the API user's level may admit earlier than last said."""
@@ -221,16 +227,16 @@ class MemoryStore:
 
     async def release(
         self, key: str | None, handle: object, now: float, limited: bool, retry_after: float | None
-    ) -> tuple[float, float]:
+    ) -> Holds:
         """See :meth:`release_now`."""
         return self.release_now(key, handle, now, limited, retry_after)
 
     def release_now(
         self, key: str | None, handle: object, now: float, limited: bool, retry_after: float | None
-    ) -> tuple[float, float]:
+    ) -> Holds:
         """Count the permit's entries until ``window + guard`` from now; pause after a 429."""
         log = None if key is None else self.logs[key]
-        holds = (0.0, 0.0)
+        holds: Holds = (0.0, 0.0, None)
         if limited:
             holds = self._on_rate_limited(log, handle, now, retry_after)
         elif self.limits.adaptive:
@@ -306,7 +312,7 @@ class MemoryStore:
 
     def _on_rate_limited(
         self, log: SlidingLog | None, handle: object, now: float, retry_after: float | None
-    ) -> tuple[float, float]:
+    ) -> Holds:
         """Pause the level a 429 hit (before the entries are released, so both count it)."""
         self.rate_limited += 1
         limits = self.limits
@@ -317,12 +323,12 @@ class MemoryStore:
         if log is not None and log.used(now) >= log.policy.limit:
             # The scheduleId's own log is full: blame that level, not the whole user.
             log.pause(now + pause)
-            return 0.0, pause
+            return 0.0, pause, "schedule"
         self.total.pause(now + pause)
         if limits.adaptive:
             assert isinstance(handle, int)  # noqa: S101 - our own handle type
             self.adaptive.on_429(now, handle, self._grants)
-        return pause, 0.0
+        return pause, 0.0, "user"
 
     def _forget_accepted(self, now: float) -> None:
         accepted = self.accepted

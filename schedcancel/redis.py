@@ -44,9 +44,10 @@ except ImportError as exc:
 
 from ._adaptive import QUIET_WINDOWS, Action
 from ._limiter import QueuedLimiter, _Ticket
-from ._models import Limiter, LimiterStats, Permit, RateLimits
+from ._models import Limiter, LimiterStats, Permit, RateLimitLevel, RateLimits
 from ._queue import Answer, Waiter
 from ._redact import Hidden, scrub, url_secrets
+from ._stores import Holds
 from ._validate import check_key, check_number, check_priority, check_queue_timeout
 from .errors import BackendError, InvalidParameterError
 
@@ -65,6 +66,8 @@ _DEFAULT_PORT: Final = 6379
 # Most candidates one script round tries: a full window's burst of the documented
 # limit in one round trip, without unbounded key lists.
 _ROUND: Final = 64
+# The release script's code for the level a 429 was blamed on.
+_LEVELS: Final[tuple[RateLimitLevel | None, ...]] = (None, "user", "schedule")
 
 
 def _us(seconds: float) -> int:
@@ -170,7 +173,7 @@ class _Release:
     handle: _Handle
     limited: bool
     retry_after: float | None
-    done: asyncio.Future[float]
+    done: asyncio.Future[tuple[float, RateLimitLevel | None]]
 
 
 class _UseFallback(Exception):  # noqa: N818 - a signal between our own tasks, never raised to users
@@ -247,7 +250,7 @@ class _RedisStore:
         now: float,  # noqa: ARG002 - Redis stamps the release itself
         limited: bool,
         retry_after: float | None,
-    ) -> tuple[float, float]:
+    ) -> Holds:
         assert isinstance(handle, _Handle)  # noqa: S101 - our own handle type
         self.in_flight.discard(handle)
         if limited:
@@ -260,7 +263,8 @@ class _RedisStore:
             self.releaser = asyncio.get_running_loop().create_task(
                 self._release_all(), name="schedcancel-redis-releaser"
             )
-        return await done, 0.0
+        user_pause, level = await done
+        return user_pause, 0.0, level
 
     def tick(self, now: float) -> bool:  # noqa: ARG002 - Redis keeps its own house
         return False
@@ -301,6 +305,7 @@ class _RedisStore:
                     int(item.schedule_id is not None),
                 ]
             user_pause = 0.0
+            levels: list[RateLimitLevel | None] = [None] * len(batch)
             try:
                 raw = await self.eval(keys, *args)
             except BackendError as exc:
@@ -311,10 +316,12 @@ class _RedisStore:
                     exc,
                 )
             else:
-                user_pause = int(cast("list[int]", raw)[1]) / _US
-            for item in batch:
+                reply = cast("list[int]", raw)
+                user_pause = int(reply[1]) / _US
+                levels = [_LEVELS[int(code)] for code in reply[2:]]
+            for item, level in zip(batch, levels, strict=True):
                 if not item.done.done():
-                    item.done.set_result(user_pause)
+                    item.done.set_result((user_pause, level))
 
     async def undo(self, schedule_id: str | None, handle: _Handle) -> bool:
         """Remove a never-sent permit's entries; False when Redis failed (they expire)."""
@@ -639,7 +646,7 @@ class RedisLimiter(QueuedLimiter):
         *,
         rate_limited: bool = False,
         retry_after: float | None = None,
-    ) -> None:
+    ) -> RateLimitLevel | None:
         """Report that the request's response (or failure) was observed now.
 
         The permit's entries are re-scored to count ``window + guard`` from
@@ -652,6 +659,9 @@ class RedisLimiter(QueuedLimiter):
             rate_limited: the server answered 429.
             retry_after: the server's ``Retry-After`` in seconds, if it sent one.
 
+        Returns:
+            After a 429, the level that was blamed and paused (None: not known).
+
         Raises:
             ValueError: the permit is not from this limiter.
         """
@@ -659,15 +669,16 @@ class RedisLimiter(QueuedLimiter):
         ours = isinstance(ticket, _Ticket) and ticket.owner is self
         if not ours and self._fallback is not None:
             # Admitted by the fallback while Redis failed.
-            await self._fallback.release(permit, rate_limited=rate_limited, retry_after=retry_after)
-            return
+            return await self._fallback.release(
+                permit, rate_limited=rate_limited, retry_after=retry_after
+            )
         if isinstance(ticket, _Ticket) and ours and ticket.open:
             local = cast("_Handle", ticket.handle).local
             if local is not None and self._fallback is not None:
                 await self._fallback.release(
                     local, rate_limited=rate_limited, retry_after=retry_after
                 )
-        await super().release(permit, rate_limited=rate_limited, retry_after=retry_after)
+        return await super().release(permit, rate_limited=rate_limited, retry_after=retry_after)
 
     async def estimate(self, schedule_id: str | None = None) -> float:
         """Seconds a new request would wait if it asked now, without asking.

@@ -1078,6 +1078,16 @@ async def test_ids_opening_together_survive_one_of_them_leaving(limiter: AnyLimi
     assert "q" not in limiter._core.queues
 
 
+async def test_release_tells_which_level_a_429_was_blamed_on(make: Make) -> None:
+    """A 429 whose scheduleId log is full blames that id; else the API user; none: None."""
+    limiter = make(RateLimits(total=10, per_schedule=2, adaptive=False))
+    assert await limiter.release(await limiter.acquire("SC-1")) is None
+    # SC-1 holds 2 of its 2 places when this one is refused: its own level is to blame.
+    assert await limiter.release(await limiter.acquire("SC-1"), rate_limited=True) == "schedule"
+    # SC-2 holds 1 of 2: the API user's level is to blame.
+    assert await limiter.release(await limiter.acquire("SC-2"), rate_limited=True) == "user"
+
+
 # -- requests with no scheduleId (start): the API user's level only ------------
 
 

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -469,6 +470,60 @@ async def test_a_traceback_with_local_variables_from_a_bulk_job_holds_no_credent
     assert "_BulkRun" in text  # the job's own frame was rendered
     for needle in NEEDLES.values():
         assert needle not in text
+
+
+async def test_no_credential_in_the_metrics_endpoint_of_a_running_job(tmp_path: Path) -> None:
+    """``cancel --metrics-port`` scraped mid-run (ids still coming on stdin), with faults and
+    DEBUG logs: neither the scrape nor the process's output holds a credential."""
+    import aiohttp  # noqa: PLC0415 - only this test scrapes
+
+    scan = Scan()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with mock_server_process(
+        tmp_path / "server",
+        "--accept-any-id",
+        "--window=2",
+        "--server-error-rate=0.3",
+        "--rate-limit-rate=0.2",
+        scan=scan,
+        label="server",
+    ) as url:
+        child = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "schedcancel", "-vv", "cancel", "--from", "-", "--json"),
+            *("--metrics-port", str(port), "--window", "2", "--guard", "0.1"),
+            cwd=tmp_path,
+            env=credentials_env(url),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert child.stdin is not None
+        assert child.stdout is not None
+        try:
+            async with asyncio.timeout(PROCESS_LIMIT):
+                child.stdin.write(b"".join(b"SC-%03d\n" % i for i in range(6)))
+                await child.stdin.drain()
+                lines = [await child.stdout.readline() for _ in range(6)]
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.get(f"http://127.0.0.1:{port}/metrics") as response,
+                ):
+                    scrape = await response.read()
+                child.stdin.close()
+                rest, stderr = await child.communicate()
+        finally:
+            if child.returncode is None:  # pragma: no cover - only when the limit was hit
+                child.kill()
+                await child.wait()
+    assert b"schedcancel_calls_total" in scrape
+    assert b"schedcancel_job_total" in scrape
+    scan.add("metrics scrape", scrape)
+    scan.add("cancel stdout", b"".join(lines) + rest)
+    scan.add("cancel stderr", stderr)
+    assert b"schedcancel.calls" in stderr  # the DEBUG records of the logging hook are there
+    assert scan.leaks() == []
 
 
 async def test_every_operation_and_start_outcome_unknown_hold_no_credential(

@@ -15,6 +15,7 @@ EXIT_INTERRUPTED = 130
 PROG = "schedcancel"
 INSTALL_CLI_HINT = "pip install 'schedcancel[cli]'"
 INSTALL_REDIS_HINT = "pip install 'schedcancel[redis]'"
+INSTALL_PROMETHEUS_HINT = "pip install 'schedcancel[prometheus]'"
 
 
 def _isatty(stream: object) -> bool:

@@ -88,6 +88,7 @@ async def _demo(args: argparse.Namespace, streams: _Streams) -> int:
                 progress_interval=2.0,
                 json_output=args.json,
                 quiet=not args.json,
+                metrics_port=args.metrics_port,
             )
             report = await run_cancel(
                 settings, ids, total=len(ids), stdout=streams.stdout, stderr=stderr

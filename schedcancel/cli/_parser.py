@@ -222,6 +222,23 @@ examples:
 """
 
 
+def _port(value: str) -> int:
+    port = _positive_int(value)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {value!r}")
+    return port
+
+
+def _add_metrics_port(group: Any) -> None:
+    group.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="while the job runs, serve its progress and metrics as Prometheus text at "
+        "http://127.0.0.1:PORT/metrics (needs prometheus-client)",
+    )
+
+
 def _add_bulk_parser(commands: Any, command: _BulkCommand) -> None:
     parser = commands.add_parser(
         command.operation.path,
@@ -283,6 +300,7 @@ def _add_bulk_options(parser: argparse.ArgumentParser) -> None:
         " paced and leaving --interactive-reserve places to services sharing the budget;"
         " 0 or more sends in bursts",
     )
+    _add_metrics_port(job)
     job.add_argument(
         "--timeout",
         type=_positive_seconds,
@@ -387,6 +405,7 @@ def _add_demo_parser(commands: Any) -> None:
     parser.add_argument("--journal", type=Path, metavar="PATH", help="keep the journal here")
     parser.add_argument("--json", action="store_true", help="per-id JSON lines and a summary")
     parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    _add_metrics_port(parser)
     parser.set_defaults(handler=_cmd_demo)
 
 

@@ -15,12 +15,14 @@ from typing import IO, TYPE_CHECKING
 import attrs
 
 from .._bulk import run_many
+from .._hooks import LoggingHook
 from .._journal import CancelOutcome, OutcomeKind
 from .._protocol import Operation
 from .._redact import scrub, url_secrets
 from ..errors import InvalidParameterError, ScheduleCancelError
 from ._common import INSTALL_REDIS_HINT, PROG, _isatty, _Streams, _UsageError
 from ._input import _open_input
+from ._metrics import JobMetrics
 from ._report import (
     RunReport,
     _make_reporter,
@@ -52,6 +54,19 @@ def _make_limiter(settings: CancelSettings) -> Limiter:
     except InvalidParameterError as exc:
         message = scrub(str(exc), url_secrets(settings.redis_url))
         raise _UsageError(f"--redis: {message}") from None
+
+
+async def _serve_metrics(port: int | None, limiter: Limiter) -> JobMetrics | None:
+    """Start ``--metrics-port``'s endpoint; on failure close ``limiter`` and raise a usage error."""
+    if port is None:
+        return None
+    try:
+        metrics = JobMetrics()
+        await metrics.serve(port)
+    except _UsageError:
+        await limiter.aclose()
+        raise
+    return metrics
 
 
 def _install_signal_handlers(on_signal: Callable[[], None]) -> Callable[[], None]:
@@ -167,6 +182,7 @@ async def run_bulk(
     from .._client import ScheduleClient  # noqa: PLC0415 - keeps `schedcancel --help` fast
 
     limiter = _make_limiter(settings)
+    metrics = await _serve_metrics(settings.metrics_port, limiter)
     stop = asyncio.Event()
     current = asyncio.current_task()
     if current is None:  # pragma: no cover - a coroutine always runs in a task
@@ -202,6 +218,7 @@ async def run_bulk(
                 limiter=limiter,
                 retry=settings.retry,
                 timeout=settings.timeout,
+                hooks=None if metrics is None else (LoggingHook(), metrics.hook),
             )
         except InvalidParameterError as exc:
             raise _UsageError(str(exc)) from None
@@ -214,7 +231,7 @@ async def run_bulk(
                     at=settings.continue_at,
                     concurrency=settings.concurrency,
                     journal=settings.journal,
-                    progress=reporter.update,
+                    progress=reporter.update if metrics is None else metrics.tee(reporter.update),
                     progress_interval=min(0.25, settings.progress_interval),
                     total=total,
                     stop=stop,
@@ -229,6 +246,8 @@ async def run_bulk(
         abandoned = True
     finally:
         remove_handlers()
+        if metrics is not None:
+            await metrics.aclose()
         await limiter.aclose()
         with contextlib.suppress(OSError, ValueError):
             stdout.flush()

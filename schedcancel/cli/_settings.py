@@ -64,6 +64,7 @@ class CancelSettings:
     continue_at: datetime | None = None
     report: Path | None = None
     report_format: str = "jsonl"
+    metrics_port: int | None = None
 
 
 def _credential(value: str | None, environ: Mapping[str, str], variable: str) -> str | None:
@@ -123,4 +124,5 @@ def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) ->
         progress_interval=args.progress_interval,
         json_output=args.json,
         quiet=args.quiet,
+        metrics_port=args.metrics_port,
     )

@@ -364,7 +364,10 @@ if op == 'release' then
   local user_pause = 0
   local st = nil
   local cursor = USER_KEYS
+  -- Per permit, the level a 429 was blamed on: 0 none, 1 the API user, 2 the scheduleId.
+  local levels = {}
   for c = 1, (#ARGV - 8) / 5 do
+    levels[c] = 0
     local at = 8 + (c - 1) * 5
     local token, acquired = ARGV[at + 1], ARGV[at + 2]
     local limited, retry_after = ARGV[at + 3] == '1', tonumber(ARGV[at + 4])
@@ -396,7 +399,9 @@ if op == 'release' then
       end
       if log and live(log) >= per_schedule then
         set_pause(pause, wait)
+        levels[c] = 2
       else
+        levels[c] = 1
         user_pause = math.max(user_pause, set_pause(KEYS[2], wait))
         if adaptive then
           st = st or load(KEYS[4], total, hold)
@@ -413,7 +418,11 @@ if op == 'release' then
     redis.call('PEXPIRE', KEYS[5], ttl(ACCEPTED_WINDOWS * hold) + 1)
   end
   expire_log(KEYS[1])
-  return {now, user_pause}
+  local reply = {now, user_pause}
+  for _, level in ipairs(levels) do
+    reply[#reply + 1] = level
+  end
+  return reply
 end
 
 if op == 'undo' then

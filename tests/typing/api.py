@@ -11,7 +11,7 @@ import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import assert_type
+from typing import Literal, assert_type
 
 import aiohttp
 import schedcancel
@@ -186,3 +186,23 @@ def metadata() -> str:
     """The version string and a status's wire value."""
     assert_type(schedcancel.__version__, str)
     return f"{schedcancel.__version__} {ScheduleStatus.CANCELLED.value}"
+
+
+def instrumented() -> ScheduleClient:
+    """A client with hooks: a function, the logging hook, OpenTelemetry and Prometheus."""
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415 - the extra, typed here
+    from schedcancel.hooks import CallEvent, Finished, Hook, LoggingHook  # noqa: PLC0415
+    from schedcancel.otel import OpenTelemetryHook  # noqa: PLC0415
+    from schedcancel.prometheus import PrometheusHook  # noqa: PLC0415
+
+    def on_event(event: CallEvent) -> None:
+        if isinstance(event, Finished):
+            assert_type(event.outcome, Literal["success", "refused", "error"])
+
+    hooks: list[Hook] = [
+        on_event,
+        LoggingHook(),
+        OpenTelemetryHook(),
+        PrometheusHook(registry=CollectorRegistry()),
+    ]
+    return ScheduleClient("key", username="user", password="pw", hooks=hooks)

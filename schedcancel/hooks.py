@@ -1,0 +1,54 @@
+"""Instrumentation hooks: the events of every call, and the default logging hook.
+
+Pass hooks to the client; each is called, synchronously, with every event of
+every call (see :mod:`schedcancel._hooks` for the order)::
+
+    from schedcancel import ScheduleClient
+    from schedcancel.hooks import CallEvent, Finished, LoggingHook
+
+    def count_failures(event: CallEvent) -> None:
+        if isinstance(event, Finished) and event.outcome == "error":
+            print("failed:", event.schedule_id, event.error_type)
+
+    client = ScheduleClient(
+        "api-key", username="user", password="pw", hooks=[LoggingHook(), count_failures]
+    )
+
+Ready integrations, imported only when used: :class:`LoggingHook` (here, the
+default), :class:`schedcancel.otel.OpenTelemetryHook` (extra ``otel``) and
+:class:`schedcancel.prometheus.PrometheusHook` (extra ``prometheus``).
+"""
+
+from __future__ import annotations
+
+from ._hooks import (
+    Answered,
+    CallEvent,
+    Failed,
+    Finished,
+    GaveUp,
+    Granted,
+    Hook,
+    LoggingHook,
+    Queued,
+    RateLimited,
+    Retried,
+    Sent,
+)
+from ._models import RateLimitLevel
+
+__all__ = [
+    "Answered",
+    "CallEvent",
+    "Failed",
+    "Finished",
+    "GaveUp",
+    "Granted",
+    "Hook",
+    "LoggingHook",
+    "Queued",
+    "RateLimitLevel",
+    "RateLimited",
+    "Retried",
+    "Sent",
+]
