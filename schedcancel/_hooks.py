@@ -311,9 +311,19 @@ class Hooks:
         """A trace for one call, or None when no hook is enabled now."""
         hooks = self._hooks
         if not self._always:
-            hooks = tuple(h for h, g in zip(hooks, self._gates, strict=True) if g is None or g())
-            if not hooks:
+            chosen: list[Hook] = []
+            for hook, gate in zip(hooks, self._gates, strict=True):
+                if gate is not None:
+                    try:
+                        if not gate():
+                            continue
+                    except Exception as exc:  # noqa: BLE001 - a hook's bug must not break the call
+                        self._failing(hook, "in its enabled()", exc)
+                        continue  # skipped for this call: it cannot say it wants events
+                chosen.append(hook)
+            if not chosen:
                 return None
+            hooks = tuple(chosen)
         return CallTrace(self, hooks, operation, schedule_id, api_key)
 
     def emit(self, hooks: tuple[Hook, ...], event: CallEvent) -> None:
@@ -321,16 +331,19 @@ class Hooks:
         for hook in hooks:
             try:
                 hook(event)
-            except Exception:
-                if id(hook) not in self._failed:
-                    self._failed.add(id(hook))
-                    log.warning(
-                        "instrumentation hook %r failed on a %s event; its errors are "
-                        "ignored from now on",
-                        hook,
-                        event.kind,
-                        exc_info=True,
-                    )
+            except Exception as exc:  # noqa: BLE001 - a hook's bug must not break the call
+                self._failing(hook, f"on a {event.kind} event", exc)
+
+    def _failing(self, hook: Hook, where: str, exc: Exception) -> None:
+        """Log a hook's first exception, with its traceback; later ones are swallowed silently."""
+        if id(hook) not in self._failed:
+            self._failed.add(id(hook))
+            log.warning(
+                "instrumentation hook %r failed %s; its errors are ignored from now on",
+                hook,
+                where,
+                exc_info=exc,
+            )
 
 
 class CallTrace:

@@ -233,6 +233,35 @@ async def test_a_failing_hook_is_logged_once_and_never_breaks_a_call(
     assert warnings[0].exc_info is not None
 
 
+async def test_a_hook_whose_enabled_raises_never_breaks_a_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A hook whose ``enabled()`` raises is logged once and skipped; calls and other hooks go on."""
+
+    @attrs.define
+    class Broken(Recorder):
+        asked: int = 0
+
+        def enabled(self) -> bool:
+            self.asked += 1
+            raise RuntimeError("enabled bug")
+
+    broken, recorder = Broken(), Recorder()
+    caplog.set_level(logging.WARNING, logger="schedcancel.hooks")
+    async with MockScheduleServer() as server:
+        server.seed(["SC-1", "SC-2"])
+        async with server.client(hooks=[broken, recorder]) as client:
+            assert (await client.cancel("SC-1")).success
+            assert (await client.cancel("SC-2")).success
+    assert broken.asked == 2
+    assert broken.events == []
+    assert {e.schedule_id for e in recorder.events} == {"SC-1", "SC-2"}
+    warnings = [r for r in caplog.records if r.name == "schedcancel.hooks"]
+    assert len(warnings) == 1
+    assert "failed in its enabled()" in warnings[0].getMessage()
+    assert warnings[0].exc_info is not None
+
+
 async def test_a_hook_that_is_not_enabled_is_skipped() -> None:
     """A hook whose ``enabled()`` says False gets no event of that call."""
 
