@@ -208,45 +208,35 @@ async def test_no_hooks_means_no_dispatcher() -> None:
         assert client._hooks is None
 
 
-async def test_a_failing_hook_is_logged_once_and_never_breaks_a_call(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """A hook that raises is reported once with its traceback; calls and later hooks go on."""
-    calls = 0
+@attrs.define
+class _BrokenHook:
+    """Raises on every event, and in ``enabled()`` too when ``where`` says so; counts both."""
 
-    def broken(event: CallEvent, /) -> None:
-        nonlocal calls
-        calls += 1
-        raise RuntimeError("hook bug")
+    where: str = "call"
+    calls: int = 0
+    asked: int = 0
 
-    recorder = Recorder()
-    caplog.set_level(logging.WARNING, logger="schedcancel.hooks")
-    async with MockScheduleServer() as server:
-        server.seed(["SC-1", "SC-2"])
-        async with server.client(hooks=[broken, recorder]) as client:
-            assert (await client.cancel("SC-1")).success
-            assert (await client.cancel("SC-2")).success
-    assert calls == len(recorder.events) == 10
-    warnings = [r for r in caplog.records if r.name == "schedcancel.hooks"]
-    assert len(warnings) == 1
-    assert "failed on a queued event" in warnings[0].getMessage()
-    assert warnings[0].exc_info is not None
+    def __call__(self, event: CallEvent, /) -> None:
+        self.calls += 1
+        raise RuntimeError(f"hook bug on {event.kind}")
 
-
-async def test_a_hook_whose_enabled_raises_never_breaks_a_call(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """A hook whose ``enabled()`` raises is logged once and skipped; calls and other hooks go on."""
-
-    @attrs.define
-    class Broken(Recorder):
-        asked: int = 0
-
-        def enabled(self) -> bool:
-            self.asked += 1
+    def enabled(self) -> bool:
+        self.asked += 1
+        if self.where == "enabled":
             raise RuntimeError("enabled bug")
+        return True
 
-    broken, recorder = Broken(), Recorder()
+
+@pytest.mark.parametrize(
+    ("where", "calls", "message"),
+    [("call", 10, "failed on a queued event"), ("enabled", 0, "failed in its enabled()")],
+)
+async def test_a_failing_hook_is_logged_once_and_never_breaks_a_call(
+    caplog: pytest.LogCaptureFixture, where: str, calls: int, message: str
+) -> None:
+    """A hook that raises (on an event, or asked if it is enabled) is reported once with
+    its traceback; calls and later hooks go on."""
+    broken, recorder = _BrokenHook(where=where), Recorder()
     caplog.set_level(logging.WARNING, logger="schedcancel.hooks")
     async with MockScheduleServer() as server:
         server.seed(["SC-1", "SC-2"])
@@ -254,11 +244,12 @@ async def test_a_hook_whose_enabled_raises_never_breaks_a_call(
             assert (await client.cancel("SC-1")).success
             assert (await client.cancel("SC-2")).success
     assert broken.asked == 2
-    assert broken.events == []
+    assert broken.calls == calls
+    assert len(recorder.events) == 10
     assert {e.schedule_id for e in recorder.events} == {"SC-1", "SC-2"}
     warnings = [r for r in caplog.records if r.name == "schedcancel.hooks"]
     assert len(warnings) == 1
-    assert "failed in its enabled()" in warnings[0].getMessage()
+    assert message in warnings[0].getMessage()
     assert warnings[0].exc_info is not None
 
 
