@@ -26,6 +26,8 @@ Optional hook methods, looked up once when the client is made:
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import itertools
 import logging
 import weakref
@@ -494,20 +496,75 @@ class CallTrace:
         )
 
 
+#: Seconds a gauge read from another thread waits for the event loop to answer.
+_READ_TIMEOUT = 1.0
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class WatchesLimiters:
-    """For hooks with gauges of the limiters they watch (kept by weak reference)."""
+    """For hooks with gauges of the limiters they watch (kept by weak reference).
+
+    A limiter is not thread-safe (``stats()`` does its housekeeping), but
+    gauges are often read from another thread: prometheus-client's
+    ``start_http_server`` and OpenTelemetry's periodic metric reader run their
+    own. A read from outside the event loop the hook's calls run on is
+    therefore handed to that loop and waited for (at most a second; then the
+    last totals read are given).
+    """
 
     def __init__(self) -> None:
         self._limiters: weakref.WeakSet[Limiter] = weakref.WeakSet()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last = (0, 0)
 
     def watch(self, limiter: Limiter) -> None:
         """Count ``limiter``'s queued and in-flight requests in the gauges."""
         self._limiters.add(limiter)
+        self._seen_loop()
+
+    def _seen_loop(self) -> None:
+        """Note the event loop the calls run on (a hook calls it from its events)."""
+        loop = _running_loop()
+        if loop is not None:
+            self._loop = loop
+
+    def _read_totals(self) -> tuple[int, int]:
+        stats = [limiter.stats() for limiter in list(self._limiters)]
+        self._last = sum(s.queued for s in stats), sum(s.in_flight for s in stats)
+        return self._last
 
     def limiter_totals(self) -> tuple[int, int]:
-        """Requests queued and in flight now, over the watched limiters."""
-        stats = [limiter.stats() for limiter in list(self._limiters)]
-        return sum(s.queued for s in stats), sum(s.in_flight for s in stats)
+        """Requests queued and in flight now, over the watched limiters.
+
+        Safe from any thread: read in the calls' event loop when it runs elsewhere.
+        """
+        loop = self._loop
+        if loop is None or loop is _running_loop() or not loop.is_running():
+            return self._read_totals()
+        answer: concurrent.futures.Future[tuple[int, int]] = concurrent.futures.Future()
+
+        def read() -> None:
+            if answer.set_running_or_notify_cancel():
+                try:
+                    answer.set_result(self._read_totals())
+                except Exception as exc:  # noqa: BLE001 - handed to the reading thread
+                    answer.set_exception(exc)
+
+        try:
+            loop.call_soon_threadsafe(read)
+        except RuntimeError:  # the loop closed meanwhile: nothing runs there any more
+            return self._read_totals()
+        try:
+            return answer.result(timeout=_READ_TIMEOUT)
+        except TimeoutError:  # the loop is busy: the last totals
+            answer.cancel()
+            return self._last
 
 
 def _message(event: CallEvent) -> tuple[str, tuple[object, ...]]:

@@ -159,6 +159,7 @@ class OpenTelemetryHook(WatchesLimiters):
         """Record ``event`` on its call's span and in the metrics."""
         call = self._calls.get(event.call_id)
         if call is None:
+            self._seen_loop()
             span = self._tracer.start_span(
                 f"schedcancel {event.operation}",
                 kind=SpanKind.CLIENT,

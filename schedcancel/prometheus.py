@@ -98,6 +98,8 @@ class PrometheusHook(_hooks.WatchesLimiters):
     def __call__(self, event: _hooks.CallEvent, /) -> None:
         """Count ``event``."""
         match event:
+            case _hooks.Queued():
+                self._seen_loop()
             case _hooks.Granted(wait=wait):
                 self.queue_wait.labels(event.operation).observe(wait)
             case _hooks.Answered(status=status, duration=duration):

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from typing import Any
 
 import attrs
 import pytest
-from schedcancel import InvalidParameterError, RateLimitedError, RateLimits
-from schedcancel._hooks import Hooks
+from schedcancel import (
+    InvalidParameterError,
+    LimiterStats,
+    RateLimitedError,
+    RateLimiter,
+    RateLimits,
+    _hooks,
+)
+from schedcancel._hooks import Hooks, WatchesLimiters
 from schedcancel.hooks import (
     Answered,
     CallEvent,
@@ -343,3 +352,76 @@ async def test_a_429_beyond_the_requeue_limit_gives_up_and_a_cut_body_is_retried
     assert first[-2].reason == "rate_limited"
     retried = [e for e in recorder.of("SC-2") if isinstance(e, Retried)]
     assert [e.reason for e in retried] == ["bad_response"]
+
+
+class _ThreadNotingLimiter(RateLimiter):
+    """A limiter whose ``stats()`` notes the thread it runs in (or fails, when told)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[int] = []
+        self.fail = False
+
+    def stats(self) -> LimiterStats:
+        self.threads.append(threading.get_ident())
+        if self.fail:
+            raise RuntimeError("stats failed")
+        return super().stats()
+
+
+async def test_gauges_read_from_another_thread_read_the_limiter_in_its_loop() -> None:
+    """A limiter is not thread-safe: a scrape thread's read runs in the calls' event loop."""
+    limiter = _ThreadNotingLimiter()
+    hook = WatchesLimiters()
+    hook.watch(limiter)  # in the loop: the hook learns it
+    assert await asyncio.to_thread(hook.limiter_totals) == (0, 0)
+    assert hook.limiter_totals() == (0, 0)  # in the loop itself: read at once
+    assert limiter.threads == [threading.get_ident()] * 2
+    limiter.fail = True
+    with pytest.raises(RuntimeError, match="stats failed"):
+        await asyncio.to_thread(hook.limiter_totals)
+    await limiter.aclose()
+
+
+async def test_a_gauge_read_gives_the_last_totals_while_the_loop_is_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The loop does not answer in time (here: blocked joining the reader): the last totals."""
+    monkeypatch.setattr(_hooks, "_READ_TIMEOUT", 0.01)
+    limiter = _ThreadNotingLimiter()
+    hook = WatchesLimiters()
+    hook.watch(limiter)
+    hook._last = (3, 4)
+    totals: list[tuple[int, int]] = []
+    reader = threading.Thread(target=lambda: totals.append(hook.limiter_totals()))
+    reader.start()
+    reader.join()  # blocks the loop: the read handed to it cannot run
+    await asyncio.sleep(0)  # now it runs, finds the read given up, and reads nothing
+    assert totals == [(3, 4)]
+    assert limiter.threads == []
+    await limiter.aclose()
+
+
+def test_a_gauge_read_with_no_loop_running_reads_directly() -> None:
+    """Before any call, or after the loop ended, nothing else touches the limiter."""
+    limiter = _ThreadNotingLimiter()
+    hook = WatchesLimiters()
+    hook.watch(limiter)  # outside a loop: nothing learnt
+    assert hook.limiter_totals() == (0, 0)
+    loop = asyncio.new_event_loop()
+    hook._loop = loop  # a loop that is not running
+    assert hook.limiter_totals() == (0, 0)
+    loop.close()
+
+    class Closing:
+        """A loop that closes between the check and the hand-over."""
+
+        def is_running(self) -> bool:
+            return True
+
+        def call_soon_threadsafe(self, _callback: object) -> None:
+            raise RuntimeError("Event loop is closed")
+
+    hook._loop = Closing()  # type: ignore[assignment]
+    assert hook.limiter_totals() == (0, 0)
+    assert limiter.threads == [threading.get_ident()] * 3
