@@ -569,8 +569,17 @@ class _BulkRun:
                     f" {self.operation}: use another journal file; nothing was sent"
                 )
 
+        at = None if self.continue_at is None else format_date_time("at", self.continue_at)
+
         def on_run(record: Mapping[str, Any]) -> None:
             check(run_operation(record))
+            earlier = record.get("continue_at")
+            if at is not None and earlier is not None and earlier != at:
+                # The ids it continued were sent another date: skipping them would hide that.
+                raise InvalidParameterError(
+                    f"journal {journal.path} continued schedules at {earlier!s:.40}, not at {at}:"
+                    " use another journal file, or the same --at; nothing was sent"
+                )
 
         for outcome in journal.replay(on_run):
             check(kind_operation(outcome.kind))

@@ -99,7 +99,7 @@ def _start_date_time(value: datetime) -> datetime:
 
 
 def _continue_date_time(value: datetime) -> datetime:
-    format_date_time("continue_date_time", value)
+    format_date_time("at (continueDateTime)", value)  # client.continue_(id, at=...)
     return value
 
 
@@ -115,6 +115,10 @@ def _amount(value: Decimal | str | int) -> str:
             )
         )
     text = format(value, "f") if isinstance(value, Decimal) else str(value)
+    if isinstance(value, Decimal) and "." in text and not _AMOUNT.fullmatch(text):
+        # Decimal("9.99") * Decimal("1.00") is Decimal("9.9900"): the same amount, with
+        # zeros the API's pattern does not take; dropping them changes no value.
+        text = text.rstrip("0").rstrip(".")
     if not _AMOUNT.fullmatch(text):
         raise InvalidParameterError(
             "amount must be a non-negative decimal with at most 10 digits before the point "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -368,3 +368,25 @@ def test_a_get_field_of_the_wrong_type_makes_the_line_corrupt(tmp_path: Path, ke
     _write(path, {"id": "SC-1", "outcome": "read", key: 5}, {"id": "SC-2", "outcome": "read"})
     with pytest.raises(InvalidParameterError, match=":1: not a schedcancel journal line"):
         list(read_journal(path))
+
+
+async def test_continue_resumed_with_another_at_is_refused_the_same_at_resumes(
+    tmp_path: Path,
+) -> None:
+    """Ids continued at one date are not skipped silently by a run asked for another date."""
+    path = tmp_path / "j.jsonl"
+    async with _server() as server, server.client(limits=LIMITS) as client:
+        await _collect(client.run_many(Operation.CONTINUE, ["SC-P1"], at=AT, journal=path))
+        before = path.read_bytes()
+        later = AT + timedelta(days=1)
+        outcomes = client.run_many(Operation.CONTINUE, ["SC-P1", "SC-P2"], at=later, journal=path)
+        with pytest.raises(InvalidParameterError, match="continued schedules at 2027-01-05"):
+            await _collect(outcomes)
+        assert path.read_bytes() == before
+        assert len(server.recorder) == 1
+        # The same date (in another zone) resumes: SC-P1 is skipped, SC-P2 is sent.
+        same = AT.astimezone(timezone(timedelta(hours=2)))
+        resumed = await _collect(
+            client.run_many(Operation.CONTINUE, ["SC-P1", "SC-P2"], at=same, journal=path)
+        )
+    assert list(resumed) == ["SC-P2"]

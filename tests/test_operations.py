@@ -38,6 +38,7 @@ from schedcancel import (
     ScheduleClient,
     ScheduleResult,
     ScheduleStatus,
+    ServerError,
     StartSchedule,
     TransportError,
     UpdateSchedule,
@@ -350,7 +351,7 @@ async def test_start_is_never_sent_twice_after_it_may_have_landed(
     error = info.value
     assert error.operation == "start"
     assert error.__cause__ is error.failure
-    assert isinstance(error.failure, TransportError | ResponseParseError | Exception)
+    assert isinstance(error.failure, TransportError | ServerError | ResponseParseError)
     assert "registrationUuid" in str(error)
     assert "back office" in str(error)
 

@@ -76,6 +76,8 @@ def test_start_leaves_unset_optional_fields_out() -> None:
         (Decimal("10"), "10"),
         (Decimal("1E+2"), "100"),
         (Decimal("0.125"), "0.125"),
+        (Decimal("9.99") * Decimal("1.00"), "9.99"),  # 9.9900: the same amount
+        (Decimal("5.0000"), "5"),
         (7, "7"),
         ("9999999999.999", "9999999999.999"),
     ],
@@ -102,6 +104,8 @@ def test_amount_is_sent_as_the_exact_decimal_string(amount: object, sent: str) -
         ("amount", "\u0661", "amount must be a non-negative decimal"),  # an Arabic-Indic one
         ("amount", Decimal("NaN"), "amount must be a non-negative decimal"),
         ("amount", Decimal("0.0001"), "amount must be a non-negative decimal"),
+        ("amount", Decimal("0.12340"), "amount must be a non-negative decimal"),
+        ("amount", "9.9900", "amount must be a non-negative decimal"),  # a str is sent as given
         ("amount", -3, "amount must be a non-negative decimal"),
         ("currency", "eur", "currency must be three upper-case letters"),
         ("currency", "EURO", "currency must be three upper-case letters"),
@@ -172,7 +176,9 @@ def test_continue_body_and_date_time_rules() -> None:
     body = ContinueSchedule(moment).to_json()
     assert body == b'{"continueDateTime":"2026-01-02T05:30:00+00:00"}'
     assert DATE_TIME_ZONE.match(json.loads(body)["continueDateTime"])
-    with pytest.raises(InvalidParameterError, match="continue_date_time must be timezone-aware"):
+    with pytest.raises(
+        InvalidParameterError, match=r"at \(continueDateTime\) must be timezone-aware"
+    ):
         ContinueSchedule(datetime(2026, 1, 2))
 
 
