@@ -42,7 +42,7 @@ from typing import Any
 
 import attrs
 
-from ._models import ERROR_INVALID_STATUS, CancelResult, ScheduleStatus
+from ._models import CancelResult, ScheduleStatus
 from ._protocol import Operation
 from ._redact import scrub
 from .errors import ApiError, InvalidParameterError
@@ -284,11 +284,7 @@ class CancelOutcome:
         done, already = _DONE_KINDS[operation]
         if result.success:
             kind = done
-        elif (
-            already is not None
-            and result.error_code == ERROR_INVALID_STATUS
-            and result.new_status == operation.target_status
-        ):
+        elif already is not None and result.already_done_as(operation):
             kind = already
         else:
             kind = OutcomeKind.FAILED

@@ -124,11 +124,17 @@ class ScheduleResult:
         for cancel. Always False for get, start and update, which have no
         target state, and for a result with no ``operation``.
         """
-        operation = self.operation
+        return self.operation is not None and self.already_done_as(self.operation)
+
+    def already_done_as(self, operation: Operation) -> bool:
+        """:attr:`already_done` as if this were the answer to ``operation``.
+
+        For results whose ``operation`` is unset (built by hand, or by an
+        older caller) when the caller knows which call was sent.
+        """
         return (
             not self.success
             and self.error_code == ERROR_INVALID_STATUS
-            and operation is not None
             and operation.target_status is not None
             and self.new_status == operation.target_status
         )
