@@ -34,9 +34,9 @@ import attrs
 
 try:
     import redis.asyncio as aioredis
-    from redis.backoff import ExponentialWithJitterBackoff
+    from redis.asyncio.retry import Retry
+    from redis.backoff import EqualJitterBackoff
     from redis.exceptions import RedisError
-    from redis.retry import Retry
 except ImportError as exc:
     raise ImportError(
         "schedcancel.redis needs redis-py; install it with: pip install 'schedcancel[redis]'"
@@ -123,7 +123,7 @@ def _connect(
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             # A few quick retries ride out a blip; the call's own timeout bounds them.
-            retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), retries=2),
+            retry=Retry(EqualJitterBackoff(cap=0.2, base=0.01), retries=2),
         )
     except ValueError as exc:
         raise InvalidParameterError(f"not a usable Redis URL: {where}") from exc
