@@ -264,7 +264,7 @@ class _Requests:
     def __init__(self, target: Target) -> None:
         self._target = target
         self._headers = {
-            "Authorization": aiohttp.encode_basic_auth(target.username, target.password),
+            "Authorization": aiohttp.BasicAuth(target.username, target.password).encode(),
             "Content-Type": "application/json",
         }
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))

@@ -225,7 +225,7 @@ async def measure_overhead(
     """
     async with AsyncExitStack() as stack:
         url = base_url or await stack.enter_async_context(serve_in_process())
-        auth = {"Authorization": aiohttp.encode_basic_auth(DEFAULT_USERNAME, DEFAULT_PASSWORD)}
+        auth = {"Authorization": aiohttp.BasicAuth(DEFAULT_USERNAME, DEFAULT_PASSWORD).encode()}
         session = aiohttp.ClientSession()
         stack.push_async_callback(session.close)
         credentials: dict[str, Any] = {

@@ -178,7 +178,7 @@ class Http:
     def __init__(self, target: Target) -> None:
         self._target = target
         self._headers = {
-            "Authorization": aiohttp.encode_basic_auth(target.username, target.password)
+            "Authorization": aiohttp.BasicAuth(target.username, target.password).encode()
         }
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         self._loop = asyncio.get_running_loop()

@@ -74,6 +74,8 @@ DEFAULT_BASE_URL = "https://gateway.ixopay.com/api/v3"
 #: Sent, and signed, exactly as written here (the docs' example value).
 CONTENT_TYPE = "application/json; charset=utf-8"
 ACCEPT = "application/json"
+#: Compressed answers are welcome; the transport inflates them, never past the body cap.
+ACCEPT_ENCODING = "gzip, deflate"
 #: The cancel and pause bodies are required and are an empty object (``maxProperties: 0``).
 CANCEL_BODY = EMPTY_OBJECT = b"{}"
 #: Longest response body anyone reads; a schedule response is a few hundred bytes.
@@ -327,6 +329,7 @@ class RequestBuilder:
         self._headers = {
             "Content-Type": CONTENT_TYPE,
             "Accept": ACCEPT,
+            "Accept-Encoding": ACCEPT_ENCODING,
             "Authorization": authorization,
             "User-Agent": USER_AGENT,
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import ssl
+import zlib
 from collections.abc import Mapping
 
 import aiohttp
@@ -19,6 +20,38 @@ __all__ = ["AiohttpTransport"]
 def _verified_context() -> ssl.SSLContext:
     """The system's trust store with hostname checks; made once, shared by every transport."""
     return ssl.create_default_context()
+
+
+#: The zlib window for each encoding the protocol accepts (gzip's header; zlib's or raw deflate).
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def decode_body(body: bytes, encoding: str, limit: int) -> bytes:
+    """Undo ``Content-Encoding``, producing at most ``limit`` bytes.
+
+    Decompressed here, not by aiohttp, so that a small gzip bomb is refused at
+    the cap and never inflated whole, on every aiohttp version.
+
+    Raises:
+        TransportError: an encoding not asked for, a corrupt stream, or more than
+            ``limit`` bytes once decoded.
+    """
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in _WBITS:
+        raise TransportError(f"response has an unsupported Content-Encoding: {encoding[:40]!r}")
+    wbits = _WBITS[encoding]
+    if wbits == zlib.MAX_WBITS and body[:1] and body[0] & 0x0F != 8:
+        wbits = -zlib.MAX_WBITS  # "deflate" sent raw, without zlib's header, as some servers do
+    inflater = zlib.decompressobj(wbits)
+    try:
+        decoded = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise TransportError(f"response body is not valid {encoding}: {exc}") from None
+    if len(decoded) > limit:
+        raise TransportError(f"response body exceeds {limit} bytes once decompressed")
+    return decoded
 
 
 @functools.lru_cache(maxsize=16)
@@ -78,10 +111,17 @@ class AiohttpTransport:
                 headers=request.headers,
                 data=request.body,
                 allow_redirects=False,
+                auto_decompress=False,  # decode_body bounds what a compressed body inflates to
                 ssl=self._ssl,
                 timeout=_client_timeout(timeout),
             ) as response:
-                return response.status, response.headers, await self._read(response.content)
+                body = await self._read(response.content)
+                encoding = response.headers.get("Content-Encoding", "")
+                return (
+                    response.status,
+                    response.headers,
+                    decode_body(body, encoding, self._max_body),
+                )
         except TimeoutError:
             failure = f"no response within {timeout} s"
         except (aiohttp.ClientError, OSError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -21,9 +22,10 @@ def test_converter_is_private() -> None:
     assert converter is not cattrs.global_converter
     payload = {"success": True, "scheduleId": "SC-1"}
     assert converter.structure(payload, CancelResult).schedule_id == "SC-1"
-    # Our hooks were registered on the private converter only: the global one has none.
-    with pytest.raises(cattrs.errors.StructureHandlerNotFoundError):
-        cattrs.structure(payload, CancelResult)
+    # Our hooks were registered on the private converter only: the global one has none, so
+    # it cannot map scheduleId (newer cattrs find no hook at all for the class).
+    with contextlib.suppress(cattrs.errors.StructureHandlerNotFoundError):
+        assert cattrs.structure(payload, CancelResult).schedule_id is None
 
 
 def test_every_wire_name_is_mapped() -> None:

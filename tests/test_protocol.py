@@ -284,6 +284,7 @@ def test_build_request_shape() -> None:
     assert dict(request.headers) == {
         "Content-Type": "application/json; charset=utf-8",
         "Accept": "application/json",
+        "Accept-Encoding": "gzip, deflate",
         "Authorization": "Basic YW55QXBpVXNlcjpteVBhc3N3b3Jk",
         "User-Agent": USER_AGENT,
         "Date": JAVA_DATE,
@@ -363,6 +364,7 @@ def test_builder_matches_the_request_formula(
     expected = {
         "Content-Type": CONTENT_TYPE,
         "Accept": "application/json",
+        "Accept-Encoding": "gzip, deflate",
         "Authorization": basic_auth("anyApiUser", "myPassword"),
         "User-Agent": USER_AGENT,
     }

@@ -27,11 +27,13 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.crc import key_slot
 from redis.exceptions import RedisError
 from schedcancel import (
@@ -740,6 +742,17 @@ async def test_limiter_from_url_owns_and_closes_its_client(prefix: str) -> None:
     await limiter.release(await limiter.acquire("SC-1"))
     await limiter.aclose()
     assert limiter._client.connection_pool._in_use_connections == set()  # type: ignore[union-attr]
+
+
+async def test_limiter_from_url_warns_nothing(prefix: str) -> None:
+    """The client it makes gets redis.asyncio's Retry: redis-py 8.2 warns on the sync one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        limiter = RedisLimiter("redis://127.0.0.1:6379/0", username="u", key_prefix=prefix)
+        await limiter.release(await limiter.acquire("SC-1"))
+        await limiter.aclose()
+    retry = limiter._client.connection_pool.connection_kwargs["retry"]  # type: ignore[union-attr]
+    assert isinstance(retry, AsyncRetry)
 
 
 # -- failures -------------------------------------------------------------------

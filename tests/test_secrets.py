@@ -589,7 +589,7 @@ async def test_mock_server_operations_hold_no_credential(caplog: pytest.LogCaptu
 
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
-    auth = aiohttp.encode_basic_auth(USER, PASSWORD)
+    auth = aiohttp.BasicAuth(USER, PASSWORD).encode()
     date = "Tue, 21 Jul 2020 13:15:03 GMT"
     bodies = {
         Operation.GET: b"",

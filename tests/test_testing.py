@@ -49,7 +49,7 @@ from schedcancel.testing import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-AUTH = aiohttp.encode_basic_auth(DEFAULT_USERNAME, DEFAULT_PASSWORD)
+AUTH = aiohttp.BasicAuth(DEFAULT_USERNAME, DEFAULT_PASSWORD).encode()
 JSON = "application/json"
 TOO_MANY = {"success": False, "errorMessage": "Too many requests", "errorCode": 1009}
 
@@ -225,8 +225,8 @@ async def test_unknown_ids_active_makes_every_id_exist(session: aiohttp.ClientSe
     "auth",
     [
         None,
-        aiohttp.encode_basic_auth(DEFAULT_USERNAME, "wrong"),
-        aiohttp.encode_basic_auth("someone-else", DEFAULT_PASSWORD),
+        aiohttp.BasicAuth(DEFAULT_USERNAME, "wrong").encode(),
+        aiohttp.BasicAuth("someone-else", DEFAULT_PASSWORD).encode(),
         "Bearer token",
         "Basic !!!not-base64!!!",
         "Basic " + "bm8tY29sb24=",  # "no-colon"
@@ -259,7 +259,7 @@ async def test_every_configured_user_is_accepted(session: aiohttp.ClientSession)
     users = {"alice": "pw-a", "bob": "pw-b"}
     async with MockScheduleServer(users=users, unknown_ids="active") as server:
         for name, password in users.items():
-            auth = aiohttp.encode_basic_auth(name, password)
+            auth = aiohttp.BasicAuth(name, password).encode()
             status, _ = await cancel(session, server, f"SC-{name}", auth=auth)
             assert status == 200
     assert [a.user for a in server.recorder] == ["alice", "bob"]
@@ -533,7 +533,10 @@ async def test_limits_are_keyed_by_api_user_not_by_connector(
     async with MockScheduleServer(
         users=users, connectors=connectors, limits=limits, clock=clock, unknown_ids="active"
     ) as server:
-        alice, bob = aiohttp.encode_basic_auth("alice", "a"), aiohttp.encode_basic_auth("bob", "b")
+        alice, bob = (
+            aiohttp.BasicAuth("alice", "a").encode(),
+            aiohttp.BasicAuth("bob", "b").encode(),
+        )
         codes = [
             (await cancel(session, server, "SC-1", api_key="conn-1", auth=alice))[0],
             (await cancel(session, server, "SC-2", api_key="conn-2", auth=alice))[0],
@@ -868,7 +871,7 @@ async def test_foreign_arrivals_are_refused_when_the_client_spent_the_budget(
     async with MockScheduleServer(
         users=users, limits=limits, foreign_load=0.5, foreign_user="bob", unknown_ids="active"
     ) as server:
-        bob = aiohttp.encode_basic_auth("bob", "b")
+        bob = aiohttp.BasicAuth("bob", "b").encode()
         # The foreign load sent one at 0.0; bob fills the other three at 0.1.
         await asyncio.sleep(0.1)
         for i in range(3):

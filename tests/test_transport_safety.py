@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import re
 import shutil
 import ssl
 import subprocess
 import tracemalloc
+import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from schedcancel import (
     TransportError,
 )
 from schedcancel._protocol import MAX_BODY_BYTES
+from schedcancel._transport import decode_body
 
 PASSWORD = "PW-SENTINEL-7f3a"
 SECRET = "SS-SENTINEL-91bc"
@@ -388,3 +392,48 @@ async def test_retries_of_a_slow_server_end_within_the_deadline() -> None:
     assert len(server.seen) == 3
     assert "3 attempt(s)" in " ".join(info.value.__notes__)
     assert 6.0 <= elapsed <= 6.0 + 0.5 + 1.0 + 0.2
+
+
+# -- Content-Encoding, decoded by the transport within the body cap ---------------------------
+
+JSON_BODY = b'{"success": true, "scheduleId": "SC-1"}'
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("", JSON_BODY),
+        ("identity", JSON_BODY),
+        ("gzip", gzip.compress(JSON_BODY)),
+        (" X-GZIP ", gzip.compress(JSON_BODY)),
+        ("deflate", zlib.compress(JSON_BODY)),
+        ("deflate", _raw_deflate(JSON_BODY)),
+    ],
+    ids=["none", "identity", "gzip", "x-gzip", "deflate", "raw-deflate"],
+)
+def test_each_accepted_encoding_is_decoded(encoding: str, body: bytes) -> None:
+    """gzip, deflate with zlib's header or without it, and no encoding at all."""
+    assert decode_body(body, encoding, limit=1024) == JSON_BODY
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "message"),
+    [
+        ("br", JSON_BODY, "unsupported Content-Encoding: 'br'"),
+        ("gzip", b"not gzip at all", "not valid gzip"),
+        ("gzip", gzip.compress(b"x" * 1025), "exceeds 1024 bytes once decompressed"),
+        ("deflate", zlib.compress(b"x" * 10**7), "exceeds 1024 bytes once decompressed"),
+    ],
+    ids=["br", "corrupt-gzip", "gzip-over-cap", "deflate-over-cap"],
+)
+def test_an_unreadable_or_oversized_encoding_is_a_transport_error(
+    encoding: str, body: bytes, message: str
+) -> None:
+    """An encoding not asked for, a corrupt stream, or a body over the cap once inflated."""
+    with pytest.raises(TransportError, match=re.escape(message)):
+        decode_body(body, encoding, limit=1024)
