@@ -83,7 +83,8 @@ EXCERPT_CHARS = 200
 #: errorCode "Invalid signature" (https://documentation.ixopay.com/docs/reference/appendix/error-codes).
 ERROR_INVALID_SIGNATURE = 1004
 
-_SECONDS = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+#: ``delay-seconds`` (RFC 9110: digits), leniently with a fraction; a sign makes it unreadable.
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def _package_version() -> str:
@@ -462,15 +463,17 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
         now: the moment an HTTP-date is measured from (best: the response's ``Date``).
 
     Returns:
-        Seconds to wait, at least 0; None when absent or unreadable. Very large
-        values are returned as they are: the limiter caps what it obeys.
+        Seconds to wait, at least 0 (an HTTP-date in the past is 0); None when
+        absent or unreadable, and a negative or signed number (``"-5"``) is
+        unreadable, not 0. Very large values are returned as they are: the
+        limiter caps what it obeys.
     """
     if value is None or not value.strip():
         return None
     text = value.strip()
     if _SECONDS.fullmatch(text):
         seconds = float(text)
-        return max(0.0, seconds) if math.isfinite(seconds) else None
+        return seconds if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):

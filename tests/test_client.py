@@ -832,6 +832,17 @@ async def test_429_without_retry_after(server: LocalServer, limiter: FakeLimiter
     assert limiter.events[1] == ("release", SID, True, None)
 
 
+@pytest.mark.parametrize("value", ["-5", "-0", "+3", "soon"])
+async def test_429_with_an_unreadable_retry_after_is_as_without_one(
+    server: LocalServer, limiter: FakeLimiter, value: str
+) -> None:
+    """A negative Retry-After is unreadable: the limiter hears None, not "0 s, send again now"."""
+    server.replies.append((429, {"Retry-After": value}, sample("rate_limited.json")))
+    async with make_client(server.base_url, limiter) as client:
+        await client.cancel(SID)
+    assert limiter.events[1] == ("release", SID, True, None)
+
+
 @pytest.mark.parametrize("allowed", [0, 2])
 async def test_429_limit_raises(server: LocalServer, allowed: int) -> None:
     """After max_rate_limited requeues the next 429 raises RateLimitedError."""

@@ -461,7 +461,11 @@ def test_request_repr_hides_secrets() -> None:
         (" 7 ", 7.0),
         ("1.5", 1.5),
         ("0", 0.0),
-        ("-5", 0.0),
+        ("-5", None),
+        ("-0", None),
+        ("+5", None),
+        ("-1.5", None),
+        ("5 s", None),
         ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
         ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),
         ("Wed, 21 Oct 2015 07:28:30 -0000", 30.0),
@@ -474,7 +478,8 @@ def test_request_repr_hides_secrets() -> None:
     ],
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
-    """Retry-After is read as seconds or an HTTP-date; negatives clamp to 0, garbage is None."""
+    """Retry-After is read as seconds or an HTTP-date; a past date is 0; a negative or signed
+    number is unreadable like garbage (None, as if absent), never obeyed as 0."""
     assert parse_retry_after(value, now=NOW) == expected
 
 
