@@ -91,8 +91,8 @@ _ENTITIES = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos"}
 _URL_SAFE = str.maketrans("+/", "-_")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+=*")
 # What a text cut inside an escape may end with: the escape's start, without its character.
-_OPEN_ESCAPE = (
-    r"(?:\\{1,16}(?:u[0-9A-Fa-f]{0,3})?|%(?:25){0,4}[0-9A-Fa-f]?|&#?[xX]?[0-9A-Za-z]{0,8})"
+_OPEN_ESCAPE = re.compile(
+    r"\\{1,16}(?:u[0-9A-Fa-f]{0,3})?|%(?:25){0,4}[0-9A-Fa-f]?|&#?[xX]?[0-9A-Za-z]{0,8}"
 )
 
 
@@ -152,7 +152,7 @@ def _spellings(secret: str, hidden: bool) -> list[str]:
 class _Scrubber:
     """The compiled form of one set of secrets; never shows them (its repr, or a traceback)."""
 
-    __slots__ = ("_pattern", "_prefixes", "_replacements", "tail")
+    __slots__ = ("_pattern", "_replacements", "_spelled", "tail")
 
     def __init__(self, secrets: tuple[tuple[str, bool], ...]) -> None:
         spelled = [
@@ -169,10 +169,8 @@ class _Scrubber:
         self._pattern = re.compile(
             f"(?=[{starts}])(?:" + "|".join(f"({''.join(chars)})" for chars in forms) + ")"
         )
-        # A start of any spelling, in any form, then the end of the text (a cut).
-        self._prefixes = re.compile(
-            "(?:" + "|".join(_nested_prefix(chars) for chars in forms) + r")\Z", re.DOTALL
-        )
+        # Each spelling as its characters' patterns, to find a start of one at a cut.
+        self._spelled = [[_char_pattern(c) for c in spelling] for spelling, _ in spelled]
         # Longest encoded spelling: 12 characters for each one of the secret's (4 bytes as %XX).
         self.tail = 16 * max(len(spelling) for spelling, _ in spelled) + 16
 
@@ -188,17 +186,29 @@ class _Scrubber:
 
     def drop_partial(self, text: str) -> str:
         """``text`` without a start of a secret (in any of its forms) at its end."""
-        start = max(0, len(text) - self.tail)
-        match = self._prefixes.search(text, start)
-        return text if match is None else text[: match.start()]
+        for start in range(max(0, len(text) - self.tail), len(text)):
+            if any(_runs_to_the_end(text, start, chars) for chars in self._spelled):
+                return text[:start]
+        return text
 
 
-def _nested_prefix(chars: list[str]) -> str:
-    """A pattern of any non-empty start of a spelling: whole characters, maybe an open escape."""
-    pattern = ""
-    for char in reversed(chars[1:]):
-        pattern = f"(?:{char}{pattern}|{_OPEN_ESCAPE})?"
-    return f"(?:{chars[0]}{pattern})"
+def _runs_to_the_end(text: str, start: int, chars: list[re.Pattern[str]]) -> bool:
+    """Whether ``text[start:]`` is a start of the spelling ``chars``: its first character
+    at least, whole characters then, maybe the beginning of an escape of the next one."""
+    position = start
+    for index, char in enumerate(chars):
+        match = char.match(text, position)
+        if match is None:
+            return index > 0 and _OPEN_ESCAPE.fullmatch(text, position) is not None
+        position = match.end()
+        if position == len(text):
+            return True
+    return False  # the whole spelling and more: scrubbing replaced those, so not here
+
+
+@functools.lru_cache(maxsize=512)
+def _char_pattern(char: str) -> re.Pattern[str]:
+    return re.compile(_char_forms(char))
 
 
 @functools.lru_cache(maxsize=64)

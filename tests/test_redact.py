@@ -14,6 +14,7 @@ from schedcancel._redact import (
     HEADER_REDACTED,
     HIDDEN,
     Hidden,
+    _compiled,
     redact_headers,
     redact_key,
     scrub,
@@ -226,6 +227,7 @@ def test_scrub_is_linear_on_long_runs_of_escape_characters() -> None:
         ("err YXBpLXVzZXI6UFct", 14, "err …"),
         ("err PW\\u002dSENT", 14, "err …"),
         ("err PW%2", 9, "err PW%2"),
+        ("err PW\\u002", 10, "err …"),  # cut inside the escape of the third character
         ("err PW%2D", 8, "err …"),
         ("err connector-ap", 12, "err …"),
         ("err connector-api-key", 12, "err conn***"),
@@ -260,3 +262,12 @@ def test_shorten_never_shows_eight_characters_of_a_secret(text: str, limit: int)
         out = shorten(text + secret + text, limit, SECRETS)
         assert len(out) <= limit
         assert not any(secret[i : i + 8] in out for i in range(len(secret) - 7))
+
+
+def test_a_whole_secret_inside_the_end_is_no_start_of_one() -> None:
+    """Dropping a start of a secret at a cut looks at starts only: a whole one followed by more
+    text (never there once scrubbed) ends no text, and the text stays as it is."""
+    scrubber = _compiled([Hidden("ab")])
+    assert scrubber is not None
+    assert scrubber.drop_partial("x ab c") == "x ab c"
+    assert scrubber.drop_partial("x ab c a") == "x ab c "
