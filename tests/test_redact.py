@@ -271,3 +271,10 @@ def test_a_whole_secret_inside_the_end_is_no_start_of_one() -> None:
     assert scrubber is not None
     assert scrubber.drop_partial("x ab c") == "x ab c"
     assert scrubber.drop_partial("x ab c a") == "x ab c "
+
+
+def test_the_compiled_secrets_never_show_in_a_repr() -> None:
+    """A traceback that renders locals shows the compiled form of the secrets as ***."""
+    scrubber = _compiled([Hidden(SLASHY), KEY])
+    assert repr(scrubber) == "_Scrubber(***)"
+    assert _compiled([]) is None
