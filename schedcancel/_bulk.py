@@ -67,8 +67,8 @@ from ._validate import (
     validate_schedule_id,
 )
 from .errors import (
-    AuthenticationError,
     BackendError,
+    ConfigurationError,
     InvalidParameterError,
     RequestWithdrawnError,
     ScheduleCancelError,
@@ -86,8 +86,9 @@ __all__ = [
 
 logger = logging.getLogger("schedcancel.bulk")
 
-#: Errors that would repeat for every id: the job stops at the first one.
-FATAL_ERRORS: tuple[type[BaseException], ...] = (AuthenticationError, BackendError)
+#: Errors that would repeat for every id: the job stops at the first one (refused
+#: credentials, a base URL whose route does not exist, the shared limiter's store down).
+FATAL_ERRORS: tuple[type[BaseException], ...] = (ConfigurationError, BackendError)
 #: The priority of a bulk job's calls: below every interactive call (0 and up).
 BACKGROUND_PRIORITY = -1
 #: Most workers one job runs, whatever the limits.
@@ -837,8 +838,14 @@ def run_many(
     anything is sent (a journal without an operation, as written by earlier
     versions, is a cancel journal).
 
-    The job ends early when ``stop`` is set, on an authentication or
-    limiter-backend error (they would repeat for every id), after
+    An answer about another scheduleId than the one sent
+    (:class:`~schedcancel.errors.ResponseMismatchError`) is an ``error``
+    outcome: not final, a later run sends the id again.
+
+    The job ends early when ``stop`` is set, on a configuration error
+    (:class:`~schedcancel.errors.ConfigurationError`: refused credentials,
+    or a 404 from a base URL whose path does not exist) or a limiter-backend
+    error (they would repeat for every id), after
     ``max_consecutive_errors`` ``error`` outcomes in a row, or when the input
     or the journal fails; in the last three cases the generator then raises
     that error. Then no new id starts, and a worker waiting for the next item

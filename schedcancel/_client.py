@@ -574,6 +574,7 @@ class ScheduleClient:
                         now=arrived,
                         redact=request.redactions,
                         operation=operation,
+                        schedule_id=schedule_id,
                     )
                 except RateLimitedError as exc:
                     rate_limited += 1

@@ -43,8 +43,8 @@ from typing import Any
 import attrs
 
 from ._models import CancelResult, ScheduleStatus
-from ._protocol import Operation
-from ._redact import scrub
+from ._protocol import Operation, is_schedule_error_code
+from ._redact import scrub, shorten
 from .errors import ApiError, InvalidParameterError
 
 try:  # POSIX only; without it two runs on one journal are not prevented
@@ -168,15 +168,11 @@ def is_final_error_code(code: int | None) -> bool:
     Returns:
         True when the id need not be sent again.
     """
-    return code is not None and 7000 <= code <= 7999 and code != _TRANSIENT_SCHEDULE_ERROR
+    return is_schedule_error_code(code) and code != _TRANSIENT_SCHEDULE_ERROR
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def recorded_id(raw: str) -> str:
@@ -185,7 +181,7 @@ def recorded_id(raw: str) -> str:
     Valid scheduleIds (at most 32 characters) are kept whole; only absurd
     invalid items are cut.
     """
-    return _shorten(raw, MAX_RECORDED_ID)
+    return shorten(raw, MAX_RECORDED_ID, ())
 
 
 def _optional_text(record: Mapping[str, Any], key: str) -> str | None:
@@ -289,8 +285,6 @@ class CancelOutcome:
         else:
             kind = OutcomeKind.FAILED
         message = result.error_message if kind is OutcomeKind.FAILED else None
-        if message:
-            message = scrub(message, secrets)
         details = operation is Operation.GET
         meta = result.merchant_meta_data if details else None
         return cls(
@@ -300,7 +294,7 @@ class CancelOutcome:
             old_status=result.old_status,
             new_status=result.new_status,
             error_code=result.error_code if kind is OutcomeKind.FAILED else None,
-            error=_shorten(message, MAX_ERROR_TEXT) if message else None,
+            error=shorten(message, MAX_ERROR_TEXT, secrets) if message else None,
             scheduled_at=result.scheduled_at if details else None,
             registration_uuid=result.registration_uuid if details else None,
             merchant_meta_data=scrub(meta, secrets) if meta else meta,
@@ -320,13 +314,13 @@ class CancelOutcome:
         Returns:
             An ``error`` outcome.
         """
-        message = scrub(str(exc), secrets) or type(exc).__name__
+        message = str(exc) or type(exc).__name__
         return cls(
             schedule_id=schedule_id,
             kind=OutcomeKind.ERROR,
             error_code=exc.error_code if isinstance(exc, ApiError) else None,
             error_type=type(exc).__name__,
-            error=_shorten(message, MAX_ERROR_TEXT),
+            error=shorten(message, MAX_ERROR_TEXT, secrets),
             exception=exc,
         )
 
@@ -346,7 +340,7 @@ class CancelOutcome:
             schedule_id=shown,
             kind=OutcomeKind.INVALID,
             error_type="InvalidParameterError",
-            error=_shorten(message, MAX_ERROR_TEXT),
+            error=shorten(message, MAX_ERROR_TEXT, ()),
         )
 
     def to_record(self) -> dict[str, Any]:

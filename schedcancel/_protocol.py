@@ -31,13 +31,15 @@ import attrs
 
 from ._convert import coerce_error_code, structure_result
 from ._models import ScheduleResult, ScheduleStatus
-from ._redact import Hidden, redact_headers, redact_key, scrub
+from ._redact import Hidden, redact_headers, redact_key, scrub, shorten
 from ._validate import validate_api_key, validate_schedule_id
 from .errors import (
     ApiError,
     AuthenticationError,
+    EndpointNotFoundError,
     InvalidParameterError,
     RateLimitedError,
+    ResponseMismatchError,
     ResponseParseError,
     ServerError,
 )
@@ -58,6 +60,7 @@ __all__ = [
     "basic_auth",
     "build_cancel_request",
     "http_date",
+    "is_schedule_error_code",
     "parse_cancel_response",
     "parse_response",
     "parse_retry_after",
@@ -84,8 +87,11 @@ MAX_BODY_BYTES = 1024 * 1024
 EXCERPT_CHARS = 200
 #: errorCode "Invalid signature" (https://documentation.ixopay.com/docs/reference/appendix/error-codes).
 ERROR_INVALID_SIGNATURE = 1004
+#: Longest answered scheduleId a mismatch error shows (a valid one has at most 32 characters).
+SHOWN_ID_CHARS = 40
 
-_SECONDS = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+#: ``delay-seconds`` (RFC 9110: digits), leniently with a fraction; a sign makes it unreadable.
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def _package_version() -> str:
@@ -465,15 +471,17 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
         now: the moment an HTTP-date is measured from (best: the response's ``Date``).
 
     Returns:
-        Seconds to wait, at least 0; None when absent or unreadable. Very large
-        values are returned as they are: the limiter caps what it obeys.
+        Seconds to wait, at least 0 (an HTTP-date in the past is 0); None when
+        absent or unreadable, and a negative or signed number (``"-5"``) is
+        unreadable, not 0. Very large values are returned as they are: the
+        limiter caps what it obeys.
     """
     if value is None or not value.strip():
         return None
     text = value.strip()
     if _SECONDS.fullmatch(text):
         seconds = float(text)
-        return max(0.0, seconds) if math.isfinite(seconds) else None
+        return seconds if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -521,10 +529,21 @@ def response_retry_after(headers: Mapping[str, str], *, now: datetime) -> float 
 
 
 def _excerpt(body: bytes, secrets: tuple[str, ...]) -> str:
-    # Scrub before cutting, so a secret that straddles the cut is still caught.
-    window = max((len(s) for s in secrets), default=0) * 4 + EXCERPT_CHARS * 4
-    text = scrub(body[:window].decode("utf-8", "replace"), secrets)
-    return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "..."
+    # Enough of the body for a secret that starts in the excerpt to end in it, in its longest
+    # form (12 characters for each of its own); a secret cut at the window's end is dropped.
+    window = max((len(s) for s in secrets), default=0) * 16 + EXCERPT_CHARS * 4
+    text = body[:window].decode("utf-8", "replace")
+    return shorten(text, EXCERPT_CHARS + 3, secrets, marker="...")
+
+
+def is_schedule_error_code(code: int | None) -> bool:
+    """Tell whether ``code`` is one of the Schedule API's own errorCodes (7000-7999).
+
+    Those are the API's verdict on the schedule asked about (7040 unknown id,
+    7070 wrong status, ...), as opposed to the general 1xxx codes
+    (https://documentation.ixopay.com/docs/reference/appendix/error-codes).
+    """
+    return code is not None and 7000 <= code <= 7999
 
 
 def _reject_constant(name: str) -> Any:
@@ -562,8 +581,7 @@ def _error_fields(payload: object, secrets: tuple[str, ...]) -> tuple[int | None
     message = payload.get("errorMessage")
     if not isinstance(message, str):
         return code, None
-    message = scrub(message, secrets)
-    return code, message[:EXCERPT_CHARS]
+    return code, shorten(message, EXCERPT_CHARS, secrets)
 
 
 def _scrub_json(value: object, secrets: tuple[str, ...]) -> object:
@@ -581,6 +599,27 @@ def _message(summary: str, error_message: str | None) -> str:
     return f"{summary}: {error_message}" if error_message else summary
 
 
+def _check_schedule_id(
+    payload: Mapping[str, object], requested: str | None, secrets: tuple[str, ...]
+) -> None:
+    """Raise unless the answer is about ``requested``: its ``scheduleId`` is that, null or absent.
+
+    The response table lists ``scheduleId`` without making it required, and
+    the documented error answers (7040) carry none, so an absent one is no
+    mismatch; one that names another schedule (or is not a string) is.
+    """
+    answered = payload.get("scheduleId")
+    if requested is None or answered is None or answered == requested:
+        return
+    text = answered if isinstance(answered, str) else json.dumps(answered)
+    shown = shorten(text, SHOWN_ID_CHARS, secrets)
+    raise ResponseMismatchError(
+        f"the answer is about scheduleId {shown!r}, not the {requested!r} asked about",
+        requested=requested,
+        answered=shown,
+    )
+
+
 def parse_cancel_response(
     status: int,
     headers: Mapping[str, str],
@@ -588,6 +627,7 @@ def parse_cancel_response(
     *,
     now: datetime,
     redact: Iterable[str] = (),
+    schedule_id: str | None = None,
 ) -> ScheduleResult:
     """Parse a cancel's response: :func:`parse_response` for :attr:`Operation.CANCEL`.
 
@@ -597,6 +637,7 @@ def parse_cancel_response(
         body: the body bytes.
         now: the current time (aware), for a ``Retry-After`` HTTP-date.
         redact: secrets to scrub from anything the server echoed.
+        schedule_id: the scheduleId that was cancelled, to check the answer is about it.
 
     Returns:
         The result (a ``CancelResult``, which is a :class:`ScheduleResult`).
@@ -605,7 +646,15 @@ def parse_cancel_response(
         ApiError: as :func:`parse_response` says.
         ResponseParseError: as :func:`parse_response` says.
     """
-    return parse_response(status, headers, body, now=now, redact=redact, operation=Operation.CANCEL)
+    return parse_response(
+        status,
+        headers,
+        body,
+        now=now,
+        redact=redact,
+        operation=Operation.CANCEL,
+        schedule_id=schedule_id,
+    )
 
 
 def parse_response(
@@ -616,6 +665,7 @@ def parse_response(
     now: datetime,
     redact: Iterable[str] = (),
     operation: Operation,
+    schedule_id: str | None = None,
 ) -> ScheduleResult:
     """Turn a response into a :class:`ScheduleResult`, or raise the matching error.
 
@@ -634,6 +684,9 @@ def parse_response(
             from anything the server echoed into messages and excerpts.
         operation: the call the response answers (kept in the result, for
             ``already_done``).
+        schedule_id: the scheduleId the request named (None for start, or
+            not to check): an answer that names another one is no answer
+            about it.
 
     Returns:
         The result of an HTTP 200, ``success`` true or false (business errors
@@ -643,8 +696,13 @@ def parse_response(
     Raises:
         RateLimitedError: HTTP 429.
         AuthenticationError: HTTP 401 or 403, or errorCode 1004.
+        EndpointNotFoundError: HTTP 404 whose body is not an API error about
+            the schedule (a JSON errorCode 7000-7999): no such route, a wrong
+            base URL path (an unknown scheduleId is a 200 with 7040).
         ServerError: HTTP 5xx.
         ApiError: any other status (3xx, other 4xx).
+        ResponseMismatchError: an HTTP 200 whose ``scheduleId`` is not
+            ``schedule_id`` (success or refusal alike).
         ResponseParseError: an HTTP 200 whose body is not a schedule response
             (not JSON, not an object, or a malformed ``success``,
             ``errorCode``, ``oldStatus`` or ``newStatus``).
@@ -668,6 +726,15 @@ def parse_response(
         if status in (401, 403) or code == ERROR_INVALID_SIGNATURE:
             raise AuthenticationError(
                 _message("authentication failed", message),
+                http_status=status,
+                error_code=code,
+                error_message=message,
+            )
+        # The API answers an unknown scheduleId with 200/7040: a 404 that is not an API error
+        # about the schedule comes from a route that does not exist (a base URL typo).
+        if status == 404 and not is_schedule_error_code(code):
+            raise EndpointNotFoundError(
+                _message("no such route: check the base URL's path (it ends in /api/v3)", message),
                 http_status=status,
                 error_code=code,
                 error_message=message,
@@ -705,6 +772,7 @@ def parse_response(
     result = structure_result(
         payload, http_status=200, excerpt=lambda: _excerpt(body, secrets), operation=operation
     )
+    _check_schedule_id(payload, schedule_id if operation.has_schedule_id else None, secrets)
     if secrets and (result.error_message or result.adapter_message or result.malformed):
         # Free text from the server ends up in logs and in raise_for_error()'s message.
         result = attrs.evolve(

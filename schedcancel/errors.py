@@ -9,9 +9,12 @@
     ├── TransportError                           no usable response after the retries
     ├── OutcomeUnknownError                      start may have reached the server; not re-sent
     ├── ResponseParseError                       a body that is not what the API documents
+    │   └── ResponseMismatchError                an answer about another scheduleId
     ├── BackendError                             the shared limiter store (Redis) failed
     └── ApiError                                 the server answered with an error
-        ├── AuthenticationError                  401/403, bad signature (1004)
+        ├── ConfigurationError                   every call would fail alike: fix the settings
+        │   ├── AuthenticationError              401/403, bad signature (1004)
+        │   └── EndpointNotFoundError            404 that is no API answer: a wrong base_url path
         ├── RateLimitedError                     429 after the allowed retries
         ├── ServerError                          5xx (1008 system error, 1010 maintenance)
         └── ScheduleOperationError               raise_for_error() on success: false
@@ -31,11 +34,14 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "BackendError",
+    "ConfigurationError",
+    "EndpointNotFoundError",
     "InvalidParameterError",
     "OutcomeUnknownError",
     "QueueTimeoutError",
     "RateLimitedError",
     "RequestWithdrawnError",
+    "ResponseMismatchError",
     "ResponseParseError",
     "ScheduleCancelError",
     "ScheduleOperationError",
@@ -133,6 +139,30 @@ class ResponseParseError(ScheduleCancelError):
         return f"{base}: {self.excerpt!r}" if self.excerpt else base
 
 
+class ResponseMismatchError(ResponseParseError):
+    """An HTTP 200 that answers for another schedule than the one asked about.
+
+    The answer's ``scheduleId`` differs from the request's (a proxy or server
+    that mixed up answers): it says nothing about the schedule asked about,
+    so it is neither a success nor a refusal of it. Not retried by the
+    client; in a bulk job it is an ``error`` outcome, which a re-run sends
+    again. An answer without a ``scheduleId`` (null or absent: the API's
+    error answers, such as 7040, carry none) is not a mismatch.
+
+    Attributes:
+        requested: the scheduleId the request named.
+        answered: the scheduleId the answer named, as received (a string,
+            or whatever JSON value it was), scrubbed of secrets and shortened.
+    """
+
+    def __init__(
+        self, message: str, *, requested: str, answered: str, http_status: int = 200
+    ) -> None:
+        super().__init__(message, http_status=http_status)
+        self.requested = requested
+        self.answered = answered
+
+
 class BackendError(ScheduleCancelError):
     """The shared limiter's store (Redis) failed; the request was not sent."""
 
@@ -166,8 +196,27 @@ class ApiError(ScheduleCancelError):
         return " | ".join(parts)
 
 
-class AuthenticationError(ApiError):
+class ConfigurationError(ApiError):
+    """The server says the client is set up wrong: every call would fail the same way.
+
+    Not about one schedule: a bulk job stops at the first one instead of
+    sending every id. Fix the settings (credentials, base URL) and run again.
+    """
+
+
+class AuthenticationError(ConfigurationError):
     """The API user or the request signature was refused (401, 403, errorCode 1004)."""
+
+
+class EndpointNotFoundError(ConfigurationError):
+    """HTTP 404 that is not an API answer: the route does not exist.
+
+    The API answers an unknown or foreign scheduleId with HTTP 200 and
+    errorCode 7040, never 404; a 404 whose body is not a JSON API error
+    about the schedule (an errorCode 7000-7999) means the request went to a
+    path the server does not serve, most often a ``base_url`` whose path is
+    mistyped (``/api/v33`` for ``/api/v3``).
+    """
 
 
 class RateLimitedError(ApiError):

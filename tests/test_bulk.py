@@ -23,10 +23,12 @@ from schedcancel import (
     AuthenticationError,
     BackendError,
     CancelResult,
+    EndpointNotFoundError,
     InvalidParameterError,
     Limiter,
     LimiterStats,
     RateLimits,
+    ResponseMismatchError,
     ScheduleStatus,
     ServerError,
     TransportError,
@@ -998,6 +1000,63 @@ async def test_real_client_against_the_mock_server_meets_no_429(tmp_path: Path) 
     assert reports[-1].rate_limited == 0
     assert reports[0].eta is not None
     assert reports[0].eta >= 1.0  # 33 ids at 10 per 0.55 s: at least two more windows
+
+
+async def test_a_wrong_base_url_path_stops_the_job_at_the_first_404(tmp_path: Path) -> None:
+    """A base URL typo (/api/v33): the mock server, like any, answers 404 for the unknown
+    route; the job stops at the first, as for a 401, instead of sending every id."""
+    path = tmp_path / "j.jsonl"
+    yielded: list[CancelOutcome] = []
+    async with MockScheduleServer() as server:
+        server.seed(_ids(30))
+        base_url = server.base_url.replace("/api/v3", "/api/v33")
+        async with server.client(base_url=base_url) as client:
+            with pytest.raises(EndpointNotFoundError, match="no such route"):
+                await _collect_into(
+                    client.cancel_many(_ids(30), journal=path, concurrency=1), yielded
+                )
+        assert len(server.recorder) == 0  # nothing reached a route of the API
+    assert [(o.kind, o.error_type) for o in yielded] == [
+        (OutcomeKind.ERROR, "EndpointNotFoundError")
+    ]
+    assert not any(o.final for o in read_journal(path))
+
+
+@pytest.mark.looptime
+async def test_an_answer_about_another_schedule_is_an_error_a_rerun_sends_again(
+    tmp_path: Path,
+) -> None:
+    """A 200 "cancelled" naming another scheduleId (a proxy mixing answers up) is no success:
+    an error outcome, not final in the journal; the re-run sends those ids again."""
+    from aiohttp import web  # noqa: PLC0415 - only this test serves its own answers
+
+    async def about_another(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"success": True, "scheduleId": "SC-OTHER", "newStatus": "CANCELLED"}
+        )
+
+    app = web.Application()
+    app.router.add_post("/api/v3/schedule/{key}/{sid}/cancel", about_another)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    ids, path = _ids(3), tmp_path / "j.jsonl"
+    try:
+        async with MockScheduleServer() as server:
+            port = runner.addresses[0][1]
+            async with server.client(base_url=f"http://127.0.0.1:{port}/api/v3") as client:
+                first = await _collect(client.cancel_many(ids, journal=path))
+            server.seed(ids)
+            async with server.client() as client:
+                second = await _collect(client.cancel_many(ids, journal=path))
+    finally:
+        await runner.cleanup()
+    assert {(o.kind, o.error_type) for o in first} == {(OutcomeKind.ERROR, "ResponseMismatchError")}
+    assert all(isinstance(o.exception, ResponseMismatchError) for o in first)
+    assert "'SC-OTHER'" in str(first[0].error)
+    assert [o.kind for o in second] == [OutcomeKind.CANCELLED] * 3
+    assert sorted(o.schedule_id for o in second) == ids
 
 
 async def test_progress_counts_the_429s_the_limiter_saw() -> None:

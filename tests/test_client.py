@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import math
 import socket
@@ -23,12 +24,14 @@ from schedcancel import (
     ApiError,
     AuthenticationError,
     CancelResult,
+    EndpointNotFoundError,
     InvalidParameterError,
     Limiter,
     LimiterStats,
     Permit,
     RateLimitedError,
     RateLimits,
+    ResponseMismatchError,
     ResponseParseError,
     RetryPolicy,
     ScheduleClient,
@@ -159,6 +162,15 @@ class Arrival:
     peer: object
 
 
+def _success_for(path: str) -> bytes:
+    """The documented cancel success, about the scheduleId in ``path`` (SID for start)."""
+    *_, schedule_id, operation = path.split("/")
+    answer = json.loads(sample("cancel_success.json"))
+    if operation != "start":
+        answer["scheduleId"] = schedule_id
+    return json.dumps(answer).encode()
+
+
 @attrs.define
 class LocalServer:
     """A scripted aiohttp server on 127.0.0.1: replies in order, records arrivals."""
@@ -177,7 +189,7 @@ class LocalServer:
                 request.method, request.raw_path, dict(request.headers), await request.read(), peer
             )
         )
-        reply = self.replies.pop(0) if self.replies else (200, {}, sample("cancel_success.json"))
+        reply = self.replies.pop(0) if self.replies else (200, {}, _success_for(request.path))
         if callable(reply):
             return await reply(request)
         status, headers, body = reply
@@ -544,7 +556,7 @@ async def test_business_results_are_returned(
     """HTTP 200 answers, success false included, come back as results after one request."""
     server.replies.append((200, {"Content-Type": "application/json"}, sample(name)))
     async with make_client(server.base_url, limiter) as client:
-        result = await client.cancel(SID)
+        result = await client.cancel(json.loads(sample(name)).get("scheduleId", SID))
     assert check(result)
     assert len(server.arrivals) == 1
 
@@ -556,8 +568,13 @@ async def test_business_results_are_returned(
         ((403, {}, b"<html>denied</html>"), AuthenticationError),
         ((200, {}, sample("invalid_signature.json")), AuthenticationError),
         ((400, {}, b'{"success": false, "errorCode": 1002}'), ApiError),
-        ((404, {}, b"not found"), ApiError),
+        ((404, {}, b"not found"), EndpointNotFoundError),
+        ((404, {}, b'{"success": false, "errorCode": 7040}'), ApiError),
         ((200, {}, sample("array.json")), ResponseParseError),
+        (
+            (200, {}, b'{"success": true, "scheduleId": "SC-OTHER", "newStatus": "CANCELLED"}'),
+            ResponseMismatchError,
+        ),
         ((200, {}, sample("missing_success.json")), ResponseParseError),
     ],
 )
@@ -832,6 +849,17 @@ async def test_429_without_retry_after(server: LocalServer, limiter: FakeLimiter
     assert limiter.events[1] == ("release", SID, True, None)
 
 
+@pytest.mark.parametrize("value", ["-5", "-0", "+3", "soon"])
+async def test_429_with_an_unreadable_retry_after_is_as_without_one(
+    server: LocalServer, limiter: FakeLimiter, value: str
+) -> None:
+    """A negative Retry-After is unreadable: the limiter hears None, not "0 s, send again now"."""
+    server.replies.append((429, {"Retry-After": value}, sample("rate_limited.json")))
+    async with make_client(server.base_url, limiter) as client:
+        await client.cancel(SID)
+    assert limiter.events[1] == ("release", SID, True, None)
+
+
 @pytest.mark.parametrize("allowed", [0, 2])
 async def test_429_limit_raises(server: LocalServer, allowed: int) -> None:
     """After max_rate_limited requeues the next 429 raises RateLimitedError."""
@@ -993,7 +1021,7 @@ async def test_transport_borrows_and_owns_sessions(server: LocalServer) -> None:
     async with aiohttp.ClientSession() as session:
         borrowed = AiohttpTransport(session)
         status, _, body = await borrowed.send(request, 5.0)
-        assert (status, body) == (200, sample("cancel_success.json"))
+        assert (status, json.loads(body)["scheduleId"]) == (200, "SC-1")
         await borrowed.aclose()
         assert not session.closed
     owned = AiohttpTransport(max_body=10)

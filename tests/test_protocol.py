@@ -17,8 +17,11 @@ from schedcancel import (
     ApiError,
     AuthenticationError,
     CancelResult,
+    ConfigurationError,
+    EndpointNotFoundError,
     InvalidParameterError,
     RateLimitedError,
+    ResponseMismatchError,
     ResponseParseError,
     ScheduleStatus,
     ServerError,
@@ -39,6 +42,7 @@ from schedcancel._protocol import (
     build_cancel_request,
     http_date,
     parse_cancel_response,
+    parse_response,
     parse_retry_after,
     redact_key,
     response_retry_after,
@@ -463,7 +467,11 @@ def test_request_repr_hides_secrets() -> None:
         (" 7 ", 7.0),
         ("1.5", 1.5),
         ("0", 0.0),
-        ("-5", 0.0),
+        ("-5", None),
+        ("-0", None),
+        ("+5", None),
+        ("-1.5", None),
+        ("5 s", None),
         ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
         ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),
         ("Wed, 21 Oct 2015 07:28:30 -0000", 30.0),
@@ -476,7 +484,8 @@ def test_request_repr_hides_secrets() -> None:
     ],
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
-    """Retry-After is read as seconds or an HTTP-date; negatives clamp to 0, garbage is None."""
+    """Retry-After is read as seconds or an HTTP-date; a past date is 0; a negative or signed
+    number is unreadable like garbage (None, as if absent), never obeyed as 0."""
     assert parse_retry_after(value, now=NOW) == expected
 
 
@@ -801,13 +810,143 @@ def test_authentication_errors(status: int, body: bytes) -> None:
     assert info.value.http_status == status
 
 
-@pytest.mark.parametrize("status", [301, 302, 400, 404, 405, 418, 201, 204])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"404: Not Found",  # aiohttp's, and the mock server's, answer to an unknown route
+        b"<html><body><h1>404 Not Found</h1></body></html>",
+        b'{"success": false, "errorCode": 1000, "errorMessage": "No route found"}',
+        b'{"error": "not found"}',
+        b"[]",
+    ],
+)
+def test_a_404_that_is_no_api_answer_is_a_configuration_error(body: bytes) -> None:
+    """A 404 is no answer about the schedule (an unknown id is a 200 with 7040): the route
+    does not exist, so every call would get it; a configuration error like a 401."""
+    with pytest.raises(EndpointNotFoundError) as info:
+        parse_cancel_response(404, {}, body, now=NOW, schedule_id=SID)
+    assert isinstance(info.value, ConfigurationError)
+    assert isinstance(info.value, ApiError)
+    assert not isinstance(info.value, AuthenticationError)
+    assert info.value.http_status == 404
+    assert str(info.value).startswith("no such route: check the base URL's path")
+
+
+def test_a_404_with_a_schedule_error_code_stays_an_api_error_about_the_schedule() -> None:
+    """A 404 whose JSON body is a Schedule API error (7xxx) is an answer about the schedule."""
+    body = b'{"success": false, "errorCode": 7040, "errorMessage": "unknown"}'
+    with pytest.raises(ApiError) as info:
+        parse_cancel_response(404, {}, body, now=NOW)
+    assert type(info.value) is ApiError
+    assert info.value.error_code == 7040
+
+
+def test_authentication_error_is_a_configuration_error() -> None:
+    """401/403/1004 and a wrong route share one base: the settings are wrong."""
+    assert issubclass(AuthenticationError, ConfigurationError)
+    assert issubclass(EndpointNotFoundError, ConfigurationError)
+
+
+@pytest.mark.parametrize("status", [301, 302, 400, 405, 418, 201, 204])
 def test_other_statuses_are_api_errors(status: int) -> None:
     """Redirects, other 4xx and undocumented 2xx raise a plain ApiError."""
     with pytest.raises(ApiError) as info:
         parse_cancel_response(status, {"Location": "https://elsewhere.example/"}, b"", now=NOW)
     assert type(info.value) is ApiError
     assert info.value.http_status == status
+
+
+# --- the answer is about the schedule asked about -----------------------------------------------
+
+OTHER = "SC-OTHER"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"success": True, "scheduleId": OTHER, "oldStatus": "ACTIVE", "newStatus": "CANCELLED"},
+        # "already cancelled" about another schedule: final in a journal, were it believed
+        {
+            "success": False,
+            "scheduleId": OTHER,
+            "oldStatus": "CANCELLED",
+            "newStatus": "CANCELLED",
+            "errorCode": 7070,
+        },
+        {"success": False, "scheduleId": OTHER, "errorCode": 7040},
+    ],
+)
+def test_an_answer_about_another_schedule_is_a_mismatch_error(body: dict[str, object]) -> None:
+    """A 200 naming another scheduleId is neither a success nor a refusal of the one asked."""
+    with pytest.raises(ResponseMismatchError) as info:
+        parse_cancel_response(200, {}, json.dumps(body).encode(), now=NOW, schedule_id=SID)
+    error = info.value
+    assert isinstance(error, ResponseParseError)
+    assert (error.requested, error.answered) == (SID, OTHER)
+    assert error.http_status == 200
+    assert not error.retryable
+    assert OTHER in str(error)
+    assert SID in str(error)
+
+
+@pytest.mark.parametrize(
+    "operation", [Operation.GET, Operation.PAUSE, Operation.CONTINUE, Operation.UPDATE]
+)
+def test_every_operation_on_a_schedule_checks_the_answers_id(operation: Operation) -> None:
+    """get, pause, continue and update check the scheduleId, as cancel does."""
+    body = json.dumps({"success": True, "scheduleId": OTHER, "newStatus": "ACTIVE"}).encode()
+    with pytest.raises(ResponseMismatchError):
+        parse_response(200, {}, body, now=NOW, operation=operation, schedule_id=SID)
+
+
+def test_start_answers_with_the_new_schedules_id() -> None:
+    """start names no scheduleId: the answer's is the new schedule's, never a mismatch."""
+    body = json.dumps({"success": True, "scheduleId": OTHER, "newStatus": "ACTIVE"}).encode()
+    result = parse_response(200, {}, body, now=NOW, operation=Operation.START, schedule_id=SID)
+    assert result.schedule_id == OTHER
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"success": True, "scheduleId": SID, "newStatus": "CANCELLED"},
+        {"success": True, "newStatus": "CANCELLED"},
+        {"success": True, "scheduleId": None, "newStatus": "CANCELLED"},
+        {"success": False, "errorCode": 7040, "errorMessage": "not valid"},  # the docs' example
+    ],
+)
+def test_an_answer_with_the_same_or_no_schedule_id_is_about_the_one_asked(
+    body: dict[str, object],
+) -> None:
+    """The response table does not require scheduleId and 7040 answers carry none: no mismatch."""
+    result = parse_cancel_response(200, {}, json.dumps(body).encode(), now=NOW, schedule_id=SID)
+    assert result.schedule_id in (SID, None)
+
+
+@pytest.mark.parametrize(
+    ("answered", "shown"), [(12345, "12345"), (["SC-1"], '["SC-1"]'), ("", ""), ("sc-1234", None)]
+)
+def test_a_malformed_or_differently_written_schedule_id_is_a_mismatch(
+    answered: object, shown: str | None
+) -> None:
+    """A scheduleId that is not the string asked about (a number, a list, empty, another case)
+    is about something else; the error shows it as JSON text."""
+    body = json.dumps({"success": True, "scheduleId": answered, "newStatus": "CANCELLED"})
+    with pytest.raises(ResponseMismatchError) as info:
+        parse_cancel_response(200, {}, body.encode(), now=NOW, schedule_id=SID)
+    assert info.value.answered == (shown if shown is not None else answered)
+
+
+def test_a_mismatched_id_is_shown_scrubbed_and_shortened() -> None:
+    """The answered id is server text: a secret echoed in it is scrubbed, a huge one cut."""
+    answered = f"{KEY_SENTINEL}-{'x' * 5000}"
+    body = json.dumps({"success": True, "scheduleId": answered}).encode()
+    with pytest.raises(ResponseMismatchError) as info:
+        parse_cancel_response(200, {}, body, now=NOW, schedule_id=SID, redact=[KEY_SENTINEL])
+    assert KEY_SENTINEL not in str(info.value)
+    assert len(info.value.answered) == 40
+    assert info.value.answered.startswith(redact_key(KEY_SENTINEL))
 
 
 def test_error_message_is_truncated_and_scrubbed() -> None:

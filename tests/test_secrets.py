@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import sys
+import urllib.parse
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
@@ -666,3 +667,98 @@ async def test_the_examples_answers_hold_no_credential(caplog: pytest.LogCapture
     for text in texts:
         scan.add("examples", text.encode())
     assert scan.leaks() == []
+
+
+# --- bodies that echo credentials in any form ---------------------------------------------------
+
+#: A password whose Basic token holds "+" and "/" (PHP's json_encode writes "/" as "\/").
+SLASHY_PASSWORD = "PW-SENTINEL-He>9Z?"
+SLASHY_TOKEN = base64.b64encode(f"{USER}:{SLASHY_PASSWORD}".encode()).decode()
+
+
+def _written(secret: str) -> dict[str, str]:
+    """The forms a body may carry ``secret`` in."""
+    units = secret.encode("utf-16-be")
+    escapes = [int.from_bytes(units[i : i + 2]) for i in range(0, len(units), 2)]
+    return {
+        "raw": secret,
+        "php json": json.dumps(secret)[1:-1].replace("/", "\\/"),
+        "json escapes": "".join(f"\\u{unit:04x}" for unit in escapes),
+        "JSON ESCAPES": "".join(f"\\u{unit:04X}" for unit in escapes),
+        "percent": urllib.parse.quote(secret, safe=""),
+        "percent twice": urllib.parse.quote(urllib.parse.quote(secret, safe=""), safe=""),
+        "html": "".join(f"&#x{ord(c):x};" if not c.isalnum() else c for c in secret),
+        "base64": base64.b64encode(secret.encode()).decode(),
+        "base64url": base64.urlsafe_b64encode(secret.encode()).decode().rstrip("="),
+    }
+
+
+@pytest.mark.looptime
+async def test_bodies_echoing_credentials_in_any_form_leave_them_in_no_output(
+    server: LocalServer, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """Bodies echo the password, the shared secret and the Basic token (with "/" and "+")
+    raw, JSON-escaped as PHP and as \\u escapes, percent-encoded, as HTML references, in
+    base64, and cut short inside the token: exception messages, the journal's error fields,
+    OpenTelemetry span attributes and events, and DEBUG logs hold none of them, nor any
+    8-character start of one."""
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415 - the otel extra
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: PLC0415
+        InMemorySpanExporter,
+    )
+    from schedcancel.hooks import LoggingHook  # noqa: PLC0415
+    from schedcancel.otel import OpenTelemetryHook  # noqa: PLC0415
+
+    caplog.set_level(logging.DEBUG)
+    credentials = (SLASHY_PASSWORD, SECRET, SLASHY_TOKEN)
+    assert "/" in SLASHY_TOKEN
+    assert "+" in SLASHY_TOKEN
+    forms = [_written(secret) for secret in credentials]
+    for name in forms[0]:
+        echo = "Authorization: Basic " + " ".join(form[name] for form in forms)
+        server.replies += [
+            (200, {}, f'["{echo}"]'.encode()),  # not a schedule response: an excerpt of it
+            (400, {}, json.dumps({"success": False, "errorMessage": echo}).encode()),
+            (
+                200,
+                {},
+                json.dumps({"success": False, "errorCode": 7002, "errorMessage": echo}).encode(),
+            ),
+        ]
+    # A body cut short inside the token (a proxy's excerpt): the message cuts it again.
+    server.replies.append((200, {}, ("x" * 190 + SLASHY_TOKEN[:30]).encode()))
+    ids = [f"SC-{i}" for i in range(len(server.replies))]
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    path = tmp_path / "journal.jsonl"
+    async with ScheduleClient(
+        API_KEY,
+        username=USER,
+        password=SLASHY_PASSWORD,
+        shared_secret=SECRET,
+        base_url=server.base_url,
+        retry=RetryPolicy(attempts=1),
+        hooks=[LoggingHook(), OpenTelemetryHook(tracer_provider=provider)],
+    ) as client:
+        outcomes = [o async for o in client.cancel_many(ids, journal=path, concurrency=1)]
+    provider.shutdown()
+    assert len(outcomes) == len(ids)
+    assert {o.error_type for o in outcomes} == {"ResponseParseError", "ApiError", None}
+    texts = [path.read_text()]
+    for outcome in outcomes:
+        texts.append(f"{outcome!r} {outcome.error} {outcome.result!r}")
+        error = outcome.exception
+        while error is not None:
+            texts.append(f"{error} {error!r} {vars(error)} {getattr(error, '__notes__', '')}")
+            error = error.__cause__ or error.__context__
+    for span in exporter.get_finished_spans():
+        texts.append(repr(dict(span.attributes or {})))
+        texts += [repr(dict(event.attributes or {})) for event in span.events]
+    texts += [record.getMessage() for record in caplog.records] + [caplog.text]
+    needles = {text for form in forms for text in form.values()}
+    needles |= {needle[:8] for needle in needles}
+    leaks = sorted({needle for needle in needles for text in texts if needle in text})
+    assert leaks == []
+    assert any("***" in text for text in texts)

@@ -212,8 +212,9 @@ exit codes:
   0    every id is {command.state}
   1    some ids failed for good: refused by the API (e.g. 7040 unknown id) or not valid ids
   2    usage or input error (options, credentials, input, an unusable journal)
-  3    incomplete: authentication, transport, server or journal failures, or
-       refusals that are not final (7002); run again with the same --journal
+  3    incomplete: authentication, transport, server or journal failures, a base
+       URL whose path does not exist (HTTP 404), or refusals that are not final
+       (7002); run again with the same --journal
   130  interrupted (Ctrl-C, SIGTERM); run again with the same --journal
 
 examples:

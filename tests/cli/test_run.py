@@ -184,6 +184,24 @@ def test_wrong_password_exits_3_and_stops_at_once(serve: Callable[..., ServerThr
     assert "not-the-password" not in result.stdout + result.stderr
 
 
+def test_a_wrong_base_url_path_exits_3_and_stops_at_the_first_404(
+    serve: Callable[..., ServerThread],
+) -> None:
+    """A base URL typo (/api/v33) gets 404 for every id: a configuration error, like a wrong
+    password; the job stops at once (two ids on the wire) instead of sending all fifty."""
+    server = serve(active=_ids(50))
+    base_url = server.base_url.replace("/api/v3", "/api/v33")
+    result = _run(["cancel", *_ids(50), "--concurrency", "2", *FAST], _env(base_url))
+    assert result.code == 3
+    assert (
+        "stopped by: EndpointNotFoundError: no such route: check the base URL's path "
+        "(it ends in /api/v3) | HTTP 404"
+    ) in result.stderr
+    assert 1 <= len(result.lines()) <= 2
+    assert all("\terror\t" in line for line in result.lines())
+    assert len(server.server.recorder) == 0
+
+
 def test_missing_signature_exits_3(serve: Callable[..., ServerThread]) -> None:
     """A connector that requires signing refuses unsigned requests (1004): exit 3."""
     server = serve(active=["SC-1"], secret=SECRET)
