@@ -26,6 +26,25 @@ def _isatty(stream: object) -> bool:
         return False
 
 
+def printable(text: str, limit: int = 500) -> str:
+    r"""Return untrusted text (an input id, a message quoting a file) safe to print.
+
+    Every character that is not printable (NUL, terminal escapes, line breaks,
+    tabs, bidi controls) is shown escaped as Python writes it (``\x1b``,
+    ``\n``, ``\u202e``), and a text longer than ``limit`` characters is cut,
+    with its length.
+
+    Args:
+        text: the text.
+        limit: the most characters shown.
+
+    Returns:
+        One line of printable characters.
+    """
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return shown if len(text) <= limit else f"{shown}… ({len(text)} characters)"
+
+
 class _UsageError(Exception):
     """A problem with the command line or its inputs: exit 2 with this message."""
 

@@ -19,7 +19,7 @@ from .._bulk import BACKGROUND_PRIORITY
 from .._protocol import DEFAULT_BASE_URL, Operation
 from .._requests import ContinueSchedule
 from ..errors import InvalidParameterError
-from ._common import EXIT_INTERRUPTED, EXIT_USAGE, PROG, _Streams, _UsageError
+from ._common import EXIT_INTERRUPTED, EXIT_USAGE, PROG, _Streams, _UsageError, printable
 from ._demo import _cmd_demo
 from ._run import _cmd_bulk
 from ._settings import (
@@ -511,7 +511,7 @@ def main(
         try:
             code: int = handler(args, streams, os.environ if environ is None else environ)
         except _UsageError as exc:
-            streams.stderr.write(f"{PROG}: error: {exc}\n")
+            streams.stderr.write(f"{PROG}: error: {printable(str(exc))}\n")
             return EXIT_USAGE
         except KeyboardInterrupt:
             streams.stderr.write(f"\n{PROG}: interrupted\n")

@@ -24,6 +24,7 @@ from ._common import (
     INSTALL_CLI_HINT,
     PROG,
     _isatty,
+    printable,
 )
 from ._input import InputError
 from ._settings import CancelSettings
@@ -310,14 +311,12 @@ def outcome_text(outcome: CancelOutcome) -> str:
             detail += f" next {outcome.scheduled_at.isoformat()}"
     else:
         detail = f"{outcome.old_status}->{outcome.new_status}"
-    return "\t".join(
-        part.replace("\t", " ").replace("\n", " ")
-        for part in (outcome.schedule_id, outcome.kind.value, detail)
-    )
+    return "\t".join(printable(part) for part in (outcome.schedule_id, outcome.kind.value, detail))
 
 
 def _outcome_json(outcome: CancelOutcome) -> str:
-    return json.dumps(outcome.to_record(), ensure_ascii=False, separators=(",", ":"))
+    # ASCII: no terminal escape (C1 controls, bidi overrides) reaches stdout raw.
+    return json.dumps(outcome.to_record(), separators=(",", ":"))
 
 
 def _summary_rows(
@@ -362,7 +361,9 @@ def _summary_notes(report: RunReport, settings: CancelSettings, *, show_exit: bo
         kinds = ", ".join(f"{name} x{count}" for name, count in sorted(report.error_types.items()))
         notes.append(f"errors: {kinds}")
     if report.failure is not None:
-        notes.append(f"stopped by: {type(report.failure).__name__}: {report.failure}")
+        notes.append(
+            f"stopped by: {type(report.failure).__name__}: {printable(str(report.failure))}"
+        )
     if report.statuses:
         shown = ", ".join(f"{status} {count}" for status, count in _by_count(report.statuses))
         notes.append(f"by status: {shown}")

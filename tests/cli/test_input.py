@@ -171,7 +171,7 @@ def test_stdin_that_is_not_utf8_stops_the_job_exit_2(serve: Callable[..., Server
         environ=_env(server.base_url),
     )
     assert code == 2
-    assert "stopped by: InputError: cannot read stdin: 'utf-8' codec can't decode" in err.getvalue()
+    assert "stopped by: InputError: cannot read stdin: line 2 is not UTF-8" in err.getvalue()
 
 
 # --------------------------------------------------------------------------- stdin as it comes

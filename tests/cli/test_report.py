@@ -240,11 +240,11 @@ def test_rich_summary_shows_the_journal_column_on_a_terminal() -> None:
 
 
 def test_outcome_text_for_each_kind() -> None:
-    """Per-id lines: id, outcome and a detail, with tabs inside values replaced."""
+    """Per-id lines: id, outcome and a detail, with tabs inside values shown escaped."""
     error = CancelOutcome.from_exception("SC-1", ScheduleCancelError("reset\tby peer"))
     invalid = CancelOutcome.invalid("a\tb", "bad")
-    assert outcome_text(error) == "SC-1\terror\tScheduleCancelError: reset by peer"
-    assert outcome_text(invalid) == "a b\tinvalid\tbad"
+    assert outcome_text(error) == "SC-1\terror\tScheduleCancelError: reset\\tby peer"
+    assert outcome_text(invalid) == "a\\tb\tinvalid\tbad"
 
 
 def test_rich_notes_print_above_the_live_bar() -> None:

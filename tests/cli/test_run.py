@@ -146,13 +146,17 @@ def test_a_journal_failing_mid_run_exits_3(
 
 
 def test_a_journal_that_cannot_be_opened_exits_2(tmp_path: Path) -> None:
-    """A journal in a directory that does not exist: exit 2 before anything is sent."""
+    """A journal in a directory that does not exist: exit 2 before anything is sent, one line."""
     journal = tmp_path / "missing" / "run.jsonl"
     result = _run(
-        ["cancel", "SC-1", "--journal", str(journal), *FAST], _env("http://127.0.0.1:9/api/v3")
+        ["cancel", "SC-1", "--journal", str(journal), "--json", *FAST],
+        _env("http://127.0.0.1:9/api/v3"),
     )
     assert result.code == 2, result.stderr
-    assert "exit 2: usage or input error" in result.stderr
+    assert result.stderr == (
+        f"schedcancel: error: cannot use the journal {journal}: No such file or directory\n"
+    )
+    assert result.stdout == ""
 
 
 # --------------------------------------------------------------------------- exit codes
