@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -157,6 +158,43 @@ def test_a_journal_that_cannot_be_opened_exits_2(tmp_path: Path) -> None:
         f"schedcancel: error: cannot use the journal {journal}: No such file or directory\n"
     )
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("case", ["another operation", "busy", "corrupt", "no directory"])
+def test_an_unusable_journal_prints_one_line_and_no_summary(
+    serve: Callable[..., ServerThread], tmp_path: Path, case: str
+) -> None:
+    """Before any work, an unusable journal is the one line that matters: no zero table, exit 2."""
+    from schedcancel import Journal  # noqa: PLC0415 - only this test opens one directly
+
+    server = serve(active=["SC-1", "SC-2"])
+    journal = tmp_path / "run.jsonl"
+    expected = {
+        "another operation": f"journal {journal} is the journal of a cancel job, not of pause:"
+        " use another journal file; nothing was sent",
+        "busy": f"journal {journal} is in use by another run",
+        "corrupt": f"{journal}:1: not a schedcancel journal line: '\\x1b[2Jgarbage';"
+        " nothing was changed",
+        "no directory": f"cannot use the journal {journal}: No such file or directory",
+    }[case]
+    if case == "another operation":
+        first = _run(["cancel", "--journal", str(journal), *FAST, "SC-1"], _env(server.base_url))
+        assert first.code == 0, first.stderr
+    elif case == "corrupt":
+        journal.write_bytes(b'\x1b[2Jgarbage\n{"id":"SC-1","outcome":"cancelled"}\n')
+    elif case == "no directory":
+        journal = tmp_path / "missing" / "run.jsonl"
+        expected = expected.replace(str(tmp_path / "run.jsonl"), str(journal))
+    sent = len(server.server.recorder)
+    argv = ["pause", "SC-2", "--journal", str(journal), "--json", *FAST]
+    with contextlib.ExitStack() as stack:
+        if case == "busy":
+            stack.enter_context(Journal.open(journal))
+        result = _run(argv, _env(server.base_url))
+    assert result.code == 2
+    assert result.stderr == f"schedcancel: error: {expected}\n"
+    assert result.stdout == ""
+    assert len(server.server.recorder) == sent
 
 
 # --------------------------------------------------------------------------- exit codes
