@@ -70,6 +70,8 @@ from ._settings import (
     ENV_SHARED_SECRET,
     ENV_USERNAME,
     CancelSettings,
+    ClientOptions,
+    client_options,
 )
 
 __all__ = [
@@ -90,9 +92,11 @@ __all__ = [
     "INSTALL_REDIS_HINT",
     "PROG",
     "CancelSettings",
+    "ClientOptions",
     "InputError",
     "RunReport",
     "build_parser",
+    "client_options",
     "format_duration",
     "iter_ids",
     "main",
