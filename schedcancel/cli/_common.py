@@ -12,6 +12,19 @@ EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
 EXIT_INTERRUPTED = 130
 
+#: What each exit code but 0 means: the one text of ``--help`` and of the summary's last line
+#: (0 says what every id is, per command). ``docs/cli.md`` details each case.
+EXIT_MEANINGS = {
+    EXIT_FAILED: "some ids failed for good: refused by the API (e.g. 7040 unknown id),"
+    " or not valid scheduleIds",
+    EXIT_USAGE: "usage or input error: a bad option, a missing credential, no ids, input that"
+    " cannot be read (not UTF-8, a line too long for an id), an unusable journal (busy,"
+    " corrupt, another operation's, not found)",
+    EXIT_INCOMPLETE: "incomplete: authentication, transport, server or journal failures, or"
+    " refusals that are not final (7002); run again with the same --journal",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); run again with the same --journal",
+}
+
 PROG = "schedcancel"
 INSTALL_CLI_HINT = "pip install 'schedcancel[cli]'"
 INSTALL_REDIS_HINT = "pip install 'schedcancel[redis]'"

@@ -19,6 +19,7 @@ from ._common import (
     EXIT_FAILED,
     EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
+    EXIT_MEANINGS,
     EXIT_OK,
     EXIT_USAGE,
     INSTALL_CLI_HINT,
@@ -41,15 +42,6 @@ _ACTIVITIES = {
     Operation.PAUSE: "pausing",
     Operation.CONTINUE: "continuing",
     Operation.GET: "reading",
-}
-_EXIT_MEANINGS = {
-    EXIT_FAILED: "some ids failed",
-    EXIT_USAGE: "usage or input error",
-    EXIT_INCOMPLETE: (
-        "incomplete: authentication, transport, server or journal failures, or failures "
-        "that are not final; run again"
-    ),
-    EXIT_INTERRUPTED: "interrupted; run again with the same --journal to finish",
 }
 
 
@@ -338,7 +330,7 @@ def _by_count(counts: dict[str, int]) -> list[tuple[str, int]]:
 def _exit_meaning(code: int, operation: Operation) -> str:
     if code == EXIT_OK:
         return f"every id is {_DONE_STATES[operation]}"
-    return _EXIT_MEANINGS[code]
+    return EXIT_MEANINGS[code]
 
 
 def _summary_notes(report: RunReport, settings: CancelSettings, *, show_exit: bool) -> list[str]:
