@@ -20,7 +20,7 @@ from .._journal import CancelOutcome, OutcomeKind
 from .._protocol import Operation
 from .._redact import scrub, url_secrets
 from ..errors import InvalidParameterError, ScheduleCancelError
-from ._common import EXIT_USAGE, INSTALL_REDIS_HINT, PROG, _isatty, _Streams, _UsageError
+from ._common import EXIT_OK, EXIT_USAGE, INSTALL_REDIS_HINT, PROG, _isatty, _Streams, _UsageError
 from ._input import _open_input
 from ._metrics import JobMetrics
 from ._report import (
@@ -308,7 +308,9 @@ def _cmd_bulk(args: argparse.Namespace, streams: _Streams, environ: Mapping[str,
     return _finish(report, settings, streams)
 
 
-def _refuse_if_nothing_read(report: RunReport, settings: CancelSettings, source: str) -> None:
+def _refuse_if_nothing_read(
+    report: RunReport, settings: CancelSettings, source: str | None
+) -> None:
     """A job that read no id ends as a usage error: one line that says why, no summary.
 
     Its journal could not be used (busy, corrupt, another operation's, its
@@ -316,17 +318,16 @@ def _refuse_if_nothing_read(report: RunReport, settings: CancelSettings, source:
     or the input held no id (stdin or a FIFO: a file's ids are counted before).
 
     Raises:
-        _UsageError: no id was read, and not because a signal stopped the job.
+        _UsageError: no id was read, and no signal stopped the job (exit 130) or
+            anything else did (exit 3: the summary tells what).
     """
     progress = report.progress
-    if report.interrupted or (progress is not None and progress.read):
+    if report.exit_code not in (EXIT_OK, EXIT_USAGE) or (progress is not None and progress.read):
         return
     failure = report.failure
     if failure is None:
         name = "stdin" if source == "-" else source
         raise _UsageError(f"no ids read from {name}")
-    if report.exit_code != EXIT_USAGE:
-        return
     if isinstance(failure, OSError) and progress is None:
         raise _UsageError(f"cannot use the journal {settings.journal}: {failure.strerror}")
     raise _UsageError(str(failure))

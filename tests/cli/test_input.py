@@ -20,7 +20,7 @@ import pytest
 from schedcancel._journal import read_journal
 from schedcancel.cli import InputError, _input, main
 from schedcancel.cli._common import printable
-from schedcancel.cli._input import MAX_LINE, _LineReader
+from schedcancel.cli._input import MAX_LINE, _LineReader, _Splitter
 
 from .support import (
     FAST,
@@ -630,3 +630,37 @@ def test_ids_as_arguments_and_an_empty_stdin_are_fine(serve: Callable[..., Serve
     server = serve(active=["SC-1"])
     result = _run(["cancel", "SC-1", "--from", "-", *FAST], _env(server.base_url))
     assert result.code == 0, result.stderr
+
+
+def test_the_splitter_numbers_lines_across_reads() -> None:
+    """A CRLF split between two reads is one line end; the error names the line it is on."""
+    splitter = _Splitter("ids.txt")
+    assert splitter.feed(b"SC-1\r") == ([], None)
+    assert splitter.feed(b"\nSC-2\r") == (["SC-1"], None)
+    ids, failure = splitter.feed(b"\nSC-3\n\xff")
+    assert ids == ["SC-2", "SC-3"]
+    assert str(failure) == "cannot read ids.txt: line 4 is not UTF-8 (invalid start byte)"
+    ended = _Splitter("ids.txt")
+    assert ended.feed(b"SC-1\r") == ([], None)
+    assert ended.feed(b"") == (["SC-1"], None)
+
+
+class _FailingRead(io.BytesIO):
+    """A file whose reads fail, as on an I/O error."""
+
+    def read(self, _size: int | None = -1, /) -> bytes:
+        """Fail."""
+        raise OSError(5, "Input/output error")
+
+
+def test_streams_without_a_descriptor_are_read_in_chunks_too() -> None:
+    """A text wrapper is read through its bytes; a plain text stream in characters; both bounded."""
+    wrapped = io.TextIOWrapper(io.BytesIO(b"SC-1\n\nSC-2"), encoding="utf-8")
+    assert list(_input._stream_ids(wrapped, "stdin")) == ["SC-1", "SC-2"]
+    text = io.StringIO("SC-1\n" + "x" * (MAX_LINE + 1) + "\nSC-2\n")
+    ids = _input._stream_ids(text, "stdin")
+    assert next(ids) == "SC-1"
+    with pytest.raises(InputError, match=f"line 2 is longer than {MAX_LINE} characters"):
+        next(ids)
+    with pytest.raises(InputError, match=r"cannot read ids\.txt: Input/output error"):
+        list(_input._file_ids(_FailingRead(), "ids.txt"))

@@ -228,6 +228,16 @@ def test_summary_notes_what_a_stopped_run_left_undone() -> None:
     assert "exit 130" in err.getvalue()
 
 
+def test_summary_of_a_run_interrupted_before_it_started() -> None:
+    """A signal before the journal was opened: the zero table, exit 130 (nothing to resume)."""
+    report = RunReport(progress=None, failure=None, interrupted=True)
+    err = io.StringIO()
+    print_summary(report, _settings("http://127.0.0.1:9/api/v3"), err)
+    assert "elapsed" not in err.getvalue()
+    assert err.getvalue().endswith("exit 130: interrupted (Ctrl-C, SIGTERM); run again with the"
+                                   " same --journal\n")  # fmt: skip
+
+
 def test_rich_summary_shows_the_journal_column_on_a_terminal() -> None:
     """On a terminal the summary is a rich table, with a column for journal outcomes."""
     counts = dict.fromkeys(OutcomeKind, 0) | {OutcomeKind.CANCELLED: 4}
