@@ -132,11 +132,11 @@ class _LineReader:
     """The ids of a file descriptor (stdin, a pipe), read by a daemon thread as they arrive.
 
     The thread reads the raw descriptor with ``os.read``, so an id is handed
-    over as soon as its line is complete, not when a buffer fills. It decodes
-    UTF-8 (a BOM is fine) incrementally and hands each chunk's complete lines
-    to the event loop through a bounded queue (backpressure: at most
-    ``max_chunks`` chunks wait), waking the loop only when the consumer
-    waits. It is a daemon thread reading a descriptor of its own (a
+    over as soon as its line is complete, not when a buffer fills. A
+    :class:`_Splitter` decodes and splits each chunk; the thread hands its ids
+    (then the input's error, if any) to the event loop through a bounded queue
+    (backpressure: at most ``max_chunks`` chunks wait), waking the loop only
+    when the consumer waits. It is a daemon thread reading a descriptor of its own (a
     duplicate), holding no lock while it blocks, so a job that stops while
     the producer is silent ends, and the process exits, without waiting for
     that read; the thread closes its descriptor when it is done. Nothing goes
