@@ -357,7 +357,9 @@ def _summary_notes(report: RunReport, settings: CancelSettings, *, show_exit: bo
             f"stopped by: {type(report.failure).__name__}: {printable(str(report.failure))}"
         )
     if report.statuses:
-        shown = ", ".join(f"{status} {count}" for status, count in _by_count(report.statuses))
+        shown = ", ".join(
+            f"{printable(status)} {count}" for status, count in _by_count(report.statuses)
+        )
         notes.append(f"by status: {shown}")
     if settings.journal is not None:
         notes.append(f"journal: {settings.journal}")

@@ -238,6 +238,23 @@ def test_summary_of_a_run_interrupted_before_it_started() -> None:
                                    " same --journal\n")  # fmt: skip
 
 
+def test_summary_shows_what_a_server_or_an_input_said_escaped() -> None:
+    """A status the server made up and a failure quoting input reach stderr escaped."""
+    report = RunReport(
+        progress=_progress(finished=True),
+        failure=InputError("cannot read stdin: line 2 is \x1b]0;owned\x07"),
+        interrupted=False,
+        statuses={"ACT\x1b[2JIVE": 3},
+    )
+    err = io.StringIO()
+    print_summary(report, _settings("http://127.0.0.1:9/api/v3"), err)
+    assert "by status: ACT\\x1b[2JIVE 3" in err.getvalue()
+    assert "stopped by: InputError: cannot read stdin: line 2 is \\x1b]0;owned\\x07" in (
+        err.getvalue()
+    )
+    assert all(c.isprintable() or c == "\n" for c in err.getvalue())
+
+
 def test_rich_summary_shows_the_journal_column_on_a_terminal() -> None:
     """On a terminal the summary is a rich table, with a column for journal outcomes."""
     counts = dict.fromkeys(OutcomeKind, 0) | {OutcomeKind.CANCELLED: 4}
