@@ -15,7 +15,8 @@ and however many callers hit the service at once, the IXOPAY limits are kept
 - ``POST /schedules/cancel`` with ``{"ids": [...]}`` cancels many and streams
   one JSON line per id as each finishes (``client.cancel_many``).
 
-Run it (credentials from the environment), then ``curl
+Run it (the credentials and base URL from the ``SCHEDCANCEL_*`` variables the
+``schedcancel`` command reads), then ``curl
 localhost:8080/schedules/SC-1234`` or ``curl -X POST
 localhost:8080/schedules/SC-1234/cancel``::
 
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -40,6 +40,7 @@ from schedcancel import (
     ScheduleResult,
     TransportError,
 )
+from schedcancel.cli import client_options
 
 CLIENT = web.AppKey("client", ScheduleClient)
 QUEUE_TIMEOUT = web.AppKey("queue_timeout", float)
@@ -167,14 +168,11 @@ def make_app(
 
 
 def main() -> None:
-    """Serve on port 8080 with credentials from the environment."""
+    """Serve on port 8080, with the credentials and base URL ``schedcancel`` reads."""
+    options = client_options()  # a missing variable fails here, not at the first request
 
     def client() -> ScheduleClient:
-        return ScheduleClient(
-            os.environ["SCHEDCANCEL_API_KEY"],
-            username=os.environ["SCHEDCANCEL_USERNAME"],
-            password=os.environ["SCHEDCANCEL_PASSWORD"],
-        )
+        return ScheduleClient(**options)
 
     web.run_app(make_app(client), port=8080)
 

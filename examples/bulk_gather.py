@@ -6,7 +6,9 @@ allow (60 per minute per API user by default) and never meet an avoidable
 429. Business errors (unknown id, already cancelled) come back as results,
 so one bad id does not blow up the gather.
 
-Run it against your account (credentials from the environment)::
+Run it against your account, with the credentials and base URL the
+``schedcancel`` command reads (``SCHEDCANCEL_BASE_URL``, ``SCHEDCANCEL_SHARED_SECRET``
+too); it exits 1 when an id was not cancelled::
 
     SCHEDCANCEL_API_KEY=... SCHEDCANCEL_USERNAME=... SCHEDCANCEL_PASSWORD=... \\
         python examples/bulk_gather.py SC-1234 SC-5678
@@ -15,7 +17,6 @@ Run it against your account (credentials from the environment)::
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -27,6 +28,10 @@ from schedcancel import (
     ScheduleCancelError,
     ScheduleClient,
 )
+from schedcancel.cli import client_options
+
+#: The buckets of :func:`describe` in which a schedule ends cancelled.
+DONE = frozenset({"cancelled", "already cancelled"})
 
 
 def describe(result: CancelResult | BaseException) -> str:
@@ -74,6 +79,7 @@ async def main(
     api_key: str,
     username: str,
     password: str,
+    shared_secret: str | None = None,
     base_url: str = DEFAULT_BASE_URL,
     limits: RateLimits | None = None,
 ) -> Counter[str]:
@@ -84,6 +90,7 @@ async def main(
         api_key: the connector's apiKey.
         username: the API user.
         password: its password.
+        shared_secret: the connector's shared secret, when it signs requests.
         base_url: the API base URL.
         limits: the server's rate limits, if not the documented ones.
 
@@ -91,7 +98,12 @@ async def main(
         The counts per bucket.
     """
     async with ScheduleClient(
-        api_key, username=username, password=password, base_url=base_url, limits=limits
+        api_key,
+        username=username,
+        password=password,
+        shared_secret=shared_secret,
+        base_url=base_url,
+        limits=limits,
     ) as client:
         counts = await cancel_all(client, schedule_ids)
     for bucket, count in sorted(counts.items()):
@@ -99,12 +111,19 @@ async def main(
     return counts
 
 
+def exit_code(counts: Counter[str]) -> int:
+    """Return the process's exit code: 0 when every id ended cancelled, else 1.
+
+    Args:
+        counts: what :func:`main` returned.
+
+    Returns:
+        0 or 1.
+    """
+    return 0 if counts and set(counts) <= DONE else 1
+
+
 if __name__ == "__main__":
-    asyncio.run(
-        main(
-            sys.argv[1:],
-            api_key=os.environ["SCHEDCANCEL_API_KEY"],
-            username=os.environ["SCHEDCANCEL_USERNAME"],
-            password=os.environ["SCHEDCANCEL_PASSWORD"],
-        )
-    )
+    if len(sys.argv) < 2:
+        sys.exit(f"usage: {sys.argv[0]} SCHEDULE_ID [SCHEDULE_ID ...]")
+    sys.exit(exit_code(asyncio.run(main(sys.argv[1:], **client_options()))))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
+import os
 import re
 import sys
 from collections import Counter
@@ -14,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from schedcancel import RateLimits, ScheduleClient, ScheduleStatus
 from schedcancel.testing import MockScheduleServer, Operation, ServerLimits
@@ -62,7 +65,6 @@ async def test_bulk_gather_counts_every_outcome_without_429(
     """gather over 27 cancels: 25 cancelled, 1 already, 1 refused; never over the limit."""
     example = _load("bulk_gather")
     kwargs = server.client_kwargs()
-    del kwargs["shared_secret"]
     ids = [f"SC-{i:03d}" for i in range(25)] + ["SC-done", "SC-unknown"]
     counts = await example.main(ids, limits=LIMITS, **kwargs)
     assert counts == Counter({"cancelled": 25, "already cancelled": 1, "refused 7040": 1})
@@ -84,6 +86,47 @@ async def test_bulk_gather_describes_exceptions_and_reraises_bugs() -> None:
 
     with pytest.raises(KeyError):
         await example.cancel_all(Broken(), ["SC-000"])
+
+
+def _variables(server: MockScheduleServer) -> dict[str, str]:
+    """The SCHEDCANCEL_* variables for ``server``, as a user running an example sets them."""
+    kwargs = server.client_kwargs()
+    return {
+        "SCHEDCANCEL_API_KEY": kwargs["api_key"],
+        "SCHEDCANCEL_USERNAME": kwargs["username"],
+        "SCHEDCANCEL_PASSWORD": kwargs["password"],
+        "SCHEDCANCEL_SHARED_SECRET": kwargs["shared_secret"] or "",
+        "SCHEDCANCEL_BASE_URL": kwargs["base_url"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("ids", "code", "line"),
+    [
+        (["SC-000", "SC-done"], 0, "cancelled: 1"),
+        (["SC-001", "SC-unknown"], 1, "refused 7040: 1"),
+        ([], 1, "usage:"),
+    ],
+)
+async def test_bulk_gather_as_a_script_uses_the_base_url_and_exits_non_zero_on_failures(
+    server: MockScheduleServer, ids: list[str], code: int, line: str
+) -> None:
+    """``python examples/bulk_gather.py IDS`` goes where SCHEDCANCEL_BASE_URL says; exit 1 on a
+    refused id (or none given), 0 when every id ends cancelled."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLES / "bulk_gather.py"),
+        *ids,
+        env={k: v for k, v in os.environ.items() if not k.startswith("SCHEDCANCEL_")}
+        | _variables(server),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    async with asyncio.timeout(60):
+        output, _ = await process.communicate()
+    assert process.returncode == code, output.decode()
+    assert line in output.decode()
+    assert [arrival.schedule_id for arrival in server.recorder.arrivals] == ids
 
 
 # --------------------------------------------------------------------------- aiohttp_service
@@ -211,6 +254,22 @@ async def test_service_streams_a_bulk_cancel(server: MockScheduleServer) -> None
         for body in bodies:
             bad = await http.post("/schedules/cancel", data=json.dumps(body))
             assert bad.status == 400
+
+
+async def test_service_main_uses_the_base_url_of_the_environment(
+    server: MockScheduleServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``main()`` serves with a client built from SCHEDCANCEL_*: its base URL too."""
+    example = _load("aiohttp_service")
+    for name, value in _variables(server).items():
+        monkeypatch.setenv(name, value)
+    apps: list[web.Application] = []
+    monkeypatch.setattr(example.web, "run_app", lambda app, **_: apps.append(app))
+    example.main()
+    async with TestClient(TestServer(apps[0])) as http:
+        response = await http.post("/schedules/SC-005/cancel")
+        assert (await response.json())["cancelled"] is True
+    assert server.status_of("SC-005") is ScheduleStatus.CANCELLED
 
 
 # --------------------------------------------------------------------------- chat_bot

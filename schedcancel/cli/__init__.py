@@ -5,24 +5,10 @@ A thin shell over :func:`~schedcancel._bulk.run_many`: it parses
 arguments, streams ids from arguments, a file or stdin, shows progress on
 stderr, writes one result line per id to stdout (and ``get --report`` a
 status report), and maps how the job ended to an exit code, the same for
-every bulk command:
-
-====  ==================================================================
-0     every id is done (cancelled, paused, active or read), by this run
-      or before
-1     some ids failed for good: the API refused them (e.g. 7040 unknown
-      id), or they are no valid scheduleIds
-2     usage or input error: bad option (a bad ``--redis`` URL or ``--at``
-      too), missing credential, unreadable input (also when stdin or a
-      pipe turns out not to be UTF-8 mid-run), a busy or corrupt journal,
-      one that cannot be opened, or one of another operation
-3     the job is incomplete: authentication, transport, server or
-      rate-limit failures, refusals the API does not call final (errorCode
-      7002 or none: the next run sends those ids again), the journal
-      failing mid-run (the ids not done are not in it), or ``get``'s
-      report not written; run again with the same ``--journal`` to finish
-130   interrupted (SIGINT or SIGTERM); run again with the same ``--journal``
-====  ==================================================================
+every bulk command: 0 every id is done, 1 some failed for good, 2 usage or
+input error, 3 incomplete (run again), 130 interrupted. ``EXIT_MEANINGS``
+says what each means (in ``--help`` and the summary); the command-line
+reference (``docs/cli.md``) details every case and its message.
 
 ``rich`` (the ``cli`` extra) draws the progress bar and the summary table on a
 terminal; without it, or when stderr is not a terminal, progress is a plain
@@ -44,6 +30,7 @@ from ._common import (
     EXIT_FAILED,
     EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
+    EXIT_MEANINGS,
     EXIT_OK,
     EXIT_USAGE,
     INSTALL_CLI_HINT,
@@ -70,6 +57,8 @@ from ._settings import (
     ENV_SHARED_SECRET,
     ENV_USERNAME,
     CancelSettings,
+    ClientOptions,
+    client_options,
 )
 
 __all__ = [
@@ -84,15 +73,18 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_INCOMPLETE",
     "EXIT_INTERRUPTED",
+    "EXIT_MEANINGS",
     "EXIT_OK",
     "EXIT_USAGE",
     "INSTALL_CLI_HINT",
     "INSTALL_REDIS_HINT",
     "PROG",
     "CancelSettings",
+    "ClientOptions",
     "InputError",
     "RunReport",
     "build_parser",
+    "client_options",
     "format_duration",
     "iter_ids",
     "main",

@@ -12,6 +12,20 @@ EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
 EXIT_INTERRUPTED = 130
 
+#: What each exit code but 0 means: the one text of ``--help`` and of the summary's last line
+#: (0 says what every id is, per command). ``docs/cli.md`` details each case.
+EXIT_MEANINGS = {
+    EXIT_FAILED: "some ids failed for good: refused by the API (e.g. 7040 unknown id),"
+    " or not valid scheduleIds",
+    EXIT_USAGE: "usage or input error: a bad option, a missing credential, no ids, input that"
+    " cannot be read (not UTF-8, a line too long for an id), an unusable journal (busy,"
+    " corrupt, another operation's, not found)",
+    EXIT_INCOMPLETE: "incomplete: authentication, transport, server or journal failures, a"
+    " base URL whose path does not exist (HTTP 404), or refusals that are not final (7002);"
+    " run again with the same --journal",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); run again with the same --journal",
+}
+
 PROG = "schedcancel"
 INSTALL_CLI_HINT = "pip install 'schedcancel[cli]'"
 INSTALL_REDIS_HINT = "pip install 'schedcancel[redis]'"
@@ -24,6 +38,25 @@ def _isatty(stream: object) -> bool:
         return bool(isatty()) if callable(isatty) else False
     except ValueError:  # a closed stream
         return False
+
+
+def printable(text: str, limit: int = 500) -> str:
+    r"""Return untrusted text (an input id, a message quoting a file) safe to print.
+
+    Every character that is not printable (NUL, terminal escapes, line breaks,
+    tabs, bidi controls) is shown escaped as Python writes it (``\x1b``,
+    ``\n``, ``\u202e``), and a text longer than ``limit`` characters is cut,
+    with its length.
+
+    Args:
+        text: the text.
+        limit: the most characters shown.
+
+    Returns:
+        One line of printable characters.
+    """
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return shown if len(text) <= limit else f"{shown}… ({len(text)} characters)"
 
 
 class _UsageError(Exception):

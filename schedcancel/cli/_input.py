@@ -17,10 +17,16 @@ from typing import IO
 
 import attrs
 
+from .._validate import MAX_SCHEDULE_ID
 from ._common import PROG, _UsageError
 
-# Reading stdin (or a pipe) in a thread: at most this many bytes at a time.
+# Reading an input: at most this many bytes (or characters) at a time.
 _STDIN_CHUNK = 64 * 1024
+
+#: The longest input line taken, in characters. No scheduleId is longer than
+#: ``MAX_SCHEDULE_ID``: a longer line is refused by its number, read in chunks,
+#: never whole (a comment line may be longer: it is skipped).
+MAX_LINE = 1024
 
 
 def iter_ids(lines: Iterable[str]) -> Iterator[str]:
@@ -39,7 +45,78 @@ def iter_ids(lines: Iterable[str]) -> Iterator[str]:
 
 
 class InputError(ValueError):
-    """The ids could not be read: an unreadable file or stdin, or text that is not UTF-8."""
+    """The ids could not be read: an unreadable file or stdin, text that is not UTF-8, or a
+    line too long to hold an id."""
+
+
+def _split(text: str) -> list[str]:
+    """Universal newlines, as a file opened in text mode: \\r\\n, \\r and \\n end a line."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+class _Splitter:
+    """The ids of an input read in chunks, in bounded memory, numbering its lines.
+
+    Bytes are decoded as UTF-8 (a BOM is fine) incrementally; a line is held
+    only up to ``MAX_LINE`` characters. The input's errors name it and the
+    line: bytes that are not UTF-8, a line too long to hold an id. Each feed
+    returns the ids of the lines it completed before the first error, and
+    that error; nothing may be fed after an error or the end.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self._held = ""  # a last \r, maybe the first half of \r\n
+        self._tail = ""  # the line read so far
+        self._line = 1  # its number
+        self._skipping = False  # it is a long comment: dropped up to its end
+
+    def feed(self, data: bytes) -> tuple[list[str], InputError | None]:
+        """Take the next bytes; ``b""`` ends the input."""
+        buffered = self._decoder.getstate()[0]
+        try:
+            text = self._decoder.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            before = (buffered + data)[: exc.start].decode("utf-8", "replace")
+            if self._line == 1 and not self._tail:
+                before = before.removeprefix("\ufeff")  # the BOM the decoder did not take
+            ids, failure = self.feed_text(before, final=False)
+            return ids, failure or self._error(f"line {self._line} is not UTF-8 ({exc.reason})")
+        return self.feed_text(text, final=not data)
+
+    def feed_text(self, text: str, *, final: bool) -> tuple[list[str], InputError | None]:
+        """Take the next characters; ``final``: the input ends with them."""
+        text, self._held = self._held + text, ""
+        if text.endswith("\r") and not final:
+            text, self._held = text[:-1], "\r"
+        *complete, last = _split(text)
+        lines: list[str] = []
+        try:
+            for piece in complete:
+                if not self._skipping:
+                    lines.append(self._hold(piece))
+                self._tail, self._line, self._skipping = "", self._line + 1, False
+            if not self._skipping and self._hold(last) and final:
+                lines.append(self._tail)
+        except InputError as exc:
+            return list(iter_ids(lines)), exc
+        return list(iter_ids(lines)), None
+
+    def _hold(self, piece: str) -> str:
+        """Add ``piece`` to the current line and return the line, unless it grows too long."""
+        self._tail += piece
+        if len(self._tail) > MAX_LINE:
+            if not self._tail.lstrip().startswith("#"):
+                raise self._error(
+                    f"line {self._line} is longer than {MAX_LINE} characters"
+                    f" (no scheduleId is longer than {MAX_SCHEDULE_ID})"
+                )
+            self._tail, self._skipping = "", True
+        return self._tail
+
+    def _error(self, text: str) -> InputError:
+        return InputError(f"cannot read {self._name}: {text}")
 
 
 # What the reader thread hands over after the last line.
@@ -55,11 +132,11 @@ class _LineReader:
     """The ids of a file descriptor (stdin, a pipe), read by a daemon thread as they arrive.
 
     The thread reads the raw descriptor with ``os.read``, so an id is handed
-    over as soon as its line is complete, not when a buffer fills. It decodes
-    UTF-8 (a BOM is fine) incrementally and hands each chunk's complete lines
-    to the event loop through a bounded queue (backpressure: at most
-    ``max_chunks`` chunks wait), waking the loop only when the consumer
-    waits. It is a daemon thread reading a descriptor of its own (a
+    over as soon as its line is complete, not when a buffer fills. A
+    :class:`_Splitter` decodes and splits each chunk; the thread hands its ids
+    (then the input's error, if any) to the event loop through a bounded queue
+    (backpressure: at most ``max_chunks`` chunks wait), waking the loop only
+    when the consumer waits. It is a daemon thread reading a descriptor of its own (a
     duplicate), holding no lock while it blocks, so a job that stops while
     the producer is silent ends, and the process exits, without waiting for
     that read; the thread closes its descriptor when it is done. Nothing goes
@@ -90,7 +167,7 @@ class _LineReader:
                 raise StopAsyncIteration
             item = await self._next_chunk()
             if isinstance(item, list):
-                self._pending = iter_ids(item)
+                self._pending = iter(item)
                 continue
             self._ended = True
             if isinstance(item, InputError):
@@ -129,29 +206,15 @@ class _LineReader:
     # ---- the thread
 
     def _pump(self) -> None:
-        decoder = codecs.getincrementaldecoder("utf-8-sig")()
-        tail = ""
-        line = 1
+        splitter = _Splitter(self._name)
         try:
             while not self._closed.is_set():
                 data = os.read(self._fd, _STDIN_CHUNK)
-                buffered = decoder.getstate()[0]
-                try:
-                    text = decoder.decode(data, final=not data)
-                except UnicodeDecodeError as exc:
-                    line += (buffered + data)[: exc.start].count(b"\n")
-                    message = f"cannot read {self._name}: line {line} is not UTF-8 ({exc.reason})"
-                    self._hand(InputError(message))
+                ids, failure = splitter.feed(data)
+                if ids and not self._hand(ids):
                     return
-                line += data.count(b"\n")
-                # Universal newlines, as a file opened in text mode: \r\n, \r and \n.
-                lines = (tail + text).replace("\r", "\n").split("\n")
-                if not data:
-                    if self._hand(lines):
-                        self._hand(_EOF)
-                    return
-                tail = lines.pop()
-                if lines and not self._hand(lines):
+                if failure is not None or not data:
+                    self._hand(failure or _EOF)
                     return
         except OSError as exc:
             self._hand(InputError(f"cannot read {self._name}: {exc.strerror or exc}"))
@@ -175,12 +238,37 @@ class _LineReader:
         return True
 
 
+def _file_ids(file: IO[bytes], name: str) -> Iterator[str]:
+    """The ids of a binary file, read in chunks in the event loop's thread."""
+    splitter = _Splitter(name)
+    while True:
+        try:
+            data = file.read(_STDIN_CHUNK)
+        except OSError as exc:
+            raise InputError(f"cannot read {name}: {exc.strerror or exc}") from None
+        ids, failure = splitter.feed(data)
+        yield from ids
+        if failure is not None:
+            raise failure
+        if not data:
+            return
+
+
 def _stream_ids(stream: IO[str], name: str) -> Iterator[str]:
-    """The ids of a stream read in the event loop's thread (for streams with no descriptor)."""
-    try:
-        yield from iter_ids(stream)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {name}: {exc}") from None
+    """The ids of a stream with no descriptor, read in the event loop's thread."""
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:  # a text wrapper: its bytes, so that errors name the line
+        yield from _file_ids(buffer, name)
+        return
+    splitter = _Splitter(name)
+    while True:
+        text = stream.read(_STDIN_CHUNK)
+        ids, failure = splitter.feed_text(text, final=not text)
+        yield from ids
+        if failure is not None:
+            raise failure
+        if not text:
+            return
 
 
 async def _chain(first: Iterable[str], rest: AsyncIterator[str]) -> AsyncIterator[str]:
@@ -188,11 +276,6 @@ async def _chain(first: Iterable[str], rest: AsyncIterator[str]) -> AsyncIterato
         yield item
     async for item in rest:
         yield item
-
-
-def _count_ids(path: Path) -> int:
-    with path.open(encoding="utf-8-sig") as file:
-        return sum(1 for _ in iter_ids(file))
 
 
 @attrs.define
@@ -213,9 +296,7 @@ def _descriptor(stream: IO[str]) -> int | None:
     return os.dup(fd)
 
 
-def _read_from(fd: int | None, stream: IO[str], name: str, given: list[str]) -> _Input:
-    if fd is None:
-        return _Input(ids=itertools.chain(given, _stream_ids(stream, name)), total=None)
+def _read_in_thread(fd: int, name: str, given: list[str]) -> _Input:
     reader = _LineReader(fd, name)
     return _Input(ids=_chain(given, reader), total=None, close=reader.close)
 
@@ -232,25 +313,31 @@ def _open_input(args: argparse.Namespace, stdin: IO[str]) -> _Input:
             fd = _descriptor(stdin)
         except OSError as exc:
             raise _UsageError(f"cannot read stdin: {exc.strerror or exc}") from None
-        return _read_from(fd, stdin, "stdin", given)
+        if fd is None:
+            return _Input(ids=itertools.chain(given, _stream_ids(stdin, "stdin")), total=None)
+        return _read_in_thread(fd, "stdin", given)
     path = Path(source)
     try:
-        file = path.open(encoding="utf-8-sig")
+        file = path.open("rb")
         mode = os.fstat(file.fileno()).st_mode
         if not stat.S_ISREG(mode):
             # A pipe or a device: read as it comes, in a thread, like stdin.
             with file:
-                return _read_from(os.dup(file.fileno()), file, source, given)
+                return _read_in_thread(os.dup(file.fileno()), source, given)
     except OSError as exc:
         raise _UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
     try:
-        total = len(given) + _count_ids(path)
-    except (OSError, UnicodeDecodeError) as exc:
+        total = len(given) + sum(1 for _ in _file_ids(file, source))  # checks every line too
+    except InputError as exc:
         file.close()
-        raise _UsageError(f"cannot read {source}: {exc}") from None
+        raise _UsageError(str(exc)) from None
+    if not total:
+        file.close()
+        raise _UsageError(f"no ids in {source} (empty, or blank lines and # comments only)")
+    file.seek(0)
 
     def lines() -> Iterator[str]:
         yield from given
-        yield from _stream_ids(file, source)
+        yield from _file_ids(file, source)
 
     return _Input(ids=lines(), total=total, close=file.close)

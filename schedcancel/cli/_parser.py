@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,16 @@ from .._bulk import BACKGROUND_PRIORITY
 from .._protocol import DEFAULT_BASE_URL, Operation
 from .._requests import ContinueSchedule
 from ..errors import InvalidParameterError
-from ._common import EXIT_INTERRUPTED, EXIT_USAGE, PROG, _Streams, _UsageError
+from ._common import (
+    EXIT_INTERRUPTED,
+    EXIT_MEANINGS,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    _Streams,
+    _UsageError,
+    printable,
+)
 from ._demo import _cmd_demo
 from ._run import _cmd_bulk
 from ._settings import (
@@ -192,6 +202,14 @@ _BULK_COMMANDS = (
 )
 
 
+def _exit_codes(command: _BulkCommand) -> str:
+    meanings = {EXIT_OK: f"every id is {command.state}", **EXIT_MEANINGS}
+    return "\n".join(
+        textwrap.fill(meaning, 79, initial_indent=f"  {code:<5}", subsequent_indent=" " * 7)
+        for code, meaning in meanings.items()
+    )
+
+
 def _epilog(command: _BulkCommand) -> str:
     examples = "\n".join(f"  {line}" for line in command.examples)
     return f"""\
@@ -209,13 +227,7 @@ output:
   stderr  progress and the summary
 
 exit codes:
-  0    every id is {command.state}
-  1    some ids failed for good: refused by the API (e.g. 7040 unknown id) or not valid ids
-  2    usage or input error (options, credentials, input, an unusable journal)
-  3    incomplete: authentication, transport, server or journal failures, a base
-       URL whose path does not exist (HTTP 404), or refusals that are not final
-       (7002); run again with the same --journal
-  130  interrupted (Ctrl-C, SIGTERM); run again with the same --journal
+{_exit_codes(command)}
 
 examples:
   export {ENV_API_KEY}=... {ENV_USERNAME}=... {ENV_PASSWORD}=...
@@ -512,7 +524,7 @@ def main(
         try:
             code: int = handler(args, streams, os.environ if environ is None else environ)
         except _UsageError as exc:
-            streams.stderr.write(f"{PROG}: error: {exc}\n")
+            streams.stderr.write(f"{PROG}: error: {printable(str(exc))}\n")
             return EXIT_USAGE
         except KeyboardInterrupt:
             streams.stderr.write(f"\n{PROG}: interrupted\n")

@@ -19,11 +19,13 @@ from ._common import (
     EXIT_FAILED,
     EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
+    EXIT_MEANINGS,
     EXIT_OK,
     EXIT_USAGE,
     INSTALL_CLI_HINT,
     PROG,
     _isatty,
+    printable,
 )
 from ._input import InputError
 from ._settings import CancelSettings
@@ -40,15 +42,6 @@ _ACTIVITIES = {
     Operation.PAUSE: "pausing",
     Operation.CONTINUE: "continuing",
     Operation.GET: "reading",
-}
-_EXIT_MEANINGS = {
-    EXIT_FAILED: "some ids failed",
-    EXIT_USAGE: "usage or input error",
-    EXIT_INCOMPLETE: (
-        "incomplete: authentication, transport, server or journal failures, or failures "
-        "that are not final; run again"
-    ),
-    EXIT_INTERRUPTED: "interrupted; run again with the same --journal to finish",
 }
 
 
@@ -310,14 +303,12 @@ def outcome_text(outcome: CancelOutcome) -> str:
             detail += f" next {outcome.scheduled_at.isoformat()}"
     else:
         detail = f"{outcome.old_status}->{outcome.new_status}"
-    return "\t".join(
-        part.replace("\t", " ").replace("\n", " ")
-        for part in (outcome.schedule_id, outcome.kind.value, detail)
-    )
+    return "\t".join(printable(part) for part in (outcome.schedule_id, outcome.kind.value, detail))
 
 
 def _outcome_json(outcome: CancelOutcome) -> str:
-    return json.dumps(outcome.to_record(), ensure_ascii=False, separators=(",", ":"))
+    # ASCII: no terminal escape (C1 controls, bidi overrides) reaches stdout raw.
+    return json.dumps(outcome.to_record(), separators=(",", ":"))
 
 
 def _summary_rows(
@@ -339,7 +330,7 @@ def _by_count(counts: dict[str, int]) -> list[tuple[str, int]]:
 def _exit_meaning(code: int, operation: Operation) -> str:
     if code == EXIT_OK:
         return f"every id is {_DONE_STATES[operation]}"
-    return _EXIT_MEANINGS[code]
+    return EXIT_MEANINGS[code]
 
 
 def _summary_notes(report: RunReport, settings: CancelSettings, *, show_exit: bool) -> list[str]:
@@ -362,9 +353,13 @@ def _summary_notes(report: RunReport, settings: CancelSettings, *, show_exit: bo
         kinds = ", ".join(f"{name} x{count}" for name, count in sorted(report.error_types.items()))
         notes.append(f"errors: {kinds}")
     if report.failure is not None:
-        notes.append(f"stopped by: {type(report.failure).__name__}: {report.failure}")
+        notes.append(
+            f"stopped by: {type(report.failure).__name__}: {printable(str(report.failure))}"
+        )
     if report.statuses:
-        shown = ", ".join(f"{status} {count}" for status, count in _by_count(report.statuses))
+        shown = ", ".join(
+            f"{printable(status)} {count}" for status, count in _by_count(report.statuses)
+        )
         notes.append(f"by status: {shown}")
     if settings.journal is not None:
         notes.append(f"journal: {settings.journal}")

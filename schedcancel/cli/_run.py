@@ -20,7 +20,7 @@ from .._journal import CancelOutcome, OutcomeKind
 from .._protocol import Operation
 from .._redact import scrub, url_secrets
 from ..errors import InvalidParameterError, ScheduleCancelError
-from ._common import INSTALL_REDIS_HINT, PROG, _isatty, _Streams, _UsageError
+from ._common import EXIT_OK, EXIT_USAGE, INSTALL_REDIS_HINT, PROG, _isatty, _Streams, _UsageError
 from ._input import _open_input
 from ._metrics import JobMetrics
 from ._report import (
@@ -303,8 +303,34 @@ def _cmd_bulk(args: argparse.Namespace, streams: _Streams, environ: Mapping[str,
         )
     finally:
         source.close()
+    _refuse_if_nothing_read(report, settings, args.from_file)
     _write_status_report(report, settings, streams)
     return _finish(report, settings, streams)
+
+
+def _refuse_if_nothing_read(
+    report: RunReport, settings: CancelSettings, source: str | None
+) -> None:
+    """A job that read no id ends as a usage error: one line that says why, no summary.
+
+    Its journal could not be used (busy, corrupt, another operation's, its
+    directory missing), its input could not be read from the first line on,
+    or the input held no id (stdin or a FIFO: a file's ids are counted before).
+
+    Raises:
+        _UsageError: no id was read, and no signal stopped the job (exit 130) or
+            anything else did (exit 3: the summary tells what).
+    """
+    progress = report.progress
+    if report.exit_code not in (EXIT_OK, EXIT_USAGE) or (progress is not None and progress.read):
+        return
+    failure = report.failure
+    if failure is None:
+        name = "stdin" if source == "-" else source
+        raise _UsageError(f"no ids read from {name}")
+    if isinstance(failure, OSError) and progress is None:
+        raise _UsageError(f"cannot use the journal {settings.journal}: {failure.strerror}")
+    raise _UsageError(str(failure))
 
 
 def _finish(report: RunReport, settings: CancelSettings, streams: _Streams) -> int:

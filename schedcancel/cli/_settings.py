@@ -4,9 +4,11 @@ flags and the ``SCHEDCANCEL_*`` environment."""
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import TypedDict
 
 import attrs
 
@@ -14,6 +16,7 @@ from .._bulk import BACKGROUND_PRIORITY
 from .._models import RateLimits, RetryPolicy
 from .._protocol import DEFAULT_BASE_URL, Operation
 from .._redact import redact_key
+from ..errors import InvalidParameterError
 from ._common import _UsageError
 
 ENV_API_KEY = "SCHEDCANCEL_API_KEY"
@@ -67,22 +70,67 @@ class CancelSettings:
     metrics_port: int | None = None
 
 
-def _credential(value: str | None, environ: Mapping[str, str], variable: str) -> str | None:
-    if value is not None:
+class ClientOptions(TypedDict):
+    """The :class:`~schedcancel.ScheduleClient` arguments the environment gives."""
+
+    api_key: str
+    username: str
+    password: str
+    shared_secret: str | None
+    base_url: str
+
+
+def client_options(environ: Mapping[str, str] | None = None) -> ClientOptions:
+    """Read a client's credentials and base URL from ``SCHEDCANCEL_*``, as ``schedcancel`` does.
+
+    ``ScheduleClient(**client_options())`` talks to the API the command would:
+    ``SCHEDCANCEL_BASE_URL`` (default the production gateway), with the same
+    apiKey, user, password and shared secret. A variable set to ``""`` counts
+    as unset.
+
+    Args:
+        environ: where the variables are read; default ``os.environ``.
+
+    Returns:
+        ``api_key``, ``username``, ``password``, ``shared_secret`` (None when
+        unset) and ``base_url``.
+
+    Raises:
+        InvalidParameterError: the apiKey, username or password is missing (the
+            message names its variable).
+    """
+    return _client_options(os.environ if environ is None else environ, {})
+
+
+def _client_options(environ: Mapping[str, str], flags: Mapping[str, str | None]) -> ClientOptions:
+    """The client's options: a flag given (in ``flags``) wins over its environment variable."""
+
+    def read(name: str, variable: str) -> str | None:
+        given = flags.get(name)
+        return given if given is not None else environ.get(variable) or None
+
+    def require(name: str, variable: str, what: str) -> str:
+        value = read(name, variable)
+        if value is None:
+            flag = f" (or pass --{name.replace('_', '-')})" if flags else ""
+            raise InvalidParameterError(f"missing {what}: set {variable}{flag}")
         return value
-    return environ.get(variable) or None
 
-
-def _require(value: str | None, what: str, flag: str, variable: str) -> str:
-    if value is None:
-        raise _UsageError(f"missing {what}: set {variable} (or pass {flag})")
-    return value
+    return ClientOptions(
+        api_key=require("api_key", ENV_API_KEY, "the connector apiKey"),
+        username=require("username", ENV_USERNAME, "the API username"),
+        password=require("password", ENV_PASSWORD, "the API password"),
+        shared_secret=read("shared_secret", ENV_SHARED_SECRET),
+        base_url=read("base_url", ENV_BASE_URL) or DEFAULT_BASE_URL,
+    )
 
 
 def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> CancelSettings:
-    api_key = _credential(args.api_key, environ, ENV_API_KEY)
-    username = _credential(args.username, environ, ENV_USERNAME)
-    password = _credential(args.password, environ, ENV_PASSWORD)
+    flags = {name: getattr(args, name) for name in ClientOptions.__annotations__}
+    try:
+        client = _client_options(environ, flags)
+    except InvalidParameterError as exc:
+        raise _UsageError(str(exc)) from None
     # The argument types already refused every value RateLimits would.
     limits = RateLimits(
         total=args.total,
@@ -108,11 +156,7 @@ def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) ->
         continue_at=getattr(args, "at", None),
         report=report,
         report_format=report_format,
-        api_key=_require(api_key, "the connector apiKey", "--api-key", ENV_API_KEY),
-        username=_require(username, "the API username", "--username", ENV_USERNAME),
-        password=_require(password, "the API password", "--password", ENV_PASSWORD),
-        shared_secret=_credential(args.shared_secret, environ, ENV_SHARED_SECRET),
-        base_url=args.base_url or environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL,
+        **client,
         limits=limits,
         redis_url=args.redis or environ.get(ENV_REDIS_URL) or None,
         journal=journal,

@@ -11,13 +11,16 @@ import signal
 import subprocess
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 from schedcancel._journal import read_journal
 from schedcancel.cli import InputError, _input, main
-from schedcancel.cli._input import _LineReader
+from schedcancel.cli._common import printable
+from schedcancel.cli._input import MAX_LINE, _LineReader, _Splitter
 
 from .support import (
     FAST,
@@ -171,7 +174,7 @@ def test_stdin_that_is_not_utf8_stops_the_job_exit_2(serve: Callable[..., Server
         environ=_env(server.base_url),
     )
     assert code == 2
-    assert "stopped by: InputError: cannot read stdin: 'utf-8' codec can't decode" in err.getvalue()
+    assert "stopped by: InputError: cannot read stdin: line 2 is not UTF-8" in err.getvalue()
 
 
 # --------------------------------------------------------------------------- stdin as it comes
@@ -415,3 +418,249 @@ def test_ids_from_a_silent_fifo_are_sent_as_they_arrive(
     assert result.code == 0, result.stderr
     assert sent_while_open == [True]
     assert sorted(server.sent_ids()) == ["SC-1", "SC-2"]
+
+
+# --------------------------------------------------------------------------- untrusted input shown
+
+
+def test_invalid_ids_are_echoed_escaped_never_raw(
+    serve: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    """NUL, terminal escapes, C1 controls and bidi overrides in an id reach no stream raw."""
+    server = serve(active=["SC-1"])
+    hostile = "SC-\x1b[31mRED\x00\x9b2J\u202eX"
+    path = tmp_path / "ids.txt"
+    path.write_text(f"SC-1\n{hostile}\n", encoding="utf-8")
+    text = _run(["cancel", "--from", str(path), "--no-progress", *FAST], _env(server.base_url))
+    as_json = _run(
+        ["cancel", "--from", str(path), "--no-progress", "--json", *FAST], _env(server.base_url)
+    )
+    assert (text.code, as_json.code) == (1, 1)
+    line = next(line for line in text.lines() if "\tinvalid\t" in line)
+    assert line.split("\t")[0] == "SC-\\x1b[31mRED\\x00\\x9b2J\\u202eX"
+    for output in (text.stdout, text.stderr, as_json.stdout, as_json.stderr):
+        assert all(c.isprintable() or c in "\t\n" for c in output), repr(output)
+    record = next(json.loads(line) for line in as_json.lines() if '"invalid"' in line)
+    assert record["id"] == hostile  # the JSON still carries the id itself
+
+
+def test_a_message_quoting_input_is_printable_and_cut_with_its_length(tmp_path: Path) -> None:
+    """A usage error naming an untrusted path: escapes shown escaped, a long one cut."""
+    result = _run(
+        ["cancel", "--from", str(tmp_path / "ids\x1b]0;owned\x07.txt")],
+        _env("http://127.0.0.1:9/api/v3"),
+    )
+    assert result.code == 2
+    shown = str(tmp_path / "ids\\x1b]0;owned\\x07.txt")
+    assert result.stderr == f"schedcancel: error: cannot read {shown}: No such file or directory\n"
+    assert printable("a" * 600) == "a" * 500 + "… (600 characters)"
+    assert printable("x\ty\n", limit=2) == "x\\t… (4 characters)"
+
+
+# --------------------------------------------------------------------------- bounded lines
+
+
+def _write_long_line(path: Path, size: int) -> None:
+    """ids.txt with SC-1, a line of ``size`` characters, SC-2: written in chunks."""
+    with path.open("wb") as file:
+        file.write(b"SC-1\n")
+        block = b"A" * (1 << 20)
+        for _ in range(size // len(block)):
+            file.write(block)
+        file.write(b"\nSC-2\n")
+
+
+def test_an_over_long_line_in_a_file_is_refused_by_number_in_bounded_memory(
+    serve: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    """A 32 MB line: exit 2 naming line 2, nothing sent, and never held whole (peak < 4 MiB)."""
+    server = serve(active=["SC-1", "SC-2"])
+    path = tmp_path / "ids.txt"
+    _write_long_line(path, 32 << 20)
+    tracemalloc.start()
+    try:
+        result = _run(["cancel", "--from", str(path), *FAST], _env(server.base_url))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.code == 2
+    assert result.stderr == (
+        f"schedcancel: error: cannot read {path}: line 2 is longer than {MAX_LINE} characters"
+        " (no scheduleId is longer than 32)\n"
+    )
+    assert not server.sent_ids()
+    assert peak < 4 << 20, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_an_over_long_line_on_stdin_is_refused_by_number_in_bounded_memory(
+    serve: Callable[..., ServerThread],
+) -> None:
+    """The same line on a pipe: the job stops (exit 2) naming it, bounded; SC-2 is never sent."""
+    server = serve(active=["SC-1", "SC-2"])
+    read_fd, write_fd = os.pipe()
+    line = b"B" * (32 << 20)
+
+    def producer() -> None:
+        with contextlib.suppress(BrokenPipeError):
+            os.write(write_fd, b"SC-1\n")
+            view = memoryview(line)
+            while view:
+                view = view[os.write(write_fd, view[: 1 << 16]) :]
+            os.write(write_fd, b"\nSC-2\n")
+        os.close(write_fd)
+
+    writer = threading.Thread(target=producer)
+    tracemalloc.start()
+    try:
+        writer.start()
+        with os.fdopen(read_fd, "r", encoding="utf-8") as stdin:
+            out, err = io.StringIO(), io.StringIO()
+            code = main(
+                ["cancel", "--from", "-", "--no-progress", *FAST],
+                stdin=stdin,
+                stdout=out,
+                stderr=err,
+                environ=_env(server.base_url),
+            )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        writer.join(30)
+    assert code == 2
+    assert f"stopped by: InputError: cannot read stdin: line 2 is longer than {MAX_LINE}" in (
+        err.getvalue()
+    )
+    assert "SC-2" not in server.sent_ids()  # SC-1 was read: sent, or withdrawn at the stop
+    assert peak < 4 << 20, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_a_long_comment_line_is_skipped(
+    serve: Callable[..., ServerThread], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A comment longer than any id line is fine, also split between reads; ids go on."""
+    monkeypatch.setattr(_input, "_STDIN_CHUNK", 7)
+    server = serve(active=_ids(3))
+    path = tmp_path / "ids.txt"
+    comment = "  # " + "c" * (3 * MAX_LINE)
+    path.write_text(f"SC-00000\n{comment}\r\nSC-00001\n{comment}\nSC-00002", encoding="utf-8")
+    result = _run(["cancel", "--from", str(path), "--json", *FAST], _env(server.base_url))
+    assert result.code == 0, result.stderr
+    assert json.loads(result.lines()[-1])["summary"]["total"] == 3
+    assert sorted(server.sent_ids()) == _ids(3)
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        (b"SC-1\r\nSC-2\r\n\xff\n", 3),
+        (b"SC-1\rSC-2\r\r\nSC-\xc3(\n", 4),
+        (b"\xef\xbb\xbfSC-1\nSC-2\xe2\x82", 2),
+        (b"\xef\xbb\xbf\xff", 1),
+    ],
+)
+@pytest.mark.parametrize("chunk", [3, 64 * 1024])
+def test_a_file_that_is_not_utf8_is_refused_naming_the_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: bytes, line: int, chunk: int
+) -> None:
+    """Not UTF-8 in a file: the line (CRLF, CR and LF counted as one line end), not a byte."""
+    monkeypatch.setattr(_input, "_STDIN_CHUNK", chunk)
+    path = tmp_path / "ids.txt"
+    path.write_bytes(data)
+    result = _run(["cancel", "--from", str(path), *FAST], _env("http://127.0.0.1:9/api/v3"))
+    assert result.code == 2
+    assert result.stderr.startswith(
+        f"schedcancel: error: cannot read {path}: line {line} is not UTF-8 ("
+    )
+    assert result.stderr.count("\n") == 1
+
+
+# --------------------------------------------------------------------------- no ids at all
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# export of 2026-04-28\n  \n# none today\n"])
+def test_a_file_with_no_ids_is_an_input_error(
+    serve: Callable[..., ServerThread], tmp_path: Path, text: str
+) -> None:
+    """An empty file (or blanks and comments only): exit 2, one line that says so, no request."""
+    server = serve(active=["SC-1"])
+    path = tmp_path / "ids.txt"
+    path.write_text(text, encoding="utf-8")
+    result = _run(["cancel", "--from", str(path), "--json", *FAST], _env(server.base_url))
+    assert result.code == 2
+    assert result.stderr == (
+        f"schedcancel: error: no ids in {path} (empty, or blank lines and # comments only)\n"
+    )
+    assert result.stdout == ""
+    assert not server.server.recorder.arrivals
+
+
+@pytest.mark.parametrize("via", ["stream", "pipe", "fifo"])
+def test_stdin_with_no_ids_is_an_input_error(
+    serve: Callable[..., ServerThread], tmp_path: Path, via: str
+) -> None:
+    """Nothing on stdin (or a FIFO), known only at its end: exit 2, one line, no summary."""
+    server = serve(active=["SC-1"])
+    source, name = "-", "stdin"
+    stdin: IO[str] = io.StringIO("# nothing\n")
+    if via == "pipe":
+        read_fd, write_fd = os.pipe()
+        os.close(write_fd)
+        stdin = os.fdopen(read_fd, "r", encoding="utf-8")
+    elif via == "fifo":
+        fifo = tmp_path / "ids.fifo"
+        os.mkfifo(fifo)
+        source = name = str(fifo)
+        threading.Thread(target=fifo.write_text, args=("\n",)).start()
+    out, err = io.StringIO(), io.StringIO()
+    with stdin:
+        code = main(
+            ["cancel", "--from", source, "--json", *FAST],
+            stdin=stdin,
+            stdout=out,
+            stderr=err,
+            environ=_env(server.base_url),
+        )
+    assert code == 2
+    assert err.getvalue() == f"schedcancel: error: no ids read from {name}\n"
+    assert out.getvalue() == ""
+
+
+def test_ids_as_arguments_and_an_empty_stdin_are_fine(serve: Callable[..., ServerThread]) -> None:
+    """Ids were read (from the arguments): an empty stdin beside them is no error."""
+    server = serve(active=["SC-1"])
+    result = _run(["cancel", "SC-1", "--from", "-", *FAST], _env(server.base_url))
+    assert result.code == 0, result.stderr
+
+
+def test_the_splitter_numbers_lines_across_reads() -> None:
+    """A CRLF split between two reads is one line end; the error names the line it is on."""
+    splitter = _Splitter("ids.txt")
+    assert splitter.feed(b"SC-1\r") == ([], None)
+    assert splitter.feed(b"\nSC-2\r") == (["SC-1"], None)
+    ids, failure = splitter.feed(b"\nSC-3\n\xff")
+    assert ids == ["SC-2", "SC-3"]
+    assert str(failure) == "cannot read ids.txt: line 4 is not UTF-8 (invalid start byte)"
+    ended = _Splitter("ids.txt")
+    assert ended.feed(b"SC-1\r") == ([], None)
+    assert ended.feed(b"") == (["SC-1"], None)
+
+
+class _FailingRead(io.BytesIO):
+    """A file whose reads fail, as on an I/O error."""
+
+    def read(self, _size: int | None = -1, /) -> bytes:
+        """Fail."""
+        raise OSError(5, "Input/output error")
+
+
+def test_streams_without_a_descriptor_are_read_in_chunks_too() -> None:
+    """A text wrapper is read through its bytes; a plain text stream in characters; both bounded."""
+    wrapped = io.TextIOWrapper(io.BytesIO(b"SC-1\n\nSC-2"), encoding="utf-8")
+    assert list(_input._stream_ids(wrapped, "stdin")) == ["SC-1", "SC-2"]
+    text = io.StringIO("SC-1\n" + "x" * (MAX_LINE + 1) + "\nSC-2\n")
+    ids = _input._stream_ids(text, "stdin")
+    assert next(ids) == "SC-1"
+    with pytest.raises(InputError, match=f"line 2 is longer than {MAX_LINE} characters"):
+        next(ids)
+    with pytest.raises(InputError, match=r"cannot read ids\.txt: Input/output error"):
+        list(_input._file_ids(_FailingRead(), "ids.txt"))

@@ -228,6 +228,33 @@ def test_summary_notes_what_a_stopped_run_left_undone() -> None:
     assert "exit 130" in err.getvalue()
 
 
+def test_summary_of_a_run_interrupted_before_it_started() -> None:
+    """A signal before the journal was opened: the zero table, exit 130 (nothing to resume)."""
+    report = RunReport(progress=None, failure=None, interrupted=True)
+    err = io.StringIO()
+    print_summary(report, _settings("http://127.0.0.1:9/api/v3"), err)
+    assert "elapsed" not in err.getvalue()
+    assert err.getvalue().endswith("exit 130: interrupted (Ctrl-C, SIGTERM); run again with the"
+                                   " same --journal\n")  # fmt: skip
+
+
+def test_summary_shows_what_a_server_or_an_input_said_escaped() -> None:
+    """A status the server made up and a failure quoting input reach stderr escaped."""
+    report = RunReport(
+        progress=_progress(finished=True),
+        failure=InputError("cannot read stdin: line 2 is \x1b]0;owned\x07"),
+        interrupted=False,
+        statuses={"ACT\x1b[2JIVE": 3},
+    )
+    err = io.StringIO()
+    print_summary(report, _settings("http://127.0.0.1:9/api/v3"), err)
+    assert "by status: ACT\\x1b[2JIVE 3" in err.getvalue()
+    assert "stopped by: InputError: cannot read stdin: line 2 is \\x1b]0;owned\\x07" in (
+        err.getvalue()
+    )
+    assert all(c.isprintable() or c == "\n" for c in err.getvalue())
+
+
 def test_rich_summary_shows_the_journal_column_on_a_terminal() -> None:
     """On a terminal the summary is a rich table, with a column for journal outcomes."""
     counts = dict.fromkeys(OutcomeKind, 0) | {OutcomeKind.CANCELLED: 4}
@@ -240,11 +267,11 @@ def test_rich_summary_shows_the_journal_column_on_a_terminal() -> None:
 
 
 def test_outcome_text_for_each_kind() -> None:
-    """Per-id lines: id, outcome and a detail, with tabs inside values replaced."""
+    """Per-id lines: id, outcome and a detail, with tabs inside values shown escaped."""
     error = CancelOutcome.from_exception("SC-1", ScheduleCancelError("reset\tby peer"))
     invalid = CancelOutcome.invalid("a\tb", "bad")
-    assert outcome_text(error) == "SC-1\terror\tScheduleCancelError: reset by peer"
-    assert outcome_text(invalid) == "a b\tinvalid\tbad"
+    assert outcome_text(error) == "SC-1\terror\tScheduleCancelError: reset\\tby peer"
+    assert outcome_text(invalid) == "a\\tb\tinvalid\tbad"
 
 
 def test_rich_notes_print_above_the_live_bar() -> None:

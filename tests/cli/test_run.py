@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -146,13 +147,54 @@ def test_a_journal_failing_mid_run_exits_3(
 
 
 def test_a_journal_that_cannot_be_opened_exits_2(tmp_path: Path) -> None:
-    """A journal in a directory that does not exist: exit 2 before anything is sent."""
+    """A journal in a directory that does not exist: exit 2 before anything is sent, one line."""
     journal = tmp_path / "missing" / "run.jsonl"
     result = _run(
-        ["cancel", "SC-1", "--journal", str(journal), *FAST], _env("http://127.0.0.1:9/api/v3")
+        ["cancel", "SC-1", "--journal", str(journal), "--json", *FAST],
+        _env("http://127.0.0.1:9/api/v3"),
     )
     assert result.code == 2, result.stderr
-    assert "exit 2: usage or input error" in result.stderr
+    assert result.stderr == (
+        f"schedcancel: error: cannot use the journal {journal}: No such file or directory\n"
+    )
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("case", ["another operation", "busy", "corrupt", "no directory"])
+def test_an_unusable_journal_prints_one_line_and_no_summary(
+    serve: Callable[..., ServerThread], tmp_path: Path, case: str
+) -> None:
+    """Before any work, an unusable journal is the one line that matters: no zero table, exit 2."""
+    from schedcancel import Journal  # noqa: PLC0415 - only this test opens one directly
+
+    server = serve(active=["SC-1", "SC-2"])
+    journal = tmp_path / "run.jsonl"
+    expected = {
+        "another operation": f"journal {journal} is the journal of a cancel job, not of pause:"
+        " use another journal file; nothing was sent",
+        "busy": f"journal {journal} is in use by another run",
+        "corrupt": f"{journal}:1: not a schedcancel journal line: '\\x1b[2Jgarbage';"
+        " nothing was changed",
+        "no directory": f"cannot use the journal {journal}: No such file or directory",
+    }[case]
+    if case == "another operation":
+        first = _run(["cancel", "--journal", str(journal), *FAST, "SC-1"], _env(server.base_url))
+        assert first.code == 0, first.stderr
+    elif case == "corrupt":
+        journal.write_bytes(b'\x1b[2Jgarbage\n{"id":"SC-1","outcome":"cancelled"}\n')
+    elif case == "no directory":
+        journal = tmp_path / "missing" / "run.jsonl"
+        expected = expected.replace(str(tmp_path / "run.jsonl"), str(journal))
+    sent = len(server.server.recorder)
+    argv = ["pause", "SC-2", "--journal", str(journal), "--json", *FAST]
+    with contextlib.ExitStack() as stack:
+        if case == "busy":
+            stack.enter_context(Journal.open(journal))
+        result = _run(argv, _env(server.base_url))
+    assert result.code == 2
+    assert result.stderr == f"schedcancel: error: {expected}\n"
+    assert result.stdout == ""
+    assert len(server.server.recorder) == sent
 
 
 # --------------------------------------------------------------------------- exit codes

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+from schedcancel import DEFAULT_BASE_URL, InvalidParameterError
+from schedcancel.cli import client_options
 from schedcancel.cli._parser import build_parser
 from schedcancel.cli._settings import _settings_from_args
 
-from .support import FAST, PASSWORD, SECRET, ServerThread, _assert_no_secrets, _env, _run, _settings
+from .support import (
+    API_KEY,
+    FAST,
+    PASSWORD,
+    SECRET,
+    USERNAME,
+    ServerThread,
+    _assert_no_secrets,
+    _env,
+    _run,
+    _settings,
+)
 
 
 def test_flags_override_the_environment(serve: Callable[..., ServerThread]) -> None:
@@ -42,3 +56,25 @@ def test_the_job_is_background_unless_a_priority_is_given() -> None:
     args = parser.parse_args(["cancel", "SC-1", "--priority", "3", "--interactive-reserve", "0"])
     settings = _settings_from_args(args, {**_env("http://127.0.0.1:9/api/v3")})
     assert (settings.priority, settings.limits.interactive_reserve) == (3, 0)
+
+
+def test_client_options_read_the_environment_as_the_command_does() -> None:
+    """``client_options``: the SCHEDCANCEL_* variables; empty counts as unset; base URL default."""
+    env = _env("http://127.0.0.1:9/api/v3", SCHEDCANCEL_SHARED_SECRET=SECRET)
+    assert client_options(env) == {
+        "api_key": API_KEY,
+        "username": USERNAME,
+        "password": PASSWORD,
+        "shared_secret": SECRET,
+        "base_url": "http://127.0.0.1:9/api/v3",
+    }
+    plain = client_options(env | {"SCHEDCANCEL_BASE_URL": "", "SCHEDCANCEL_SHARED_SECRET": ""})
+    assert (plain["base_url"], plain["shared_secret"]) == (DEFAULT_BASE_URL, None)
+    with pytest.raises(InvalidParameterError, match=r"^missing the API password: set \S+$"):
+        client_options(env | {"SCHEDCANCEL_PASSWORD": ""})
+    missing = _run(["cancel", "SC-1"], env | {"SCHEDCANCEL_PASSWORD": ""})
+    assert (missing.code, missing.stderr) == (
+        2,
+        "schedcancel: error: missing the API password: set SCHEDCANCEL_PASSWORD"
+        " (or pass --password)\n",
+    )
