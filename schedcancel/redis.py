@@ -26,6 +26,7 @@ import hashlib
 import logging
 import math
 import secrets
+import time
 from importlib.resources import files
 from typing import TYPE_CHECKING, Final, Literal, TypeAlias, cast
 from urllib.parse import urlsplit
@@ -66,6 +67,9 @@ _DEFAULT_PORT: Final = 6379
 # Most candidates one script round tries: a full window's burst of the documented
 # limit in one round trip, without unbounded key lists.
 _ROUND: Final = 64
+# The share of `timeout` within which Redis must run an acquire round for it to grant:
+# the caller gives up at `timeout`, and the answer needs time to come back.
+_GRANT_WITHIN: Final = 0.5
 # The release script's code for the level a 429 was blamed on.
 _LEVELS: Final[tuple[RateLimitLevel | None, ...]] = (None, "user", "schedule")
 
@@ -220,6 +224,8 @@ class _RedisStore:
         self.last_at = 0.0
         self._releases: list[_Release] = []
         self.releaser: asyncio.Task[None] | None = None
+        # Redis TIME minus this process's monotonic clock, in µs (None: not known yet).
+        self._time_offset: int | None = None
 
     # -- the store protocol -----------------------------------------------------
 
@@ -363,7 +369,6 @@ class _RedisStore:
             BackendError: Redis failed.
         """
         limits = self._limits
-        base = secrets.token_hex(6)
         keys = list(self.user_keys)
         for schedule_id in schedule_ids:
             keys.extend(self.id_keys(schedule_id))
@@ -372,26 +377,40 @@ class _RedisStore:
             str(int(index < len(backgrounds) and backgrounds[index]) + 2 * (schedule_id is None))
             for index, schedule_id in enumerate(schedule_ids)
         )
-        raw = await self.eval(
-            keys,
-            op,
-            self._now_arg(),
-            base,
-            limits.total,
-            limits.per_schedule,
-            _us(limits.window),
-            _us(limits.guard),
-            _us(self._in_flight_timeout),
-            int(limits.mode == "smooth"),
-            repr(limits.slack),
-            # An in-flight entry past its earliest possible end is looked at again this often.
-            _us(max(0.01, limits.window / 100)),
-            int(limits.adaptive),
-            limits.interactive_reserve,
-            flags,
-        )
-        now_us, user_used, user_limit, smooth, user_wait, action, background_wait, *results = (
-            int(x) for x in cast("list[int]", raw)
+        # An expired round (see _deadline) is asked once more, on the clock its answer taught.
+        for _ in range(2):
+            base = secrets.token_hex(6)
+            deadline = await self._deadline(now) if op == "acquire" else ""
+            raw = await self.eval(
+                keys,
+                op,
+                self._now_arg(),
+                base,
+                limits.total,
+                limits.per_schedule,
+                _us(limits.window),
+                _us(limits.guard),
+                _us(self._in_flight_timeout),
+                int(limits.mode == "smooth"),
+                repr(limits.slack),
+                # An in-flight entry past its earliest possible end is looked at again this often.
+                _us(max(0.01, limits.window / 100)),
+                int(limits.adaptive),
+                limits.interactive_reserve,
+                flags,
+                deadline,
+            )
+            reply = [int(x) for x in cast("list[int]", raw)]
+            self._learn_time(reply[1])
+            if len(reply) > 2:
+                break
+        else:
+            raise BackendError(
+                f"Redis at {self._where} failed: it ran the round more than "
+                f"{self._timeout * _GRANT_WITHIN:g}s after it was sent, twice; nothing was granted"
+            )
+        now_us, _, user_used, user_limit, smooth, user_wait, action, background_wait, *results = (
+            reply
         )
         rnd = _Round(
             now_us=now_us,
@@ -408,6 +427,31 @@ class _RedisStore:
         self.last = rnd
         self.last_at = now
         return rnd, base
+
+    async def _deadline(self, now: float) -> int:
+        """The latest Redis TIME at which an acquire round may still grant, in microseconds.
+
+        The caller gives up on Redis ``timeout`` after it sent a round; a
+        round that Redis runs later (it stalled meanwhile) would take places
+        for nobody, counted until their provisional expiry. So the script
+        grants only within the first ``_GRANT_WITHIN`` of the timeout (the
+        rest is for the answer to come back), on Redis's clock as learnt from
+        the last answer (asked first when none came yet). A stall is real
+        time whatever clock paces the limiter, so the deadline is made on
+        ``time.monotonic`` (the event loop's own clock), not on an injected one.
+        """
+        if self._time_offset is None:
+            await self.ask("peek", [], now)
+        assert self._time_offset is not None  # noqa: S101 - set by every answer
+        return int((time.monotonic() + self._timeout * _GRANT_WITHIN) * _US) + self._time_offset
+
+    def _learn_time(self, redis_time: int) -> None:
+        """Note how Redis TIME relates to this process's monotonic clock.
+
+        Redis read its TIME before its answer arrived, so ``redis_time - now``
+        is a lower bound of the offset: a deadline made with it is early, never late.
+        """
+        self._time_offset = redis_time - _us(time.monotonic())
 
     def _now_arg(self) -> str:
         """The script's clock: Redis TIME, or the injected clock in microseconds."""
@@ -506,7 +550,9 @@ class RedisLimiter(QueuedLimiter):
             the client's request timeout. An entry not released within it
             (its process died) stops counting ``window + guard`` later.
         timeout: the longest any one Redis call may take before it counts as
-            a failure.
+            a failure. An acquire round that Redis runs more than half of it
+            after it was sent (it stalled meanwhile) grants nothing, so a
+            caller that gave up never leaves places taken for nobody.
         jitter: up to this many seconds are added at random to each local
             wait, so processes do not ask Redis in lock step.
         fallback: an in-process limiter to use while Redis fails.

@@ -810,6 +810,73 @@ async def test_stalled_redis_times_out_as_backend_error(
     os.kill(proc.pid, signal.SIGCONT)
 
 
+async def test_a_round_redis_runs_after_its_caller_gave_up_grants_nothing(
+    private_redis: tuple[subprocess.Popen[bytes], int], make: Callable[..., RedisLimiter]
+) -> None:
+    """Redis stalls (SIGSTOP) longer than ``timeout``: its callers get BackendError, and the
+    acquire round they gave up on, run when Redis wakes, takes no place (issue 20, item 2).
+
+    Before, the round ran and left a window's worth of in-flight entries that nobody would
+    release: they counted for ``in_flight_timeout + window + guard`` (61 s here, W = 1 s),
+    and every process sharing the API user waited that long.
+    """
+    proc, port = private_redis
+    limits = _limits(total=10, per_schedule=10, window=1.0, guard=0.05)
+    limiter = make(redis=f"redis://127.0.0.1:{port}/0", limits=limits, timeout=0.5)
+    await limiter.release(await limiter.acquire("SC-warm"))  # connected, script loaded
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        calls = [limiter.acquire(f"SC-{i}") for i in range(10)]
+        outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert [type(outcome) for outcome in outcomes] == [BackendError] * 10
+    observer = aioredis.Redis(port=port)
+    try:
+        # Accepted after the stall, so the stalled connections' commands have run before this.
+        await observer.ping()
+        entries = await _entries(observer, limiter.keys()[0])
+    finally:
+        await observer.aclose()
+    assert [m for m, _ in entries if m.startswith("i")] == []  # no ghost in flight
+    # The whole budget but the one request really sent is free at once.
+    permits = [await limiter.acquire(f"SC-{i}", queue_timeout=0) for i in range(limits.total - 1)]
+    for permit in permits:
+        await limiter.release(permit)
+
+
+async def test_an_expired_round_is_asked_again_once_then_fails(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round whose deadline passed before Redis ran it grants nothing and says so.
+
+    The store asks once more on Redis's clock as that answer told it (Redis's clock
+    stepped forward, say); a second expired round is a BackendError, and neither left
+    an entry.
+    """
+    limiter = make(limits=_limits(total=5), timeout=2.0)
+    store = limiter._redis
+    learn = store._learn_time
+    learnt: list[int] = []
+    ahead = [60 * US]  # Redis's clock, as the next answer shows it: a minute ahead
+
+    def learn_behind(redis_time: int) -> None:
+        learn(redis_time - (ahead.pop(0) if ahead else 0))
+        learnt.append(redis_time)
+
+    monkeypatch.setattr(store, "_learn_time", learn_behind)
+    permit = await limiter.acquire("SC-1")  # a peek to learn the clock, expired, then granted
+    assert len(learnt) == 3
+    await limiter.release(permit)
+
+    # From now on every answer seems a minute behind Redis's clock: every round expires.
+    monkeypatch.setattr(store, "_learn_time", lambda redis_time: learn(redis_time - 60 * US))
+    store._learn_time(learnt[-1])
+    with pytest.raises(BackendError, match=r"more than 1s after it was sent, twice"):
+        await limiter.acquire("SC-2")
+    assert [m for m, _ in await _entries(client, limiter.keys()[0]) if m.startswith("i")] == []
+
+
 @pytest.mark.looptime
 async def test_fallback_is_used_with_one_warning_then_redis_again(
     make: Callable[..., RedisLimiter], caplog: pytest.LogCaptureFixture
