@@ -16,6 +16,7 @@ since the key was set (``_assert_pttl``), never with a margin for a slow machine
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import importlib
 import json
@@ -43,6 +44,7 @@ from schedcancel import (
     RateLimits,
     ScheduleClient,
 )
+from schedcancel._adaptive import QUIET_WINDOWS
 from schedcancel._limiter import RateLimiter
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import MockScheduleServer, ServerLimits
@@ -1132,6 +1134,50 @@ async def test_two_processes_through_a_redis_stall_keep_the_limit_and_lose_no_ti
     assert all(r["backend_errors"] > 0 for r in reports), reports  # the stall hit both
     assert server.recorder.count_rate_limited() == 0
     assert server.recorder.max_arrivals_in_window(window) <= total
+
+
+@pytest.mark.looptime
+async def test_keys_lost_mid_job_cost_one_window_of_429s_then_a_halved_limit(
+    client: aioredis.Redis,
+    prefix: str,
+    make: Callable[..., RedisLimiter],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A Redis that restarts empty, is flushed or swapped forgets the window: as documented
+    in docs/redis.md, another process then sends up to a whole window more (the server sees
+    2 N in one window, the extra N get 429, absorbed), every process pauses, and the
+    adaptive rule halves the shared limit, which grows back after ten quiet windows.
+    """
+    total, window, guard = 10, 10.0, 0.5
+    limits = RateLimits(total=total, per_schedule=total, window=window, guard=guard)
+    first, second = make(limits=limits), make(limits=limits)  # two processes, one budget
+    server_limits = ServerLimits(total=total, per_schedule=total, window=window)
+    async with (
+        MockScheduleServer(limits=server_limits, unknown_ids="active") as server,
+        server.client(limiter=first) as one,
+        server.client(limiter=second) as other,
+    ):
+        ids = [f"SC-{i:03d}" for i in range(8 * total)]
+        job = asyncio.gather(*(one.cancel(i) for i in ids[::2]))
+        await asyncio.sleep(1)  # the first window is spent
+        await client.delete(*await prefixed_keys(client, prefix))  # FLUSHDB, an empty restart
+        results = [*await asyncio.gather(*(other.cancel(i) for i in ids[1::2])), *await job]
+    assert all(r.is_cancelled for r in results)
+    recorder = server.recorder
+    assert recorder.count_rate_limited() == total  # one window's worth, once
+    assert recorder.max_arrivals_in_window(window) == 2 * total
+    assert recorder.max_arrivals_in_window(window + guard, accepted_only=True) == total
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert f"the shared limit is now {total // 2} per" in warnings[0]
+    # Bursts of accepted sends: the window before the loss, then half the limit for ten quiet
+    # windows, then one more per window.
+    bursts = sorted(collections.Counter(a.time for a in recorder if a.status == 200).items())
+    assert [n for _, n in bursts[: QUIET_WINDOWS + 2]] == [
+        total,
+        *[total // 2] * QUIET_WINDOWS,
+        total // 2 + 1,
+    ]
 
 
 @pytest.mark.looptime
