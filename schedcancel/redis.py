@@ -224,6 +224,7 @@ class _RedisStore:
         self.last_at = 0.0
         self._releases: list[_Release] = []
         self.releaser: asyncio.Task[None] | None = None
+        self.forgetting: set[asyncio.Task[None]] = set()  # see _forget
         # Redis TIME minus this process's monotonic clock, in µs (None: not known yet).
         self._time_offset: int | None = None
 
@@ -377,29 +378,30 @@ class _RedisStore:
             str(int(index < len(backgrounds) and backgrounds[index]) + 2 * (schedule_id is None))
             for index, schedule_id in enumerate(schedule_ids)
         )
+        settings = (
+            limits.total,
+            limits.per_schedule,
+            _us(limits.window),
+            _us(limits.guard),
+            _us(self._in_flight_timeout),
+            int(limits.mode == "smooth"),
+            repr(limits.slack),
+            # An in-flight entry past its earliest possible end is looked at again this often.
+            _us(max(0.01, limits.window / 100)),
+            int(limits.adaptive),
+            limits.interactive_reserve,
+            flags,
+        )
         # An expired round (see _deadline) is asked once more, on the clock its answer taught.
         for _ in range(2):
             base = secrets.token_hex(6)
             deadline = await self._deadline(now) if op == "acquire" else ""
-            raw = await self.eval(
-                keys,
-                op,
-                self._now_arg(),
-                base,
-                limits.total,
-                limits.per_schedule,
-                _us(limits.window),
-                _us(limits.guard),
-                _us(self._in_flight_timeout),
-                int(limits.mode == "smooth"),
-                repr(limits.slack),
-                # An in-flight entry past its earliest possible end is looked at again this often.
-                _us(max(0.01, limits.window / 100)),
-                int(limits.adaptive),
-                limits.interactive_reserve,
-                flags,
-                deadline,
-            )
+            try:
+                raw = await self.eval(keys, op, self._now_arg(), base, *settings, deadline)
+            except BackendError:
+                if op == "acquire":
+                    self._forget(keys, base)
+                raise
             reply = [int(x) for x in cast("list[int]", raw)]
             self._learn_time(reply[1])
             if len(reply) > 2:
@@ -427,6 +429,24 @@ class _RedisStore:
         self.last = rnd
         self.last_at = now
         return rnd, base
+
+    def _forget(self, keys: Sequence[str], base: str) -> None:
+        """Take back, in the background, what a round whose answer never came granted.
+
+        The round's deadline keeps Redis from granting it once its caller gave
+        up; this takes back a round Redis ran in time whose answer was lost
+        (cut off, or late past the timeout). Best effort: if Redis fails again,
+        the entries expire on their own.
+        """
+        task = asyncio.get_running_loop().create_task(self._forget_round(keys, base))
+        self.forgetting.add(task)
+        task.add_done_callback(self.forgetting.discard)
+
+    async def _forget_round(self, keys: Sequence[str], base: str) -> None:
+        try:
+            await self.eval(keys, "forget", self._now_arg(), base)
+        except BackendError as exc:
+            log.debug("could not take back a round whose answer was lost: %s", exc)
 
     async def _deadline(self, now: float) -> int:
         """The latest Redis TIME at which an acquire round may still grant, in microseconds.
@@ -796,7 +816,10 @@ class RedisLimiter(QueuedLimiter):
         if self._closed:
             return
         await super().aclose()
-        pending = [t for t in (self._redis.releaser, *self._background) if t is not None]
+        store = self._redis
+        pending = [
+            t for t in (store.releaser, *store.forgetting, *self._background) if t is not None
+        ]
         if pending:
             await asyncio.wait(pending, timeout=self._timeout)
         if self._owns_client:

@@ -847,6 +847,34 @@ async def test_a_round_redis_runs_after_its_caller_gave_up_grants_nothing(
         await limiter.release(permit)
 
 
+async def test_a_round_whose_answer_was_lost_is_taken_back(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis ran an acquire round in time, but its answer never came (the caller gave up):
+    the store takes back what the round granted once Redis answers again (issue 20, item 2).
+    """
+    limiter = make(limits=_limits(total=5), timeout=2.0)
+    await limiter.release(await limiter.acquire("SC-0"))  # the clock learnt
+    store = limiter._redis
+    script = store._script
+    granted: list[int] = []
+
+    async def answer_lost(keys: list[str], args: list[str | int]) -> object:
+        reply = await script(keys=keys, args=args)
+        if args[0] == "acquire":
+            granted.append(await client.zcard(keys[0]))
+            raise TimeoutError  # the answer is lost on its way back
+        return reply
+
+    monkeypatch.setattr(store, "_script", answer_lost)
+    with pytest.raises(BackendError, match="no answer within"):
+        await limiter.acquire("SC-1")
+    await limiter.aclose()  # waits for its work in the background
+    assert granted == [2]  # SC-0's released entry, and the round's lost one
+    for key in (limiter.keys()[0], limiter.keys("SC-1")[-3]):
+        assert [m for m, _ in await _entries(client, key) if m.startswith("i")] == []
+
+
 async def test_an_expired_round_is_asked_again_once_then_fails(
     client: aioredis.Redis, make: Callable[..., RedisLimiter], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -77,6 +77,10 @@ Operations (ARGV[3..]):
   undo  token acquired
       Removes a permit's entries (granted, never sent); KEYS 7.. its scheduleId's
       keys, none for a permit without one. Returns the entries removed.
+  forget  base
+      Removes the in-flight entries an acquire round granted (its members carry
+      ":<base>."), for a round whose answer never reached its caller; KEYS as
+      the round's. Returns the entries removed.
   policy  total hold event now a b
       The adaptive policy alone on the state in KEYS[4] (for the tests):
       event "429" (a = stamp, b = next stamp) or "judge" (a = peak), or
@@ -440,6 +444,23 @@ if op == 'undo' then
   local removed = redis.call('ZREM', KEYS[1], member)
   if #KEYS > USER_KEYS then
     removed = removed + redis.call('ZREM', KEYS[USER_KEYS + 1], member)
+  end
+  return removed
+end
+
+if op == 'forget' then
+  -- A round whose answer never came (its caller gave up on Redis): take back what it
+  -- granted. KEYS are the round's own (logs at 1 and 7, 10, ...), ARGV[3] its base.
+  local mark = ':' .. ARGV[3] .. '.'
+  local removed = 0
+  for k = 1, #KEYS do
+    if k == 1 or (k > USER_KEYS and (k - USER_KEYS) % 3 == 1) then
+      for _, member in ipairs(redis.call('ZRANGE', KEYS[k], 0, -1)) do
+        if string.byte(member, 1) == 105 and string.find(member, mark, 1, true) then
+          removed = removed + redis.call('ZREM', KEYS[k], member)
+        end
+      end
+    end
   end
   return removed
 end
