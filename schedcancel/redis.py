@@ -178,6 +178,8 @@ class _Release:
     limited: bool
     retry_after: float | None
     done: asyncio.Future[tuple[float, RateLimitLevel | None]]
+    since: float  # the loop's time when it was asked for: its entries expire by then + horizon
+    again: bool = False  # sent once already, and Redis failed
 
 
 class _UseFallback(Exception):  # noqa: N818 - a signal between our own tasks, never raised to users
@@ -224,6 +226,8 @@ class _RedisStore:
         self.last_at = 0.0
         self._releases: list[_Release] = []
         self.releaser: asyncio.Task[None] | None = None
+        self._unsent: list[_Release] = []  # releases Redis failed, to send again
+        self.resend: asyncio.TimerHandle | None = None
         self.forgetting: set[asyncio.Task[None]] = set()  # see _forget
         # Redis TIME minus this process's monotonic clock, in µs (None: not known yet).
         self._time_offset: int | None = None
@@ -264,12 +268,10 @@ class _RedisStore:
             self.rate_limited += 1
         # Releases that come while one script call is out go together in the next
         # one: a burst of responses costs a few round trips, not one connection each.
-        done = asyncio.get_running_loop().create_future()
-        self._releases.append(_Release(key, handle, limited, retry_after, done))
-        if self.releaser is None or self.releaser.done():
-            self.releaser = asyncio.get_running_loop().create_task(
-                self._release_all(), name="schedcancel-redis-releaser"
-            )
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._releases.append(_Release(key, handle, limited, retry_after, done, loop.time()))
+        self._send_releases()
         user_pause, level = await done
         return user_pause, 0.0, level
 
@@ -284,6 +286,45 @@ class _RedisStore:
         return now
 
     # -- Redis ------------------------------------------------------------------
+
+    def _send_releases(self) -> None:
+        """Start the task that sends queued releases, unless it runs."""
+        if self.releaser is None or self.releaser.done():
+            self.releaser = asyncio.get_running_loop().create_task(
+                self._release_all(), name="schedcancel-redis-releaser"
+            )
+
+    def _send_again_later(self, batch: Sequence[_Release], exc: BackendError) -> None:
+        """Send releases Redis failed again after ``timeout``, while their entries count.
+
+        Until its release reaches Redis an entry keeps its provisional score,
+        ``in_flight_timeout + window + guard`` after its acquire: long after
+        the response, a place held for nobody after a stall. So a failed
+        release is sent again (its caller has its answer already) until it
+        goes through or that provisional expiry has passed.
+        """
+        loop = asyncio.get_running_loop()
+        limits = self._limits
+        horizon = self._in_flight_timeout + limits.window + limits.guard
+        if not all(item.again for item in batch):
+            log.warning(
+                "could not release %d permit(s) (they count as in flight until released); "
+                "trying again every %gs: %s",
+                len(batch),
+                self._timeout,
+                exc,
+            )
+        self._unsent += [
+            attrs.evolve(item, again=True) for item in batch if loop.time() < item.since + horizon
+        ]
+        if self._unsent and self.resend is None:
+            self.resend = loop.call_later(self._timeout, self._send_unsent)
+
+    def _send_unsent(self) -> None:
+        self.resend = None
+        self._releases += self._unsent
+        self._unsent = []
+        self._send_releases()
 
     async def _release_all(self) -> None:
         """Send queued releases to Redis, up to a round's worth per script call."""
@@ -316,12 +357,7 @@ class _RedisStore:
             try:
                 raw = await self.eval(keys, *args)
             except BackendError as exc:
-                log.warning(
-                    "could not release %d permit(s); they keep counting until their "
-                    "provisional expiry: %s",
-                    len(batch),
-                    exc,
-                )
+                self._send_again_later(batch, exc)
             else:
                 reply = cast("list[int]", raw)
                 user_pause = int(reply[1]) / _US
@@ -822,6 +858,8 @@ class RedisLimiter(QueuedLimiter):
         ]
         if pending:
             await asyncio.wait(pending, timeout=self._timeout)
+        if store.resend is not None:
+            store.resend.cancel()  # what was not released yet expires on its own
         if self._owns_client:
             await self._client.aclose()
 

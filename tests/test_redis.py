@@ -875,6 +875,43 @@ async def test_a_round_whose_answer_was_lost_is_taken_back(
         assert [m for m, _ in await _entries(client, key) if m.startswith("i")] == []
 
 
+@pytest.mark.looptime
+async def test_a_release_redis_failed_is_sent_again(
+    client: aioredis.Redis,
+    make: Callable[..., RedisLimiter],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A release that did not reach Redis (it failed, or stalled while a connection was made)
+    is sent again after ``timeout``: its places are not held as in flight for a minute
+    (``in_flight_timeout + window + guard``) after their responses came (issue 20, item 2).
+    """
+    limits = _limits(total=2, window=1.0, guard=0.05)
+    limiter = make(limits=limits, timeout=0.5)
+    permits = [await limiter.acquire(f"SC-{i}") for i in range(2)]
+    store = limiter._redis
+    script = store._script
+    failed: list[str] = []
+
+    async def first_release_fails(keys: list[str], args: list[str | int]) -> object:
+        if args[0] == "release" and not failed:
+            failed.append("release")
+            raise RedisError("Connection reset by peer")
+        return await script(keys=keys, args=args)
+
+    monkeypatch.setattr(store, "_script", first_release_fails)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await asyncio.gather(*(limiter.release(permit) for permit in permits))
+    assert "could not release 2 permit(s)" in caplog.text
+    await limiter.release(await limiter.acquire("SC-2"))
+    # Sent again after the timeout, the releases let the next request go one hold later.
+    assert loop.time() - start == pytest.approx(0.5 + 1.05)
+    assert failed == ["release"]
+    for member, _ in await _entries(client, limiter.keys()[0]):
+        assert member.startswith("r:")
+
+
 async def test_an_expired_round_is_asked_again_once_then_fails(
     client: aioredis.Redis, make: Callable[..., RedisLimiter], monkeypatch: pytest.MonkeyPatch
 ) -> None:
