@@ -314,8 +314,9 @@ class _RedisStore:
                 self._timeout,
                 exc,
             )
+        again_at = loop.time() + self._timeout
         self._unsent += [
-            attrs.evolve(item, again=True) for item in batch if loop.time() < item.since + horizon
+            attrs.evolve(item, again=True) for item in batch if again_at < item.since + horizon
         ]
         if self._unsent and self.resend is None:
             self.resend = loop.call_later(self._timeout, self._send_unsent)

@@ -912,6 +912,35 @@ async def test_a_release_redis_failed_is_sent_again(
         assert member.startswith("r:")
 
 
+@pytest.mark.looptime
+async def test_a_release_is_sent_again_only_while_its_entries_count(
+    make: Callable[..., RedisLimiter],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """While Redis keeps failing, a release is sent again every ``timeout`` with one WARNING
+    in all, until its entries' provisional expiry has passed; then it is dropped.
+    """
+    limiter = make(limits=_limits(window=1.0, guard=0.05), timeout=0.5, in_flight_timeout=2.0)
+    permit = await limiter.acquire("SC-1")
+    store = limiter._redis
+    sent: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def outage(keys: list[str], args: list[str | int]) -> object:
+        sent.append(loop.time())
+        raise RedisError("Connection refused")
+
+    monkeypatch.setattr(store, "_script", outage)
+    start = loop.time()
+    await limiter.release(permit)
+    await asyncio.sleep(10)
+    # Every 0.5 s while in_flight_timeout + window + guard (3.05 s) had not passed.
+    assert [round(at - start, 6) for at in sent] == [0.5 * k for k in range(7)]
+    assert store.resend is None
+    assert caplog.text.count("could not release") == 1
+
+
 async def test_an_expired_round_is_asked_again_once_then_fails(
     client: aioredis.Redis, make: Callable[..., RedisLimiter], monkeypatch: pytest.MonkeyPatch
 ) -> None:
