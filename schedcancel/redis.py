@@ -755,7 +755,8 @@ class RedisLimiter(QueuedLimiter):
         The permit's entries are re-scored to count ``window + guard`` from
         now. With ``rate_limited`` the level that was hit pauses for every
         process. A Redis failure here is logged, not raised: the entries then
-        keep their provisional score, which is the safe side.
+        keep their provisional score, which is the safe side, and the release
+        is sent again every ``timeout`` while that score has not passed.
 
         Args:
             permit: what :meth:`acquire` returned.
