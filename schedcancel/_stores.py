@@ -52,6 +52,11 @@ class Store(Protocol):
         A key None is a request with no scheduleId: only the API user's level
         counts it. ``backgrounds[i]`` says candidate ``i`` is a background call (priority < 0),
         which is paced and kept out of the places reserved for the others.
+
+        A store that does I/O must not grant a round whose caller gave up on
+        it (a timeout): its places would be held for nobody. The Redis store
+        gives each round a deadline and takes back a round whose answer was
+        lost; the memory store answers within the call, so no round outlives it.
         """
 
     async def release(

@@ -26,6 +26,7 @@ import hashlib
 import logging
 import math
 import secrets
+import time
 from importlib.resources import files
 from typing import TYPE_CHECKING, Final, Literal, TypeAlias, cast
 from urllib.parse import urlsplit
@@ -66,6 +67,9 @@ _DEFAULT_PORT: Final = 6379
 # Most candidates one script round tries: a full window's burst of the documented
 # limit in one round trip, without unbounded key lists.
 _ROUND: Final = 64
+# The share of `timeout` within which Redis must run an acquire round for it to grant:
+# the caller gives up at `timeout`, and the answer needs time to come back.
+_GRANT_WITHIN: Final = 0.5
 # The release script's code for the level a 429 was blamed on.
 _LEVELS: Final[tuple[RateLimitLevel | None, ...]] = (None, "user", "schedule")
 
@@ -174,6 +178,8 @@ class _Release:
     limited: bool
     retry_after: float | None
     done: asyncio.Future[tuple[float, RateLimitLevel | None]]
+    since: float  # the loop's time when it was asked for: its entries expire by then + horizon
+    again: bool = False  # sent once already, and Redis failed
 
 
 class _UseFallback(Exception):  # noqa: N818 - a signal between our own tasks, never raised to users
@@ -220,6 +226,11 @@ class _RedisStore:
         self.last_at = 0.0
         self._releases: list[_Release] = []
         self.releaser: asyncio.Task[None] | None = None
+        self._unsent: list[_Release] = []  # releases Redis failed, to send again
+        self.resend: asyncio.TimerHandle | None = None
+        self.forgetting: set[asyncio.Task[None]] = set()  # see _forget
+        # Redis TIME minus this process's monotonic clock, in µs (None: not known yet).
+        self._time_offset: int | None = None
 
     # -- the store protocol -----------------------------------------------------
 
@@ -257,12 +268,10 @@ class _RedisStore:
             self.rate_limited += 1
         # Releases that come while one script call is out go together in the next
         # one: a burst of responses costs a few round trips, not one connection each.
-        done = asyncio.get_running_loop().create_future()
-        self._releases.append(_Release(key, handle, limited, retry_after, done))
-        if self.releaser is None or self.releaser.done():
-            self.releaser = asyncio.get_running_loop().create_task(
-                self._release_all(), name="schedcancel-redis-releaser"
-            )
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._releases.append(_Release(key, handle, limited, retry_after, done, loop.time()))
+        self._send_releases()
         user_pause, level = await done
         return user_pause, 0.0, level
 
@@ -277,6 +286,46 @@ class _RedisStore:
         return now
 
     # -- Redis ------------------------------------------------------------------
+
+    def _send_releases(self) -> None:
+        """Start the task that sends queued releases, unless it runs."""
+        if self.releaser is None or self.releaser.done():
+            self.releaser = asyncio.get_running_loop().create_task(
+                self._release_all(), name="schedcancel-redis-releaser"
+            )
+
+    def _send_again_later(self, batch: Sequence[_Release], exc: BackendError) -> None:
+        """Send releases Redis failed again after ``timeout``, while their entries count.
+
+        Until its release reaches Redis an entry keeps its provisional score,
+        ``in_flight_timeout + window + guard`` after its acquire: long after
+        the response, a place held for nobody after a stall. So a failed
+        release is sent again (its caller has its answer already) until it
+        goes through or that provisional expiry has passed.
+        """
+        loop = asyncio.get_running_loop()
+        limits = self._limits
+        horizon = self._in_flight_timeout + limits.window + limits.guard
+        if not all(item.again for item in batch):
+            log.warning(
+                "could not release %d permit(s) (they count as in flight until released); "
+                "trying again every %gs: %s",
+                len(batch),
+                self._timeout,
+                exc,
+            )
+        again_at = loop.time() + self._timeout
+        self._unsent += [
+            attrs.evolve(item, again=True) for item in batch if again_at < item.since + horizon
+        ]
+        if self._unsent and self.resend is None:
+            self.resend = loop.call_later(self._timeout, self._send_unsent)
+
+    def _send_unsent(self) -> None:
+        self.resend = None
+        self._releases += self._unsent
+        self._unsent = []
+        self._send_releases()
 
     async def _release_all(self) -> None:
         """Send queued releases to Redis, up to a round's worth per script call."""
@@ -309,12 +358,7 @@ class _RedisStore:
             try:
                 raw = await self.eval(keys, *args)
             except BackendError as exc:
-                log.warning(
-                    "could not release %d permit(s); they keep counting until their "
-                    "provisional expiry: %s",
-                    len(batch),
-                    exc,
-                )
+                self._send_again_later(batch, exc)
             else:
                 reply = cast("list[int]", raw)
                 user_pause = int(reply[1]) / _US
@@ -363,7 +407,6 @@ class _RedisStore:
             BackendError: Redis failed.
         """
         limits = self._limits
-        base = secrets.token_hex(6)
         keys = list(self.user_keys)
         for schedule_id in schedule_ids:
             keys.extend(self.id_keys(schedule_id))
@@ -372,11 +415,7 @@ class _RedisStore:
             str(int(index < len(backgrounds) and backgrounds[index]) + 2 * (schedule_id is None))
             for index, schedule_id in enumerate(schedule_ids)
         )
-        raw = await self.eval(
-            keys,
-            op,
-            self._now_arg(),
-            base,
+        settings = (
             limits.total,
             limits.per_schedule,
             _us(limits.window),
@@ -390,8 +429,27 @@ class _RedisStore:
             limits.interactive_reserve,
             flags,
         )
-        now_us, user_used, user_limit, smooth, user_wait, action, background_wait, *results = (
-            int(x) for x in cast("list[int]", raw)
+        # An expired round (see _deadline) is asked once more, on the clock its answer taught.
+        for _ in range(2):
+            base = secrets.token_hex(6)
+            deadline = await self._deadline(now) if op == "acquire" else ""
+            try:
+                raw = await self.eval(keys, op, self._now_arg(), base, *settings, deadline)
+            except BackendError:
+                if op == "acquire":
+                    self._forget(keys, base)
+                raise
+            reply = [int(x) for x in cast("list[int]", raw)]
+            self._learn_time(reply[1])
+            if len(reply) > 2:
+                break
+        else:
+            raise BackendError(
+                f"Redis at {self._where} failed: it ran the round more than "
+                f"{self._timeout * _GRANT_WITHIN:g}s after it was sent, twice; nothing was granted"
+            )
+        now_us, _, user_used, user_limit, smooth, user_wait, action, background_wait, *results = (
+            reply
         )
         rnd = _Round(
             now_us=now_us,
@@ -408,6 +466,49 @@ class _RedisStore:
         self.last = rnd
         self.last_at = now
         return rnd, base
+
+    def _forget(self, keys: Sequence[str], base: str) -> None:
+        """Take back, in the background, what a round whose answer never came granted.
+
+        The round's deadline keeps Redis from granting it once its caller gave
+        up; this takes back a round Redis ran in time whose answer was lost
+        (cut off, or late past the timeout). Best effort: if Redis fails again,
+        the entries expire on their own.
+        """
+        task = asyncio.get_running_loop().create_task(self._forget_round(keys, base))
+        self.forgetting.add(task)
+        task.add_done_callback(self.forgetting.discard)
+
+    async def _forget_round(self, keys: Sequence[str], base: str) -> None:
+        try:
+            await self.eval(keys, "forget", self._now_arg(), base)
+        except BackendError as exc:
+            log.debug("could not take back a round whose answer was lost: %s", exc)
+
+    async def _deadline(self, now: float) -> int:
+        """The latest Redis TIME at which an acquire round may still grant, in microseconds.
+
+        The caller gives up on Redis ``timeout`` after it sent a round; a
+        round that Redis runs later (it stalled meanwhile) would take places
+        for nobody, counted until their provisional expiry. So the script
+        grants only within the first ``_GRANT_WITHIN`` of the timeout (the
+        rest is for the answer to come back), on Redis's clock as learnt from
+        the last answer (asked first when none came yet). A stall is real
+        time whatever clock paces the limiter, so the deadline is made on
+        ``time.monotonic`` (the event loop's own clock), not on an injected one.
+        """
+        if self._time_offset is None:
+            await self.ask("peek", [], now)
+        assert self._time_offset is not None  # noqa: S101 - set by every answer
+        return int((time.monotonic() + self._timeout * _GRANT_WITHIN) * _US) + self._time_offset
+
+    def _learn_time(self, redis_time: int) -> None:
+        """Note how Redis TIME relates to this process's monotonic clock.
+
+        Redis read its TIME before its answer arrived, so ``redis_time - now``
+        is a lower bound of the offset: a deadline made with it is early, never late.
+        """
+        self._time_offset = redis_time - _us(time.monotonic())
 
     def _now_arg(self) -> str:
         """The script's clock: Redis TIME, or the injected clock in microseconds."""
@@ -506,7 +607,9 @@ class RedisLimiter(QueuedLimiter):
             the client's request timeout. An entry not released within it
             (its process died) stops counting ``window + guard`` later.
         timeout: the longest any one Redis call may take before it counts as
-            a failure.
+            a failure. An acquire round that Redis runs more than half of it
+            after it was sent (it stalled meanwhile) grants nothing, so a
+            caller that gave up never leaves places taken for nobody.
         jitter: up to this many seconds are added at random to each local
             wait, so processes do not ask Redis in lock step.
         fallback: an in-process limiter to use while Redis fails.
@@ -652,7 +755,8 @@ class RedisLimiter(QueuedLimiter):
         The permit's entries are re-scored to count ``window + guard`` from
         now. With ``rate_limited`` the level that was hit pauses for every
         process. A Redis failure here is logged, not raised: the entries then
-        keep their provisional score, which is the safe side.
+        keep their provisional score, which is the safe side, and the release
+        is sent again every ``timeout`` while that score has not passed.
 
         Args:
             permit: what :meth:`acquire` returned.
@@ -750,9 +854,14 @@ class RedisLimiter(QueuedLimiter):
         if self._closed:
             return
         await super().aclose()
-        pending = [t for t in (self._redis.releaser, *self._background) if t is not None]
+        store = self._redis
+        pending = [
+            t for t in (store.releaser, *store.forgetting, *self._background) if t is not None
+        ]
         if pending:
             await asyncio.wait(pending, timeout=self._timeout)
+        if store.resend is not None:
+            store.resend.cancel()  # what was not released yet expires on its own
         if self._owns_client:
             await self._client.aclose()
 

@@ -9,10 +9,11 @@ interactive scenario of issue 13 with every one of its contestants.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
-from benchmarks import ab, one
+from benchmarks import ab, one, redis_stall
 from benchmarks.chart import draw
 from benchmarks.harness import (
     BenchConfig,
@@ -231,3 +232,13 @@ def test_ab_redis_cost_job(tmp_path: Path) -> None:
         "| cost per permit (bench_redis) | µs per acquire+release, RedisLimiter, 1 caller |"
         in table
     )
+
+
+@pytest.mark.redis
+async def test_redis_stall_leaves_no_ghost_entries() -> None:
+    """Part 1 of ``benchmarks.redis_stall`` (a private redis-server, stopped): no ghost entries."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    figures = await redis_stall.one_limiter(0.5)
+    assert figures["backend_errors"] == redis_stall.TOTAL
+    assert figures["ghost_entries"] == 0

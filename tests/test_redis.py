@@ -16,6 +16,7 @@ since the key was set (``_assert_pttl``), never with a margin for a slow machine
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import importlib
 import json
@@ -45,6 +46,7 @@ from schedcancel import (
     RateLimits,
     ScheduleClient,
 )
+from schedcancel._adaptive import QUIET_WINDOWS
 from schedcancel._limiter import RateLimiter
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import MockScheduleServer, ServerLimits
@@ -52,7 +54,7 @@ from schedcancel.testing import MockScheduleServer, ServerLimits
 from redis_support import fresh_prefix, local_redis, prefixed_keys, virtual_clock
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 
 pytestmark = pytest.mark.redis
 
@@ -823,6 +825,167 @@ async def test_stalled_redis_times_out_as_backend_error(
     os.kill(proc.pid, signal.SIGCONT)
 
 
+async def test_a_round_redis_runs_after_its_caller_gave_up_grants_nothing(
+    private_redis: tuple[subprocess.Popen[bytes], int], make: Callable[..., RedisLimiter]
+) -> None:
+    """Redis stalls (SIGSTOP) longer than ``timeout``: its callers get BackendError, and the
+    acquire round they gave up on, run when Redis wakes, takes no place (issue 20, item 2).
+
+    Before, the round ran and left a window's worth of in-flight entries that nobody would
+    release: they counted for ``in_flight_timeout + window + guard`` (61 s here, W = 1 s),
+    and every process sharing the API user waited that long.
+    """
+    proc, port = private_redis
+    limits = _limits(total=10, per_schedule=10, window=1.0, guard=0.05)
+    limiter = make(redis=f"redis://127.0.0.1:{port}/0", limits=limits, timeout=0.5)
+    await limiter.release(await limiter.acquire("SC-warm"))  # connected, script loaded
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        calls = [limiter.acquire(f"SC-{i}") for i in range(10)]
+        outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert [type(outcome) for outcome in outcomes] == [BackendError] * 10
+    observer = aioredis.Redis(port=port)
+    try:
+        # Accepted after the stall, so the stalled connections' commands have run before this.
+        await observer.ping()
+        entries = await _entries(observer, limiter.keys()[0])
+    finally:
+        await observer.aclose()
+    assert [m for m, _ in entries if m.startswith("i")] == []  # no ghost in flight
+    # The whole budget but the one request really sent is free at once.
+    permits = [await limiter.acquire(f"SC-{i}", queue_timeout=0) for i in range(limits.total - 1)]
+    for permit in permits:
+        await limiter.release(permit)
+
+
+async def test_a_round_whose_answer_was_lost_is_taken_back(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis ran an acquire round in time, but its answer never came (the caller gave up):
+    the store takes back what the round granted once Redis answers again (issue 20, item 2).
+    """
+    limiter = make(limits=_limits(total=5), timeout=2.0)
+    await limiter.release(await limiter.acquire("SC-0"))  # the clock learnt
+    store = limiter._redis
+    script = store._script
+    granted: list[int] = []
+
+    async def answer_lost(keys: list[str], args: list[str | int]) -> object:
+        reply = await script(keys=keys, args=args)
+        if args[0] == "acquire":
+            granted.append(await client.zcard(keys[0]))
+            raise TimeoutError  # the answer is lost on its way back
+        return reply
+
+    monkeypatch.setattr(store, "_script", answer_lost)
+    with pytest.raises(BackendError, match="no answer within"):
+        await limiter.acquire("SC-1")
+    await limiter.aclose()  # waits for its work in the background
+    assert granted == [2]  # SC-0's released entry, and the round's lost one
+    for key in (limiter.keys()[0], limiter.keys("SC-1")[-3]):
+        assert [m for m, _ in await _entries(client, key) if m.startswith("i")] == []
+
+
+@pytest.mark.looptime
+async def test_a_release_redis_failed_is_sent_again(
+    client: aioredis.Redis,
+    make: Callable[..., RedisLimiter],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A release that did not reach Redis (it failed, or stalled while a connection was made)
+    is sent again after ``timeout``: its places are not held as in flight for a minute
+    (``in_flight_timeout + window + guard``) after their responses came (issue 20, item 2).
+    """
+    limits = _limits(total=2, window=1.0, guard=0.05)
+    limiter = make(limits=limits, timeout=0.5)
+    permits = [await limiter.acquire(f"SC-{i}") for i in range(2)]
+    store = limiter._redis
+    script = store._script
+    failed: list[str] = []
+
+    async def first_release_fails(keys: list[str], args: list[str | int]) -> object:
+        if args[0] == "release" and not failed:
+            failed.append("release")
+            raise RedisError("Connection reset by peer")
+        return await script(keys=keys, args=args)
+
+    monkeypatch.setattr(store, "_script", first_release_fails)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await asyncio.gather(*(limiter.release(permit) for permit in permits))
+    assert "could not release 2 permit(s)" in caplog.text
+    await limiter.release(await limiter.acquire("SC-2"))
+    # Sent again after the timeout, the releases let the next request go one hold later.
+    assert loop.time() - start == pytest.approx(0.5 + 1.05)
+    assert failed == ["release"]
+    for member, _ in await _entries(client, limiter.keys()[0]):
+        assert member.startswith("r:")
+
+
+@pytest.mark.looptime
+async def test_a_release_is_sent_again_only_while_its_entries_count(
+    make: Callable[..., RedisLimiter],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """While Redis keeps failing, a release is sent again every ``timeout`` with one WARNING
+    in all, until its entries' provisional expiry has passed; then it is dropped.
+    """
+    limiter = make(limits=_limits(window=1.0, guard=0.05), timeout=0.5, in_flight_timeout=2.0)
+    permit = await limiter.acquire("SC-1")
+    store = limiter._redis
+    sent: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def outage(keys: list[str], args: list[str | int]) -> object:
+        sent.append(loop.time())
+        raise RedisError("Connection refused")
+
+    monkeypatch.setattr(store, "_script", outage)
+    start = loop.time()
+    await limiter.release(permit)
+    await asyncio.sleep(10)
+    # Every 0.5 s while in_flight_timeout + window + guard (3.05 s) had not passed.
+    assert [round(at - start, 6) for at in sent] == [0.5 * k for k in range(7)]
+    assert store.resend is None
+    assert caplog.text.count("could not release") == 1
+
+
+async def test_an_expired_round_is_asked_again_once_then_fails(
+    client: aioredis.Redis, make: Callable[..., RedisLimiter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round whose deadline passed before Redis ran it grants nothing and says so.
+
+    The store asks once more on Redis's clock as that answer told it (Redis's clock
+    stepped forward, say); a second expired round is a BackendError, and neither left
+    an entry.
+    """
+    limiter = make(limits=_limits(total=5), timeout=2.0)
+    store = limiter._redis
+    learn = store._learn_time
+    learnt: list[int] = []
+    ahead = [60 * US]  # Redis's clock, as the next answer shows it: a minute ahead
+
+    def learn_behind(redis_time: int) -> None:
+        learn(redis_time - (ahead.pop(0) if ahead else 0))
+        learnt.append(redis_time)
+
+    monkeypatch.setattr(store, "_learn_time", learn_behind)
+    permit = await limiter.acquire("SC-1")  # a peek to learn the clock, expired, then granted
+    assert len(learnt) == 3
+    await limiter.release(permit)
+
+    # From now on every answer seems a minute behind Redis's clock: every round expires.
+    monkeypatch.setattr(store, "_learn_time", lambda redis_time: learn(redis_time - 60 * US))
+    store._learn_time(learnt[-1])
+    with pytest.raises(BackendError, match=r"more than 1s after it was sent, twice"):
+        await limiter.acquire("SC-2")
+    assert [m for m, _ in await _entries(client, limiter.keys()[0]) if m.startswith("i")] == []
+
+
 @pytest.mark.looptime
 async def test_fallback_is_used_with_one_warning_then_redis_again(
     make: Callable[..., RedisLimiter], caplog: pytest.LogCaptureFixture
@@ -922,8 +1085,21 @@ async def _worker(job: dict[str, Any]) -> dict[str, Any]:
         username=job["client"]["username"],
         key_prefix=job["prefix"],
         limits=RateLimits(**job["limits"]),
+        timeout=job.get("timeout", 5.0),
     )
     client_kwargs = dict(job["client"])
+    failed = 0  # BackendErrors retried (with "retry": a job re-run at once after one)
+
+    async def cancel(client: ScheduleClient, schedule_id: str) -> CancelResult:
+        nonlocal failed
+        while True:
+            try:
+                return await client.cancel(schedule_id)
+            except BackendError:
+                if not job.get("retry"):
+                    raise
+                failed += 1
+
     try:
         async with ScheduleClient(
             client_kwargs.pop("api_key"), **client_kwargs, limiter=limiter
@@ -932,19 +1108,30 @@ async def _worker(job: dict[str, Any]) -> dict[str, Any]:
             print("ready", flush=True)  # noqa: T201 - the parent waits for this line
             await asyncio.to_thread(sys.stdin.readline)
             results = await asyncio.gather(
-                *(client.cancel(i) for i in job["ids"]), return_exceptions=True
+                *(cancel(client, i) for i in job["ids"]), return_exceptions=True
             )
     finally:
         await limiter.aclose()
     return {
         "done": sum(1 for r in results if isinstance(r, CancelResult) and r.is_cancelled),
         "errors": [repr(r) for r in results if not isinstance(r, CancelResult)],
+        "backend_errors": failed,
     }
 
 
 async def _run_workers(
-    server: MockScheduleServer, prefix: str, limits: dict[str, float], jobs: list[list[str]]
+    server: MockScheduleServer,
+    prefix: str,
+    limits: dict[str, float],
+    jobs: list[list[str]],
+    *,
+    meanwhile: Callable[[], Awaitable[None]] | None = None,
+    **options: object,
 ) -> list[dict[str, Any]]:
+    """Run one worker process per job, started together; ``meanwhile`` runs as they work.
+
+    ``options`` go into every job: ``redis`` (the URL), ``timeout``, ``retry``.
+    """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
     code = "import test_redis; test_redis._worker_main()"
     procs = []
@@ -955,6 +1142,7 @@ async def _run_workers(
             "limits": limits,
             "client": server.client_kwargs(),
             "ids": ids,
+            **options,
         }
         procs.append(
             await asyncio.create_subprocess_exec(
@@ -967,7 +1155,11 @@ async def _run_workers(
     for proc in procs:
         assert proc.stdout is not None
         assert await asyncio.wait_for(proc.stdout.readline(), 60) == b"ready\n"
-    outputs = [await proc.communicate(b"go\n") for proc in procs]
+    # All at once: one at a time, each would wait for the one before to finish.
+    working = asyncio.gather(*(proc.communicate(b"go\n") for proc in procs))
+    if meanwhile is not None:
+        await meanwhile()
+    outputs = await asyncio.wait_for(working, 60)
     assert [proc.returncode for proc in procs] == [0] * len(procs)
     return [json.loads(out) for out, _ in outputs]
 
@@ -1004,6 +1196,95 @@ async def test_two_processes_hammering_one_id_keep_its_limit(prefix: str) -> Non
     assert sum(r["done"] for r in reports) == 30
     assert server.recorder.count_rate_limited() == 0
     assert server.recorder.max_arrivals_in_window(window, schedule_id="SC-ONE") == per_schedule
+
+
+async def test_two_processes_through_a_redis_stall_keep_the_limit_and_lose_no_time(
+    private_redis: tuple[subprocess.Popen[bytes], int], prefix: str
+) -> None:
+    """Redis stalls (SIGSTOP) for longer than ``timeout`` while two processes share one budget:
+    their calls fail with BackendError and are asked again, nothing gets a 429, and the job
+    goes on at the limits' pace (issue 20, item 2).
+
+    Before, the rounds that timed out ran when Redis woke and took the free places for nobody
+    for ``in_flight_timeout + window + guard``: about a minute with nothing sent here.
+    """
+    proc, port = private_redis
+    total, window = 10, 1.0
+    limits = {"total": total, "per_schedule": total, "window": window, "guard": 0.05}
+    ids = [f"SC-{i:03d}" for i in range(6 * total)]
+    server_limits = ServerLimits(total=total, per_schedule=total, window=window)
+
+    async def stall() -> None:
+        while len(server.recorder) < total:  # noqa: ASYNC110 - the first window is out
+            await asyncio.sleep(0.01)
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(window + 3 * 0.5)  # the next round, and then two timeouts
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+
+    async with MockScheduleServer(limits=server_limits, unknown_ids="active") as server:
+        reports = await asyncio.wait_for(
+            _run_workers(
+                server,
+                prefix,
+                limits,
+                [ids[::2], ids[1::2]],
+                meanwhile=stall,
+                redis=f"redis://127.0.0.1:{port}/0",
+                timeout=0.5,
+                retry=True,
+            ),
+            30,  # 60 ids at 10 per second and the stall: about 9 s
+        )
+    assert sum(r["done"] for r in reports) == len(ids)
+    assert all(r["backend_errors"] > 0 for r in reports), reports  # the stall hit both
+    assert server.recorder.count_rate_limited() == 0
+    assert server.recorder.max_arrivals_in_window(window) <= total
+
+
+@pytest.mark.looptime
+async def test_keys_lost_mid_job_cost_one_window_of_429s_then_a_halved_limit(
+    client: aioredis.Redis,
+    prefix: str,
+    make: Callable[..., RedisLimiter],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A Redis that restarts empty, is flushed or swapped forgets the window: as documented
+    in docs/redis.md, another process then sends up to a whole window more (the server sees
+    2 N in one window, the extra N get 429, absorbed), every process pauses, and the
+    adaptive rule halves the shared limit, which grows back after ten quiet windows.
+    """
+    total, window, guard = 10, 10.0, 0.5
+    limits = RateLimits(total=total, per_schedule=total, window=window, guard=guard)
+    first, second = make(limits=limits), make(limits=limits)  # two processes, one budget
+    server_limits = ServerLimits(total=total, per_schedule=total, window=window)
+    async with (
+        MockScheduleServer(limits=server_limits, unknown_ids="active") as server,
+        server.client(limiter=first) as one,
+        server.client(limiter=second) as other,
+    ):
+        ids = [f"SC-{i:03d}" for i in range(8 * total)]
+        job = asyncio.gather(*(one.cancel(i) for i in ids[::2]))
+        await asyncio.sleep(1)  # the first window is spent
+        await client.delete(*await prefixed_keys(client, prefix))  # FLUSHDB, an empty restart
+        results = [*await asyncio.gather(*(other.cancel(i) for i in ids[1::2])), *await job]
+    assert all(r.is_cancelled for r in results)
+    recorder = server.recorder
+    assert recorder.count_rate_limited() == total  # one window's worth, once
+    assert recorder.max_arrivals_in_window(window) == 2 * total
+    assert recorder.max_arrivals_in_window(window + guard, accepted_only=True) == total
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert f"the shared limit is now {total // 2} per" in warnings[0]
+    # Bursts of accepted sends: the window before the loss, then half the limit for ten quiet
+    # windows, then one more per window.
+    bursts = sorted(collections.Counter(a.time for a in recorder if a.status == 200).items())
+    assert [n for _, n in bursts[: QUIET_WINDOWS + 2]] == [
+        total,
+        *[total // 2] * QUIET_WINDOWS,
+        total // 2 + 1,
+    ]
 
 
 @pytest.mark.looptime

@@ -5,7 +5,8 @@ Called with EVALSHA; every operation runs atomically. All times are integer
 microseconds. ARGV[1] is the operation, ARGV[2] the time: empty for Redis TIME
 (the one clock of every process sharing the budget), or a number from the
 caller's injected clock (tests on a virtual clock; every process sharing the
-keys must then share that clock).
+keys must then share that clock). Redis TIME is read in any case: it dates an
+acquire round's deadline (see the operations).
 
 KEYS (all under one hash tag, so a Redis Cluster keeps them in one slot):
   1 the API user's log (sorted set)    2 its 429 pause (string: until)
@@ -44,7 +45,7 @@ hold / (limit - reserve), so the reserve stays free for the others.
 Operations (ARGV[3..]):
 
   acquire / peek  base total per_schedule window guard in_flight smooth slack poll adaptive
-                  reserve flags
+                  reserve flags deadline
       flags holds one digit per candidate, in the order the caller wants them
       served: 0 a scheduleId's request, 1 the same in the background, 2 a
       request with no scheduleId, 3 the same in the background. KEYS 7.. are
@@ -55,11 +56,17 @@ Operations (ARGV[3..]):
       skips a candidate whose scheduleId is full, and stops at the first one
       the API user's level refuses (or, for a background one, the background
       rule). peek grants nothing and looks at the first candidate only (or none).
-      Returns {now, user_used, user_limit, user_smooth, user_wait, action,
-      background_wait, r1, r2, ...}: action is what judging an episode changed
-      now (0 none, 1 smooth, 2 lowered); r = -1 granted, else the candidate's
-      scheduleId wait (0: not held by it); candidates after the last r were
-      not tried. Waits run to the next possible slot (0 when free).
+      Returns {now, time, user_used, user_limit, user_smooth, user_wait, action,
+      background_wait, r1, r2, ...}: time is Redis TIME (the caller learns
+      from it how Redis's clock relates to its own); action is what judging an
+      episode changed now (0 none, 1 smooth, 2 lowered); r = -1 granted, else
+      the candidate's scheduleId wait (0: not held by it); candidates after the
+      last r were not tried. Waits run to the next possible slot (0 when free).
+      deadline (Redis TIME, empty: none) is the latest moment the caller can
+      still take the round's answer: it gives up on Redis after `timeout`. A
+      round run later (Redis stalled meanwhile) would take places for nobody
+      (ghost entries, counted for in_flight + hold), so it changes nothing and
+      returns {now, time} alone: "expired".
   release  total per_schedule window guard cap adaptive, then per permit:
            token acquired limited retry_after (-1: none) has_id (0: no scheduleId)
       KEYS 7.. are the scheduleIds of the permits that have one, three keys
@@ -70,6 +77,10 @@ Operations (ARGV[3..]):
   undo  token acquired
       Removes a permit's entries (granted, never sent); KEYS 7.. its scheduleId's
       keys, none for a permit without one. Returns the entries removed.
+  forget  base
+      Removes the in-flight entries an acquire round granted (its members carry
+      ":<base>."), for a round whose answer never reached its caller; KEYS as
+      the round's. Returns the entries removed.
   policy  total hold event now a b
       The adaptive policy alone on the state in KEYS[4] (for the tests):
       event "429" (a = stamp, b = next stamp) or "judge" (a = peak), or
@@ -86,7 +97,9 @@ local ACCEPTED_WINDOWS = 3
 local USER_KEYS = 6
 
 local op = ARGV[1]
-local now
+local t = redis.call('TIME')
+local time = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = time
 -- Key lifetimes are Redis's own (wall-clock) milliseconds. With an injected clock
 -- the two clocks need not agree (virtual time runs at any pace), so lifetimes
 -- get a floor of an hour: correctness never rests on expiry (every read compares
@@ -95,9 +108,6 @@ local ttl_floor = 0
 if ARGV[2] ~= '' then
   now = tonumber(ARGV[2])
   ttl_floor = 3600000
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
 -- Milliseconds a key should live for `us` microseconds of this clock (at least 1).
@@ -260,6 +270,9 @@ local function set_pause(key, wait)
 end
 
 if op == 'acquire' or op == 'peek' then
+  if ARGV[15] ~= '' and time > tonumber(ARGV[15]) then
+    return {now, time}  -- expired: its caller gave up; grant nothing to nobody
+  end
   local base = ARGV[3]
   local total, per_schedule = tonumber(ARGV[4]), tonumber(ARGV[5])
   local window, guard, in_flight = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -348,7 +361,8 @@ if op == 'acquire' or op == 'peek' then
     end
   end
   expire_log(KEYS[1])
-  local reply = {now, user_used, limit, user_smooth and 1 or 0, user_wait, action, background_wait}
+  local reply = {now, time, user_used, limit, user_smooth and 1 or 0, user_wait, action,
+    background_wait}
   for _, r in ipairs(results) do
     reply[#reply + 1] = r
   end
@@ -430,6 +444,23 @@ if op == 'undo' then
   local removed = redis.call('ZREM', KEYS[1], member)
   if #KEYS > USER_KEYS then
     removed = removed + redis.call('ZREM', KEYS[USER_KEYS + 1], member)
+  end
+  return removed
+end
+
+if op == 'forget' then
+  -- A round whose answer never came (its caller gave up on Redis): take back what it
+  -- granted. KEYS are the round's own (logs at 1 and 7, 10, ...), ARGV[3] its base.
+  local mark = ':' .. ARGV[3] .. '.'
+  local removed = 0
+  for k = 1, #KEYS do
+    if k == 1 or (k > USER_KEYS and (k - USER_KEYS) % 3 == 1) then
+      for _, member in ipairs(redis.call('ZRANGE', KEYS[k], 0, -1)) do
+        if string.byte(member, 1) == 105 and string.find(member, mark, 1, true) then
+          removed = removed + redis.call('ZREM', KEYS[k], member)
+        end
+      end
+    end
   end
   return removed
 end
