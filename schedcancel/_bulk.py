@@ -69,6 +69,7 @@ from ._validate import (
 from .errors import (
     AuthenticationError,
     BackendError,
+    ClientClosedError,
     InvalidParameterError,
     RequestWithdrawnError,
     ScheduleCancelError,
@@ -455,9 +456,11 @@ class _BulkRun:
                     return
                 outcome = await self._call(schedule_id)
                 await self._finish(outcome)
-        except RequestWithdrawnError:
+        except RequestWithdrawnError as exc:
             # Not sent: the gate closed while it waited for the limiter; the job is stopping.
             self._withdrawn += 1
+            if isinstance(exc, ClientClosedError):  # the client was closed under the job
+                self._fail(exc)
         except Exception as exc:  # noqa: BLE001 - a failing worker stops the job, raised at the end
             self._fail(exc)
 
