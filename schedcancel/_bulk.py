@@ -842,10 +842,11 @@ def run_many(
 
     The job ends early when ``stop`` is set, on an authentication or
     limiter-backend error (they would repeat for every id), after
-    ``max_consecutive_errors`` ``error`` outcomes in a row, or when the input
-    or the journal fails; in the last three cases the generator then raises
-    that error. Then no new id starts, and a worker waiting for the next item
-    of an async input (a silent pipe) stops waiting at once. Calls already
+    ``max_consecutive_errors`` ``error`` outcomes in a row, when the client
+    is closed under it (``ClientClosedError``), or when the input or the
+    journal fails; in the last four cases the generator then raises that
+    error. Then no new id starts, and a worker waiting for the next item of
+    an async input (a silent pipe) stops waiting at once. Calls already
     sent finish and are yielded. Calls still waiting for the limiter (a
     retry's wait included) are withdrawn through the job's :class:`Gate`: not
     sent, no budget used, not journaled (the next run sends them), counted
