@@ -133,8 +133,10 @@ class CallOptions(TypedDict, total=False):
             below 0 is background work, such as a bulk job).
         queue_timeout: seconds each wait for a permit may take (a 429 means
             another wait); None (or ``math.inf``, the default) waits as long as needed.
-        gate: every wait for a permit (retries included) passes this
-            :class:`Gate`; closing it withdraws the call if it is not sent yet.
+        gate: every wait for a permit (retries included) and every retry's
+            backoff passes this :class:`Gate`; closing it withdraws the call
+            if it is not sent yet. The client's own gate, closed by
+            :meth:`ScheduleClient.aclose`, is passed too.
     """
 
     api_key: str | None
@@ -192,7 +194,8 @@ class ScheduleClient:
                 carries ``Date`` and ``X-Signature``.
             base_url: the API base, ending in ``/api/v3`` (see the region table).
             limits: the limits for the limiter this client creates.
-            limiter: a limiter to share with other clients (not closed by this one).
+            limiter: a limiter to share with other clients (not closed by this one;
+                closing this client withdraws only its own calls from it).
             retry: retries for transport errors and 5xx answers.
             timeout: seconds one HTTP request may take, connect to last byte.
             session: an ``aiohttp.ClientSession`` to use (not closed by this client).
@@ -378,6 +381,8 @@ class ScheduleClient:
             ApiError: another HTTP error status.
             ResponseParseError: an HTTP 200 whose body is not a schedule response.
             RequestWithdrawnError: ``gate`` was closed before the request was sent.
+            ClientClosedError: the client was closed before the request was sent
+                (or sent again), or before the call was made; see :meth:`aclose`.
         """
         return await self._operate(Operation.CANCEL, schedule_id, None, **options)
 

@@ -8,6 +8,10 @@ withdraws exactly those calls, whatever limiter (in process, Redis, your own)
 they wait in. A withdrawn call raises :class:`~schedcancel.RequestWithdrawnError`
 and uses no budget; the limiter sees an ordinary cancellation, so a permit
 granted in the same instant is given back.
+
+Every ``ScheduleClient`` holds a gate of its own (raising
+:class:`~schedcancel.ClientClosedError`) that its ``aclose()`` closes; a call
+given a gate of the caller's passes both.
 """
 
 from __future__ import annotations
