@@ -188,6 +188,29 @@ async def test_a_call_made_after_the_close_is_refused_before_the_limiter() -> No
     await limiter.aclose()
 
 
+async def test_a_permit_granted_as_the_client_closes_is_given_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Granted, but closed before the caller resumed: not sent, the entries given back."""
+    limiter = RateLimiter(LIMITS)
+    async with _server() as server:
+        client = server.client(limiter=limiter)
+        settle = limiter._core.settle
+
+        def settle_then_close(*args: Any) -> None:
+            settle(*args)  # the permit is set; its caller has not resumed yet
+            client._gate.close()  # what aclose() does first, in the same instant
+
+        monkeypatch.setattr(limiter._core, "settle", settle_then_close)
+        with pytest.raises(ClientClosedError):
+            await client.cancel("SC-1")
+        await client.aclose()
+        assert len(server.recorder) == 0
+    stats = limiter.stats()
+    assert (stats.in_flight, stats.total_used, stats.queued) == (0, 0, 0)
+    await limiter.aclose()
+
+
 async def test_a_request_on_the_wire_gets_its_answer_before_the_close_ends() -> None:
     """A call already sent is answered and returns it; its permit is released as usual."""
     limiter = RateLimiter(LIMITS)
