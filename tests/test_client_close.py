@@ -26,6 +26,7 @@ from schedcancel import (
     RequestWithdrawnError,
     RetryPolicy,
     ScheduleClient,
+    TransportError,
 )
 from schedcancel.hooks import CallEvent, Finished
 from schedcancel.redis import RedisLimiter
@@ -224,6 +225,21 @@ async def test_a_request_on_the_wire_gets_its_answer_before_the_close_ends() -> 
         assert (await call).success
     stats = limiter.stats()
     assert (stats.in_flight, stats.total_used) == (0, 1)
+    await limiter.aclose()
+
+
+async def test_the_close_waits_for_a_silent_server_no_longer_than_timeout() -> None:
+    """A request whose answer never comes holds the close for ``timeout`` at most."""
+    limiter = RateLimiter(LIMITS)
+    async with _server(faults=Faults(response_latency=(100.0, 100.0))) as server:
+        client = server.client(limiter=limiter, timeout=5.0, retry=RetryPolicy(attempts=1))
+        call = asyncio.create_task(client.cancel("SC-1"))
+        await asyncio.sleep(1)
+        await client.aclose()
+        assert _now() <= 5.0 + 0.01
+        with pytest.raises(TransportError, match=r"no response within 5\.0 s"):
+            await call
+    assert limiter.stats().in_flight == 0  # released: it may have reached the server
     await limiter.aclose()
 
 
