@@ -68,6 +68,7 @@ from ._validate import (
 )
 from .errors import (
     BackendError,
+    ClientClosedError,
     ConfigurationError,
     InvalidParameterError,
     RequestWithdrawnError,
@@ -456,9 +457,11 @@ class _BulkRun:
                     return
                 outcome = await self._call(schedule_id)
                 await self._finish(outcome)
-        except RequestWithdrawnError:
+        except RequestWithdrawnError as exc:
             # Not sent: the gate closed while it waited for the limiter; the job is stopping.
             self._withdrawn += 1
+            if isinstance(exc, ClientClosedError):  # the client was closed under the job
+                self._fail(exc)
         except Exception as exc:  # noqa: BLE001 - a failing worker stops the job, raised at the end
             self._fail(exc)
 
@@ -846,11 +849,12 @@ def run_many(
     (:class:`~schedcancel.errors.ConfigurationError`: refused credentials,
     or a 404 from a base URL whose path does not exist) or a limiter-backend
     error (they would repeat for every id), after
-    ``max_consecutive_errors`` ``error`` outcomes in a row, or when the input
-    or the journal fails; in the last three cases the generator then raises
-    that error. Then no new id starts, and a worker waiting for the next item
-    of an async input (a silent pipe) stops waiting at once. Calls already
-    sent finish and are yielded. Calls still waiting for the limiter (a
+    ``max_consecutive_errors`` ``error`` outcomes in a row, when the client is
+    closed under it (``ClientClosedError``), or when the input or the journal
+    fails; in the last four cases the generator then raises that error.
+    Then no new id starts, and a worker waiting for the next item of an
+    async input (a silent pipe) stops waiting at once. Calls already sent
+    finish and are yielded. Calls still waiting for the limiter (a
     retry's wait included) are withdrawn through the job's :class:`Gate`: not
     sent, no budget used, not journaled (the next run sends them), counted
     in ``BulkProgress.withdrawn``. This works with any limiter.

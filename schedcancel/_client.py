@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from ssl import SSLContext
@@ -18,10 +19,11 @@ from ._bulk import cancel_many as _cancel_many
 from ._bulk import run_many as _run_many
 from ._gate import Gate
 from ._hooks import CallTrace, Hook, Hooks, LoggingHook
-from ._models import Limiter, RateLimits, RetryPolicy, ScheduleResult
+from ._models import Limiter, Permit, RateLimits, RetryPolicy, ScheduleResult
 from ._protocol import (
     DEFAULT_BASE_URL,
     Operation,
+    Request,
     RequestBuilder,
     parse_response,
     response_retry_after,
@@ -38,6 +40,7 @@ from ._validate import (
     validate_schedule_id,
 )
 from .errors import (
+    ClientClosedError,
     InvalidParameterError,
     OutcomeUnknownError,
     RateLimitedError,
@@ -109,6 +112,15 @@ def _check_base_url(base_url: object, *, allow_insecure_http: bool) -> str:
     return base_url.rstrip("/")
 
 
+class _ClientGate(Gate):
+    """The gate every call of one client passes; ``aclose()`` closes it."""
+
+    __slots__ = ()
+
+    _error = ClientClosedError
+    _what = "the client"
+
+
 class CallOptions(TypedDict, total=False):
     """The keyword options every :class:`ScheduleClient` operation takes, all optional.
 
@@ -121,8 +133,10 @@ class CallOptions(TypedDict, total=False):
             below 0 is background work, such as a bulk job).
         queue_timeout: seconds each wait for a permit may take (a 429 means
             another wait); None (or ``math.inf``, the default) waits as long as needed.
-        gate: every wait for a permit (retries included) passes this
-            :class:`Gate`; closing it withdraws the call if it is not sent yet.
+        gate: every wait for a permit (retries included) and every retry's
+            backoff passes this :class:`Gate`; closing it withdraws the call
+            if it is not sent yet. The client's own gate, closed by
+            :meth:`ScheduleClient.aclose`, is passed too.
     """
 
     api_key: str | None
@@ -180,7 +194,8 @@ class ScheduleClient:
                 carries ``Date`` and ``X-Signature``.
             base_url: the API base, ending in ``/api/v3`` (see the region table).
             limits: the limits for the limiter this client creates.
-            limiter: a limiter to share with other clients (not closed by this one).
+            limiter: a limiter to share with other clients (not closed by this one;
+                closing this client withdraws only its own calls from it).
             retry: retries for transport errors and 5xx answers.
             timeout: seconds one HTTP request may take, connect to last byte.
             session: an ``aiohttp.ClientSession`` to use (not closed by this client).
@@ -226,6 +241,11 @@ class ScheduleClient:
         self._clock = _clock if _clock is not None else lambda: asyncio.get_running_loop().time()
         self._now = _now if _now is not None else lambda: datetime.now(UTC)
         self._closed = False
+        # Every call waits for its permits and backoffs through it: aclose() withdraws them.
+        self._gate = _ClientGate()
+        # Requests on the wire, and an event set whenever none is: aclose() waits for them.
+        self._sending = 0
+        self._quiet = asyncio.Event()
         if hooks is None:
             hooks = (LoggingHook(),)
         # None when there are no hooks: a call then pays one attribute check for them.
@@ -308,13 +328,33 @@ class ScheduleClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the own session and the own limiter; borrowed ones stay open. Idempotent."""
+        """Close the client: end its calls, then close the own session and the own limiter.
+
+        Every call of this client that waits for a permit or backs off before a
+        retry raises :class:`~schedcancel.errors.ClientClosedError` at once and
+        sends nothing more; its place in the limiter is withdrawn, so other
+        clients on a shared limiter do not wait for it. Calls made later raise
+        it too. Requests already on the wire get their answers first (each
+        within ``timeout``, so this waits at most ``timeout`` seconds), and
+        their callers get them; a call that would have to send again (a 429, a
+        failure to retry) raises ``ClientClosedError`` instead. Then the own
+        session and the own limiter are closed; borrowed ones stay open.
+        Idempotent.
+        """
         if self._closed:
             return
         self._closed = True
-        await self._transport.aclose()
-        if self._owns_limiter:
-            await self._limiter.aclose()
+        self._gate.close()
+        try:
+            if self._sending:
+                self._quiet.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._timeout):
+                        await self._quiet.wait()
+        finally:
+            await self._transport.aclose()
+            if self._owns_limiter:
+                await self._limiter.aclose()
 
     async def cancel(self, schedule_id: str, **options: Unpack[CallOptions]) -> ScheduleResult:
         """Cancel one schedule: ``POST .../schedule/{apiKey}/{scheduleId}/cancel`` with ``{}``.
@@ -341,6 +381,8 @@ class ScheduleClient:
             ApiError: another HTTP error status.
             ResponseParseError: an HTTP 200 whose body is not a schedule response.
             RequestWithdrawnError: ``gate`` was closed before the request was sent.
+            ClientClosedError: the client was closed before the request was sent
+                (or sent again), or before the call was made; see :meth:`aclose`.
         """
         return await self._operate(Operation.CANCEL, schedule_id, None, **options)
 
@@ -509,7 +551,7 @@ class ScheduleClient:
     #: a bulk job of cancel, pause, continue or get.
     run_many = _run_many
 
-    async def _call(  # noqa: PLR0912, PLR0915 - the one loop; the emits are one-line ifs
+    async def _call(
         self,
         operation: Operation,
         schedule_id: str | None,
@@ -522,21 +564,17 @@ class ScheduleClient:
         trace: CallTrace | None = None,
     ) -> ScheduleResult:
         max_rate_limited = self._limiter.limits.max_rate_limited
-        # Through the gate, when there is one, so closing it withdraws every wait (retries too).
-        acquire = self._limiter.acquire if gate is None else partial(gate.acquire, self._limiter)
         rate_limited = failures = 0
         # Seconds spent sending and backing off; the retry deadline counts these and not
         # the time queued in the limiter, which a bulk job's later ids spend mostly.
         spent = 0.0
         requeue = False
         while True:
-            if self._closed:  # closed while this call was backing off or requeued
-                raise RuntimeError("ScheduleClient is closed")
             attempt = rate_limited + failures + 1
             if trace is not None:
                 trace.queued(priority=priority, requeue=requeue, attempt=attempt)
-            permit = await acquire(
-                schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
+            permit = await self._acquire(
+                gate, schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
             )
             admitted = self._clock()
             failure: TransportError | ServerError | ResponseParseError
@@ -545,7 +583,7 @@ class ScheduleClient:
                 request = builder.build(operation, schedule_id, body, date=self._now())
                 if trace is not None:
                     trace.sent(operation.method, _path_template(operation))
-                status, headers, content = await self._transport.send(request, self._timeout)
+                status, headers, content = await self._send(request)
             except TransportError as exc:
                 await self._limiter.release(permit)
                 self._may_have_landed(operation, exc)
@@ -599,8 +637,39 @@ class ScheduleClient:
                     failure = exc
             failures += 1
             spent += self._clock() - admitted
-            spent = await self._backoff_or_raise(failure, failures, spent, trace)
+            spent = await self._backoff_or_raise(failure, failures, spent, gate, trace)
             requeue = False
+
+    @contextlib.contextmanager
+    def _waiting(self, gate: Gate | None) -> Iterator[None]:
+        """A wait that closing the client, or ``gate``, ends with a withdrawal."""
+        with self._gate.watching(), contextlib.nullcontext() if gate is None else gate.watching():
+            yield
+
+    async def _acquire(
+        self,
+        gate: Gate | None,
+        schedule_id: str | None,
+        *,
+        priority: int,
+        queue_timeout: float | None,
+        requeue: bool,
+    ) -> Permit:
+        """A permit from the limiter, unless the client or ``gate`` closes first."""
+        with self._waiting(gate):
+            return await self._limiter.acquire(
+                schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
+            )
+
+    async def _send(self, request: Request) -> tuple[int, Mapping[str, str], bytes]:
+        """The transport's send, counted: :meth:`aclose` waits for the requests on the wire."""
+        self._sending += 1
+        try:
+            return await self._transport.send(request, self._timeout)
+        finally:
+            self._sending -= 1
+            if not self._sending:
+                self._quiet.set()
 
     @staticmethod
     def _may_have_landed(operation: Operation, failure: ScheduleCancelError) -> None:
@@ -626,7 +695,12 @@ class ScheduleClient:
         ) from failure
 
     async def _backoff_or_raise(
-        self, failure: Exception, failures: int, spent: float, trace: CallTrace | None
+        self,
+        failure: Exception,
+        failures: int,
+        spent: float,
+        gate: Gate | None,
+        trace: CallTrace | None,
     ) -> float:
         """Sleep before the next attempt and return ``spent`` plus the sleep, or raise."""
         # Capped exponential backoff with full jitter; the exponent is capped too so a
@@ -644,5 +718,6 @@ class ScheduleClient:
             raise failure
         if trace is not None:
             trace.retried(failure, delay)
-        await self._sleep(delay)
+        with self._waiting(gate):  # closing the client (or the gate) ends the backoff
+            await self._sleep(delay)
         return spent + delay

@@ -8,11 +8,18 @@ withdraws exactly those calls, whatever limiter (in process, Redis, your own)
 they wait in. A withdrawn call raises :class:`~schedcancel.RequestWithdrawnError`
 and uses no budget; the limiter sees an ordinary cancellation, so a permit
 granted in the same instant is given back.
+
+Every ``ScheduleClient`` holds a gate of its own (raising
+:class:`~schedcancel.ClientClosedError`) that its ``aclose()`` closes; a call
+given a gate of the caller's passes both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import ClassVar
 
 from ._models import Limiter, Permit
 from .errors import RequestWithdrawnError
@@ -27,9 +34,17 @@ class Gate:
     (``client.cancel(id, gate=gate)``; ``cancel_many`` makes one per job) and
     call :meth:`close` to withdraw them. Calls already sent are not touched;
     calls that reach the gate later are refused at once, retries included.
+    A client call also waits for its retry's backoff inside the gate, so a
+    call backing off is withdrawn at once too. Each ``ScheduleClient`` holds a
+    gate of its own for all its calls, which ``aclose()`` closes: a call
+    passes both, and whichever closes first withdraws it.
     """
 
     __slots__ = ("_closed", "_waiting", "_withdrawing")
+
+    #: What a withdrawn call raises, and what closed it (in the message).
+    _error: ClassVar[type[RequestWithdrawnError]] = RequestWithdrawnError
+    _what: ClassVar[str] = "the gate"
 
     def __init__(self) -> None:
         self._closed = False
@@ -37,7 +52,7 @@ class Gate:
         self._withdrawing: set[asyncio.Task[object]] = set()
 
     def __repr__(self) -> str:
-        return f"<Gate closed={self._closed} waiting={len(self._waiting)}>"
+        return f"<{type(self).__name__} closed={self._closed} waiting={len(self._waiting)}>"
 
     @property
     def closed(self) -> bool:
@@ -52,8 +67,11 @@ class Gate:
     def close(self) -> None:
         """Withdraw every call waiting for a permit, and refuse the ones that come later."""
         self._closed = True
+        if not self._waiting:
+            return
+        closer = asyncio.current_task()  # the task closing the gate is not waiting in it
         for task in self._waiting:
-            if task not in self._withdrawing:
+            if task not in self._withdrawing and task is not closer:
                 self._withdrawing.add(task)
                 task.cancel()
 
@@ -72,22 +90,36 @@ class Gate:
             RequestWithdrawnError: the gate is (or got) closed; nothing was sent
                 and no budget was used.
         """
-        if self._closed:
-            raise RequestWithdrawnError("withdrawn before sending: the gate is closed")
-        task = asyncio.current_task()
-        if task is None:  # pragma: no cover - a coroutine awaited by asyncio runs in a task
-            raise RuntimeError("Gate.acquire must run in a task")
-        self._waiting.add(task)
-        try:
+        with self.watching():
             return await limiter.acquire(
                 schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
             )
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        """A block of waiting that closing the gate ends, for the task that runs it.
+
+        :meth:`acquire` waits for its permit in one; a client call also waits
+        for its retry's backoff in one. The block must be a wait that sends
+        nothing: a permit granted inside it and not handed out yet is given
+        back by the limiter, as for any cancellation.
+
+        Raises:
+            RequestWithdrawnError: the gate is closed when the block starts, or
+                gets closed while it waits.
+        """
+        if self._closed:
+            raise self._error(f"withdrawn before sending: {self._what} is closed")
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - a coroutine awaited by asyncio runs in a task
+            raise RuntimeError("Gate.watching must run in a task")
+        self._waiting.add(task)
+        try:
+            yield
         except asyncio.CancelledError:
             # Our own cancel, and nobody else's too: the call is withdrawn, not cancelled.
             if task in self._withdrawing and task.uncancel() == 0:
-                raise RequestWithdrawnError(
-                    "withdrawn before sending: the gate was closed"
-                ) from None
+                raise self._error(f"withdrawn before sending: {self._what} was closed") from None
             raise
         finally:
             self._waiting.discard(task)

@@ -6,6 +6,7 @@
     ├── InvalidParameterError (also ValueError)  bad apiKey/scheduleId/config; before any I/O
     ├── QueueTimeoutError                        the limiter cannot admit within queue_timeout
     │   └── RequestWithdrawnError                a Gate withdrew the call before it was sent
+    │       └── ClientClosedError                the client was closed before the call was sent
     ├── TransportError                           no usable response after the retries
     ├── OutcomeUnknownError                      start may have reached the server; not re-sent
     ├── ResponseParseError                       a body that is not what the API documents
@@ -34,6 +35,7 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "BackendError",
+    "ClientClosedError",
     "ConfigurationError",
     "EndpointNotFoundError",
     "InvalidParameterError",
@@ -75,6 +77,18 @@ class RequestWithdrawnError(QueueTimeoutError):
 
     Nothing was sent and no budget was used: a bulk job stopping, or a caller
     who no longer wants the answer, closed the gate.
+    """
+
+
+class ClientClosedError(RequestWithdrawnError):
+    """The client was closed before this call's request was sent (or sent again).
+
+    ``ScheduleClient.aclose()`` withdraws every call of the client that waits
+    for the limiter or backs off before a retry, and refuses the calls made
+    after it: nothing more is sent, and a place taken in the limiter for a
+    request not sent is given back. A call whose request was already on the
+    wire got its answer first; it ends with this error only when it would
+    have had to send again (a 429 or a failure to retry).
     """
 
 

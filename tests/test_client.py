@@ -24,6 +24,7 @@ from schedcancel import (
     ApiError,
     AuthenticationError,
     CancelResult,
+    ClientClosedError,
     EndpointNotFoundError,
     InvalidParameterError,
     Limiter,
@@ -937,7 +938,7 @@ async def test_close_during_backoff_stops_the_call(
     server.replies.append((503, {}, b""))
     client = make_client(server.base_url, limiter, _sleep=close_instead_of_sleeping)
     clients.append(client)
-    with raises_clean(RuntimeError, match="closed"):
+    with raises_clean(ClientClosedError, match="the client is closed"):
         await client.cancel(SID)
     assert len(server.arrivals) == 1
     assert limiter.kinds() == ["acquire", "release"]
@@ -1054,8 +1055,9 @@ async def test_aclose_is_idempotent_and_final(limiter: FakeLimiter) -> None:
     client = make_client(REMOTE, limiter)
     await client.aclose()
     await client.aclose()
-    with raises_clean(RuntimeError, match="closed"):
+    with raises_clean(ClientClosedError, match="the client is closed"):
         await client.cancel(SID)
+    assert limiter.events == []  # refused before the limiter
     assert "closed=True" in repr(client)
 
 

@@ -102,14 +102,17 @@ async def test_a_client_call_in_its_retry_backoff_is_withdrawn_before_the_retry(
         server.seed(["SC-1"])
         server.script(Fault.MAINTENANCE)
         retry = RetryPolicy(attempts=3, backoff_initial=5.0, backoff_max=5.0)
-        async with server.client(retry=retry) as client:
+        async with server.client(retry=retry, _random=lambda: 1.0) as client:
             gate = Gate()
             call = asyncio.create_task(client.cancel("SC-1", gate=gate))
             while len(server.recorder.select()) < 1:  # noqa: ASYNC110 - virtual time
                 await asyncio.sleep(0.01)
-            gate.close()  # the call is backing off now: its next wait is refused
+            await asyncio.sleep(0.01)  # the 503 is in: the call is backing off now
+            closed_at = asyncio.get_running_loop().time()
+            gate.close()  # ends the backoff at once; nothing more is sent
             with pytest.raises(RequestWithdrawnError):
                 await call
+            assert asyncio.get_running_loop().time() == closed_at
         assert len(server.recorder.select()) == 1
 
 
@@ -128,3 +131,14 @@ async def test_a_client_call_queued_behind_the_window_is_withdrawn_unsent() -> N
                 await queued
         assert all(result.success for result in first)
         assert sorted(str(a.schedule_id) for a in server.recorder.select()) == ["SC-1", "SC-2"]
+
+
+async def test_the_task_closing_the_gate_is_not_withdrawn_from_its_own_block() -> None:
+    """A task inside a watching() block that closes the gate itself goes on; later blocks refuse."""
+    gate = Gate()
+    with gate.watching():
+        gate.close()
+        await asyncio.sleep(1)  # not cancelled: the closer waits for nothing of the gate's
+    assert gate.waiting == 0
+    with pytest.raises(RequestWithdrawnError, match="the gate is closed"), gate.watching():
+        pass  # pragma: no cover - refused before the block
