@@ -229,6 +229,9 @@ class BulkProgress:
         journal_counts: those skipped ids per kind they had in the journal.
         duplicates: ids seen before in this input, not sent again.
         withdrawn: ids taken but not sent because the job was stopping.
+        unrecorded: answers whose journal line could not be written (a full disk):
+            not in ``done`` or ``counts`` and not yielded, since an outcome is reported
+            only once it is durable; the next run on the journal sends their ids again.
         in_flight: calls running now (waiting for the limiter or the server).
         rate_limited: 429s the limiter saw since the job started.
         elapsed: seconds since the job started.
@@ -256,6 +259,7 @@ class BulkProgress:
     eta: float | None
     stopping: bool
     finished: bool
+    unrecorded: int = 0
 
     @property
     def completed(self) -> int:
@@ -351,6 +355,7 @@ class _BulkRun:
     _skipped: int = attrs.field(default=0, init=False)
     _duplicates: int = attrs.field(default=0, init=False)
     _withdrawn: int = attrs.field(default=0, init=False)
+    _unrecorded: int = attrs.field(default=0, init=False)
     _in_flight: int = attrs.field(default=0, init=False)
     _streak: int = attrs.field(default=0, init=False)
     _stopping: bool = attrs.field(default=False, init=False)
@@ -514,8 +519,11 @@ class _BulkRun:
             try:
                 await self.journal.aappend(outcome)
             except OSError as exc:
-                # The outcome happened but is not durable: stop rather than run on unrecorded.
+                # The answer came but is not durable: stop rather than run on unrecorded, and
+                # report it nowhere but here (the next run sends the id again).
+                self._unrecorded += 1
                 self._fail(exc)
+                return
         self._done += 1
         self._counts[outcome.kind] += 1
         self._watch_errors(outcome)
@@ -610,6 +618,7 @@ class _BulkRun:
             journal_counts=MappingProxyType(dict(self._journal_counts)),
             duplicates=self._duplicates,
             withdrawn=self._withdrawn,
+            unrecorded=self._unrecorded,
             in_flight=self._in_flight,
             rate_limited=max(0, stats.rate_limited - self._rate_limited_base),
             elapsed=elapsed,
@@ -829,10 +838,11 @@ def run_many(
     ids whose journal line is final (success, "already", ``invalid``, and
     ``failed`` with a 7xxx code but 7002). Ids that are no valid scheduleId
     become ``invalid`` outcomes and are never sent. Every outcome is written
-    to the journal (and ``fsync``-ed) before it is yielded; when that write
-    fails, the outcome is still yielded (it happened), the job stops, and a
-    later run sends that id again (a repeat finds the schedule in the target
-    state: "already"). The journal's ``start`` line records the operation; a
+    to the journal (and ``fsync``-ed) before it is yielded or counted; when
+    that write fails (a full disk), the job stops, the answer is neither
+    yielded nor counted in ``done`` (only in ``BulkProgress.unrecorded``), and
+    a later run sends that id again (a repeat finds the schedule in the
+    target state: "already"). The journal's ``start`` line records the operation; a
     journal of another operation is refused on the first iteration, before
     anything is sent (a journal without an operation, as written by earlier
     versions, is a cancel journal).

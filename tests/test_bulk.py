@@ -572,7 +572,36 @@ async def test_a_failing_journal_stops_the_job_and_raises(
     with pytest.raises(OSError, match="No space left"):
         await _collect_into(outcomes, yielded)
     assert len(client.calls) < 10
-    assert len(yielded) == len(client.calls)
+    # Start, then two outcomes: the answers that came after the disk filled are not reported.
+    assert len(yielded) == 2
+    assert _journal_ids(path) == [o.schedule_id for o in yielded]
+
+
+@pytest.mark.looptime
+async def test_answers_the_journal_did_not_keep_are_not_counted(
+    tmp_path: Path, journal_fails_after: Callable[[int], None]
+) -> None:
+    """On a full disk, progress counts only the outcomes in the journal (issue 20, item 6).
+
+    The calls on the wire when the disk fills (at least five) are answered, cannot be
+    journaled, and must appear neither among the outcomes nor in ``done``/``counts``.
+    """
+    path = tmp_path / "j.jsonl"
+    journal_fails_after(4)  # start and three outcomes
+    ids = _ids(20)
+    client = FakeClient(latency={i: 0.01 * n for n, i in enumerate(ids)})
+    reports: list[BulkProgress] = []
+    yielded: list[CancelOutcome] = []
+    outcomes = cancel_many(client, ids, journal=path, concurrency=8, progress=reports.append)
+    with pytest.raises(OSError, match="No space left"):
+        await _collect_into(outcomes, yielded)
+    journaled = _journal_ids(path)
+    assert len(journaled) == 3
+    assert [o.schedule_id for o in yielded] == journaled
+    last = reports[-1]
+    assert last.finished
+    assert last.done == sum(last.counts.values()) == 3
+    assert last.unrecorded == len(client.calls) - 3 >= 5
 
 
 # --------------------------------------------------------------------------- ending early
