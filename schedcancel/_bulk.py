@@ -82,6 +82,7 @@ __all__ = [
     "default_concurrency",
     "estimate_eta",
     "run_many",
+    "send_interval",
 ]
 
 logger = logging.getLogger("schedcancel.bulk")
@@ -235,11 +236,12 @@ class BulkProgress:
         in_flight: calls running now (waiting for the limiter or the server).
         rate_limited: 429s the limiter saw since the job started.
         elapsed: seconds since the job started.
-        rate: outcomes per second since the start, averaged over at least one
-            window + guard (a rate-limited job finishes a whole window's burst at
+        rate: outcomes per second since the start, at most the rate the limiter's
+            schedule sustains (a job sent in bursts finishes a whole window's burst at
             once; dividing that by the first second would be meaningless).
-        eta: seconds until the last id is expected to finish, from the
-            limiter's schedule; None when the total is unknown or the job is stopping.
+        eta: seconds until the last id is expected to be sent, from the limiter's
+            schedule (paced or in bursts, see :func:`estimate_eta`); None when the
+            total is unknown or the job is stopping.
         stopping: no new id is being started (stop requested, or an abort).
         finished: the job is over; this is the last snapshot.
     """
@@ -272,18 +274,47 @@ class BulkProgress:
         return None if self.total is None else max(0, self.total - self.completed)
 
 
-def estimate_eta(pending: int, stats: LimiterStats, limits: RateLimits) -> float:
+def send_interval(stats: LimiterStats, limits: RateLimits, *, background: bool) -> float:
+    """Return the seconds between two sends of a paced job; 0 for a job sent in bursts.
+
+    Background calls (priority < 0) go one per ``(window + guard) / (limit -
+    reserve)`` while ``interactive_reserve`` is on; smooth mode spaces every
+    call ``window / limit * (1 + slack)`` apart. The wider spacing wins.
+
+    Args:
+        stats: the limiter's snapshot: its effective limit and mode now (adaptive
+            may have lowered the one and switched the other).
+        limits: the limiter's limits.
+        background: the job's calls have a priority below 0.
+    """
+    limit = max(1, stats.total_limit)
+    interval = 0.0
+    reserve = min(limits.interactive_reserve, limit - 1)
+    if background and reserve:
+        interval = (limits.window + limits.guard) / (limit - reserve)
+    if stats.mode == "smooth":
+        interval = max(interval, limits.window / limit * (1 + limits.slack))
+    return interval
+
+
+def estimate_eta(
+    pending: int, stats: LimiterStats, limits: RateLimits, *, background: bool = False
+) -> float:
     """Estimate the seconds until ``pending`` more requests have all been sent.
 
-    Uses the limiter's own schedule: in exact mode the API user's log admits
-    ``total_limit`` requests per ``window + guard``, starting with the room it
-    has now; in smooth mode requests go ``window / limit * (1 + slack)`` apart.
-    The per-schedule limit plays no part (a bulk job sends each id once).
+    Uses the limiter's own schedule. A paced job (background calls, or smooth
+    mode) sends its next request when the limiter next admits one and the
+    others :func:`send_interval` apart. A job sent in bursts gets
+    ``total_limit`` requests per ``window + guard``, starting with the room the
+    API user's log has now. The per-schedule limit plays no part (a bulk job
+    sends each id once).
 
     Args:
         pending: requests still to send (not counting those in flight).
         stats: the limiter's snapshot.
         limits: the limiter's limits.
+        background: the requests are background calls (priority < 0), paced
+            while ``limits.interactive_reserve`` is on.
 
     Returns:
         Seconds; 0 when nothing is pending.
@@ -294,9 +325,11 @@ def estimate_eta(pending: int, stats: LimiterStats, limits: RateLimits) -> float
     period = limits.window + limits.guard
     # In-flight requests alone fill the log: it frees a period after they are answered.
     next_free = stats.next_free if math.isfinite(stats.next_free) else period
-    if stats.mode == "smooth":
-        spacing = limits.window / limit * (1 + limits.slack)
-        return next_free + (pending - 1) * spacing
+    interval = send_interval(stats, limits, background=background)
+    if interval:
+        if background and math.isfinite(stats.background_next_free):
+            next_free = max(next_free, stats.background_next_free)
+        return next_free + (pending - 1) * interval
     free = max(0, limit - stats.total_used)
     if pending <= free:
         return next_free
@@ -608,7 +641,8 @@ class _BulkRun:
             eta = 0.0
         elif self.total is not None and not self._stopping:
             unfinished = self.total - self._done - self._skipped - self._duplicates
-            eta = estimate_eta(unfinished - stats.in_flight, stats, limiter.limits)
+            pending = unfinished - stats.in_flight
+            eta = estimate_eta(pending, stats, limiter.limits, background=self.priority < 0)
         return BulkProgress(
             total=self.total,
             read=self._read,
@@ -622,11 +656,28 @@ class _BulkRun:
             in_flight=self._in_flight,
             rate_limited=max(0, stats.rate_limited - self._rate_limited_base),
             elapsed=elapsed,
-            rate=self._done / max(elapsed, limiter.limits.window + limiter.limits.guard),
+            rate=self._rate(elapsed, stats, limiter.limits),
             eta=eta,
             stopping=self._stopping or (self.stop is not None and self.stop.is_set()),
             finished=finished,
         )
+
+    def _rate(self, elapsed: float, stats: LimiterStats, limits: RateLimits) -> float:
+        """Outcomes per second so far, at most the rate the limiter's schedule sustains.
+
+        A job sent in bursts finishes a window's burst at once, and a paced job's
+        first answers come quickly: dividing by the first seconds would be
+        meaningless, so the rate is capped at one request per send interval, or
+        ``total_limit`` per ``window + guard`` for bursts.
+        """
+        if not self._done:
+            return 0.0
+        interval = send_interval(stats, limits, background=self.priority < 0)
+        if interval:
+            sustained = 1 / interval
+        else:
+            sustained = max(1, stats.total_limit) / (limits.window + limits.guard)
+        return min(self._done / elapsed, sustained) if elapsed else sustained
 
     def _report(self, *, force: bool = False, finished: bool = False) -> None:
         if self.progress is None:

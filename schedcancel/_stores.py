@@ -306,6 +306,7 @@ class MemoryStore:
             next_free=max(0.0, total.earliest(now) - now),
             rate_limited=self.rate_limited,
             mode=self.total_policy.mode,
+            background_next_free=max(0.0, self.background_at(now) - now),
         )
 
     # -- 429s and the adaptive policy -----------------------------------------

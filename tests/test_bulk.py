@@ -964,6 +964,39 @@ async def test_progress_eta_follows_the_limiters_schedule() -> None:
     await inner.aclose()
 
 
+PACED = RateLimits(total=20, per_schedule=10, window=10.0, guard=1.0)  # reserve 1: 19 per 11 s
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("priority", [-1, 0], ids=["paced", "bursts"])
+async def test_progress_eta_and_rate_match_what_happens(priority: int) -> None:
+    """The ETA at each report is within one send interval (plus an RTT) of the time the job
+    really took from there; the rate is the schedule's (issue 20, item 10: a paced job showed
+    ``10/42 done | 9.8/min | ETA 0.0s`` with 32 s to go)."""
+    inner = RateLimiter(PACED)
+    rtt = 0.05
+    client = LimitedClient(inner, rtt=rtt)
+    reports: list[BulkProgress] = []
+    await _collect(
+        cancel_many(
+            client, _ids(42), priority=priority, progress=reports.append, progress_interval=1.0
+        )
+    )
+    end = reports[-1].elapsed
+    interval = 11.0 / 19  # the background pace; bursts of 20 per 11 s are checked to it too
+    expected_end = 41 * interval if priority < 0 else 2 * 11.0
+    assert expected_end < end <= expected_end + 4 * rtt  # plus an RTT per window or so
+    checked = [r for r in reports if not r.finished and r.done]
+    assert len(checked) >= (20 if priority < 0 else 2)
+    for report in checked:
+        assert report.eta is not None
+        assert abs(report.eta - (end - report.elapsed)) <= interval + rtt, report
+    if priority < 0:
+        for report in checked:
+            assert report.rate == pytest.approx(1 / interval, rel=0.1), report
+    await inner.aclose()
+
+
 def _stats(**overrides: object) -> LimiterStats:
     values: dict[str, object] = {
         "queued": 0,
@@ -997,6 +1030,26 @@ def _stats(**overrides: object) -> LimiterStats:
 def test_estimate_eta(pending: int, stats: LimiterStats, expected: float) -> None:
     """ETA: rounds of the API user's limit per window + guard, from the room there is now."""
     assert estimate_eta(pending, stats, RateLimits()) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("pending", "stats", "limits", "expected"),
+    [
+        (1, _stats(), RateLimits(), 0.0),
+        (60, _stats(), RateLimits(), 59 * 61 / 59),  # one per (60 + 1) / (60 - 1) s
+        (30, _stats(background_next_free=0.4), RateLimits(), 0.4 + 29 * 61 / 59),
+        (30, _stats(next_free=2.0, background_next_free=0.4), RateLimits(), 2.0 + 29 * 61 / 59),
+        (30, _stats(background_next_free=math.inf), RateLimits(), 29 * 61 / 59),
+        (11, _stats(mode="smooth"), RateLimits(), 10 * 61 / 59),  # the wider spacing
+        (11, _stats(), RateLimits(interactive_reserve=0), 0.0),  # no reserve: bursts
+        (11, _stats(total_limit=1), RateLimits(), 10 * 61.0),  # no room for a reserve: bursts
+    ],
+)
+def test_estimate_eta_of_a_paced_job(
+    pending: int, stats: LimiterStats, limits: RateLimits, expected: float
+) -> None:
+    """Background calls: the limiter's next background slot, then one per send interval."""
+    assert estimate_eta(pending, stats, limits, background=True) == pytest.approx(expected)
 
 
 # --------------------------------------------------------------------------- the real client
