@@ -37,7 +37,7 @@ from collections.abc import (
     Mapping,
     Sized,
 )
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from types import MappingProxyType
 from typing import Any, Protocol, TypedDict, Unpack, cast
@@ -50,12 +50,16 @@ from ._journal import (
     CancelOutcome,
     Journal,
     OutcomeKind,
+    RecentRequests,
     kind_operation,
     outcome_kinds,
     recorded_id,
     run_operation,
+    send_record,
+    timestamp,
 )
-from ._models import CancelResult, LimiterStats, RateLimits
+from ._limiter import RateLimiter
+from ._models import CancelResult, LimiterStats, Permit, RateLimits
 from ._protocol import Operation
 from ._redact import redact_key
 from ._requests import ContinueSchedule, format_date_time
@@ -407,9 +411,12 @@ class _BulkRun:
     # Workers the job cancelled itself (a stalled read of an async input).
     _interrupted: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
     # Every call's wait for a permit passes it: closed, it withdraws the calls not sent yet.
-    _gate: Gate = attrs.field(factory=Gate, init=False)
+    _gate: Gate = attrs.field(init=False)
+    # The journal's send lines being written.
+    _send_lines: set[asyncio.Task[None]] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
+        self._gate = Gate(on_grant=self._note_send)
         self._results = asyncio.Queue(maxsize=self.concurrency)
         self._counts = dict.fromkeys(outcome_kinds(self.operation), 0)
         self._journal_counts = dict.fromkeys(outcome_kinds(self.operation), 0)
@@ -599,10 +606,46 @@ class _BulkRun:
         if self.journal is None and self.journal_path is not None:
             self.journal = await asyncio.to_thread(Journal.open, self.journal_path)
         if self.journal is not None:
-            await asyncio.to_thread(self._load_journal, self.journal)
+            limiter = self.client.limiter
+            own = limiter.origin if isinstance(limiter, RateLimiter) else None
+            recent = RecentRequests(hold=limiter.limits.window + limiter.limits.guard, own=own)
+            await asyncio.to_thread(self._load_journal, self.journal, recent)
+            # An in-process limiter knows nothing of the earlier runs' requests; a shared
+            # store (Redis) has them already.
+            if isinstance(limiter, RateLimiter) and (
+                counted := limiter.remember(recent.answered())
+            ):
+                logger.info("counting %d requests of earlier runs in the limiter", counted)
             self.journal.write_record(self._run_record("start"))
 
-    def _load_journal(self, journal: Journal) -> None:
+    async def _close_journal(self) -> None:
+        """Let the send lines be written, then write the run's ``end`` line."""
+        await self._sends_written()
+        if self.journal is not None and not self.journal.closed:
+            try:
+                self.journal.write_record(self._run_record("end"))
+            except OSError as exc:
+                self._fail(exc)
+
+    async def _sends_written(self) -> None:
+        await asyncio.gather(*self._send_lines, return_exceptions=True)
+
+    def _note_send(self, permit: Permit) -> None:
+        """Journal a request about to be sent, so that a run again can count it (the gate's
+        ``on_grant``). Not awaited: the request does not wait for the disk."""
+        if self.journal is None or permit.schedule_id is None:
+            return
+        write = asyncio.to_thread(self.journal.write_record, send_record(permit.schedule_id))
+        task = asyncio.get_running_loop().create_task(write)
+        self._send_lines.add(task)
+        task.add_done_callback(self._send_line_written)
+
+    def _send_line_written(self, task: asyncio.Task[None]) -> None:
+        self._send_lines.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._fail(exc)
+
+    def _load_journal(self, journal: Journal, recent: RecentRequests) -> None:
         def check(operation: Operation | None) -> None:
             if operation is not None and operation is not self.operation:
                 raise InvalidParameterError(
@@ -613,6 +656,7 @@ class _BulkRun:
         at = None if self.continue_at is None else format_date_time("at", self.continue_at)
 
         def on_run(record: Mapping[str, Any]) -> None:
+            recent.on_run(record)
             check(run_operation(record))
             earlier = record.get("continue_at")
             if at is not None and earlier is not None and earlier != at:
@@ -624,6 +668,7 @@ class _BulkRun:
 
         for outcome in journal.replay(on_run):
             check(kind_operation(outcome.kind))
+            recent.on_outcome(outcome)
             if not outcome.final or (self.retry_failed and outcome.kind is OutcomeKind.FAILED):
                 continue
             self._table.put(outcome.schedule_id, _KIND_TAGS[outcome.kind])
@@ -715,11 +760,7 @@ class _BulkRun:
                 yield cast("CancelOutcome", item)
                 self._report()
             self._report(force=True, finished=True)
-            if self.journal is not None and not self.journal.closed:
-                try:
-                    self.journal.write_record(self._run_record("end"))
-                except OSError as exc:
-                    self._fail(exc)
+            await self._close_journal()
             if self._failure is not None:
                 raise self._failure
         finally:
@@ -727,6 +768,7 @@ class _BulkRun:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+            await self._sends_written()
             if own_journal and self.journal is not None:
                 self.journal.close()
 
@@ -756,12 +798,14 @@ class _BulkRun:
             record["api_key"] = (
                 redact_key(self.api_key) if self.api_key else self.client.redacted_api_key
             )
+            if isinstance(self.client.limiter, RateLimiter):
+                record["limiter"] = self.client.limiter.origin
         else:
             record["counts"] = {kind.value: n for kind, n in self._counts.items() if n}
             record["skipped"] = self._skipped
             record["duplicates"] = self._duplicates
             record["stopped"] = self._stopping
-        record["at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+        record["at"] = timestamp()
         return record
 
 
@@ -896,7 +940,12 @@ def run_many(
     target state: "already"). The journal's ``start`` line records the operation; a
     journal of another operation is refused on the first iteration, before
     anything is sent (a journal without an operation, as written by earlier
-    versions, is a cancel journal).
+    versions, is a cancel journal). The journal also gets a ``send`` line as
+    each request goes out; a run on an existing journal through an in-process
+    ``RateLimiter`` first counts in it the requests of earlier runs that still
+    count at the server (``RateLimiter.remember``), so a job killed and run
+    again at once does not spend the window twice. A shared store (Redis)
+    remembers them itself.
 
     The job ends early when ``stop`` is set, on an authentication or
     limiter-backend error (they would repeat for every id), after

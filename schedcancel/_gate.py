@@ -13,6 +13,7 @@ granted in the same instant is given back.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from ._models import Limiter, Permit
 from .errors import RequestWithdrawnError
@@ -29,9 +30,16 @@ class Gate:
     calls that reach the gate later are refused at once, retries included.
     """
 
-    __slots__ = ("_closed", "_waiting", "_withdrawing")
+    __slots__ = ("_closed", "_on_grant", "_waiting", "_withdrawing")
 
-    def __init__(self) -> None:
+    def __init__(self, on_grant: Callable[[Permit], object] | None = None) -> None:
+        """Make an open gate.
+
+        Args:
+            on_grant: called with each permit a call of the group gets, before it
+                sends (a bulk job journals the send); it must not raise.
+        """
+        self._on_grant = on_grant
         self._closed = False
         self._waiting: set[asyncio.Task[object]] = set()
         self._withdrawing: set[asyncio.Task[object]] = set()
@@ -79,7 +87,7 @@ class Gate:
             raise RuntimeError("Gate.acquire must run in a task")
         self._waiting.add(task)
         try:
-            return await limiter.acquire(
+            permit = await limiter.acquire(
                 schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
             )
         except asyncio.CancelledError:
@@ -92,3 +100,6 @@ class Gate:
         finally:
             self._waiting.discard(task)
             self._withdrawing.discard(task)
+        if self._on_grant is not None:
+            self._on_grant(permit)
+        return permit

@@ -578,6 +578,24 @@ async def test_a_failing_journal_stops_the_job_and_raises(
 
 
 @pytest.mark.looptime
+async def test_a_send_line_that_cannot_be_written_stops_the_job(
+    tmp_path: Path, journal_fails_after: Callable[[int], None]
+) -> None:
+    """The journal records each request as it is sent; a full disk there stops the job too."""
+    path = tmp_path / "j.jsonl"
+    journal_fails_after(1)  # the start line
+    inner = RateLimiter(BURSTS)
+    client = LimitedClient(inner, rtt=0.5)
+    reports: list[BulkProgress] = []
+    outcomes = cancel_many(client, _ids(30), journal=path, progress=reports.append)
+    with pytest.raises(OSError, match="No space left"):
+        await _collect(outcomes)
+    assert len(client.sent) == 10  # the first window's burst went before the failure was known
+    assert (reports[-1].done, reports[-1].unrecorded, reports[-1].withdrawn) == (0, 10, 10)
+    await inner.aclose()
+
+
+@pytest.mark.looptime
 async def test_answers_the_journal_did_not_keep_are_not_counted(
     tmp_path: Path, journal_fails_after: Callable[[int], None]
 ) -> None:
