@@ -37,7 +37,7 @@ from collections.abc import (
     Mapping,
     Sized,
 )
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from types import MappingProxyType
 from typing import Any, Protocol, TypedDict, Unpack, cast
@@ -50,12 +50,16 @@ from ._journal import (
     CancelOutcome,
     Journal,
     OutcomeKind,
+    RecentRequests,
     kind_operation,
     outcome_kinds,
     recorded_id,
     run_operation,
+    send_record,
+    timestamp,
 )
-from ._models import CancelResult, LimiterStats, RateLimits
+from ._limiter import RateLimiter
+from ._models import CancelResult, LimiterStats, Permit, RateLimits
 from ._protocol import Operation
 from ._redact import redact_key
 from ._requests import ContinueSchedule, format_date_time
@@ -83,6 +87,7 @@ __all__ = [
     "default_concurrency",
     "estimate_eta",
     "run_many",
+    "send_interval",
 ]
 
 logger = logging.getLogger("schedcancel.bulk")
@@ -231,14 +236,18 @@ class BulkProgress:
         journal_counts: those skipped ids per kind they had in the journal.
         duplicates: ids seen before in this input, not sent again.
         withdrawn: ids taken but not sent because the job was stopping.
+        unrecorded: answers whose journal line could not be written (a full disk):
+            not in ``done`` or ``counts`` and not yielded, since an outcome is reported
+            only once it is durable; the next run on the journal sends their ids again.
         in_flight: calls running now (waiting for the limiter or the server).
         rate_limited: 429s the limiter saw since the job started.
         elapsed: seconds since the job started.
-        rate: outcomes per second since the start, averaged over at least one
-            window + guard (a rate-limited job finishes a whole window's burst at
+        rate: outcomes per second since the start, at most the rate the limiter's
+            schedule sustains (a job sent in bursts finishes a whole window's burst at
             once; dividing that by the first second would be meaningless).
-        eta: seconds until the last id is expected to finish, from the
-            limiter's schedule; None when the total is unknown or the job is stopping.
+        eta: seconds until the last id is expected to be sent, from the limiter's
+            schedule (paced or in bursts, see :func:`estimate_eta`); None when the
+            total is unknown or the job is stopping.
         stopping: no new id is being started (stop requested, or an abort).
         finished: the job is over; this is the last snapshot.
     """
@@ -258,6 +267,7 @@ class BulkProgress:
     eta: float | None
     stopping: bool
     finished: bool
+    unrecorded: int = 0
 
     @property
     def completed(self) -> int:
@@ -270,18 +280,47 @@ class BulkProgress:
         return None if self.total is None else max(0, self.total - self.completed)
 
 
-def estimate_eta(pending: int, stats: LimiterStats, limits: RateLimits) -> float:
+def send_interval(stats: LimiterStats, limits: RateLimits, *, background: bool) -> float:
+    """Return the seconds between two sends of a paced job; 0 for a job sent in bursts.
+
+    Background calls (priority < 0) go one per ``(window + guard) / (limit -
+    reserve)`` while ``interactive_reserve`` is on; smooth mode spaces every
+    call ``window / limit * (1 + slack)`` apart. The wider spacing wins.
+
+    Args:
+        stats: the limiter's snapshot: its effective limit and mode now (adaptive
+            may have lowered the one and switched the other).
+        limits: the limiter's limits.
+        background: the job's calls have a priority below 0.
+    """
+    limit = max(1, stats.total_limit)
+    interval = 0.0
+    reserve = min(limits.interactive_reserve, limit - 1)
+    if background and reserve:
+        interval = (limits.window + limits.guard) / (limit - reserve)
+    if stats.mode == "smooth":
+        interval = max(interval, limits.window / limit * (1 + limits.slack))
+    return interval
+
+
+def estimate_eta(
+    pending: int, stats: LimiterStats, limits: RateLimits, *, background: bool = False
+) -> float:
     """Estimate the seconds until ``pending`` more requests have all been sent.
 
-    Uses the limiter's own schedule: in exact mode the API user's log admits
-    ``total_limit`` requests per ``window + guard``, starting with the room it
-    has now; in smooth mode requests go ``window / limit * (1 + slack)`` apart.
-    The per-schedule limit plays no part (a bulk job sends each id once).
+    Uses the limiter's own schedule. A paced job (background calls, or smooth
+    mode) sends its next request when the limiter next admits one and the
+    others :func:`send_interval` apart. A job sent in bursts gets
+    ``total_limit`` requests per ``window + guard``, starting with the room the
+    API user's log has now. The per-schedule limit plays no part (a bulk job
+    sends each id once).
 
     Args:
         pending: requests still to send (not counting those in flight).
         stats: the limiter's snapshot.
         limits: the limiter's limits.
+        background: the requests are background calls (priority < 0), paced
+            while ``limits.interactive_reserve`` is on.
 
     Returns:
         Seconds; 0 when nothing is pending.
@@ -292,9 +331,11 @@ def estimate_eta(pending: int, stats: LimiterStats, limits: RateLimits) -> float
     period = limits.window + limits.guard
     # In-flight requests alone fill the log: it frees a period after they are answered.
     next_free = stats.next_free if math.isfinite(stats.next_free) else period
-    if stats.mode == "smooth":
-        spacing = limits.window / limit * (1 + limits.slack)
-        return next_free + (pending - 1) * spacing
+    interval = send_interval(stats, limits, background=background)
+    if interval:
+        if background and math.isfinite(stats.background_next_free):
+            next_free = max(next_free, stats.background_next_free)
+        return next_free + (pending - 1) * interval
     free = max(0, limit - stats.total_used)
     if pending <= free:
         return next_free
@@ -353,6 +394,7 @@ class _BulkRun:
     _skipped: int = attrs.field(default=0, init=False)
     _duplicates: int = attrs.field(default=0, init=False)
     _withdrawn: int = attrs.field(default=0, init=False)
+    _unrecorded: int = attrs.field(default=0, init=False)
     _in_flight: int = attrs.field(default=0, init=False)
     _streak: int = attrs.field(default=0, init=False)
     _stopping: bool = attrs.field(default=False, init=False)
@@ -371,9 +413,12 @@ class _BulkRun:
     # Workers the job cancelled itself (a stalled read of an async input).
     _interrupted: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
     # Every call's wait for a permit passes it: closed, it withdraws the calls not sent yet.
-    _gate: Gate = attrs.field(factory=Gate, init=False)
+    _gate: Gate = attrs.field(init=False)
+    # The journal's send lines being written.
+    _send_lines: set[asyncio.Task[None]] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
+        self._gate = Gate(on_grant=self._note_send)
         self._results = asyncio.Queue(maxsize=self.concurrency)
         self._counts = dict.fromkeys(outcome_kinds(self.operation), 0)
         self._journal_counts = dict.fromkeys(outcome_kinds(self.operation), 0)
@@ -518,8 +563,11 @@ class _BulkRun:
             try:
                 await self.journal.aappend(outcome)
             except OSError as exc:
-                # The outcome happened but is not durable: stop rather than run on unrecorded.
+                # The answer came but is not durable: stop rather than run on unrecorded, and
+                # report it nowhere but here (the next run sends the id again).
+                self._unrecorded += 1
                 self._fail(exc)
+                return
         self._done += 1
         self._counts[outcome.kind] += 1
         self._watch_errors(outcome)
@@ -562,10 +610,46 @@ class _BulkRun:
         if self.journal is None and self.journal_path is not None:
             self.journal = await asyncio.to_thread(Journal.open, self.journal_path)
         if self.journal is not None:
-            await asyncio.to_thread(self._load_journal, self.journal)
+            limiter = self.client.limiter
+            own = limiter.origin if isinstance(limiter, RateLimiter) else None
+            recent = RecentRequests(hold=limiter.limits.window + limiter.limits.guard, own=own)
+            await asyncio.to_thread(self._load_journal, self.journal, recent)
+            # An in-process limiter knows nothing of the earlier runs' requests; a shared
+            # store (Redis) has them already.
+            if isinstance(limiter, RateLimiter) and (
+                counted := limiter.remember(recent.answered())
+            ):
+                logger.info("counting %d requests of earlier runs in the limiter", counted)
             self.journal.write_record(self._run_record("start"))
 
-    def _load_journal(self, journal: Journal) -> None:
+    async def _close_journal(self) -> None:
+        """Let the send lines be written, then write the run's ``end`` line."""
+        await self._sends_written()
+        if self.journal is not None and not self.journal.closed:
+            try:
+                self.journal.write_record(self._run_record("end"))
+            except OSError as exc:
+                self._fail(exc)
+
+    async def _sends_written(self) -> None:
+        await asyncio.gather(*self._send_lines, return_exceptions=True)
+
+    def _note_send(self, permit: Permit) -> None:
+        """Journal a request about to be sent, so that a run again can count it (the gate's
+        ``on_grant``). Not awaited: the request does not wait for the disk."""
+        if self.journal is None or permit.schedule_id is None:
+            return
+        write = asyncio.to_thread(self.journal.write_record, send_record(permit.schedule_id))
+        task = asyncio.get_running_loop().create_task(write)
+        self._send_lines.add(task)
+        task.add_done_callback(self._send_line_written)
+
+    def _send_line_written(self, task: asyncio.Task[None]) -> None:
+        self._send_lines.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._fail(exc)
+
+    def _load_journal(self, journal: Journal, recent: RecentRequests) -> None:
         def check(operation: Operation | None) -> None:
             if operation is not None and operation is not self.operation:
                 raise InvalidParameterError(
@@ -576,6 +660,7 @@ class _BulkRun:
         at = None if self.continue_at is None else format_date_time("at", self.continue_at)
 
         def on_run(record: Mapping[str, Any]) -> None:
+            recent.on_run(record)
             check(run_operation(record))
             earlier = record.get("continue_at")
             if at is not None and earlier is not None and earlier != at:
@@ -587,6 +672,7 @@ class _BulkRun:
 
         for outcome in journal.replay(on_run):
             check(kind_operation(outcome.kind))
+            recent.on_outcome(outcome)
             if not outcome.final or (self.retry_failed and outcome.kind is OutcomeKind.FAILED):
                 continue
             self._table.put(outcome.schedule_id, _KIND_TAGS[outcome.kind])
@@ -604,7 +690,8 @@ class _BulkRun:
             eta = 0.0
         elif self.total is not None and not self._stopping:
             unfinished = self.total - self._done - self._skipped - self._duplicates
-            eta = estimate_eta(unfinished - stats.in_flight, stats, limiter.limits)
+            pending = unfinished - stats.in_flight
+            eta = estimate_eta(pending, stats, limiter.limits, background=self.priority < 0)
         return BulkProgress(
             total=self.total,
             read=self._read,
@@ -614,14 +701,32 @@ class _BulkRun:
             journal_counts=MappingProxyType(dict(self._journal_counts)),
             duplicates=self._duplicates,
             withdrawn=self._withdrawn,
+            unrecorded=self._unrecorded,
             in_flight=self._in_flight,
             rate_limited=max(0, stats.rate_limited - self._rate_limited_base),
             elapsed=elapsed,
-            rate=self._done / max(elapsed, limiter.limits.window + limiter.limits.guard),
+            rate=self._rate(elapsed, stats, limiter.limits),
             eta=eta,
             stopping=self._stopping or (self.stop is not None and self.stop.is_set()),
             finished=finished,
         )
+
+    def _rate(self, elapsed: float, stats: LimiterStats, limits: RateLimits) -> float:
+        """Outcomes per second so far, at most the rate the limiter's schedule sustains.
+
+        A job sent in bursts finishes a window's burst at once, and a paced job's
+        first answers come quickly: dividing by the first seconds would be
+        meaningless, so the rate is capped at one request per send interval, or
+        ``total_limit`` per ``window + guard`` for bursts.
+        """
+        if not self._done:
+            return 0.0
+        interval = send_interval(stats, limits, background=self.priority < 0)
+        if interval:
+            sustained = 1 / interval
+        else:
+            sustained = max(1, stats.total_limit) / (limits.window + limits.guard)
+        return min(self._done / elapsed, sustained) if elapsed else sustained
 
     def _report(self, *, force: bool = False, finished: bool = False) -> None:
         if self.progress is None:
@@ -659,11 +764,7 @@ class _BulkRun:
                 yield cast("CancelOutcome", item)
                 self._report()
             self._report(force=True, finished=True)
-            if self.journal is not None and not self.journal.closed:
-                try:
-                    self.journal.write_record(self._run_record("end"))
-                except OSError as exc:
-                    self._fail(exc)
+            await self._close_journal()
             if self._failure is not None:
                 raise self._failure
         finally:
@@ -671,6 +772,7 @@ class _BulkRun:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+            await self._sends_written()
             if own_journal and self.journal is not None:
                 self.journal.close()
 
@@ -700,12 +802,14 @@ class _BulkRun:
             record["api_key"] = (
                 redact_key(self.api_key) if self.api_key else self.client.redacted_api_key
             )
+            if isinstance(self.client.limiter, RateLimiter):
+                record["limiter"] = self.client.limiter.origin
         else:
             record["counts"] = {kind.value: n for kind, n in self._counts.items() if n}
             record["skipped"] = self._skipped
             record["duplicates"] = self._duplicates
             record["stopped"] = self._stopping
-        record["at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+        record["at"] = timestamp()
         return record
 
 
@@ -833,13 +937,19 @@ def run_many(
     ids whose journal line is final (success, "already", ``invalid``, and
     ``failed`` with a 7xxx code but 7002). Ids that are no valid scheduleId
     become ``invalid`` outcomes and are never sent. Every outcome is written
-    to the journal (and ``fsync``-ed) before it is yielded; when that write
-    fails, the outcome is still yielded (it happened), the job stops, and a
-    later run sends that id again (a repeat finds the schedule in the target
-    state: "already"). The journal's ``start`` line records the operation; a
+    to the journal (and ``fsync``-ed) before it is yielded or counted; when
+    that write fails (a full disk), the job stops, the answer is neither
+    yielded nor counted in ``done`` (only in ``BulkProgress.unrecorded``), and
+    a later run sends that id again (a repeat finds the schedule in the
+    target state: "already"). The journal's ``start`` line records the operation; a
     journal of another operation is refused on the first iteration, before
     anything is sent (a journal without an operation, as written by earlier
-    versions, is a cancel journal).
+    versions, is a cancel journal). The journal also gets a ``send`` line as
+    each request goes out; a run on an existing journal through an in-process
+    ``RateLimiter`` first counts in it the requests of earlier runs that still
+    count at the server (``RateLimiter.remember``), so a job killed and run
+    again at once does not spend the window twice. A shared store (Redis)
+    remembers them itself.
 
     An answer about another scheduleId than the one sent
     (:class:`~schedcancel.errors.ResponseMismatchError`) is an ``error``

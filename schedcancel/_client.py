@@ -657,9 +657,12 @@ class ScheduleClient:
     ) -> Permit:
         """A permit from the limiter, unless the client or ``gate`` closes first."""
         with self._waiting(gate):
-            return await self._limiter.acquire(
+            permit = await self._limiter.acquire(
                 schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
             )
+        if gate is not None:
+            gate.granted(permit)  # a bulk job journals the send
+        return permit
 
     async def _send(self, request: Request) -> tuple[int, Mapping[str, str], bytes]:
         """The transport's send, counted: :meth:`aclose` waits for the requests on the wire."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from ._models import Limiter, Permit
@@ -40,13 +40,20 @@ class Gate:
     passes both, and whichever closes first withdraws it.
     """
 
-    __slots__ = ("_closed", "_waiting", "_withdrawing")
+    __slots__ = ("_closed", "_on_grant", "_waiting", "_withdrawing")
 
     #: What a withdrawn call raises, and what closed it (in the message).
     _error: ClassVar[type[RequestWithdrawnError]] = RequestWithdrawnError
     _what: ClassVar[str] = "the gate"
 
-    def __init__(self) -> None:
+    def __init__(self, on_grant: Callable[[Permit], object] | None = None) -> None:
+        """Make an open gate.
+
+        Args:
+            on_grant: called with each permit a call of the group gets, before it
+                sends (a bulk job journals the send); it must not raise.
+        """
+        self._on_grant = on_grant
         self._closed = False
         self._waiting: set[asyncio.Task[object]] = set()
         self._withdrawing: set[asyncio.Task[object]] = set()
@@ -91,9 +98,20 @@ class Gate:
                 and no budget was used.
         """
         with self.watching():
-            return await limiter.acquire(
+            permit = await limiter.acquire(
                 schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
             )
+        self.granted(permit)
+        return permit
+
+    def granted(self, permit: Permit) -> None:
+        """Tell the gate that a call of its group got ``permit`` and is about to send.
+
+        :meth:`acquire` does this itself; a caller that waits in :meth:`watching`
+        (as ``ScheduleClient`` does) calls it once the permit is in hand.
+        """
+        if self._on_grant is not None:
+            self._on_grant(permit)
 
     @contextlib.contextmanager
     def watching(self) -> Iterator[None]:

@@ -14,7 +14,10 @@ Line format (one JSON object per line, ``None`` fields left out)::
     {"id":"SC-3","outcome":"error","error_type":"TransportError","error":"…","at":"…"}
     {"id":"SC-4","outcome":"read","new_status":"ACTIVE","scheduled_at":"…","at":"…"}
     {"run":"start","operation":"cancel","version":"0.1.0","api_key":"conn***","pid":4242,"at":"…"}
+    {"run":"send","schedule_id":"SC-1","at":"…"}
 
+A ``send`` line is written as each request goes out: a run again counts the
+requests of the last window in its in-process limiter (:class:`RecentRequests`).
 The run's ``start`` line names its operation (``cancel``, ``pause``,
 ``continue`` or ``get``; a journal without it, as written before bulk jobs
 ran other operations, is a cancel journal), and the outcome kinds are the
@@ -57,11 +60,14 @@ __all__ = [
     "CancelOutcome",
     "Journal",
     "OutcomeKind",
+    "RecentRequests",
     "is_final_error_code",
     "kind_operation",
     "outcome_kinds",
     "read_journal",
     "run_operation",
+    "send_record",
+    "timestamp",
 ]
 
 logger = logging.getLogger("schedcancel.journal")
@@ -173,6 +179,90 @@ def is_final_error_code(code: int | None) -> bool:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def timestamp() -> str:
+    """Return the wall-clock time now as journal lines hold it (UTC, milliseconds)."""
+    return _now().isoformat(timespec="milliseconds")
+
+
+def send_record(schedule_id: str) -> dict[str, Any]:
+    """Return the journal's line for a request about to be sent for ``schedule_id``.
+
+    A run line (``"run": "send"``), so readers that know only outcome and run
+    lines skip it; :class:`RecentRequests` reads it on resume.
+    """
+    return {"run": "send", "schedule_id": schedule_id, "at": timestamp()}
+
+
+@attrs.define
+class RecentRequests:
+    """The requests of earlier runs that may still count in the server's window. Pure.
+
+    Fed a journal's lines in file order (:meth:`on_run` for run lines,
+    :meth:`on_outcome` for outcomes), it pairs each ``send`` line with the
+    moment its request was answered: the outcome line of its id, or the next
+    send of that id (a retry goes out after the answer). A send that nothing
+    answers was in flight when its run was killed: it is taken as answered at
+    ``now``, or ``hold`` after it was sent if that is earlier (a request arrives
+    within that time or never). The wall clock serves only to tell how long
+    ago: a time in the future (a clock that went back) counts as now.
+
+    Attributes:
+        hold: ``window + guard``: how long an answered request counts.
+        own: the resuming limiter's :attr:`~schedcancel.RateLimiter.origin`; the
+            runs made through it are in it already and are not counted again.
+        now: the wall-clock time of the resume (now by default).
+    """
+
+    hold: float
+    own: str | None = None
+    now: datetime = attrs.field(factory=_now)
+    _skipping: bool = attrs.field(default=False, init=False)
+    # Per id, how long ago its request still unanswered was sent.
+    _pending: dict[str, float] = attrs.field(factory=dict, init=False)
+    _answered: list[tuple[str, float]] = attrs.field(factory=list, init=False)
+
+    def _age(self, then: datetime) -> float:
+        if then.tzinfo is None:  # not written by a journal: when, nobody knows; say now
+            return 0.0
+        return max(0.0, (self.now - then).total_seconds())
+
+    def _parse_age(self, at: object) -> float | None:
+        try:
+            return self._age(datetime.fromisoformat(at)) if isinstance(at, str) else None
+        except ValueError:
+            return None
+
+    def _answer(self, schedule_id: str, age: float) -> None:
+        self._pending.pop(schedule_id, None)
+        if age < self.hold:
+            self._answered.append((schedule_id, age))
+
+    def on_run(self, record: Mapping[str, Any]) -> None:
+        """Take a run line: a ``start`` tells whose run follows, a ``send`` one request."""
+        event = record.get("run")
+        if event == "start":
+            self._skipping = self.own is not None and record.get("limiter") == self.own
+            return
+        schedule_id = record.get("schedule_id")
+        age = self._parse_age(record.get("at"))
+        if event != "send" or self._skipping or not isinstance(schedule_id, str) or age is None:
+            return
+        if schedule_id in self._pending:
+            self._answer(schedule_id, age)  # its earlier request was answered before this one
+        if age < 2 * self.hold:  # older ones count no more, however late they were answered
+            self._pending[schedule_id] = age
+
+    def on_outcome(self, outcome: CancelOutcome) -> None:
+        """Take an outcome line: its id's request was answered then."""
+        if outcome.schedule_id in self._pending:
+            self._answer(outcome.schedule_id, self._age(outcome.at))
+
+    def answered(self) -> list[tuple[str, float]]:
+        """The requests that still count: ``(schedule_id, seconds since its answer)`` each."""
+        unanswered = [(key, max(0.0, age - self.hold)) for key, age in self._pending.items()]
+        return [*self._answered, *((key, age) for key, age in unanswered if age < self.hold)]
 
 
 def recorded_id(raw: str) -> str:

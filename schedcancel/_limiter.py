@@ -27,7 +27,8 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import Callable, Sequence
+import secrets
+from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
@@ -432,6 +433,7 @@ class RateLimiter(QueuedLimiter):
         limits = RateLimits() if limits is None else limits
         self._memory = MemoryStore(limits)
         self._kick_handle: asyncio.Handle | None = None
+        self._origin = secrets.token_hex(8)
         super().__init__(limits, self._memory, clock)
 
     def __repr__(self) -> str:
@@ -512,3 +514,44 @@ class RateLimiter(QueuedLimiter):
     def _give_back(self, key: str | None, handle: object) -> None:  # noqa: ARG002 - no handle
         self._memory.give_back(key, self._now())
         self._freed(key)
+
+    # -- requests made before this limiter existed
+
+    @property
+    def origin(self) -> str:
+        """A random name of this limiter object, for a journal's run lines.
+
+        A bulk job records it, so that a job resumed through the same limiter
+        does not count its earlier requests twice (this limiter has them).
+        """
+        return self._origin
+
+    def remember(self, answered: Iterable[tuple[str | None, float]]) -> int:
+        """Count requests this limiter did not see: another process's, read from a journal.
+
+        A bulk job resumed on a journal calls it with the requests its earlier
+        runs sent within the last ``window + guard``, so that a job killed and run
+        again at once does not send a second window's worth on top of them. Call
+        it in the event loop the limiter runs in.
+
+        Args:
+            answered: ``(schedule_id, seconds since its response)`` per request,
+                the id None for a request with no scheduleId. An age below 0 (a
+                clock that went back) counts as 0; a request answered
+                ``window + guard`` ago or earlier counts no more.
+
+        Returns:
+            How many requests still count.
+        """
+        self._bind()
+        now = self._now()
+        hold = self._limits.window + self._limits.guard
+        expiries = sorted(
+            ((now + hold - max(0.0, age), key) for key, age in answered if age < hold),
+            key=lambda entry: entry[0],
+        )
+        for expiry, key in expiries:
+            self._memory.remember(key, expiry)
+        if expiries:
+            self._arm(now)
+        return len(expiries)

@@ -319,6 +319,8 @@ class LimiterStats:
         next_free: seconds until the API user's log admits one more request (0 if now).
         rate_limited: 429s seen since the limiter was created.
         mode: the API user's level's mode now (``"exact"`` or ``"smooth"``).
+        background_next_free: seconds until a background call (priority < 0) may go,
+            paced and outside the interactive reserve (0 if now).
     """
 
     queued: int
@@ -329,6 +331,7 @@ class LimiterStats:
     next_free: float
     rate_limited: int = 0
     mode: Literal["exact", "smooth"] = "exact"
+    background_next_free: float = 0.0
 
 
 @runtime_checkable

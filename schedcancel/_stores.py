@@ -252,6 +252,16 @@ class MemoryStore:
             self._note_expiry(log.release(now), key)
         return holds
 
+    def remember(self, key: str | None, expiry: float) -> None:
+        """Count a request made elsewhere, answered before, on both levels until ``expiry``."""
+        self.total.remember(expiry)
+        if key is not None:
+            log = self.logs.get(key)
+            if log is None:
+                log = self.logs[key] = SlidingLog(self.schedule_policy)
+            log.remember(expiry)
+            self._note_expiry(expiry, key)
+
     def give_back(self, key: str | None, now: float) -> None:
         """Remove the entries of a permit whose request was never sent."""
         self.total.revoke()
@@ -311,6 +321,7 @@ class MemoryStore:
             next_free=max(0.0, total.earliest(now) - now),
             rate_limited=self.rate_limited,
             mode=self.total_policy.mode,
+            background_next_free=max(0.0, self.background_at(now) - now),
         )
 
     # -- 429s and the adaptive policy -----------------------------------------

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from typing import Literal
 
 import attrs
@@ -291,6 +291,14 @@ class SlidingLog:
             expiry = expiries[-1]
         expiries.append(expiry)
         return expiry
+
+    def remember(self, expiry: float) -> None:
+        """Count an answered request this log did not see until ``expiry`` (kept in order).
+
+        For requests made before the log existed: another process's, read from a
+        bulk job's journal.
+        """
+        insort(self._expiries, expiry, lo=self._head)
 
     def revoke(self) -> None:
         """Give back an in-flight entry whose request was never sent.

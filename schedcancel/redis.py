@@ -821,11 +821,12 @@ class RedisLimiter(QueuedLimiter):
         now = self._now()
         store = self._redis
         last = store.last
-        next_free = 0.0
+        next_free = background = 0.0
         if self._core.user_blocked_until != math.inf:
             next_free = max(0.0, self._core.user_blocked_until - now)
         if last is not None:
             next_free = max(next_free, last.user_wait - (now - store.last_at))
+            background = last.background_wait - (now - store.last_at)
         return LimiterStats(
             queued=self._core.queued,
             in_flight=len(store.in_flight),
@@ -835,6 +836,7 @@ class RedisLimiter(QueuedLimiter):
             next_free=next_free,
             rate_limited=store.rate_limited,
             mode="smooth" if (last.smooth if last else self._limits.mode == "smooth") else "exact",
+            background_next_free=max(next_free, background),
         )
 
     async def shared_stats(self) -> LimiterStats:

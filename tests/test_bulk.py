@@ -574,7 +574,54 @@ async def test_a_failing_journal_stops_the_job_and_raises(
     with pytest.raises(OSError, match="No space left"):
         await _collect_into(outcomes, yielded)
     assert len(client.calls) < 10
-    assert len(yielded) == len(client.calls)
+    # Start, then two outcomes: the answers that came after the disk filled are not reported.
+    assert len(yielded) == 2
+    assert _journal_ids(path) == [o.schedule_id for o in yielded]
+
+
+@pytest.mark.looptime
+async def test_a_send_line_that_cannot_be_written_stops_the_job(
+    tmp_path: Path, journal_fails_after: Callable[[int], None]
+) -> None:
+    """The journal records each request as it is sent; a full disk there stops the job too."""
+    path = tmp_path / "j.jsonl"
+    journal_fails_after(1)  # the start line
+    inner = RateLimiter(BURSTS)
+    client = LimitedClient(inner, rtt=0.5)
+    reports: list[BulkProgress] = []
+    outcomes = cancel_many(client, _ids(30), journal=path, progress=reports.append)
+    with pytest.raises(OSError, match="No space left"):
+        await _collect(outcomes)
+    assert len(client.sent) == 10  # the first window's burst went before the failure was known
+    assert (reports[-1].done, reports[-1].unrecorded, reports[-1].withdrawn) == (0, 10, 10)
+    await inner.aclose()
+
+
+@pytest.mark.looptime
+async def test_answers_the_journal_did_not_keep_are_not_counted(
+    tmp_path: Path, journal_fails_after: Callable[[int], None]
+) -> None:
+    """On a full disk, progress counts only the outcomes in the journal (issue 20, item 6).
+
+    The calls on the wire when the disk fills (at least five) are answered, cannot be
+    journaled, and must appear neither among the outcomes nor in ``done``/``counts``.
+    """
+    path = tmp_path / "j.jsonl"
+    journal_fails_after(4)  # start and three outcomes
+    ids = _ids(20)
+    client = FakeClient(latency={i: 0.01 * n for n, i in enumerate(ids)})
+    reports: list[BulkProgress] = []
+    yielded: list[CancelOutcome] = []
+    outcomes = cancel_many(client, ids, journal=path, concurrency=8, progress=reports.append)
+    with pytest.raises(OSError, match="No space left"):
+        await _collect_into(outcomes, yielded)
+    journaled = _journal_ids(path)
+    assert len(journaled) == 3
+    assert [o.schedule_id for o in yielded] == journaled
+    last = reports[-1]
+    assert last.finished
+    assert last.done == sum(last.counts.values()) == 3
+    assert last.unrecorded == len(client.calls) - 3 >= 5
 
 
 # --------------------------------------------------------------------------- ending early
@@ -937,6 +984,39 @@ async def test_progress_eta_follows_the_limiters_schedule() -> None:
     await inner.aclose()
 
 
+PACED = RateLimits(total=20, per_schedule=10, window=10.0, guard=1.0)  # reserve 1: 19 per 11 s
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("priority", [-1, 0], ids=["paced", "bursts"])
+async def test_progress_eta_and_rate_match_what_happens(priority: int) -> None:
+    """The ETA at each report is within one send interval (plus an RTT) of the time the job
+    really took from there; the rate is the schedule's (issue 20, item 10: a paced job showed
+    ``10/42 done | 9.8/min | ETA 0.0s`` with 32 s to go)."""
+    inner = RateLimiter(PACED)
+    rtt = 0.05
+    client = LimitedClient(inner, rtt=rtt)
+    reports: list[BulkProgress] = []
+    await _collect(
+        cancel_many(
+            client, _ids(42), priority=priority, progress=reports.append, progress_interval=1.0
+        )
+    )
+    end = reports[-1].elapsed
+    interval = 11.0 / 19  # the background pace; bursts of 20 per 11 s are checked to it too
+    expected_end = 41 * interval if priority < 0 else 2 * 11.0
+    assert expected_end < end <= expected_end + 4 * rtt  # plus an RTT per window or so
+    checked = [r for r in reports if not r.finished and r.done]
+    assert len(checked) >= (20 if priority < 0 else 2)
+    for report in checked:
+        assert report.eta is not None
+        assert abs(report.eta - (end - report.elapsed)) <= interval + rtt, report
+    if priority < 0:
+        for report in checked:
+            assert report.rate == pytest.approx(1 / interval, rel=0.1), report
+    await inner.aclose()
+
+
 def _stats(**overrides: object) -> LimiterStats:
     values: dict[str, object] = {
         "queued": 0,
@@ -970,6 +1050,26 @@ def _stats(**overrides: object) -> LimiterStats:
 def test_estimate_eta(pending: int, stats: LimiterStats, expected: float) -> None:
     """ETA: rounds of the API user's limit per window + guard, from the room there is now."""
     assert estimate_eta(pending, stats, RateLimits()) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("pending", "stats", "limits", "expected"),
+    [
+        (1, _stats(), RateLimits(), 0.0),
+        (60, _stats(), RateLimits(), 59 * 61 / 59),  # one per (60 + 1) / (60 - 1) s
+        (30, _stats(background_next_free=0.4), RateLimits(), 0.4 + 29 * 61 / 59),
+        (30, _stats(next_free=2.0, background_next_free=0.4), RateLimits(), 2.0 + 29 * 61 / 59),
+        (30, _stats(background_next_free=math.inf), RateLimits(), 29 * 61 / 59),
+        (11, _stats(mode="smooth"), RateLimits(), 10 * 61 / 59),  # the wider spacing
+        (11, _stats(), RateLimits(interactive_reserve=0), 0.0),  # no reserve: bursts
+        (11, _stats(total_limit=1), RateLimits(), 10 * 61.0),  # no room for a reserve: bursts
+    ],
+)
+def test_estimate_eta_of_a_paced_job(
+    pending: int, stats: LimiterStats, limits: RateLimits, expected: float
+) -> None:
+    """Background calls: the limiter's next background slot, then one per send interval."""
+    assert estimate_eta(pending, stats, limits, background=True) == pytest.approx(expected)
 
 
 # --------------------------------------------------------------------------- the real client

@@ -48,6 +48,21 @@ async def test_closing_withdraws_the_waiting_calls_and_uses_nothing(limiter: Rat
     assert limiter.stats().total_used == 2
 
 
+async def test_on_grant_sees_each_permit_before_the_call_sends(limiter: RateLimiter) -> None:
+    """``on_grant`` gets every permit the group gets, and none for a withdrawn call."""
+    granted: list[str | None] = []
+    gate = Gate(on_grant=lambda permit: granted.append(permit.schedule_id))
+    held = [await gate.acquire(limiter, f"SC-{i}") for i in range(2)]
+    waiting = asyncio.create_task(gate.acquire(limiter, "SC-w"))
+    await asyncio.sleep(1)
+    gate.close()
+    with pytest.raises(RequestWithdrawnError):
+        await waiting
+    assert granted == ["SC-0", "SC-1"]
+    for permit in held:
+        await limiter.release(permit)
+
+
 async def test_a_closed_gate_refuses_at_once(limiter: RateLimiter) -> None:
     """After close, a call is refused before it reaches the limiter."""
     gate = Gate()

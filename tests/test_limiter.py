@@ -651,6 +651,7 @@ async def test_estimate_and_stats_account_for_the_queue(limiter: AnyLimiter) -> 
         total_limit=60,
         schedule_ids=schedule_ids,
         next_free=pytest.approx(60.1),  # type: ignore[arg-type]
+        background_next_free=pytest.approx(60.1),  # type: ignore[arg-type]
     )
     await asyncio.gather(*waiters)
 

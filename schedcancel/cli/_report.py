@@ -333,18 +333,25 @@ def _exit_meaning(code: int, operation: Operation) -> str:
     return EXIT_MEANINGS[code]
 
 
+def _progress_notes(progress: BulkProgress) -> list[str]:
+    notes = [
+        f"429 responses: {progress.rate_limited}",
+        f"elapsed: {format_duration(progress.elapsed)}",
+    ]
+    if progress.duplicates:
+        notes.append(f"duplicates skipped: {progress.duplicates}")
+    if progress.stopping and progress.remaining:
+        notes.append(f"not done (stopped early): {progress.remaining}")
+    elif progress.stopping and progress.withdrawn:
+        notes.append(f"not sent (stopped early): {progress.withdrawn}")
+    if progress.unrecorded:
+        notes.append(f"answered but not journaled (a run again sends them): {progress.unrecorded}")
+    return notes
+
+
 def _summary_notes(report: RunReport, settings: CancelSettings, *, show_exit: bool) -> list[str]:
     progress = report.progress
-    notes = []
-    if progress is not None:
-        notes.append(f"429 responses: {progress.rate_limited}")
-        notes.append(f"elapsed: {format_duration(progress.elapsed)}")
-        if progress.duplicates:
-            notes.append(f"duplicates skipped: {progress.duplicates}")
-        if progress.stopping and progress.remaining:
-            notes.append(f"not done (stopped early): {progress.remaining}")
-        elif progress.stopping and progress.withdrawn:
-            notes.append(f"not sent (stopped early): {progress.withdrawn}")
+    notes = [] if progress is None else _progress_notes(progress)
     if report.abandoned:
         notes.append(f"abandoned in flight: {report.abandoned}")
     if report.failed_not_final:

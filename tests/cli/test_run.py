@@ -146,6 +146,28 @@ def test_a_journal_failing_mid_run_exits_3(
     assert "exit 3: incomplete" in result.stderr
 
 
+def test_the_summary_counts_only_what_the_journal_kept(
+    serve: Callable[..., ServerThread],
+    journal_fails_after: Callable[[int], None],
+    tmp_path: Path,
+) -> None:
+    """A full disk with calls on the wire: the summary and the per-id lines hold only the
+    outcomes in the journal, and name the answers it could not keep (issue 20, item 6)."""
+    server = serve(active=_ids(20))
+    journal_fails_after(3)
+    journal = tmp_path / "run.jsonl"
+    argv = ["cancel", *_ids(20), "--journal", str(journal), "--concurrency", "8", "--json", *FAST]
+    result = _run(argv, _env(server.base_url))
+    assert result.code == 3, result.stderr
+    journaled = sorted(o.schedule_id for o in read_journal(journal))
+    *lines, summary = (json.loads(line) for line in result.lines())
+    assert sorted(line["id"] for line in lines) == journaled
+    counts = summary["summary"]["counts"]
+    assert sum(counts.values()) == len(journaled) < len(server.sent_ids())
+    unrecorded = len(server.sent_ids()) - len(journaled)
+    assert f"answered but not journaled (a run again sends them): {unrecorded}" in result.stderr
+
+
 def test_a_journal_that_cannot_be_opened_exits_2(tmp_path: Path) -> None:
     """A journal in a directory that does not exist: exit 2 before anything is sent, one line."""
     journal = tmp_path / "missing" / "run.jsonl"
