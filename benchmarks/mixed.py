@@ -58,6 +58,7 @@ from .peers import (
     Target,
     TimedLimiter,
     aiolimiters,
+    basic_auth,
     timed_client,
 )
 
@@ -264,7 +265,7 @@ class _Requests:
     def __init__(self, target: Target) -> None:
         self._target = target
         self._headers = {
-            "Authorization": aiohttp.BasicAuth(target.username, target.password).encode(),
+            "Authorization": basic_auth(target.username, target.password),
             "Content-Type": "application/json",
         }
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))

@@ -52,6 +52,8 @@ from schedcancel._transport import AiohttpTransport
 from schedcancel.hooks import CallEvent, Finished, Hook, LoggingHook
 from schedcancel.testing import DEFAULT_API_KEY, DEFAULT_PASSWORD, DEFAULT_USERNAME
 
+from .peers import basic_auth
+
 __all__ = ["measure_loops", "measure_overhead", "serve_in_process"]
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -225,7 +227,7 @@ async def measure_overhead(
     """
     async with AsyncExitStack() as stack:
         url = base_url or await stack.enter_async_context(serve_in_process())
-        auth = {"Authorization": aiohttp.BasicAuth(DEFAULT_USERNAME, DEFAULT_PASSWORD).encode()}
+        auth = {"Authorization": basic_auth(DEFAULT_USERNAME, DEFAULT_PASSWORD)}
         session = aiohttp.ClientSession()
         stack.push_async_callback(session.close)
         credentials: dict[str, Any] = {

@@ -36,6 +36,7 @@ from schedcancel import (
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import Faults, MockScheduleServer, Outcome, ServerLimits
 
+from auth_support import basic_auth
 from test_client import (
     LocalServer,
     _server,  # noqa: F401 - the fixture "server": a scripted raw server
@@ -590,7 +591,7 @@ async def test_mock_server_operations_hold_no_credential(caplog: pytest.LogCaptu
 
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
-    auth = aiohttp.BasicAuth(USER, PASSWORD).encode()
+    auth = basic_auth(USER, PASSWORD)
     date = "Tue, 21 Jul 2020 13:15:03 GMT"
     bodies = {
         Operation.GET: b"",
