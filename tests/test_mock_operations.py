@@ -40,9 +40,9 @@ from schedcancel.testing import (
 )
 
 # The same hand-moved clock and fixtures as the older mock tests.
-from test_testing import FakeClock, _clock, _session  # noqa: F401 - fixtures, found by name
+from test_testing import FakeClock, _clock, _session, basic  # noqa: F401 - fixtures, found by name
 
-AUTH = aiohttp.BasicAuth(DEFAULT_USERNAME, DEFAULT_PASSWORD).encode()
+AUTH = basic(DEFAULT_USERNAME, DEFAULT_PASSWORD)
 # The server's date-time at start, fixed so "older than 24 hours" is exact.
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 LATER = "2026-03-05T10:00:00+02:00"
@@ -510,7 +510,7 @@ async def test_auth_apikey_and_path_checks_apply_to_every_operation(
 ) -> None:
     """401 for bad Basic auth and an unknown apiKey; 400/1002 for a malformed scheduleId."""
     server.seed(["SC-1"])
-    wrong = {"Authorization": aiohttp.BasicAuth(DEFAULT_USERNAME, "nope").encode()}
+    wrong = {"Authorization": basic(DEFAULT_USERNAME, "nope")}
     bad_auth = await call(session, server, operation, body=GOOD[operation], headers=wrong)
     bad_key = await call(session, server, operation, body=GOOD[operation], api_key="other-key")
     answers = [bad_auth[0], bad_key[0]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import io
 import itertools
 import json
@@ -49,7 +50,14 @@ from schedcancel.testing import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-AUTH = aiohttp.BasicAuth(DEFAULT_USERNAME, DEFAULT_PASSWORD).encode()
+
+
+def basic(username: str, password: str) -> str:
+    """An ``Authorization: Basic`` value, built here (``aiohttp.BasicAuth`` is deprecated)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+AUTH = basic(DEFAULT_USERNAME, DEFAULT_PASSWORD)
 JSON = "application/json"
 TOO_MANY = {"success": False, "errorMessage": "Too many requests", "errorCode": 1009}
 
@@ -225,8 +233,8 @@ async def test_unknown_ids_active_makes_every_id_exist(session: aiohttp.ClientSe
     "auth",
     [
         None,
-        aiohttp.BasicAuth(DEFAULT_USERNAME, "wrong").encode(),
-        aiohttp.BasicAuth("someone-else", DEFAULT_PASSWORD).encode(),
+        basic(DEFAULT_USERNAME, "wrong"),
+        basic("someone-else", DEFAULT_PASSWORD),
         "Bearer token",
         "Basic !!!not-base64!!!",
         "Basic " + "bm8tY29sb24=",  # "no-colon"
@@ -259,7 +267,7 @@ async def test_every_configured_user_is_accepted(session: aiohttp.ClientSession)
     users = {"alice": "pw-a", "bob": "pw-b"}
     async with MockScheduleServer(users=users, unknown_ids="active") as server:
         for name, password in users.items():
-            auth = aiohttp.BasicAuth(name, password).encode()
+            auth = basic(name, password)
             status, _ = await cancel(session, server, f"SC-{name}", auth=auth)
             assert status == 200
     assert [a.user for a in server.recorder] == ["alice", "bob"]
@@ -534,8 +542,8 @@ async def test_limits_are_keyed_by_api_user_not_by_connector(
         users=users, connectors=connectors, limits=limits, clock=clock, unknown_ids="active"
     ) as server:
         alice, bob = (
-            aiohttp.BasicAuth("alice", "a").encode(),
-            aiohttp.BasicAuth("bob", "b").encode(),
+            basic("alice", "a"),
+            basic("bob", "b"),
         )
         codes = [
             (await cancel(session, server, "SC-1", api_key="conn-1", auth=alice))[0],
@@ -871,7 +879,7 @@ async def test_foreign_arrivals_are_refused_when_the_client_spent_the_budget(
     async with MockScheduleServer(
         users=users, limits=limits, foreign_load=0.5, foreign_user="bob", unknown_ids="active"
     ) as server:
-        bob = aiohttp.BasicAuth("bob", "b").encode()
+        bob = basic("bob", "b")
         # The foreign load sent one at 0.0; bob fills the other three at 0.1.
         await asyncio.sleep(0.1)
         for i in range(3):
