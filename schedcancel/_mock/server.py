@@ -389,8 +389,7 @@ class MockScheduleServer:
     # wire value and the client's ScheduleStatus of that name, and a test compares them
     # with either (mypy's strict equality refuses two unrelated enums).
     def status_of(self, schedule_id: str) -> str | None:
-        """A schedule's status (a :class:`Status`), or None when it was never seeded,
-        started or touched."""
+        """A schedule's :class:`Status`, or None when it was never seeded, started or touched."""
         schedule = self._book_of_schedules.get(schedule_id)
         return None if schedule is None else schedule.status
 
