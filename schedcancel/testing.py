@@ -3,12 +3,16 @@
 :class:`MockScheduleServer` is a real aiohttp server on 127.0.0.1 (a free port
 by default) that emulates the six Schedule operations under
 ``/api/v3/schedule/{apiKey}``: get, pause, continue, update, cancel and start.
-It checks Basic auth, optional request signatures (errorCode 1004) and request
+It checks Basic auth, optional request signatures (errorCode 1004; the
+SHA-512 body hash or the deprecated MD5 one, and the plain or the PHP SDK's
+hashed password, as the gateway accepts them, unless told to be strict) and request
 bodies (400 with 1002/1005, or the documented 70xx codes), runs the schedule
 state machine (7040 unknown id, 7070 status not valid for the operation),
 counts every operation on one budget of both rate limits the way you choose,
 injects faults, and records every arrival (with its :class:`Operation`) in a
-:class:`Recorder` to assert on::
+:class:`Recorder` to assert on. The emulator is written on its own (its own
+:class:`Operation` and :class:`Status`, its own signature check); this module
+adds the one part that knows the client, ``MockScheduleServer.client()``::
 
     from schedcancel import ScheduleClient
     from schedcancel.testing import MockScheduleServer, ServerLimits
