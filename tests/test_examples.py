@@ -185,7 +185,7 @@ async def test_service_reads_pauses_and_cancels_on_one_budget(
     # The budget (3 per 30 s) is one for every operation: the fourth call would wait.
     full = await service.post("/schedules/SC-030/cancel")
     assert full.status == 503
-    assert server.status_of("SC-030") is ScheduleStatus.PAUSED
+    assert server.status_of("SC-030") == ScheduleStatus.PAUSED
     assert server.recorder.operations() == Counter({Operation.GET: 1, Operation.PAUSE: 2})
 
 

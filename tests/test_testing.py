@@ -129,7 +129,7 @@ async def test_cancel_of_an_active_schedule_succeeds_and_is_recorded(
         "oldStatus": "ACTIVE",
         "newStatus": "CANCELLED",
     }
-    assert server.status_of("SC-1") is ScheduleStatus.CANCELLED
+    assert server.status_of("SC-1") == ScheduleStatus.CANCELLED
     [arrival] = server.recorder.arrivals
     assert arrival.user == DEFAULT_USERNAME
     assert arrival.schedule_id == "SC-1"
@@ -182,7 +182,7 @@ async def test_create_pending_has_no_cancel_edge_and_answers_7070_unchanged(
         "CREATE-PENDING",
         "CREATE-PENDING",
     )
-    assert server.status_of("SC-1") is ScheduleStatus.CREATE_PENDING
+    assert server.status_of("SC-1") == ScheduleStatus.CREATE_PENDING
 
 
 async def test_cancellable_statuses_are_configurable(session: aiohttp.ClientSession) -> None:
@@ -253,7 +253,7 @@ async def test_bad_basic_auth_answers_401_and_is_not_counted(
     }
     [arrival] = server.recorder.arrivals
     assert (arrival.user, arrival.outcome, arrival.accepted) == (None, Outcome.UNAUTHORIZED, False)
-    assert server.status_of("SC-1") is ScheduleStatus.ACTIVE
+    assert server.status_of("SC-1") == ScheduleStatus.ACTIVE
 
 
 async def test_every_configured_user_is_accepted(session: aiohttp.ClientSession) -> None:
@@ -337,7 +337,7 @@ async def test_bad_body_answers_400_1005_and_counts(
         assert server.used(user=DEFAULT_USERNAME) == 1
     assert status == 400
     assert json.loads(data)["errorCode"] == 1005
-    assert server.status_of("SC-1") is ScheduleStatus.ACTIVE
+    assert server.status_of("SC-1") == ScheduleStatus.ACTIVE
 
 
 @pytest.mark.parametrize(
@@ -439,7 +439,7 @@ async def test_bad_signature_answers_401_1004(
         "errorMessage": "Invalid signature",
         "errorCode": 1004,
     }
-    assert server.status_of(SPEC_ID) is ScheduleStatus.ACTIVE
+    assert server.status_of(SPEC_ID) == ScheduleStatus.ACTIVE
     [arrival] = server.recorder.arrivals
     assert (arrival.outcome, arrival.accepted) == (Outcome.BAD_SIGNATURE, True)
 
@@ -603,7 +603,7 @@ async def test_scripted_server_error_and_maintenance_change_nothing(
         server.seed(["SC-1"])
         first = await cancel(session, server, "SC-1")
         second = await cancel(session, server, "SC-1")
-        assert server.status_of("SC-1") is ScheduleStatus.ACTIVE
+        assert server.status_of("SC-1") == ScheduleStatus.ACTIVE
         third = await cancel(session, server, "SC-1")
     assert first == (
         500,
@@ -629,7 +629,7 @@ async def test_html_fault_sends_a_502_page(session: aiohttp.ClientSession) -> No
     assert status == 502
     assert headers["Content-Type"].startswith("text/html")
     assert body.startswith(b"<!DOCTYPE html>")
-    assert server.status_of("SC-1") is ScheduleStatus.ACTIVE
+    assert server.status_of("SC-1") == ScheduleStatus.ACTIVE
 
 
 async def test_truncated_fault_cuts_the_json_but_the_cancel_took_effect(
@@ -657,7 +657,7 @@ async def test_drop_fault_closes_the_connection_after_the_cancel_took_effect(
         server.script(Fault.DROP)
         with pytest.raises(aiohttp.ServerDisconnectedError):
             await post(session, server.url_for("SC-1"))
-        assert server.status_of("SC-1") is ScheduleStatus.CANCELLED
+        assert server.status_of("SC-1") == ScheduleStatus.CANCELLED
         _, retry = await cancel(session, server, "SC-1")
     [dropped, _] = server.recorder.arrivals
     assert (dropped.status, dropped.outcome, dropped.accepted) == (None, Outcome.DROPPED, True)
@@ -678,7 +678,7 @@ async def test_forced_429_counts_only_on_a_punishing_server(
         after, _ = await cancel(session, server, "SC-1")
     assert (status, json.loads(body), headers["Retry-After"]) == (429, TOO_MANY, "1")
     assert after == 200
-    assert server.status_of("SC-1") is ScheduleStatus.CANCELLED
+    assert server.status_of("SC-1") == ScheduleStatus.CANCELLED
 
 
 async def test_script_before_start_and_faults_assigned_while_running_apply(

@@ -7,12 +7,15 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from typing import TypeVar
 
-from .._models import ScheduleStatus
 from ..errors import InvalidParameterError
 from .faults import Faults
 from .limits import MODEL_NAMES, ServerLimits
+from .operations import Status
 from .server import DEFAULT_API_KEY, DEFAULT_PASSWORD, DEFAULT_USERNAME, MockScheduleServer
+
+_Server = TypeVar("_Server", bound=MockScheduleServer)
 
 __all__ = [
     "add_mock_server_arguments",
@@ -81,6 +84,18 @@ def add_mock_server_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECRET",
         help="check X-Signature with this shared secret on every --api-key",
     )
+    server.add_argument(
+        "--reject-md5-signatures",
+        action="store_true",
+        help="accept only the SHA-512 body hash in X-Signature (default: the deprecated MD5 "
+        "one, which the PHP SDK signs with, too, as the gateway does)",
+    )
+    server.add_argument(
+        "--reject-sdk-hashed-password",
+        action="store_true",
+        help="accept only the plain password (default: also the PHP SDK's SHA-1x10 hash of "
+        "it, as the gateway does)",
+    )
 
     schedules = parser.add_argument_group("schedules")
     for flag, dest, metavar, what in (
@@ -104,8 +119,8 @@ def add_mock_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
     schedules.add_argument(
         "--status",
-        choices=[status.value for status in ScheduleStatus],
-        default=ScheduleStatus.ACTIVE.value,
+        choices=[status.value for status in Status],
+        default=Status.ACTIVE.value,
         help="the status of the schedules given without one (%(default)s)",
     )
     schedules.add_argument(
@@ -183,11 +198,12 @@ def add_mock_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def server_from_args(args: argparse.Namespace) -> MockScheduleServer:
+def server_from_args(args: argparse.Namespace, server_class: type[_Server]) -> _Server:
     """Build (not start) the server that ``args`` describe, schedules seeded.
 
     Args:
         args: parsed by a parser that :func:`add_mock_server_arguments` extended.
+        server_class: the class to build (the façade's, which adds ``client()``).
 
     Returns:
         The server.
@@ -199,7 +215,7 @@ def server_from_args(args: argparse.Namespace) -> MockScheduleServer:
     """
     users = dict(args.users or [(DEFAULT_USERNAME, DEFAULT_PASSWORD)])
     connectors = dict.fromkeys(args.api_keys or [DEFAULT_API_KEY], args.shared_secret)
-    server = MockScheduleServer(
+    server = server_class(
         users=users,
         connectors=connectors,
         limits=ServerLimits(
@@ -225,6 +241,8 @@ def server_from_args(args: argparse.Namespace) -> MockScheduleServer:
         unknown_ids="active" if args.accept_any_id else "error",
         unknown_registrations="error" if args.check_registrations else "accept",
         foreign_load=args.foreign_load,
+        accept_md5_signatures=not args.reject_md5_signatures,
+        accept_sdk_hashed_password=not args.reject_sdk_hashed_password,
         host=args.host,
         port=args.port,
     )
@@ -239,9 +257,9 @@ def server_from_args(args: argparse.Namespace) -> MockScheduleServer:
     return server
 
 
-def _status(value: str) -> ScheduleStatus:
+def _status(value: str) -> Status:
     try:
-        return ScheduleStatus(value)
+        return Status(value)
     except ValueError:
         raise InvalidParameterError(
             f"not a schedule status in --schedules-file: {value!r}"
@@ -259,7 +277,7 @@ async def run_mock_server(args: argparse.Namespace) -> int:
         start (address in use, unreadable schedules file).
     """
     try:
-        server = server_from_args(args)
+        server = server_from_args(args, MockScheduleServer)
     except InvalidParameterError as exc:
         sys.stderr.write(f"schedcancel mock-server: {exc}\n")
         return 2

@@ -1,10 +1,11 @@
-"""The six Schedule API operations the mock server answers, as one table.
+"""The six Schedule API operations the mock server answers, as the emulator's own table.
 
-The operations themselves, with what the client and the server share (method,
-path, scheduleId or not, kind of body), are the protocol's
-:class:`schedcancel.Operation`; each row here adds what only the server knows:
-the schema its body is checked against and which edge of the state machine
-(spec §1) it follows::
+Written from the fact sheet (spec §1), not taken from the client: a mistake in
+the client's :class:`schedcancel.Operation` must not be copied into the server
+that is there to catch it. ``tests/test_mock_conformance.py`` compares the two
+tables, so a disagreement fails loudly. Each row says how the server answers
+one operation: method, path, the schema its body is checked against, and which
+edge of the state machine (spec §1) it follows::
 
     ACTIVE --pause--> PAUSED --continue--> ACTIVE
     ERROR --continue--> ACTIVE
@@ -20,20 +21,50 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Literal
 
 import attrs
 
-from .._models import ScheduleStatus
-from .._protocol import BodyKind, Operation
+__all__ = ["OPERATIONS", "Body", "Operation", "OperationSpec", "Status", "operation_named"]
 
-__all__ = ["OPERATIONS", "Body", "Operation", "OperationSpec", "operation_named"]
+
+class Status(enum.StrEnum):
+    """A schedule's status on the wire (spec §1, ``ScheduleStatus``).
+
+    Members are strings: each equals its wire value, and so the client's
+    :class:`schedcancel.ScheduleStatus` member of the same name.
+    """
+
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    CANCELLED = "CANCELLED"
+    ERROR = "ERROR"
+    CREATE_PENDING = "CREATE-PENDING"
+    NON_EXISTING = "NON-EXISTING"
+
+
+class Operation(enum.StrEnum):
+    """One of the six Schedule API operations; its value is the last path segment.
+
+    Members are strings (``Operation.CANCEL == "cancel"``); the row that says
+    how the server answers it is ``OPERATIONS[operation]``.
+    """
+
+    GET = "get"
+    START = "start"
+    UPDATE = "update"
+    PAUSE = "pause"
+    CONTINUE = "continue"
+    CANCEL = "cancel"
 
 
 def operation_named(operation: Operation | str) -> Operation:
-    """The :class:`~schedcancel.Operation` given, or the one whose path segment is given.
+    """The operation given, or the one whose path segment is given.
 
     Args:
-        operation: an operation, or its last path segment (``"continue"``).
+        operation: an operation, or its last path segment (``"continue"``);
+            anything whose ``str()`` is that segment (the client's
+            :class:`schedcancel.Operation`) will do.
 
     Returns:
         The operation.
@@ -41,12 +72,10 @@ def operation_named(operation: Operation | str) -> Operation:
     Raises:
         ValueError: no operation has that name.
     """
-    if isinstance(operation, Operation):
-        return operation
-    for candidate in Operation:
-        if candidate.path == operation:
-            return candidate
-    raise ValueError(f"{operation!r} is not a Schedule API operation")
+    try:
+        return Operation(str(operation))
+    except ValueError:
+        raise ValueError(f"{operation!r} is not a Schedule API operation") from None
 
 
 class Body(enum.Enum):
@@ -64,83 +93,90 @@ class Body(enum.Enum):
     UPDATE = enum.auto()
 
     @property
-    def kind(self) -> BodyKind:
-        """The client's kind of this body: none, exactly ``{}``, or a JSON object."""
+    def kind(self) -> Literal["none", "empty", "json"]:
+        """The kind of body: none, exactly an empty object, or a JSON object with fields."""
         if self is Body.NONE:
-            return BodyKind.NONE
-        return BodyKind.EMPTY if self is Body.EMPTY else BodyKind.JSON
+            return "none"
+        return "empty" if self is Body.EMPTY else "json"
 
 
-_ALIVE = frozenset({ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED, ScheduleStatus.ERROR})
+_ALIVE = frozenset({Status.ACTIVE, Status.PAUSED, Status.ERROR})
 
 
 @attrs.frozen(kw_only=True)
 class OperationSpec:
     """How the server answers one operation.
 
-    What the client and the server share (the method, the path, whether there
-    is a scheduleId, the kind of body) comes from the protocol's table,
-    :class:`schedcancel.Operation`; the server adds only its own facts.
-
     Attributes:
         operation: which one.
-        body: the schema its body is checked against (of ``operation.body``'s kind).
+        method: the HTTP method.
+        has_schedule_id: the path names a scheduleId (all but ``start``).
+        body: the schema its body is checked against.
         sources: the statuses it succeeds from (None: any existing schedule).
         target: the status it leads to (None: unchanged).
     """
 
     operation: Operation
+    method: Literal["GET", "POST"]
+    has_schedule_id: bool
     body: Body
-    sources: frozenset[ScheduleStatus] | None
-    target: ScheduleStatus | None
-
-    @property
-    def method(self) -> str:
-        """The HTTP method (the protocol's)."""
-        return self.operation.method
-
-    @property
-    def has_schedule_id(self) -> bool:
-        """True for every operation on one schedule (all but ``start``)."""
-        return self.operation.has_schedule_id
+    sources: frozenset[Status] | None
+    target: Status | None
 
     @property
     def path(self) -> str:
         """The route below the API prefix, with ``{apiKey}`` (and ``{scheduleId}``)."""
         if self.has_schedule_id:
-            return f"/schedule/{{apiKey}}/{{scheduleId}}/{self.operation.path}"
-        return f"/schedule/{{apiKey}}/{self.operation.path}"
+            return f"/schedule/{{apiKey}}/{{scheduleId}}/{self.operation}"
+        return f"/schedule/{{apiKey}}/{self.operation}"
+
+    @property
+    def already_there(self) -> Status | None:
+        """The status a 7070 shows when the schedule is where the operation leads.
+
+        Cancelling a CANCELLED schedule, pausing a PAUSED one, continuing an
+        ACTIVE one answer 7070 with this status as old and new; None for an
+        operation whose 7070 never means that (get, update, start).
+        """
+        if self.target is None or self.sources is None or self.target in self.sources:
+            return None
+        return self.target
 
 
 def _spec(
     operation: Operation,
+    method: Literal["GET", "POST"],
     body: Body,
-    sources: frozenset[ScheduleStatus] | None,
-    target: ScheduleStatus | None,
+    sources: frozenset[Status] | None,
+    target: Status | None,
 ) -> tuple[Operation, OperationSpec]:
-    return operation, OperationSpec(operation=operation, body=body, sources=sources, target=target)
+    row = OperationSpec(
+        operation=operation,
+        method=method,
+        has_schedule_id=operation is not Operation.START,
+        body=body,
+        sources=sources,
+        target=target,
+    )
+    return operation, row
 
 
 #: Every operation's row, in the order of the spec's table.
 OPERATIONS: Mapping[Operation, OperationSpec] = MappingProxyType(
     dict(
         (
-            _spec(Operation.GET, Body.NONE, None, None),
-            _spec(
-                Operation.PAUSE,
-                Body.EMPTY,
-                frozenset({ScheduleStatus.ACTIVE}),
-                ScheduleStatus.PAUSED,
-            ),
+            _spec(Operation.GET, "GET", Body.NONE, None, None),
+            _spec(Operation.PAUSE, "POST", Body.EMPTY, frozenset({Status.ACTIVE}), Status.PAUSED),
             _spec(
                 Operation.CONTINUE,
+                "POST",
                 Body.CONTINUE,
-                frozenset({ScheduleStatus.PAUSED, ScheduleStatus.ERROR}),
-                ScheduleStatus.ACTIVE,
+                frozenset({Status.PAUSED, Status.ERROR}),
+                Status.ACTIVE,
             ),
-            _spec(Operation.UPDATE, Body.UPDATE, _ALIVE, None),
-            _spec(Operation.CANCEL, Body.EMPTY, _ALIVE, ScheduleStatus.CANCELLED),
-            _spec(Operation.START, Body.START, None, ScheduleStatus.ACTIVE),
+            _spec(Operation.UPDATE, "POST", Body.UPDATE, _ALIVE, None),
+            _spec(Operation.CANCEL, "POST", Body.EMPTY, _ALIVE, Status.CANCELLED),
+            _spec(Operation.START, "POST", Body.START, None, Status.ACTIVE),
         )
     )
 )

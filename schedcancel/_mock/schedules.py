@@ -14,8 +14,7 @@ from typing import Any, Literal
 
 import attrs
 
-from .._models import ScheduleStatus
-from .operations import Operation, OperationSpec
+from .operations import Operation, OperationSpec, Status
 from .recorder import SUCCESS_OUTCOMES, Outcome
 
 __all__ = ["MockSchedule", "ScheduleBook", "error_body"]
@@ -70,7 +69,7 @@ class MockSchedule:
     """
 
     schedule_id: str
-    status: ScheduleStatus
+    status: Status = attrs.field(converter=Status)
     registration_uuid: str
     scheduled_at: datetime
     amount: str | None = None
@@ -80,7 +79,7 @@ class MockSchedule:
     merchant_metadata: str | None = None
     callback_url: str | None = None
 
-    def body(self, old: ScheduleStatus) -> dict[str, Any]:
+    def body(self, old: Status) -> dict[str, Any]:
         """The success body of an operation that moved it from ``old`` to its status."""
         payload: dict[str, Any] = {
             "success": True,
@@ -118,14 +117,14 @@ class ScheduleBook:
         return self._schedules.get(schedule_id)
 
     @property
-    def statuses(self) -> dict[str, ScheduleStatus]:
+    def statuses(self) -> dict[str, Status]:
         """Every known schedule's status."""
         return {key: schedule.status for key, schedule in self._schedules.items()}
 
     def seed(
         self,
         schedule_ids: Iterable[str],
-        status: ScheduleStatus,
+        status: Status,
         *,
         scheduled_at: datetime,
         registration_uuid: str | None = None,
@@ -139,7 +138,7 @@ class ScheduleBook:
             registration_uuid: their registration; default ``RG-`` plus the id.
         """
         for schedule_id in schedule_ids:
-            if status is ScheduleStatus.NON_EXISTING:
+            if status is Status.NON_EXISTING:
                 self._schedules.pop(schedule_id, None)
                 continue
             old = self._schedules.get(schedule_id)
@@ -168,7 +167,7 @@ class ScheduleBook:
         now: datetime,
         unknown_ids: Literal["error", "active"] = "error",
         unknown_registrations: Literal["accept", "error"] = "accept",
-        cancellable: frozenset[ScheduleStatus] | None = None,
+        cancellable: frozenset[Status] | None = None,
     ) -> tuple[dict[str, Any], Outcome]:
         """Answer one admitted, well-formed operation and change the state.
 
@@ -198,7 +197,7 @@ class ScheduleBook:
             return self._start(fields, now)
         schedule = self._schedules.get(schedule_id)
         if schedule is None and unknown_ids == "active":
-            self.seed([schedule_id], ScheduleStatus.ACTIVE, scheduled_at=now)
+            self.seed([schedule_id], Status.ACTIVE, scheduled_at=now)
             schedule = self._schedules[schedule_id]
         if schedule is None:
             return error_body(7040, MSG_UNKNOWN_ID), Outcome.UNKNOWN_ID
@@ -233,7 +232,7 @@ class ScheduleBook:
         schedule_id = next(i for i in self._ids if i not in self._schedules)
         values = {_FIELDS[key]: value for key, value in fields.items()}
         values.setdefault("scheduled_at", now)
-        schedule = MockSchedule(schedule_id=schedule_id, status=ScheduleStatus.ACTIVE, **values)
+        schedule = MockSchedule(schedule_id=schedule_id, status=Status.ACTIVE, **values)
         self._schedules[schedule_id] = schedule
         self._registrations.add(schedule.registration_uuid)
-        return schedule.body(ScheduleStatus.NON_EXISTING), Outcome.STARTED
+        return schedule.body(Status.NON_EXISTING), Outcome.STARTED

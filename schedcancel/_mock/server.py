@@ -10,7 +10,8 @@ not documented; this one is the conservative reading):
 2. **arrival**: the server reads the body and its clock; that instant is the
    arrival time the limits count and the recorder keeps;
 3. **Basic auth** of a configured API user, else 401 (not counted: the limits
-   are keyed by the authenticated user);
+   are keyed by the authenticated user); the password plain or, as the PHP
+   SDK sends it, SHA-1-hashed ten times (``accept_sdk_hashed_password``);
 4. **path parameters**: apiKey 1-50 and scheduleId (if any) 1-32 characters of
    ``[A-Za-z0-9._~-]``, else 400 with errorCode 1002; an apiKey the server does
    not know, 401;
@@ -20,7 +21,8 @@ not documented; this one is the conservative reading):
    operation, else 429 with errorCode 1009 (and ``Retry-After`` when configured);
 7. **signature**, when the connector has a shared secret: ``Date`` (or
    ``X-Date``, which wins) and ``X-Signature`` must be present and match,
-   else 401 with errorCode 1004;
+   with the SHA-512 body hash or the deprecated MD5 one the PHP SDK still
+   signs with (``accept_md5_signatures``), else 401 with errorCode 1004;
 8. **body**, checked by :mod:`.schema`: 400 with errorCode 1005 (not JSON,
    wrong ``Content-Type``, anything but ``{}``/``[]`` for cancel and pause, any
    body on get) or 1002 (wrong shape or type), or 200 with a business code
@@ -40,10 +42,8 @@ parameters (400 + 1002/1005 here) are this emulator's choice, marked as such.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import functools
-import hmac
 import json
 import logging
 import math
@@ -55,13 +55,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 from aiohttp import web
 
-from .._models import ScheduleStatus
-from .._protocol import signature
-from .._redact import redact_key
 from ..errors import InvalidParameterError
+from .auth import BodyHash, basic_credentials, password_matches, redact_key, signature_matches
 from .faults import Fault, FaultInjector, Faults
 from .limits import LimitBook, ServerLimits
-from .operations import OPERATIONS, Operation, OperationSpec, operation_named
+from .operations import OPERATIONS, Operation, OperationSpec, Status, operation_named
 from .recorder import Arrival, Outcome, Recorder
 from .schedules import MockSchedule, ScheduleBook
 from .schedules import error_body as _error
@@ -70,8 +68,6 @@ from .schema import Refusal, check_body
 if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
-
-    from .._client import ScheduleClient
 
 __all__ = [
     "API_PREFIX",
@@ -114,6 +110,10 @@ def _json(
     return web.json_response(payload, status=status, headers=headers)
 
 
+def _statuses(values: Iterable[str]) -> frozenset[Status]:
+    return frozenset(Status(value) for value in values)
+
+
 def _users_factory() -> dict[str, str]:
     return {DEFAULT_USERNAME: DEFAULT_PASSWORD}
 
@@ -146,39 +146,10 @@ class _Answer:
 
 @attrs.define(kw_only=True, repr=False, eq=False)
 class MockScheduleServer:
-    """The IXOPAY Schedule API (get, pause, continue, update, cancel, start), on a local port.
+    """The emulator itself, on a local port: the server :mod:`schedcancel.testing` builds on.
 
-    Use it as an async context manager, or call :meth:`start` and
-    :meth:`aclose`. Every setting may be changed while it runs and applies
-    to the next request; assigning ``limits`` starts counting afresh, and
-    assigning ``faults`` restarts the script and the random generator.
-    ``foreign_load``, ``host`` and ``port`` are read at :meth:`start`.
-
-    Attributes:
-        users: API users (username to password) that Basic auth accepts.
-        connectors: connector apiKeys the server knows, each with its shared
-            secret; a secret turns on signature checking for that connector.
-        limits: the rate limits and how the server counts them.
-        faults: fault injection and latency.
-        schedules: schedules that exist from the start, id to status.
-        unknown_ids: ``"error"``: an id never seeded answers 7040, as the real
-            server does; ``"active"``: any id exists as ACTIVE.
-        unknown_registrations: ``"accept"``: any registrationUuid in start
-            and update is valid; ``"error"``: only those of known schedules
-            and those given to :meth:`seed_registrations` are, others answer 7020.
-        cancellable: the statuses a cancel succeeds from (ACTIVE, PAUSED and
-            ERROR; the docs' diagram shows the first two, the brief adds ERROR).
-        foreign_load: the fraction of ``limits.total`` per window that another
-            client spends on ``foreign_user``'s budget: the server adds those
-            arrivals itself, evenly spaced, recorded with ``foreign=True``.
-        foreign_user: whose budget the foreign load spends (default: the first user).
-        host: the address to listen on.
-        port: the port; 0 picks a free one.
-        clock: the server's clock in seconds; default the running loop's ``time``.
-        wall_clock_at_start: the date-time the server's clock reads at
-            :meth:`start` (aware; default the real UTC now, whole seconds); the
-            server's date-time moves on with ``clock``, so "older than 24 hours"
-            and default ``scheduledAt`` follow virtual time.
+    Use :class:`schedcancel.testing.MockScheduleServer`, which documents every
+    setting and adds :meth:`~schedcancel.testing.MockScheduleServer.client`.
     """
 
     users: Mapping[str, str] = attrs.field(factory=_users_factory)
@@ -189,16 +160,18 @@ class MockScheduleServer:
     faults: Faults = attrs.field(
         factory=Faults, on_setattr=lambda self, _, value: self._set_faults(value)
     )
-    schedules: Mapping[str, ScheduleStatus | str] = attrs.field(factory=dict)
+    schedules: Mapping[str, Status | str] = attrs.field(factory=dict)
     unknown_ids: Literal["error", "active"] = attrs.field(
         default="error", validator=attrs.validators.in_(("error", "active"))
     )
     unknown_registrations: Literal["accept", "error"] = attrs.field(
         default="accept", validator=attrs.validators.in_(("accept", "error"))
     )
-    cancellable: frozenset[ScheduleStatus] = frozenset(
-        {ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED, ScheduleStatus.ERROR}
+    cancellable: frozenset[Status] = attrs.field(
+        default=frozenset({Status.ACTIVE, Status.PAUSED, Status.ERROR}), converter=_statuses
     )
+    accept_md5_signatures: bool = True
+    accept_sdk_hashed_password: bool = True
     foreign_load: float = attrs.field(default=0.0, validator=_in_unit_interval)
     foreign_user: str | None = None
     host: str = "127.0.0.1"
@@ -345,7 +318,7 @@ class MockScheduleServer:
         spec = OPERATIONS[operation_named(operation)]
         if spec.has_schedule_id != (schedule_id is not None):
             raise InvalidParameterError(
-                f"{spec.operation.path} takes {'a' if spec.has_schedule_id else 'no'} scheduleId"
+                f"{spec.operation} takes {'a' if spec.has_schedule_id else 'no'} scheduleId"
             )
         key = api_key if api_key is not None else next(iter(self.connectors))
         path = spec.path.replace("{apiKey}", key).replace("{scheduleId}", schedule_id or "")
@@ -374,7 +347,7 @@ class MockScheduleServer:
     def seed(
         self,
         schedule_ids: Iterable[str],
-        status: ScheduleStatus | str = ScheduleStatus.ACTIVE,
+        status: Status | str = Status.ACTIVE,
         *,
         registration_uuid: str | None = None,
         scheduled_at: datetime | None = None,
@@ -395,7 +368,7 @@ class MockScheduleServer:
         """
         self._book_of_schedules.seed(
             schedule_ids,
-            ScheduleStatus(status),
+            Status(status),
             registration_uuid=registration_uuid,
             scheduled_at=scheduled_at or self.wall_clock_at_start + timedelta(days=1),
         )
@@ -412,14 +385,17 @@ class MockScheduleServer:
         """Everything the server stores about a schedule, or None when it does not know it."""
         return self._book_of_schedules.get(schedule_id)
 
-    def status_of(self, schedule_id: str) -> ScheduleStatus | None:
-        """A schedule's status, or None when it was never seeded, started or touched."""
+    # Statuses are typed ``str`` below: they are :class:`Status` members, which equal their
+    # wire value and the client's ScheduleStatus of that name, and a test compares them
+    # with either (mypy's strict equality refuses two unrelated enums).
+    def status_of(self, schedule_id: str) -> str | None:
+        """A schedule's :class:`Status`, or None when it was never seeded, started or touched."""
         schedule = self._book_of_schedules.get(schedule_id)
         return None if schedule is None else schedule.status
 
     @property
-    def statuses(self) -> Mapping[str, ScheduleStatus]:
-        """A copy of every known schedule's status."""
+    def statuses(self) -> Mapping[str, str]:
+        """A copy of every known schedule's status (each a :class:`Status`)."""
         return self._book_of_schedules.statuses
 
     def script(self, *faults: Fault | str | None) -> None:
@@ -444,50 +420,6 @@ class MockScheduleServer:
             RuntimeError: the server has not been started.
         """
         return self._limit_book.used(self.now(), user=user, schedule_id=schedule_id)
-
-    # -- clients -----------------------------------------------------------
-
-    def client_kwargs(
-        self, *, user: str | None = None, api_key: str | None = None
-    ) -> dict[str, Any]:
-        """Keyword arguments for :class:`schedcancel.ScheduleClient` talking to this server.
-
-        Args:
-            user: the API user (default: the first one configured).
-            api_key: the connector (default: the first one configured); its
-                shared secret comes along.
-
-        Returns:
-            ``api_key``, ``username``, ``password``, ``shared_secret``, ``base_url``.
-        """
-        username = user if user is not None else next(iter(self.users))
-        key = api_key if api_key is not None else next(iter(self.connectors))
-        return {
-            "api_key": key,
-            "username": username,
-            "password": self.users[username],
-            "shared_secret": self.connectors.get(key),
-            "base_url": self.base_url,
-        }
-
-    def client(
-        self, *, user: str | None = None, api_key: str | None = None, **overrides: Any
-    ) -> ScheduleClient:
-        """A :class:`schedcancel.ScheduleClient` for this server; close it (``async with``).
-
-        Args:
-            user: as in :meth:`client_kwargs`.
-            api_key: as in :meth:`client_kwargs`.
-            overrides: any other ``ScheduleClient`` keyword (``limits``, ``retry``...),
-                or one of :meth:`client_kwargs`'s to replace it.
-
-        Returns:
-            The client.
-        """
-        from .._client import ScheduleClient  # noqa: PLC0415 - the client is optional here
-
-        kwargs = self.client_kwargs(user=user, api_key=api_key) | overrides
-        return ScheduleClient(kwargs.pop("api_key"), **kwargs)
 
     # -- the endpoints -----------------------------------------------------
 
@@ -583,7 +515,7 @@ class MockScheduleServer:
     ) -> _Answer:
         """Steps 7-9 for an admitted request."""
         secret = self.connectors[api_key]
-        if secret is not None and not _signature_ok(request, body, secret):
+        if secret is not None and not _signature_ok(request, body, secret, self._body_hashes):
             self._injector.put_back(fault)  # faults are for well-formed requests
             return _Answer(
                 _json(401, _error(1004, "Invalid signature")),
@@ -635,18 +567,24 @@ class MockScheduleServer:
         return _Answer(_json(200, payload), seen(status=200, outcome=outcome))
 
     @property
+    def _body_hashes(self) -> tuple[BodyHash, ...]:
+        return ("sha512", "md5") if self.accept_md5_signatures else ("sha512",)
+
+    @property
     def _limit_book(self) -> LimitBook:
         if self._book is None:
             raise RuntimeError("MockScheduleServer not started")
         return self._book
 
     def _authenticate(self, header: str | None) -> str | None:
-        credentials = _basic_credentials(header)
+        credentials = basic_credentials(header)
         if credentials is None:
             return None
         username, password = credentials
         expected = self.users.get(username)
-        if expected is None or not hmac.compare_digest(password.encode(), expected.encode()):
+        if expected is None or not password_matches(
+            password, expected, accept_sdk_hashed=self.accept_sdk_hashed_password
+        ):
             return None
         return username
 
@@ -688,35 +626,25 @@ class MockScheduleServer:
             due += self.limits.window / (self.foreign_load * self.limits.total)
 
 
-def _basic_credentials(header: str | None) -> tuple[str, str] | None:
-    """``(username, password)`` from an ``Authorization: Basic ...`` header, if well formed."""
-    scheme, _, encoded = (header or "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
-        return None
-    username, sep, password = decoded.partition(":")
-    return (username, password) if sep else None
-
-
 def _valid(value: str, max_length: int) -> bool:
     return len(value) <= max_length and _ID.fullmatch(value) is not None
 
 
-def _signature_ok(request: web.Request, body: bytes, secret: str) -> bool:
+def _signature_ok(
+    request: web.Request, body: bytes, secret: str, body_hashes: Iterable[BodyHash]
+) -> bool:
     # X-Date wins over Date (spec §2), for libraries that cannot set Date.
     date = request.headers.get("X-Date") or request.headers.get("Date")
     given = request.headers.get("X-Signature")
     if not date or not given:
         return False
-    expected = signature(
+    return signature_matches(
+        given,
         secret,
         method=request.method,
         body=body,
         content_type=request.headers.get("Content-Type", ""),
         date=date,
         request_uri=request.raw_path,
+        body_hashes=body_hashes,
     )
-    return hmac.compare_digest(expected.encode(), given.encode())
