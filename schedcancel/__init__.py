@@ -15,6 +15,7 @@ from ._journal import CancelOutcome, Journal, OutcomeKind
 from ._limiter import RateLimiter
 from ._models import (
     CancelResult,
+    Clock,
     Limiter,
     LimiterStats,
     Permit,
@@ -23,8 +24,9 @@ from ._models import (
     ScheduleResult,
     ScheduleStatus,
 )
-from ._protocol import Operation
+from ._protocol import Operation, Request, Transport
 from ._requests import PeriodUnit, StartSchedule, UpdateSchedule
+from ._transport import AiohttpTransport
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -52,6 +54,7 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree, not 
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "AiohttpTransport",
     "ApiError",
     "AuthenticationError",
     "BackendError",
@@ -61,6 +64,7 @@ __all__ = [
     "CancelOutcome",
     "CancelResult",
     "ClientClosedError",
+    "Clock",
     "ConfigurationError",
     "EndpointNotFoundError",
     "Gate",
@@ -77,6 +81,7 @@ __all__ = [
     "RateLimitedError",
     "RateLimiter",
     "RateLimits",
+    "Request",
     "RequestWithdrawnError",
     "ResponseMismatchError",
     "ResponseParseError",
@@ -88,6 +93,7 @@ __all__ = [
     "ScheduleStatus",
     "ServerError",
     "StartSchedule",
+    "Transport",
     "TransportError",
     "UpdateSchedule",
     "__version__",

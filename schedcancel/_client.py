@@ -6,9 +6,8 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import random
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from functools import partial
 from ssl import SSLContext
 from types import TracebackType
@@ -19,12 +18,13 @@ from ._bulk import cancel_many as _cancel_many
 from ._bulk import run_many as _run_many
 from ._gate import Gate
 from ._hooks import CallTrace, Hook, Hooks, LoggingHook
-from ._models import Limiter, Permit, RateLimits, RetryPolicy, ScheduleResult
+from ._models import Clock, Limiter, Permit, RateLimits, RetryPolicy, ScheduleResult
 from ._protocol import (
     DEFAULT_BASE_URL,
     Operation,
     Request,
     RequestBuilder,
+    Transport,
     parse_response,
     response_retry_after,
 )
@@ -179,10 +179,8 @@ class ScheduleClient:
         allow_insecure_http: bool = False,
         ssl: SSLContext | None = None,
         hooks: Sequence[Hook] | None = None,
-        _sleep: Callable[[float], Awaitable[object]] | None = None,
-        _random: Callable[[], float] | None = None,
-        _clock: Callable[[], float] | None = None,
-        _now: Callable[[], datetime] | None = None,
+        transport: Transport | None = None,
+        clock: Clock | None = None,
     ) -> None:
         """Configure the client; nothing is connected until the first cancel.
 
@@ -205,6 +203,12 @@ class ScheduleClient:
                 (see :mod:`schedcancel.hooks`); None: the default, a
                 :class:`~schedcancel.hooks.LoggingHook` (DEBUG records of the
                 ``schedcancel.calls`` logger); ``()``: none at all.
+            transport: what sends the requests (see :class:`Transport`): an
+                ``AiohttpTransport`` by default; pass one of your own to record,
+                fake or replay the server. Closed with the client. Not with
+                ``session`` or ``ssl``, which configure the default one.
+            clock: where the client reads the time and waits (see :class:`Clock`);
+                the event loop's clock by default.
 
         Raises:
             InvalidParameterError: any setting is invalid.
@@ -226,7 +230,15 @@ class ScheduleClient:
             raise InvalidParameterError("limits must be a RateLimits")
         if limiter is not None and not isinstance(limiter, Limiter):
             raise InvalidParameterError("limiter must implement schedcancel.Limiter")
-        self._transport = AiohttpTransport(session, ssl_context=ssl)
+        if transport is None:
+            transport = AiohttpTransport(session, ssl_context=ssl)
+        elif not isinstance(transport, Transport):
+            raise InvalidParameterError("transport must implement schedcancel.Transport")
+        elif session is not None or ssl is not None:
+            raise InvalidParameterError("pass transport, or session and ssl, not both")
+        if clock is not None and not isinstance(clock, Clock):
+            raise InvalidParameterError("clock must be a schedcancel.Clock")
+        self._transport: Transport = transport
         if limiter is None:
             from ._limiter import RateLimiter  # noqa: PLC0415 - keeps the import graph one-way
 
@@ -235,11 +247,8 @@ class ScheduleClient:
         else:
             self._owns_limiter = False
         self._limiter: Limiter = limiter
-        self._sleep = _sleep if _sleep is not None else asyncio.sleep
-        # Jitter, not cryptography.
-        self._random = _random if _random is not None else random.random
-        self._clock = _clock if _clock is not None else lambda: asyncio.get_running_loop().time()
-        self._now = _now if _now is not None else lambda: datetime.now(UTC)
+        clock = clock if clock is not None else Clock()
+        self._sleep, self._clock, self._now = clock.sleep, clock.monotonic, clock.wall
         self._closed = False
         # Every call waits for its permits and backoffs through it: aclose() withdraws them.
         self._gate = _ClientGate()
@@ -710,7 +719,7 @@ class ScheduleClient:
         # huge attempts setting cannot overflow a float.
         policy = self._retry
         bound = min(policy.backoff_max, policy.backoff_initial * 2.0 ** min(failures - 1, 64))
-        delay = self._random() * bound
+        delay = self._retry.jitter() * bound
         if failures >= policy.attempts or spent + delay > policy.deadline:
             failure.add_note(
                 f"schedcancel: gave up after {failures} attempt(s) and {spent:.1f} s "

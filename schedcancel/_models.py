@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from collections.abc import Mapping
-from datetime import datetime
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CancelResult",
+    "Clock",
     "Limiter",
     "LimiterStats",
     "Permit",
@@ -278,12 +281,49 @@ class RetryPolicy:
         backoff_max: the cap on any backoff's upper bound.
         deadline: seconds of sending and backing off after which no retry
             starts; time spent queued in the rate limiter does not count.
+        jitter: where the backoff's jitter comes from, a number in [0, 1)
+            (``random.random``); a constant makes retries reproducible in tests.
     """
 
     attempts: int = attrs.field(default=4, validator=_positive_int)
     backoff_initial: float = attrs.field(default=0.5, validator=_non_negative)
     backoff_max: float = attrs.field(default=10.0, validator=_non_negative)
     deadline: float = attrs.field(default=120.0, validator=_positive)
+    jitter: Callable[[], float] = attrs.field(default=random.random, eq=False, repr=False)
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@attrs.frozen(kw_only=True)
+class Clock:
+    """Where a client reads the time and waits; the real clocks by default.
+
+    Replace a part to test time-dependent code without waiting, or give the
+    client the clock the rest of your application runs on. The monotonic
+    default is the running event loop's ``time()``, so an event loop with
+    virtual time (looptime, for instance) reaches the client as it is.
+
+    Attributes:
+        monotonic: seconds on a monotonic clock: queue waits, the retry deadline,
+            the hooks' durations.
+        wall: the timezone-aware date-time now: a signed request's ``Date``
+            header, and the ``Date`` of answers as the hooks see it.
+        sleep: how the client waits between retries.
+    """
+
+    monotonic: Callable[[], float] = attrs.field(default=_loop_time, eq=False)
+    wall: Callable[[], datetime] = attrs.field(default=_utc_now, eq=False)
+    sleep: Callable[[float], Awaitable[object]] = attrs.field(default=_sleep, eq=False)
 
 
 #: The rate limit a 429 is blamed on: the API user's (``"user"``) or the scheduleId's.

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError, version
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, urlsplit
 
 import attrs
@@ -57,6 +57,7 @@ __all__ = [
     "Operation",
     "Request",
     "RequestBuilder",
+    "Transport",
     "basic_auth",
     "build_cancel_request",
     "http_date",
@@ -277,6 +278,37 @@ class Request:
             f"Request(method={self.method!r}, url={self.log_url!r}, "
             f"headers={shown!r}, body={self.body!r})"
         )
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """What sends a built :class:`Request`: the seam between the client and HTTP.
+
+    ``ScheduleClient(transport=...)`` takes any object with these two methods;
+    the default is ``AiohttpTransport``. A transport of your own can record,
+    replay or fake the server in tests, or send through another HTTP library.
+    """
+
+    async def send(
+        self,
+        request: Request,
+        timeout: float,  # noqa: ASYNC109 - one bound for connect, send and read
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """Send ``request`` and return the answer's status, headers and body.
+
+        Args:
+            request: the method, URL, headers and body to send as they are.
+            timeout: seconds the whole exchange may take.
+
+        Raises:
+            TransportError: no usable answer came; its ``request_sent`` says
+                whether the request may have reached the server.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the transport holds (connections); the client calls it once."""
+        ...
 
 
 class RequestBuilder:

@@ -63,8 +63,9 @@ async def run_scenario(hooks: Sequence[Hook]) -> Run:
         async with server.client(
             hooks=hooks,
             limits=RateLimits(total=60, per_schedule=10, window=60.0, guard=0.5, adaptive=False),
-            retry=RetryPolicy(attempts=2, backoff_initial=0.25, backoff_max=0.25),
-            _random=lambda: 1.0,
+            retry=RetryPolicy(
+                attempts=2, backoff_initial=0.25, backoff_max=0.25, jitter=lambda: 1.0
+            ),
         ) as client:
             for schedule_id in CALLS:
                 if schedule_id == LIMITED:

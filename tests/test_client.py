@@ -10,7 +10,7 @@ import logging
 import math
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,10 +21,12 @@ import pytest
 from aiohttp import web
 from aioresponses import aioresponses
 from schedcancel import (
+    AiohttpTransport,
     ApiError,
     AuthenticationError,
     CancelResult,
     ClientClosedError,
+    Clock,
     EndpointNotFoundError,
     InvalidParameterError,
     Limiter,
@@ -32,16 +34,17 @@ from schedcancel import (
     Permit,
     RateLimitedError,
     RateLimits,
+    Request,
     ResponseMismatchError,
     ResponseParseError,
     RetryPolicy,
     ScheduleClient,
     ScheduleStatus,
     ServerError,
+    Transport,
     TransportError,
 )
-from schedcancel._protocol import CONTENT_TYPE, USER_AGENT, Request, signature
-from schedcancel._transport import AiohttpTransport
+from schedcancel._protocol import CONTENT_TYPE, USER_AGENT, http_date, signature
 
 SAMPLES = Path(__file__).parent / "samples"
 KEY = "APIKEY-SENTINEL-0123456789abcdef"
@@ -243,6 +246,13 @@ def _no_secrets_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
         assert_clean(text)
 
 
+def _with_jitter(retry: object, jitter: Callable[[], float] | None) -> object:
+    """Every backoff at its bound (jitter 1.0), unless a test says otherwise; a bad value as is."""
+    if not isinstance(retry, RetryPolicy):
+        return retry
+    return attrs.evolve(retry, jitter=jitter if jitter is not None else lambda: 1.0)
+
+
 def make_client(
     base_url: str, limiter: Limiter | None, fake_time: FakeTime | None = None, **kwargs: Any
 ) -> ScheduleClient:
@@ -254,10 +264,10 @@ def make_client(
         "shared_secret": SECRET,
         "base_url": base_url,
         "limiter": limiter,
-        "_sleep": fake_time.sleep,
-        "_clock": fake_time.clock,
-        "_random": lambda: 1.0,
-        "_now": lambda: NOW,
+        "retry": _with_jitter(kwargs.pop("retry", RetryPolicy()), kwargs.pop("jitter", None)),
+        "clock": Clock(
+            monotonic=fake_time.clock, wall=lambda: NOW, sleep=kwargs.pop("sleep", fake_time.sleep)
+        ),
     }
     options.update(kwargs)
     return ScheduleClient(KEY, **options)
@@ -391,6 +401,9 @@ async def test_bad_call_options_make_no_request(
         ({"session": object()}, "ClientSession"),
         ({"ssl": False}, "SSLContext"),
         ({"ssl": True}, "SSLContext"),
+        ({"clock": object()}, "Clock"),
+        ({"transport": object()}, "Transport"),
+        ({"transport": AiohttpTransport(), "ssl": ssl.create_default_context()}, "not both"),
     ],
 )
 def test_bad_config_is_refused(kwargs: dict[str, Any], fragment: str) -> None:
@@ -647,7 +660,7 @@ async def test_backoff_is_capped_and_jittered(server: LocalServer, limiter: Fake
     server.replies.extend([(502, {}, b"")] * 6)
     retry = RetryPolicy(attempts=6, backoff_initial=1.0, backoff_max=3.0)
     async with make_client(
-        server.base_url, limiter, fake_time, retry=retry, _random=lambda: 0.5
+        server.base_url, limiter, fake_time, retry=retry, jitter=lambda: 0.5
     ) as client:
         with raises_clean(ServerError):
             await client.cancel(SID)
@@ -917,7 +930,7 @@ async def test_cancellation_during_backoff_holds_nothing(
         await asyncio.Event().wait()
 
     server.replies.append((503, {}, b""))
-    async with make_client(server.base_url, limiter, _sleep=slow_sleep) as client:
+    async with make_client(server.base_url, limiter, sleep=slow_sleep) as client:
         task = asyncio.create_task(client.cancel(SID))
         await sleeping.wait()
         task.cancel()
@@ -936,7 +949,7 @@ async def test_close_during_backoff_stops_the_call(
         await clients[0].aclose()
 
     server.replies.append((503, {}, b""))
-    client = make_client(server.base_url, limiter, _sleep=close_instead_of_sleeping)
+    client = make_client(server.base_url, limiter, sleep=close_instead_of_sleeping)
     clients.append(client)
     with raises_clean(ClientClosedError, match="the client is closed"):
         await client.cancel(SID)
@@ -1166,3 +1179,64 @@ async def test_repr_and_logs_hide_secrets(
     assert any("retry 1 in" in message for message in messages)
     for record in caplog.records:
         assert record.name.startswith("schedcancel.")
+
+
+class RecordingTransport:
+    """A transport of the test's own: answers every request with one success, records it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Request, float]] = []
+        self.closed = False
+
+    async def send(
+        self,
+        request: Request,
+        timeout: float,  # noqa: ASYNC109 - the Transport protocol's signature
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        self.sent.append((request, timeout))
+        schedule_id = request.url.split("/")[-2]
+        body = {"success": True, "scheduleId": schedule_id, "newStatus": "CANCELLED"}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_a_transport_of_ones_own_sends_every_request_and_is_closed() -> None:
+    """transport= replaces aiohttp: the client builds and signs, the transport sends."""
+    transport = RecordingTransport()
+    assert isinstance(transport, Transport)
+    async with make_client(REMOTE, FakeLimiter(), transport=transport, timeout=7.5) as client:
+        result = await client.cancel(SID)
+    assert result.is_cancelled
+    ((request, timeout),) = transport.sent
+    assert timeout == 7.5
+    assert request.method == "POST"
+    assert request.url == cancel_url(REMOTE)
+    assert request.headers["X-Signature"]
+    assert transport.closed
+
+
+async def test_the_clock_dates_and_paces_the_calls(server: LocalServer) -> None:
+    """The Clock's wall time is the signed Date; its sleep is the retry backoff."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    server.replies.extend([(503, {}, b"")])
+    clock = Clock(wall=lambda: NOW, sleep=sleep)
+    retry = RetryPolicy(attempts=2, backoff_initial=2.0, jitter=lambda: 0.25)
+    async with ScheduleClient(
+        KEY,
+        username=USER,
+        password=PASSWORD,
+        shared_secret=SECRET,
+        base_url=server.base_url,
+        limiter=FakeLimiter(),
+        retry=retry,
+        clock=clock,
+    ) as client:
+        await client.cancel(SID)
+    assert slept == [0.5]
+    assert [arrival.headers["Date"] for arrival in server.arrivals] == [http_date(NOW)] * 2

@@ -263,11 +263,9 @@ async def test_an_answer_that_needs_another_send_ends_with_the_typed_error() -> 
 async def test_a_call_backing_off_ends_at_the_close_not_after_its_backoff() -> None:
     """A call waiting for its retry (503, 5 s backoff) ends at once when the client closes."""
     events: list[CallEvent] = []
-    retry = RetryPolicy(attempts=3, backoff_initial=5.0, backoff_max=5.0)
+    retry = RetryPolicy(attempts=3, backoff_initial=5.0, backoff_max=5.0, jitter=lambda: 1.0)
     async with _server(faults=Faults(script=(Fault.MAINTENANCE,))) as server:
-        client = server.client(
-            limits=LIMITS, retry=retry, hooks=[events.append], _random=lambda: 1.0
-        )
+        client = server.client(limits=LIMITS, retry=retry, hooks=[events.append])
         call = asyncio.create_task(client.cancel("SC-1"))
         await asyncio.sleep(0.5)  # answered 503 at once; backing off now
         assert [e.kind for e in events][-1] == "retried"

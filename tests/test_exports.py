@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import types
+from collections.abc import Iterator
 
+import pytest
 import schedcancel
 
 
@@ -55,3 +58,47 @@ def test_star_import_gives_exactly_all() -> None:
     namespace: dict[str, object] = {}
     exec("from schedcancel import *", namespace)  # noqa: S102 - a fixed string, the point of the test
     assert set(namespace) - {"__builtins__"} == set(schedcancel.__all__)
+
+
+PUBLIC_MODULES = (
+    "schedcancel",
+    "schedcancel.errors",
+    "schedcancel.hooks",
+    "schedcancel.testing",
+    "schedcancel.redis",
+    "schedcancel.otel",
+    "schedcancel.prometheus",
+    "schedcancel.pytest_plugin",
+    "schedcancel.cli",
+)
+
+
+def _signatures(module: types.ModuleType) -> Iterator[tuple[str, inspect.Signature]]:
+    """Every public function's and class's signature, and their public methods'."""
+    for name in getattr(module, "__all__", ()):
+        value = getattr(module, name)
+        members = [(name, value)]
+        if inspect.isclass(value):
+            members += [
+                (f"{name}.{attr}", member)
+                for attr, member in vars(value).items()
+                if not attr.startswith("_") and callable(member)
+            ]
+        for label, member in members:
+            try:
+                yield f"{module.__name__}.{label}", inspect.signature(member)
+            except (TypeError, ValueError):  # not introspectable (a builtin), or no callable
+                continue
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_no_public_signature_takes_an_underscore_parameter(module_name: str) -> None:
+    """Test seams are public (clock=, transport=), never ``_sleep``-style parameters."""
+    module = importlib.import_module(module_name)
+    offenders = [
+        f"{label}({parameter})"
+        for label, signature in _signatures(module)
+        for parameter in signature.parameters
+        if parameter.startswith("_")
+    ]
+    assert offenders == []

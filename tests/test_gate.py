@@ -116,8 +116,8 @@ async def test_a_client_call_in_its_retry_backoff_is_withdrawn_before_the_retry(
     async with MockScheduleServer(limits=ServerLimits(window=10.0)) as server:
         server.seed(["SC-1"])
         server.script(Fault.MAINTENANCE)
-        retry = RetryPolicy(attempts=3, backoff_initial=5.0, backoff_max=5.0)
-        async with server.client(retry=retry, _random=lambda: 1.0) as client:
+        retry = RetryPolicy(attempts=3, backoff_initial=5.0, backoff_max=5.0, jitter=lambda: 1.0)
+        async with server.client(retry=retry) as client:
             gate = Gate()
             call = asyncio.create_task(client.cancel("SC-1", gate=gate))
             while len(server.recorder.select()) < 1:  # noqa: ASYNC110 - virtual time

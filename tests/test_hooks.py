@@ -15,6 +15,7 @@ from schedcancel import (
     RateLimitedError,
     RateLimiter,
     RateLimits,
+    RetryPolicy,
     _hooks,
 )
 from schedcancel._hooks import Hooks, WatchesLimiters
@@ -289,7 +290,9 @@ async def test_a_transport_failure_is_retried_with_its_reason() -> None:
         server.seed(["SC-1"])
         server.script(Fault.DROP)
         async with server.client(
-            hooks=[recorder], _random=lambda: 0.0, limits=RateLimits(window=1.0)
+            hooks=[recorder],
+            retry=RetryPolicy(jitter=lambda: 0.0),
+            limits=RateLimits(window=1.0),
         ) as client:
             await client.cancel("SC-1")
     assert _kinds(recorder.events) == [
@@ -339,7 +342,9 @@ async def test_a_429_beyond_the_requeue_limit_gives_up_and_a_cut_body_is_retried
         server.seed(["SC-1", "SC-2"])
         server.script(Fault.RATE_LIMITED, Fault.TRUNCATED)
         async with server.client(
-            hooks=[recorder], limits=RateLimits(max_rate_limited=0), _random=lambda: 0.0
+            hooks=[recorder],
+            limits=RateLimits(max_rate_limited=0),
+            retry=RetryPolicy(jitter=lambda: 0.0),
         ) as client:
             with pytest.raises(RateLimitedError):
                 await client.cancel("SC-1")

@@ -644,9 +644,8 @@ async def test_a_mixed_workload_shares_one_budget_with_no_429() -> None:
     server = StrictServer(limits, seed=12)
     ids = [f"SC-MIX-{i:03d}" for i in range(60)]
     async with ScheduleClient(
-        KEY, username=USER, password=PASSWORD, base_url=REMOTE, limits=limits
+        KEY, username=USER, password=PASSWORD, base_url=REMOTE, limits=limits, transport=server
     ) as client:
-        client._transport = server  # type: ignore[assignment]
         start = asyncio.get_running_loop().time()
         workload = Workload(at=AT, changes=CHANGES, schedule=SCHEDULE)
         results = await run_workload(client, ids, 20, workload)

@@ -334,10 +334,10 @@ async def test_timeout_while_in_flight_releases_the_permit() -> None:
 async def test_timeout_during_retry_backoff_holds_nothing() -> None:
     """A timeout during the backoff between retries ends the call with nothing held."""
     faults = Faults(script=["server_error"])
-    retry = RetryPolicy(attempts=3, backoff_initial=50.0, backoff_max=50.0)
+    retry = RetryPolicy(attempts=3, backoff_initial=50.0, backoff_max=50.0, jitter=lambda: 1.0)
     async with (
         MockScheduleServer(limits=SERVER_LIMITS, faults=faults, unknown_ids="active") as server,
-        server.client(limits=LIMITS, retry=retry, _random=lambda: 1.0) as client,
+        server.client(limits=LIMITS, retry=retry) as client,
     ):
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(10.0):
