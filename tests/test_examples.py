@@ -269,7 +269,7 @@ async def test_service_main_uses_the_base_url_of_the_environment(
     async with TestClient(TestServer(apps[0])) as http:
         response = await http.post("/schedules/SC-005/cancel")
         assert (await response.json())["cancelled"] is True
-    assert server.status_of("SC-005") is ScheduleStatus.CANCELLED
+    assert server.status_of("SC-005") == ScheduleStatus.CANCELLED
 
 
 # --------------------------------------------------------------------------- chat_bot

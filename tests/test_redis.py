@@ -543,10 +543,15 @@ async def test_keys_live_as_long_as_what_they_hold(
 
 
 async def test_script_is_reloaded_after_script_flush(
-    client: aioredis.Redis, make: Callable[..., RedisLimiter]
+    private_redis: tuple[subprocess.Popen[bytes], int], make: Callable[..., RedisLimiter]
 ) -> None:
-    """After SCRIPT FLUSH the next call gets NOSCRIPT, loads the script again and succeeds."""
-    limiter = make()
+    """After SCRIPT FLUSH the next call gets NOSCRIPT, loads the script again and succeeds.
+
+    On a private Redis: a flush of the shared one would reach the tests running beside it.
+    """
+    _, port = private_redis
+    client = aioredis.Redis(port=port)
+    limiter = make(redis=client)
     await limiter.release(await limiter.acquire("SC-1"))
     sha = limiter._redis._script.sha
     assert (await client.script_exists(sha)) == [True]
@@ -554,6 +559,8 @@ async def test_script_is_reloaded_after_script_flush(
     assert (await client.script_exists(sha)) == [False]
     await limiter.release(await limiter.acquire("SC-2"))
     assert (await client.script_exists(sha)) == [True]
+    await limiter.aclose()
+    await client.aclose()
 
 
 # -- the local queue -----------------------------------------------------------
