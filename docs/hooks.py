@@ -10,7 +10,8 @@ Two directives, each alone on a line of a page's Markdown:
   includes source code as it is (``examples/*.py``).
 - ``<!-- cli-help COMMAND -->`` is replaced by a ``text`` block with ``schedcancel COMMAND
   --help`` as argparse prints it (``COMMAND`` may be ``-`` for the top level), so the CLI
-  reference cannot drift from the parser.
+  reference cannot drift from the parser; the block is folded in a ``??? note`` (click to
+  open it).
 
 The snippet marker ``<!-- snippet: mock -->`` (an example with placeholder credentials, which
 the snippet test runs against the mock server) is invisible in HTML: a note is put before it
@@ -72,7 +73,7 @@ def _rebase_links(text: str, source: Path, page: Path) -> str:
 
 
 def _cli_help(command: str) -> str:
-    """``schedcancel COMMAND --help`` (``-``: the top level) as a fenced ``text`` block."""
+    """``schedcancel COMMAND --help`` (``-``: the top level): a ``text`` block, folded."""
     from schedcancel.cli._parser import build_parser  # noqa: PLC0415 - only when asked for
 
     parser = build_parser()
@@ -92,7 +93,11 @@ def _cli_help(command: str) -> str:
             del os.environ["COLUMNS"]
         else:
             os.environ["COLUMNS"] = previous
-    return f"```text\n{text.rstrip()}\n```"
+    command_line = "schedcancel" if command == "-" else f"schedcancel {command}"
+    block = f"```text\n{text.rstrip()}\n```"
+    # Folded (pymdownx.details): pages of raw help would bury the prose around them.
+    indented = "\n".join(f"    {line}" if line else "" for line in block.splitlines())
+    return f'??? note "`{command_line} --help`"\n\n{indented}\n'
 
 
 def expand(markdown: str, page: Path) -> str:
