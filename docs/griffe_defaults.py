@@ -7,12 +7,17 @@ writes a default as its ``repr``: an attrs factory becomes ``NOTHING`` and an en
 up on the whole line. This extension writes them as code instead (``ServerLimits()``,
 ``ScheduleStatus.ACTIVE``), and leaves out the parameters whose names start with an
 underscore (test seams such as ``_clock``), as the reference leaves out such members.
+
+A class whose constructor inspection cannot see gets the signature it is called with: an enum
+``Operation(value: str)``, a TypedDict its keys (``CallOptions(*, priority: int = ...)``, each
+key optional), an exception with the inherited one ``(*args: object)``. Protocols keep none.
 """
 
 from __future__ import annotations
 
 import enum
 import inspect
+import typing
 from typing import Any
 
 import attrs
@@ -71,3 +76,54 @@ class ConstructorDefaults(griffe.Extension):
                 parameter.default = _code(default)
             kept.append(parameter)
         func.parameters = griffe.Parameters(*kept)
+
+    def on_class_members(
+        self,
+        *,
+        node: Any,
+        cls: griffe.Class,
+        **kwargs: Any,  # noqa: ARG002 - the agent and whatever Griffe adds later
+    ) -> None:
+        """Run when inspection has made a class's members: add what its constructor takes."""
+        obj = getattr(node, "obj", None)
+        if not isinstance(obj, type) or "__init__" in cls.members:
+            return
+        parameters = _constructor(obj)
+        if parameters is not None:
+            self_ = griffe.Parameter("self", kind=griffe.ParameterKind.positional_or_keyword)
+            init = griffe.Function(
+                "__init__", parameters=griffe.Parameters(self_, *parameters), returns="None"
+            )
+            cls.set_member("__init__", init)
+
+
+def _annotation(hint: object) -> str:
+    """A type hint as its source text (TypedDict keys keep theirs as forward references)."""
+    if isinstance(hint, typing.ForwardRef):
+        return hint.__forward_arg__
+    return hint.__name__ if isinstance(hint, type) else repr(hint)
+
+
+def _constructor(obj: type) -> list[griffe.Parameter] | None:
+    """The parameters ``obj`` is called with, for the classes inspection finds none for."""
+    keyword = griffe.ParameterKind.keyword_only
+    if issubclass(obj, enum.Enum):
+        values = {type(member.value) for member in obj}
+        scalar = values <= {str} or values <= {int}  # else members are looked up by name only
+        return [griffe.Parameter("value", annotation=values.pop().__name__ if scalar else None)]
+    if typing.is_typeddict(obj):
+        optional: frozenset[str] = getattr(obj, "__optional_keys__", frozenset())
+        return [
+            griffe.Parameter(
+                name,
+                annotation=_annotation(hint),
+                kind=keyword,
+                default="..." if name in optional else None,
+            )
+            for name, hint in obj.__annotations__.items()
+        ]
+    if issubclass(obj, BaseException):
+        return [
+            griffe.Parameter("args", annotation="object", kind=griffe.ParameterKind.var_positional)
+        ]
+    return None
