@@ -11,6 +11,7 @@ underscore (test seams such as ``_clock``), as the reference leaves out such mem
 A class whose constructor inspection cannot see gets the signature it is called with: an enum
 ``Operation(value: str)``, a TypedDict its keys (``CallOptions(*, priority: int = ...)``, each
 key optional), an exception with the inherited one ``(*args: object)``. Protocols keep none.
+The attributes of an attrs class get back the annotations inspection does not see.
 """
 
 from __future__ import annotations
@@ -86,7 +87,14 @@ class ConstructorDefaults(griffe.Extension):
     ) -> None:
         """Run when inspection has made a class's members: add what its constructor takes."""
         obj = getattr(node, "obj", None)
-        if not isinstance(obj, type) or "__init__" in cls.members:
+        if not isinstance(obj, type):
+            return
+        # Inspection sees an attrs field's value, not its annotation: give the type back.
+        for field in attrs.fields(obj) if attrs.has(obj) else ():
+            member = cls.members.get(field.name)
+            if isinstance(member, griffe.Attribute) and member.annotation is None:
+                member.annotation = _annotation(field.type)
+        if "__init__" in cls.members:
             return
         parameters = _constructor(obj)
         if parameters is not None:
@@ -98,9 +106,11 @@ class ConstructorDefaults(griffe.Extension):
 
 
 def _annotation(hint: object) -> str:
-    """A type hint as its source text (TypedDict keys keep theirs as forward references)."""
+    """A type hint as its source text (TypedDict keys and attrs fields may keep it as text)."""
     if isinstance(hint, typing.ForwardRef):
         return hint.__forward_arg__
+    if isinstance(hint, str):
+        return hint
     return hint.__name__ if isinstance(hint, type) else repr(hint)
 
 

@@ -242,6 +242,12 @@ def test_reference_shows_signatures_with_their_defaults(page: Page, base_url: st
     assert "total: int = 60" in signature
     assert "per_schedule: int = 10" in signature
     assert signature.count("\n") > 3  # formatted: one parameter a line, not one long line
+    rows = page.evaluate(
+        "() => [...document.getElementById('schedcancel.RateLimits').closest('.doc-class')"
+        ".querySelector('table').querySelectorAll('tbody tr')]"
+        ".map(r => [...r.cells].slice(0, 2).map(c => c.innerText.trim()))"
+    )
+    assert ["total", "int"] in rows  # the attributes table keeps the types
     page.goto(base_url + "api/testing/")
     signature = _signature(page, "schedcancel.testing.MockScheduleServer")
     assert "limits: ServerLimits = ServerLimits()" in signature
