@@ -25,19 +25,27 @@ import attrs
 import griffe
 
 
-def _code(value: object) -> str:
-    """``value`` as the Python expression that makes it, as far as a signature needs."""
+def _code(value: object, namespace: dict[str, Any]) -> str:
+    """``value`` as the Python expression that makes it, as far as a signature needs.
+
+    ``namespace`` is the function's module's: an object whose repr is no expression (an
+    address, ``<... object at 0x...>``) is written as the name the module knows it by.
+    """
     if isinstance(value, enum.Enum):
         return f"{type(value).__name__}.{value.name}"
     if isinstance(value, frozenset | set) and value:
-        items = ", ".join(sorted(_code(item) for item in value))
+        items = ", ".join(sorted(_code(item, namespace) for item in value))
         return f"{type(value).__name__}({{{items}}})"
     factory: Any = value
     if isinstance(factory, attrs.Factory):  # type: ignore[arg-type]
         name = getattr(factory.factory, "__name__", "_")
         # A private or anonymous factory says nothing to a reader: the docstring does.
         return "..." if name.startswith(("_", "<")) or factory.takes_self else f"{name}()"
-    return repr(value)
+    text = repr(value)
+    if text.startswith("<"):
+        names = [name for name, known in namespace.items() if known is value]
+        return names[0] if names else "..."
+    return text
 
 
 class ConstructorDefaults(griffe.Extension):
@@ -74,7 +82,7 @@ class ConstructorDefaults(griffe.Extension):
                 field = fields.get(parameter.name)
                 if field is not None and default is attrs.NOTHING:
                     default = field.default
-                parameter.default = _code(default)
+                parameter.default = _code(default, getattr(obj, "__globals__", {}))
             kept.append(parameter)
         func.parameters = griffe.Parameters(*kept)
 

@@ -259,6 +259,10 @@ def test_reference_shows_signatures_with_their_defaults(page: Page, base_url: st
     signature = _signature(page, "schedcancel.ScheduleClient")
     assert "limits: RateLimits | None = None" in signature
     assert "_clock" not in signature  # test seams are no part of the reference
+    page.goto(base_url + "api/hooks/")
+    signature = _signature(page, "schedcancel.prometheus.PrometheusHook")
+    assert "= REGISTRY" in signature  # a name, not "<... object at 0x7f...>" (differs per build)
+    page.goto(base_url + "api/client/")
     link = page.locator(".doc-signature a[href$='#schedcancel.RateLimits']").first
     assert link.get_attribute("href") == "../rate-limiting/#schedcancel.RateLimits"
 
