@@ -10,7 +10,12 @@ Two directives, each alone on a line of a page's Markdown:
   includes source code as it is (``examples/*.py``).
 - ``<!-- cli-help COMMAND -->`` is replaced by a ``text`` block with ``schedcancel COMMAND
   --help`` as argparse prints it (``COMMAND`` may be ``-`` for the top level), so the CLI
-  reference cannot drift from the parser.
+  reference cannot drift from the parser; the block is folded in a ``??? note`` (click to
+  open it).
+
+The snippet marker ``<!-- snippet: mock -->`` (an example with placeholder credentials, which
+the snippet test runs against the mock server) is invisible in HTML: a note is put before it
+that says so, and how to run the example offline.
 
 The snippet test (``tests/test_docs_snippets.py``) expands pages with the same function.
 """
@@ -31,6 +36,24 @@ _INCLUDE = re.compile(r"^<!-- include (?P<path>\S+)(?P<body> body)? -->$", re.MU
 _CLI_HELP = re.compile(r"^<!-- cli-help (?P<command>\S+) -->$", re.MULTILINE)
 # [text](target) and ![alt](target); the target up to whitespace or ")".
 _LINK = re.compile(r"(?P<head>\]\()(?P<target>[^)\s]+)")
+_MOCK_MARKER = re.compile(r"^<!-- snippet: mock -->$", re.MULTILINE)
+# Shown above every example marked `<!-- snippet: mock -->`; the marker stays where it is, on
+# the line before the block, for the snippet test.
+MOCK_NOTE = """\
+!!! note "Needs an API user's credentials, or the mock server"
+    This example uses placeholder credentials (`my-api-user`, `my-connector-api-key`, `"…"`)
+    and the production gateway. To try it offline, start the built-in mock server in another
+    terminal (every scheduleId exists there):
+
+    ```console
+    python -m schedcancel.testing --port 8080 --accept-any-id \\
+        --user my-api-user:my-password --api-key my-connector-api-key
+    ```
+
+    and give `ScheduleClient` `base_url="http://127.0.0.1:8080/api/v3"` and
+    `password="my-password"` (a `shared_secret` may stay: this server does not check it).
+    An example that reads `ids.txt` needs that file: one scheduleId a line.
+"""
 _EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|#|/)", re.IGNORECASE)
 
 
@@ -50,7 +73,7 @@ def _rebase_links(text: str, source: Path, page: Path) -> str:
 
 
 def _cli_help(command: str) -> str:
-    """``schedcancel COMMAND --help`` (``-``: the top level) as a fenced ``text`` block."""
+    """``schedcancel COMMAND --help`` (``-``: the top level): a ``text`` block, folded."""
     from schedcancel.cli._parser import build_parser  # noqa: PLC0415 - only when asked for
 
     parser = build_parser()
@@ -70,11 +93,15 @@ def _cli_help(command: str) -> str:
             del os.environ["COLUMNS"]
         else:
             os.environ["COLUMNS"] = previous
-    return f"```text\n{text.rstrip()}\n```"
+    command_line = "schedcancel" if command == "-" else f"schedcancel {command}"
+    block = f"```text\n{text.rstrip()}\n```"
+    # Folded (pymdownx.details): pages of raw help would bury the prose around them.
+    indented = "\n".join(f"    {line}" if line else "" for line in block.splitlines())
+    return f'??? note "`{command_line} --help`"\n\n{indented}\n'
 
 
 def expand(markdown: str, page: Path) -> str:
-    """Expand the ``include`` and ``cli-help`` directives of one page.
+    """Expand the ``include`` and ``cli-help`` directives of one page; explain mock markers.
 
     Args:
         markdown: the page's Markdown source.
@@ -92,6 +119,7 @@ def expand(markdown: str, page: Path) -> str:
         return _rebase_links(text, source, page) if source.suffix == ".md" else text
 
     markdown = _INCLUDE.sub(include, markdown)
+    markdown = _MOCK_MARKER.sub(lambda match: f"{MOCK_NOTE}\n{match[0]}", markdown)
     return _CLI_HELP.sub(lambda match: _cli_help(match["command"]), markdown)
 
 
