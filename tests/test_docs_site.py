@@ -284,6 +284,7 @@ def test_every_reference_class_shows_its_signature(page: Page, base_url: str) ->
             )
         ]
     assert sorted(missing) == [
+        "api/client/schedcancel.Transport",
         "api/hooks/schedcancel.hooks.Hook",
         "api/rate-limiting/schedcancel.Limiter",
     ]
