@@ -11,7 +11,7 @@ CPU per request is the client's own cost, which decides req/s once the client
 The raw loop is the least a user can write: ``session.post(url, json={},
 headers=auth)`` and ``await response.read()``, no parsing. The client does
 everything it always does: validate, build, acquire a permit, send, release,
-parse into a ``CancelResult``.
+parse into a ``ScheduleResult``.
 
 ``--breakdown`` adds loops that stop part of the way (build only, build and
 parse, the client with a no-op limiter), so each stage's cost is the

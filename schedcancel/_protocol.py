@@ -672,7 +672,7 @@ def parse_cancel_response(
         schedule_id: the scheduleId that was cancelled, to check the answer is about it.
 
     Returns:
-        The result (a ``CancelResult``, which is a :class:`ScheduleResult`).
+        The result (a ``ScheduleResult``, which is a :class:`ScheduleResult`).
 
     Raises:
         ApiError: as :func:`parse_response` says.

@@ -191,7 +191,7 @@ def test_page_renders_with_the_theme_and_its_headings(
 def test_api_reference_documents_the_public_classes(page: Page, base_url: str) -> None:
     """mkdocstrings rendered the docstrings: each class has its anchored heading and text."""
     page.goto(base_url + "api/")
-    for name in ("ScheduleClient", "RateLimits", "RetryPolicy", "CancelResult", "Gate"):
+    for name in ("ScheduleClient", "RateLimits", "RetryPolicy", "ScheduleResult", "Gate"):
         heading = page.locator(f"[id='schedcancel.{name}']")
         assert heading.count() == 1, name
     assert page.locator("[id='schedcancel.redis.RedisLimiter']").count() == 1

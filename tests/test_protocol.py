@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 from schedcancel import (
     ApiError,
     AuthenticationError,
-    CancelResult,
     ConfigurationError,
     EndpointNotFoundError,
     InvalidParameterError,
     RateLimitedError,
     ResponseMismatchError,
     ResponseParseError,
+    ScheduleResult,
     ScheduleStatus,
     ServerError,
 )
@@ -498,9 +498,9 @@ def test_parse_retry_after_keeps_absurd_values_for_the_limiter_to_cap() -> None:
 
 
 def test_parse_success_with_statuses() -> None:
-    """The documented cancel success becomes a successful CancelResult."""
+    """The documented cancel success becomes a successful ScheduleResult."""
     result = parse_cancel_response(200, {}, sample("cancel_success.json"), now=NOW)
-    assert result == CancelResult(
+    assert result == ScheduleResult(
         success=True,
         schedule_id=SID,
         old_status=ScheduleStatus.ACTIVE,
@@ -514,7 +514,7 @@ def test_parse_success_with_statuses() -> None:
 def test_parse_success_minimal() -> None:
     """{"success": true} alone is a complete success."""
     result = parse_cancel_response(200, {}, sample("cancel_success_minimal.json"), now=NOW)
-    assert result == CancelResult(success=True)
+    assert result == ScheduleResult(success=True)
 
 
 def test_parse_already_cancelled() -> None:

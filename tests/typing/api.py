@@ -19,7 +19,6 @@ from schedcancel import (
     DEFAULT_BASE_URL,
     ApiError,
     AuthenticationError,
-    CancelResult,
     Gate,
     InvalidParameterError,
     Limiter,
@@ -34,8 +33,8 @@ from schedcancel import (
     RequestWithdrawnError,
     ResponseParseError,
     RetryPolicy,
-    ScheduleCancelError,
     ScheduleClient,
+    ScheduleError,
     ScheduleOperationError,
     ScheduleResult,
     ScheduleStatus,
@@ -71,23 +70,22 @@ async def every_operation(client: ScheduleClient) -> list[ScheduleResult]:
     try:
         results.append(await client.start(schedule))
     except OutcomeUnknownError as exc:
-        assert_type(exc.failure, ScheduleCancelError)
+        assert_type(exc.failure, ScheduleError)
     for result in results:
         assert_type(result.done, bool)
         assert_type(result.already_done, bool)
         assert_type(result.operation, Operation | None)
         assert_type(result.malformed, Mapping[str, object])
     assert_type(Operation.PAUSE.target_status, ScheduleStatus | None)
-    assert ScheduleResult is CancelResult
     return results
 
 
-async def cancel_one() -> CancelResult:
+async def cancel_one() -> ScheduleResult:
     """The quickstart: one client, one cancel, the result inspected."""
     async with ScheduleClient("connector-api-key", username="api-user", password="pw") as client:
         assert_type(client, ScheduleClient)
         result = await client.cancel("SC-1234-1234-1234-1234-1234-1234")
-    assert_type(result, CancelResult)
+    assert_type(result, ScheduleResult)
     assert_type(result.success, bool)
     assert_type(result.already_cancelled, bool)
     assert_type(result.is_cancelled, bool)
@@ -95,11 +93,11 @@ async def cancel_one() -> CancelResult:
     assert_type(result.old_status, ScheduleStatus | str | None)
     assert_type(result.scheduled_at, datetime | None)
     assert_type(result.error_code, int | None)
-    assert_type(result.raise_for_error(), CancelResult)
+    assert_type(result.raise_for_error(), ScheduleResult)
     return result
 
 
-async def fully_configured(session: aiohttp.ClientSession) -> list[CancelResult]:
+async def fully_configured(session: aiohttp.ClientSession) -> list[ScheduleResult]:
     """Every constructor option and every cancel option."""
     client = ScheduleClient(
         "connector-api-key",
@@ -177,7 +175,7 @@ async def handle_errors(client: ScheduleClient) -> str:
         assert_type(exc.excerpt, str)
     except TransportError:
         return "transport"
-    except ScheduleCancelError:
+    except ScheduleError:
         return "other"
     return "done"
 
