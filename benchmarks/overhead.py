@@ -47,8 +47,9 @@ from typing import Any
 
 import aiohttp
 from schedcancel import LimiterStats, Permit, RateLimits, ScheduleClient
-from schedcancel._protocol import build_cancel_request, parse_cancel_response
+from schedcancel._protocol import Operation, RequestBuilder, parse_response
 from schedcancel._transport import AiohttpTransport
+from schedcancel._validate import validate_schedule_id
 from schedcancel.hooks import CallEvent, Finished, Hook, LoggingHook
 from schedcancel.testing import DEFAULT_API_KEY, DEFAULT_PASSWORD, DEFAULT_USERNAME
 
@@ -257,21 +258,19 @@ async def measure_overhead(
             free = ScheduleClient(DEFAULT_API_KEY, limiter=_FreeLimiter(), **credentials)
             stack.push_async_callback(free.aclose)
 
+            builder = RequestBuilder(api_key=DEFAULT_API_KEY, shared_secret=None, **credentials)
+
             def build(schedule_id: str) -> Any:
-                return build_cancel_request(
-                    api_key=DEFAULT_API_KEY,
-                    schedule_id=schedule_id,
-                    shared_secret=None,
-                    date=datetime.now(UTC),
-                    **credentials,
-                )
+                # As the client does: check the id, then build with the apiKey's builder.
+                sid = validate_schedule_id(schedule_id)
+                return builder.build(Operation.CANCEL, sid, date=datetime.now(UTC))
 
             async def build_send(schedule_id: str) -> None:
                 await transport.send(build(schedule_id), 30.0)
 
             async def build_send_parse(schedule_id: str) -> None:
                 response = await transport.send(build(schedule_id), 30.0)
-                parse_cancel_response(*response, now=datetime.now(UTC))
+                parse_response(*response, now=datetime.now(UTC), operation=Operation.CANCEL)
 
             async def free_cancel(schedule_id: str) -> None:
                 await free.cancel(schedule_id)

@@ -37,8 +37,9 @@ from schedcancel import (
 )
 from schedcancel._protocol import (
     MAX_BODY_BYTES,
-    build_cancel_request,
-    parse_cancel_response,
+    Operation,
+    RequestBuilder,
+    parse_response,
     parse_retry_after,
     response_retry_after,
 )
@@ -236,7 +237,9 @@ def assert_no_secret(exc: BaseException) -> None:
 
 def check_parse(status: int, headers: dict[str, str], body: bytes) -> ScheduleResult | None:
     """Parse and check the outcome's type; None when it raised a ScheduleError."""
-    got = outcome(parse_cancel_response, status, headers, body, now=NOW, redact=REDACT)
+    got = outcome(
+        parse_response, status, headers, body, now=NOW, redact=REDACT, operation=Operation.CANCEL
+    )
     if isinstance(got, ScheduleError):
         # Non-200 is always an ApiError; a 200 that raises is a parse or auth error.
         assert status == 200 or isinstance(got, ApiError), got
@@ -361,7 +364,7 @@ def test_over_cap_body_is_not_decoded() -> None:
     """A 200 body over the cap is refused as not JSON, with a short excerpt."""
     body = b'{"success": true, "pad": "' + b"a" * MAX_BODY_BYTES + b'"}'
     with pytest.raises(ResponseParseError) as info:
-        parse_cancel_response(200, {}, body, now=NOW)
+        parse_response(200, {}, body, now=NOW, operation=Operation.CANCEL)
     assert len(info.value.excerpt) <= 210
 
 
@@ -503,15 +506,14 @@ async def _send_raw(response: bytes) -> tuple[int, int]:
     """Send one cancel through the transport to a raw server; (status, body length) or raises."""
     async with RawServer(response) as server:
         transport = AiohttpTransport(max_body=CAP)
-        request = build_cancel_request(
+        builder = RequestBuilder(
             base_url=server.base_url,
             api_key=API_KEY,
-            schedule_id="SC-1",
             username="api-user",
             password=PASSWORD,
             shared_secret=SECRET,
-            date=NOW,
         )
+        request = builder.build(Operation.CANCEL, "SC-1", date=NOW)
         try:
             status, headers, body = await transport.send(request, 5.0)
         finally:

@@ -27,7 +27,7 @@ import yarl
 from schedcancel import InvalidParameterError, ScheduleStatus
 from schedcancel._mock.faults import FaultInjector
 from schedcancel._mock.limits import make_model
-from schedcancel._protocol import build_cancel_request
+from schedcancel._protocol import Operation, RequestBuilder
 from schedcancel.testing import (
     DEFAULT_API_KEY,
     DEFAULT_PASSWORD,
@@ -387,18 +387,17 @@ async def test_signature_matching_the_spec_vector_is_accepted(
 async def test_request_signed_by_the_client_protocol_is_accepted(
     session: aiohttp.ClientSession,
 ) -> None:
-    """A request from ``build_cancel_request`` with the shared secret passes verification."""
+    """A request from the client's ``RequestBuilder`` with the shared secret passes verification."""
     async with MockScheduleServer(connectors={"conn-key": "s3cret"}) as server:
         server.seed(["SC-1"])
-        request = build_cancel_request(
+        builder = RequestBuilder(
             base_url=server.base_url,
             api_key="conn-key",
-            schedule_id="SC-1",
             username=DEFAULT_USERNAME,
             password=DEFAULT_PASSWORD,
             shared_secret="s3cret",
-            date=datetime.now(UTC),
         )
+        request = builder.build(Operation.CANCEL, "SC-1", date=datetime.now(UTC))
         async with session.post(
             request.url, data=request.body, headers=dict(request.headers)
         ) as response:
