@@ -511,7 +511,7 @@ def operations_scenario(
     contestants: Sequence[str] = tuple(OPERATION_CONTESTANTS),
     repeat: int = 3,
 ) -> Scenario:
-    """Issue 12's mixed operations: per id get, pause, continue, update, cancel, plus starts.
+    """Mixed operations: per id get, pause, continue, update, cancel, plus starts.
 
     Args:
         config: the limits (default N ids and N/3 starts: 5N + N/3 calls).

@@ -17,7 +17,7 @@ parse into a ``ScheduleResult``.
 parse, the client with a no-op limiter), so each stage's cost is the
 difference of two neighbours; ``--profile`` runs every segment under cProfile.
 
-``--instrumentation`` (issue 14) adds the client with its instrumentation off
+``--instrumentation`` adds the client with its instrumentation off
 (``hooks=()``), with the logging hook logging every event (DEBUG, formatted,
 then dropped), and with the OpenTelemetry hook on the SDK (a span per call to
 an in-memory exporter, metrics to an in-memory reader); ``client`` is the

@@ -1,4 +1,4 @@
-"""RedisLimiter through a Redis stall longer than its ``timeout`` (issue 20, item 2).
+"""RedisLimiter through a Redis stall longer than its ``timeout``.
 
 A private ``redis-server`` on a free loopback port (never the shared one: it is
 stopped with ``SIGSTOP``), limits scaled to N = 10 per W = 1 s:

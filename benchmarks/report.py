@@ -119,7 +119,7 @@ def _foreign_goal(report: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _interactive_goals(report: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """Issue 13: p99 wait <= W/N + one round trip; bulk <= 1.05 x its bound; no 429."""
+    """Bulk + interactive: p99 wait <= W/N + one round trip; bulk <= 1.05 x its bound; no 429."""
     config = report["config"]
     limit = config["window"] / config["total"] + 2 * config["latency"][1]
     for run in report["runs"]:

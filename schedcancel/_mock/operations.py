@@ -130,18 +130,6 @@ class OperationSpec:
             return f"/schedule/{{apiKey}}/{{scheduleId}}/{self.operation}"
         return f"/schedule/{{apiKey}}/{self.operation}"
 
-    @property
-    def already_there(self) -> Status | None:
-        """The status a 7070 shows when the schedule is where the operation leads.
-
-        Cancelling a CANCELLED schedule, pausing a PAUSED one, continuing an
-        ACTIVE one answer 7070 with this status as old and new; None for an
-        operation whose 7070 never means that (get, update, start).
-        """
-        if self.target is None or self.sources is None or self.target in self.sources:
-            return None
-        return self.target
-
 
 def _spec(
     operation: Operation,
