@@ -106,7 +106,7 @@ _RENAMED: dict[str, tuple[str, _typing.Any]] = {
     "ScheduleCancelError": ("ScheduleError", ScheduleError),
 }
 
-if _typing.TYPE_CHECKING:  # what type checkers see; at run time __getattr__ warns first
+if _typing.TYPE_CHECKING:  # pragma: no cover - for type checkers; at run time __getattr__ warns
     CancelOutcome = BulkOutcome
     CancelResult = ScheduleResult
     ScheduleCancelError = ScheduleError
