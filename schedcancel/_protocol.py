@@ -5,7 +5,7 @@ or sleeps. :class:`Operation` is the one table of the six schedule calls;
 :meth:`RequestBuilder.build` builds any of them, the transport sends it and
 hands back ``(status, headers, body)`` for :func:`parse_response`.
 
-API reference: https://documentation.ixopay.com/api/transaction/schedule (§1 of the fact sheet)
+API reference: https://documentation.ixopay.com/api/transaction/schedule
 """
 
 from __future__ import annotations
