@@ -189,7 +189,7 @@ CT = "application/json; charset=utf-8"
 def test_the_emulators_signature_reproduces_the_published_vectors(
     secret: str, body: bytes, uri: str, date: str, expected: str
 ) -> None:
-    """The SHA-512 vectors of spec §3, with the emulator's own signer."""
+    """IXOPAY's published SHA-512 vectors, with the emulator's own signer."""
     got = auth.signature(
         secret, method="POST", body=body, content_type=CT, date=date, request_uri=uri
     )
@@ -206,7 +206,7 @@ def php_sdk_signature(secret: str, method: str, body: bytes, date: str, uri: str
 
 
 def test_the_emulators_md5_signature_matches_the_documented_layout() -> None:
-    """The deprecated MD5 body hash: the same message with ``md5(body)`` hex (spec §3)."""
+    """The deprecated MD5 body hash: the same message with ``md5(body)`` hex."""
     uri = "/api/v3/schedule/my-api-key/SC-1234-1234-1234-1234-1234-1234/cancel"
     expected = php_sdk_signature(SECRET, "POST", b"[]", DATE, uri)
     got = auth.signature(

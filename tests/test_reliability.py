@@ -432,7 +432,7 @@ async def test_a_jumping_wall_clock_changes_nothing(monkeypatch: pytest.MonkeyPa
 
 
 def _signed_ok(request: web.Request, body: bytes) -> bool:
-    """Check X-Signature independently of schedcancel (spec §3), with the request's own Date."""
+    """Check X-Signature as IXOPAY documents it (not with schedcancel), at the request's Date."""
     message = "\n".join(
         (
             request.method,
