@@ -19,6 +19,7 @@ from schedcancel import (
     DEFAULT_BASE_URL,
     ApiError,
     AuthenticationError,
+    BulkOutcome,
     Gate,
     InvalidParameterError,
     Limiter,
@@ -204,3 +205,17 @@ def instrumented() -> ScheduleClient:
         PrometheusHook(registry=CollectorRegistry()),
     ]
     return ScheduleClient("key", username="user", password="pw", hooks=hooks)
+
+
+async def old_names(client: ScheduleClient) -> None:
+    """0.1's names, deprecated until 0.3: the same types for a type checker (and a warning)."""
+    from schedcancel import CancelOutcome, CancelResult, ScheduleCancelError  # noqa: PLC0415
+    from schedcancel.cli import CancelSettings, RunSettings, run_bulk, run_cancel  # noqa: PLC0415
+
+    try:
+        assert_type(await client.cancel("SC-1"), CancelResult)
+    except ScheduleCancelError as exc:
+        assert_type(exc, ScheduleError)
+    assert_type(CancelOutcome.invalid("x", "bad"), BulkOutcome)
+    assert CancelSettings is RunSettings
+    assert run_cancel is run_bulk
