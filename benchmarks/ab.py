@@ -13,7 +13,7 @@ this module only drives them and reads back JSON. The trees need the
 ``benchmarks`` package as it is since ``benchmarks.one`` was added. With
 ``--same-benchmarks`` the old export gets the new tree's ``benchmarks``
 package instead of its own: for a scenario the old tree does not have (the
-bulk + interactive one of issue 13), run by the old ``schedcancel``.
+bulk + interactive one), run by the old ``schedcancel``.
 
 Each round runs every job on both trees, the order alternating by round (old
 then new, then new then old...), so that machine noise and drift hit both

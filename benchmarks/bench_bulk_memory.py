@@ -27,11 +27,11 @@ import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
-from schedcancel import CancelResult, Gate, LimiterStats, RateLimits, ScheduleStatus
+from schedcancel import Gate, LimiterStats, RateLimits, ScheduleResult, ScheduleStatus
 from schedcancel._bulk import cancel_many
 
 HUGE = RateLimits(total=10**9, per_schedule=10**9)
-ANSWER = CancelResult(
+ANSWER = ScheduleResult(
     success=True, old_status=ScheduleStatus.ACTIVE, new_status=ScheduleStatus.CANCELLED
 )
 
@@ -60,7 +60,7 @@ class _Client:
         priority: int = 0,
         queue_timeout: float | None = None,
         gate: Gate | None = None,
-    ) -> CancelResult:
+    ) -> ScheduleResult:
         del schedule_id, api_key, priority, queue_timeout, gate  # the stub answers alike
         await asyncio.sleep(0)
         return ANSWER

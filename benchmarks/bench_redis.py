@@ -40,12 +40,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from schedcancel import (
-    CancelResult,
     Limiter,
     Permit,
     RateLimiter,
     RateLimits,
     ScheduleClient,
+    ScheduleResult,
 )
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
@@ -144,9 +144,9 @@ class _Timed(DelegatingLimiter):
         self.round_trips.append(time.perf_counter() - self._sent.pop(id(permit)))
         await super().release(permit, rate_limited=rate_limited, retry_after=retry_after)
 
-    def report(self, results: list[CancelResult | BaseException]) -> dict[str, Any]:
+    def report(self, results: list[ScheduleResult | BaseException]) -> dict[str, Any]:
         return {
-            "done": sum(1 for r in results if isinstance(r, CancelResult) and r.is_cancelled),
+            "done": sum(1 for r in results if isinstance(r, ScheduleResult) and r.is_cancelled),
             "errors": sorted({type(r).__name__ for r in results if isinstance(r, BaseException)}),
             "round_trips": self.round_trips,
             "first_send": self.first_send,

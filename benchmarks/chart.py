@@ -33,7 +33,7 @@ _STYLE: dict[str, tuple[str, str]] = {
     "pacing": ("#009E73", "--"),
     "retry": ("#CC79A7", ":"),
 }
-# The top panel: the spec asks for schedcancel against the naive design.
+# The top panel: schedcancel against the naive design.
 _TOP = ("naive", "sc-exact")
 # Points; the figure is shown at about 0.75 of its size, so 11 pt reads as about 12 px.
 _LEGEND_SIZE = 11

@@ -1,7 +1,7 @@
 """Scenarios, the mock server set-up, and the figures every contestant is judged by.
 
 Time is scaled: window W = 2 s, N = 60 per API user, K = 10 per scheduleId
-(RATE-LIMITS.md, "Benchmarks that judge this"). The mock server runs in the
+(the goals table of ``benchmarks/README.md``). The mock server runs in the
 same event loop on 127.0.0.1 with one-way latency drawn uniformly from
 2.5-10 ms on the way in and again on the way out (a round trip of 5-20 ms),
 so server arrival times and client stamps share one clock.
@@ -13,14 +13,14 @@ Figures of one run (one contestant, one scenario):
   ready at t = 0, ``(max(ceil(M/N), max_k ceil(m_k/K)) - 1) * W``; with
   distinct ids this is ``floor((M-1)/N) * W``. Under foreign load N is the
   remaining budget, ``N - foreign * N``.
-- **ratio**: ``makespan / L``, the spec's definition. It includes the last
+- **ratio**: ``makespan / L``, the goals' definition. It includes the last
   round trip and every wait a real client has, so even a perfect client is
   above 1 by about ``rtt / L``.
 - **guard bound** ``L_g = w * (W + guard + rtt) + rtt`` for ``w`` windows, with
   ``rtt`` the run's median round trip: the best a client can do that frees a
   request's budget ``W + guard`` after it *observed* the response (what keeps
-  it safe under any jitter, RATE-LIMITS.md "Response-anchored release"); the
-  spec allows "+ one RTT per window". **ratio_g** = ``makespan / L_g``; the
+  it safe under any jitter, ``docs/rate-limits.md``); the
+  goals allow "+ one RTT per window". **ratio_g** = ``makespan / L_g``; the
   makespan goals are judged on it. Peers that do not anchor on responses can
   beat ``L_g``: their ratio_g may be below 1, at the price of 429s.
 - **429s** and **sends**: the server's recorder, clients' arrivals only.
@@ -511,7 +511,7 @@ def operations_scenario(
     contestants: Sequence[str] = tuple(OPERATION_CONTESTANTS),
     repeat: int = 3,
 ) -> Scenario:
-    """Issue 12's mixed operations: per id get, pause, continue, update, cancel, plus starts.
+    """Mixed operations: per id get, pause, continue, update, cancel, plus starts.
 
     Args:
         config: the limits (default N ids and N/3 starts: 5N + N/3 calls).

@@ -1,21 +1,22 @@
-"""Bulk + interactive (issue 13): a bulk job and calls arriving at random on one API user's budget.
+"""Bulk + interactive: a bulk job and calls arriving at random on one API user's budget.
 
 A bulk job of M distinct ids starts at once; beside it, interactive calls
 (other distinct ids, ``IA-0000``...) arrive at random: exponential gaps with a
 mean of ``Scenario.interactive_gap`` (seeded by the repetition, so every
 contestant meets the same arrival times), each call started when its time
 comes (open loop: a call does not wait for the one before it), until the bulk
-job has finished. Interactive calls run at priority 10, as issue 13 measured.
+job has finished. Interactive calls run at priority 10 (any priority >= 0 is alike).
 Every contestant sends both kinds through one aiohttp session or one
 ``ScheduleClient``:
 
 ``sc-exact``
-    ``client.cancel_many(ids)`` at its default priority (background, -1,
-    since issue 13; 0 before it) and ``client.cancel(id, priority=10)``;
+    ``client.cancel_many(ids)`` at its default priority (background, -1)
+    and ``client.cancel(id, priority=10)``;
     ``RateLimits`` exact, adaptive, with the default ``interactive_reserve``.
 ``sc-exact-reserve-0``
     the same with ``interactive_reserve=0``: no reserve and no pacing of
-    background calls, the behaviour before issue 13 on today's code.
+    background calls: the bulk job may hold every place, so an interactive
+    call, though first in the queue, waits for the next one to free up.
 ``shared-retry``
     one ``AsyncLimiter(N, W)`` and one ``AsyncLimiter(K, W)`` per id for both
     kinds of call, retrying 429s with backoff (the ``naive-retry`` peer).
@@ -82,7 +83,7 @@ __all__ = [
     "measure_interactive",
 ]
 
-#: The limiter priority of interactive calls (issue 13 measured at 10; anything >= 0 is alike).
+#: The limiter priority of interactive calls (anything >= 0 is alike).
 INTERACTIVE_PRIORITY = 10
 #: How interactive calls' scheduleIds start; bulk ids must not.
 INTERACTIVE_PREFIX = "IA-"
@@ -192,7 +193,7 @@ async def _split(
 
 
 def _cancel_many(client: ScheduleClient, schedule_ids: Sequence[str]) -> AsyncIterator[Any]:
-    """``client.cancel_many(ids)``; before issue 13 (``592a78f``, A/B runs) it was a function."""
+    """``client.cancel_many(ids)``, or ``_bulk.cancel_many`` on an older tree (benchmarks.ab)."""
     if hasattr(client, "cancel_many"):
         return client.cancel_many(schedule_ids)
     from schedcancel import _bulk  # noqa: PLC0415 - the old tree only

@@ -1,4 +1,4 @@
-"""Mixed operations (issue 12): every Schedule API operation on one API user's budget.
+"""Mixed operations: every Schedule API operation on one API user's budget.
 
 The workload: for each of ``I`` ids the lifecycle get -> pause -> continue ->
 update -> cancel (each id's five calls in order, one after the other), and

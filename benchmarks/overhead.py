@@ -11,13 +11,13 @@ CPU per request is the client's own cost, which decides req/s once the client
 The raw loop is the least a user can write: ``session.post(url, json={},
 headers=auth)`` and ``await response.read()``, no parsing. The client does
 everything it always does: validate, build, acquire a permit, send, release,
-parse into a ``CancelResult``.
+parse into a ``ScheduleResult``.
 
 ``--breakdown`` adds loops that stop part of the way (build only, build and
 parse, the client with a no-op limiter), so each stage's cost is the
 difference of two neighbours; ``--profile`` runs every segment under cProfile.
 
-``--instrumentation`` (issue 14) adds the client with its instrumentation off
+``--instrumentation`` adds the client with its instrumentation off
 (``hooks=()``), with the logging hook logging every event (DEBUG, formatted,
 then dropped), and with the OpenTelemetry hook on the SDK (a span per call to
 an in-memory exporter, metrics to an in-memory reader); ``client`` is the
@@ -47,8 +47,9 @@ from typing import Any
 
 import aiohttp
 from schedcancel import LimiterStats, Permit, RateLimits, ScheduleClient
-from schedcancel._protocol import build_cancel_request, parse_cancel_response
+from schedcancel._protocol import Operation, RequestBuilder, parse_response
 from schedcancel._transport import AiohttpTransport
+from schedcancel._validate import validate_schedule_id
 from schedcancel.hooks import CallEvent, Finished, Hook, LoggingHook
 from schedcancel.testing import DEFAULT_API_KEY, DEFAULT_PASSWORD, DEFAULT_USERNAME
 
@@ -257,21 +258,19 @@ async def measure_overhead(
             free = ScheduleClient(DEFAULT_API_KEY, limiter=_FreeLimiter(), **credentials)
             stack.push_async_callback(free.aclose)
 
+            builder = RequestBuilder(api_key=DEFAULT_API_KEY, shared_secret=None, **credentials)
+
             def build(schedule_id: str) -> Any:
-                return build_cancel_request(
-                    api_key=DEFAULT_API_KEY,
-                    schedule_id=schedule_id,
-                    shared_secret=None,
-                    date=datetime.now(UTC),
-                    **credentials,
-                )
+                # As the client does: check the id, then build with the apiKey's builder.
+                sid = validate_schedule_id(schedule_id)
+                return builder.build(Operation.CANCEL, sid, date=datetime.now(UTC))
 
             async def build_send(schedule_id: str) -> None:
                 await transport.send(build(schedule_id), 30.0)
 
             async def build_send_parse(schedule_id: str) -> None:
                 response = await transport.send(build(schedule_id), 30.0)
-                parse_cancel_response(*response, now=datetime.now(UTC))
+                parse_response(*response, now=datetime.now(UTC), operation=Operation.CANCEL)
 
             async def free_cancel(schedule_id: str) -> None:
                 await free.cancel(schedule_id)

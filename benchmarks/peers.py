@@ -36,13 +36,13 @@ import aiohttp
 import attrs
 from aiolimiter import AsyncLimiter
 from schedcancel import (
-    CancelResult,
     Limiter,
     LimiterStats,
     Permit,
     RateLimiter,
     RateLimits,
     ScheduleClient,
+    ScheduleResult,
 )
 
 __all__ = [
@@ -399,12 +399,12 @@ def timed_client(
 
 
 def call_results(
-    schedule_ids: Sequence[str], results: Sequence[CancelResult | BaseException]
+    schedule_ids: Sequence[str], results: Sequence[ScheduleResult | BaseException]
 ) -> list[CallResult]:
     """How each ``client.cancel`` ended, from ``gather(..., return_exceptions=True)``."""
     calls = []
     for sid, result in zip(schedule_ids, results, strict=True):
-        if isinstance(result, CancelResult):
+        if isinstance(result, ScheduleResult):
             calls.append(CallResult(schedule_id=sid, ok=True))
         else:
             calls.append(CallResult(schedule_id=sid, ok=False, error=type(result).__name__))

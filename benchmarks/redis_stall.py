@@ -1,4 +1,4 @@
-"""RedisLimiter through a Redis stall longer than its ``timeout`` (issue 20, item 2).
+"""RedisLimiter through a Redis stall longer than its ``timeout``.
 
 A private ``redis-server`` on a free loopback port (never the shared one: it is
 stopped with ``SIGSTOP``), limits scaled to N = 10 per W = 1 s:
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from schedcancel import BackendError, CancelResult, RateLimits, ScheduleClient
+from schedcancel import BackendError, RateLimits, ScheduleClient, ScheduleResult
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import MockScheduleServer, ServerLimits
 
@@ -110,7 +110,7 @@ async def _worker(job: dict[str, Any]) -> dict[str, Any]:
     kwargs = dict(job["client"])
     failed = 0
 
-    async def cancel(client: ScheduleClient, schedule_id: str) -> CancelResult:
+    async def cancel(client: ScheduleClient, schedule_id: str) -> ScheduleResult:
         nonlocal failed
         while True:
             try:

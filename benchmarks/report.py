@@ -1,4 +1,4 @@
-"""Judge a report against RATE-LIMITS.md's goals, and print it as Markdown tables."""
+"""Judge a report against the goals (``benchmarks/README.md``), and print it as Markdown tables."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def _foreign_goal(report: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _interactive_goals(report: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """Issue 13: p99 wait <= W/N + one round trip; bulk <= 1.05 x its bound; no 429."""
+    """Bulk + interactive: p99 wait <= W/N + one round trip; bulk <= 1.05 x its bound; no 429."""
     config = report["config"]
     limit = config["window"] / config["total"] + 2 * config["latency"][1]
     for run in report["runs"]:
@@ -163,7 +163,7 @@ def _overhead_goal(report: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def goals(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every goal of RATE-LIMITS.md that the report has figures for, met or not.
+    """Every goal that the report has figures for, met or not.
 
     Args:
         report: the harness's report (``config``, ``runs``, optional ``overhead``).

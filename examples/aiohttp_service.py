@@ -35,8 +35,8 @@ from schedcancel import (
     ApiError,
     InvalidParameterError,
     QueueTimeoutError,
-    ScheduleCancelError,
     ScheduleClient,
+    ScheduleError,
     ScheduleResult,
     TransportError,
 )
@@ -128,7 +128,7 @@ async def cancel_many(request: web.Request) -> web.StreamResponse:
         async for outcome in request.app[CLIENT].cancel_many(ids):
             line = json.dumps(outcome.to_record(), separators=(",", ":")) + "\n"
             await response.write(line.encode())
-    except ScheduleCancelError as exc:  # the job stopped (e.g. refused credentials)
+    except ScheduleError as exc:  # the job stopped (e.g. refused credentials)
         await response.write((json.dumps({"error": type(exc).__name__}) + "\n").encode())
     await response.write_eof()
     return response

@@ -23,10 +23,10 @@ from collections.abc import Sequence
 
 from schedcancel import (
     DEFAULT_BASE_URL,
-    CancelResult,
     RateLimits,
-    ScheduleCancelError,
     ScheduleClient,
+    ScheduleError,
+    ScheduleResult,
 )
 from schedcancel.cli import client_options
 
@@ -34,7 +34,7 @@ from schedcancel.cli import client_options
 DONE = frozenset({"cancelled", "already cancelled"})
 
 
-def describe(result: CancelResult | BaseException) -> str:
+def describe(result: ScheduleResult | BaseException) -> str:
     """Sort one gathered answer into a bucket for the report.
 
     Args:
@@ -68,7 +68,7 @@ async def cancel_all(client: ScheduleClient, schedule_ids: Sequence[str]) -> Cou
     )
     for result in results:
         # Programming errors are not a schedule's fate: let them surface.
-        if isinstance(result, BaseException) and not isinstance(result, ScheduleCancelError):
+        if isinstance(result, BaseException) and not isinstance(result, ScheduleError):
             raise result
     return Counter(describe(result) for result in results)
 

@@ -21,11 +21,11 @@ import math
 from collections.abc import Awaitable, Callable
 
 from schedcancel import (
-    CancelOutcome,
+    BulkOutcome,
     InvalidParameterError,
     OutcomeKind,
-    ScheduleCancelError,
     ScheduleClient,
+    ScheduleError,
 )
 
 Reply = Callable[[str], Awaitable[object]]
@@ -53,7 +53,7 @@ async def expected_wait(client: ScheduleClient, count: int) -> float:
     return first + extra_batches * (limiter.limits.window + limiter.limits.guard)
 
 
-def _line(outcome: CancelOutcome) -> str:
+def _line(outcome: BulkOutcome) -> str:
     if outcome.kind is OutcomeKind.CANCELLED:
         return f"{outcome.schedule_id}: cancelled"
     if outcome.kind is OutcomeKind.ALREADY_CANCELLED:
@@ -79,7 +79,7 @@ async def status_line(client: ScheduleClient, schedule_id: str) -> str:
         result = await client.get(schedule_id)
     except InvalidParameterError:
         return f"{schedule_id}: not a schedule id"
-    except ScheduleCancelError as exc:
+    except ScheduleError as exc:
         return f"{schedule_id}: failed ({type(exc).__name__}), try again later"
     if not result.success:
         return f"{schedule_id}: not found (error {result.error_code})"

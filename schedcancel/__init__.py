@@ -6,15 +6,16 @@ start) on the same client and the same rate-limit budget.
 
 from __future__ import annotations
 
+import typing as _typing
 from importlib import metadata as _metadata
 
 from ._bulk import BulkOptions, BulkProgress
 from ._client import DEFAULT_BASE_URL, CallOptions, ScheduleClient
+from ._deprecated import resolve as _resolve
 from ._gate import Gate
-from ._journal import CancelOutcome, Journal, OutcomeKind
+from ._journal import BulkOutcome, Journal, OutcomeKind
 from ._limiter import RateLimiter
 from ._models import (
-    CancelResult,
     Clock,
     Limiter,
     LimiterStats,
@@ -41,7 +42,7 @@ from .errors import (
     RequestWithdrawnError,
     ResponseMismatchError,
     ResponseParseError,
-    ScheduleCancelError,
+    ScheduleError,
     ScheduleOperationError,
     ServerError,
     TransportError,
@@ -59,10 +60,9 @@ __all__ = [
     "AuthenticationError",
     "BackendError",
     "BulkOptions",
+    "BulkOutcome",
     "BulkProgress",
     "CallOptions",
-    "CancelOutcome",
-    "CancelResult",
     "ClientClosedError",
     "Clock",
     "ConfigurationError",
@@ -86,8 +86,8 @@ __all__ = [
     "ResponseMismatchError",
     "ResponseParseError",
     "RetryPolicy",
-    "ScheduleCancelError",
     "ScheduleClient",
+    "ScheduleError",
     "ScheduleOperationError",
     "ScheduleResult",
     "ScheduleStatus",
@@ -98,3 +98,19 @@ __all__ = [
     "UpdateSchedule",
     "__version__",
 ]
+
+#: Names of 0.1, each still importable for one release, with a DeprecationWarning.
+_RENAMED: dict[str, tuple[str, _typing.Any]] = {
+    "CancelOutcome": ("BulkOutcome", BulkOutcome),
+    "CancelResult": ("ScheduleResult", ScheduleResult),
+    "ScheduleCancelError": ("ScheduleError", ScheduleError),
+}
+
+if _typing.TYPE_CHECKING:  # pragma: no cover - for type checkers; at run time __getattr__ warns
+    CancelOutcome = BulkOutcome
+    CancelResult = ScheduleResult
+    ScheduleCancelError = ScheduleError
+
+
+def __getattr__(name: str) -> _typing.Any:
+    return _resolve(__name__, name, _RENAMED)

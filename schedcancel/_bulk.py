@@ -4,7 +4,7 @@
 for every id of any iterable or async iterable, even one of a million lines,
 and never holds more than ``concurrency`` of them at once: that many worker
 tasks pull the next id when they are free. Every id ends as one
-:class:`~schedcancel.CancelOutcome`, written to the journal (if any) and then
+:class:`~schedcancel.BulkOutcome`, written to the journal (if any) and then
 yielded, as it finishes. :func:`cancel_many` is ``run_many`` for cancel.
 
 Memory: ids already seen (this run's, and the final ones in the journal)
@@ -47,7 +47,7 @@ import attrs
 from ._gate import Gate
 from ._journal import (
     BULK_OPERATIONS,
-    CancelOutcome,
+    BulkOutcome,
     Journal,
     OutcomeKind,
     RecentRequests,
@@ -59,7 +59,7 @@ from ._journal import (
     timestamp,
 )
 from ._limiter import RateLimiter
-from ._models import CancelResult, LimiterStats, Permit, RateLimits
+from ._models import LimiterStats, Permit, RateLimits, ScheduleResult
 from ._protocol import Operation
 from ._redact import redact_key
 from ._requests import ContinueSchedule, format_date_time
@@ -76,7 +76,7 @@ from .errors import (
     ConfigurationError,
     InvalidParameterError,
     RequestWithdrawnError,
-    ScheduleCancelError,
+    ScheduleError,
 )
 
 __all__ = [
@@ -140,7 +140,7 @@ class BulkClient(Protocol):
         priority: int = 0,
         queue_timeout: float | None = None,
         gate: Gate | None = None,
-    ) -> CancelResult: ...
+    ) -> ScheduleResult: ...
 
 
 # --------------------------------------------------------------------------- id table
@@ -370,7 +370,7 @@ class _BulkRun:
     client: BulkClient
     operation: Operation
     # The client's method for the operation (continue's ``at`` bound in).
-    send: Callable[..., Awaitable[CancelResult]]
+    send: Callable[..., Awaitable[ScheduleResult]]
     continue_at: datetime | None
     ids: Iterable[object] | AsyncIterable[object]
     api_key: str | None
@@ -469,7 +469,7 @@ class _BulkRun:
     async def _admit(self, raw: object) -> str | None:
         if not isinstance(raw, str):
             message = f"scheduleId must be a str, got {type(raw).__name__}"
-            await self._finish(CancelOutcome.invalid(raw, message))
+            await self._finish(BulkOutcome.invalid(raw, message))
             return None
         key = recorded_id(raw)
         tag = self._table.get(key)
@@ -484,7 +484,7 @@ class _BulkRun:
         try:
             return validate_schedule_id(raw)
         except InvalidParameterError as exc:
-            await self._finish(CancelOutcome.invalid(raw, str(exc)))
+            await self._finish(BulkOutcome.invalid(raw, str(exc)))
             return None
 
     # ---- work
@@ -540,7 +540,7 @@ class _BulkRun:
         self._gate.close()
         self._interrupt_read()
 
-    async def _call(self, schedule_id: str) -> CancelOutcome:
+    async def _call(self, schedule_id: str) -> BulkOutcome:
         self._in_flight += 1
         try:
             result = await self.send(
@@ -549,16 +549,16 @@ class _BulkRun:
         except RequestWithdrawnError:
             raise
         except Exception as exc:  # one id's failure must not end a long job
-            if not isinstance(exc, ScheduleCancelError):
+            if not isinstance(exc, ScheduleError):
                 logger.exception("unexpected error in %s of %s", self.operation, schedule_id)
-            return CancelOutcome.from_exception(schedule_id, exc, secrets=self.secrets)
+            return BulkOutcome.from_exception(schedule_id, exc, secrets=self.secrets)
         finally:
             self._in_flight -= 1
-        return CancelOutcome.from_result(
+        return BulkOutcome.from_result(
             schedule_id, result, secrets=self.secrets, operation=self.operation
         )
 
-    async def _finish(self, outcome: CancelOutcome) -> None:
+    async def _finish(self, outcome: BulkOutcome) -> None:
         if self.journal is not None:
             try:
                 await self.journal.aappend(outcome)
@@ -573,7 +573,7 @@ class _BulkRun:
         self._watch_errors(outcome)
         await self._results.put(outcome)
 
-    def _watch_errors(self, outcome: CancelOutcome) -> None:
+    def _watch_errors(self, outcome: BulkOutcome) -> None:
         if outcome.kind is OutcomeKind.INVALID:
             return
         if outcome.kind is not OutcomeKind.ERROR:
@@ -738,7 +738,7 @@ class _BulkRun:
 
     # ---- the generator
 
-    async def run(self) -> AsyncGenerator[CancelOutcome, None]:
+    async def run(self) -> AsyncGenerator[BulkOutcome, None]:
         """Run the job, yielding outcomes as they finish."""
         loop = asyncio.get_running_loop()
         tasks: list[asyncio.Task[None]] = []
@@ -761,7 +761,7 @@ class _BulkRun:
                 item = await self._next_result()
                 if item is _DONE:
                     break
-                yield cast("CancelOutcome", item)
+                yield cast("BulkOutcome", item)
                 self._report()
             self._report(force=True, finished=True)
             await self._close_journal()
@@ -848,7 +848,7 @@ def cancel_many(
     client: BulkClient,
     ids: Iterable[object] | AsyncIterable[object],
     **options: Unpack[BulkOptions],
-) -> AsyncGenerator[CancelOutcome, None]:
+) -> AsyncGenerator[BulkOutcome, None]:
     """Cancel many schedules through one client: :func:`run_many` for ``Operation.CANCEL``.
 
     Each id ends as ``cancelled``, ``already_cancelled`` (7070, CANCELLED),
@@ -862,7 +862,7 @@ def cancel_many(
         **options: see :class:`BulkOptions` and :func:`run_many`.
 
     Returns:
-        An async generator of :class:`CancelOutcome`.
+        An async generator of :class:`BulkOutcome`.
 
     Raises:
         InvalidParameterError: as for :func:`run_many`.
@@ -881,7 +881,7 @@ _METHODS = {
 
 def _sender(
     client: BulkClient, operation: object, at: object
-) -> Callable[..., Awaitable[CancelResult]]:
+) -> Callable[..., Awaitable[ScheduleResult]]:
     """The client's method for ``operation``, with continue's ``at`` checked and bound."""
     if not isinstance(operation, Operation) or operation not in _METHODS:
         raise InvalidParameterError(
@@ -897,7 +897,7 @@ def _sender(
     method = getattr(client, _METHODS[operation], None)
     if not callable(method):
         raise InvalidParameterError(f"the client has no {_METHODS[operation]} method")
-    send = cast("Callable[..., Awaitable[CancelResult]]", method)
+    send = cast("Callable[..., Awaitable[ScheduleResult]]", method)
     if operation is Operation.CONTINUE:
         return partial(send, at=at)
     return send
@@ -919,7 +919,7 @@ def run_many(
     priority: int = BACKGROUND_PRIORITY,
     max_consecutive_errors: int | None = 100,
     retry_failed: bool = False,
-) -> AsyncGenerator[CancelOutcome, None]:
+) -> AsyncGenerator[BulkOutcome, None]:
     """Run one per-id operation for many schedules, yielding each outcome as it finishes.
 
     ``operation`` is ``Operation.CANCEL``, ``PAUSE``, ``CONTINUE`` (every id
@@ -999,7 +999,7 @@ def run_many(
         retry_failed: send ids whose journal line is ``failed`` again.
 
     Returns:
-        An async generator of :class:`CancelOutcome`.
+        An async generator of :class:`BulkOutcome`.
 
     Raises:
         InvalidParameterError: at once, before any I/O: ``operation`` is none of

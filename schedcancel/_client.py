@@ -45,7 +45,7 @@ from .errors import (
     OutcomeUnknownError,
     RateLimitedError,
     ResponseParseError,
-    ScheduleCancelError,
+    ScheduleError,
     ServerError,
     TransportError,
 )
@@ -684,7 +684,7 @@ class ScheduleClient:
                 self._quiet.set()
 
     @staticmethod
-    def _may_have_landed(operation: Operation, failure: ScheduleCancelError) -> None:
+    def _may_have_landed(operation: Operation, failure: ScheduleError) -> None:
         """After a failure that may have reached the server: raise, unless a retry is safe.
 
         A transport failure that surely sent nothing (no connection) is always

@@ -1,6 +1,6 @@
 """What became of each id in a bulk job, and the crash-safe JSON Lines journal that keeps it.
 
-A :class:`CancelOutcome` is one finished id. A :class:`Journal` appends one
+A :class:`BulkOutcome` is one finished id. A :class:`Journal` appends one
 line per outcome, each written with ``os.write`` and made durable with
 ``os.fsync`` before the outcome is reported, so a run killed at any instant
 leaves a file in which every line but possibly the last is whole. A run
@@ -45,7 +45,7 @@ from typing import Any
 
 import attrs
 
-from ._models import CancelResult, ScheduleStatus
+from ._models import ScheduleResult, ScheduleStatus
 from ._protocol import Operation, is_schedule_error_code
 from ._redact import scrub, shorten
 from .errors import ApiError, InvalidParameterError
@@ -57,7 +57,7 @@ except ImportError:  # pragma: no cover - Windows
 
 __all__ = [
     "BULK_OPERATIONS",
-    "CancelOutcome",
+    "BulkOutcome",
     "Journal",
     "OutcomeKind",
     "RecentRequests",
@@ -254,7 +254,7 @@ class RecentRequests:
         if age < 2 * self.hold:  # older ones count no more, however late they were answered
             self._pending[schedule_id] = age
 
-    def on_outcome(self, outcome: CancelOutcome) -> None:
+    def on_outcome(self, outcome: BulkOutcome) -> None:
         """Take an outcome line: its id's request was answered then."""
         if outcome.schedule_id in self._pending:
             self._answer(outcome.schedule_id, self._age(outcome.at))
@@ -292,7 +292,7 @@ def _status(value: object) -> ScheduleStatus | str | None:
 
 
 @attrs.frozen(kw_only=True)
-class CancelOutcome:
+class BulkOutcome:
     """One id's end in a bulk job: what the journal records and ``cancel_many`` yields.
 
     Attributes:
@@ -315,7 +315,7 @@ class CancelOutcome:
     schedule_id: str
     kind: OutcomeKind
     at: datetime = attrs.field(factory=_now)
-    result: CancelResult | None = attrs.field(default=None, repr=False)
+    result: ScheduleResult | None = attrs.field(default=None, repr=False)
     old_status: ScheduleStatus | str | None = None
     new_status: ScheduleStatus | str | None = None
     error_code: int | None = None
@@ -345,11 +345,11 @@ class CancelOutcome:
     def from_result(
         cls,
         schedule_id: str,
-        result: CancelResult,
+        result: ScheduleResult,
         *,
         secrets: Iterable[str] = (),
         operation: Operation = Operation.CANCEL,
-    ) -> CancelOutcome:
+    ) -> BulkOutcome:
         """Build the outcome of a call the server answered with HTTP 200.
 
         A 7070 whose ``newStatus`` is the operation's target status (CANCELLED
@@ -393,7 +393,7 @@ class CancelOutcome:
     @classmethod
     def from_exception(
         cls, schedule_id: str, exc: BaseException, *, secrets: Iterable[str] = ()
-    ) -> CancelOutcome:
+    ) -> BulkOutcome:
         """Build the outcome of a call that raised.
 
         Args:
@@ -415,7 +415,7 @@ class CancelOutcome:
         )
 
     @classmethod
-    def invalid(cls, raw: object, message: str) -> CancelOutcome:
+    def invalid(cls, raw: object, message: str) -> BulkOutcome:
         """Build the outcome of an input item that is no scheduleId.
 
         Args:
@@ -456,7 +456,7 @@ class CancelOutcome:
         return record
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> CancelOutcome:
+    def from_record(cls, record: Mapping[str, Any]) -> BulkOutcome:
         """Rebuild an outcome from a journal object (``result`` and ``exception`` stay None).
 
         Args:
@@ -505,7 +505,7 @@ def _parse_lines(
     source: str,
     tolerate_torn_tail: bool,
     on_run: Callable[[Mapping[str, Any]], object] | None = None,
-) -> Iterator[CancelOutcome]:
+) -> Iterator[BulkOutcome]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -516,13 +516,13 @@ def _parse_lines(
             if tolerate_torn_tail and not line.endswith(b"\n"):
                 return
             _raise_corrupt(source, number, line)
-        if isinstance(outcome, CancelOutcome):
+        if isinstance(outcome, BulkOutcome):
             yield outcome
         elif on_run is not None:
             on_run(outcome)
 
 
-def _decode_line(line: bytes) -> CancelOutcome | dict[str, Any]:
+def _decode_line(line: bytes) -> BulkOutcome | dict[str, Any]:
     """The outcome on one journal line, or the record of a run line.
 
     Raises:
@@ -533,7 +533,7 @@ def _decode_line(line: bytes) -> CancelOutcome | dict[str, Any]:
         raise TypeError("not an object")
     if "run" in record and "id" not in record:
         return record
-    return CancelOutcome.from_record(record)
+    return BulkOutcome.from_record(record)
 
 
 def run_operation(record: Mapping[str, Any]) -> Operation | None:
@@ -563,7 +563,7 @@ def _raise_corrupt(source: str, number: int, line: bytes) -> None:
     )
 
 
-def read_journal(path: str | os.PathLike[str]) -> Iterator[CancelOutcome]:
+def read_journal(path: str | os.PathLike[str]) -> Iterator[BulkOutcome]:
     """Read the outcomes a journal holds, oldest first.
 
     Run lines are skipped; a torn last line (a run killed while writing it) is
@@ -731,7 +731,7 @@ class Journal:
         return cls(path=target, fd=fd, cut_bytes=cut)
 
     @staticmethod
-    def read(path: str | os.PathLike[str]) -> Iterator[CancelOutcome]:
+    def read(path: str | os.PathLike[str]) -> Iterator[BulkOutcome]:
         """Read a journal's outcomes without opening it for a run (see :func:`read_journal`).
 
         Args:
@@ -744,7 +744,7 @@ class Journal:
 
     def replay(
         self, on_run: Callable[[Mapping[str, Any]], object] | None = None
-    ) -> Iterator[CancelOutcome]:
+    ) -> Iterator[BulkOutcome]:
         """Read the outcomes already in the file, oldest first.
 
         Args:
@@ -761,7 +761,7 @@ class Journal:
                 file, source=os.fspath(self.path), tolerate_torn_tail=False, on_run=on_run
             )
 
-    def append(self, outcome: CancelOutcome) -> None:
+    def append(self, outcome: BulkOutcome) -> None:
         """Write one outcome's line and make it durable (blocking).
 
         Args:
@@ -769,7 +769,7 @@ class Journal:
         """
         self.write_record(outcome.to_record())
 
-    async def aappend(self, outcome: CancelOutcome) -> None:
+    async def aappend(self, outcome: BulkOutcome) -> None:
         """Write one outcome's line and make it durable, off the event loop.
 
         The write completes even if the awaiting task is cancelled meanwhile.

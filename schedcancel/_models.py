@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from ._protocol import Operation
 
 __all__ = [
-    "CancelResult",
     "Clock",
     "Limiter",
     "LimiterStats",
@@ -68,8 +67,7 @@ class ScheduleResult:
     """What the server answered to a schedule operation (HTTP 200), whichever one.
 
     Every operation (get, start, update, pause, continue, cancel) answers
-    with the same schedule response, so one type serves them all;
-    ``CancelResult`` is another name for it. Business errors
+    with the same schedule response, so one type serves them all. Business errors
     (``success: false``) are results too, so that one bad id does not blow up
     a ``gather`` over a bulk job; call :meth:`raise_for_error` to turn them
     into exceptions.
@@ -194,11 +192,6 @@ class ScheduleResult:
             error_message=self.error_message,
             schedule_id=self.schedule_id,
         )
-
-
-#: The result of :meth:`ScheduleClient.cancel`: the same class as :class:`ScheduleResult`
-#: (its name before the other operations came), kept for existing code.
-CancelResult = ScheduleResult
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

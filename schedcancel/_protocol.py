@@ -4,10 +4,8 @@ Pure functions over plain values; nothing here imports aiohttp, reads a socket
 or sleeps. :class:`Operation` is the one table of the six schedule calls;
 :meth:`RequestBuilder.build` builds any of them, the transport sends it and
 hands back ``(status, headers, body)`` for :func:`parse_response`.
-:func:`build_cancel_request` and :func:`parse_cancel_response` are the
-cancel-only forms of the same.
 
-API reference: https://documentation.ixopay.com/api/transaction/schedule (§1 of the fact sheet)
+API reference: https://documentation.ixopay.com/api/transaction/schedule
 """
 
 from __future__ import annotations
@@ -59,10 +57,8 @@ __all__ = [
     "RequestBuilder",
     "Transport",
     "basic_auth",
-    "build_cancel_request",
     "http_date",
     "is_schedule_error_code",
-    "parse_cancel_response",
     "parse_response",
     "parse_retry_after",
     "redact_key",
@@ -81,7 +77,7 @@ ACCEPT = "application/json"
 #: Compressed answers are welcome; the transport inflates them, never past the body cap.
 ACCEPT_ENCODING = "gzip, deflate"
 #: The cancel and pause bodies are required and are an empty object (``maxProperties: 0``).
-CANCEL_BODY = EMPTY_OBJECT = b"{}"
+EMPTY_OBJECT = b"{}"
 #: Longest response body anyone reads; a schedule response is a few hundred bytes.
 MAX_BODY_BYTES = 1024 * 1024
 #: Longest excerpt of a body, or server message, put into an exception.
@@ -455,46 +451,6 @@ class RequestBuilder:
         )
 
 
-def build_cancel_request(
-    *,
-    base_url: str,
-    api_key: str,
-    schedule_id: str,
-    username: str,
-    password: str,
-    shared_secret: str | None,
-    date: datetime,
-) -> Request:
-    """Build the ``POST {base}/schedule/{apiKey}/{scheduleId}/cancel`` request.
-
-    Validates both ids; to build many requests for one apiKey, keep a
-    :class:`RequestBuilder` instead.
-
-    Args:
-        base_url: the API base, e.g. ``https://gateway.ixopay.com/api/v3``.
-        api_key: the connector's apiKey.
-        schedule_id: the schedule to cancel.
-        username: the API user (Basic auth).
-        password: the API user's password.
-        shared_secret: the connector's shared secret; None sends no signature.
-        date: the moment to put in ``Date`` (used only when signing).
-
-    Returns:
-        The request.
-
-    Raises:
-        InvalidParameterError: the apiKey or scheduleId is invalid, or ``date`` is naive.
-    """
-    builder = RequestBuilder(
-        base_url=base_url,
-        api_key=api_key,
-        username=username,
-        password=password,
-        shared_secret=shared_secret,
-    )
-    return builder.build(Operation.CANCEL, validate_schedule_id(schedule_id), date=date)
-
-
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     """Read a ``Retry-After`` header in either of its forms.
 
@@ -649,43 +605,6 @@ def _check_schedule_id(
         f"the answer is about scheduleId {shown!r}, not the {requested!r} asked about",
         requested=requested,
         answered=shown,
-    )
-
-
-def parse_cancel_response(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    now: datetime,
-    redact: Iterable[str] = (),
-    schedule_id: str | None = None,
-) -> ScheduleResult:
-    """Parse a cancel's response: :func:`parse_response` for :attr:`Operation.CANCEL`.
-
-    Args:
-        status: the HTTP status.
-        headers: the response headers.
-        body: the body bytes.
-        now: the current time (aware), for a ``Retry-After`` HTTP-date.
-        redact: secrets to scrub from anything the server echoed.
-        schedule_id: the scheduleId that was cancelled, to check the answer is about it.
-
-    Returns:
-        The result (a ``CancelResult``, which is a :class:`ScheduleResult`).
-
-    Raises:
-        ApiError: as :func:`parse_response` says.
-        ResponseParseError: as :func:`parse_response` says.
-    """
-    return parse_response(
-        status,
-        headers,
-        body,
-        now=now,
-        redact=redact,
-        operation=Operation.CANCEL,
-        schedule_id=schedule_id,
     )
 
 

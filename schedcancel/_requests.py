@@ -8,7 +8,7 @@ that names the field. Messages say what is wrong and never echo a value
 
 Wire formats (https://documentation.ixopay.com/api/transaction/schedule-start):
 
-* date-times are ``YYYY-MM-DDTHH:MM:SS+HH:MM``: the spec's regex takes no
+* date-times are ``YYYY-MM-DDTHH:MM:SS+HH:MM``: the documented regex takes no
   ``Z``, no fraction and only ``+`` offsets, so every aware datetime is sent
   in UTC as ``...+00:00``, seconds truncated; a naive one is refused;
 * ``amount`` is a string matching ``^([0-9]{1,10})(\\.[0-9]{1,3})?$``;

@@ -1,7 +1,7 @@
 """Pure sliding-window logs: the arithmetic of the rate limits, with no clock and no asyncio.
 
 Every operation takes ``now`` from the caller, so the same code runs under the
-event loop's clock, a test's fake clock or a simulation (see STYLE.md, rule 3).
+event loop's clock, a test's fake clock or a simulation.
 
 The server counts a request at its *arrival*, which lies somewhere between
 our send and the moment its response reaches us. A :class:`SlidingLog`
@@ -16,8 +16,8 @@ requests, whatever the latencies were. The cost is about one round trip per
 window, compared with an oracle that knew the arrival times.
 
 One log type serves both levels: the API user's log (limit N) and one log per
-scheduleId (limit K). :func:`try_acquire` checks both and then adds to both,
-with nothing in between, so a request never holds half a permit.
+scheduleId (limit K); the store (``_stores``) checks both and then adds to
+both, with nothing in between, so a request never holds half a permit.
 """
 
 from __future__ import annotations
@@ -32,18 +32,13 @@ import attrs
 from .errors import InvalidParameterError
 
 __all__ = [
-    "Decision",
     "LevelPolicy",
     "SlidingLog",
-    "check",
-    "try_acquire",
 ]
 
 #: "Not before some response is observed": a level whose in-flight requests
 #: alone fill its limit cannot name a time; only a release can.
 UNKNOWN = math.inf
-
-Level = Literal["total", "schedule"]
 
 # Compact an expiry array once this many dead slots lead it (and they are half of it),
 # so pruning stays amortised O(1) without shifting the array on every expiry.
@@ -92,22 +87,6 @@ class LevelPolicy:
         if self.mode == "smooth":
             return self.window / self.limit * (1.0 + self.slack)
         return 0.0
-
-
-@attrs.frozen
-class Decision:
-    """The answer to "may a request start now?".
-
-    Attributes:
-        allowed: the request may start now (and, from ``try_acquire``, has its entries).
-        at: the earliest moment it could start: ``now`` when allowed,
-            ``math.inf`` when only a response still in flight can tell.
-        blocked_by: the level that decides ``at`` when not allowed.
-    """
-
-    allowed: bool
-    at: float
-    blocked_by: Level | None = None
 
 
 class SlidingLog:
@@ -313,41 +292,3 @@ class SlidingLog:
     def pause(self, until: float) -> None:
         """Admit nothing before ``until`` (a 429); an earlier end never shortens a pause."""
         self._paused_until = max(self._paused_until, until)
-
-
-def check(total: SlidingLog, schedule: SlidingLog, now: float) -> Decision:
-    """Whether a request may start at ``now`` on both levels, without taking anything.
-
-    Args:
-        total: the API user's log.
-        schedule: the scheduleId's log.
-        now: the current time.
-
-    Returns:
-        The decision; ``at`` is the later of the two levels' earliest times.
-    """
-    at_total = total.earliest(now)
-    at_schedule = schedule.earliest(now)
-    if at_total <= now and at_schedule <= now:
-        return Decision(allowed=True, at=now)
-    if at_schedule > at_total:
-        return Decision(allowed=False, at=at_schedule, blocked_by="schedule")
-    return Decision(allowed=False, at=at_total, blocked_by="total")
-
-
-def try_acquire(total: SlidingLog, schedule: SlidingLog, now: float) -> Decision:
-    """Check both levels and, when both admit, add an entry to both at ``now``.
-
-    Args:
-        total: the API user's log.
-        schedule: the scheduleId's log.
-        now: the current time.
-
-    Returns:
-        The decision; when ``allowed`` both logs have the new entry.
-    """
-    decision = check(total, schedule, now)
-    if decision.allowed:
-        total.add(now)
-        schedule.add(now)
-    return decision

@@ -2,7 +2,7 @@
 
 ::
 
-    ScheduleCancelError
+    ScheduleError
     ├── InvalidParameterError (also ValueError)  bad apiKey/scheduleId/config; before any I/O
     ├── QueueTimeoutError                        the limiter cannot admit within queue_timeout
     │   └── RequestWithdrawnError                a Gate withdrew the call before it was sent
@@ -24,12 +24,19 @@ Business errors (HTTP 200 with ``success: false``, e.g. 7040 unknown id, 7070
 wrong status) are *results*, not exceptions: ``ScheduleResult.raise_for_error()``
 turns them into :class:`ScheduleOperationError` for callers who prefer that.
 
+``ScheduleCancelError``, the root's name in 0.1, is the same class; it still
+imports, with a ``DeprecationWarning``, until 0.3.
+
 No message built here ever contains a password, a shared secret or a whole
 apiKey; callers pass values redacted by ``schedcancel._redact``
 (``redact_key``, ``scrub``).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._deprecated import resolve
 
 __all__ = [
     "ApiError",
@@ -45,22 +52,22 @@ __all__ = [
     "RequestWithdrawnError",
     "ResponseMismatchError",
     "ResponseParseError",
-    "ScheduleCancelError",
+    "ScheduleError",
     "ScheduleOperationError",
     "ServerError",
     "TransportError",
 ]
 
 
-class ScheduleCancelError(Exception):
-    """Root of every exception schedcancel raises on purpose."""
+class ScheduleError(Exception):
+    """Root of every exception schedcancel raises on purpose, whichever the operation."""
 
 
-class InvalidParameterError(ScheduleCancelError, ValueError):
+class InvalidParameterError(ScheduleError, ValueError):
     """An apiKey, scheduleId or setting is invalid; raised before any I/O or budget use."""
 
 
-class QueueTimeoutError(ScheduleCancelError):
+class QueueTimeoutError(ScheduleError):
     """The limiter could not admit the request within ``queue_timeout``.
 
     Attributes:
@@ -92,7 +99,7 @@ class ClientClosedError(RequestWithdrawnError):
     """
 
 
-class TransportError(ScheduleCancelError):
+class TransportError(ScheduleError):
     """No usable response: connection refused or reset, timeout, body too large.
 
     Attributes:
@@ -107,7 +114,7 @@ class TransportError(ScheduleCancelError):
         self.request_sent = request_sent
 
 
-class OutcomeUnknownError(ScheduleCancelError):
+class OutcomeUnknownError(ScheduleError):
     """A request that is not safe to repeat may have reached the server; it was not sent again.
 
     Only ``start`` is such a request: sent twice, it would create two
@@ -123,13 +130,13 @@ class OutcomeUnknownError(ScheduleCancelError):
         failure: the transport, server or parse error that hid the outcome.
     """
 
-    def __init__(self, message: str, *, operation: str, failure: ScheduleCancelError) -> None:
+    def __init__(self, message: str, *, operation: str, failure: ScheduleError) -> None:
         super().__init__(message)
         self.operation = operation
         self.failure = failure
 
 
-class ResponseParseError(ScheduleCancelError):
+class ResponseParseError(ScheduleError):
     """The server's answer is not what the API documents.
 
     Attributes:
@@ -177,11 +184,11 @@ class ResponseMismatchError(ResponseParseError):
         self.answered = answered
 
 
-class BackendError(ScheduleCancelError):
+class BackendError(ScheduleError):
     """The shared limiter's store (Redis) failed; the request was not sent."""
 
 
-class ApiError(ScheduleCancelError):
+class ApiError(ScheduleError):
     """The server answered with an error.
 
     Attributes:
@@ -265,7 +272,7 @@ class ServerError(ApiError):
 class ScheduleOperationError(ApiError):
     """The API refused the operation (HTTP 200, ``success: false``).
 
-    Raised only by ``ScheduleResult.raise_for_error()`` (``CancelResult`` is the same class).
+    Raised only by ``ScheduleResult.raise_for_error()``.
 
     Attributes:
         schedule_id: the scheduleId the operation was for.
@@ -287,3 +294,14 @@ class ScheduleOperationError(ApiError):
             error_message=error_message,
         )
         self.schedule_id = schedule_id
+
+
+#: Names of 0.1, each still importable for one release, with a DeprecationWarning.
+_RENAMED: dict[str, tuple[str, Any]] = {"ScheduleCancelError": ("ScheduleError", ScheduleError)}
+
+if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ warns first
+    ScheduleCancelError = ScheduleError
+
+
+def __getattr__(name: str) -> Any:
+    return resolve(__name__, name, _RENAMED)

@@ -102,8 +102,10 @@ class MockScheduleServer(_server.MockScheduleServer):
         unknown_registrations: ``"accept"``: any registrationUuid in start
             and update is valid; ``"error"``: only those of known schedules
             and those given to :meth:`seed_registrations` are, others answer 7020.
-        cancellable: the statuses a cancel succeeds from (ACTIVE, PAUSED and
-            ERROR; the docs' diagram shows the first two, the brief adds ERROR);
+        cancellable: the statuses a cancel succeeds from (default ACTIVE,
+            PAUSED and ERROR; the API's state diagram draws cancel edges from
+            the first two only and leaves ERROR open, so pass
+            ``{"ACTIVE", "PAUSED"}`` to test against the stricter reading);
             any strings equal to statuses (the client's ``ScheduleStatus`` too).
         accept_md5_signatures: accept an ``X-Signature`` built with the
             deprecated MD5 body hash, as the gateway does and as the official

@@ -22,13 +22,13 @@ import pytest
 from schedcancel import (
     AuthenticationError,
     BackendError,
-    CancelResult,
     EndpointNotFoundError,
     InvalidParameterError,
     Limiter,
     LimiterStats,
     RateLimits,
     ResponseMismatchError,
+    ScheduleResult,
     ScheduleStatus,
     ServerError,
     TransportError,
@@ -41,7 +41,7 @@ from schedcancel._bulk import (
     estimate_eta,
 )
 from schedcancel._gate import Gate
-from schedcancel._journal import CancelOutcome, Journal, OutcomeKind, read_journal
+from schedcancel._journal import BulkOutcome, Journal, OutcomeKind, read_journal
 from schedcancel._limiter import RateLimiter
 from schedcancel._redact import redact_key
 from schedcancel.testing import MockScheduleServer, ServerLimits
@@ -52,8 +52,8 @@ HUGE = RateLimits(total=10**9, per_schedule=10**9)
 BURSTS = RateLimits(total=10, per_schedule=10, window=60.0, guard=1.0, interactive_reserve=0)
 
 
-def _success(schedule_id: str) -> CancelResult:
-    return CancelResult(
+def _success(schedule_id: str) -> ScheduleResult:
+    return ScheduleResult(
         success=True,
         schedule_id=schedule_id,
         old_status=ScheduleStatus.ACTIVE,
@@ -61,14 +61,14 @@ def _success(schedule_id: str) -> CancelResult:
     )
 
 
-ALREADY = CancelResult(
+ALREADY = ScheduleResult(
     success=False,
     old_status=ScheduleStatus.CANCELLED,
     new_status=ScheduleStatus.CANCELLED,
     error_code=7070,
     error_message="The status of the schedule is not valid for the requested operation",
 )
-UNKNOWN = CancelResult(
+UNKNOWN = ScheduleResult(
     success=False,
     error_code=7040,
     error_message="The scheduleId is not valid or does not match to the connector",
@@ -99,7 +99,7 @@ class FakeLimiter:
 class FakeClient:
     """Answers from a script (success by default); records calls and peak concurrency."""
 
-    answers: dict[str, CancelResult | BaseException] = attrs.Factory(dict)
+    answers: dict[str, ScheduleResult | BaseException] = attrs.Factory(dict)
     latency: dict[str, float] = attrs.Factory(dict)
     limiter: FakeLimiter = attrs.Factory(FakeLimiter)
     calls: list[str] = attrs.Factory(list)
@@ -126,7 +126,7 @@ class FakeClient:
         priority: int = 0,  # noqa: ARG002 - the client's signature
         queue_timeout: float | None = None,  # noqa: ARG002 - the client's signature
         gate: Gate | None = None,  # noqa: ARG002 - the client's signature
-    ) -> CancelResult:
+    ) -> ScheduleResult:
         """Record the call, wait its latency, answer from the script."""
         self.calls.append(schedule_id)
         self.api_keys.add(api_key)
@@ -161,7 +161,7 @@ class LimitedClient:
         priority: int = 0,
         queue_timeout: float | None = None,  # noqa: ARG002 - the client's signature
         gate: Gate | None = None,
-    ) -> CancelResult:
+    ) -> ScheduleResult:
         """Go through the limiter (and the gate) the way ScheduleClient does."""
         if gate is None:
             permit = await self.limiter.acquire(schedule_id, priority=priority)
@@ -177,11 +177,11 @@ class LimitedClient:
         return _success(schedule_id)
 
 
-async def _collect(outcomes: AsyncIterator[CancelOutcome]) -> list[CancelOutcome]:
+async def _collect(outcomes: AsyncIterator[BulkOutcome]) -> list[BulkOutcome]:
     return [outcome async for outcome in outcomes]
 
 
-async def _collect_into(outcomes: AsyncIterator[CancelOutcome], into: list[CancelOutcome]) -> None:
+async def _collect_into(outcomes: AsyncIterator[BulkOutcome], into: list[BulkOutcome]) -> None:
     """Collect into a list the caller keeps, so what came before an exception stays."""
     async for outcome in outcomes:
         into.append(outcome)  # noqa: PERF401 - the list must survive the exception
@@ -292,7 +292,7 @@ async def test_unexpected_exception_is_an_error_outcome_and_logged(
 async def test_the_clients_own_api_key_is_scrubbed_too() -> None:
     """The client's own secrets (its public ``redactions``) are scrubbed as well."""
     client = FakeClient(
-        answers={"SC-1": CancelResult(success=False, error_code=7040, error_message=API_KEY)},
+        answers={"SC-1": ScheduleResult(success=False, error_code=7040, error_message=API_KEY)},
         api_key=API_KEY,
     )
     outcomes = await _collect(cancel_many(client, ["SC-1"]))
@@ -569,7 +569,7 @@ async def test_a_failing_journal_stops_the_job_and_raises(
     path = tmp_path / "j.jsonl"
     journal_fails_after(3)
     client = FakeClient()
-    yielded: list[CancelOutcome] = []
+    yielded: list[BulkOutcome] = []
     outcomes = cancel_many(client, _ids(100), journal=path, concurrency=2)
     with pytest.raises(OSError, match="No space left"):
         await _collect_into(outcomes, yielded)
@@ -611,7 +611,7 @@ async def test_answers_the_journal_did_not_keep_are_not_counted(
     ids = _ids(20)
     client = FakeClient(latency={i: 0.01 * n for n, i in enumerate(ids)})
     reports: list[BulkProgress] = []
-    yielded: list[CancelOutcome] = []
+    yielded: list[BulkOutcome] = []
     outcomes = cancel_many(client, ids, journal=path, concurrency=8, progress=reports.append)
     with pytest.raises(OSError, match="No space left"):
         await _collect_into(outcomes, yielded)
@@ -635,7 +635,7 @@ async def test_authentication_error_stops_new_sends_and_is_raised() -> None:
         answers={ids[0]: AuthenticationError("refused", http_status=401)},
         latency=dict.fromkeys(ids[1:], 1.0),
     )
-    yielded: list[CancelOutcome] = []
+    yielded: list[BulkOutcome] = []
     with pytest.raises(AuthenticationError):
         await _collect_into(cancel_many(client, ids, concurrency=5), yielded)
     assert len(client.calls) == 5
@@ -659,7 +659,7 @@ async def test_a_crashing_worker_stops_the_job_and_raises(
 ) -> None:
     """A bug inside the engine (here: the journal raising) stops the job and is raised."""
 
-    def broken(self: Journal, outcome: CancelOutcome) -> None:
+    def broken(self: Journal, outcome: BulkOutcome) -> None:
         raise RuntimeError("bug")
 
     monkeypatch.setattr(Journal, "aappend", broken)
@@ -689,7 +689,7 @@ async def test_a_streak_of_errors_stops_the_job() -> None:
 async def test_a_success_resets_the_streak_and_an_invalid_id_does_not() -> None:
     """A success between errors resets the streak; an invalid id between them does not."""
     broken = ["SC-e1", "SC-e2", "SC-ok", "SC-e3", "SC-e4"]
-    answers: dict[str, CancelResult | BaseException] = {
+    answers: dict[str, ScheduleResult | BaseException] = {
         sid: TransportError("x") for sid in ["SC-e1", "SC-e2", "SC-e3", "SC-e4"]
     }
     client = FakeClient(answers=answers)
@@ -718,7 +718,7 @@ async def test_a_failing_input_ends_the_job_after_the_calls_in_flight() -> None:
         yield "SC-2"
         raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
 
-    yielded: list[CancelOutcome] = []
+    yielded: list[BulkOutcome] = []
     with pytest.raises(UnicodeDecodeError):
         await _collect_into(cancel_many(FakeClient(), source(), concurrency=4), yielded)
     assert sorted(o.schedule_id for o in yielded) == ["SC-1", "SC-2"]
@@ -874,7 +874,7 @@ async def test_an_authentication_error_withdraws_the_calls_queued_in_a_plain_lim
     client = LimitedClient(inner, rtt=0.5, answer=AuthenticationError("refused", http_status=401))
     path = tmp_path / "j.jsonl"
     reports: list[BulkProgress] = []
-    yielded: list[CancelOutcome] = []
+    yielded: list[BulkOutcome] = []
     outcomes = cancel_many(client, _ids(100), concurrency=30, journal=path, progress=reports.append)
     with pytest.raises(AuthenticationError):
         await _collect_into(outcomes, yielded)
@@ -1106,7 +1106,7 @@ async def test_a_wrong_base_url_path_stops_the_job_at_the_first_404(tmp_path: Pa
     """A base URL typo (/api/v33): the mock server, like any, answers 404 for the unknown
     route; the job stops at the first, as for a 401, instead of sending every id."""
     path = tmp_path / "j.jsonl"
-    yielded: list[CancelOutcome] = []
+    yielded: list[BulkOutcome] = []
     async with MockScheduleServer() as server:
         server.seed(_ids(30))
         base_url = server.base_url.replace("/api/v3", "/api/v33")

@@ -15,17 +15,17 @@ from typing import Any
 
 import pytest
 from schedcancel import (
-    CancelResult,
     InvalidParameterError,
     Operation,
     RateLimits,
+    ScheduleResult,
     ScheduleStatus,
     UpdateSchedule,
 )
 from schedcancel._bulk import run_many
 from schedcancel._journal import (
     BULK_OPERATIONS,
-    CancelOutcome,
+    BulkOutcome,
     Journal,
     OutcomeKind,
     kind_operation,
@@ -57,7 +57,7 @@ def _server() -> MockScheduleServer:
     return server
 
 
-async def _collect(outcomes: AsyncIterator[CancelOutcome]) -> dict[str, CancelOutcome]:
+async def _collect(outcomes: AsyncIterator[BulkOutcome]) -> dict[str, BulkOutcome]:
     return {outcome.schedule_id: outcome async for outcome in outcomes}
 
 
@@ -65,7 +65,7 @@ def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def _kinds(outcomes: dict[str, CancelOutcome]) -> dict[str, str]:
+def _kinds(outcomes: dict[str, BulkOutcome]) -> dict[str, str]:
     return {schedule_id: outcome.kind.value for schedule_id, outcome in outcomes.items()}
 
 
@@ -219,8 +219,8 @@ def test_7070_is_already_done_only_in_the_target_state(
     operation: Operation, status: ScheduleStatus, kind: OutcomeKind
 ) -> None:
     """from_result reads the 7070's newStatus against the operation's target, final either way."""
-    result = CancelResult(success=False, error_code=7070, new_status=status, old_status=status)
-    outcome = CancelOutcome.from_result("SC-1", result, operation=operation)
+    result = ScheduleResult(success=False, error_code=7070, new_status=status, old_status=status)
+    outcome = BulkOutcome.from_result("SC-1", result, operation=operation)
     assert outcome.kind is kind
     assert outcome.final
     assert outcome.ok is (kind is not OutcomeKind.FAILED)
@@ -232,8 +232,8 @@ def test_7002_and_no_code_are_not_final_for_any_operation(
     operation: Operation, code: int | None
 ) -> None:
     """Refusals the API does not call final are sent again by the next run."""
-    result = CancelResult(success=False, error_code=code, error_message="try again")
-    outcome = CancelOutcome.from_result("SC-1", result, operation=operation)
+    result = ScheduleResult(success=False, error_code=code, error_message="try again")
+    outcome = BulkOutcome.from_result("SC-1", result, operation=operation)
     assert outcome.kind is OutcomeKind.FAILED
     assert not outcome.final
 
@@ -357,7 +357,7 @@ async def test_a_client_without_the_operations_method_is_refused() -> None:
         redactions = ()
         redacted_api_key = "k***"
 
-        async def cancel(self, schedule_id: str, **options: object) -> CancelResult:
+        async def cancel(self, schedule_id: str, **options: object) -> ScheduleResult:
             raise AssertionError(schedule_id, options)
 
     with pytest.raises(InvalidParameterError, match="no pause method"):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from schedcancel import RateLimits
 from schedcancel import _journal as journal_module
-from schedcancel._journal import CancelOutcome, OutcomeKind, RecentRequests, read_journal
+from schedcancel._journal import BulkOutcome, OutcomeKind, RecentRequests, read_journal
 from schedcancel._limiter import RateLimiter
 from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
 
@@ -100,7 +100,7 @@ async def test_a_job_killed_and_run_again_at_once_gets_no_429(
         assert last - first < (windows - 1) * HOLD + 0.2
 
 
-async def _drain(outcomes: AsyncGenerator[CancelOutcome, None]) -> None:
+async def _drain(outcomes: AsyncGenerator[BulkOutcome, None]) -> None:
     async with contextlib.aclosing(outcomes):
         async for _ in outcomes:
             pass
@@ -165,8 +165,8 @@ def _at(seconds: float) -> str:
     return (EPOCH + timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
 
 
-def _outcome(schedule_id: str, seconds: float) -> CancelOutcome:
-    return CancelOutcome(
+def _outcome(schedule_id: str, seconds: float) -> BulkOutcome:
+    return BulkOutcome(
         schedule_id=schedule_id, kind=OutcomeKind.CANCELLED, at=EPOCH + timedelta(seconds=seconds)
     )
 
@@ -212,7 +212,7 @@ def test_a_naive_time_counts_as_now() -> None:
     """An outcome whose time has no offset (not written by a journal) is taken as now."""
     recent = RecentRequests(hold=10.0, now=EPOCH)
     recent.on_run({"run": "send", "schedule_id": "a", "at": _at(-1.0)})
-    naive = CancelOutcome(schedule_id="a", kind=OutcomeKind.CANCELLED, at=datetime(2026, 1, 1))
+    naive = BulkOutcome(schedule_id="a", kind=OutcomeKind.CANCELLED, at=datetime(2026, 1, 1))
     recent.on_outcome(naive)
     assert recent.answered() == [("a", 0.0)]
 

@@ -24,7 +24,6 @@ from schedcancel import (
     AiohttpTransport,
     ApiError,
     AuthenticationError,
-    CancelResult,
     ClientClosedError,
     Clock,
     EndpointNotFoundError,
@@ -39,6 +38,7 @@ from schedcancel import (
     ResponseParseError,
     RetryPolicy,
     ScheduleClient,
+    ScheduleResult,
     ScheduleStatus,
     ServerError,
     Transport,
@@ -453,7 +453,7 @@ async def test_cancel_sends_the_signed_request(server: LocalServer, limiter: Fak
     """One cancel sends exactly the documented, signed request and returns the parsed result."""
     async with make_client(server.base_url, limiter) as client:
         result = await client.cancel(SID)
-    assert result == CancelResult(
+    assert result == ScheduleResult(
         success=True,
         schedule_id=SID,
         old_status=ScheduleStatus.ACTIVE,
@@ -565,7 +565,7 @@ async def test_body_in_several_chunks_is_read_whole(
     ],
 )
 async def test_business_results_are_returned(
-    server: LocalServer, limiter: FakeLimiter, name: str, check: Callable[[CancelResult], bool]
+    server: LocalServer, limiter: FakeLimiter, name: str, check: Callable[[ScheduleResult], bool]
 ) -> None:
     """HTTP 200 answers, success false included, come back as results after one request."""
     server.replies.append((200, {"Content-Type": "application/json"}, sample(name)))

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from schedcancel import (
-    CancelOutcome,
+    BulkOutcome,
     ClientClosedError,
     Gate,
     RateLimiter,
@@ -309,7 +309,7 @@ async def test_a_bulk_job_whose_client_closes_stops_with_the_typed_error() -> No
     async with _server() as server:
         client = server.client(limits=LIMITS)
         ids = [f"SC-J-{i}" for i in range(20)]
-        outcomes: list[CancelOutcome] = []
+        outcomes: list[BulkOutcome] = []
 
         async def job() -> None:
             async for outcome in client.cancel_many(ids, priority=0, concurrency=10):

@@ -8,11 +8,11 @@ from typing import Any
 
 import cattrs
 import pytest
-from schedcancel import CancelResult, ResponseParseError, ScheduleStatus
+from schedcancel import ResponseParseError, ScheduleResult, ScheduleStatus
 from schedcancel._convert import coerce_error_code, converter, structure_result
 
 
-def _structure(payload: dict[str, Any]) -> CancelResult:
+def _structure(payload: dict[str, Any]) -> ScheduleResult:
     """Structure a payload with a dummy status and excerpt."""
     return structure_result(payload, http_status=200, excerpt=lambda: "...")
 
@@ -21,11 +21,11 @@ def test_converter_is_private() -> None:
     """The package's converter is not cattrs' global converter and leaves it untouched."""
     assert converter is not cattrs.global_converter
     payload = {"success": True, "scheduleId": "SC-1"}
-    assert converter.structure(payload, CancelResult).schedule_id == "SC-1"
+    assert converter.structure(payload, ScheduleResult).schedule_id == "SC-1"
     # Our hooks were registered on the private converter only: the global one has none, so
     # it cannot map scheduleId (newer cattrs find no hook at all for the class).
     with contextlib.suppress(cattrs.errors.StructureHandlerNotFoundError):
-        assert cattrs.structure(payload, CancelResult).schedule_id is None
+        assert cattrs.structure(payload, ScheduleResult).schedule_id is None
 
 
 def test_every_wire_name_is_mapped() -> None:
@@ -45,7 +45,7 @@ def test_every_wire_name_is_mapped() -> None:
             "adapterCode": "A1",
         }
     )
-    assert result == CancelResult(
+    assert result == ScheduleResult(
         success=False,
         schedule_id="SC-1",
         registration_uuid="reg-1",
@@ -78,7 +78,7 @@ def test_nulls_become_none() -> None:
             "adapterCode": None,
         }
     )
-    assert result == CancelResult(success=True)
+    assert result == ScheduleResult(success=True)
 
 
 @pytest.mark.parametrize(

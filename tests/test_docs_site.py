@@ -211,7 +211,7 @@ def test_page_renders_with_the_theme_and_its_headings(
 def test_api_reference_documents_the_public_classes(page: Page, base_url: str) -> None:
     """mkdocstrings rendered the docstrings: each class has its anchored heading and text."""
     for path, names in (
-        ("api/client/", ("ScheduleClient", "RetryPolicy", "CancelResult")),
+        ("api/client/", ("ScheduleClient", "RetryPolicy", "ScheduleResult")),
         ("api/rate-limiting/", ("RateLimits", "Gate")),
         ("api/redis/", ("redis.RedisLimiter",)),
         ("api/testing/", ("testing.MockScheduleServer",)),

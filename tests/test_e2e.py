@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from schedcancel import (
     AuthenticationError,
-    CancelResult,
     RateLimits,
     RetryPolicy,
+    ScheduleResult,
     ScheduleStatus,
 )
 from schedcancel.testing import (
@@ -59,7 +59,7 @@ def client_limits(**kwargs: Any) -> RateLimits:
 
 async def cancel_all(
     server: MockScheduleServer, ids: Sequence[str] = IDS, **client_kwargs: Any
-) -> list[CancelResult]:
+) -> list[ScheduleResult]:
     """Cancel every id concurrently through one client; return the results in order."""
     client_kwargs.setdefault("limits", client_limits())
     async with server.client(**client_kwargs) as client:
@@ -79,7 +79,7 @@ def test_episodes_splits_where_the_gap_is_wider_than_given() -> None:
     assert episodes([5.0, 5.1, 7.0, 7.5, 9.0], 1.0) == 3
 
 
-def assert_clean_run(server: MockScheduleServer, results: Sequence[CancelResult]) -> None:
+def assert_clean_run(server: MockScheduleServer, results: Sequence[ScheduleResult]) -> None:
     """Every id cancelled by exactly one request, no 429, never more than N in any window."""
     assert [r.success for r in results] == [True] * M
     assert server.statuses == dict.fromkeys(IDS, ScheduleStatus.CANCELLED)

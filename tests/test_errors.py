@@ -14,7 +14,7 @@ from schedcancel.errors import (
     QueueTimeoutError,
     RateLimitedError,
     ResponseParseError,
-    ScheduleCancelError,
+    ScheduleError,
     ScheduleOperationError,
     ServerError,
     TransportError,
@@ -43,7 +43,7 @@ def _drawn_tree() -> dict[str, str]:
 def test_docstring_tree_matches_the_classes() -> None:
     """The tree drawn in the module docstring is the real class hierarchy."""
     parents = _drawn_tree()
-    assert set(parents) == set(errors.__all__) - {"ScheduleCancelError"}
+    assert set(parents) == set(errors.__all__) - {"ScheduleError"}
     for child, parent in parents.items():
         assert getattr(errors, child).__bases__[0] is getattr(errors, parent)
 
@@ -51,7 +51,7 @@ def test_docstring_tree_matches_the_classes() -> None:
 def test_every_error_is_a_schedule_cancel_error() -> None:
     """One except clause catches everything schedcancel raises on purpose."""
     for name in errors.__all__:
-        assert issubclass(getattr(errors, name), ScheduleCancelError)
+        assert issubclass(getattr(errors, name), ScheduleError)
 
 
 def test_invalid_parameter_is_also_value_error() -> None:

@@ -364,10 +364,10 @@ async def test_chat_bot_status_reports_a_failure_in_a_line(server: MockScheduleS
 
 async def test_chat_bot_describes_errors_and_invalid_ids() -> None:
     """Every outcome kind has a line a person understands."""
-    from schedcancel import CancelOutcome, TransportError  # noqa: PLC0415 - this test only
+    from schedcancel import BulkOutcome, TransportError  # noqa: PLC0415 - this test only
 
     example = _load("chat_bot")
-    error = CancelOutcome.from_exception("SC-1", TransportError("reset"))
+    error = BulkOutcome.from_exception("SC-1", TransportError("reset"))
     assert example._line(error) == "SC-1: failed (TransportError), try again later"
-    invalid = CancelOutcome.invalid("bad id", "no")
+    invalid = BulkOutcome.invalid("bad id", "no")
     assert example._line(invalid) == "bad id: not a schedule id"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import subprocess
+import sys
 import types
 from collections.abc import Iterator
 
@@ -102,3 +104,58 @@ def test_no_public_signature_takes_an_underscore_parameter(module_name: str) -> 
         if parameter.startswith("_")
     ]
     assert offenders == []
+
+
+#: The names of 0.1 renamed in 0.2: (module, old name, new name), each kept until 0.3.
+RENAMED = [
+    ("schedcancel", "ScheduleCancelError", "ScheduleError"),
+    ("schedcancel", "CancelResult", "ScheduleResult"),
+    ("schedcancel", "CancelOutcome", "BulkOutcome"),
+    ("schedcancel.errors", "ScheduleCancelError", "ScheduleError"),
+    ("schedcancel.cli", "CancelSettings", "RunSettings"),
+    ("schedcancel.cli", "run_cancel", "run_bulk"),
+]
+
+
+@pytest.mark.parametrize(("module_name", "old", "new"), RENAMED)
+def test_a_renamed_name_still_works_and_warns(module_name: str, old: str, new: str) -> None:
+    """An old name is the new object, and every way of reaching it warns, naming the new name."""
+    module = importlib.import_module(module_name)
+    with pytest.warns(
+        DeprecationWarning, match=rf"{module_name}\.{old} .* use {module_name}\.{new}$"
+    ):
+        value = getattr(module, old)
+    assert value is getattr(module, new)
+    namespace: dict[str, object] = {}
+    with pytest.warns(DeprecationWarning, match=new):
+        exec(f"from {module_name} import {old}", namespace)  # noqa: S102 - a fixed string
+    assert namespace[old] is value
+    assert old not in module.__all__
+    assert new in module.__all__
+    assert old not in vars(module)
+
+
+def test_the_old_error_root_catches_every_error() -> None:
+    """``except ScheduleCancelError`` catches what ``except ScheduleError`` does: one class."""
+    with pytest.warns(DeprecationWarning, match="ScheduleError"):
+        old_root = schedcancel.ScheduleCancelError
+    with pytest.raises(old_root):
+        raise schedcancel.ClientClosedError("closed")
+
+
+@pytest.mark.parametrize("module_name", sorted({module for module, _, _ in RENAMED}))
+def test_an_unknown_name_is_still_an_attribute_error(module_name: str) -> None:
+    """The module's ``__getattr__`` answers only the renamed names."""
+    module = importlib.import_module(module_name)
+    with pytest.raises(AttributeError, match=f"module '{module_name}' has no attribute 'Nope'"):
+        _ = module.Nope
+    assert not hasattr(module, "CancelNothing")
+
+
+def test_importing_the_package_warns_nothing() -> None:
+    """Importing the public modules (and star-importing them) uses no deprecated name."""
+    code = "; ".join(f"from {name} import *" for name in PUBLIC_MODULES)
+    result = subprocess.run(  # noqa: S603 - this interpreter, a fixed program
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=False
+    )
+    assert (result.returncode, result.stderr) == (0, "")

@@ -1,7 +1,7 @@
 """Fuzzing the response side: parsing, Retry-After and the transport never fail off the error tree.
 
 Whatever a server (or anything between it and us) sends back, the client
-answers with a :class:`CancelResult`, a number of seconds, None, or an
+answers with a :class:`ScheduleResult`, a number of seconds, None, or an
 exception from :mod:`schedcancel.errors`: never a KeyError, TypeError,
 JSONDecodeError, RecursionError or OverflowError, never a hang, never an
 unbounded read.
@@ -26,19 +26,20 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from schedcancel import (
     ApiError,
-    CancelResult,
     RateLimitedError,
     RateLimits,
     ResponseParseError,
     RetryPolicy,
-    ScheduleCancelError,
     ScheduleClient,
+    ScheduleError,
+    ScheduleResult,
     TransportError,
 )
 from schedcancel._protocol import (
     MAX_BODY_BYTES,
-    build_cancel_request,
-    parse_cancel_response,
+    Operation,
+    RequestBuilder,
+    parse_response,
     parse_retry_after,
     response_retry_after,
 )
@@ -216,11 +217,11 @@ statuses = st.one_of(
 # -- pure parsing --------------------------------------------------------------------------
 
 
-def outcome(function: Callable[..., T], *args: Any, **kwargs: Any) -> T | ScheduleCancelError:
-    """Call ``function``; return what it returned, or the ScheduleCancelError it raised."""
+def outcome(function: Callable[..., T], *args: Any, **kwargs: Any) -> T | ScheduleError:
+    """Call ``function``; return what it returned, or the ScheduleError it raised."""
     try:
         return function(*args, **kwargs)
-    except ScheduleCancelError as exc:
+    except ScheduleError as exc:
         return exc
 
 
@@ -234,10 +235,12 @@ def assert_no_secret(exc: BaseException) -> None:
         assert secret not in text
 
 
-def check_parse(status: int, headers: dict[str, str], body: bytes) -> CancelResult | None:
-    """Parse and check the outcome's type; None when it raised a ScheduleCancelError."""
-    got = outcome(parse_cancel_response, status, headers, body, now=NOW, redact=REDACT)
-    if isinstance(got, ScheduleCancelError):
+def check_parse(status: int, headers: dict[str, str], body: bytes) -> ScheduleResult | None:
+    """Parse and check the outcome's type; None when it raised a ScheduleError."""
+    got = outcome(
+        parse_response, status, headers, body, now=NOW, redact=REDACT, operation=Operation.CANCEL
+    )
+    if isinstance(got, ScheduleError):
         # Non-200 is always an ApiError; a 200 that raises is a parse or auth error.
         assert status == 200 or isinstance(got, ApiError), got
         if isinstance(got, RateLimitedError):
@@ -247,7 +250,7 @@ def check_parse(status: int, headers: dict[str, str], body: bytes) -> CancelResu
         assert_no_secret(got)
         return None
     assert status == 200
-    assert isinstance(got, CancelResult)
+    assert isinstance(got, ScheduleResult)
     assert isinstance(got.success, bool)
     assert got.error_code is None or type(got.error_code) is int
     assert got.scheduled_at is None or got.scheduled_at.tzinfo is not None
@@ -271,7 +274,7 @@ def check_parse(status: int, headers: dict[str, str], body: bytes) -> CancelResu
 def test_parse_returns_a_result_or_raises_from_the_tree(
     status: int, headers: dict[str, str], body: bytes
 ) -> None:
-    """Any status, headers and body give a CancelResult (200 only) or a ScheduleCancelError."""
+    """Any status, headers and body give a ScheduleResult (200 only) or a ScheduleError."""
     check_parse(status, headers, body)
 
 
@@ -361,7 +364,7 @@ def test_over_cap_body_is_not_decoded() -> None:
     """A 200 body over the cap is refused as not JSON, with a short excerpt."""
     body = b'{"success": true, "pad": "' + b"a" * MAX_BODY_BYTES + b'"}'
     with pytest.raises(ResponseParseError) as info:
-        parse_cancel_response(200, {}, body, now=NOW)
+        parse_response(200, {}, body, now=NOW, operation=Operation.CANCEL)
     assert len(info.value.excerpt) <= 210
 
 
@@ -503,15 +506,14 @@ async def _send_raw(response: bytes) -> tuple[int, int]:
     """Send one cancel through the transport to a raw server; (status, body length) or raises."""
     async with RawServer(response) as server:
         transport = AiohttpTransport(max_body=CAP)
-        request = build_cancel_request(
+        builder = RequestBuilder(
             base_url=server.base_url,
             api_key=API_KEY,
-            schedule_id="SC-1",
             username="api-user",
             password=PASSWORD,
             shared_secret=SECRET,
-            date=NOW,
         )
+        request = builder.build(Operation.CANCEL, "SC-1", date=NOW)
         try:
             status, headers, body = await transport.send(request, 5.0)
         finally:
@@ -553,7 +555,7 @@ def test_gzip_bomb_is_capped_after_decompression() -> None:
     assert peak < 16 * 1024 * 1024
 
 
-async def _cancel_raw(response: bytes) -> CancelResult:
+async def _cancel_raw(response: bytes) -> ScheduleResult:
     async with (
         RawServer(response) as server,
         ScheduleClient(
@@ -573,8 +575,8 @@ async def _cancel_raw(response: bytes) -> CancelResult:
 @settings(FUZZ, max_examples=60)
 @given(response=raw_responses())
 def test_client_cancel_gives_a_result_or_an_error_from_the_tree(response: bytes) -> None:
-    """End to end, any server bytes end in a CancelResult or a ScheduleCancelError."""
+    """End to end, any server bytes end in a ScheduleResult or a ScheduleError."""
     got = outcome(asyncio.run, _cancel_raw(response))
-    assert isinstance(got, CancelResult | ScheduleCancelError)
-    if isinstance(got, ScheduleCancelError):
+    assert isinstance(got, ScheduleResult | ScheduleError)
+    if isinstance(got, ScheduleError):
         assert_no_secret(got)

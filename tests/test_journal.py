@@ -17,14 +17,14 @@ import attrs
 import pytest
 from schedcancel import (
     AuthenticationError,
-    CancelResult,
     InvalidParameterError,
+    ScheduleResult,
     ScheduleStatus,
     TransportError,
     _journal,
 )
 from schedcancel._journal import (
-    CancelOutcome,
+    BulkOutcome,
     Journal,
     OutcomeKind,
     is_final_error_code,
@@ -37,15 +37,15 @@ API_KEY = "connector-key-0123456789"
 AT = datetime(2026, 4, 28, 15, 23, 40, 123000, tzinfo=UTC)
 
 
-def _cancelled(schedule_id: str = "SC-1") -> CancelOutcome:
-    result = CancelResult(
+def _cancelled(schedule_id: str = "SC-1") -> BulkOutcome:
+    result = ScheduleResult(
         success=True,
         schedule_id=schedule_id,
         old_status=ScheduleStatus.ACTIVE,
         new_status=ScheduleStatus.CANCELLED,
     )
     # The time pinned, so records compare exactly.
-    return attrs.evolve(CancelOutcome.from_result(schedule_id, result), at=AT)
+    return attrs.evolve(BulkOutcome.from_result(schedule_id, result), at=AT)
 
 
 def _lines(path: Path) -> list[dict[str, object]]:
@@ -68,14 +68,14 @@ def test_success_is_cancelled_with_statuses() -> None:
 
 def test_7070_cancelled_is_already_cancelled() -> None:
     """7070 with status CANCELLED becomes ``already_cancelled``, final and ok, with no error."""
-    result = CancelResult(
+    result = ScheduleResult(
         success=False,
         old_status=ScheduleStatus.CANCELLED,
         new_status=ScheduleStatus.CANCELLED,
         error_code=7070,
         error_message="The status of the schedule is not valid for the requested operation",
     )
-    outcome = CancelOutcome.from_result("SC-1", result)
+    outcome = BulkOutcome.from_result("SC-1", result)
     assert outcome.kind is OutcomeKind.ALREADY_CANCELLED
     assert outcome.ok
     assert outcome.final
@@ -85,12 +85,12 @@ def test_7070_cancelled_is_already_cancelled() -> None:
 
 def test_7040_is_a_final_failure_with_code_and_message() -> None:
     """An unknown id (7040) fails for good: kind ``failed``, code and message kept, final."""
-    result = CancelResult(
+    result = ScheduleResult(
         success=False,
         error_code=7040,
         error_message="The scheduleId is not valid or does not match to the connector",
     )
-    outcome = CancelOutcome.from_result("SC-9", result)
+    outcome = BulkOutcome.from_result("SC-9", result)
     assert outcome.kind is OutcomeKind.FAILED
     assert outcome.error_code == 7040
     assert outcome.error == "The scheduleId is not valid or does not match to the connector"
@@ -100,15 +100,17 @@ def test_7040_is_a_final_failure_with_code_and_message() -> None:
 
 def test_a_server_message_echoing_the_api_key_is_scrubbed() -> None:
     """A business error's message that repeats the apiKey keeps only its redacted form."""
-    result = CancelResult(success=False, error_code=7040, error_message=f"no such id for {API_KEY}")
-    outcome = CancelOutcome.from_result("SC-9", result, secrets=[API_KEY])
+    result = ScheduleResult(
+        success=False, error_code=7040, error_message=f"no such id for {API_KEY}"
+    )
+    outcome = BulkOutcome.from_result("SC-9", result, secrets=[API_KEY])
     assert outcome.error == "no such id for conn***"
 
 
 def test_a_failure_without_a_schedule_code_is_not_final() -> None:
     """A business failure with 7002 or no code at all may pass later: it is not final."""
     for code in (7002, None, 1008):
-        outcome = CancelOutcome.from_result("SC-1", CancelResult(success=False, error_code=code))
+        outcome = BulkOutcome.from_result("SC-1", ScheduleResult(success=False, error_code=code))
         assert outcome.kind is OutcomeKind.FAILED
         assert not outcome.final
 
@@ -126,7 +128,7 @@ def test_final_error_codes(code: int | None, final: bool) -> None:
 def test_exception_is_an_error_outcome_never_final() -> None:
     """A transport failure becomes an ``error`` outcome, not final, with its type and message."""
     exc = TransportError("connection reset")
-    outcome = CancelOutcome.from_exception("SC-1", exc)
+    outcome = BulkOutcome.from_exception("SC-1", exc)
     assert outcome.kind is OutcomeKind.ERROR
     assert outcome.error_type == "TransportError"
     assert outcome.error == "connection reset"
@@ -138,7 +140,7 @@ def test_exception_is_an_error_outcome_never_final() -> None:
 def test_api_error_keeps_its_code_and_scrubs_the_api_key() -> None:
     """An API error keeps its errorCode; an apiKey in its message is redacted."""
     exc = AuthenticationError(f"refused for {API_KEY}", http_status=401, error_code=1004)
-    outcome = CancelOutcome.from_exception("SC-1", exc, secrets=[API_KEY])
+    outcome = BulkOutcome.from_exception("SC-1", exc, secrets=[API_KEY])
     assert outcome.error_code == 1004
     assert outcome.error is not None
     assert API_KEY not in outcome.error
@@ -147,8 +149,8 @@ def test_api_error_keeps_its_code_and_scrubs_the_api_key() -> None:
 
 def test_an_exception_without_message_uses_its_type_and_long_messages_are_cut() -> None:
     """An empty message is replaced by the type name; a long one is cut to 300 characters."""
-    assert CancelOutcome.from_exception("SC-1", RuntimeError()).error == "RuntimeError"
-    long = CancelOutcome.from_exception("SC-1", RuntimeError("x" * 1000))
+    assert BulkOutcome.from_exception("SC-1", RuntimeError()).error == "RuntimeError"
+    long = BulkOutcome.from_exception("SC-1", RuntimeError("x" * 1000))
     assert long.error is not None
     assert len(long.error) == 300
     assert long.error.endswith("…")
@@ -156,12 +158,12 @@ def test_an_exception_without_message_uses_its_type_and_long_messages_are_cut() 
 
 def test_invalid_outcome_cuts_absurd_ids_and_names_non_strings() -> None:
     """Invalid input keeps at most 100 characters of the item; a non-str shows its repr."""
-    outcome = CancelOutcome.invalid("x" * 500, "too long")
+    outcome = BulkOutcome.invalid("x" * 500, "too long")
     assert outcome.kind is OutcomeKind.INVALID
     assert outcome.final
     assert len(outcome.schedule_id) == 100
-    assert CancelOutcome.invalid(42, "not a str").schedule_id == "42"
-    assert CancelOutcome.invalid(None, "not a str").schedule_id == "None"
+    assert BulkOutcome.invalid(42, "not a str").schedule_id == "42"
+    assert BulkOutcome.invalid(None, "not a str").schedule_id == "None"
 
 
 def test_record_leaves_out_none_and_round_trips() -> None:
@@ -175,7 +177,7 @@ def test_record_leaves_out_none_and_round_trips() -> None:
         "new_status": "CANCELLED",
         "at": "2026-04-28T15:23:40.123+00:00",
     }
-    back = CancelOutcome.from_record(record)
+    back = BulkOutcome.from_record(record)
     assert back.result is None
     assert back == attrs.evolve(outcome, result=None)
 
@@ -191,7 +193,7 @@ def test_error_record_round_trips_and_unknown_status_stays_a_string() -> None:
         "new_status": "FROZEN",
         "at": "2026-04-28T15:23:40.123+00:00",
     }
-    outcome = CancelOutcome.from_record(record)
+    outcome = BulkOutcome.from_record(record)
     assert outcome.kind is OutcomeKind.ERROR
     assert outcome.new_status == "FROZEN"
     assert not isinstance(outcome.new_status, ScheduleStatus)
@@ -201,7 +203,7 @@ def test_error_record_round_trips_and_unknown_status_stays_a_string() -> None:
 def test_record_without_time_gets_now() -> None:
     """A record without ``at`` is read with the current time."""
     before = datetime.now(UTC)
-    outcome = CancelOutcome.from_record({"id": "SC-1", "outcome": "invalid"})
+    outcome = BulkOutcome.from_record({"id": "SC-1", "outcome": "invalid"})
     assert outcome.at >= before
 
 
@@ -218,7 +220,7 @@ def test_record_without_time_gets_now() -> None:
 def test_bad_records_are_rejected(record: dict[str, object]) -> None:
     """A record with a wrong type, an unknown outcome or a missing key raises."""
     with pytest.raises((TypeError, ValueError, KeyError)):
-        CancelOutcome.from_record(record)
+        BulkOutcome.from_record(record)
 
 
 # --------------------------------------------------------------------------- the journal

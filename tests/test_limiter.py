@@ -33,10 +33,11 @@ from schedcancel import (
 )
 from schedcancel._limiter import RateLimiter
 from schedcancel._stores import FloatQueue as _FloatQueue
-from schedcancel._window import LevelPolicy, SlidingLog, check, try_acquire
+from schedcancel._window import LevelPolicy, SlidingLog
 from schedcancel.redis import RedisLimiter
 
 from redis_support import fresh_prefix, local_redis, require_redis, virtual_clock
+from window_support import check, try_acquire
 
 pytestmark = pytest.mark.looptime
 

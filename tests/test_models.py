@@ -7,7 +7,6 @@ from typing import Any
 import attrs
 import pytest
 from schedcancel import (
-    CancelResult,
     InvalidParameterError,
     Limiter,
     LimiterStats,
@@ -15,6 +14,7 @@ from schedcancel import (
     RateLimits,
     RetryPolicy,
     ScheduleOperationError,
+    ScheduleResult,
     ScheduleStatus,
 )
 
@@ -56,20 +56,20 @@ def test_already_cancelled_and_is_cancelled(
     kwargs: dict[str, Any], already: bool, cancelled: bool
 ) -> None:
     """already_cancelled needs success false, 7070 and CANCELLED; is_cancelled adds success."""
-    result = CancelResult(**kwargs)
+    result = ScheduleResult(**kwargs)
     assert result.already_cancelled is already
     assert result.is_cancelled is cancelled
 
 
 def test_raise_for_error_returns_self_on_success() -> None:
     """raise_for_error passes a successful result through."""
-    result = CancelResult(success=True, schedule_id="SC-1")
+    result = ScheduleResult(success=True, schedule_id="SC-1")
     assert result.raise_for_error() is result
 
 
 def test_raise_for_error_raises_with_the_details() -> None:
     """raise_for_error turns success false into ScheduleOperationError with code and id."""
-    result = CancelResult(
+    result = ScheduleResult(
         success=False, schedule_id="SC-1", error_code=7040, error_message="unknown id"
     )
     with pytest.raises(ScheduleOperationError) as info:
@@ -82,16 +82,16 @@ def test_raise_for_error_raises_with_the_details() -> None:
 def test_raise_for_error_without_message() -> None:
     """A failure without errorMessage still raises with a generic message."""
     with pytest.raises(ScheduleOperationError, match="schedule operation failed"):
-        CancelResult(success=False).raise_for_error()
+        ScheduleResult(success=False).raise_for_error()
 
 
 def test_results_are_frozen_and_keyword_only() -> None:
-    """CancelResult is an immutable value built from keywords."""
-    result = CancelResult(success=True)
+    """ScheduleResult is an immutable value built from keywords."""
+    result = ScheduleResult(success=True)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         result.success = False  # type: ignore[misc]
     with pytest.raises(TypeError):
-        CancelResult(True)  # type: ignore[call-arg]
+        ScheduleResult(True)  # type: ignore[call-arg]
 
 
 def test_rate_limits_defaults_and_cap() -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,13 +18,13 @@ from hypothesis import strategies as st
 from schedcancel import (
     ApiError,
     AuthenticationError,
-    CancelResult,
     ConfigurationError,
     EndpointNotFoundError,
     InvalidParameterError,
     RateLimitedError,
     ResponseMismatchError,
     ResponseParseError,
+    ScheduleResult,
     ScheduleStatus,
     ServerError,
 )
@@ -39,9 +41,7 @@ from schedcancel._protocol import (
     RequestBuilder,
     _decode,
     basic_auth,
-    build_cancel_request,
     http_date,
-    parse_cancel_response,
     parse_response,
     parse_retry_after,
     redact_key,
@@ -65,19 +65,29 @@ def sample(name: str) -> bytes:
     return (SAMPLES / name).read_bytes()
 
 
-def _build(**overrides: object) -> Request:
-    """Build a cancel request with the Java library's test data, overridable."""
-    kwargs: dict[str, object] = {
+def _build(*, schedule_id: str = SID, **overrides: Any) -> Request:
+    """Build a cancel request with the Java library's test data, overridable, as the client does.
+
+    The scheduleId is checked first (``RequestBuilder.build`` takes it checked); ``date`` is
+    the request's, the other overrides are the builder's.
+    """
+    date = overrides.pop("date", parsedate_to_datetime(JAVA_DATE))
+    settings: dict[str, Any] = {
         "base_url": DEFAULT_BASE_URL,
         "api_key": "my-api-key",
-        "schedule_id": SID,
         "username": "anyApiUser",
         "password": "myPassword",
         "shared_secret": "my-shared-secret",
-        "date": parsedate_to_datetime(JAVA_DATE),
+        **overrides,
     }
-    kwargs.update(overrides)
-    return build_cancel_request(**kwargs)  # type: ignore[arg-type]
+    return RequestBuilder(**settings).build(
+        Operation.CANCEL, validate_schedule_id(schedule_id), date=date
+    )
+
+
+def parse_cancel(status: int, headers: Mapping[str, str], body: bytes, **kw: Any) -> ScheduleResult:
+    """Parse an answer to a cancel: ``parse_response`` for ``Operation.CANCEL``."""
+    return parse_response(status, headers, body, operation=Operation.CANCEL, **kw)
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -199,7 +209,7 @@ def test_a_page_echoing_the_credentials_is_excerpted_without_them() -> None:
     echoed = f"<pre>Authorization: {request.headers['Authorization']}\n"
     echoed += "u:S3cret-Passw0rd s:whsec-9f8e7d6c</pre>"
     with pytest.raises(ResponseParseError) as caught:
-        parse_cancel_response(200, {}, echoed.encode(), now=NOW, redact=request.redactions)
+        parse_cancel(200, {}, echoed.encode(), now=NOW, redact=request.redactions)
     text = str(caught.value)
     token = request.headers["Authorization"].removeprefix("Basic ")
     assert "Basic ***" in text
@@ -322,7 +332,7 @@ def test_build_request_headers_are_read_only() -> None:
 
 @pytest.mark.parametrize("field", ["api_key", "schedule_id"])
 def test_build_request_validates(field: str) -> None:
-    """build_cancel_request refuses invalid ids itself, not only through the client."""
+    """A request is never built from an invalid apiKey or scheduleId."""
     with pytest.raises(InvalidParameterError):
         _build(**{field: "../x"})
 
@@ -387,15 +397,6 @@ def test_builder_matches_the_request_formula(
     assert request.redactions == (api_key, "myPassword", token, *filter(None, [shared_secret]))
     assert [isinstance(r, Hidden) for r in request.redactions] == [False] + [True] * (
         len(request.redactions) - 1
-    )
-    assert request == build_cancel_request(
-        base_url=base_url,
-        api_key=api_key,
-        schedule_id=schedule_id,
-        username="anyApiUser",
-        password="myPassword",
-        shared_secret=shared_secret,
-        date=date,
     )
 
 
@@ -498,9 +499,9 @@ def test_parse_retry_after_keeps_absurd_values_for_the_limiter_to_cap() -> None:
 
 
 def test_parse_success_with_statuses() -> None:
-    """The documented cancel success becomes a successful CancelResult."""
-    result = parse_cancel_response(200, {}, sample("cancel_success.json"), now=NOW)
-    assert result == CancelResult(
+    """The documented cancel success becomes a successful ScheduleResult."""
+    result = parse_cancel(200, {}, sample("cancel_success.json"), now=NOW)
+    assert result == ScheduleResult(
         success=True,
         schedule_id=SID,
         old_status=ScheduleStatus.ACTIVE,
@@ -513,13 +514,13 @@ def test_parse_success_with_statuses() -> None:
 
 def test_parse_success_minimal() -> None:
     """{"success": true} alone is a complete success."""
-    result = parse_cancel_response(200, {}, sample("cancel_success_minimal.json"), now=NOW)
-    assert result == CancelResult(success=True)
+    result = parse_cancel(200, {}, sample("cancel_success_minimal.json"), now=NOW)
+    assert result == ScheduleResult(success=True)
 
 
 def test_parse_already_cancelled() -> None:
     """7070 with newStatus CANCELLED is a result that reports already_cancelled."""
-    result = parse_cancel_response(200, {}, sample("cancel_already_cancelled.json"), now=NOW)
+    result = parse_cancel(200, {}, sample("cancel_already_cancelled.json"), now=NOW)
     assert not result.success
     assert result.error_code == 7070
     assert result.already_cancelled
@@ -528,7 +529,7 @@ def test_parse_already_cancelled() -> None:
 
 def test_parse_unknown_schedule_is_a_result() -> None:
     """7040 (unknown or foreign id) is a business result, not an exception."""
-    result = parse_cancel_response(200, {}, sample("cancel_unknown_id.json"), now=NOW)
+    result = parse_cancel(200, {}, sample("cancel_unknown_id.json"), now=NOW)
     assert not result.success
     assert result.error_code == 7040
     assert not result.already_cancelled
@@ -537,16 +538,16 @@ def test_parse_unknown_schedule_is_a_result() -> None:
 
 def test_parse_success_as_string() -> None:
     """success "true" and "false" as strings are read like the booleans."""
-    ok = parse_cancel_response(200, {}, sample("success_string.json"), now=NOW)
+    ok = parse_cancel(200, {}, sample("success_string.json"), now=NOW)
     assert ok.success is True
-    failed = parse_cancel_response(200, {}, sample("failure_string.json"), now=NOW)
+    failed = parse_cancel(200, {}, sample("failure_string.json"), now=NOW)
     assert failed.success is False
     assert failed.error_code == 7040
 
 
 def test_parse_unknown_status_survives_as_string() -> None:
     """A status the enum does not know is kept as its raw string."""
-    result = parse_cancel_response(200, {}, sample("unknown_status.json"), now=NOW)
+    result = parse_cancel(200, {}, sample("unknown_status.json"), now=NOW)
     assert result.old_status == "SUSPENDED-BY-RISK"
     assert not isinstance(result.old_status, ScheduleStatus)
     assert result.new_status is ScheduleStatus.CANCELLED
@@ -554,14 +555,14 @@ def test_parse_unknown_status_survives_as_string() -> None:
 
 def test_parse_ignores_extra_keys() -> None:
     """Keys the model does not know are ignored."""
-    result = parse_cancel_response(200, {}, sample("extra_keys.json"), now=NOW)
+    result = parse_cancel(200, {}, sample("extra_keys.json"), now=NOW)
     assert result.success
     assert result.old_status is ScheduleStatus.PAUSED
 
 
 def test_parse_full_schedule_response() -> None:
     """Every documented field is mapped from its camelCase wire name."""
-    result = parse_cancel_response(200, {}, sample("schedule_full.json"), now=NOW)
+    result = parse_cancel(200, {}, sample("schedule_full.json"), now=NOW)
     assert result.registration_uuid == "abcde12345abcde12345"
     assert result.merchant_meta_data == "order-42"
     assert result.scheduled_at == datetime(2019, 10, 5, 14, 26, 11, tzinfo=UTC)
@@ -581,7 +582,7 @@ def test_parse_off_spec_200(name: str, fragment: str) -> None:
     """Off-spec 200 bodies raise ResponseParseError with the status and a short excerpt."""
     body = sample(name)
     with pytest.raises(ResponseParseError) as info:
-        parse_cancel_response(200, {}, body, now=NOW)
+        parse_cancel(200, {}, body, now=NOW)
     error = info.value
     assert fragment in str(error)
     assert error.http_status == 200
@@ -614,14 +615,14 @@ def test_parse_wrong_shapes(body: bytes) -> None:
     """Bodies that are no JSON object, or whose success, errorCode or statuses are malformed,
     raise ResponseParseError."""
     with pytest.raises(ResponseParseError):
-        parse_cancel_response(200, {}, body, now=NOW)
+        parse_cancel(200, {}, body, now=NOW)
 
 
 def test_parse_huge_body_is_refused_cheaply() -> None:
     """A body over the cap is refused without decoding, with a capped excerpt."""
     body = b'{"success": true, "pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
     with pytest.raises(ResponseParseError) as info:
-        parse_cancel_response(200, {}, body, now=NOW)
+        parse_cancel(200, {}, body, now=NOW)
     assert len(info.value.excerpt) <= 203
 
 
@@ -629,7 +630,7 @@ def test_excerpt_is_short_and_scrubbed() -> None:
     """The excerpt is at most ~200 characters and never contains a secret echoed by the server."""
     body = (b"<html>" + KEY_SENTINEL.encode() + b" " * 180 + KEY_SENTINEL.encode()) * 20
     with pytest.raises(ResponseParseError) as info:
-        parse_cancel_response(200, {}, body, now=NOW, redact=[KEY_SENTINEL])
+        parse_cancel(200, {}, body, now=NOW, redact=[KEY_SENTINEL])
     assert len(info.value.excerpt) <= 203
     assert KEY_SENTINEL not in str(info.value)
     assert KEY_SENTINEL[:10] not in str(info.value)
@@ -649,7 +650,7 @@ def test_excerpt_is_short_and_scrubbed() -> None:
 def test_scheduled_at_is_lenient_and_aware(scheduled_at: str, expected: datetime) -> None:
     """scheduledAt parses Z, fractions and any offset into an aware datetime (naive means UTC)."""
     body = f'{{"success": true, "scheduledAt": "{scheduled_at}"}}'.encode()
-    result = parse_cancel_response(200, {}, body, now=NOW)
+    result = parse_cancel(200, {}, body, now=NOW)
     assert result.scheduled_at == expected
     assert result.scheduled_at is not None
     assert result.scheduled_at.tzinfo is not None
@@ -658,7 +659,7 @@ def test_scheduled_at_is_lenient_and_aware(scheduled_at: str, expected: datetime
 def test_numeric_string_error_code_and_numeric_adapter_code() -> None:
     """errorCode may be a numeric string; a numeric adapterCode is kept as a string."""
     body = b'{"success": false, "errorCode": " 7070 ", "adapterCode": 51, "newStatus": "CANCELLED"}'
-    result = parse_cancel_response(200, {}, body, now=NOW)
+    result = parse_cancel(200, {}, body, now=NOW)
     assert result.error_code == 7070
     assert result.adapter_code == "51"
     assert result.already_cancelled
@@ -673,7 +674,7 @@ def test_200_result_messages_are_scrubbed() -> None:
         + KEY_SENTINEL.encode()
         + b'"}'
     )
-    result = parse_cancel_response(200, {}, body, now=NOW, redact=[KEY_SENTINEL])
+    result = parse_cancel(200, {}, body, now=NOW, redact=[KEY_SENTINEL])
     assert KEY_SENTINEL not in repr(result)
     assert result.error_message == f"unknown for {redact_key(KEY_SENTINEL)}"
     with pytest.raises(Exception) as info:  # noqa: PT011 - checking the message, any type
@@ -687,7 +688,7 @@ def test_200_result_messages_are_scrubbed() -> None:
 def test_429_without_retry_after() -> None:
     """A documented 429 raises RateLimitedError with its code and no retry_after."""
     with pytest.raises(RateLimitedError) as info:
-        parse_cancel_response(429, {}, sample("rate_limited.json"), now=NOW)
+        parse_cancel(429, {}, sample("rate_limited.json"), now=NOW)
     error = info.value
     assert error.http_status == 429
     assert error.error_code == 1009
@@ -699,7 +700,7 @@ def test_429_without_retry_after() -> None:
 def test_429_with_retry_after_seconds() -> None:
     """Retry-After in seconds is read, case-insensitively."""
     with pytest.raises(RateLimitedError) as info:
-        parse_cancel_response(429, {"retry-after": "12"}, sample("rate_limited.json"), now=NOW)
+        parse_cancel(429, {"retry-after": "12"}, sample("rate_limited.json"), now=NOW)
     assert info.value.retry_after == 12.0
 
 
@@ -711,7 +712,7 @@ def test_429_with_retry_after_date_relative_to_response_date() -> None:
     }
     far_future = datetime(2030, 1, 1, tzinfo=UTC)
     with pytest.raises(RateLimitedError) as info:
-        parse_cancel_response(429, headers, sample("rate_limited.json"), now=far_future)
+        parse_cancel(429, headers, sample("rate_limited.json"), now=far_future)
     assert info.value.retry_after == 45.0
 
 
@@ -719,7 +720,7 @@ def test_429_with_retry_after_date_relative_to_now() -> None:
     """Without a (readable) Date header, an HTTP-date is measured from now."""
     headers = {"Date": "garbage", "Retry-After": "Wed, 21 Oct 2015 07:28:20 GMT"}
     with pytest.raises(RateLimitedError) as info:
-        parse_cancel_response(429, headers, b"", now=NOW)
+        parse_cancel(429, headers, b"", now=NOW)
     assert info.value.retry_after == 20.0
     assert info.value.error_code is None
 
@@ -730,7 +731,7 @@ def test_429_retry_after_date_is_measured_from_the_given_now() -> None:
     waits = []
     for now in (NOW, NOW + timedelta(seconds=15), NOW + timedelta(days=1)):
         with pytest.raises(RateLimitedError) as info:
-            parse_cancel_response(429, headers, b"", now=now)
+            parse_cancel(429, headers, b"", now=now)
         waits.append(info.value.retry_after)
     assert waits == [20.0, 5.0, 0.0]
 
@@ -747,10 +748,10 @@ def test_parsing_reads_no_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     headers = {"Retry-After": "Wed, 21 Oct 2015 07:28:20 GMT"}
     for _ in range(2):
         with pytest.raises(RateLimitedError) as info:
-            parse_cancel_response(429, headers, sample("rate_limited.json"), now=NOW)
+            parse_cancel(429, headers, sample("rate_limited.json"), now=NOW)
         assert info.value.retry_after == 20.0
-        assert parse_cancel_response(200, headers, sample("cancel_success.json"), now=NOW) == (
-            parse_cancel_response(200, {}, sample("cancel_success.json"), now=NOW)
+        assert parse_cancel(200, headers, sample("cancel_success.json"), now=NOW) == (
+            parse_cancel(200, {}, sample("cancel_success.json"), now=NOW)
         )
     assert response_retry_after(headers, now=NOW) == 20.0
 
@@ -762,7 +763,7 @@ def test_429_response_date_without_zone_is_utc() -> None:
         "Retry-After": "Wed, 21 Oct 2015 07:28:05 GMT",
     }
     with pytest.raises(RateLimitedError) as info:
-        parse_cancel_response(429, headers, b"", now=NOW)
+        parse_cancel(429, headers, b"", now=NOW)
     assert info.value.retry_after == 5.0
 
 
@@ -779,7 +780,7 @@ def test_429_response_date_without_zone_is_utc() -> None:
 def test_5xx_is_server_error(status: int, body: bytes, code: int | None) -> None:
     """5xx raises ServerError, with the API's code when the body has one."""
     with pytest.raises(ServerError) as info:
-        parse_cancel_response(status, {}, body, now=NOW)
+        parse_cancel(status, {}, body, now=NOW)
     assert info.value.http_status == status
     assert info.value.error_code == code
     assert f"HTTP {status}" in str(info.value)
@@ -788,7 +789,7 @@ def test_5xx_is_server_error(status: int, body: bytes, code: int | None) -> None
 def test_maintenance_message_is_kept() -> None:
     """The 1010 maintenance message is available on the error."""
     with pytest.raises(ServerError) as info:
-        parse_cancel_response(503, {}, sample("maintenance.json"), now=NOW)
+        parse_cancel(503, {}, sample("maintenance.json"), now=NOW)
     assert info.value.error_message is not None
     assert "maintenance" in info.value.error_message
     assert "errorCode 1010" in str(info.value)
@@ -806,7 +807,7 @@ def test_maintenance_message_is_kept() -> None:
 def test_authentication_errors(status: int, body: bytes) -> None:
     """401, 403 and errorCode 1004 (under any status) raise AuthenticationError."""
     with pytest.raises(AuthenticationError) as info:
-        parse_cancel_response(status, {}, body, now=NOW)
+        parse_cancel(status, {}, body, now=NOW)
     assert info.value.http_status == status
 
 
@@ -825,7 +826,7 @@ def test_a_404_that_is_no_api_answer_is_a_configuration_error(body: bytes) -> No
     """A 404 is no answer about the schedule (an unknown id is a 200 with 7040): the route
     does not exist, so every call would get it; a configuration error like a 401."""
     with pytest.raises(EndpointNotFoundError) as info:
-        parse_cancel_response(404, {}, body, now=NOW, schedule_id=SID)
+        parse_cancel(404, {}, body, now=NOW, schedule_id=SID)
     assert isinstance(info.value, ConfigurationError)
     assert isinstance(info.value, ApiError)
     assert not isinstance(info.value, AuthenticationError)
@@ -837,7 +838,7 @@ def test_a_404_with_a_schedule_error_code_stays_an_api_error_about_the_schedule(
     """A 404 whose JSON body is a Schedule API error (7xxx) is an answer about the schedule."""
     body = b'{"success": false, "errorCode": 7040, "errorMessage": "unknown"}'
     with pytest.raises(ApiError) as info:
-        parse_cancel_response(404, {}, body, now=NOW)
+        parse_cancel(404, {}, body, now=NOW)
     assert type(info.value) is ApiError
     assert info.value.error_code == 7040
 
@@ -852,7 +853,7 @@ def test_authentication_error_is_a_configuration_error() -> None:
 def test_other_statuses_are_api_errors(status: int) -> None:
     """Redirects, other 4xx and undocumented 2xx raise a plain ApiError."""
     with pytest.raises(ApiError) as info:
-        parse_cancel_response(status, {"Location": "https://elsewhere.example/"}, b"", now=NOW)
+        parse_cancel(status, {"Location": "https://elsewhere.example/"}, b"", now=NOW)
     assert type(info.value) is ApiError
     assert info.value.http_status == status
 
@@ -880,7 +881,7 @@ OTHER = "SC-OTHER"
 def test_an_answer_about_another_schedule_is_a_mismatch_error(body: dict[str, object]) -> None:
     """A 200 naming another scheduleId is neither a success nor a refusal of the one asked."""
     with pytest.raises(ResponseMismatchError) as info:
-        parse_cancel_response(200, {}, json.dumps(body).encode(), now=NOW, schedule_id=SID)
+        parse_cancel(200, {}, json.dumps(body).encode(), now=NOW, schedule_id=SID)
     error = info.value
     assert isinstance(error, ResponseParseError)
     assert (error.requested, error.answered) == (SID, OTHER)
@@ -920,7 +921,7 @@ def test_an_answer_with_the_same_or_no_schedule_id_is_about_the_one_asked(
     body: dict[str, object],
 ) -> None:
     """The response table does not require scheduleId and 7040 answers carry none: no mismatch."""
-    result = parse_cancel_response(200, {}, json.dumps(body).encode(), now=NOW, schedule_id=SID)
+    result = parse_cancel(200, {}, json.dumps(body).encode(), now=NOW, schedule_id=SID)
     assert result.schedule_id in (SID, None)
 
 
@@ -934,7 +935,7 @@ def test_a_malformed_or_differently_written_schedule_id_is_a_mismatch(
     is about something else; the error shows it as JSON text."""
     body = json.dumps({"success": True, "scheduleId": answered, "newStatus": "CANCELLED"})
     with pytest.raises(ResponseMismatchError) as info:
-        parse_cancel_response(200, {}, body.encode(), now=NOW, schedule_id=SID)
+        parse_cancel(200, {}, body.encode(), now=NOW, schedule_id=SID)
     assert info.value.answered == (shown if shown is not None else answered)
 
 
@@ -943,7 +944,7 @@ def test_a_mismatched_id_is_shown_scrubbed_and_shortened() -> None:
     answered = f"{KEY_SENTINEL}-{'x' * 5000}"
     body = json.dumps({"success": True, "scheduleId": answered}).encode()
     with pytest.raises(ResponseMismatchError) as info:
-        parse_cancel_response(200, {}, body, now=NOW, schedule_id=SID, redact=[KEY_SENTINEL])
+        parse_cancel(200, {}, body, now=NOW, schedule_id=SID, redact=[KEY_SENTINEL])
     assert KEY_SENTINEL not in str(info.value)
     assert len(info.value.answered) == 40
     assert info.value.answered.startswith(redact_key(KEY_SENTINEL))
@@ -954,7 +955,7 @@ def test_error_message_is_truncated_and_scrubbed() -> None:
     message = f"bad key {KEY_SENTINEL} " + "x" * 500
     body = f'{{"success": false, "errorCode": 1002, "errorMessage": "{message}"}}'.encode()
     with pytest.raises(ApiError) as info:
-        parse_cancel_response(400, {}, body, now=NOW, redact=[KEY_SENTINEL])
+        parse_cancel(400, {}, body, now=NOW, redact=[KEY_SENTINEL])
     error = info.value
     assert error.error_code == 1002
     assert error.error_message is not None

@@ -39,12 +39,12 @@ from redis.crc import key_slot
 from redis.exceptions import RedisError
 from schedcancel import (
     BackendError,
-    CancelResult,
     InvalidParameterError,
     Limiter,
     QueueTimeoutError,
     RateLimits,
     ScheduleClient,
+    ScheduleResult,
 )
 from schedcancel._adaptive import QUIET_WINDOWS
 from schedcancel._limiter import RateLimiter
@@ -1097,7 +1097,7 @@ async def _worker(job: dict[str, Any]) -> dict[str, Any]:
     client_kwargs = dict(job["client"])
     failed = 0  # BackendErrors retried (with "retry": a job re-run at once after one)
 
-    async def cancel(client: ScheduleClient, schedule_id: str) -> CancelResult:
+    async def cancel(client: ScheduleClient, schedule_id: str) -> ScheduleResult:
         nonlocal failed
         while True:
             try:
@@ -1120,8 +1120,8 @@ async def _worker(job: dict[str, Any]) -> dict[str, Any]:
     finally:
         await limiter.aclose()
     return {
-        "done": sum(1 for r in results if isinstance(r, CancelResult) and r.is_cancelled),
-        "errors": [repr(r) for r in results if not isinstance(r, CancelResult)],
+        "done": sum(1 for r in results if isinstance(r, ScheduleResult) and r.is_cancelled),
+        "errors": [repr(r) for r in results if not isinstance(r, ScheduleResult)],
         "backend_errors": failed,
     }
 

@@ -34,13 +34,13 @@ import schedcancel._client
 import schedcancel._protocol
 from aiohttp import web
 from schedcancel import (
-    CancelResult,
     ClientClosedError,
     RateLimits,
     ResponseParseError,
     RetryPolicy,
-    ScheduleCancelError,
     ScheduleClient,
+    ScheduleError,
+    ScheduleResult,
     ServerError,
     TransportError,
 )
@@ -75,12 +75,12 @@ class Verdict:
     """How one id ended, as the client reported it, checked against the server's records."""
 
     schedule_id: str
-    outcome: CancelResult | ScheduleCancelError
+    outcome: ScheduleResult | ScheduleError
 
     @property
     def kind(self) -> str:
         """``cancelled``, ``already_cancelled``, ``failed`` or the exception's class name."""
-        if isinstance(self.outcome, CancelResult):
+        if isinstance(self.outcome, ScheduleResult):
             if self.outcome.success:
                 return "cancelled"
             return "already_cancelled" if self.outcome.already_cancelled else "failed"
@@ -96,7 +96,7 @@ def check_outcomes(
 ) -> collections.Counter[str]:
     """Check each id's single outcome against what the server saw; count outcomes by kind.
 
-    Every id has exactly one outcome, a CancelResult or a ScheduleCancelError
+    Every id has exactly one outcome, a ScheduleResult or a ScheduleError
     (nothing else escapes); a reported success is a CANCELLED arrival on the
     server, an already_cancelled one follows a dropped or truncated arrival
     that had cancelled it; no id was sent more often than the retry policy
@@ -111,7 +111,7 @@ def check_outcomes(
         arrivals[arrival.schedule_id].append(arrival.outcome)
     kinds: collections.Counter[str] = collections.Counter()
     for schedule_id, outcome in zip(schedule_ids, results, strict=True):
-        assert isinstance(outcome, CancelResult | ScheduleCancelError), repr(outcome)
+        assert isinstance(outcome, ScheduleResult | ScheduleError), repr(outcome)
         verdict = Verdict(schedule_id, outcome)
         kinds[verdict.kind] += 1
         seen = arrivals[schedule_id]
@@ -199,15 +199,17 @@ async def test_fault_soak_with_repeated_ids_keeps_the_per_schedule_limit() -> No
     # Twelve calls of one id need at least two windows of that id's budget.
     assert max(recorder.sends_per_id().values()) > K
     successes = collections.Counter(
-        s for s, o in zip(calls, outcomes, strict=True) if isinstance(o, CancelResult) and o.success
+        s
+        for s, o in zip(calls, outcomes, strict=True)
+        if isinstance(o, ScheduleResult) and o.success
     )
     # One call per id cancelled it (or a dropped/truncated one did, and none reports success).
     assert set(successes.values()) <= {1}
     for schedule_id in distinct:
         assert server.status_of(schedule_id) == "CANCELLED"
     for outcome in outcomes:
-        assert isinstance(outcome, CancelResult | ScheduleCancelError), repr(outcome)
-        assert not isinstance(outcome, CancelResult) or outcome.is_cancelled
+        assert isinstance(outcome, ScheduleResult | ScheduleError), repr(outcome)
+        assert not isinstance(outcome, ScheduleResult) or outcome.is_cancelled
     assert elapsed <= makespan_bound(len(recorder)) + retry.backoff_max
 
 
@@ -364,7 +366,7 @@ async def test_closing_the_client_ends_every_queued_call() -> None:
                 done = await asyncio.gather(*tasks, return_exceptions=True)
         await settle()
         assert_no_leftovers(problems, caught)
-    answered = [r for r in done if isinstance(r, CancelResult)]
+    answered = [r for r in done if isinstance(r, ScheduleResult)]
     assert len(answered) == N
     # The rest were never sent: ended by the close with its typed error, not by a request.
     assert all(type(r) is ClientClosedError for r in done[N:])
@@ -430,7 +432,7 @@ async def test_a_jumping_wall_clock_changes_nothing(monkeypatch: pytest.MonkeyPa
 
 
 def _signed_ok(request: web.Request, body: bytes) -> bool:
-    """Check X-Signature independently of schedcancel (spec §3), with the request's own Date."""
+    """Check X-Signature as IXOPAY documents it (not with schedcancel), at the request's Date."""
     message = "\n".join(
         (
             request.method,

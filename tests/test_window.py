@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from schedcancel import InvalidParameterError
-from schedcancel._window import Decision, LevelPolicy, SlidingLog, check, try_acquire
+from schedcancel._window import LevelPolicy, SlidingLog
+
+from window_support import Decision, check, try_acquire
 
 W = 60.0
 GUARD = 1.0

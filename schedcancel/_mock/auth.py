@@ -1,6 +1,6 @@
 """The mock server's own checks of credentials and signatures; pure.
 
-Written from the fact sheet (spec §3), not taken from the client, so a bug in
+Written from the API documentation, not taken from the client, so a bug in
 the client's signer is caught by the server instead of copied into it. The
 gateway accepts more than the client sends, and so does the emulator unless
 told to be strict:

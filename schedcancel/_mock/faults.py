@@ -121,11 +121,6 @@ class FaultInjector:
         """Queue faults for the next requests, after any still queued."""
         self._script.extend(_to_script(faults))
 
-    @property
-    def scripted(self) -> int:
-        """Scripted entries not used yet."""
-        return len(self._script)
-
     def put_back(self, fault: Fault | None) -> None:
         """Give a fault taken for a request that did not get that far to the next one."""
         if fault is not None:

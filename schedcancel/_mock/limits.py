@@ -1,8 +1,8 @@
 """Server-side rate-limit models: what a real server might count, with time passed in.
 
 The IXOPAY docs say "60 requests per 60-second window per API user" and "10 per
-60-second window per scheduleId" without saying how the window is kept
-(spec §5), so the mock server can count in any of four ways:
+60-second window per scheduleId" without saying how the window is kept,
+so the mock server can count in any of four ways:
 
 ``sliding-log``
     Exact: a request is admitted while fewer than ``limit`` admitted requests

@@ -1,11 +1,11 @@
 """The six Schedule API operations the mock server answers, as the emulator's own table.
 
-Written from the fact sheet (spec §1), not taken from the client: a mistake in
+Written from the API documentation, not taken from the client: a mistake in
 the client's :class:`schedcancel.Operation` must not be copied into the server
 that is there to catch it. ``tests/test_mock_conformance.py`` compares the two
 tables, so a disagreement fails loudly. Each row says how the server answers
 one operation: method, path, the schema its body is checked against, and which
-edge of the state machine (spec §1) it follows::
+edge of the documented state machine it follows::
 
     ACTIVE --pause--> PAUSED --continue--> ACTIVE
     ERROR --continue--> ACTIVE
@@ -29,7 +29,7 @@ __all__ = ["OPERATIONS", "Body", "Operation", "OperationSpec", "Status", "operat
 
 
 class Status(enum.StrEnum):
-    """A schedule's status on the wire (spec §1, ``ScheduleStatus``).
+    """A schedule's status on the wire (the API's ``ScheduleStatus``).
 
     Members are strings: each equals its wire value, and so the client's
     :class:`schedcancel.ScheduleStatus` member of the same name.
@@ -130,18 +130,6 @@ class OperationSpec:
             return f"/schedule/{{apiKey}}/{{scheduleId}}/{self.operation}"
         return f"/schedule/{{apiKey}}/{self.operation}"
 
-    @property
-    def already_there(self) -> Status | None:
-        """The status a 7070 shows when the schedule is where the operation leads.
-
-        Cancelling a CANCELLED schedule, pausing a PAUSED one, continuing an
-        ACTIVE one answer 7070 with this status as old and new; None for an
-        operation whose 7070 never means that (get, update, start).
-        """
-        if self.target is None or self.sources is None or self.target in self.sources:
-            return None
-        return self.target
-
 
 def _spec(
     operation: Operation,
@@ -161,7 +149,7 @@ def _spec(
     return operation, row
 
 
-#: Every operation's row, in the order of the spec's table.
+#: Every operation's row, in the order of the API documentation's table.
 OPERATIONS: Mapping[Operation, OperationSpec] = MappingProxyType(
     dict(
         (

@@ -217,7 +217,7 @@ class ScheduleBook:
         schedule = attrs.evolve(schedule, status=spec.target or old, **changes)
         self._schedules[schedule_id] = schedule
         if spec.operation is Operation.CANCEL:
-            # The documented cancel success body carries no more than this (spec §1).
+            # The documented cancel success body carries no more than this.
             payload: dict[str, Any] = {
                 "success": True,
                 "scheduleId": schedule_id,

@@ -1,7 +1,7 @@
 """Request-body checks of the mock server: pure, with the server's date-time passed in.
 
 The IXOPAY docs answer business errors as HTTP 200 with ``success: false`` and
-leave the bodies of 400s undocumented (spec §4), so the mock splits refusals
+leave the bodies of 400s undocumented, so the mock splits refusals
 this way:
 
 - a body that is not JSON (or not UTF-8), or a ``Content-Type`` other than
@@ -17,7 +17,7 @@ this way:
   ``continueDateTime`` (or missing), 7080 ``amount`` not above 0, 7090
   ``periodLength`` not within 1-364.
 
-Regexes are the spec's, matched against the whole string.
+Regexes are the API documentation's, matched against the whole string.
 """
 
 from __future__ import annotations

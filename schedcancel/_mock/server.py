@@ -1,6 +1,6 @@
 """The mock IXOPAY Schedule API server: a real aiohttp app on 127.0.0.1.
 
-It answers the six operations of spec §1 (get, pause, continue, update,
+It answers the six Schedule API operations (get, pause, continue, update,
 cancel, start; the table is in :mod:`.operations`) through one handler. A
 request goes through these steps, in this order (the real server's order is
 not documented; this one is the conservative reading):
@@ -85,14 +85,14 @@ DEFAULT_USERNAME = "api-user"
 DEFAULT_PASSWORD = "api-password"  # noqa: S105 - a test fixture's well-known password
 #: The connector apiKey the server knows unless told otherwise (signing off).
 DEFAULT_API_KEY = "test-api-key"
-#: The path prefix; ``base_url`` ends with it, as the real base URLs do (spec §2).
+#: The path prefix; ``base_url`` ends with it, as the real base URLs do.
 API_PREFIX = "/api/v3"
 
 _ID = re.compile(r"[A-Za-z0-9._~-]+")
 _MAX_API_KEY = 50
 _MAX_SCHEDULE_ID = 32
 
-# Bodies and messages, from the spec where it gives them (§1, §4).
+# Bodies and messages, from the API documentation where it gives them.
 _MSG_SERVER_ERROR = "System Error occurred"
 _MSG_MAINTENANCE = (
     "The system is currently undergoing scheduled maintenance. Please try again later."
@@ -633,7 +633,7 @@ def _valid(value: str, max_length: int) -> bool:
 def _signature_ok(
     request: web.Request, body: bytes, secret: str, body_hashes: Iterable[BodyHash]
 ) -> bool:
-    # X-Date wins over Date (spec §2), for libraries that cannot set Date.
+    # X-Date wins over Date (as the API documents), for libraries that cannot set Date.
     date = request.headers.get("X-Date") or request.headers.get("Date")
     given = request.headers.get("X-Signature")
     if not date or not given:

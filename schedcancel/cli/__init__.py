@@ -25,7 +25,9 @@ they share).
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
+from .._deprecated import resolve
 from ._common import (
     EXIT_FAILED,
     EXIT_INCOMPLETE,
@@ -48,7 +50,7 @@ from ._report import (
     progress_line,
     summary_json,
 )
-from ._run import run_bulk, run_cancel
+from ._run import run_bulk
 from ._settings import (
     ENV_API_KEY,
     ENV_BASE_URL,
@@ -56,8 +58,8 @@ from ._settings import (
     ENV_REDIS_URL,
     ENV_SHARED_SECRET,
     ENV_USERNAME,
-    CancelSettings,
     ClientOptions,
+    RunSettings,
     client_options,
 )
 
@@ -79,10 +81,10 @@ __all__ = [
     "INSTALL_CLI_HINT",
     "INSTALL_REDIS_HINT",
     "PROG",
-    "CancelSettings",
     "ClientOptions",
     "InputError",
     "RunReport",
+    "RunSettings",
     "build_parser",
     "client_options",
     "format_duration",
@@ -92,8 +94,21 @@ __all__ = [
     "print_summary",
     "progress_line",
     "run_bulk",
-    "run_cancel",
     "summary_json",
 ]
 
 logger = logging.getLogger("schedcancel.cli")
+
+#: Names of 0.1, each still importable for one release, with a DeprecationWarning.
+_RENAMED: dict[str, tuple[str, Any]] = {
+    "CancelSettings": ("RunSettings", RunSettings),
+    "run_cancel": ("run_bulk", run_bulk),
+}
+
+if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ warns first
+    CancelSettings = RunSettings
+    run_cancel = run_bulk
+
+
+def __getattr__(name: str) -> Any:
+    return resolve(__name__, name, _RENAMED)

@@ -18,15 +18,15 @@ from .._journal import OutcomeKind
 from .._models import RateLimits
 from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PROG, _Streams
 from ._report import print_summary, summary_json
-from ._run import run_cancel
-from ._settings import CancelSettings
+from ._run import run_bulk
+from ._settings import RunSettings
 
 DEMO_API_KEY = "demo-connector"
 DEMO_USERNAME = "demo-user"
 
 
 def _lower_bound(requests: int, limits: RateLimits) -> float:
-    """The earliest the last of ``requests`` distinct-id requests can be sent (RATE-LIMITS.md)."""
+    """The earliest the last of ``requests`` distinct-id requests can be sent, by the limits."""
     return ((requests - 1) // limits.total) * limits.window if requests else 0.0
 
 
@@ -74,7 +74,7 @@ async def _demo(args: argparse.Namespace, streams: _Streams) -> int:
             journal = args.journal
             if journal is None:
                 journal = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "demo.jsonl"
-            settings = CancelSettings(
+            settings = RunSettings(
                 api_key=DEMO_API_KEY,
                 username=DEMO_USERNAME,
                 password=password,
@@ -90,7 +90,7 @@ async def _demo(args: argparse.Namespace, streams: _Streams) -> int:
                 quiet=not args.json,
                 metrics_port=args.metrics_port,
             )
-            report = await run_cancel(
+            report = await run_bulk(
                 settings, ids, total=len(ids), stdout=streams.stdout, stderr=stderr
             )
             if args.journal is None:

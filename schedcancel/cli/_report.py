@@ -13,7 +13,7 @@ from typing import IO, Any, Protocol
 import attrs
 
 from .._bulk import BulkProgress
-from .._journal import CancelOutcome, OutcomeKind, outcome_kinds
+from .._journal import BulkOutcome, OutcomeKind, outcome_kinds
 from .._protocol import Operation
 from ._common import (
     EXIT_FAILED,
@@ -28,7 +28,7 @@ from ._common import (
     printable,
 )
 from ._input import InputError
-from ._settings import CancelSettings
+from ._settings import RunSettings
 
 # Per bulk operation: what every id is after exit 0, and the progress bar's word.
 _DONE_STATES = {
@@ -268,7 +268,7 @@ def _rich_available() -> bool:
     return True
 
 
-def _make_reporter(settings: CancelSettings, stdout: IO[str], stderr: IO[str]) -> _Reporter:
+def _make_reporter(settings: RunSettings, stdout: IO[str], stderr: IO[str]) -> _Reporter:
     if not settings.show_progress:
         return _PlainReporter(stream=stderr, interval=math.inf)
     if _isatty(stderr):
@@ -282,7 +282,7 @@ def _make_reporter(settings: CancelSettings, stdout: IO[str], stderr: IO[str]) -
     return _PlainReporter(stream=stderr, interval=settings.progress_interval)
 
 
-def outcome_text(outcome: CancelOutcome) -> str:
+def outcome_text(outcome: BulkOutcome) -> str:
     """Render an outcome as one tab-separated line: id, outcome, detail.
 
     Args:
@@ -306,7 +306,7 @@ def outcome_text(outcome: CancelOutcome) -> str:
     return "\t".join(printable(part) for part in (outcome.schedule_id, outcome.kind.value, detail))
 
 
-def _outcome_json(outcome: CancelOutcome) -> str:
+def _outcome_json(outcome: BulkOutcome) -> str:
     # ASCII: no terminal escape (C1 controls, bidi overrides) reaches stdout raw.
     return json.dumps(outcome.to_record(), separators=(",", ":"))
 
@@ -349,7 +349,7 @@ def _progress_notes(progress: BulkProgress) -> list[str]:
     return notes
 
 
-def _summary_notes(report: RunReport, settings: CancelSettings, *, show_exit: bool) -> list[str]:
+def _summary_notes(report: RunReport, settings: RunSettings, *, show_exit: bool) -> list[str]:
     progress = report.progress
     notes = [] if progress is None else _progress_notes(progress)
     if report.abandoned:
@@ -379,7 +379,7 @@ def _summary_notes(report: RunReport, settings: CancelSettings, *, show_exit: bo
 
 
 def print_summary(
-    report: RunReport, settings: CancelSettings, stderr: IO[str], *, show_exit: bool = True
+    report: RunReport, settings: RunSettings, stderr: IO[str], *, show_exit: bool = True
 ) -> None:
     """Print the summary table (rich on a terminal, plain text otherwise) to stderr.
 
@@ -418,7 +418,7 @@ def print_summary(
     stderr.write("\n".join(lines) + "\n")
 
 
-def summary_json(report: RunReport, settings: CancelSettings) -> dict[str, Any]:
+def summary_json(report: RunReport, settings: RunSettings) -> dict[str, Any]:
     """Return the machine-readable summary (``--json``).
 
     Args:

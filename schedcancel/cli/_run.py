@@ -16,10 +16,10 @@ import attrs
 
 from .._bulk import run_many
 from .._hooks import LoggingHook
-from .._journal import CancelOutcome, OutcomeKind
+from .._journal import BulkOutcome, OutcomeKind
 from .._protocol import Operation
 from .._redact import scrub, url_secrets
-from ..errors import InvalidParameterError, ScheduleCancelError
+from ..errors import InvalidParameterError, ScheduleError
 from ._common import EXIT_OK, EXIT_USAGE, INSTALL_REDIS_HINT, PROG, _isatty, _Streams, _UsageError
 from ._input import _open_input
 from ._metrics import JobMetrics
@@ -32,14 +32,14 @@ from ._report import (
     print_summary,
     summary_json,
 )
-from ._settings import CancelSettings, _settings_from_args
+from ._settings import RunSettings, _settings_from_args
 from ._status_report import latest_outcomes, status_key, write_report
 
 if TYPE_CHECKING:
     from .._models import Limiter
 
 
-def _make_limiter(settings: CancelSettings) -> Limiter:
+def _make_limiter(settings: RunSettings) -> Limiter:
     """Make the run's limiter; a bad ``--redis`` URL is a usage error (without its password)."""
     if settings.redis_url is None:
         from .._limiter import RateLimiter  # noqa: PLC0415 - loaded with the client anyway
@@ -113,8 +113,8 @@ class _Tally:
 
 
 async def _consume(
-    outcomes: AsyncGenerator[CancelOutcome, None],
-    settings: CancelSettings,
+    outcomes: AsyncGenerator[BulkOutcome, None],
+    settings: RunSettings,
     reporter: _Reporter,
     stdout: IO[str],
     tally: _Tally,
@@ -144,13 +144,13 @@ async def _consume(
                 except BrokenPipeError:
                     printing = False
                     _stdout_closed(stdout, reporter)
-        except (ScheduleCancelError, OSError, ValueError) as exc:
+        except (ScheduleError, OSError, ValueError) as exc:
             return exc
     return None
 
 
 async def run_bulk(
-    settings: CancelSettings,
+    settings: RunSettings,
     ids: Iterable[str] | AsyncIterator[str],
     *,
     total: int | None,
@@ -262,11 +262,7 @@ async def run_bulk(
     )
 
 
-#: The bulk run by its first name, from when it only cancelled.
-run_cancel = run_bulk
-
-
-def _write_status_report(report: RunReport, settings: CancelSettings, streams: _Streams) -> None:
+def _write_status_report(report: RunReport, settings: RunSettings, streams: _Streams) -> None:
     """Write ``get --report`` from the journal: every id the journal holds, once.
 
     Also when the run stopped early: the report then holds the ids done so
@@ -308,9 +304,7 @@ def _cmd_bulk(args: argparse.Namespace, streams: _Streams, environ: Mapping[str,
     return _finish(report, settings, streams)
 
 
-def _refuse_if_nothing_read(
-    report: RunReport, settings: CancelSettings, source: str | None
-) -> None:
+def _refuse_if_nothing_read(report: RunReport, settings: RunSettings, source: str | None) -> None:
     """A job that read no id ends as a usage error: one line that says why, no summary.
 
     Its journal could not be used (busy, corrupt, another operation's, its
@@ -333,7 +327,7 @@ def _refuse_if_nothing_read(
     raise _UsageError(str(failure))
 
 
-def _finish(report: RunReport, settings: CancelSettings, streams: _Streams) -> int:
+def _finish(report: RunReport, settings: RunSettings, streams: _Streams) -> int:
     print_summary(report, settings, streams.stderr)
     if settings.json_output:
         with contextlib.suppress(BrokenPipeError):  # noted already when the reader left

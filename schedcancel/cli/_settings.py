@@ -32,7 +32,7 @@ REPORT_FORMATS = ("jsonl", "csv")
 
 
 @attrs.frozen(kw_only=True)
-class CancelSettings:
+class RunSettings:
     """Everything a bulk run needs, resolved from flags and environment.
 
     The repr shows no secret: the apiKey is redacted, the password, shared
@@ -125,7 +125,7 @@ def _client_options(environ: Mapping[str, str], flags: Mapping[str, str | None])
     )
 
 
-def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> CancelSettings:
+def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> RunSettings:
     flags = {name: getattr(args, name) for name in ClientOptions.__annotations__}
     try:
         client = _client_options(environ, flags)
@@ -151,7 +151,7 @@ def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) ->
     report_format = getattr(args, "format", None) or (
         "csv" if report is not None and report.suffix.lower() == ".csv" else "jsonl"
     )
-    return CancelSettings(
+    return RunSettings(
         operation=args.operation,
         continue_at=getattr(args, "at", None),
         report=report,

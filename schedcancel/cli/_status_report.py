@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .._journal import CancelOutcome, OutcomeKind, read_journal
+from .._journal import BulkOutcome, OutcomeKind, read_journal
 
 #: The report's columns, in order.
 REPORT_COLUMNS = (
@@ -39,7 +39,7 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def report_row(outcome: CancelOutcome) -> dict[str, object]:
+def report_row(outcome: BulkOutcome) -> dict[str, object]:
     """Return one id's report row.
 
     Args:
@@ -63,7 +63,7 @@ def report_row(outcome: CancelOutcome) -> dict[str, object]:
     }
 
 
-def latest_outcomes(journal: str | os.PathLike[str]) -> Iterator[CancelOutcome]:
+def latest_outcomes(journal: str | os.PathLike[str]) -> Iterator[BulkOutcome]:
     """Yield each id's last outcome in a journal, in the order the ids first appear.
 
     Args:
@@ -72,13 +72,13 @@ def latest_outcomes(journal: str | os.PathLike[str]) -> Iterator[CancelOutcome]:
     Yields:
         One outcome per id.
     """
-    latest: dict[str, CancelOutcome] = {}
+    latest: dict[str, BulkOutcome] = {}
     for outcome in read_journal(journal):
         latest[outcome.schedule_id] = outcome
     yield from latest.values()
 
 
-def status_key(outcome: CancelOutcome) -> str:
+def status_key(outcome: BulkOutcome) -> str:
     """The id's group in the summary by status: its status when read (``ACTIVE``,
     ``PAUSED``, ...), else its outcome (``failed``, ``error``, ``invalid``)."""
     if outcome.kind is OutcomeKind.READ:
@@ -86,7 +86,7 @@ def status_key(outcome: CancelOutcome) -> str:
     return outcome.kind.value
 
 
-def write_report(path: Path, fmt: str, outcomes: Iterable[CancelOutcome]) -> dict[str, int]:
+def write_report(path: Path, fmt: str, outcomes: Iterable[BulkOutcome]) -> dict[str, int]:
     """Write the report atomically and return the number of rows per status.
 
     Args:

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 from schedcancel import RateLimits
-from schedcancel.cli import CancelSettings, RunReport, main, run_cancel
+from schedcancel.cli import RunReport, RunSettings, main, run_bulk
 from schedcancel.testing import MockScheduleServer
 
 API_KEY = "cli-test-connector-key-77"
@@ -145,7 +145,7 @@ class _Terminal(io.StringIO):
         return True
 
 
-def _settings(base_url: str, **overrides: Any) -> CancelSettings:
+def _settings(base_url: str, **overrides: Any) -> RunSettings:
     values: dict[str, Any] = {
         "api_key": API_KEY,
         "username": USERNAME,
@@ -156,9 +156,9 @@ def _settings(base_url: str, **overrides: Any) -> CancelSettings:
         "quiet": True,
     }
     values.update(overrides)
-    return CancelSettings(**values)
+    return RunSettings(**values)
 
 
-def _run_settings(settings: CancelSettings, ids: list[str]) -> RunReport:
+def _run_settings(settings: RunSettings, ids: list[str]) -> RunReport:
     err = io.StringIO()
-    return asyncio.run(run_cancel(settings, ids, total=len(ids), stdout=io.StringIO(), stderr=err))
+    return asyncio.run(run_bulk(settings, ids, total=len(ids), stdout=io.StringIO(), stderr=err))

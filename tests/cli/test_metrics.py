@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import aiohttp
 import pytest
 from schedcancel import RateLimits
-from schedcancel.cli import CancelSettings, run_cancel
+from schedcancel.cli import RunSettings, run_bulk
 from schedcancel.cli._common import _UsageError
 from schedcancel.cli._metrics import JobMetrics
 from schedcancel.testing import Fault, MockScheduleServer, ServerLimits
@@ -118,7 +118,7 @@ async def test_metrics_move_while_the_job_runs_and_the_port_closes_after() -> No
 
 
 async def _scrape_twice(
-    settings: CancelSettings,
+    settings: RunSettings,
     feed: asyncio.Queue[str | None],
     ids: list[str],
     port: int,
@@ -127,7 +127,7 @@ async def _scrape_twice(
     """Run the job; scrape after 2 ids, then after all; check the port closes at the end."""
     stdout = _Lines()
     job = asyncio.create_task(
-        run_cancel(settings, gated, total=len(ids), stdout=stdout, stderr=io.StringIO())
+        run_bulk(settings, gated, total=len(ids), stdout=stdout, stderr=io.StringIO())
     )
     async with aiohttp.ClientSession() as session:
         for schedule_id in ids[:2]:

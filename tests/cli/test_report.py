@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from schedcancel import (
     AuthenticationError,
-    CancelOutcome,
+    BulkOutcome,
     InvalidParameterError,
-    ScheduleCancelError,
+    ScheduleError,
 )
 from schedcancel._bulk import BulkProgress
 from schedcancel._journal import OutcomeKind
@@ -268,9 +268,9 @@ def test_rich_summary_shows_the_journal_column_on_a_terminal() -> None:
 
 def test_outcome_text_for_each_kind() -> None:
     """Per-id lines: id, outcome and a detail, with tabs inside values shown escaped."""
-    error = CancelOutcome.from_exception("SC-1", ScheduleCancelError("reset\tby peer"))
-    invalid = CancelOutcome.invalid("a\tb", "bad")
-    assert outcome_text(error) == "SC-1\terror\tScheduleCancelError: reset\\tby peer"
+    error = BulkOutcome.from_exception("SC-1", ScheduleError("reset\tby peer"))
+    invalid = BulkOutcome.invalid("a\tb", "bad")
+    assert outcome_text(error) == "SC-1\terror\tScheduleError: reset\\tby peer"
     assert outcome_text(invalid) == "a\\tb\tinvalid\tbad"
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from schedcancel import RetryPolicy
 from schedcancel._journal import OutcomeKind, read_journal
-from schedcancel.cli import run_cancel
+from schedcancel.cli import run_bulk
 from schedcancel.testing import Faults, ServerLimits
 
 from .support import (
@@ -305,13 +305,13 @@ def test_a_refusal_that_is_not_final_exits_3_and_is_sent_again(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, code: int | None, message: str | None
 ) -> None:
     """A ``failed`` outcome the next run sends again (7002, 1xxx, no code) is incomplete: exit 3."""
-    from schedcancel import CancelResult, ScheduleClient  # noqa: PLC0415 - this test only
+    from schedcancel import ScheduleClient, ScheduleResult  # noqa: PLC0415 - this test only
 
     sent: list[str] = []
 
-    async def refuse(self: ScheduleClient, schedule_id: str, **kwargs: object) -> CancelResult:
+    async def refuse(self: ScheduleClient, schedule_id: str, **kwargs: object) -> ScheduleResult:
         sent.append(schedule_id)
-        return CancelResult(success=False, error_code=code, error_message=message)
+        return ScheduleResult(success=False, error_code=code, error_message=message)
 
     monkeypatch.setattr(ScheduleClient, "cancel", refuse)
     journal = tmp_path / "run.jsonl"
@@ -444,13 +444,13 @@ def test_subprocess_sigterm_stops_cleanly_exit_130(
 
 
 def test_an_outside_cancellation_is_not_swallowed(serve: Callable[..., ServerThread]) -> None:
-    """Cancelling run_cancel from outside (no signal) propagates CancelledError."""
+    """Cancelling run_bulk from outside (no signal) propagates CancelledError."""
     server = serve(active=["SC-1"], faults=Faults(response_latency=(5.0, 5.0)))
     settings = _settings(server.base_url)
 
     async def cancel_soon() -> None:
         task = asyncio.create_task(
-            run_cancel(settings, ["SC-1"], total=1, stdout=io.StringIO(), stderr=io.StringIO())
+            run_bulk(settings, ["SC-1"], total=1, stdout=io.StringIO(), stderr=io.StringIO())
         )
         while len(server.server.recorder) < 1:  # noqa: ASYNC110 - the recorder has no event
             await asyncio.sleep(0.01)

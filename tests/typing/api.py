@@ -19,7 +19,7 @@ from schedcancel import (
     DEFAULT_BASE_URL,
     ApiError,
     AuthenticationError,
-    CancelResult,
+    BulkOutcome,
     Gate,
     InvalidParameterError,
     Limiter,
@@ -34,8 +34,8 @@ from schedcancel import (
     RequestWithdrawnError,
     ResponseParseError,
     RetryPolicy,
-    ScheduleCancelError,
     ScheduleClient,
+    ScheduleError,
     ScheduleOperationError,
     ScheduleResult,
     ScheduleStatus,
@@ -71,23 +71,22 @@ async def every_operation(client: ScheduleClient) -> list[ScheduleResult]:
     try:
         results.append(await client.start(schedule))
     except OutcomeUnknownError as exc:
-        assert_type(exc.failure, ScheduleCancelError)
+        assert_type(exc.failure, ScheduleError)
     for result in results:
         assert_type(result.done, bool)
         assert_type(result.already_done, bool)
         assert_type(result.operation, Operation | None)
         assert_type(result.malformed, Mapping[str, object])
     assert_type(Operation.PAUSE.target_status, ScheduleStatus | None)
-    assert ScheduleResult is CancelResult
     return results
 
 
-async def cancel_one() -> CancelResult:
+async def cancel_one() -> ScheduleResult:
     """The quickstart: one client, one cancel, the result inspected."""
     async with ScheduleClient("connector-api-key", username="api-user", password="pw") as client:
         assert_type(client, ScheduleClient)
         result = await client.cancel("SC-1234-1234-1234-1234-1234-1234")
-    assert_type(result, CancelResult)
+    assert_type(result, ScheduleResult)
     assert_type(result.success, bool)
     assert_type(result.already_cancelled, bool)
     assert_type(result.is_cancelled, bool)
@@ -95,11 +94,11 @@ async def cancel_one() -> CancelResult:
     assert_type(result.old_status, ScheduleStatus | str | None)
     assert_type(result.scheduled_at, datetime | None)
     assert_type(result.error_code, int | None)
-    assert_type(result.raise_for_error(), CancelResult)
+    assert_type(result.raise_for_error(), ScheduleResult)
     return result
 
 
-async def fully_configured(session: aiohttp.ClientSession) -> list[CancelResult]:
+async def fully_configured(session: aiohttp.ClientSession) -> list[ScheduleResult]:
     """Every constructor option and every cancel option."""
     client = ScheduleClient(
         "connector-api-key",
@@ -177,7 +176,7 @@ async def handle_errors(client: ScheduleClient) -> str:
         assert_type(exc.excerpt, str)
     except TransportError:
         return "transport"
-    except ScheduleCancelError:
+    except ScheduleError:
         return "other"
     return "done"
 
@@ -206,3 +205,17 @@ def instrumented() -> ScheduleClient:
         PrometheusHook(registry=CollectorRegistry()),
     ]
     return ScheduleClient("key", username="user", password="pw", hooks=hooks)
+
+
+async def old_names(client: ScheduleClient) -> None:
+    """0.1's names, deprecated until 0.3: the same types for a type checker (and a warning)."""
+    from schedcancel import CancelOutcome, CancelResult, ScheduleCancelError  # noqa: PLC0415
+    from schedcancel.cli import CancelSettings, RunSettings, run_bulk, run_cancel  # noqa: PLC0415
+
+    try:
+        assert_type(await client.cancel("SC-1"), CancelResult)
+    except ScheduleCancelError as exc:
+        assert_type(exc, ScheduleError)
+    assert_type(CancelOutcome.invalid("x", "bad"), BulkOutcome)
+    assert CancelSettings is RunSettings
+    assert run_cancel is run_bulk
