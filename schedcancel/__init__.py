@@ -6,8 +6,6 @@ start) on the same client and the same rate-limit budget.
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
-
 from ._bulk import BulkOptions, BulkProgress
 from ._client import DEFAULT_BASE_URL, CallOptions, ScheduleClient
 from ._gate import Gate
@@ -27,6 +25,7 @@ from ._models import (
 from ._protocol import Operation, Request, Transport
 from ._requests import PeriodUnit, StartSchedule, UpdateSchedule
 from ._transport import AiohttpTransport
+from ._version import __version__
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -46,11 +45,6 @@ from .errors import (
     ServerError,
     TransportError,
 )
-
-try:
-    __version__ = _metadata.version("schedcancel")
-except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree, not installed
-    __version__ = "0.0.0"
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -70,6 +70,7 @@ from ._validate import (
     validate_api_key,
     validate_schedule_id,
 )
+from ._version import __version__
 from .errors import (
     BackendError,
     ClientClosedError,
@@ -788,8 +789,6 @@ class _BulkRun:
                 self._report()
 
     def _run_record(self, event: str) -> dict[str, object]:
-        from . import __version__  # noqa: PLC0415 - the package imports this module
-
         record: dict[str, object] = {"run": event}
         if event == "start":
             record["operation"] = self.operation.path

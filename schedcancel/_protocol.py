@@ -22,7 +22,6 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from importlib.metadata import PackageNotFoundError, version
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, urlsplit
@@ -33,6 +32,7 @@ from ._convert import coerce_error_code, structure_result
 from ._models import ScheduleResult, ScheduleStatus
 from ._redact import Hidden, redact_headers, redact_key, scrub, shorten
 from ._validate import validate_api_key, validate_schedule_id
+from ._version import __version__
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -95,14 +95,7 @@ SHOWN_ID_CHARS = 40
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
-def _package_version() -> str:
-    try:
-        return version("schedcancel")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-        return "0.0.0"
-
-
-USER_AGENT = f"schedcancel/{_package_version()}"
+USER_AGENT = f"schedcancel/{__version__}"
 
 
 class BodyKind(enum.Enum):
