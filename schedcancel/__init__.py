@@ -20,9 +20,9 @@ from ._models import (
     RateLimits,
     RetryPolicy,
     ScheduleResult,
-    ScheduleStatus,
 )
-from ._protocol import Operation, Request, Transport
+from ._operations import Operation, ScheduleStatus
+from ._protocol import Request, Transport
 from ._requests import PeriodUnit, StartSchedule, UpdateSchedule
 from ._transport import AiohttpTransport
 from ._version import __version__

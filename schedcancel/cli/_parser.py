@@ -17,7 +17,8 @@ from typing import IO, Any
 import attrs
 
 from .._bulk import BACKGROUND_PRIORITY
-from .._protocol import DEFAULT_BASE_URL, Operation
+from .._operations import Operation
+from .._protocol import DEFAULT_BASE_URL
 from .._requests import ContinueSchedule
 from .._version import __version__
 from ..errors import InvalidParameterError

@@ -17,7 +17,7 @@ import attrs
 from .._bulk import run_many
 from .._hooks import LoggingHook
 from .._journal import CancelOutcome, OutcomeKind
-from .._protocol import Operation
+from .._operations import Operation
 from .._redact import scrub, url_secrets
 from ..errors import InvalidParameterError, ScheduleCancelError
 from ._common import EXIT_OK, EXIT_USAGE, INSTALL_REDIS_HINT, PROG, _isatty, _Streams, _UsageError
