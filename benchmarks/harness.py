@@ -1,7 +1,7 @@
 """Scenarios, the mock server set-up, and the figures every contestant is judged by.
 
 Time is scaled: window W = 2 s, N = 60 per API user, K = 10 per scheduleId
-(RATE-LIMITS.md, "Benchmarks that judge this"). The mock server runs in the
+(the goals are in benchmarks/README.md). The mock server runs in the
 same event loop on 127.0.0.1 with one-way latency drawn uniformly from
 2.5-10 ms on the way in and again on the way out (a round trip of 5-20 ms),
 so server arrival times and client stamps share one clock.
@@ -19,7 +19,7 @@ Figures of one run (one contestant, one scenario):
 - **guard bound** ``L_g = w * (W + guard + rtt) + rtt`` for ``w`` windows, with
   ``rtt`` the run's median round trip: the best a client can do that frees a
   request's budget ``W + guard`` after it *observed* the response (what keeps
-  it safe under any jitter, RATE-LIMITS.md "Response-anchored release"); the
+  it safe under any jitter, the proof in ``schedcancel._window``); the
   spec allows "+ one RTT per window". **ratio_g** = ``makespan / L_g``; the
   makespan goals are judged on it. Peers that do not anchor on responses can
   beat ``L_g``: their ratio_g may be below 1, at the price of 429s.

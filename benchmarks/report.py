@@ -1,4 +1,4 @@
-"""Judge a report against RATE-LIMITS.md's goals, and print it as Markdown tables."""
+"""Judge a report against the goals (benchmarks/README.md), and print it as Markdown tables."""
 
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def _overhead_goal(report: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def goals(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every goal of RATE-LIMITS.md that the report has figures for, met or not.
+    """Every goal (benchmarks/README.md) that the report has figures for, met or not.
 
     Args:
         report: the harness's report (``config``, ``runs``, optional ``overhead``).

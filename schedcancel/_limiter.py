@@ -1,6 +1,6 @@
 """The limiters: one asyncio driver over the one dispatcher (``_queue``) and a store.
 
-Design, in short (RATE-LIMITS.md has the why):
+Design, in short (docs/rate-limits.md and docs/development.md, "Design notes", have the why):
 
 * Two levels: the API user (limit N) and every scheduleId (limit K). A
   request takes an entry in both at the same instant; entries count until

@@ -1,8 +1,9 @@
 """The store seam under the one dispatcher, and the in-memory store. Pure.
 
-A *store* keeps the two levels' logs and answers the dispatcher's questions
-(STYLE.md rule 6): try these candidates in this order, release this permit,
-give this one back, when could one start. :class:`MemoryStore` keeps them in
+A *store* keeps the two levels' logs and answers the dispatcher's questions,
+and only those (a narrow seam; docs/development.md, "Design notes"): try these
+candidates in this order, release this permit, give this one back, when could
+one start. :class:`MemoryStore` keeps them in
 this process over ``_window``; ``schedcancel.redis`` keeps them in Redis over
 ``lua/limiter.lua``. Both apply the one adaptive policy of ``_adaptive``.
 

@@ -2,7 +2,7 @@
 
 Several workers cancelling for the same API user must share its 60-per-window
 budget, or together they overrun it. :class:`RedisLimiter` keeps the two-level
-sliding-window log of ``RATE-LIMITS.md`` in Redis, and one Lua script
+sliding-window log (docs/rate-limits.md) in Redis, and one Lua script
 (``schedcancel/lua/limiter.lua``) checks and adds both levels atomically with
 Redis ``TIME`` as the one clock.
 

@@ -26,7 +26,7 @@ DEMO_USERNAME = "demo-user"
 
 
 def _lower_bound(requests: int, limits: RateLimits) -> float:
-    """The earliest the last of ``requests`` distinct-id requests can be sent (RATE-LIMITS.md)."""
+    """The earliest the last of ``requests`` distinct-id requests can be sent (a lower bound)."""
     return ((requests - 1) // limits.total) * limits.window if requests else 0.0
 
 
