@@ -2,7 +2,7 @@
 
 Every behaviour test runs against both stores under the one dispatcher: the
 in-process ``RateLimiter`` and the ``RedisLimiter`` on the Redis server at
-127.0.0.1:6379 (on the same virtual clock, see ``redis_support``); both must
+127.0.0.1:6379 (on the same virtual clock, see ``support.redis``); both must
 give the same observable behaviour. Tests of one store's own bookkeeping (the
 memory store's idle-key sweep, its float queue, its repr) run on that store
 only; the Redis store's own are in ``test_redis.py``.
@@ -36,7 +36,7 @@ from schedcancel._stores import FloatQueue as _FloatQueue
 from schedcancel._window import LevelPolicy, SlidingLog, check, try_acquire
 from schedcancel.redis import RedisLimiter
 
-from redis_support import fresh_prefix, local_redis, require_redis, virtual_clock
+from support.redis import fresh_prefix, local_redis, require_redis, virtual_clock
 
 pytestmark = pytest.mark.looptime
 
