@@ -22,27 +22,25 @@ import pytest
 from schedcancel import (
     AuthenticationError,
     BackendError,
+    BulkProgress,
+    CancelOutcome,
     CancelResult,
     EndpointNotFoundError,
+    Gate,
     InvalidParameterError,
+    Journal,
     Limiter,
     LimiterStats,
+    OutcomeKind,
+    RateLimiter,
     RateLimits,
     ResponseMismatchError,
     ScheduleStatus,
     ServerError,
     TransportError,
 )
-from schedcancel._bulk import (
-    BulkProgress,
-    _IdTable,
-    cancel_many,
-    default_concurrency,
-    estimate_eta,
-)
-from schedcancel._gate import Gate
-from schedcancel._journal import CancelOutcome, Journal, OutcomeKind, read_journal
-from schedcancel._limiter import RateLimiter
+from schedcancel._bulk import _IdTable, cancel_many, default_concurrency, estimate_eta
+from schedcancel._journal import read_journal
 from schedcancel._redact import redact_key
 from schedcancel.testing import MockScheduleServer, ServerLimits
 

@@ -15,9 +15,12 @@ from typing import Any
 
 import pytest
 from schedcancel import (
+    CancelOutcome,
     CancelResult,
     InvalidParameterError,
+    Journal,
     Operation,
+    OutcomeKind,
     RateLimits,
     ScheduleStatus,
     UpdateSchedule,
@@ -25,9 +28,6 @@ from schedcancel import (
 from schedcancel._bulk import run_many
 from schedcancel._journal import (
     BULK_OPERATIONS,
-    CancelOutcome,
-    Journal,
-    OutcomeKind,
     kind_operation,
     outcome_kinds,
     read_journal,

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from schedcancel import RateLimits, ScheduleClient
-from schedcancel._limiter import QueuedLimiter, RateLimiter
+from schedcancel import RateLimiter, RateLimits, ScheduleClient
+from schedcancel._limiter import QueuedLimiter
 from schedcancel._stores import MemoryStore
 from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
 

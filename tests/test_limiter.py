@@ -29,9 +29,9 @@ from schedcancel import (
     LimiterStats,
     Permit,
     QueueTimeoutError,
+    RateLimiter,
     RateLimits,
 )
-from schedcancel._limiter import RateLimiter
 from schedcancel._stores import FloatQueue as _FloatQueue
 from schedcancel._window import LevelPolicy, SlidingLog, check, try_acquire
 from schedcancel.redis import RedisLimiter

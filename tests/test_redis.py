@@ -43,11 +43,11 @@ from schedcancel import (
     InvalidParameterError,
     Limiter,
     QueueTimeoutError,
+    RateLimiter,
     RateLimits,
     ScheduleClient,
 )
 from schedcancel._adaptive import QUIET_WINDOWS
-from schedcancel._limiter import RateLimiter
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import MockScheduleServer, ServerLimits
 

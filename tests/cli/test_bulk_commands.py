@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from schedcancel._bulk import BulkProgress
-from schedcancel._journal import CancelOutcome, OutcomeKind, read_journal
+from schedcancel import BulkProgress, CancelOutcome, OutcomeKind
+from schedcancel._journal import read_journal
 from schedcancel.cli import RunReport, build_parser, outcome_text
 from schedcancel.cli._common import _Streams
 from schedcancel.cli._run import _write_status_report

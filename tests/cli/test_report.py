@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from schedcancel import (
     AuthenticationError,
+    BulkProgress,
     CancelOutcome,
     InvalidParameterError,
+    OutcomeKind,
     ScheduleCancelError,
 )
-from schedcancel._bulk import BulkProgress
-from schedcancel._journal import OutcomeKind
 from schedcancel.cli import (
     InputError,
     RunReport,

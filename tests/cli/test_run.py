@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from schedcancel import RetryPolicy
-from schedcancel._journal import OutcomeKind, read_journal
+from schedcancel import OutcomeKind, RetryPolicy
+from schedcancel._journal import read_journal
 from schedcancel.cli import run_cancel
 from schedcancel.testing import Faults, ServerLimits
 

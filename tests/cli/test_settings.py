@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from schedcancel import DEFAULT_BASE_URL, InvalidParameterError
-from schedcancel.cli import client_options
-from schedcancel.cli._parser import build_parser
+from schedcancel.cli import build_parser, client_options
 from schedcancel.cli._settings import _settings_from_args
 
 from support.cli import (
