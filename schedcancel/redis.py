@@ -273,7 +273,7 @@ class _RedisStore:
         self._releases.append(_Release(key, handle, limited, retry_after, done, loop.time()))
         self._send_releases()
         user_pause, level = await done
-        return user_pause, 0.0, level
+        return Holds(user_pause, 0.0, level)
 
     def tick(self, now: float) -> bool:  # noqa: ARG002 - Redis keeps its own house
         return False
