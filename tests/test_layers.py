@@ -3,7 +3,8 @@
 The import graph is read from the source (``ast``), not by importing: every
 ``import`` and ``from ... import`` of the package's own modules, at module
 level and inside functions (a lazy import is still a dependency). Imports under
-``if TYPE_CHECKING:`` are left out: they are types for the checker, never run.
+``if TYPE_CHECKING:`` are left out (they are types for the checker, never run),
+except in one test: no cycle even through them.
 The table below is the one in docs/development.md ("Layers"); keep them the same.
 """
 
@@ -65,22 +66,23 @@ def _type_checking_only(node: ast.If) -> bool:
     )
 
 
-def _import_nodes(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+def _import_nodes(tree: ast.AST, *, type_checking: bool) -> Iterator[ast.Import | ast.ImportFrom]:
     for node in ast.iter_child_nodes(tree):
-        if isinstance(node, ast.If) and _type_checking_only(node):
+        if not type_checking and isinstance(node, ast.If) and _type_checking_only(node):
             for child in node.orelse:
-                yield from _import_nodes(child)
+                yield from _import_nodes(child, type_checking=type_checking)
             continue
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
-        yield from _import_nodes(node)
+        yield from _import_nodes(node, type_checking=type_checking)
 
 
-def _imports(module: str, path: Path, known: set[str]) -> set[str]:
+def _imports(module: str, path: Path, known: set[str], *, type_checking: bool) -> set[str]:
     """The package's modules ``module`` imports."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in _import_nodes(tree, type_checking=type_checking):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         else:
@@ -98,10 +100,14 @@ def _imports(module: str, path: Path, known: set[str]) -> set[str]:
     return found
 
 
-def _graph() -> dict[str, set[str]]:
+def _graph(*, type_checking: bool = False) -> dict[str, set[str]]:
+    """The import graph; with ``type_checking``, imports for the type checker count too."""
     modules = _modules()
     known = set(modules)
-    return {module: _imports(module, path, known) for module, path in modules.items()}
+    return {
+        module: _imports(module, path, known, type_checking=type_checking)
+        for module, path in modules.items()
+    }
 
 
 def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -136,6 +142,12 @@ def test_no_import_cycle() -> None:
     assert cycle is None, f"import cycle: {' -> '.join(cycle or [])}\n{_table()}"
 
 
+def test_no_cycle_even_through_imports_for_the_type_checker() -> None:
+    """Types follow the layers too: no ``if TYPE_CHECKING:`` import closes a loop."""
+    cycle = _find_cycle(_graph(type_checking=True))
+    assert cycle is None, f"import cycle: {' -> '.join(cycle or [])}\n{_table()}"
+
+
 def test_no_import_up_the_layers() -> None:
     upward = [
         f"{module} ({LAYERS[_LAYER_OF[_group(module)]][0]}) imports {target} "
@@ -167,6 +179,17 @@ def test_the_emulator_imports_nothing_of_the_client() -> None:
         if _group(target) not in EMULATOR_MAY_IMPORT
     ]
     assert not reaching, "the emulator imports the client's code:\n" + "\n".join(reaching)
+
+
+def test_the_version_is_computed_in_one_place() -> None:
+    """Only ``_version`` reads the installed distribution; everything else imports it."""
+    readers = sorted(
+        module
+        for module, path in _modules().items()
+        if "importlib.metadata" in path.read_text(encoding="utf-8")
+        or "importlib import metadata" in path.read_text(encoding="utf-8")
+    )
+    assert readers == ["schedcancel._version"]
 
 
 def test_the_graph_sees_function_level_imports_and_skips_type_checking_ones() -> None:
