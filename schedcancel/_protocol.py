@@ -8,7 +8,7 @@ them, the transport sends it and hands back ``(status, headers, body)`` for
 :func:`build_cancel_request` and :func:`parse_cancel_response` are the
 cancel-only forms of the same.
 
-API reference: https://documentation.ixopay.com/api/transaction/schedule (§1 of the fact sheet)
+API reference: https://documentation.ixopay.com/api/transaction/schedule
 """
 
 from __future__ import annotations
