@@ -7,7 +7,6 @@ start) on the same client and the same rate-limit budget.
 from __future__ import annotations
 
 import typing as _typing
-from importlib import metadata as _metadata
 
 from ._bulk import BulkOptions, BulkProgress
 from ._client import DEFAULT_BASE_URL, CallOptions, ScheduleClient
@@ -23,11 +22,12 @@ from ._models import (
     RateLimits,
     RetryPolicy,
     ScheduleResult,
-    ScheduleStatus,
 )
-from ._protocol import Operation, Request, Transport
+from ._operations import Operation, ScheduleStatus
+from ._protocol import Request, Transport
 from ._requests import PeriodUnit, StartSchedule, UpdateSchedule
 from ._transport import AiohttpTransport
+from ._version import __version__
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -47,11 +47,6 @@ from .errors import (
     ServerError,
     TransportError,
 )
-
-try:
-    __version__ = _metadata.version("schedcancel")
-except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree, not installed
-    __version__ = "0.0.0"
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -60,7 +60,7 @@ from ._journal import (
 )
 from ._limiter import RateLimiter
 from ._models import LimiterStats, Permit, RateLimits, ScheduleResult
-from ._protocol import Operation
+from ._operations import Operation
 from ._redact import redact_key
 from ._requests import ContinueSchedule, format_date_time
 from ._validate import (
@@ -70,6 +70,7 @@ from ._validate import (
     validate_api_key,
     validate_schedule_id,
 )
+from ._version import __version__
 from .errors import (
     BackendError,
     ClientClosedError,
@@ -788,8 +789,6 @@ class _BulkRun:
                 self._report()
 
     def _run_record(self, event: str) -> dict[str, object]:
-        from . import __version__  # noqa: PLC0415 - the package imports this module
-
         record: dict[str, object] = {"run": event}
         if event == "start":
             record["operation"] = self.operation.path
@@ -814,21 +813,29 @@ class _BulkRun:
 
 
 class BulkOptions(TypedDict, total=False):
-    """The keyword options :func:`cancel_many` and :func:`run_many` share, all optional.
+    """The keyword options of the bulk jobs (``ScheduleClient.run_many``, ``cancel_many``).
 
-    A wrapper can pass them along typed as ``**options: Unpack[BulkOptions]``;
-    :func:`run_many` documents each and its default.
+    All optional. A wrapper can pass them along typed as
+    ``**options: Unpack[BulkOptions]``.
 
     Attributes:
-        api_key: the connector apiKey for every call (default: the client's).
-        concurrency: calls at once (default: :func:`default_concurrency`).
-        journal: an open :class:`Journal` or a path.
-        progress: called with each :class:`BulkProgress`.
+        api_key: the connector apiKey for every call; None uses the client's.
+        concurrency: calls at once (waiting in the limiter or on the wire);
+            None means :func:`default_concurrency` of the client's limits.
+        journal: an open :class:`Journal` (the caller closes it) or a path
+            (opened, locked and closed here).
+        progress: called with a :class:`BulkProgress` at the start, at most every
+            ``progress_interval`` seconds while the job runs, and at the end.
         progress_interval: seconds between progress reports (0.5).
-        total: the number of input items, when known.
+        total: the number of input items, when known; defaults to ``len(ids)``
+            for sized inputs. Only progress uses it.
         stop: set it to stop the job cleanly.
-        priority: the limiter priority of every call (background, -1).
-        max_consecutive_errors: stop after this many errors in a row (100).
+        priority: the limiter priority of every call; background (-1) by default:
+            paced, and leaving ``RateLimits.interactive_reserve`` places to calls
+            of priority 0 and up, so a service or bot sharing the budget stays
+            responsive. Pass 0 to send in bursts when nothing else shares it.
+        max_consecutive_errors: stop after this many ``error`` outcomes in a row
+            (100; None: never).
         retry_failed: send ids whose journal line is ``failed`` again (False).
     """
 
@@ -920,83 +927,29 @@ def run_many(
     max_consecutive_errors: int | None = 100,
     retry_failed: bool = False,
 ) -> AsyncGenerator[BulkOutcome, None]:
-    """Run one per-id operation for many schedules, yielding each outcome as it finishes.
+    """Run one per-id operation for many schedules: the job behind ``ScheduleClient.run_many``.
 
-    ``operation`` is ``Operation.CANCEL``, ``PAUSE``, ``CONTINUE`` (every id
-    continued with the same ``at``) or ``GET``. Each id ends as one outcome
-    of the operation's kinds: its success (``cancelled``, ``paused``,
-    ``continued``, ``read``), "already in the target state" (errorCode 7070
-    with ``newStatus`` CANCELLED, PAUSED or ACTIVE: ``already_cancelled``,
-    ``already_paused``, ``already_active``; get has none), ``failed`` (the
-    API refused; a 7070 in another state too, such as pausing a cancelled
-    schedule), ``invalid`` or ``error``.
-
-    The input is streamed: at most ``concurrency`` ids are taken from it at a
-    time, so a generator over a file of a million lines never sits in memory.
-    Each id is sent at most once per run: duplicates are skipped, and so are
-    ids whose journal line is final (success, "already", ``invalid``, and
-    ``failed`` with a 7xxx code but 7002). Ids that are no valid scheduleId
-    become ``invalid`` outcomes and are never sent. Every outcome is written
-    to the journal (and ``fsync``-ed) before it is yielded or counted; when
-    that write fails (a full disk), the job stops, the answer is neither
-    yielded nor counted in ``done`` (only in ``BulkProgress.unrecorded``), and
-    a later run sends that id again (a repeat finds the schedule in the
-    target state: "already"). The journal's ``start`` line records the operation; a
-    journal of another operation is refused on the first iteration, before
-    anything is sent (a journal without an operation, as written by earlier
-    versions, is a cancel journal). The journal also gets a ``send`` line as
-    each request goes out; a run on an existing journal through an in-process
-    ``RateLimiter`` first counts in it the requests of earlier runs that still
-    count at the server (``RateLimiter.remember``), so a job killed and run
-    again at once does not spend the window twice. A shared store (Redis)
-    remembers them itself.
-
-    An answer about another scheduleId than the one sent
-    (:class:`~schedcancel.errors.ResponseMismatchError`) is an ``error``
-    outcome: not final, a later run sends the id again.
-
-    The job ends early when ``stop`` is set, on a configuration error
-    (:class:`~schedcancel.errors.ConfigurationError`: refused credentials,
-    or a 404 from a base URL whose path does not exist) or a limiter-backend
-    error (they would repeat for every id), after
-    ``max_consecutive_errors`` ``error`` outcomes in a row, when the client is
-    closed under it (``ClientClosedError``), or when the input or the journal
-    fails; in the last four cases the generator then raises that error.
-    Then no new id starts, and a worker waiting for the next item of an
-    async input (a silent pipe) stops waiting at once. Calls already sent
-    finish and are yielded. Calls still waiting for the limiter (a
-    retry's wait included) are withdrawn through the job's :class:`Gate`: not
-    sent, no budget used, not journaled (the next run sends them), counted
-    in ``BulkProgress.withdrawn``. This works with any limiter.
-
-    Use it with ``contextlib.aclosing`` when you may leave the loop early:
-    closing the generator cancels the calls running.
+    ``ScheduleClient.run_many`` documents the job (streaming, the journal,
+    resuming, stopping); :class:`BulkOptions` the options and their defaults.
+    This function is written against :class:`BulkClient`, not the client
+    class, so the bulk layer never imports the client.
 
     Args:
         client: a ``ScheduleClient``, or anything with its ``limiter`` and the
             operation's method (``cancel``, ``pause``, ``continue_``, ``get``).
         operation: the call to make for each id.
         ids: scheduleIds, as an iterable or async iterable.
-        at: for continue only (and required there): the schedules' next
-            charge, an aware datetime.
-        api_key: the connector apiKey for every call; None uses the client's.
-        concurrency: calls at once (waiting in the limiter or on the wire);
-            None means :func:`default_concurrency` of the client's limits.
-        journal: an open :class:`Journal` (the caller closes it) or a path
-            (opened, locked and closed here).
-        progress: called with a :class:`BulkProgress` at the start, at most every
-            ``progress_interval`` seconds while the job runs, and at the end.
-        progress_interval: seconds between progress reports.
-        total: the number of input items, when known; defaults to ``len(ids)``
-            for sized inputs. Only progress uses it.
-        stop: set it to stop the job cleanly.
-        priority: the limiter priority of every call; background (-1) by default:
-            paced, and leaving ``RateLimits.interactive_reserve`` places to calls
-            of priority 0 and up, so a service or bot sharing the budget stays
-            responsive. Pass 0 to send in bursts when nothing else shares it.
-        max_consecutive_errors: stop after this many ``error`` outcomes in a row
-            (None: never).
-        retry_failed: send ids whose journal line is ``failed`` again.
+        at: for continue only (and required there).
+        api_key: see :class:`BulkOptions`.
+        concurrency: see :class:`BulkOptions`.
+        journal: see :class:`BulkOptions`.
+        progress: see :class:`BulkOptions`.
+        progress_interval: see :class:`BulkOptions`.
+        total: see :class:`BulkOptions`.
+        stop: see :class:`BulkOptions`.
+        priority: see :class:`BulkOptions`.
+        max_consecutive_errors: see :class:`BulkOptions`.
+        retry_failed: see :class:`BulkOptions`.
 
     Returns:
         An async generator of :class:`BulkOutcome`.

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from ssl import SSLContext
@@ -14,14 +14,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TypedDict, Unpack
 from urllib.parse import urlsplit
 
-from ._bulk import cancel_many as _cancel_many
-from ._bulk import run_many as _run_many
+from . import _bulk
 from ._gate import Gate
 from ._hooks import CallTrace, Hook, Hooks, LoggingHook
+from ._journal import BulkOutcome
 from ._models import Clock, Limiter, Permit, RateLimits, RetryPolicy, ScheduleResult
+from ._operations import Operation
 from ._protocol import (
     DEFAULT_BASE_URL,
-    Operation,
     Request,
     RequestBuilder,
     Transport,
@@ -552,13 +552,110 @@ class ScheduleClient:
         trace.finished(result)
         return result
 
-    #: ``client.cancel_many(ids, ...)`` is :func:`schedcancel._bulk.cancel_many` with
-    #: this client as its first argument: one signature, one docstring, no copy.
-    cancel_many = _cancel_many
-    #: ``client.run_many(operation, ids, *, at=None, ...)`` is
-    #: :func:`schedcancel._bulk.run_many` with this client as its first argument:
-    #: a bulk job of cancel, pause, continue or get.
-    run_many = _run_many
+    def cancel_many(
+        self,
+        ids: Iterable[object] | AsyncIterable[object],
+        **options: Unpack[_bulk.BulkOptions],
+    ) -> AsyncGenerator[BulkOutcome, None]:
+        """Cancel many schedules through this client: :meth:`run_many` for ``Operation.CANCEL``.
+
+        Each id ends as ``cancelled``, ``already_cancelled`` (7070, CANCELLED),
+        ``failed``, ``invalid`` or ``error``; streaming, the journal and resuming
+        it, stopping, duplicates and the background priority are as
+        :meth:`run_many` describes.
+
+        Args:
+            ids: scheduleIds, as an iterable or async iterable.
+            **options: see :class:`~schedcancel.BulkOptions` and :meth:`run_many`.
+
+        Returns:
+            An async generator of :class:`~schedcancel.BulkOutcome`.
+
+        Raises:
+            InvalidParameterError: as for :meth:`run_many`.
+        """
+        return _bulk.cancel_many(self, ids, **options)
+
+    def run_many(
+        self,
+        operation: Operation,
+        ids: Iterable[object] | AsyncIterable[object],
+        *,
+        at: datetime | None = None,
+        **options: Unpack[_bulk.BulkOptions],
+    ) -> AsyncGenerator[BulkOutcome, None]:
+        """Run one per-id operation for many schedules, yielding each outcome as it finishes.
+
+        ``operation`` is ``Operation.CANCEL``, ``PAUSE``, ``CONTINUE`` (every id
+        continued with the same ``at``) or ``GET``. Each id ends as one outcome
+        of the operation's kinds: its success (``cancelled``, ``paused``,
+        ``continued``, ``read``), "already in the target state" (errorCode 7070
+        with ``newStatus`` CANCELLED, PAUSED or ACTIVE: ``already_cancelled``,
+        ``already_paused``, ``already_active``; get has none), ``failed`` (the
+        API refused; a 7070 in another state too, such as pausing a cancelled
+        schedule), ``invalid`` or ``error``.
+
+        The input is streamed: at most ``concurrency`` ids are taken from it at a
+        time, so a generator over a file of a million lines never sits in memory.
+        Each id is sent at most once per run: duplicates are skipped, and so are
+        ids whose journal line is final (success, "already", ``invalid``, and
+        ``failed`` with a 7xxx code but 7002). Ids that are no valid scheduleId
+        become ``invalid`` outcomes and are never sent. Every outcome is written
+        to the journal (and ``fsync``-ed) before it is yielded or counted; when
+        that write fails (a full disk), the job stops, the answer is neither
+        yielded nor counted in ``done`` (only in ``BulkProgress.unrecorded``), and
+        a later run sends that id again (a repeat finds the schedule in the
+        target state: "already"). The journal's ``start`` line records the operation; a
+        journal of another operation is refused on the first iteration, before
+        anything is sent (a journal without an operation, as written by earlier
+        versions, is a cancel journal). The journal also gets a ``send`` line as
+        each request goes out; a run on an existing journal through an in-process
+        ``RateLimiter`` first counts in it the requests of earlier runs that still
+        count at the server (``RateLimiter.remember``), so a job killed and run
+        again at once does not spend the window twice. A shared store (Redis)
+        remembers them itself.
+
+        An answer about another scheduleId than the one sent
+        (:class:`~schedcancel.errors.ResponseMismatchError`) is an ``error``
+        outcome: not final, a later run sends the id again.
+
+        The job ends early when ``stop`` is set, on a configuration error
+        (:class:`~schedcancel.errors.ConfigurationError`: refused credentials,
+        or a 404 from a base URL whose path does not exist) or a limiter-backend
+        error (they would repeat for every id), after
+        ``max_consecutive_errors`` ``error`` outcomes in a row, when the client is
+        closed under it (``ClientClosedError``), or when the input or the journal
+        fails; in the last four cases the generator then raises that error.
+        Then no new id starts, and a worker waiting for the next item of an
+        async input (a silent pipe) stops waiting at once. Calls already sent
+        finish and are yielded. Calls still waiting for the limiter (a
+        retry's wait included) are withdrawn through the job's :class:`~schedcancel.Gate`: not
+        sent, no budget used, not journaled (the next run sends them), counted
+        in ``BulkProgress.withdrawn``. This works with any limiter.
+
+        Use it with ``contextlib.aclosing`` when you may leave the loop early:
+        closing the generator cancels the calls running.
+
+        Args:
+            operation: ``Operation.CANCEL``, ``PAUSE``, ``CONTINUE`` or ``GET``.
+            ids: scheduleIds, as an iterable or async iterable.
+            at: for continue only (and required there): the schedules' next
+                charge, an aware datetime.
+            **options: the keyword options, each described (with its default)
+                in :class:`~schedcancel.BulkOptions`.
+
+        Returns:
+            An async generator of :class:`~schedcancel.BulkOutcome`.
+
+        Raises:
+            InvalidParameterError: at once, before any I/O: ``operation`` is none of
+                the four, ``at`` is missing, naive or given to another operation,
+                ``ids`` is one string or no iterable, or another argument has a bad
+                type or value (an int argument given a bool, a float or a str too);
+                on the first iteration: a corrupt or busy journal, or one of
+                another operation.
+        """
+        return _bulk.run_many(self, operation, ids, at=at, **options)
 
     async def _call(
         self,

@@ -20,19 +20,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.preconf.json import make_converter
 
-from . import _models
-from ._models import ScheduleResult, ScheduleStatus
+from ._models import ScheduleResult
+from ._operations import Operation, ScheduleStatus
 from .errors import ResponseParseError
-
-if TYPE_CHECKING:
-    from ._protocol import Operation
 
 __all__ = ["coerce_error_code", "converter", "structure_result"]
 
@@ -139,9 +136,7 @@ def _make_converter() -> cattrs.Converter:
     }
     # Not on the wire: set by the parser, never read from a body.
     overrides["operation"] = overrides["malformed"] = override(omit=True)
-    # ``operation`` is typed with _protocol's Operation, and _protocol imports this module:
-    # resolve the annotations here without it (the field is omitted, its type never used).
-    attrs.resolve_types(ScheduleResult, globalns=vars(_models), localns={"Operation": Any})
+    attrs.resolve_types(ScheduleResult)
     conv.register_structure_hook(
         ScheduleResult,
         # Lenient on purpose: the server may add fields ([TILL] says closed, its examples disagree).

@@ -45,8 +45,9 @@ from typing import Any
 
 import attrs
 
-from ._models import ScheduleResult, ScheduleStatus
-from ._protocol import Operation, is_schedule_error_code
+from ._models import ScheduleResult
+from ._operations import Operation, ScheduleStatus
+from ._protocol import is_schedule_error_code
 from ._redact import scrub, shorten
 from .errors import ApiError, InvalidParameterError
 

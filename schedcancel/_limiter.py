@@ -1,6 +1,6 @@
 """The limiters: one asyncio driver over the one dispatcher (``_queue``) and a store.
 
-Design, in short (``docs/rate-limits.md`` explains what it guarantees):
+Design, in short (docs/rate-limits.md and docs/development.md, "Design notes", have the why):
 
 * Two levels: the API user (limit N) and every scheduleId (limit K). A
   request takes an entry in both at the same instant; entries count until
@@ -187,7 +187,7 @@ class QueuedLimiter:
         now = self._now()
         holds = await self._store.release(ticket.key, ticket.handle, now, rate_limited, retry_after)
         self._released(ticket.key, holds, now)
-        return holds[2]
+        return holds.level
 
     async def estimate(self, schedule_id: str | None = None) -> float:
         """Seconds a new request would wait if it asked now, without asking.
@@ -349,11 +349,10 @@ class QueuedLimiter:
         core = self._core
         core.unhold(key, only_unknown=True)
         core.unhold_user(only_unknown=True)
-        user_pause, key_pause, _ = holds
-        if user_pause:
-            core.hold_user(now + user_pause)
-        if key_pause:
-            core.hold(key, now + key_pause)
+        if holds.user:
+            core.hold_user(now + holds.user)
+        if holds.key:
+            core.hold(key, now + holds.key)
         if core.queued:
             self._kick()
         else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import enum
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -12,14 +11,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
+from ._operations import Operation, ScheduleStatus
 from ._validate import check_int, check_number, check_optional_number
 from .errors import ScheduleOperationError
 
 if TYPE_CHECKING:
     from typing import Self
-
-    # Only a type here: _protocol, which holds the table of operations, imports this module.
-    from ._protocol import Operation
 
 __all__ = [
     "Clock",
@@ -34,25 +31,6 @@ __all__ = [
 
 #: errorCode for "The status of the schedule is not valid for the requested operation".
 ERROR_INVALID_STATUS = 7070
-
-
-class ScheduleStatus(enum.StrEnum):
-    """A schedule's status as the API reports it.
-
-    A status the API adds later does not crash parsing: fields typed
-    ``ScheduleStatus | str`` keep the raw string for values not listed here.
-    Members compare equal to their wire strings.
-    """
-
-    ACTIVE = "ACTIVE"
-    PAUSED = "PAUSED"
-    CANCELLED = "CANCELLED"
-    ERROR = "ERROR"
-    CREATE_PENDING = "CREATE-PENDING"
-    NON_EXISTING = "NON-EXISTING"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 _NO_MALFORMED: Mapping[str, object] = MappingProxyType({})

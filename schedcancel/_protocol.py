@@ -1,9 +1,10 @@
-"""The Schedule API's wire protocol, sans I/O: the operations, build, sign, parse.
+"""The Schedule API's wire protocol, sans I/O: build, sign, parse.
 
 Pure functions over plain values; nothing here imports aiohttp, reads a socket
-or sleeps. :class:`Operation` is the one table of the six schedule calls;
-:meth:`RequestBuilder.build` builds any of them, the transport sends it and
-hands back ``(status, headers, body)`` for :func:`parse_response`.
+or sleeps. :class:`Operation` (in ``_operations``, re-exported here) is the one
+table of the six schedule calls; :meth:`RequestBuilder.build` builds any of
+them, the transport sends it and hands back ``(status, headers, body)`` for
+:func:`parse_response`.
 
 API reference: https://documentation.ixopay.com/api/transaction/schedule
 """
@@ -11,7 +12,6 @@ API reference: https://documentation.ixopay.com/api/transaction/schedule
 from __future__ import annotations
 
 import base64
-import enum
 import hashlib
 import hmac
 import json
@@ -20,7 +20,6 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from importlib.metadata import PackageNotFoundError, version
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, urlsplit
@@ -28,9 +27,11 @@ from urllib.parse import quote, urlsplit
 import attrs
 
 from ._convert import coerce_error_code, structure_result
-from ._models import ScheduleResult, ScheduleStatus
+from ._models import ScheduleResult
+from ._operations import BodyKind, Operation
 from ._redact import Hidden, redact_headers, redact_key, scrub, shorten
 from ._validate import validate_api_key, validate_schedule_id
+from ._version import __version__
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -91,85 +92,7 @@ SHOWN_ID_CHARS = 40
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
-def _package_version() -> str:
-    try:
-        return version("schedcancel")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-        return "0.0.0"
-
-
-USER_AGENT = f"schedcancel/{_package_version()}"
-
-
-class BodyKind(enum.Enum):
-    """What an operation sends as its body."""
-
-    #: No body (GET); the signature covers the empty body.
-    NONE = "none"
-    #: Exactly ``{}`` (the schema's ``maxProperties: 0``).
-    EMPTY = "empty"
-    #: A JSON object of the operation's request value (``StartSchedule`` ...).
-    JSON = "json"
-
-
-class Operation(enum.Enum):
-    """The Schedule API's calls: the one table every request is built from.
-
-    Each member carries its HTTP method, the last path segment, what body it
-    sends, whether it names a scheduleId (and so counts against the
-    per-scheduleId limit too), whether a retry after an unknown outcome is
-    safe, and its *target status*, the status an "already there" 7070
-    answer shows (see ``ScheduleResult.already_done``).
-    Paths: ``{base}/schedule/{apiKey}/start`` and
-    ``{base}/schedule/{apiKey}/{scheduleId}/{get|update|pause|continue|cancel}``
-    (https://documentation.ixopay.com/api/transaction/schedule).
-
-    Attributes:
-        method: ``"GET"`` or ``"POST"``.
-        path: the last path segment, e.g. ``"continue"``.
-        body: what the request carries.
-        has_schedule_id: the path names a scheduleId (all but start).
-        retry_safe: sending it twice does no harm (all but start, which would
-            create a second schedule).
-        target_status: the status the operation leads to, for pause,
-            continue and cancel; None for the others.
-    """
-
-    method: str
-    path: str
-    body: BodyKind
-    has_schedule_id: bool
-    retry_safe: bool
-    target_status: ScheduleStatus | None
-
-    GET = ("GET", "get", BodyKind.NONE, True, True, None)
-    START = ("POST", "start", BodyKind.JSON, False, False, None)
-    UPDATE = ("POST", "update", BodyKind.JSON, True, True, None)
-    PAUSE = ("POST", "pause", BodyKind.EMPTY, True, True, ScheduleStatus.PAUSED)
-    CONTINUE = ("POST", "continue", BodyKind.JSON, True, True, ScheduleStatus.ACTIVE)
-    CANCEL = ("POST", "cancel", BodyKind.EMPTY, True, True, ScheduleStatus.CANCELLED)
-
-    def __init__(  # noqa: PLR0917 - an enum member's value tuple arrives positionally
-        self,
-        method: str,
-        path: str,
-        body: BodyKind,
-        has_schedule_id: bool,
-        retry_safe: bool,
-        target_status: ScheduleStatus | None,
-    ) -> None:
-        self.method = method
-        self.path = path
-        self.body = body
-        self.has_schedule_id = has_schedule_id
-        self.retry_safe = retry_safe
-        self.target_status = target_status
-
-    def __repr__(self) -> str:
-        return f"Operation.{self.name}"
-
-    def __str__(self) -> str:
-        return self.path
+USER_AGENT = f"schedcancel/{__version__}"
 
 
 def signature(

@@ -38,6 +38,7 @@ import asyncio
 import heapq
 import math
 from collections.abc import Callable, Sequence
+from typing import Final
 
 import attrs
 
@@ -103,6 +104,22 @@ class Waiter:
         self.taken = False  # out in a round the store is answering
 
 
+# Heap entries are plain tuples (they compare field by field, and a tuple is the
+# cheapest thing to build per waiter); these name the fields read back.
+#: A scheduleId's waiters ``(-priority, seq, waiter)``; deadlines ``(deadline, seq, waiter)``.
+_DEADLINE: Final = 0
+_WAITER: Final = 2
+#: Ready scheduleIds: ``(-priority, batch, -pending, seq, version, queue)``; a rank
+#: above 0 is a background waiter (priority < 0).
+_RANK: Final = 0
+_READY_VERSION: Final = 4
+_READY_QUEUE: Final = 5
+#: Held scheduleIds: ``(until, version, queue)``.
+_UNTIL: Final = 0
+_HELD_VERSION: Final = 1
+_HELD_QUEUE: Final = 2
+
+
 class _Queue:
     """The waiters of one scheduleId, best first: ``(-priority, seq)``."""
 
@@ -119,14 +136,14 @@ class _Queue:
     def head(self) -> Waiter | None:
         """The best live waiter; dead ones (cancelled, timed out) are dropped on the way."""
         heap = self.heap
-        while heap and not heap[0][2].alive:
+        while heap and not heap[0][_WAITER].alive:
             heapq.heappop(heap)
-        return heap[0][2] if heap else None
+        return heap[0][_WAITER] if heap else None
 
     def compact(self) -> None:
         """Forget dead waiters once they outnumber the live ones."""
         if len(self.heap) > 2 * self.live + 8:
-            self.heap = [entry for entry in self.heap if entry[2].alive]
+            self.heap = [entry for entry in self.heap if entry[_WAITER].alive]
             heapq.heapify(self.heap)
 
 
@@ -236,7 +253,7 @@ class Dispatcher:
         if waiter.deadline != math.inf and len(self.deadlines) > 2 * self.queued + 64:
             # Finished waiters stay in the heap until they surface; forget them once
             # they dominate, so memory follows what is live (each holds a future).
-            self.deadlines = [e for e in self.deadlines if e[2].alive]
+            self.deadlines = [e for e in self.deadlines if e[_WAITER].alive]
             heapq.heapify(self.deadlines)
 
     def _settle_queue(self, queue: _Queue) -> None:
@@ -270,7 +287,7 @@ class Dispatcher:
         heapq.heappush(ready, (-head.priority, head.batch, -pending, head.seq, version, queue))
         if len(ready) > 64 and len(ready) > 4 * len(self.queues):
             # Re-ranked queues leave stale entries behind; keep memory linear in what is live.
-            self.ready = [e for e in ready if e[-1].version == e[-2]]
+            self.ready = [e for e in ready if e[_READY_QUEUE].version == e[_READY_VERSION]]
             heapq.heapify(self.ready)
 
     # -- holds ------------------------------------------------------------------
@@ -325,7 +342,7 @@ class Dispatcher:
         """
         self._batch += 1
         held = self.held
-        while held and held[0][0] <= now + SNAP:
+        while held and held[0][_UNTIL] <= now + SNAP:
             _, version, queue = heapq.heappop(held)
             if queue.version == version:
                 self.unhold(queue.key)
@@ -335,11 +352,11 @@ class Dispatcher:
         taken: list[Waiter] = []
         while self.ready and len(taken) < n:
             # Not a local: re-ranking below may compact the heap into a new list.
-            if background_held and self.ready[0][0] > 0:
+            if background_held and self.ready[0][_RANK] > 0:
                 break  # background by rank from here on (-priority > 0), and held
             entry = heapq.heappop(self.ready)
-            queue = entry[-1]
-            if queue.version != entry[-2] or queue.blocked_until:
+            queue = entry[_READY_QUEUE]
+            if queue.version != entry[_READY_VERSION] or queue.blocked_until:
                 continue
             waiter = queue.head()
             if waiter is None:
@@ -413,9 +430,9 @@ class Dispatcher:
         """Fail the waiters whose ``queue_timeout`` ran out (not those out in a round)."""
         out: list[tuple[float, int, Waiter]] = []
         # self.deadlines each time: failing a waiter may compact it into a new list.
-        while self.deadlines and self.deadlines[0][0] <= now + SNAP:
+        while self.deadlines and self.deadlines[0][_DEADLINE] <= now + SNAP:
             entry = heapq.heappop(self.deadlines)
-            waiter = entry[2]
+            waiter = entry[_WAITER]
             if waiter.alive and waiter.taken:
                 out.append(entry)  # the store may grant it; judged again after settle
             elif waiter.alive:
@@ -440,9 +457,9 @@ class Dispatcher:
                     self._fail(waiter, until - now, now)
             return
         out: list[tuple[float, int, Waiter]] = []
-        while self.deadlines and self.deadlines[0][0] < until:
+        while self.deadlines and self.deadlines[0][_DEADLINE] < until:
             entry = heapq.heappop(self.deadlines)
-            waiter = entry[2]
+            waiter = entry[_WAITER]
             if waiter.alive and (waiter.taken or (background and waiter.priority >= 0)):
                 out.append(entry)
             elif waiter.alive:
@@ -496,23 +513,23 @@ class Dispatcher:
     def next_wake(self, now: float) -> float:
         """The earliest moment a hold ends or a deadline comes (``inf``: none)."""
         held = self.held
-        while held and held[0][2].version != held[0][1]:
+        while held and held[0][_HELD_QUEUE].version != held[0][_HELD_VERSION]:
             heapq.heappop(held)
         deadlines = self.deadlines
-        while deadlines and not deadlines[0][2].alive:
+        while deadlines and not deadlines[0][_WAITER].alive:
             heapq.heappop(deadlines)
         wake = math.inf
         ready = self.ready
-        while ready and ready[0][-1].version != ready[0][-2]:
+        while ready and ready[0][_READY_QUEUE].version != ready[0][_READY_VERSION]:
             heapq.heappop(ready)
         if ready:
             wake = max(now, self.user_blocked_until)
-            if ready[0][0] > 0:  # the best waiter that may go is a background one
+            if ready[0][_RANK] > 0:  # the best waiter that may go is a background one
                 wake = max(wake, self.background_blocked_until)
         if held:
-            wake = min(wake, max(held[0][0], self.user_blocked_until))
+            wake = min(wake, max(held[0][_UNTIL], self.user_blocked_until))
         if deadlines:
-            wake = min(wake, deadlines[0][0])
+            wake = min(wake, deadlines[0][_DEADLINE])
         return wake
 
     def waiters(self) -> list[Waiter]:

@@ -1,8 +1,9 @@
 """The store seam under the one dispatcher, and the in-memory store. Pure.
 
-A *store* keeps the two levels' logs and answers the dispatcher's questions:
-try these candidates in this order, release this permit, give this one back,
-when could one start. :class:`MemoryStore` keeps them in
+A *store* keeps the two levels' logs and answers the dispatcher's questions,
+and only those (a narrow seam; docs/development.md, "Design notes"): try these
+candidates in this order, release this permit, give this one back, when could
+one start. :class:`MemoryStore` keeps them in
 this process over ``_window``; ``schedcancel.redis`` keeps them in Redis over
 ``lua/limiter.lua``. Both apply the one adaptive policy of ``_adaptive``.
 
@@ -16,7 +17,7 @@ import math
 from array import array
 from collections import deque
 from collections.abc import Sequence
-from typing import Protocol, TypeAlias
+from typing import NamedTuple, Protocol
 
 from ._adaptive import ACCEPTED_WINDOWS, QUIET_WINDOWS, Action, AdaptiveState, accepted_peak
 from ._models import LimiterStats, RateLimitLevel, RateLimits
@@ -25,8 +26,20 @@ from ._window import LevelPolicy, SlidingLog
 
 __all__ = ["Holds", "MemoryStore", "Store"]
 
-#: What a release returns: new holds ``(user, key)`` in seconds, and the level a 429 hit.
-Holds: TypeAlias = tuple[float, float, RateLimitLevel | None]
+
+class Holds(NamedTuple):
+    """What a release returns: the new holds in seconds (0.0: none), and the level a 429 hit."""
+
+    #: how long the API user's level is paused
+    user: float
+    #: how long the released permit's scheduleId is paused
+    key: float
+    #: the level a 429 was blamed on (None: no 429, or unknown)
+    level: RateLimitLevel | None
+
+
+#: A release without a 429: nothing paused (shared: the common case builds nothing).
+_NO_HOLDS = Holds(0.0, 0.0, None)
 
 logger = logging.getLogger("schedcancel.limiter")
 
@@ -62,10 +75,7 @@ class Store(Protocol):
     async def release(
         self, key: str | None, handle: object, now: float, limited: bool, retry_after: float | None
     ) -> Holds:
-        """Release a permit's entries; return new holds ``(user, key)`` in seconds (0: none).
-
-        The third item is the level a 429 was blamed on (None: no 429, or unknown).
-        """
+        """Release a permit's entries; return the new :class:`Holds` (0.0: none)."""
 
     def tick(self, now: float) -> bool:
         """Housekeeping; True when the API user's level may admit earlier than last said."""
@@ -241,7 +251,7 @@ class MemoryStore:
     ) -> Holds:
         """Count the permit's entries until ``window + guard`` from now; pause after a 429."""
         log = None if key is None else self.logs[key]
-        holds: Holds = (0.0, 0.0, None)
+        holds = _NO_HOLDS
         if limited:
             holds = self._on_rate_limited(log, handle, now, retry_after)
         elif self.limits.adaptive:
@@ -339,12 +349,12 @@ class MemoryStore:
         if log is not None and log.used(now) >= log.policy.limit:
             # The scheduleId's own log is full: blame that level, not the whole user.
             log.pause(now + pause)
-            return 0.0, pause, "schedule"
+            return Holds(0.0, pause, "schedule")
         self.total.pause(now + pause)
         if limits.adaptive:
             assert isinstance(handle, int)  # noqa: S101 - our own handle type
             self.adaptive.on_429(now, handle, self._grants)
-        return pause, 0.0, "user"
+        return Holds(pause, 0.0, "user")
 
     def _forget_accepted(self, now: float) -> None:
         accepted = self.accepted

@@ -1,7 +1,8 @@
 """Pure sliding-window logs: the arithmetic of the rate limits, with no clock and no asyncio.
 
 Every operation takes ``now`` from the caller, so the same code runs under the
-event loop's clock, a test's fake clock or a simulation.
+event loop's clock, a test's fake clock or a simulation (docs/development.md,
+"Design notes": pure cores, time passed in).
 
 The server counts a request at its *arrival*, which lies somewhere between
 our send and the moment its response reaches us. A :class:`SlidingLog`

@@ -50,7 +50,6 @@ import attrs
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import __version__
 from ._hooks import (
     Answered,
     CallEvent,
@@ -61,6 +60,7 @@ from ._hooks import (
     Sent,
     WatchesLimiters,
 )
+from ._version import __version__
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation

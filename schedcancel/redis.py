@@ -2,7 +2,7 @@
 
 Several workers cancelling for the same API user must share its 60-per-window
 budget, or together they overrun it. :class:`RedisLimiter` keeps the two-level
-sliding-window log of ``_window`` in Redis, and one Lua script
+sliding-window log (docs/rate-limits.md) in Redis, and one Lua script
 (``schedcancel/lua/limiter.lua``) checks and adds both levels atomically with
 Redis ``TIME`` as the one clock.
 
@@ -273,7 +273,7 @@ class _RedisStore:
         self._releases.append(_Release(key, handle, limited, retry_after, done, loop.time()))
         self._send_releases()
         user_pause, level = await done
-        return user_pause, 0.0, level
+        return Holds(user_pause, 0.0, level)
 
     def tick(self, now: float) -> bool:  # noqa: ARG002 - Redis keeps its own house
         return False

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from schedcancel import Journal
 
-from redis_support import fresh_prefix, local_redis
+from support.redis import fresh_prefix, local_redis
 
 # schedcancel's fixtures load only where named (no pytest11 entry point); pytester runs
 # the plugin again in a project of its own (strict mode) in tests/test_testing.py.
@@ -54,7 +54,7 @@ def _journal_fails_after(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], Non
 async def _virtual_redis() -> AsyncIterator[tuple[Any, str]]:
     """A client of the Redis on 127.0.0.1:6379 whose replies take no virtual time, and a prefix.
 
-    See ``redis_support.InstantRedis``: looptime would otherwise move its clock to
+    See ``support.redis.InstantRedis``: looptime would otherwise move its clock to
     the next timer (a window away, perhaps) while a reply is on its way. The
     prefix's keys are deleted afterwards; without Redis the test is skipped.
     """

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from schedcancel._adaptive import QUIET_WINDOWS, Action, AdaptiveState, accepted_peak
 from schedcancel.redis import _SCRIPT
 
-from redis_support import local_redis
+from support.redis import local_redis
 
 BASE, HOLD = 60, 61.0
 Q = QUIET_WINDOWS

@@ -29,7 +29,7 @@ from benchmarks.interactive import MIXED_CONTESTANTS
 from benchmarks.mixed import OPERATION_CONTESTANTS, mixed_calls, split_calls
 from benchmarks.report import markdown, quantile
 
-from redis_support import redis_answers
+from support.redis import redis_answers
 
 
 def test_lower_bound_windows_follow_the_spec() -> None:

@@ -22,10 +22,16 @@ import pytest
 from schedcancel import (
     AuthenticationError,
     BackendError,
+    BulkOutcome,
+    BulkProgress,
     EndpointNotFoundError,
+    Gate,
     InvalidParameterError,
+    Journal,
     Limiter,
     LimiterStats,
+    OutcomeKind,
+    RateLimiter,
     RateLimits,
     ResponseMismatchError,
     ScheduleResult,
@@ -33,16 +39,8 @@ from schedcancel import (
     ServerError,
     TransportError,
 )
-from schedcancel._bulk import (
-    BulkProgress,
-    _IdTable,
-    cancel_many,
-    default_concurrency,
-    estimate_eta,
-)
-from schedcancel._gate import Gate
-from schedcancel._journal import BulkOutcome, Journal, OutcomeKind, read_journal
-from schedcancel._limiter import RateLimiter
+from schedcancel._bulk import _IdTable, cancel_many, default_concurrency, estimate_eta
+from schedcancel._journal import read_journal
 from schedcancel._redact import redact_key
 from schedcancel.testing import MockScheduleServer, ServerLimits
 

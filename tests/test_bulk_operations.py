@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 from schedcancel import (
+    BulkOutcome,
     InvalidParameterError,
+    Journal,
     Operation,
+    OutcomeKind,
     RateLimits,
     ScheduleResult,
     ScheduleStatus,
@@ -25,9 +28,6 @@ from schedcancel import (
 from schedcancel._bulk import run_many
 from schedcancel._journal import (
     BULK_OPERATIONS,
-    BulkOutcome,
-    Journal,
-    OutcomeKind,
     kind_operation,
     outcome_kinds,
     read_journal,

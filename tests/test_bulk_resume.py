@@ -18,10 +18,9 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import pytest
-from schedcancel import RateLimits
+from schedcancel import BulkOutcome, OutcomeKind, RateLimiter, RateLimits
 from schedcancel import _journal as journal_module
-from schedcancel._journal import BulkOutcome, OutcomeKind, RecentRequests, read_journal
-from schedcancel._limiter import RateLimiter
+from schedcancel._journal import RecentRequests, read_journal
 from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
 
 N, W, GUARD = 20, 10.0, 0.5

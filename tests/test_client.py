@@ -1076,7 +1076,7 @@ async def test_aclose_is_idempotent_and_final(limiter: FakeLimiter) -> None:
 
 async def test_owned_limiter_is_created_and_closed() -> None:
     """Without a limiter the client builds a RateLimiter from limits, and closes it."""
-    from schedcancel._limiter import RateLimiter  # noqa: PLC0415 - the module under test's peer
+    from schedcancel import RateLimiter  # noqa: PLC0415 - the module under test's peer
 
     limits = RateLimits(total=7, per_schedule=3)
     client = ScheduleClient(KEY, username=USER, password=PASSWORD, limits=limits)
@@ -1116,7 +1116,7 @@ async def test_real_limiter_gets_every_permit_back(
     server: LocalServer, reply: tuple[int, dict[str, str], bytes], error: type[Exception]
 ) -> None:
     """With the real RateLimiter, a failed call leaves nothing in flight."""
-    from schedcancel._limiter import RateLimiter  # noqa: PLC0415 - the module under test's peer
+    from schedcancel import RateLimiter  # noqa: PLC0415 - the module under test's peer
 
     limiter = RateLimiter(RateLimits(total=100, per_schedule=100))
     server.replies.append(reply)
@@ -1132,7 +1132,7 @@ async def test_real_limiter_gets_every_permit_back(
 
 async def test_real_limiter_cancelled_send_is_released(server: LocalServer) -> None:
     """With the real RateLimiter, a call cancelled mid-send leaves nothing in flight."""
-    from schedcancel._limiter import RateLimiter  # noqa: PLC0415 - the module under test's peer
+    from schedcancel import RateLimiter  # noqa: PLC0415 - the module under test's peer
 
     arrived = asyncio.Event()
 

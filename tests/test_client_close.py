@@ -32,7 +32,7 @@ from schedcancel.hooks import CallEvent, Finished
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import Fault, Faults, MockScheduleServer, ServerLimits
 
-from redis_support import fresh_prefix, local_redis, virtual_clock
+from support.redis import fresh_prefix, local_redis, virtual_clock
 
 pytestmark = pytest.mark.looptime
 

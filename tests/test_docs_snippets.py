@@ -23,7 +23,7 @@ import pytest
 import schedcancel
 from schedcancel import ScheduleClient
 
-from redis_support import require_redis
+from support.redis import require_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]

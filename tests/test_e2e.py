@@ -249,7 +249,7 @@ async def _job_through(
     model: ModelName, foreign_load: float, redis: tuple[Any, str] | None = None
 ) -> tuple[int, float, int, str]:
     """One 600-id job, through Redis when given: its 429s, makespan, final limit and mode."""
-    from schedcancel._limiter import RateLimiter  # noqa: PLC0415
+    from schedcancel import RateLimiter  # noqa: PLC0415
     from schedcancel.redis import RedisLimiter  # noqa: PLC0415 - the redis extra
 
     loop = asyncio.get_running_loop()

@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from schedcancel import (
+    AiohttpTransport,
     ApiError,
     RateLimitedError,
     RateLimits,
@@ -43,7 +44,6 @@ from schedcancel._protocol import (
     parse_retry_after,
     response_retry_after,
 )
-from schedcancel._transport import AiohttpTransport
 
 T = TypeVar("T")
 

@@ -33,7 +33,7 @@ from schedcancel.hooks import (
 )
 from schedcancel.testing import Fault, MockScheduleServer
 
-from hooks_support import (
+from support.hooks import (
     API_KEY,
     CALLS,
     DONE,

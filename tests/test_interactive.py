@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from schedcancel import RateLimits, ScheduleClient
-from schedcancel._limiter import QueuedLimiter, RateLimiter
+from schedcancel import RateLimiter, RateLimits, ScheduleClient
+from schedcancel._limiter import QueuedLimiter
 from schedcancel._stores import MemoryStore
 from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
 
@@ -86,6 +86,20 @@ def test_no_reserve_changes_nothing() -> None:
     answer = store.try_round(["a", "b", "c"], [True] * 3, 0.0)
     assert all(h is not None for h in answer.handles)
     assert (answer.background_wait, store.background_at(0.0)) == (0.0, 0.0)
+
+
+def test_a_release_says_what_it_holds_by_name() -> None:
+    """A release returns ``Holds``: named pauses per level and the level a 429 hit."""
+    store = MemoryStore(RateLimits(total=2, per_schedule=1, window=10.0, guard=0.0))
+    (handle,) = store.try_round(["a"], [False], 0.0).handles
+    assert store.release_now("a", handle, 1.0, False, None) == (0.0, 0.0, None)
+    (handle,) = store.try_round(["b"], [False], 20.0).handles
+    # b's own log is full (1 of 1): the 429 is blamed on the scheduleId, for Retry-After.
+    holds = store.release_now("b", handle, 21.0, True, 3.0)
+    assert (holds.user, holds.key, holds.level) == (0.0, 3.0, "schedule")
+    (handle,) = store.try_round([None], [False], 40.0).handles
+    holds = store.release_now(None, handle, 41.0, True, None)
+    assert (holds.user, holds.key, holds.level) == (10.0, 0.0, "user")
 
 
 # -- on the limiter, virtual time ---------------------------------------------------------

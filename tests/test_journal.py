@@ -17,19 +17,16 @@ import attrs
 import pytest
 from schedcancel import (
     AuthenticationError,
+    BulkOutcome,
     InvalidParameterError,
+    Journal,
+    OutcomeKind,
     ScheduleResult,
     ScheduleStatus,
     TransportError,
     _journal,
 )
-from schedcancel._journal import (
-    BulkOutcome,
-    Journal,
-    OutcomeKind,
-    is_final_error_code,
-    read_journal,
-)
+from schedcancel._journal import is_final_error_code, read_journal
 
 API_KEY = "connector-key-0123456789"
 

@@ -2,7 +2,7 @@
 
 Every behaviour test runs against both stores under the one dispatcher: the
 in-process ``RateLimiter`` and the ``RedisLimiter`` on the Redis server at
-127.0.0.1:6379 (on the same virtual clock, see ``redis_support``); both must
+127.0.0.1:6379 (on the same virtual clock, see ``support.redis``); both must
 give the same observable behaviour. Tests of one store's own bookkeeping (the
 memory store's idle-key sweep, its float queue, its repr) run on that store
 only; the Redis store's own are in ``test_redis.py``.
@@ -29,15 +29,15 @@ from schedcancel import (
     LimiterStats,
     Permit,
     QueueTimeoutError,
+    RateLimiter,
     RateLimits,
 )
-from schedcancel._limiter import RateLimiter
 from schedcancel._stores import FloatQueue as _FloatQueue
 from schedcancel._window import LevelPolicy, SlidingLog
 from schedcancel.redis import RedisLimiter
 
-from redis_support import fresh_prefix, local_redis, require_redis, virtual_clock
-from window_support import check, try_acquire
+from support.redis import fresh_prefix, local_redis, require_redis, virtual_clock
+from support.window import check, try_acquire
 
 pytestmark = pytest.mark.looptime
 

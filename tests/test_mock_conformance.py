@@ -27,11 +27,12 @@ import pytest
 import schedcancel
 import yarl
 from schedcancel._mock import auth
-from schedcancel._mock.operations import OPERATIONS, OperationSpec, Status
+from schedcancel._mock.operations import OPERATIONS, OperationSpec
 from schedcancel.testing import (
     MockScheduleServer,
     Operation,
     ServerLimits,
+    Status,
     add_mock_server_arguments,
     server_from_args,
 )

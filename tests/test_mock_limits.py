@@ -5,11 +5,8 @@ from __future__ import annotations
 import pytest
 from schedcancel import InvalidParameterError
 from schedcancel._mock.limits import (
-    MODEL_NAMES,
     FixedWindow,
     LimitBook,
-    ModelName,
-    ServerLimits,
     SlidingCounter,
     SlidingLog,
     TokenBucket,
@@ -17,6 +14,7 @@ from schedcancel._mock.limits import (
     WindowModel,
     make_model,
 )
+from schedcancel.testing import MODEL_NAMES, ModelName, ServerLimits
 
 
 def drive(model: WindowModel, times: list[float], *, count_rejected: bool = False) -> list[float]:

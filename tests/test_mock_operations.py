@@ -39,7 +39,7 @@ from schedcancel.testing import (
     server_from_args,
 )
 
-from auth_support import basic_auth
+from support.auth import basic_auth
 
 # The same hand-moved clock and fixtures as the older mock tests.
 from test_testing import FakeClock, _clock, _session  # noqa: F401 - fixtures, found by name

@@ -31,6 +31,7 @@ from schedcancel import (
     RateLimitedError,
     RateLimiter,
     RateLimits,
+    Request,
     RequestWithdrawnError,
     ResponseParseError,
     RetryPolicy,
@@ -42,7 +43,7 @@ from schedcancel import (
     TransportError,
     UpdateSchedule,
 )
-from schedcancel._protocol import CONTENT_TYPE, Request, RequestBuilder, parse_response
+from schedcancel._protocol import CONTENT_TYPE, RequestBuilder, parse_response
 from schedcancel._redact import Hidden
 
 from test_client import (

@@ -22,7 +22,7 @@ from schedcancel.hooks import CallEvent, Sent
 from schedcancel.otel import OpenTelemetryHook
 from schedcancel.testing import Fault, MockScheduleServer
 
-import hooks_support as scenario
+from support import hooks as scenario
 
 
 @attrs.define

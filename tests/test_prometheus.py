@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from schedcancel.hooks import CallEvent, Sent
 from schedcancel.prometheus import PrometheusHook
 
-from hooks_support import OK, assert_ends, assert_no_secret, run_scenario
+from support.hooks import OK, assert_ends, assert_no_secret, run_scenario
 
 
 @pytest.mark.looptime

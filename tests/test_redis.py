@@ -6,7 +6,7 @@ The behaviour it shares with the in-process limiter (bursts, ordering, deadlines
 cancellation, 429 pauses, adaptive, estimates) is tested against both stores in
 ``test_limiter.py``. Tests about timing run on an injected clock, never on the
 wall clock: on looptime's virtual clock (marked ``looptime``; ``make`` then passes
-``clock=loop.time``, and ``redis_support.InstantRedis`` keeps that clock still while
+``clock=loop.time``, and ``support.redis.InstantRedis`` keeps that clock still while
 a command is out) or on a list the test advances by hand. Key lifetimes are
 Redis's own real-time countdown (on an injected clock every key lives an hour at
 least): they are checked on Redis ``TIME``, against the real time that passed
@@ -42,16 +42,16 @@ from schedcancel import (
     InvalidParameterError,
     Limiter,
     QueueTimeoutError,
+    RateLimiter,
     RateLimits,
     ScheduleClient,
     ScheduleResult,
 )
 from schedcancel._adaptive import QUIET_WINDOWS
-from schedcancel._limiter import RateLimiter
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import MockScheduleServer, ServerLimits
 
-from redis_support import fresh_prefix, local_redis, prefixed_keys, virtual_clock
+from support.redis import fresh_prefix, local_redis, prefixed_keys, virtual_clock
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence

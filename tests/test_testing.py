@@ -48,7 +48,7 @@ from schedcancel.testing import (
     server_from_args,
 )
 
-from auth_support import basic_auth
+from support.auth import basic_auth
 
 REPO = Path(__file__).resolve().parent.parent
 AUTH = basic_auth(DEFAULT_USERNAME, DEFAULT_PASSWORD)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from schedcancel import InvalidParameterError
 from schedcancel._window import LevelPolicy, SlidingLog
 
-from window_support import Decision, check, try_acquire
+from support.window import Decision, check, try_acquire
 
 W = 60.0
 GUARD = 1.0

@@ -17,8 +17,10 @@ from typing import IO, Any
 import attrs
 
 from .._bulk import BACKGROUND_PRIORITY
-from .._protocol import DEFAULT_BASE_URL, Operation
+from .._operations import Operation
+from .._protocol import DEFAULT_BASE_URL
 from .._requests import ContinueSchedule
+from .._version import __version__
 from ..errors import InvalidParameterError
 from ._common import (
     EXIT_INTERRUPTED,
@@ -445,8 +447,6 @@ def build_parser() -> argparse.ArgumentParser:
         The parser with its ``cancel``, ``pause``, ``continue``, ``get``, ``demo`` and
         ``mock-server`` subcommands.
     """
-    from .. import __version__  # noqa: PLC0415 - the package imports this module lazily only
-
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=(

@@ -14,7 +14,7 @@ import attrs
 
 from .._bulk import BulkProgress
 from .._journal import BulkOutcome, OutcomeKind, outcome_kinds
-from .._protocol import Operation
+from .._operations import Operation
 from ._common import (
     EXIT_FAILED,
     EXIT_INCOMPLETE,

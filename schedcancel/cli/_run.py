@@ -17,7 +17,7 @@ import attrs
 from .._bulk import run_many
 from .._hooks import LoggingHook
 from .._journal import BulkOutcome, OutcomeKind
-from .._protocol import Operation
+from .._operations import Operation
 from .._redact import scrub, url_secrets
 from ..errors import InvalidParameterError, ScheduleError
 from ._common import EXIT_OK, EXIT_USAGE, INSTALL_REDIS_HINT, PROG, _isatty, _Streams, _UsageError

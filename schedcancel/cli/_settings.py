@@ -14,7 +14,8 @@ import attrs
 
 from .._bulk import BACKGROUND_PRIORITY
 from .._models import RateLimits, RetryPolicy
-from .._protocol import DEFAULT_BASE_URL, Operation
+from .._operations import Operation
+from .._protocol import DEFAULT_BASE_URL
 from .._redact import redact_key
 from ..errors import InvalidParameterError
 from ._common import _UsageError

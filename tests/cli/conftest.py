@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
 
-from .support import API_KEY, PASSWORD, USERNAME, ServerThread
+from support.cli import API_KEY, PASSWORD, USERNAME, ServerThread
 
 
 @pytest.fixture(name="serve")

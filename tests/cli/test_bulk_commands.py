@@ -14,24 +14,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from schedcancel._bulk import BulkProgress
-from schedcancel._journal import BulkOutcome, OutcomeKind, read_journal
+from schedcancel import BulkOutcome, BulkProgress, OutcomeKind
+from schedcancel._journal import read_journal
 from schedcancel.cli import RunReport, build_parser, outcome_text
 from schedcancel.cli._common import _Streams
 from schedcancel.cli._run import _write_status_report
 from schedcancel.cli._status_report import REPORT_COLUMNS, write_report
 from schedcancel.testing import Faults, ServerLimits
 
-from .support import (
+from support.cli import (
     FAST,
     ServerThread,
-    _assert_no_secrets,
-    _env,
-    _ids,
-    _run,
-    _schedcancel,
-    _settings,
-    _subprocess_env,
+    assert_no_secrets,
+    cli_env,
+    make_ids,
+    make_settings,
+    run_cli,
+    schedcancel_argv,
+    subprocess_env,
 )
 
 AT = "2027-01-05T10:00:00+01:00"
@@ -54,7 +54,7 @@ def test_help_lists_every_bulk_command_and_the_mock_server_serves_six() -> None:
 
 
 def _run_help(argv: list[str], out: io.StringIO) -> int:
-    from schedcancel.cli import main  # noqa: PLC0415 - the same entry point as _run
+    from schedcancel.cli import main  # noqa: PLC0415 - the same entry point as run_cli
 
     return main(argv, stdout=out, stderr=io.StringIO(), environ={})
 
@@ -92,9 +92,9 @@ def test_pause_pauses_active_ones_and_knows_the_paused(
     """Exit 0: every id is paused, by this run or before; the journal names the operation."""
     server = serve(active=["SC-A1", "SC-A2"], paused=["SC-P1"])
     journal = tmp_path / "pause.jsonl"
-    result = _run(
+    result = run_cli(
         ["pause", "--journal", str(journal), *FAST, "SC-A1", "SC-A2", "SC-P1"],
-        _env(server.base_url),
+        cli_env(server.base_url),
     )
     assert result.code == 0, result.stderr
     lines = dict(line.split("\t", 1) for line in result.lines())
@@ -114,7 +114,7 @@ def test_pausing_a_cancelled_schedule_is_a_final_failure_exit_1(
     server = serve(cancelled=["SC-C1"])
     journal = tmp_path / "pause.jsonl"
     argv = ["pause", "--journal", str(journal), "--json", *FAST, "SC-C1"]
-    first = _run(argv, _env(server.base_url))
+    first = run_cli(argv, cli_env(server.base_url))
     assert first.code == 1, first.stderr
     record = json.loads(first.lines()[0])
     assert record["outcome"] == "failed"
@@ -129,7 +129,7 @@ def test_pausing_a_cancelled_schedule_is_a_final_failure_exit_1(
         "error": 0,
     }
     sent = len(server.server.recorder)
-    second = _run(argv, _env(server.base_url))
+    second = run_cli(argv, cli_env(server.base_url))
     assert second.code == 1
     assert len(server.server.recorder) == sent
 
@@ -140,9 +140,9 @@ def test_continue_sends_at_and_makes_paused_ones_active(
     """Every id continued with the same next charge, sent in UTC; the journal records it."""
     server = serve(paused=["SC-P1", "SC-P2"], active=["SC-A1"])
     journal = tmp_path / "continue.jsonl"
-    result = _run(
+    result = run_cli(
         ["continue", "--at", AT, "--journal", str(journal), *FAST, "SC-P1", "SC-P2", "SC-A1"],
-        _env(server.base_url),
+        cli_env(server.base_url),
     )
     assert result.code == 0, result.stderr
     lines = dict(line.split("\t", 1) for line in result.lines())
@@ -178,7 +178,7 @@ def test_continue_at_is_checked_before_any_io(
 ) -> None:
     """A missing, naive or unreadable --at is a usage error (exit 2); nothing is sent."""
     server = serve(paused=["SC-1"])
-    result = _run([*argv, *FAST], _env(server.base_url))
+    result = run_cli([*argv, *FAST], cli_env(server.base_url))
     if message is None:
         assert result.code == 0, result.stderr
         assert len(server.server.recorder) == 1
@@ -195,11 +195,12 @@ def test_a_journal_of_another_operation_is_refused_exit_2(
     server = serve(active=["SC-1", "SC-2"])
     journal = tmp_path / "run.jsonl"
     assert (
-        _run(["cancel", "--journal", str(journal), *FAST, "SC-1"], _env(server.base_url)).code == 0
+        run_cli(["cancel", "--journal", str(journal), *FAST, "SC-1"], cli_env(server.base_url)).code
+        == 0
     )
     before = journal.read_bytes()
     sent = len(server.server.recorder)
-    result = _run(["pause", "--journal", str(journal), *FAST, "SC-2"], _env(server.base_url))
+    result = run_cli(["pause", "--journal", str(journal), *FAST, "SC-2"], cli_env(server.base_url))
     assert result.code == 2
     assert "journal of a cancel job, not of pause" in result.stderr
     assert len(server.server.recorder) == sent
@@ -240,8 +241,9 @@ def test_get_report_has_one_row_per_id_in_either_format(
     """Rows parse back; statuses, the next charge, the registration; a summary by status."""
     server = _seed_for_get(serve)
     report = tmp_path / name
-    result = _run(
-        ["get", "--report", str(report), *flags, "--json", *FAST, *GET_IDS], _env(server.base_url)
+    result = run_cli(
+        ["get", "--report", str(report), *flags, "--json", *FAST, *GET_IDS],
+        cli_env(server.base_url),
     )
     assert result.code == 1, result.stderr  # SC-GONE (7040) and "bad id!" are failures
     rows = {row["id"]: row for row in _read_report(report, fmt)}
@@ -276,17 +278,19 @@ def test_get_report_has_one_row_per_id_in_either_format(
     assert Path(f"{report}.journal").exists()
     assert _journal_lines(Path(f"{report}.journal"))[0]["operation"] == "get"
     sent = len(server.server.recorder)
-    again = _run(["get", "--report", str(report), *flags, *FAST, *GET_IDS], _env(server.base_url))
+    again = run_cli(
+        ["get", "--report", str(report), *flags, *FAST, *GET_IDS], cli_env(server.base_url)
+    )
     assert again.code == 1
     assert len(server.server.recorder) == sent
     assert sorted(row["id"] for row in _read_report(report, fmt)) == sorted(set(GET_IDS))
-    _assert_no_secrets(result.stdout, result.stderr, report.read_text(encoding="utf-8"))
+    assert_no_secrets(result.stdout, result.stderr, report.read_text(encoding="utf-8"))
 
 
 def test_get_without_a_report_prints_statuses_per_id(serve: Callable[..., ServerThread]) -> None:
     """Plain get: one line per id with its status and next charge, and the summary by status."""
     server = _seed_for_get(serve)
-    result = _run(["get", *FAST, "SC-A1", "SC-P1"], _env(server.base_url))
+    result = run_cli(["get", *FAST, "SC-A1", "SC-P1"], cli_env(server.base_url))
     assert result.code == 0, result.stderr
     lines = dict(line.split("\t", 1) for line in result.lines())
     assert lines["SC-P1"].startswith("read\tPAUSED next ")
@@ -308,7 +312,7 @@ def test_a_killed_report_resumes_complete_and_without_duplicates(
         '{"id":"SC-A2","outcome":"rea',  # torn: the run was killed writing it
         encoding="utf-8",
     )
-    result = _run(["get", "--report", str(report), *FAST, *GET_IDS], _env(server.base_url))
+    result = run_cli(["get", "--report", str(report), *FAST, *GET_IDS], cli_env(server.base_url))
     assert result.code == 1, result.stderr
     sent = sorted(server.sent_ids())
     assert sent == ["SC-A2", "SC-A3", "SC-C1", "SC-GONE", "SC-P1"]
@@ -327,7 +331,7 @@ def test_an_unwritable_report_is_incomplete_exit_3(
     report.mkdir()  # a directory where the file should go
     journal = tmp_path / "get.jsonl"
     argv = ["get", "--report", str(report), "--journal", str(journal), *FAST, "SC-A1"]
-    result = _run(argv, _env(server.base_url))
+    result = run_cli(argv, cli_env(server.base_url))
     assert result.code == 3
     assert "the report was not written" in result.stderr
     assert [o.schedule_id for o in read_journal(journal)] == ["SC-A1"]
@@ -339,8 +343,9 @@ def test_a_report_in_a_missing_directory_is_a_usage_error(
 ) -> None:
     """Checked before any I/O: exit 2, nothing sent."""
     server = _seed_for_get(serve)
-    result = _run(
-        ["get", "--report", str(tmp_path / "no" / "r.csv"), *FAST, "SC-A1"], _env(server.base_url)
+    result = run_cli(
+        ["get", "--report", str(tmp_path / "no" / "r.csv"), *FAST, "SC-A1"],
+        cli_env(server.base_url),
     )
     assert result.code == 2
     assert "no such directory" in result.stderr
@@ -369,7 +374,7 @@ def test_kill_and_resume_sends_nothing_final_twice(
     process died was sent again by the second run. For get the report is
     written by the second run: one row per id, all read.
     """
-    ids = _ids(300, prefix="KILL-")
+    ids = make_ids(300, prefix="KILL-")
     server = serve(
         **{seeded: ids},
         limits=ServerLimits(total=100_000, per_schedule=10, window=1.0),
@@ -380,12 +385,12 @@ def test_kill_and_resume_sends_nothing_final_twice(
     journal = tmp_path / "run.jsonl"
     report = tmp_path / "status.csv"
     command = [str(report) if part == "REPORT" else part for part in command]
-    argv = _schedcancel(
+    argv = schedcancel_argv(
         *command,
         *("--from", str(ids_file), "--journal", str(journal), "--concurrency", "8"),
         *("-q", "--total", "100000", "--window", "1", "--guard", "0.05"),
     )
-    env = _subprocess_env(server.base_url)
+    env = subprocess_env(server.base_url)
     first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)  # noqa: S603
     try:
         deadline = time.monotonic() + 60
@@ -453,7 +458,7 @@ def test_an_unwritable_report_keeps_the_failure_that_stopped_the_run(tmp_path: P
         finished=True,
     )
     report = RunReport(progress=progress, failure=first, interrupted=False)
-    settings = _settings("http://127.0.0.1:1", journal=journal, report=report_dir)
+    settings = make_settings("http://127.0.0.1:1", journal=journal, report=report_dir)
     err = io.StringIO()
     _write_status_report(report, settings, _Streams(io.StringIO(), io.StringIO(), err))
     assert report.failure is first

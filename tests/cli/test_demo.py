@@ -12,7 +12,7 @@ import pytest
 from schedcancel.cli._demo import _demo_verdict
 from schedcancel.testing import ServerLimits
 
-from .support import TINY_DEMO, _run, _schedcancel, _subprocess_env
+from support.cli import TINY_DEMO, run_cli, schedcancel_argv, subprocess_env
 
 
 @pytest.mark.slow
@@ -20,10 +20,10 @@ def test_demo_runs_with_no_429_within_a_minute() -> None:
     """``schedcancel demo`` ends 0 with 0 x 429 and a makespan near its lower bound."""
     started = time.monotonic()
     proc = subprocess.run(  # noqa: S603 - our own interpreter and module
-        _schedcancel("demo", "--json"),
+        schedcancel_argv("demo", "--json"),
         capture_output=True,
         text=True,
-        env=_subprocess_env("unused"),
+        env=subprocess_env("unused"),
         timeout=90,
         check=False,
     )
@@ -44,7 +44,7 @@ def test_demo_runs_with_no_429_within_a_minute() -> None:
 
 def test_demo_in_process_with_a_tiny_window() -> None:
     """The demo cancels its seeded schedules with 0 x 429 and reports the makespan's bound."""
-    result = _run(
+    result = run_cli(
         ["demo", "--schedules", "40", *TINY_DEMO, "--no-progress", "--json"],
         {},
     )
@@ -70,7 +70,7 @@ def test_demo_reports_429s_as_a_failure(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
     monkeypatch.setattr(testing, "ServerLimits", tighter)
     journal = tmp_path / "demo.jsonl"
-    result = _run(
+    result = run_cli(
         ["demo", "--schedules", "20", *TINY_DEMO, "--no-progress", "--journal", str(journal)],
         {},
     )

@@ -22,16 +22,16 @@ from schedcancel.cli import InputError, _input, main
 from schedcancel.cli._common import printable
 from schedcancel.cli._input import MAX_LINE, _LineReader, _Splitter
 
-from .support import (
+from support.cli import (
     FAST,
     ServerThread,
-    _assert_no_secrets,
-    _env,
-    _ids,
-    _run,
-    _schedcancel,
-    _subprocess_env,
-    _Terminal,
+    Terminal,
+    assert_no_secrets,
+    cli_env,
+    make_ids,
+    run_cli,
+    schedcancel_argv,
+    subprocess_env,
 )
 
 # --------------------------------------------------------------------------- input forms
@@ -41,27 +41,29 @@ def test_ids_from_a_file_with_comments_and_blank_lines(
     serve: Callable[..., ServerThread], tmp_path: Path
 ) -> None:
     """``--from FILE`` reads one id per line, skipping blanks and comments, with a known total."""
-    server = serve(active=_ids(5))
+    server = serve(active=make_ids(5))
     path = tmp_path / "ids.txt"
-    path.write_text("# export of 2026-04-28\n\n" + "\n".join(_ids(5)) + "\n  \n", encoding="utf-8")
-    result = _run(
+    path.write_text(
+        "# export of 2026-04-28\n\n" + "\n".join(make_ids(5)) + "\n  \n", encoding="utf-8"
+    )
+    result = run_cli(
         ["cancel", "--from", str(path), "--json", *FAST],
-        _env(server.base_url),
+        cli_env(server.base_url),
     )
     assert result.code == 0, result.stderr
     summary = json.loads(result.lines()[-1])["summary"]
     assert summary["total"] == 5
     assert summary["counts"]["cancelled"] == 5
-    assert sorted(server.sent_ids()) == _ids(5)
+    assert sorted(server.sent_ids()) == make_ids(5)
 
 
 def test_ids_from_stdin(serve: Callable[..., ServerThread]) -> None:
     """``--from -`` streams ids from stdin; the total is unknown."""
-    server = serve(active=_ids(20))
-    result = _run(
+    server = serve(active=make_ids(20))
+    result = run_cli(
         ["cancel", "--from", "-", "--json", *FAST],
-        _env(server.base_url),
-        stdin="\n".join(_ids(20)) + "\n",
+        cli_env(server.base_url),
+        stdin="\n".join(make_ids(20)) + "\n",
     )
     assert result.code == 0, result.stderr
     summary = json.loads(result.lines()[-1])["summary"]
@@ -71,42 +73,42 @@ def test_ids_from_stdin(serve: Callable[..., ServerThread]) -> None:
 
 def test_arguments_and_a_file_together(serve: Callable[..., ServerThread], tmp_path: Path) -> None:
     """Ids from arguments and from ``--from`` are all cancelled, duplicates once."""
-    server = serve(active=_ids(4))
+    server = serve(active=make_ids(4))
     path = tmp_path / "ids.txt"
     path.write_text("SC-00002\nSC-00003\nSC-00000\n", encoding="utf-8")
-    result = _run(
+    result = run_cli(
         ["cancel", "SC-00000", "SC-00001", "--from", str(path), "--json", *FAST],
-        _env(server.base_url),
+        cli_env(server.base_url),
     )
     assert result.code == 0, result.stderr
     summary = json.loads(result.lines()[-1])["summary"]
     assert (summary["total"], summary["duplicates"]) == (5, 1)
-    assert sorted(server.sent_ids()) == _ids(4)
+    assert sorted(server.sent_ids()) == make_ids(4)
 
 
 def test_arguments_then_stdin(serve: Callable[..., ServerThread]) -> None:
     """Ids given as arguments come first, then the ids read from stdin."""
-    server = serve(active=_ids(4))
-    result = _run(
+    server = serve(active=make_ids(4))
+    result = run_cli(
         ["cancel", "SC-00000", "--from", "-", "--json", *FAST],
-        _env(server.base_url),
+        cli_env(server.base_url),
         stdin="SC-00001\nSC-00002\nSC-00003\n",
     )
     assert result.code == 0, result.stderr
-    assert sorted(server.sent_ids()) == _ids(4)
+    assert sorted(server.sent_ids()) == make_ids(4)
 
 
 def test_stdin_on_a_terminal_gets_a_hint(serve: Callable[..., ServerThread]) -> None:
     """Reading ids from a terminal says so, so nobody waits on a silent prompt."""
     server = serve(active=["SC-1"])
     err = io.StringIO()
-    stdin = _Terminal("SC-1\n")
+    stdin = Terminal("SC-1\n")
     code = main(
         ["cancel", "--from", "-", "--no-progress", *FAST],
         stdin=stdin,
         stdout=io.StringIO(),
         stderr=err,
-        environ=_env(server.base_url),
+        environ=cli_env(server.base_url),
     )
     assert code == 0
     assert "reading ids from stdin" in err.getvalue()
@@ -114,37 +116,37 @@ def test_stdin_on_a_terminal_gets_a_hint(serve: Callable[..., ServerThread]) -> 
 
 def test_subprocess_cancel_from_stdin_pipe(serve: Callable[..., ServerThread]) -> None:
     """``python -m schedcancel cancel --from -`` reads a pipe and exits 0."""
-    server = serve(active=_ids(10))
+    server = serve(active=make_ids(10))
     proc = subprocess.run(  # noqa: S603 - our own interpreter and module
-        _schedcancel("cancel", "--from", "-", *FAST),
-        input="\n".join(_ids(10)) + "\n",
+        schedcancel_argv("cancel", "--from", "-", *FAST),
+        input="\n".join(make_ids(10)) + "\n",
         capture_output=True,
         text=True,
-        env=_subprocess_env(server.base_url),
+        env=subprocess_env(server.base_url),
         timeout=60,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.splitlines()) == 10
     assert "schedcancel summary" in proc.stderr
-    _assert_no_secrets(proc.stdout, proc.stderr)
+    assert_no_secrets(proc.stdout, proc.stderr)
 
 
 def test_ids_from_a_fifo_are_streamed_with_unknown_total(
     serve: Callable[..., ServerThread], tmp_path: Path
 ) -> None:
     """A named pipe is read as it is written; its total is not counted in advance."""
-    server = serve(active=_ids(5))
+    server = serve(active=make_ids(5))
     fifo = tmp_path / "ids.fifo"
     os.mkfifo(fifo)
 
     def write() -> None:
         with fifo.open("w", encoding="utf-8") as pipe:
-            pipe.write("\n".join(_ids(5)) + "\n")
+            pipe.write("\n".join(make_ids(5)) + "\n")
 
     writer = threading.Thread(target=write)
     writer.start()
-    result = _run(["cancel", "--from", str(fifo), "--json", *FAST], _env(server.base_url))
+    result = run_cli(["cancel", "--from", str(fifo), "--json", *FAST], cli_env(server.base_url))
     writer.join()
     assert result.code == 0, result.stderr
     summary = json.loads(result.lines()[-1])["summary"]
@@ -156,7 +158,7 @@ def test_a_file_that_is_not_utf8_is_an_input_error(tmp_path: Path) -> None:
     """A file that is not UTF-8 exits 2 before anything is sent."""
     path = tmp_path / "ids.txt"
     path.write_bytes(b"SC-1\n\xff\xfe\n")
-    result = _run(["cancel", "--from", str(path), *FAST], _env("http://127.0.0.1:9/api/v3"))
+    result = run_cli(["cancel", "--from", str(path), *FAST], cli_env("http://127.0.0.1:9/api/v3"))
     assert result.code == 2
     assert "cannot read" in result.stderr
 
@@ -171,7 +173,7 @@ def test_stdin_that_is_not_utf8_stops_the_job_exit_2(serve: Callable[..., Server
         stdin=stdin,
         stdout=out,
         stderr=err,
-        environ=_env(server.base_url),
+        environ=cli_env(server.base_url),
     )
     assert code == 2
     assert "stopped by: InputError: cannot read stdin: line 2 is not UTF-8" in err.getvalue()
@@ -218,7 +220,7 @@ def test_stdin_pipe_ids_are_sent_as_they_arrive_and_sigint_stops_while_it_is_sil
             stdin=stdin,
             stdout=out,
             stderr=err,
-            environ=_env(server.base_url),
+            environ=cli_env(server.base_url),
         )
     thread.join()
     assert sent_before_eof == [True]
@@ -245,12 +247,14 @@ def test_subprocess_sigterm_while_stdin_is_silent_exits_130(
     server = serve(active=["SC-1"])
     journal = tmp_path / "run.jsonl"
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        _schedcancel("cancel", "--from", "-", "--journal", str(journal), "--no-progress", *FAST),
+        schedcancel_argv(
+            "cancel", "--from", "-", "--journal", str(journal), "--no-progress", *FAST
+        ),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_subprocess_env(server.base_url),
+        env=subprocess_env(server.base_url),
     )
     assert proc.stdin is not None
     code: int | None = None
@@ -316,7 +320,7 @@ def test_stdin_pipe_that_is_not_utf8_is_an_input_error_naming_the_line(
             stdin=stdin,
             stdout=out,
             stderr=err,
-            environ=_env(server.base_url),
+            environ=cli_env(server.base_url),
         )
     assert code == 2
     assert f"stopped by: InputError: cannot read stdin: line {line} is not UTF-8" in err.getvalue()
@@ -386,7 +390,7 @@ def test_stdin_with_a_closed_descriptor_is_a_usage_error() -> None:
         stdin=_BrokenStdin(read_fd),
         stdout=io.StringIO(),
         stderr=err,
-        environ=_env("http://127.0.0.1:9/api/v3"),
+        environ=cli_env("http://127.0.0.1:9/api/v3"),
     )
     assert code == 2
     assert err.getvalue() == "schedcancel: error: cannot read stdin: Bad file descriptor\n"
@@ -413,7 +417,7 @@ def test_ids_from_a_silent_fifo_are_sent_as_they_arrive(
 
     writer = threading.Thread(target=write)
     writer.start()
-    result = _run(["cancel", "--from", str(fifo), "--json", *FAST], _env(server.base_url))
+    result = run_cli(["cancel", "--from", str(fifo), "--json", *FAST], cli_env(server.base_url))
     writer.join()
     assert result.code == 0, result.stderr
     assert sent_while_open == [True]
@@ -431,9 +435,11 @@ def test_invalid_ids_are_echoed_escaped_never_raw(
     hostile = "SC-\x1b[31mRED\x00\x9b2J\u202eX"
     path = tmp_path / "ids.txt"
     path.write_text(f"SC-1\n{hostile}\n", encoding="utf-8")
-    text = _run(["cancel", "--from", str(path), "--no-progress", *FAST], _env(server.base_url))
-    as_json = _run(
-        ["cancel", "--from", str(path), "--no-progress", "--json", *FAST], _env(server.base_url)
+    text = run_cli(
+        ["cancel", "--from", str(path), "--no-progress", *FAST], cli_env(server.base_url)
+    )
+    as_json = run_cli(
+        ["cancel", "--from", str(path), "--no-progress", "--json", *FAST], cli_env(server.base_url)
     )
     assert (text.code, as_json.code) == (1, 1)
     line = next(line for line in text.lines() if "\tinvalid\t" in line)
@@ -446,9 +452,9 @@ def test_invalid_ids_are_echoed_escaped_never_raw(
 
 def test_a_message_quoting_input_is_printable_and_cut_with_its_length(tmp_path: Path) -> None:
     """A usage error naming an untrusted path: escapes shown escaped, a long one cut."""
-    result = _run(
+    result = run_cli(
         ["cancel", "--from", str(tmp_path / "ids\x1b]0;owned\x07.txt")],
-        _env("http://127.0.0.1:9/api/v3"),
+        cli_env("http://127.0.0.1:9/api/v3"),
     )
     assert result.code == 2
     shown = str(tmp_path / "ids\\x1b]0;owned\\x07.txt")
@@ -479,7 +485,7 @@ def test_an_over_long_line_in_a_file_is_refused_by_number_in_bounded_memory(
     _write_long_line(path, 32 << 20)
     tracemalloc.start()
     try:
-        result = _run(["cancel", "--from", str(path), *FAST], _env(server.base_url))
+        result = run_cli(["cancel", "--from", str(path), *FAST], cli_env(server.base_url))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -520,7 +526,7 @@ def test_an_over_long_line_on_stdin_is_refused_by_number_in_bounded_memory(
                 stdin=stdin,
                 stdout=out,
                 stderr=err,
-                environ=_env(server.base_url),
+                environ=cli_env(server.base_url),
             )
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -539,14 +545,14 @@ def test_a_long_comment_line_is_skipped(
 ) -> None:
     """A comment longer than any id line is fine, also split between reads; ids go on."""
     monkeypatch.setattr(_input, "_STDIN_CHUNK", 7)
-    server = serve(active=_ids(3))
+    server = serve(active=make_ids(3))
     path = tmp_path / "ids.txt"
     comment = "  # " + "c" * (3 * MAX_LINE)
     path.write_text(f"SC-00000\n{comment}\r\nSC-00001\n{comment}\nSC-00002", encoding="utf-8")
-    result = _run(["cancel", "--from", str(path), "--json", *FAST], _env(server.base_url))
+    result = run_cli(["cancel", "--from", str(path), "--json", *FAST], cli_env(server.base_url))
     assert result.code == 0, result.stderr
     assert json.loads(result.lines()[-1])["summary"]["total"] == 3
-    assert sorted(server.sent_ids()) == _ids(3)
+    assert sorted(server.sent_ids()) == make_ids(3)
 
 
 @pytest.mark.parametrize(
@@ -566,7 +572,7 @@ def test_a_file_that_is_not_utf8_is_refused_naming_the_line(
     monkeypatch.setattr(_input, "_STDIN_CHUNK", chunk)
     path = tmp_path / "ids.txt"
     path.write_bytes(data)
-    result = _run(["cancel", "--from", str(path), *FAST], _env("http://127.0.0.1:9/api/v3"))
+    result = run_cli(["cancel", "--from", str(path), *FAST], cli_env("http://127.0.0.1:9/api/v3"))
     assert result.code == 2
     assert result.stderr.startswith(
         f"schedcancel: error: cannot read {path}: line {line} is not UTF-8 ("
@@ -585,7 +591,7 @@ def test_a_file_with_no_ids_is_an_input_error(
     server = serve(active=["SC-1"])
     path = tmp_path / "ids.txt"
     path.write_text(text, encoding="utf-8")
-    result = _run(["cancel", "--from", str(path), "--json", *FAST], _env(server.base_url))
+    result = run_cli(["cancel", "--from", str(path), "--json", *FAST], cli_env(server.base_url))
     assert result.code == 2
     assert result.stderr == (
         f"schedcancel: error: no ids in {path} (empty, or blank lines and # comments only)\n"
@@ -618,7 +624,7 @@ def test_stdin_with_no_ids_is_an_input_error(
             stdin=stdin,
             stdout=out,
             stderr=err,
-            environ=_env(server.base_url),
+            environ=cli_env(server.base_url),
         )
     assert code == 2
     assert err.getvalue() == f"schedcancel: error: no ids read from {name}\n"
@@ -628,7 +634,7 @@ def test_stdin_with_no_ids_is_an_input_error(
 def test_ids_as_arguments_and_an_empty_stdin_are_fine(serve: Callable[..., ServerThread]) -> None:
     """Ids were read (from the arguments): an empty stdin beside them is no error."""
     server = serve(active=["SC-1"])
-    result = _run(["cancel", "SC-1", "--from", "-", *FAST], _env(server.base_url))
+    result = run_cli(["cancel", "SC-1", "--from", "-", *FAST], cli_env(server.base_url))
     assert result.code == 0, result.stderr
 
 

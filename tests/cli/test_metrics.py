@@ -17,17 +17,17 @@ from schedcancel.cli._common import _UsageError
 from schedcancel.cli._metrics import JobMetrics
 from schedcancel.testing import Fault, MockScheduleServer, ServerLimits
 
-from .support import (
+from support.cli import (
     API_KEY,
     PASSWORD,
     SECRET,
     TINY_DEMO,
     USERNAME,
     ServerThread,
-    _env,
-    _ids,
-    _run,
-    _settings,
+    cli_env,
+    make_ids,
+    make_settings,
+    run_cli,
 )
 
 
@@ -88,7 +88,7 @@ async def test_metrics_move_while_the_job_runs_and_the_port_closes_after() -> No
     virtual clock with the mock server in the same loop, so "mid-run" is exact
     and a progress interval passes without a real wait.
     """
-    ids = _ids(5)
+    ids = make_ids(5)
     server = MockScheduleServer(
         users={USERNAME: PASSWORD},
         connectors={API_KEY: SECRET},
@@ -104,7 +104,7 @@ async def test_metrics_move_while_the_job_runs_and_the_port_closes_after() -> No
     async with server:
         server.seed(ids)
         server.script(Fault.RATE_LIMITED)  # the first request gets a 429
-        settings = _settings(
+        settings = make_settings(
             server.base_url,
             shared_secret=SECRET,
             quiet=False,
@@ -177,7 +177,7 @@ def test_a_port_in_use_is_a_usage_error_without_traceback(
 ) -> None:
     """``--metrics-port`` on a busy port: one clear line on stderr, exit 2, nothing sent."""
     server = serve(active=["SC-1"])
-    result = _run(["cancel", "--metrics-port", str(busy_port), "SC-1"], _env(server.base_url))
+    result = run_cli(["cancel", "--metrics-port", str(busy_port), "SC-1"], cli_env(server.base_url))
     assert result.code == 2
     assert result.stderr == (
         f"schedcancel: error: --metrics-port {busy_port}: cannot listen on "
@@ -188,11 +188,11 @@ def test_a_port_in_use_is_a_usage_error_without_traceback(
 
 def test_the_demo_serves_metrics_too(busy_port: int) -> None:
     """``schedcancel demo --metrics-port`` takes the option; a busy port is refused the same way."""
-    result = _run(
+    result = run_cli(
         ["demo", *TINY_DEMO, "--schedules", "12", "--metrics-port", str(_free_port())], {}
     )
     assert result.code == 0, result.stderr
-    busy = _run(["demo", *TINY_DEMO, "--schedules", "12", "--metrics-port", str(busy_port)], {})
+    busy = run_cli(["demo", *TINY_DEMO, "--schedules", "12", "--metrics-port", str(busy_port)], {})
     assert busy.code == 2
     assert "cannot listen on" in busy.stderr
 
@@ -200,7 +200,7 @@ def test_the_demo_serves_metrics_too(busy_port: int) -> None:
 @pytest.mark.parametrize("port", ["0", "65536", "http"])
 def test_a_bad_port_is_refused_by_the_parser(port: str) -> None:
     """Not a TCP port: argparse's usage error, exit 2."""
-    result = _run(["cancel", "--metrics-port", port, "SC-1"], {})
+    result = run_cli(["cancel", "--metrics-port", port, "SC-1"], {})
     assert result.code == 2
     assert "--metrics-port" in result.stderr
 

@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 from schedcancel.cli import _parser
 
-from .support import API_KEY, FAST, PASSWORD, USERNAME, _env, _run, _schedcancel, _subprocess_env
+from support.cli import (
+    API_KEY,
+    FAST,
+    PASSWORD,
+    USERNAME,
+    cli_env,
+    run_cli,
+    schedcancel_argv,
+    subprocess_env,
+)
 
 
 @pytest.mark.parametrize(
@@ -36,10 +45,10 @@ from .support import API_KEY, FAST, PASSWORD, USERNAME, _env, _run, _schedcancel
 )
 def test_usage_and_input_errors_exit_2(argv: list[str], env_drop: str | None, message: str) -> None:
     """Bad options, missing credentials and unreadable input exit 2 with a message, no traceback."""
-    env = _env("http://127.0.0.1:9/api/v3")
+    env = cli_env("http://127.0.0.1:9/api/v3")
     if env_drop:
         del env[env_drop]
-    result = _run(argv, env)
+    result = run_cli(argv, env)
     assert result.code == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -47,14 +56,14 @@ def test_usage_and_input_errors_exit_2(argv: list[str], env_drop: str | None, me
 
 def test_zero_window_is_a_usage_error() -> None:
     """A window of 0 seconds is refused by the argument parser."""
-    result = _run(["cancel", "SC-1", "--window", "0"], _env("http://127.0.0.1:9/api/v3"))
+    result = run_cli(["cancel", "SC-1", "--window", "0"], cli_env("http://127.0.0.1:9/api/v3"))
     assert result.code == 2
     assert "must be > 0" in result.stderr
 
 
 def test_no_command_prints_help_and_exits_2() -> None:
     """``schedcancel`` alone prints the help (to stderr) and exits 2."""
-    result = _run([], {})
+    result = run_cli([], {})
     assert result.code == 2
     assert "cancel" in result.stderr
     assert "demo" in result.stderr
@@ -64,13 +73,13 @@ def test_no_command_prints_help_and_exits_2() -> None:
 def test_help_and_version_exit_0() -> None:
     """``--help`` for every command and ``--version`` go to stdout and exit 0."""
     for argv in (["--help"], ["cancel", "--help"], ["demo", "--help"], ["mock-server", "--help"]):
-        result = _run(argv, {})
+        result = run_cli(argv, {})
         assert result.code == 0
         assert "usage: schedcancel" in result.stdout
-    cancel_help = _run(["cancel", "--help"], {}).stdout
+    cancel_help = run_cli(["cancel", "--help"], {}).stdout
     for needle in ("SCHEDCANCEL_API_KEY", "SCHEDCANCEL_PASSWORD", "exit codes", "130", "--journal"):
         assert needle in cancel_help
-    version = _run(["--version"], {})
+    version = run_cli(["--version"], {})
     assert version.code == 0
     assert version.stdout.startswith("schedcancel ")
 
@@ -84,7 +93,7 @@ def test_keyboard_interrupt_outside_the_loop_exits_130(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(_parser, "_cmd_bulk", interrupted)
-    result = _run(["cancel", "SC-1"], _env("http://127.0.0.1:9/api/v3"))
+    result = run_cli(["cancel", "SC-1"], cli_env("http://127.0.0.1:9/api/v3"))
     assert result.code == 130
     assert "interrupted" in result.stderr
 
@@ -115,7 +124,7 @@ def test_mock_server_command_hands_its_options_to_the_server(
         return 0
 
     monkeypatch.setattr(testing, "main_mock_server", fake_main)
-    result = _run(["mock-server", "--schedule", "SC-1", "--window", "2", "--port", "0"], {})
+    result = run_cli(["mock-server", "--schedule", "SC-1", "--window", "2", "--port", "0"], {})
     assert result.code == 0
     assert seen[0].schedules == ["SC-1"]
     assert seen[0].window == 2.0
@@ -123,9 +132,9 @@ def test_mock_server_command_hands_its_options_to_the_server(
 
 def test_mock_server_subcommand_serves_until_sigterm(tmp_path: Path) -> None:
     """``schedcancel mock-server`` prints its URL, serves cancels, and exits 0 on SIGTERM."""
-    env = _subprocess_env("unused")
+    env = subprocess_env("unused")
     server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        _schedcancel(
+        schedcancel_argv(
             "mock-server",
             "--schedule",
             "SC-1",
@@ -143,7 +152,7 @@ def test_mock_server_subcommand_serves_until_sigterm(tmp_path: Path) -> None:
         assert server.stdout is not None
         base_url = server.stdout.readline().strip()
         assert base_url.startswith("http://127.0.0.1:")
-        result = _run(["cancel", "SC-1", "SC-2", *FAST], _env(base_url))
+        result = run_cli(["cancel", "SC-1", "SC-2", *FAST], cli_env(base_url))
         assert result.code == 1
         assert sorted(result.lines())[0] == "SC-1\tcancelled\tACTIVE->CANCELLED"
         server.send_signal(signal.SIGTERM)

@@ -14,11 +14,11 @@ import pytest
 from schedcancel import (
     AuthenticationError,
     BulkOutcome,
+    BulkProgress,
     InvalidParameterError,
+    OutcomeKind,
     ScheduleError,
 )
-from schedcancel._bulk import BulkProgress
-from schedcancel._journal import OutcomeKind
 from schedcancel.cli import (
     InputError,
     RunReport,
@@ -31,16 +31,16 @@ from schedcancel.cli._common import _isatty
 from schedcancel.cli._report import _RichReporter
 from schedcancel.testing import ServerLimits
 
-from .support import (
+from support.cli import (
     FAST,
     SLOW,
     ServerThread,
-    _env,
-    _ids,
-    _run,
-    _settings,
-    _subprocess_env,
-    _Terminal,
+    Terminal,
+    cli_env,
+    make_ids,
+    make_settings,
+    run_cli,
+    subprocess_env,
 )
 
 # --------------------------------------------------------------------------- outputs
@@ -51,7 +51,7 @@ def test_json_output_has_one_object_per_id_and_a_summary(
 ) -> None:
     """``--json``: a journal-format object per id, then ``{"summary": ...}`` with the exit code."""
     server = serve(active=["SC-1"])
-    result = _run(["cancel", "SC-1", "SC-404", "--json", *FAST], _env(server.base_url))
+    result = run_cli(["cancel", "SC-1", "SC-404", "--json", *FAST], cli_env(server.base_url))
     assert result.code == 1
     objects = [json.loads(line) for line in result.lines()]
     per_id = {o["id"]: o for o in objects[:-1]}
@@ -73,7 +73,7 @@ def test_json_output_has_one_object_per_id_and_a_summary(
 def test_quiet_prints_no_per_id_lines(serve: Callable[..., ServerThread]) -> None:
     """``--quiet`` keeps stdout empty; the summary still goes to stderr."""
     server = serve(active=["SC-1"])
-    result = _run(["cancel", "SC-1", "-q", *FAST], _env(server.base_url))
+    result = run_cli(["cancel", "SC-1", "-q", *FAST], cli_env(server.base_url))
     assert result.code == 0
     assert result.stdout == ""
     assert re.search(r"^cancelled +1$", result.stderr, re.MULTILINE)
@@ -83,10 +83,10 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal(
     serve: Callable[..., ServerThread],
 ) -> None:
     """Without a terminal, progress is a plain line per interval with done, rate, 429s, ETA."""
-    server = serve(active=_ids(30), limits=ServerLimits(total=10, per_schedule=10, window=0.5))
-    result = _run(
-        ["cancel", *_ids(30), "-q", "--progress-interval", "0.2", *SLOW],
-        _env(server.base_url),
+    server = serve(active=make_ids(30), limits=ServerLimits(total=10, per_schedule=10, window=0.5))
+    result = run_cli(
+        ["cancel", *make_ids(30), "-q", "--progress-interval", "0.2", *SLOW],
+        cli_env(server.base_url),
     )
     assert result.code == 0, result.stderr
     progress = [line for line in result.stderr.splitlines() if " done (" in line]
@@ -97,10 +97,10 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal(
 
 def test_no_progress_prints_no_progress_lines(serve: Callable[..., ServerThread]) -> None:
     """``--no-progress`` leaves only the summary on stderr."""
-    server = serve(active=_ids(30), limits=ServerLimits(total=10, per_schedule=10, window=0.5))
-    result = _run(
-        ["cancel", *_ids(30), "-q", "--no-progress", "--progress-interval", "0.1", *SLOW],
-        _env(server.base_url),
+    server = serve(active=make_ids(30), limits=ServerLimits(total=10, per_schedule=10, window=0.5))
+    result = run_cli(
+        ["cancel", *make_ids(30), "-q", "--no-progress", "--progress-interval", "0.1", *SLOW],
+        cli_env(server.base_url),
     )
     assert result.code == 0
     assert " done (" not in result.stderr
@@ -108,12 +108,12 @@ def test_no_progress_prints_no_progress_lines(serve: Callable[..., ServerThread]
 
 def test_rich_progress_bar_and_table_on_a_terminal(serve: Callable[..., ServerThread]) -> None:
     """On a terminal, rich draws the bar (rate, 429s, ETA) and the summary table."""
-    server = serve(active=_ids(20), limits=ServerLimits(total=10, per_schedule=10, window=0.5))
-    err = _Terminal()
-    out = _Terminal()
-    result = _run(
-        ["cancel", *_ids(20), *SLOW],
-        _env(server.base_url),
+    server = serve(active=make_ids(20), limits=ServerLimits(total=10, per_schedule=10, window=0.5))
+    err = Terminal()
+    out = Terminal()
+    result = run_cli(
+        ["cancel", *make_ids(20), *SLOW],
+        cli_env(server.base_url),
         stderr=err,
         stdout=out,
     )
@@ -132,7 +132,7 @@ def test_rich_bar_with_stdout_redirected_keeps_results_on_stdout(
 ) -> None:
     """With the bar on a terminal but stdout redirected, per-id lines go to stdout."""
     server = serve(active=["SC-1"])
-    result = _run(["cancel", "SC-1", *FAST], _env(server.base_url), stderr=_Terminal())
+    result = run_cli(["cancel", "SC-1", *FAST], cli_env(server.base_url), stderr=Terminal())
     assert result.code == 0
     assert result.lines() == ["SC-1\tcancelled\tACTIVE->CANCELLED"]
 
@@ -145,8 +145,8 @@ def test_without_rich_a_terminal_gets_plain_lines_and_a_hint(
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "rich", None)
     server = serve(active=["SC-1"])
-    err = _Terminal()
-    result = _run(["cancel", "SC-1", *FAST], _env(server.base_url), stderr=err)
+    err = Terminal()
+    result = run_cli(["cancel", "SC-1", *FAST], cli_env(server.base_url), stderr=err)
     assert result.code == 0
     assert "pip install 'schedcancel[cli]'" in result.stderr
     assert re.search(r"^outcome +this run$", result.stderr, re.MULTILINE)
@@ -160,7 +160,7 @@ def test_importing_the_library_and_cli_does_not_import_rich() -> None:
         capture_output=True,
         text=True,
         check=True,
-        env=_subprocess_env("http://127.0.0.1:9/api/v3"),
+        env=subprocess_env("http://127.0.0.1:9/api/v3"),
         timeout=60,
     )
     assert out.stdout.strip() == "False"
@@ -168,7 +168,7 @@ def test_importing_the_library_and_cli_does_not_import_rich() -> None:
 
 def test_a_closed_stream_is_not_a_terminal() -> None:
     """A closed stream (isatty raises) counts as no terminal."""
-    stream = _Terminal()
+    stream = Terminal()
     stream.close()
     assert not _isatty(stream)
     assert not _isatty(object())
@@ -223,7 +223,7 @@ def test_summary_notes_what_a_stopped_run_left_undone() -> None:
     report = RunReport(progress=_progress(total=None, stopping=True, withdrawn=7), failure=None,
                        interrupted=True)  # fmt: skip
     err = io.StringIO()
-    print_summary(report, _settings("http://127.0.0.1:9/api/v3"), err)
+    print_summary(report, make_settings("http://127.0.0.1:9/api/v3"), err)
     assert "not sent (stopped early): 7" in err.getvalue()
     assert "exit 130" in err.getvalue()
 
@@ -232,7 +232,7 @@ def test_summary_of_a_run_interrupted_before_it_started() -> None:
     """A signal before the journal was opened: the zero table, exit 130 (nothing to resume)."""
     report = RunReport(progress=None, failure=None, interrupted=True)
     err = io.StringIO()
-    print_summary(report, _settings("http://127.0.0.1:9/api/v3"), err)
+    print_summary(report, make_settings("http://127.0.0.1:9/api/v3"), err)
     assert "elapsed" not in err.getvalue()
     assert err.getvalue().endswith("exit 130: interrupted (Ctrl-C, SIGTERM); run again with the"
                                    " same --journal\n")  # fmt: skip
@@ -247,7 +247,7 @@ def test_summary_shows_what_a_server_or_an_input_said_escaped() -> None:
         statuses={"ACT\x1b[2JIVE": 3},
     )
     err = io.StringIO()
-    print_summary(report, _settings("http://127.0.0.1:9/api/v3"), err)
+    print_summary(report, make_settings("http://127.0.0.1:9/api/v3"), err)
     assert "by status: ACT\\x1b[2JIVE 3" in err.getvalue()
     assert "stopped by: InputError: cannot read stdin: line 2 is \\x1b]0;owned\\x07" in (
         err.getvalue()
@@ -260,8 +260,8 @@ def test_rich_summary_shows_the_journal_column_on_a_terminal() -> None:
     counts = dict.fromkeys(OutcomeKind, 0) | {OutcomeKind.CANCELLED: 4}
     report = RunReport(progress=_progress(journal_counts=counts, skipped=4), failure=None,
                        interrupted=False)  # fmt: skip
-    err = _Terminal()
-    print_summary(report, _settings("http://127.0.0.1:9/api/v3"), err)
+    err = Terminal()
+    print_summary(report, make_settings("http://127.0.0.1:9/api/v3"), err)
     assert "from journal" in err.getvalue()
     assert "exit 0" in err.getvalue()
 
@@ -276,7 +276,7 @@ def test_outcome_text_for_each_kind() -> None:
 
 def test_rich_notes_print_above_the_live_bar() -> None:
     """Messages during a rich run (stop notices) go through the live console."""
-    err = _Terminal()
+    err = Terminal()
     reporter = _RichReporter(err, stdout_is_terminal=False)
     with reporter:
         reporter.note("schedcancel: stopping")

@@ -18,31 +18,31 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from schedcancel import RetryPolicy
-from schedcancel._journal import OutcomeKind, read_journal
+from schedcancel import OutcomeKind, RetryPolicy
+from schedcancel._journal import read_journal
 from schedcancel.cli import run_bulk
 from schedcancel.testing import Faults, ServerLimits
 
-from .support import (
+from support.cli import (
     FAST,
     SECRET,
     TWENTY,
     ServerThread,
-    _assert_no_secrets,
-    _env,
-    _ids,
-    _run,
-    _run_settings,
-    _schedcancel,
-    _settings,
-    _subprocess_env,
+    assert_no_secrets,
+    cli_env,
+    make_ids,
+    make_settings,
+    run_cli,
+    run_settings,
+    schedcancel_argv,
+    subprocess_env,
 )
 
 
 def test_ids_as_arguments_are_cancelled_exit_0(serve: Callable[..., ServerThread]) -> None:
     """Ids given as arguments are cancelled; one TSV line each on stdout; exit 0."""
     server = serve(active=["SC-1", "SC-2"], cancelled=["SC-3"])
-    result = _run(["cancel", "SC-1", "SC-2", "SC-3", *FAST], _env(server.base_url))
+    result = run_cli(["cancel", "SC-1", "SC-2", "SC-3", *FAST], cli_env(server.base_url))
     assert result.code == 0, result.stderr
     assert sorted(result.lines()) == [
         "SC-1\tcancelled\tACTIVE->CANCELLED",
@@ -52,7 +52,7 @@ def test_ids_as_arguments_are_cancelled_exit_0(serve: Callable[..., ServerThread
     assert "schedcancel summary" in result.stderr
     assert "exit 0: every id is cancelled" in result.stderr
     assert server.server.status_of("SC-1") == "CANCELLED"
-    _assert_no_secrets(result.stdout, result.stderr)
+    assert_no_secrets(result.stdout, result.stderr)
 
 
 # --------------------------------------------------------------------------- journal
@@ -64,9 +64,9 @@ def test_journal_records_every_id_and_no_secret(
     """The journal holds one line per id with its outcome, and no password, secret or apiKey."""
     server = serve(active=["SC-1"], cancelled=["SC-2"], secret=SECRET)
     journal = tmp_path / "run.jsonl"
-    result = _run(
+    result = run_cli(
         ["cancel", "SC-1", "SC-2", "SC-404", "bad id!", "--journal", str(journal), *FAST],
-        _env(server.base_url, SCHEDCANCEL_SHARED_SECRET=SECRET),
+        cli_env(server.base_url, SCHEDCANCEL_SHARED_SECRET=SECRET),
     )
     assert result.code == 1, result.stderr
     outcomes = {o.schedule_id: o for o in read_journal(journal)}
@@ -78,7 +78,7 @@ def test_journal_records_every_id_and_no_secret(
     }
     assert outcomes["SC-404"].error_code == 7040
     assert f"journal: {journal}" in result.stderr
-    _assert_no_secrets(journal.read_text(encoding="utf-8"), result.stdout, result.stderr)
+    assert_no_secrets(journal.read_text(encoding="utf-8"), result.stdout, result.stderr)
 
 
 def test_rerun_on_the_journal_sends_nothing_final_again(
@@ -88,17 +88,17 @@ def test_rerun_on_the_journal_sends_nothing_final_again(
     server = serve(active=["SC-1", "SC-2"])
     journal = tmp_path / "run.jsonl"
     argv = ["cancel", "SC-1", "SC-2", "SC-404", "--journal", str(journal), "--json", *FAST]
-    first = _run(argv, _env(server.base_url))
+    first = run_cli(argv, cli_env(server.base_url))
     assert first.code == 1
     sent = len(server.server.recorder)
-    second = _run(argv, _env(server.base_url))
+    second = run_cli(argv, cli_env(server.base_url))
     assert second.code == 1  # SC-404 failed for good in the first run
     assert len(server.server.recorder) == sent
     summary = json.loads(second.lines()[-1])["summary"]
     assert summary["skipped"] == 3
     assert summary["from_journal"]["cancelled"] == 2
     assert "from journal" in second.stderr
-    third = _run([*argv, "--retry-failed"], _env(server.base_url))
+    third = run_cli([*argv, "--retry-failed"], cli_env(server.base_url))
     assert third.code == 1
     assert server.sent_ids(sent) == ["SC-404"]
 
@@ -112,7 +112,9 @@ def test_a_busy_journal_is_a_usage_error(
     server = serve(active=["SC-1"])
     path = tmp_path / "run.jsonl"
     with Journal.open(path):
-        result = _run(["cancel", "SC-1", "--journal", str(path), *FAST], _env(server.base_url))
+        result = run_cli(
+            ["cancel", "SC-1", "--journal", str(path), *FAST], cli_env(server.base_url)
+        )
     assert result.code == 2
     assert "in use by another run" in result.stderr
     assert len(server.server.recorder) == 0
@@ -125,7 +127,7 @@ def test_a_corrupt_journal_is_a_usage_error(
     server = serve(active=["SC-1"])
     path = tmp_path / "run.jsonl"
     path.write_text('garbage\n{"id":"SC-1","outcome":"cancelled"}\n', encoding="utf-8")
-    result = _run(["cancel", "SC-1", "--journal", str(path), *FAST], _env(server.base_url))
+    result = run_cli(["cancel", "SC-1", "--journal", str(path), *FAST], cli_env(server.base_url))
     assert result.code == 2
     assert "run.jsonl:1: not a schedcancel journal line" in result.stderr
 
@@ -136,11 +138,11 @@ def test_a_journal_failing_mid_run_exits_3(
     tmp_path: Path,
 ) -> None:
     """The journal cannot be written after the job started: exit 3 (run again), not 2."""
-    server = serve(active=_ids(10))
+    server = serve(active=make_ids(10))
     journal_fails_after(3)
     journal = tmp_path / "run.jsonl"
-    argv = ["cancel", *_ids(10), "--journal", str(journal), "--concurrency", "1", *FAST]
-    result = _run(argv, _env(server.base_url))
+    argv = ["cancel", *make_ids(10), "--journal", str(journal), "--concurrency", "1", *FAST]
+    result = run_cli(argv, cli_env(server.base_url))
     assert result.code == 3, result.stderr
     assert "stopped by: OSError: [Errno 28] No space left on device" in result.stderr
     assert "exit 3: incomplete" in result.stderr
@@ -153,11 +155,20 @@ def test_the_summary_counts_only_what_the_journal_kept(
 ) -> None:
     """A full disk with calls on the wire: the summary and the per-id lines hold only the
     outcomes in the journal, and name the answers it could not keep (issue 20, item 6)."""
-    server = serve(active=_ids(20))
+    server = serve(active=make_ids(20))
     journal_fails_after(3)
     journal = tmp_path / "run.jsonl"
-    argv = ["cancel", *_ids(20), "--journal", str(journal), "--concurrency", "8", "--json", *FAST]
-    result = _run(argv, _env(server.base_url))
+    argv = [
+        "cancel",
+        *make_ids(20),
+        "--journal",
+        str(journal),
+        "--concurrency",
+        "8",
+        "--json",
+        *FAST,
+    ]
+    result = run_cli(argv, cli_env(server.base_url))
     assert result.code == 3, result.stderr
     journaled = sorted(o.schedule_id for o in read_journal(journal))
     *lines, summary = (json.loads(line) for line in result.lines())
@@ -171,9 +182,9 @@ def test_the_summary_counts_only_what_the_journal_kept(
 def test_a_journal_that_cannot_be_opened_exits_2(tmp_path: Path) -> None:
     """A journal in a directory that does not exist: exit 2 before anything is sent, one line."""
     journal = tmp_path / "missing" / "run.jsonl"
-    result = _run(
+    result = run_cli(
         ["cancel", "SC-1", "--journal", str(journal), "--json", *FAST],
-        _env("http://127.0.0.1:9/api/v3"),
+        cli_env("http://127.0.0.1:9/api/v3"),
     )
     assert result.code == 2, result.stderr
     assert result.stderr == (
@@ -200,7 +211,9 @@ def test_an_unusable_journal_prints_one_line_and_no_summary(
         "no directory": f"cannot use the journal {journal}: No such file or directory",
     }[case]
     if case == "another operation":
-        first = _run(["cancel", "--journal", str(journal), *FAST, "SC-1"], _env(server.base_url))
+        first = run_cli(
+            ["cancel", "--journal", str(journal), *FAST, "SC-1"], cli_env(server.base_url)
+        )
         assert first.code == 0, first.stderr
     elif case == "corrupt":
         journal.write_bytes(b'\x1b[2Jgarbage\n{"id":"SC-1","outcome":"cancelled"}\n')
@@ -212,7 +225,7 @@ def test_an_unusable_journal_prints_one_line_and_no_summary(
     with contextlib.ExitStack() as stack:
         if case == "busy":
             stack.enter_context(Journal.open(journal))
-        result = _run(argv, _env(server.base_url))
+        result = run_cli(argv, cli_env(server.base_url))
     assert result.code == 2
     assert result.stderr == f"schedcancel: error: {expected}\n"
     assert result.stdout == ""
@@ -225,7 +238,7 @@ def test_an_unusable_journal_prints_one_line_and_no_summary(
 def test_unknown_and_invalid_ids_exit_1(serve: Callable[..., ServerThread]) -> None:
     """An unknown id (7040) and an invalid id are failures: exit 1, the rest cancelled."""
     server = serve(active=["SC-1"])
-    result = _run(["cancel", "SC-1", "SC-404", "x" * 40, *FAST], _env(server.base_url))
+    result = run_cli(["cancel", "SC-1", "SC-404", "x" * 40, *FAST], cli_env(server.base_url))
     assert result.code == 1
     lines = sorted(result.lines())
     assert lines[0] == "SC-1\tcancelled\tACTIVE->CANCELLED"
@@ -237,10 +250,10 @@ def test_unknown_and_invalid_ids_exit_1(serve: Callable[..., ServerThread]) -> N
 
 def test_wrong_password_exits_3_and_stops_at_once(serve: Callable[..., ServerThread]) -> None:
     """A refused API user is an authentication failure: the job stops early and exits 3."""
-    server = serve(active=_ids(50))
-    result = _run(
-        ["cancel", *_ids(50), "--concurrency", "2", *FAST],
-        _env(server.base_url, SCHEDCANCEL_PASSWORD="not-the-password"),
+    server = serve(active=make_ids(50))
+    result = run_cli(
+        ["cancel", *make_ids(50), "--concurrency", "2", *FAST],
+        cli_env(server.base_url, SCHEDCANCEL_PASSWORD="not-the-password"),
     )
     assert result.code == 3
     assert "stopped by: AuthenticationError" in result.stderr
@@ -253,9 +266,9 @@ def test_a_wrong_base_url_path_exits_3_and_stops_at_the_first_404(
 ) -> None:
     """A base URL typo (/api/v33) gets 404 for every id: a configuration error, like a wrong
     password; the job stops at once (two ids on the wire) instead of sending all fifty."""
-    server = serve(active=_ids(50))
+    server = serve(active=make_ids(50))
     base_url = server.base_url.replace("/api/v3", "/api/v33")
-    result = _run(["cancel", *_ids(50), "--concurrency", "2", *FAST], _env(base_url))
+    result = run_cli(["cancel", *make_ids(50), "--concurrency", "2", *FAST], cli_env(base_url))
     assert result.code == 3
     assert (
         "stopped by: EndpointNotFoundError: no such route: check the base URL's path "
@@ -269,7 +282,7 @@ def test_a_wrong_base_url_path_exits_3_and_stops_at_the_first_404(
 def test_missing_signature_exits_3(serve: Callable[..., ServerThread]) -> None:
     """A connector that requires signing refuses unsigned requests (1004): exit 3."""
     server = serve(active=["SC-1"], secret=SECRET)
-    result = _run(["cancel", "SC-1", *FAST], _env(server.base_url))
+    result = run_cli(["cancel", "SC-1", *FAST], cli_env(server.base_url))
     assert result.code == 3
     assert "AuthenticationError" in result.stderr
 
@@ -278,9 +291,9 @@ def test_server_errors_leave_the_job_incomplete_exit_3(
     serve: Callable[..., ServerThread],
 ) -> None:
     """Ids that end in errors (here 5xx after retries) make the job incomplete: exit 3."""
-    server = serve(active=_ids(3), faults=Faults(server_error=1.0))
-    settings = _settings(server.base_url, retry=RetryPolicy(attempts=1))
-    report = _run_settings(settings, _ids(3))
+    server = serve(active=make_ids(3), faults=Faults(server_error=1.0))
+    settings = make_settings(server.base_url, retry=RetryPolicy(attempts=1))
+    report = run_settings(settings, make_ids(3))
     assert report.exit_code == 3
     assert report.error_types == {"ServerError": 3}
     assert report.progress is not None
@@ -292,8 +305,8 @@ def test_transport_failure_exits_3() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings = _settings(f"http://127.0.0.1:{port}/api/v3", retry=RetryPolicy(attempts=1))
-    report = _run_settings(settings, ["SC-1", "SC-2"])
+    settings = make_settings(f"http://127.0.0.1:{port}/api/v3", retry=RetryPolicy(attempts=1))
+    report = run_settings(settings, ["SC-1", "SC-2"])
     assert report.exit_code == 3
     assert report.error_types == {"TransportError": 2}
 
@@ -317,7 +330,7 @@ def test_a_refusal_that_is_not_final_exits_3_and_is_sent_again(
     journal = tmp_path / "run.jsonl"
     argv = ["cancel", "SC-1", "--journal", str(journal), "--json", *FAST]
     for run in (1, 2):
-        result = _run(argv, _env("http://127.0.0.1:9/api/v3"))
+        result = run_cli(argv, cli_env("http://127.0.0.1:9/api/v3"))
         assert result.code == 3, result.stderr
         assert "failed, not final (a run again sends them): 1" in result.stderr
         assert "exit 3: incomplete" in result.stderr
@@ -336,10 +349,10 @@ def test_subprocess_exit_codes(
     """The process exit status is the documented code (1 failed, 2 usage, 3 auth)."""
     server = serve(active=["SC-1"])
     proc = subprocess.run(  # noqa: S603 - our own interpreter and module
-        _schedcancel("cancel", *argv, *FAST),
+        schedcancel_argv("cancel", *argv, *FAST),
         capture_output=True,
         text=True,
-        env=_subprocess_env(server.base_url),
+        env=subprocess_env(server.base_url),
         timeout=60,
         check=False,
     )
@@ -352,7 +365,7 @@ def test_subprocess_exit_codes(
 def test_sigint_stops_cleanly_exit_130(serve: Callable[..., ServerThread], tmp_path: Path) -> None:
     """Ctrl-C: nothing new is sent, requests in flight finish and are journaled; exit 130."""
     server = serve(
-        active=_ids(60),
+        active=make_ids(60),
         limits=ServerLimits(total=20, per_schedule=10, window=30.0),
         faults=Faults(response_latency=(0.3, 0.3)),
     )
@@ -366,9 +379,9 @@ def test_sigint_stops_cleanly_exit_130(serve: Callable[..., ServerThread], tmp_p
 
     killer = threading.Thread(target=interrupt)
     killer.start()
-    result = _run(
-        ["cancel", *_ids(60), "--journal", str(journal), "--json", *TWENTY],
-        _env(server.base_url),
+    result = run_cli(
+        ["cancel", *make_ids(60), "--journal", str(journal), "--json", *TWENTY],
+        cli_env(server.base_url),
     )
     killer.join()
     assert result.code == 130, result.stderr
@@ -386,7 +399,7 @@ def test_sigint_stops_cleanly_exit_130(serve: Callable[..., ServerThread], tmp_p
 
 def test_second_sigint_abandons_requests_in_flight(serve: Callable[..., ServerThread]) -> None:
     """A second Ctrl-C does not wait for slow responses: exit 130 at once."""
-    server = serve(active=_ids(5), faults=Faults(response_latency=(20.0, 20.0)))
+    server = serve(active=make_ids(5), faults=Faults(response_latency=(20.0, 20.0)))
     err = io.StringIO()
 
     def interrupt_twice() -> None:
@@ -401,7 +414,7 @@ def test_second_sigint_abandons_requests_in_flight(serve: Callable[..., ServerTh
     killer = threading.Thread(target=interrupt_twice)
     killer.start()
     started = time.monotonic()
-    result = _run(["cancel", *_ids(5), *FAST], _env(server.base_url), stderr=err)
+    result = run_cli(["cancel", *make_ids(5), *FAST], cli_env(server.base_url), stderr=err)
     killer.join()
     assert result.code == 130
     # The responses take 20 s: finishing well before shows they were not waited for.
@@ -415,17 +428,17 @@ def test_subprocess_sigterm_stops_cleanly_exit_130(
 ) -> None:
     """SIGTERM to the process: in-flight requests finish and are journaled; exit 130."""
     server = serve(
-        active=_ids(60),
+        active=make_ids(60),
         limits=ServerLimits(total=20, per_schedule=10, window=30.0),
         faults=Faults(response_latency=(0.3, 0.3)),
     )
     journal = tmp_path / "run.jsonl"
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        _schedcancel("cancel", *_ids(60), "--journal", str(journal), *TWENTY),
+        schedcancel_argv("cancel", *make_ids(60), "--journal", str(journal), *TWENTY),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_subprocess_env(server.base_url),
+        env=subprocess_env(server.base_url),
     )
     try:
         deadline = time.monotonic() + 30
@@ -446,7 +459,7 @@ def test_subprocess_sigterm_stops_cleanly_exit_130(
 def test_an_outside_cancellation_is_not_swallowed(serve: Callable[..., ServerThread]) -> None:
     """Cancelling run_bulk from outside (no signal) propagates CancelledError."""
     server = serve(active=["SC-1"], faults=Faults(response_latency=(5.0, 5.0)))
-    settings = _settings(server.base_url)
+    settings = make_settings(server.base_url)
 
     async def cancel_soon() -> None:
         task = asyncio.create_task(
@@ -478,36 +491,36 @@ def test_a_closed_stdout_does_not_stop_the_job(
     serve: Callable[..., ServerThread], tmp_path: Path
 ) -> None:
     """When stdout's reader leaves (``| head -1``), every id is still cancelled and journaled."""
-    server = serve(active=_ids(10))
+    server = serve(active=make_ids(10))
     journal = tmp_path / "run.jsonl"
-    result = _run(
-        ["cancel", *_ids(10), "--journal", str(journal), "--json", "--concurrency", "1", *FAST],
-        _env(server.base_url),
+    result = run_cli(
+        ["cancel", *make_ids(10), "--journal", str(journal), "--json", "--concurrency", "1", *FAST],
+        cli_env(server.base_url),
         stdout=_ClosedPipe(),
     )
     assert result.code == 0, result.stderr
     assert len(result.lines()) == 1
     assert result.stderr.count("stdout was closed; the job goes on") == 1
-    assert sorted(o.schedule_id for o in read_journal(journal)) == _ids(10)
+    assert sorted(o.schedule_id for o in read_journal(journal)) == make_ids(10)
 
 
 def test_subprocess_piped_into_head_finishes_the_job(
     serve: Callable[..., ServerThread], tmp_path: Path
 ) -> None:
     """``schedcancel cancel ... | head -1``: the process finishes the job, exits 0, no traceback."""
-    ids = _ids(3000)
+    ids = make_ids(3000)
     server = serve(active=ids, limits=ServerLimits(total=100_000, per_schedule=10, window=1.0))
     journal = tmp_path / "run.jsonl"
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("\n".join(ids) + "\n", encoding="utf-8")
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        _schedcancel(
+        schedcancel_argv(
             *("cancel", "--from", str(ids_file), "--journal", str(journal), "--no-progress"),
             *("--total", "100000", "--window", "1", "--guard", "0.05"),
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=_subprocess_env(server.base_url),
+        env=subprocess_env(server.base_url),
     )
     assert proc.stdout is not None
     assert proc.stdout.readline()
@@ -534,9 +547,9 @@ def test_redis_limiter_is_used_with_redis_flag(serve: Callable[..., ServerThread
             pytest.skip("no Redis server on 127.0.0.1:6379")
     user = f"cli-{uuid.uuid4().hex[:8]}"
     server = serve(active=["SC-1", "SC-2"], username=user)
-    result = _run(
+    result = run_cli(
         ["cancel", "SC-1", "SC-2", "--redis", "redis://127.0.0.1:6379/0", *FAST],
-        _env(server.base_url, SCHEDCANCEL_USERNAME=user),
+        cli_env(server.base_url, SCHEDCANCEL_USERNAME=user),
     )
     assert result.code == 0, result.stderr
 
@@ -548,9 +561,9 @@ def test_redis_flag_without_redis_py_gives_an_install_hint(
     monkeypatch.delitem(sys.modules, "schedcancel.redis", raising=False)
     monkeypatch.setitem(sys.modules, "redis", None)
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
-    result = _run(
+    result = run_cli(
         ["cancel", "SC-1", "--redis", "redis://127.0.0.1:6379/0", *FAST],
-        _env("http://127.0.0.1:9/api/v3"),
+        cli_env("http://127.0.0.1:9/api/v3"),
     )
     assert result.code == 2
     assert "pip install 'schedcancel[redis]'" in result.stderr
@@ -569,15 +582,15 @@ def test_redis_flag_without_redis_py_gives_an_install_hint(
 def test_a_bad_redis_url_is_a_usage_error_without_its_password(url: str, where: str) -> None:
     """A bad ``--redis`` URL: exit 2, one line, no traceback, no password."""
     pytest.importorskip("redis")
-    env = _env("http://127.0.0.1:9/api/v3")
+    env = cli_env("http://127.0.0.1:9/api/v3")
     argv = ["cancel", "SC-1", "--no-progress", *FAST]
     if where == "flag":
         argv += ["--redis", url]
     else:
         env["SCHEDCANCEL_REDIS_URL"] = url
-    result = _run(argv, env)
+    result = run_cli(argv, env)
     assert result.code == 2
     assert result.stderr.startswith("schedcancel: error: --redis: not a usable Redis URL")
     assert result.stderr.count("\n") == 1
     assert "hunter2" not in result.stderr
-    _assert_no_secrets(result.stderr)
+    assert_no_secrets(result.stderr)

@@ -6,29 +6,28 @@ from collections.abc import Callable
 
 import pytest
 from schedcancel import DEFAULT_BASE_URL, InvalidParameterError
-from schedcancel.cli import client_options
-from schedcancel.cli._parser import build_parser
+from schedcancel.cli import build_parser, client_options
 from schedcancel.cli._settings import _settings_from_args
 
-from .support import (
+from support.cli import (
     API_KEY,
     FAST,
     PASSWORD,
     SECRET,
     USERNAME,
     ServerThread,
-    _assert_no_secrets,
-    _env,
-    _run,
-    _settings,
+    assert_no_secrets,
+    cli_env,
+    make_settings,
+    run_cli,
 )
 
 
 def test_flags_override_the_environment(serve: Callable[..., ServerThread]) -> None:
     """Credentials and base URL from flags win over the environment's."""
     server = serve(active=["SC-1"])
-    env = _env("http://127.0.0.1:9/api/v3", SCHEDCANCEL_PASSWORD="wrong")
-    result = _run(
+    env = cli_env("http://127.0.0.1:9/api/v3", SCHEDCANCEL_PASSWORD="wrong")
+    result = run_cli(
         ["cancel", "SC-1", "--password", PASSWORD, "--base-url", server.base_url, *FAST], env
     )
     assert result.code == 0, result.stderr
@@ -36,13 +35,13 @@ def test_flags_override_the_environment(serve: Callable[..., ServerThread]) -> N
 
 def test_settings_repr_shows_no_secret() -> None:
     """The settings' repr redacts the apiKey and leaves out password, secret and Redis URL."""
-    settings = _settings(
+    settings = make_settings(
         "http://127.0.0.1:9/api/v3",
         shared_secret=SECRET,
         redis_url="redis://:redis-pass@127.0.0.1:6379/0",
     )
     text = repr(settings)
-    _assert_no_secrets(text)
+    assert_no_secrets(text)
     assert "redis-pass" not in text
     assert "cli-***" in text
 
@@ -51,16 +50,16 @@ def test_the_job_is_background_unless_a_priority_is_given() -> None:
     """Without --priority the job's calls are background (-1); flags set it and the reserve."""
     parser = build_parser()
     args = parser.parse_args(["cancel", "SC-1"])
-    settings = _settings_from_args(args, {**_env("http://127.0.0.1:9/api/v3")})
+    settings = _settings_from_args(args, {**cli_env("http://127.0.0.1:9/api/v3")})
     assert (settings.priority, settings.limits.interactive_reserve) == (-1, 1)
     args = parser.parse_args(["cancel", "SC-1", "--priority", "3", "--interactive-reserve", "0"])
-    settings = _settings_from_args(args, {**_env("http://127.0.0.1:9/api/v3")})
+    settings = _settings_from_args(args, {**cli_env("http://127.0.0.1:9/api/v3")})
     assert (settings.priority, settings.limits.interactive_reserve) == (3, 0)
 
 
 def test_client_options_read_the_environment_as_the_command_does() -> None:
     """``client_options``: the SCHEDCANCEL_* variables; empty counts as unset; base URL default."""
-    env = _env("http://127.0.0.1:9/api/v3", SCHEDCANCEL_SHARED_SECRET=SECRET)
+    env = cli_env("http://127.0.0.1:9/api/v3", SCHEDCANCEL_SHARED_SECRET=SECRET)
     assert client_options(env) == {
         "api_key": API_KEY,
         "username": USERNAME,
@@ -72,7 +71,7 @@ def test_client_options_read_the_environment_as_the_command_does() -> None:
     assert (plain["base_url"], plain["shared_secret"]) == (DEFAULT_BASE_URL, None)
     with pytest.raises(InvalidParameterError, match=r"^missing the API password: set \S+$"):
         client_options(env | {"SCHEDCANCEL_PASSWORD": ""})
-    missing = _run(["cancel", "SC-1"], env | {"SCHEDCANCEL_PASSWORD": ""})
+    missing = run_cli(["cancel", "SC-1"], env | {"SCHEDCANCEL_PASSWORD": ""})
     assert (missing.code, missing.stderr) == (
         2,
         "schedcancel: error: missing the API password: set SCHEDCANCEL_PASSWORD"

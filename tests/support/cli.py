@@ -75,7 +75,7 @@ class ServerThread:
         return [a.schedule_id or "" for a in self.server.recorder.arrivals[start:]]
 
 
-def _env(base_url: str, **extra: str) -> dict[str, str]:
+def cli_env(base_url: str, **extra: str) -> dict[str, str]:
     env = {
         "SCHEDCANCEL_API_KEY": API_KEY,
         "SCHEDCANCEL_USERNAME": USERNAME,
@@ -99,7 +99,7 @@ class Result:
         return self.stdout.splitlines()
 
 
-def _run(
+def run_cli(
     argv: list[str],
     env: dict[str, str],
     *,
@@ -113,30 +113,30 @@ def _run(
     return Result(code, out.getvalue(), err.getvalue())
 
 
-def _assert_no_secrets(*texts: str) -> None:
+def assert_no_secrets(*texts: str) -> None:
     for text in texts:
         assert PASSWORD not in text
         assert SECRET not in text
         assert API_KEY not in text
 
 
-def _ids(n: int, prefix: str = "SC-") -> list[str]:
+def make_ids(n: int, prefix: str = "SC-") -> list[str]:
     return [f"{prefix}{i:05d}" for i in range(n)]
 
 
-def _subprocess_env(base_url: str, **extra: str) -> dict[str, str]:
+def subprocess_env(base_url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("SCHEDCANCEL_REDIS_URL", None)
-    env.update(_env(base_url, **extra))
+    env.update(cli_env(base_url, **extra))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
 
 
-def _schedcancel(*args: str) -> list[str]:
+def schedcancel_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "schedcancel", *args]
 
 
-class _Terminal(io.StringIO):
+class Terminal(io.StringIO):
     """A text stream that says it is a terminal."""
 
     def isatty(self) -> bool:
@@ -145,7 +145,7 @@ class _Terminal(io.StringIO):
         return True
 
 
-def _settings(base_url: str, **overrides: Any) -> RunSettings:
+def make_settings(base_url: str, **overrides: Any) -> RunSettings:
     values: dict[str, Any] = {
         "api_key": API_KEY,
         "username": USERNAME,
@@ -159,6 +159,6 @@ def _settings(base_url: str, **overrides: Any) -> RunSettings:
     return RunSettings(**values)
 
 
-def _run_settings(settings: RunSettings, ids: list[str]) -> RunReport:
+def run_settings(settings: RunSettings, ids: list[str]) -> RunReport:
     err = io.StringIO()
     return asyncio.run(run_bulk(settings, ids, total=len(ids), stdout=io.StringIO(), stderr=err))

@@ -1,0 +1,3 @@
+"""What several test modules share: ``support.redis`` (a Redis on the virtual clock),
+``support.hooks`` (a hook scenario against the mock server), ``support.auth`` (Basic auth),
+``support.cli`` (the CLI against a mock server in a thread). Public names only."""
