@@ -17,13 +17,13 @@ counter overruns them). The policy:
    Every such 429 restarts the recovery clock.
 2. **Judge the episode when the pause ends** (by then the rest of the burst
    has answered), from ``peak``: the most acceptances of ours the server
-   took in one window over the last :data:`ACCEPTED_WINDOWS` windows.
+   took in one window over the last `ACCEPTED_WINDOWS` windows.
 
    * ``peak < limit``: the server never took the full limit from us, so the
      budget is smaller. Lower the limit to ``max(1, peak, limit // 2)``.
    * else, in exact mode: our bursts were the problem. Go smooth.
    * else (already smooth): lower the limit by one.
-3. **Recover**: after :data:`QUIET_WINDOWS` holds (``window + guard``)
+3. **Recover**: after `QUIET_WINDOWS` holds (``window + guard``)
    without a 429, the limit grows back by one per hold, up to the base.
 
 Stamps are anything ordered: the in-process store uses grant serial numbers,
@@ -67,7 +67,7 @@ class AdaptiveState:
     Attributes:
         base_limit: the configured limit.
         hold: ``window + guard``, the recovery step.
-        limit: the limit as last set; :meth:`limit_at` adds the recovery since.
+        limit: the limit as last set; `limit_at()` adds the recovery since.
         smooth: the policy switched the level to smooth pacing.
         episode_open: a 429 episode awaits judgement.
         episode_start: requests stamped before this belong to the last episode.
@@ -90,7 +90,7 @@ class AdaptiveState:
         return min(self.base_limit, self.limit + max(0, steps))
 
     def next_step(self, now: float) -> float:
-        """When :meth:`limit_at` grows next (``math.inf`` at the base limit)."""
+        """When `limit_at()` grows next (``math.inf`` at the base limit)."""
         if self.limit_at(now) >= self.base_limit:
             return math.inf
         steps = math.floor((now - self.recover_from) / self.hold) + 1
@@ -119,7 +119,7 @@ class AdaptiveState:
         Args:
             now: the current time.
             peak: the most acceptances of ours in one server window (see
-                :func:`accepted_peak`).
+                `accepted_peak()`).
 
         Returns:
             What changed.

@@ -1,11 +1,11 @@
 """Bulk jobs: stream ids through one client, journal each end, report progress.
 
-:func:`run_many` runs one per-id operation (cancel, pause, continue or get)
+`run_many()` runs one per-id operation (cancel, pause, continue or get)
 for every id of any iterable or async iterable, even one of a million lines,
 and never holds more than ``concurrency`` of them at once: that many worker
 tasks pull the next id when they are free. Every id ends as one
-:class:`~schedcancel.BulkOutcome`, written to the journal (if any) and then
-yielded, as it finishes. :func:`cancel_many` is ``run_many`` for cancel.
+[`BulkOutcome`][schedcancel.BulkOutcome], written to the journal (if any) and then
+yielded, as it finishes. `cancel_many()` is ``run_many`` for cancel.
 
 Memory: ids already seen (this run's, and the final ones in the journal)
 are kept as 64-bit fingerprints in an open-addressing table of 9 bytes per
@@ -116,9 +116,9 @@ class _BulkLimiter(Protocol):
 
 
 class BulkClient(Protocol):
-    """What :func:`cancel_many` needs from a client (``ScheduleClient`` has it).
+    """What `cancel_many()` needs from a client (``ScheduleClient`` has it).
 
-    :func:`run_many` needs the operation's method too: ``pause``,
+    `run_many()` needs the operation's method too: ``pause``,
     ``continue_`` (with ``at``) or ``get``, with the same keyword options.
     """
 
@@ -247,7 +247,7 @@ class BulkProgress:
             schedule sustains (a job sent in bursts finishes a whole window's burst at
             once; dividing that by the first second would be meaningless).
         eta: seconds until the last id is expected to be sent, from the limiter's
-            schedule (paced or in bursts, see :func:`estimate_eta`); None when the
+            schedule (paced or in bursts, see `estimate_eta()`); None when the
             total is unknown or the job is stopping.
         stopping: no new id is being started (stop requested, or an abort).
         finished: the job is over; this is the last snapshot.
@@ -311,7 +311,7 @@ def estimate_eta(
 
     Uses the limiter's own schedule. A paced job (background calls, or smooth
     mode) sends its next request when the limiter next admits one and the
-    others :func:`send_interval` apart. A job sent in bursts gets
+    others `send_interval()` apart. A job sent in bursts gets
     ``total_limit`` requests per ``window + guard``, starting with the room the
     API user's log has now. The per-schedule limit plays no part (a bulk job
     sends each id once).
@@ -515,7 +515,7 @@ class _BulkRun:
         """Take back the job's own cancel of this worker; False if it came from outside.
 
         Called where a CancelledError was caught: True when the job cancelled
-        this worker (see :meth:`_interrupt_read`) and nobody else asked to
+        this worker (see `_interrupt_read()`) and nobody else asked to
         cancel it too.
         """
         task = asyncio.current_task()
@@ -821,11 +821,11 @@ class BulkOptions(TypedDict, total=False):
     Attributes:
         api_key: the connector apiKey for every call; None uses the client's.
         concurrency: calls at once (waiting in the limiter or on the wire);
-            None means :func:`default_concurrency` of the client's limits.
-        journal: an open :class:`Journal` (the caller closes it) or a path
+            None means `default_concurrency()` of the client's limits.
+        journal: an open [`Journal`][schedcancel.Journal] (the caller closes it) or a path
             (opened, locked and closed here).
-        progress: called with a :class:`BulkProgress` at the start, at most every
-            ``progress_interval`` seconds while the job runs, and at the end.
+        progress: called with a [`BulkProgress`][schedcancel.BulkProgress] at the start, at most
+            every ``progress_interval`` seconds while the job runs, and at the end.
         progress_interval: seconds between progress reports (0.5).
         total: the number of input items, when known; defaults to ``len(ids)``
             for sized inputs. Only progress uses it.
@@ -856,23 +856,23 @@ def cancel_many(
     ids: Iterable[object] | AsyncIterable[object],
     **options: Unpack[BulkOptions],
 ) -> AsyncGenerator[BulkOutcome, None]:
-    """Cancel many schedules through one client: :func:`run_many` for ``Operation.CANCEL``.
+    """Cancel many schedules through one client: `run_many()` for ``Operation.CANCEL``.
 
     Each id ends as ``cancelled``, ``already_cancelled`` (7070, CANCELLED),
     ``failed``, ``invalid`` or ``error``; everything else (streaming, the
     journal and resuming it, stopping, duplicates, the background priority
-    -1 by default) is as :func:`run_many` describes, and so are the options.
+    -1 by default) is as `run_many()` describes, and so are the options.
 
     Args:
         client: a ``ScheduleClient`` or anything with its ``cancel`` and ``limiter``.
         ids: scheduleIds, as an iterable or async iterable.
-        **options: see :class:`BulkOptions` and :func:`run_many`.
+        **options: see [`BulkOptions`][schedcancel.BulkOptions] and `run_many()`.
 
     Returns:
-        An async generator of :class:`BulkOutcome`.
+        An async generator of [`BulkOutcome`][schedcancel.BulkOutcome].
 
     Raises:
-        InvalidParameterError: as for :func:`run_many`.
+        InvalidParameterError: as for `run_many()`.
     """
     return run_many(client, Operation.CANCEL, ids, **options)
 
@@ -930,8 +930,8 @@ def run_many(
     """Run one per-id operation for many schedules: the job behind ``ScheduleClient.run_many``.
 
     ``ScheduleClient.run_many`` documents the job (streaming, the journal,
-    resuming, stopping); :class:`BulkOptions` the options and their defaults.
-    This function is written against :class:`BulkClient`, not the client
+    resuming, stopping); [`BulkOptions`][schedcancel.BulkOptions] the options and their defaults.
+    This function is written against `BulkClient`, not the client
     class, so the bulk layer never imports the client.
 
     Args:
@@ -940,19 +940,19 @@ def run_many(
         operation: the call to make for each id.
         ids: scheduleIds, as an iterable or async iterable.
         at: for continue only (and required there).
-        api_key: see :class:`BulkOptions`.
-        concurrency: see :class:`BulkOptions`.
-        journal: see :class:`BulkOptions`.
-        progress: see :class:`BulkOptions`.
-        progress_interval: see :class:`BulkOptions`.
-        total: see :class:`BulkOptions`.
-        stop: see :class:`BulkOptions`.
-        priority: see :class:`BulkOptions`.
-        max_consecutive_errors: see :class:`BulkOptions`.
-        retry_failed: see :class:`BulkOptions`.
+        api_key: see [`BulkOptions`][schedcancel.BulkOptions].
+        concurrency: see [`BulkOptions`][schedcancel.BulkOptions].
+        journal: see [`BulkOptions`][schedcancel.BulkOptions].
+        progress: see [`BulkOptions`][schedcancel.BulkOptions].
+        progress_interval: see [`BulkOptions`][schedcancel.BulkOptions].
+        total: see [`BulkOptions`][schedcancel.BulkOptions].
+        stop: see [`BulkOptions`][schedcancel.BulkOptions].
+        priority: see [`BulkOptions`][schedcancel.BulkOptions].
+        max_consecutive_errors: see [`BulkOptions`][schedcancel.BulkOptions].
+        retry_failed: see [`BulkOptions`][schedcancel.BulkOptions].
 
     Returns:
-        An async generator of :class:`BulkOutcome`.
+        An async generator of [`BulkOutcome`][schedcancel.BulkOutcome].
 
     Raises:
         InvalidParameterError: at once, before any I/O: ``operation`` is none of

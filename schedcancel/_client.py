@@ -122,7 +122,8 @@ class _ClientGate(Gate):
 
 
 class CallOptions(TypedDict, total=False):
-    """The keyword options every :class:`ScheduleClient` operation takes, all optional.
+    """The keyword options every [`ScheduleClient`][schedcancel.ScheduleClient] operation takes, all
+    optional.
 
     ``client.pause(sid, priority=5, queue_timeout=2.0)`` passes two of them;
     a wrapper can pass them along typed as ``**options: Unpack[CallOptions]``.
@@ -134,9 +135,9 @@ class CallOptions(TypedDict, total=False):
         queue_timeout: seconds each wait for a permit may take (a 429 means
             another wait); None (or ``math.inf``, the default) waits as long as needed.
         gate: every wait for a permit (retries included) and every retry's
-            backoff passes this :class:`Gate`; closing it withdraws the call
+            backoff passes this [`Gate`][schedcancel.Gate]; closing it withdraws the call
             if it is not sent yet. The client's own gate, closed by
-            :meth:`ScheduleClient.aclose`, is passed too.
+            [`ScheduleClient.aclose()`][schedcancel.ScheduleClient.aclose], is passed too.
     """
 
     api_key: str | None
@@ -148,16 +149,18 @@ class CallOptions(TypedDict, total=False):
 class ScheduleClient:
     """An asyncio client for the IXOPAY Schedule API, cancel first, on one rate-limit budget.
 
-    :meth:`cancel`, :meth:`get`, :meth:`pause`, :meth:`continue_`,
-    :meth:`update` and :meth:`start` all go one way: validated before any I/O
-    or limiter use, admitted by the one limiter (both levels for calls on a
-    scheduleId, the API user's level only for start), sent, and parsed.
-    Business errors (HTTP 200, ``success: false``) come back as
-    :class:`ScheduleResult`; everything else is an exception from
-    :mod:`schedcancel.errors`. Use it as an async context manager, or call
-    :meth:`aclose`.
+    [`cancel()`][schedcancel.ScheduleClient.cancel], [`get()`][schedcancel.ScheduleClient.get],
+    [`pause()`][schedcancel.ScheduleClient.pause],
+    [`continue_()`][schedcancel.ScheduleClient.continue_],
+    [`update()`][schedcancel.ScheduleClient.update] and
+    [`start()`][schedcancel.ScheduleClient.start] all go one way: validated before any I/O or
+    limiter use, admitted by the one limiter (both levels for calls on a scheduleId, the API user's
+    level only for start), sent, and parsed. Business errors (HTTP 200, ``success: false``) come
+    back as [`ScheduleResult`][schedcancel.ScheduleResult]; everything else is an exception from
+    [`schedcancel.errors`][schedcancel.errors]. Use it as an async context manager, or call
+    `aclose()`.
 
-    Example::
+    For example:
 
         async with ScheduleClient("api-key", username="user", password="pw") as client:
             result = await client.cancel("SC-1234-1234-1234-1234-1234-1234")
@@ -200,14 +203,14 @@ class ScheduleClient:
             allow_insecure_http: allow ``http://`` to a host that is not loopback.
             ssl: an ``ssl.SSLContext`` for custom CAs; verification cannot be turned off.
             hooks: instrumentation hooks, told about every step of every call
-                (see :mod:`schedcancel.hooks`); None: the default, a
-                :class:`~schedcancel.hooks.LoggingHook` (DEBUG records of the
+                (see [`schedcancel.hooks`][schedcancel.hooks]); None: the default, a
+                [`LoggingHook`][schedcancel.hooks.LoggingHook] (DEBUG records of the
                 ``schedcancel.calls`` logger); ``()``: none at all.
-            transport: what sends the requests (see :class:`Transport`): an
+            transport: what sends the requests (see [`Transport`][schedcancel.Transport]): an
                 ``AiohttpTransport`` by default; pass one of your own to record,
                 fake or replay the server. Closed with the client. Not with
                 ``session`` or ``ssl``, which configure the default one.
-            clock: where the client reads the time and waits (see :class:`Clock`);
+            clock: where the client reads the time and waits (see [`Clock`][schedcancel.Clock]);
                 the event loop's clock by default.
 
         Raises:
@@ -340,7 +343,7 @@ class ScheduleClient:
         """Close the client: end its calls, then close the own session and the own limiter.
 
         Every call of this client that waits for a permit or backs off before a
-        retry raises :class:`~schedcancel.errors.ClientClosedError` at once and
+        retry raises [`ClientClosedError`][schedcancel.errors.ClientClosedError] at once and
         sends nothing more; its place in the limiter is withdrawn, so other
         clients on a shared limiter do not wait for it. Calls made later raise
         it too. Requests already on the wire get their answers first (each
@@ -374,7 +377,7 @@ class ScheduleClient:
         Args:
             schedule_id: the schedule to cancel.
             **options: ``api_key``, ``priority``, ``queue_timeout``, ``gate``
-                (see :class:`CallOptions`), as every operation takes.
+                (see [`CallOptions`][schedcancel.CallOptions]), as every operation takes.
 
         Returns:
             The server's answer: check ``success``, ``already_cancelled`` or
@@ -391,7 +394,7 @@ class ScheduleClient:
             ResponseParseError: an HTTP 200 whose body is not a schedule response.
             RequestWithdrawnError: ``gate`` was closed before the request was sent.
             ClientClosedError: the client was closed before the request was sent
-                (or sent again), or before the call was made; see :meth:`aclose`.
+                (or sent again), or before the call was made; see `aclose()`.
         """
         return await self._operate(Operation.CANCEL, schedule_id, None, **options)
 
@@ -400,14 +403,15 @@ class ScheduleClient:
 
         Args:
             schedule_id: the schedule to read.
-            **options: see :class:`CallOptions`.
+            **options: see [`CallOptions`][schedcancel.CallOptions].
 
         Returns:
             The schedule (``new_status`` is its status, ``scheduled_at`` its
             next charge), or ``success`` false with an ``error_code``.
 
         Raises:
-            InvalidParameterError: as for :meth:`cancel`, and its other errors.
+            InvalidParameterError: as for [`cancel()`][schedcancel.ScheduleClient.cancel], and its
+                other errors.
         """
         return await self._operate(Operation.GET, schedule_id, None, **options)
 
@@ -418,13 +422,14 @@ class ScheduleClient:
 
         Args:
             schedule_id: the schedule to pause.
-            **options: see :class:`CallOptions`.
+            **options: see [`CallOptions`][schedcancel.CallOptions].
 
         Returns:
             The server's answer: check ``done`` (``success`` or ``already_done``).
 
         Raises:
-            InvalidParameterError: as for :meth:`cancel`, and its other errors.
+            InvalidParameterError: as for [`cancel()`][schedcancel.ScheduleClient.cancel], and its
+                other errors.
         """
         return await self._operate(Operation.PAUSE, schedule_id, None, **options)
 
@@ -441,14 +446,15 @@ class ScheduleClient:
             schedule_id: the schedule to continue.
             at: its next charge, an aware datetime (sent in UTC,
                 ``YYYY-MM-DDTHH:MM:SS+00:00``; a naive one is refused).
-            **options: see :class:`CallOptions`.
+            **options: see [`CallOptions`][schedcancel.CallOptions].
 
         Returns:
             The server's answer: check ``done`` (``success`` or ``already_done``).
 
         Raises:
-            InvalidParameterError: as for :meth:`cancel`, or ``at`` is not an
-                aware datetime; and the other errors of :meth:`cancel`.
+            InvalidParameterError: as for [`cancel()`][schedcancel.ScheduleClient.cancel], or ``at``
+                is not an aware datetime; and the other errors of
+                [`cancel()`][schedcancel.ScheduleClient.cancel].
         """
         body = ContinueSchedule(at).to_json()
         return await self._operate(Operation.CONTINUE, schedule_id, body, **options)
@@ -463,14 +469,15 @@ class ScheduleClient:
         Args:
             schedule_id: the schedule to change.
             changes: the fields to change (validated when it was made).
-            **options: see :class:`CallOptions`.
+            **options: see [`CallOptions`][schedcancel.CallOptions].
 
         Returns:
             The server's answer.
 
         Raises:
-            InvalidParameterError: as for :meth:`cancel`, or ``changes`` is not
-                an :class:`UpdateSchedule`; and the other errors of :meth:`cancel`.
+            InvalidParameterError: as for [`cancel()`][schedcancel.ScheduleClient.cancel], or
+                ``changes`` is not an [`UpdateSchedule`][schedcancel.UpdateSchedule]; and the other
+                errors of [`cancel()`][schedcancel.ScheduleClient.cancel].
         """
         if not isinstance(changes, UpdateSchedule):
             raise InvalidParameterError(
@@ -489,11 +496,11 @@ class ScheduleClient:
         before sending (no connection) is retried by the retry policy; after a
         failure that may have reached the server (a timeout, a reset after
         sending, a 5xx, an unreadable HTTP 200) it raises
-        :class:`~schedcancel.errors.OutcomeUnknownError`.
+        [`OutcomeUnknownError`][schedcancel.errors.OutcomeUnknownError].
 
         Args:
             schedule: the new schedule (validated when it was made).
-            **options: see :class:`CallOptions`.
+            **options: see [`CallOptions`][schedcancel.CallOptions].
 
         Returns:
             The server's answer; ``schedule_id`` is the new schedule's.
@@ -502,8 +509,9 @@ class ScheduleClient:
             OutcomeUnknownError: the request may have created the schedule;
                 check (by ``registrationUuid``/``merchantMetaData``) before
                 starting again.
-            InvalidParameterError: as for :meth:`cancel`, or ``schedule`` is
-                not a :class:`StartSchedule`; and the other errors of :meth:`cancel`.
+            InvalidParameterError: as for [`cancel()`][schedcancel.ScheduleClient.cancel], or
+                ``schedule`` is not a [`StartSchedule`][schedcancel.StartSchedule]; and the other
+                errors of [`cancel()`][schedcancel.ScheduleClient.cancel].
         """
         if not isinstance(schedule, StartSchedule):
             raise InvalidParameterError(
@@ -522,7 +530,7 @@ class ScheduleClient:
         queue_timeout: object = None,
         gate: object = None,
     ) -> ScheduleResult:
-        """Validate the common arguments (before any I/O or limiter use), then :meth:`_call`."""
+        """Validate the common arguments (before any I/O or limiter use), then `_call()`."""
         sid = validate_schedule_id(schedule_id) if operation.has_schedule_id else None
         builder = self._builder_for(api_key)
         checked_priority = check_priority(priority)
@@ -557,22 +565,24 @@ class ScheduleClient:
         ids: Iterable[object] | AsyncIterable[object],
         **options: Unpack[_bulk.BulkOptions],
     ) -> AsyncGenerator[BulkOutcome, None]:
-        """Cancel many schedules through this client: :meth:`run_many` for ``Operation.CANCEL``.
+        """Cancel many schedules through this client:
+        [`run_many()`][schedcancel.ScheduleClient.run_many] for ``Operation.CANCEL``.
 
         Each id ends as ``cancelled``, ``already_cancelled`` (7070, CANCELLED),
         ``failed``, ``invalid`` or ``error``; streaming, the journal and resuming
         it, stopping, duplicates and the background priority are as
-        :meth:`run_many` describes.
+        [`run_many()`][schedcancel.ScheduleClient.run_many] describes.
 
         Args:
             ids: scheduleIds, as an iterable or async iterable.
-            **options: see :class:`~schedcancel.BulkOptions` and :meth:`run_many`.
+            **options: see [`BulkOptions`][schedcancel.BulkOptions] and
+                [`run_many()`][schedcancel.ScheduleClient.run_many].
 
         Returns:
-            An async generator of :class:`~schedcancel.BulkOutcome`.
+            An async generator of [`BulkOutcome`][schedcancel.BulkOutcome].
 
         Raises:
-            InvalidParameterError: as for :meth:`run_many`.
+            InvalidParameterError: as for [`run_many()`][schedcancel.ScheduleClient.run_many].
         """
         return _bulk.cancel_many(self, ids, **options)
 
@@ -616,11 +626,11 @@ class ScheduleClient:
         remembers them itself.
 
         An answer about another scheduleId than the one sent
-        (:class:`~schedcancel.errors.ResponseMismatchError`) is an ``error``
+        ([`ResponseMismatchError`][schedcancel.errors.ResponseMismatchError]) is an ``error``
         outcome: not final, a later run sends the id again.
 
         The job ends early when ``stop`` is set, on a configuration error
-        (:class:`~schedcancel.errors.ConfigurationError`: refused credentials,
+        ([`ConfigurationError`][schedcancel.errors.ConfigurationError]: refused credentials,
         or a 404 from a base URL whose path does not exist) or a limiter-backend
         error (they would repeat for every id), after
         ``max_consecutive_errors`` ``error`` outcomes in a row, when the client is
@@ -629,7 +639,7 @@ class ScheduleClient:
         Then no new id starts, and a worker waiting for the next item of an
         async input (a silent pipe) stops waiting at once. Calls already sent
         finish and are yielded. Calls still waiting for the limiter (a
-        retry's wait included) are withdrawn through the job's :class:`~schedcancel.Gate`: not
+        retry's wait included) are withdrawn through the job's [`Gate`][schedcancel.Gate]: not
         sent, no budget used, not journaled (the next run sends them), counted
         in ``BulkProgress.withdrawn``. This works with any limiter.
 
@@ -642,10 +652,10 @@ class ScheduleClient:
             at: for continue only (and required there): the schedules' next
                 charge, an aware datetime.
             **options: the keyword options, each described (with its default)
-                in :class:`~schedcancel.BulkOptions`.
+                in [`BulkOptions`][schedcancel.BulkOptions].
 
         Returns:
-            An async generator of :class:`~schedcancel.BulkOutcome`.
+            An async generator of [`BulkOutcome`][schedcancel.BulkOutcome].
 
         Raises:
             InvalidParameterError: at once, before any I/O: ``operation`` is none of
@@ -771,7 +781,7 @@ class ScheduleClient:
         return permit
 
     async def _send(self, request: Request) -> tuple[int, Mapping[str, str], bytes]:
-        """The transport's send, counted: :meth:`aclose` waits for the requests on the wire."""
+        """The transport's send, counted: `aclose()` waits for the requests on the wire."""
         self._sending += 1
         try:
             return await self._transport.send(request, self._timeout)

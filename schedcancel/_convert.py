@@ -1,4 +1,5 @@
-"""The one cattrs converter: wire JSON (camelCase, lenient) to :class:`ScheduleResult`.
+"""The one cattrs converter: wire JSON (camelCase, lenient) to
+[`ScheduleResult`][schedcancel.ScheduleResult].
 
 Never the global converter: hooks registered here must not leak into, or be
 changed by, other code in the same process. Responses are read leniently
@@ -145,7 +146,7 @@ def _make_converter() -> cattrs.Converter:
     return conv
 
 
-#: The package's private converter; use :func:`structure_result` rather than this directly.
+#: The package's private converter; use `structure_result()` rather than this directly.
 converter = _make_converter()
 # Its function for ScheduleResult, looked up once instead of dispatched per response.
 _structure: Callable[[Any, type[ScheduleResult]], ScheduleResult] = converter.get_structure_hook(
@@ -184,7 +185,7 @@ def structure_result(
     excerpt: Callable[[], str],
     operation: Operation | None = None,
 ) -> ScheduleResult:
-    """Build a :class:`ScheduleResult` from a decoded JSON object.
+    """Build a [`ScheduleResult`][schedcancel.ScheduleResult] from a decoded JSON object.
 
     Args:
         payload: the decoded response body.

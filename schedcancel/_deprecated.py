@@ -1,7 +1,7 @@
-"""Old public names that still resolve, with a :class:`DeprecationWarning`, for one release.
+"""Old public names that still resolve, with a `DeprecationWarning`, for one release.
 
 A public module lists its renamed names in a mapping (old name to the new name
-and the object) and answers attribute look-ups through :func:`resolve` from a
+and the object) and answers attribute look-ups through `resolve()` from a
 module-level ``__getattr__`` (PEP 562). The old names are no module attributes,
 so both ``module.OldName`` and ``from module import OldName`` reach it and
 warn; each returns the very object of the new name, so ``except OldError``

@@ -3,14 +3,14 @@
 A bulk job told to stop (or failing for good) must send nothing new, yet let
 the requests already on the wire finish. A bot whose user gave up waiting
 wants the same for one call. The gate tells the two apart from outside the
-limiter: a call passes it while it waits for its permit, and :meth:`Gate.close`
-withdraws exactly those calls, whatever limiter (in process, Redis, your own)
-they wait in. A withdrawn call raises :class:`~schedcancel.RequestWithdrawnError`
-and uses no budget; the limiter sees an ordinary cancellation, so a permit
-granted in the same instant is given back.
+limiter: a call passes it while it waits for its permit, and
+[`Gate.close()`][schedcancel.Gate.close] withdraws exactly those calls, whatever limiter (in
+process, Redis, your own) they wait in. A withdrawn call raises
+[`RequestWithdrawnError`][schedcancel.RequestWithdrawnError] and uses no budget; the limiter sees an
+ordinary cancellation, so a permit granted in the same instant is given back.
 
 Every ``ScheduleClient`` holds a gate of its own (raising
-:class:`~schedcancel.ClientClosedError`) that its ``aclose()`` closes; a call
+[`ClientClosedError`][schedcancel.ClientClosedError]) that its ``aclose()`` closes; a call
 given a gate of the caller's passes both.
 """
 
@@ -32,7 +32,7 @@ class Gate:
 
     Pass the same gate to every call of the group
     (``client.cancel(id, gate=gate)``; ``cancel_many`` makes one per job) and
-    call :meth:`close` to withdraw them. Calls already sent are not touched;
+    call `close()` to withdraw them. Calls already sent are not touched;
     calls that reach the gate later are refused at once, retries included.
     A client call also waits for its retry's backoff inside the gate, so a
     call backing off is withdrawn at once too. Each ``ScheduleClient`` holds a
@@ -63,7 +63,7 @@ class Gate:
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` was called."""
+        """True once `close()` was called."""
         return self._closed
 
     @property
@@ -107,8 +107,9 @@ class Gate:
     def granted(self, permit: Permit) -> None:
         """Tell the gate that a call of its group got ``permit`` and is about to send.
 
-        :meth:`acquire` does this itself; a caller that waits in :meth:`watching`
-        (as ``ScheduleClient`` does) calls it once the permit is in hand.
+        `acquire()` does this itself; a caller that waits in
+        [`watching()`][schedcancel.Gate.watching] (as ``ScheduleClient`` does) calls it once the
+        permit is in hand.
         """
         if self._on_grant is not None:
             self._on_grant(permit)
@@ -117,7 +118,7 @@ class Gate:
     def watching(self) -> Iterator[None]:
         """A block of waiting that closing the gate ends, for the task that runs it.
 
-        :meth:`acquire` waits for its permit in one; a client call also waits
+        `acquire()` waits for its permit in one; a client call also waits
         for its retry's backoff in one. The block must be a wait that sends
         nothing: a permit granted inside it and not handed out yet is given
         back by the limiter, as for any cancellation.

@@ -1,17 +1,17 @@
 """Instrumentation: typed events about each call, handed to pluggable hooks.
 
-A *hook* is any callable taking one :class:`CallEvent`. The client tells its
-hooks, synchronously and in order, what happens to every call::
+A *hook* is any callable taking one [`CallEvent`][schedcancel.hooks.CallEvent]. The client tells its
+hooks, synchronously and in order, what happens to every call:
 
     Queued -> Granted -> Sent -> Answered -> Finished
                            |        '-> RateLimited -> Queued (requeue) ...
                            '-> Retried -> Queued ...   GaveUp -> Finished
 
-Every call ends with exactly one :class:`Finished`. The events are frozen attrs
-values; none holds a credential (the apiKey only redacted, like ``conn***``).
+Every call ends with exactly one [`Finished`][schedcancel.hooks.Finished]. The events are frozen
+attrs values; none holds a credential (the apiKey only redacted, like ``conn***``).
 
 Cost: with no hooks (``hooks=()``) a call pays one attribute check. The
-default hook, :class:`LoggingHook`, is polled once per call through its
+default hook, [`LoggingHook`][schedcancel.hooks.LoggingHook], is polled once per call through its
 ``enabled()`` and costs nothing more while its logger is not enabled for its
 level. A hook that raises is logged once (with its traceback) and then
 ignored: instrumentation never breaks a call.
@@ -21,7 +21,7 @@ Optional hook methods, looked up once when the client is made:
 * ``enabled() -> bool``: asked when a call starts; False skips the hook for
   that call (and when no hook is enabled, the call makes no events at all).
 * ``watch(limiter)``: given the client's limiter, for gauges read from
-  :meth:`~schedcancel.Limiter.stats` (queued, in flight).
+  [`stats()`][schedcancel.Limiter.stats] (queued, in flight).
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ Reason = Literal["transport", "server_error", "bad_response", "rate_limited"]
 
 
 class Hook(Protocol):
-    """Anything called with each :class:`CallEvent`; its return value is ignored.
+    """Anything called with each [`CallEvent`][schedcancel.hooks.CallEvent]; its return value is
+    ignored.
 
     See the module docstring for the optional ``enabled()`` and ``watch()``.
     """
@@ -188,7 +189,8 @@ class RateLimited(CallEvent):
 
 @attrs.frozen(kw_only=True)
 class Failed(CallEvent):
-    """What :class:`Retried` and :class:`GaveUp` tell about the failure.
+    """What [`Retried`][schedcancel.hooks.Retried] and [`GaveUp`][schedcancel.hooks.GaveUp] tell
+    about the failure.
 
     Attributes:
         reason: the kind of failure.
@@ -262,13 +264,14 @@ def _error_code(value: object) -> int | None:
 
 
 class Hooks:
-    """A client's hooks: starts a :class:`CallTrace` per call when any is enabled.
+    """A client's hooks: starts a `CallTrace` per call when any is enabled.
 
     Args:
         hooks: the hooks, called in this order.
         clock: the client's monotonic clock.
         limiter: the client's limiter, given to hooks that have ``watch``.
-        base_url: the API base URL (its host, port and path go into :class:`Sent`).
+        base_url: the API base URL (its host, port and path go into
+            [`Sent`][schedcancel.hooks.Sent]).
     """
 
     __slots__ = ("_always", "_clock", "_failed", "_gates", "_hooks", "_path", "_server")
@@ -351,7 +354,7 @@ class Hooks:
 class CallTrace:
     """One call's events: the client tells it what happens, it builds and emits the events.
 
-    Made by :meth:`Hooks.start`; the client calls its methods at each step.
+    Made by `Hooks.start()`; the client calls its methods at each step.
     """
 
     __slots__ = (

@@ -1,13 +1,13 @@
 """What became of each id in a bulk job, and the crash-safe JSON Lines journal that keeps it.
 
-A :class:`BulkOutcome` is one finished id. A :class:`Journal` appends one
-line per outcome, each written with ``os.write`` and made durable with
+A [`BulkOutcome`][schedcancel.BulkOutcome] is one finished id. A [`Journal`][schedcancel.Journal]
+appends one line per outcome, each written with ``os.write`` and made durable with
 ``os.fsync`` before the outcome is reported, so a run killed at any instant
 leaves a file in which every line but possibly the last is whole. A run
 started on the same file skips the ids that are *final* there and retries
 the others; the torn last line of a killed run is cut off on opening.
 
-Line format (one JSON object per line, ``None`` fields left out)::
+Line format (one JSON object per line, ``None`` fields left out):
 
     {"id":"SC-1","outcome":"cancelled","old_status":"ACTIVE","new_status":"CANCELLED","at":"…"}
     {"id":"SC-2","outcome":"failed","error_code":7040,"error":"The scheduleId is …","at":"…"}
@@ -17,7 +17,7 @@ Line format (one JSON object per line, ``None`` fields left out)::
     {"run":"send","schedule_id":"SC-1","at":"…"}
 
 A ``send`` line is written as each request goes out: a run again counts the
-requests of the last window in its in-process limiter (:class:`RecentRequests`).
+requests of the last window in its in-process limiter (`RecentRequests`).
 The run's ``start`` line names its operation (``cancel``, ``pause``,
 ``continue`` or ``get``; a journal without it, as written before bulk jobs
 ran other operations, is a cancel journal), and the outcome kinds are the
@@ -138,7 +138,7 @@ def outcome_kinds(operation: Operation) -> tuple[OutcomeKind, ...]:
     """Return the outcome kinds a bulk job of ``operation`` can have, in display order.
 
     Args:
-        operation: one of :data:`BULK_OPERATIONS`.
+        operation: one of `BULK_OPERATIONS`.
 
     Returns:
         Its success kind, its "already" kind (not for get), then ``failed``,
@@ -191,7 +191,7 @@ def send_record(schedule_id: str) -> dict[str, Any]:
     """Return the journal's line for a request about to be sent for ``schedule_id``.
 
     A run line (``"run": "send"``), so readers that know only outcome and run
-    lines skip it; :class:`RecentRequests` reads it on resume.
+    lines skip it; `RecentRequests` reads it on resume.
     """
     return {"run": "send", "schedule_id": schedule_id, "at": timestamp()}
 
@@ -200,8 +200,8 @@ def send_record(schedule_id: str) -> dict[str, Any]:
 class RecentRequests:
     """The requests of earlier runs that may still count in the server's window. Pure.
 
-    Fed a journal's lines in file order (:meth:`on_run` for run lines,
-    :meth:`on_outcome` for outcomes), it pairs each ``send`` line with the
+    Fed a journal's lines in file order (`on_run()` for run lines,
+    `on_outcome()` for outcomes), it pairs each ``send`` line with the
     moment its request was answered: the outcome line of its id, or the next
     send of that id (a retry goes out after the answer). A send that nothing
     answers was in flight when its run was killed: it is taken as answered at
@@ -211,7 +211,7 @@ class RecentRequests:
 
     Attributes:
         hold: ``window + guard``: how long an answered request counts.
-        own: the resuming limiter's :attr:`~schedcancel.RateLimiter.origin`; the
+        own: the resuming limiter's [`origin`][schedcancel.RateLimiter.origin]; the
             runs made through it are in it already and are not counted again.
         now: the wall-clock time of the resume (now by default).
     """
@@ -677,11 +677,12 @@ def _excerpt(data: bytes) -> str:
 class Journal:
     """An append-only JSON Lines record of finished ids, durable line by line.
 
-    Open it with :meth:`open` (which takes an exclusive lock, so two runs
+    Open it with [`open()`][schedcancel.Journal.open] (which takes an exclusive lock, so two runs
     cannot share one file, and cuts a torn last line), read what earlier runs
-    did with :meth:`replay`, then :meth:`append` outcomes. Every append is one
-    ``os.write`` of a whole line followed by ``os.fsync``; :meth:`aappend` runs
-    it in a worker thread so the event loop never waits for the disk.
+    did with [`replay()`][schedcancel.Journal.replay], then [`append()`][schedcancel.Journal.append]
+    outcomes. Every append is one ``os.write`` of a whole line followed by ``os.fsync``;
+    [`aappend()`][schedcancel.Journal.aappend] runs it in a worker thread so the event loop never
+    waits for the disk.
 
     Attributes:
         path: the file.
@@ -705,7 +706,7 @@ class Journal:
             path: the file; its directory must exist.
 
         Returns:
-            The open journal; close it with :meth:`close` or ``with``.
+            The open journal; close it with `close()` or ``with``.
 
         Raises:
             InvalidParameterError: another process holds the journal open.
@@ -733,7 +734,7 @@ class Journal:
 
     @staticmethod
     def read(path: str | os.PathLike[str]) -> Iterator[BulkOutcome]:
-        """Read a journal's outcomes without opening it for a run (see :func:`read_journal`).
+        """Read a journal's outcomes without opening it for a run (see `read_journal()`).
 
         Args:
             path: the journal file.
@@ -828,7 +829,7 @@ class Journal:
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` was called."""
+        """True once `close()` was called."""
         return self._closed
 
     def __enter__(self) -> Journal:

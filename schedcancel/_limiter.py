@@ -6,16 +6,16 @@ Design, in short (docs/rate-limits.md and docs/development.md, "Design notes", h
   request takes an entry in both at the same instant; entries count until
   ``window + guard`` after the response was observed (response-anchored
   release, safe under any jitter; proof in ``_window``).
-* The *store* keeps the logs: :class:`~schedcancel._stores.MemoryStore` in
-  this process (:class:`RateLimiter`), or Redis (``schedcancel.redis``).
+* The *store* keeps the logs: `MemoryStore` in
+  this process ([`RateLimiter`][schedcancel.RateLimiter]), or Redis (``schedcancel.redis``).
 * The *dispatcher* (``_queue``) keeps the waiters: ranking, holds, deadlines,
-  cancellation. It is pure; :class:`QueuedLimiter` drives it: take the best
+  cancellation. It is pure; `QueuedLimiter` drives it: take the best
   candidates, let the store try them, settle, and wait for ONE timer set to
   the earliest moment anything can change (a hold ending, a deadline, a
   recovery step) or for a waiter or release to arrive. No polling, no timer
   per waiter. With nothing queued, the same timer drops idle keys when their
   entries stop counting, so memory follows what is live. The in-memory store
-  answers at once, so :class:`RateLimiter` runs its rounds in loop callbacks
+  answers at once, so [`RateLimiter`][schedcancel.RateLimiter] runs its rounds in loop callbacks
   (``call_soon`` and the timer); a store that does I/O is driven by one task.
 * A 429 pauses the level it hit (the scheduleId when its log is full, else
   the API user) for ``Retry-After`` (capped) or ``window + guard``; with
@@ -42,7 +42,8 @@ __all__ = ["QueuedLimiter", "RateLimiter"]
 
 
 class _Ticket:
-    """The bookkeeping behind a :class:`Permit`: whose, which key, the store's handle, open?"""
+    """The bookkeeping behind a [`Permit`][schedcancel.Permit]: whose, which key, the store's
+    handle, open?"""
 
     __slots__ = ("handle", "key", "open", "owner")
 
@@ -54,7 +55,7 @@ class _Ticket:
 
 
 class QueuedLimiter:
-    """The :class:`schedcancel.Limiter` behaviour shared by every store.
+    """The [`schedcancel.Limiter`][schedcancel.Limiter] behaviour shared by every store.
 
     Subclasses pass their store; everything about waiting lives here and in
     ``_queue``, once.
@@ -115,7 +116,8 @@ class QueuedLimiter:
             requeue: the request is back after a 429; it goes to the front.
 
         Returns:
-            The permit; hand it to :meth:`release` when the response (or failure) came.
+            The permit; hand it to [`release()`][schedcancel.Limiter.release] when the response (or
+            failure) came.
 
         Raises:
             QueueTimeoutError: not admitted within ``queue_timeout``.
@@ -171,7 +173,7 @@ class QueuedLimiter:
         The permit's entries keep counting for ``window + guard`` from now.
 
         Args:
-            permit: a permit from this limiter's :meth:`acquire`, released once.
+            permit: a permit from this limiter's `acquire()`, released once.
             rate_limited: the server answered 429.
             retry_after: the server's ``Retry-After`` in seconds, when it sent one.
 
@@ -406,7 +408,7 @@ class QueuedLimiter:
 class RateLimiter(QueuedLimiter):
     """An exact two-level sliding-window limiter for one API user, in this process.
 
-    Implements :class:`schedcancel.Limiter`. Share one object among all clients
+    Implements [`schedcancel.Limiter`][schedcancel.Limiter]. Share one object among all clients
     that use the same API user (username); one ``ScheduleClient`` builds its
     own when none is given.
 
@@ -484,10 +486,11 @@ class RateLimiter(QueuedLimiter):
         rate_limited: bool = False,
         retry_after: float | None = None,
     ) -> None:
-        """Do what :meth:`release` does, synchronously (usable from ``finally`` blocks).
+        """Do what [`release()`][schedcancel.Limiter.release] does, synchronously (usable from
+        ``finally`` blocks).
 
         Args:
-            permit: a permit from this limiter's :meth:`acquire`, released once.
+            permit: a permit from this limiter's `acquire()`, released once.
             rate_limited: the server answered 429.
             retry_after: the server's ``Retry-After`` in seconds, when it sent one.
 

@@ -47,8 +47,8 @@ class ScheduleResult:
     Every operation (get, start, update, pause, continue, cancel) answers
     with the same schedule response, so one type serves them all. Business errors
     (``success: false``) are results too, so that one bad id does not blow up
-    a ``gather`` over a bulk job; call :meth:`raise_for_error` to turn them
-    into exceptions.
+    a ``gather`` over a bulk job; call
+    [`raise_for_error()`][schedcancel.ScheduleResult.raise_for_error] to turn them into exceptions.
 
     Attributes:
         success: whether the operation was carried out.
@@ -58,7 +58,7 @@ class ScheduleResult:
             names it).
         merchant_meta_data: the merchant's own text.
         old_status: the status before the operation; a string for a status
-            :class:`ScheduleStatus` does not list.
+            [`ScheduleStatus`][schedcancel.ScheduleStatus] does not list.
         new_status: the status after it.
         scheduled_at: the next scheduled charge (aware).
         error_message: the server's text; branch on ``error_code``, not on it.
@@ -99,14 +99,15 @@ class ScheduleResult:
 
         That is ``success: false``, errorCode 7070 ("status not valid for the
         requested operation") and ``newStatus`` equal to the target of
-        :attr:`operation`: PAUSED for pause, ACTIVE for continue, CANCELLED
+        `operation`: PAUSED for pause, ACTIVE for continue, CANCELLED
         for cancel. Always False for get, start and update, which have no
         target state, and for a result with no ``operation``.
         """
         return self.operation is not None and self.already_done_as(self.operation)
 
     def already_done_as(self, operation: Operation) -> bool:
-        """:attr:`already_done` as if this were the answer to ``operation``.
+        """[`already_done`][schedcancel.ScheduleResult.already_done] as if this were the answer to
+        ``operation``.
 
         For results whose ``operation`` is unset (built by hand, or by an
         older caller) when the caller knows which call was sent.
@@ -121,7 +122,7 @@ class ScheduleResult:
     @property
     def done(self) -> bool:
         """True when the schedule is where the operation meant to put it: ``success`` or
-        :attr:`already_done`."""
+        [`already_done`][schedcancel.ScheduleResult.already_done]."""
         return self.success or self.already_done
 
     @property
@@ -142,7 +143,7 @@ class ScheduleResult:
 
         A successful cancel (or a success of an unnamed operation, as results
         built by hand are), a success whose ``newStatus`` is CANCELLED, or
-        :attr:`already_cancelled`.
+        [`already_cancelled`][schedcancel.ScheduleResult.already_cancelled].
         """
         if self.success:
             return (
@@ -153,10 +154,12 @@ class ScheduleResult:
         return self.already_cancelled
 
     def raise_for_error(self) -> Self:
-        """Return self when ``success`` is true, else raise :class:`ScheduleOperationError`.
+        """Return self when ``success`` is true, else raise
+        [`ScheduleOperationError`][schedcancel.ScheduleOperationError].
 
-        Note that an :attr:`already_done` result raises too (its ``success``
-        is false); check :attr:`done` first if that is fine with you.
+        Note that an [`already_done`][schedcancel.ScheduleResult.already_done] result raises too
+        (its ``success`` is false); check [`done`][schedcancel.ScheduleResult.done] first if that is
+        fine with you.
 
         Raises:
             ScheduleOperationError: the API refused the operation.

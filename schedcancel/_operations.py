@@ -1,7 +1,7 @@
 """The Schedule API's table of operations and statuses: plain values, no project imports.
 
-:class:`Operation` is the one table every request is built from (method,
-path, body, scheduleId, retry safety, target status); :class:`ScheduleStatus`
+[`Operation`][schedcancel.Operation] is the one table every request is built from (method,
+path, body, scheduleId, retry safety, target status); [`ScheduleStatus`][schedcancel.ScheduleStatus]
 is a schedule's status as the API reports it. Every layer reads them, so they
 import nothing of the package: the models, the protocol, the converter and the
 journal all import them from here.

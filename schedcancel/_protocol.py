@@ -1,10 +1,10 @@
 """The Schedule API's wire protocol, sans I/O: build, sign, parse.
 
 Pure functions over plain values; nothing here imports aiohttp, reads a socket
-or sleeps. :class:`Operation` (in ``_operations``, re-exported here) is the one
-table of the six schedule calls; :meth:`RequestBuilder.build` builds any of
+or sleeps. [`Operation`][schedcancel.Operation] (in ``_operations``, re-exported here) is the one
+table of the six schedule calls; `RequestBuilder.build()` builds any of
 them, the transport sends it and hands back ``(status, headers, body)`` for
-:func:`parse_response`.
+`parse_response()`.
 
 API reference: https://documentation.ixopay.com/api/transaction/schedule
 """
@@ -201,7 +201,7 @@ class Request:
 
 @runtime_checkable
 class Transport(Protocol):
-    """What sends a built :class:`Request`: the seam between the client and HTTP.
+    """What sends a built [`Request`][schedcancel.Request]: the seam between the client and HTTP.
 
     ``ScheduleClient(transport=...)`` takes any object with these two methods;
     the default is ``AiohttpTransport``. A transport of your own can record,
@@ -235,7 +235,7 @@ class RequestBuilder:
 
     What stays the same from request to request (the URL prefix, the path the
     signature covers, the Basic-auth header, the static headers, what to
-    redact) is computed once here; :meth:`build` adds the operation's path,
+    redact) is computed once here; `build()` adds the operation's path,
     the scheduleId, the body and, when signing, a fresh ``Date`` and
     ``X-Signature``. A client keeps one per apiKey.
 
@@ -317,7 +317,7 @@ class RequestBuilder:
 
         Args:
             operation: which call (its method, path and body kind).
-            schedule_id: a scheduleId that :func:`validate_schedule_id` accepted
+            schedule_id: a scheduleId that `validate_schedule_id()` accepted
                 (it is not checked again), or None for start.
             body: the JSON body of start, update and continue (their request
                 value's ``to_json()``); None for the others, whose body is
@@ -541,7 +541,8 @@ def parse_response(
     operation: Operation,
     schedule_id: str | None = None,
 ) -> ScheduleResult:
-    """Turn a response into a :class:`ScheduleResult`, or raise the matching error.
+    """Turn a response into a [`ScheduleResult`][schedcancel.ScheduleResult], or raise the matching
+    error.
 
     A pure function of its arguments: it reads no clock, so the same response
     and ``now`` always give the same result or error. Every operation answers

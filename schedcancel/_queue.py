@@ -3,8 +3,8 @@
 Both limiters queue through this module; only their *store* differs (memory
 over ``_window``, or Redis over ``lua/limiter.lua``). The dispatcher never
 reads a clock, sleeps or does I/O: every method takes ``now``, and the driver
-in ``_limiter`` asks the store between :meth:`Dispatcher.take` and
-:meth:`Dispatcher.settle`.
+in ``_limiter`` asks the store between `Dispatcher.take()` and
+`Dispatcher.settle()`.
 
 * Waiters queue per scheduleId, best first by ``(-priority, seq)``; requests
   with no scheduleId (``start``, key None) share one queue that only the API
@@ -19,9 +19,9 @@ in ``_limiter`` asks the store between :meth:`Dispatcher.take` and
   reaches the two-limit lower bound ``(max(ceil(M/N), max_k ceil(m_k/K)) - 1)
   * window``; then FIFO. A request back from a 429 (``requeue``) sorts before
   every ordinary waiter of its priority.
-* :meth:`take` hands the driver up to ``n`` candidates in that order; the
+* `take()` hands the driver up to ``n`` candidates in that order; the
   store tries them in order and stops at the first one the API user's level
-  refuses; :meth:`settle` grants, or puts everyone else back in their place
+  refuses; `settle()` grants, or puts everyone else back in their place
   and remembers the holds the store reported. Requests held by their
   scheduleId never hold back other scheduleIds.
 * A ``queue_timeout`` fails at once when a known hold outlasts it, else at its
@@ -152,7 +152,7 @@ class Dispatcher:
 
     Args:
         make_permit: turns a granted candidate's key, store handle and the
-            grant time into the :class:`Permit` its caller receives.
+            grant time into the [`Permit`][schedcancel.Permit] its caller receives.
         give_back: takes back a store handle granted to a caller that left
             (its request was never sent).
         expected_wait: forecasts the further wait of a waiter (key, priority,
@@ -197,7 +197,7 @@ class Dispatcher:
         requeue: bool,
         deadline: float,
     ) -> Waiter:
-        """Queue a waiter for ``key``; the driver's next :meth:`take` sees it."""
+        """Queue a waiter for ``key``; the driver's next `take()` sees it."""
         queue = self.queues.get(key)
         if queue is None:
             queue = self.queues[key] = _Queue(key)
@@ -380,7 +380,7 @@ class Dispatcher:
         """Grant what the store granted; put everyone else back in their place.
 
         Args:
-            taken: the candidates from :meth:`take`, in the same order.
+            taken: the candidates from `take()`, in the same order.
             answer: the store's answer for them.
             now: when the answer came.
         """

@@ -2,16 +2,16 @@
 
 Two kinds of secret, two visible forms:
 
-- an apiKey is shortened by :func:`redact_key` to a short prefix and ``***``
+- an apiKey is shortened by `redact_key()` to a short prefix and ``***``
   (``"conn***"``), so two connectors in one log can still be told apart;
 - a password, a shared secret, a Basic-auth token or a URL's password is a
-  :class:`Hidden` string, of which no character may show: it becomes ``***``.
+  `Hidden` string, of which no character may show: it becomes ``***``.
 
-:func:`scrub` takes both kinds out of a text (a server message, a body
+`scrub()` takes both kinds out of a text (a server message, a body
 excerpt, an exception's message) in every form a body can carry them (see
-its docstring); :func:`shorten` cuts a text without leaving the start of a
-secret at the cut; :func:`redact_headers` shows request headers with the
-credential-bearing ones left out; :func:`url_secrets` finds the password of a
+its docstring); `shorten()` cuts a text without leaving the start of a
+secret at the cut; `redact_headers()` shows request headers with the
+credential-bearing ones left out; `url_secrets()` finds the password of a
 URL (a Redis URL) in both the forms a message may echo. Nothing here does I/O.
 """
 
@@ -62,8 +62,8 @@ def redact_key(api_key: str) -> str:
 class Hidden(str):
     """A secret of which no character may show: a password, a shared secret, a Basic token.
 
-    :func:`scrub` replaces it by ``***``; a plain ``str`` (an apiKey) keeps the
-    short prefix of :func:`redact_key`, so two keys in one log can be told apart.
+    `scrub()` replaces it by ``***``; a plain ``str`` (an apiKey) keeps the
+    short prefix of `redact_key()`, so two keys in one log can be told apart.
     """
 
     __slots__ = ()
@@ -132,7 +132,7 @@ def _char_forms(char: str) -> str:
 
 
 def _spellings(secret: str, hidden: bool) -> list[str]:
-    """The strings that stand for ``secret``: itself and, if :class:`Hidden`, its base64.
+    """The strings that stand for ``secret``: itself and, if `Hidden`, its base64.
 
     A Hidden secret is a credential a body may echo base64-encoded (the Basic
     token is base64 of ``user:password``; a page may encode the password or
@@ -228,14 +228,14 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     carry a secret in, each character on its own, so mixtures count too: as
     it is; JSON-escaped (``\\/`` as PHP writes ``/``, ``\\u002f``, escaped
     twice); percent-encoded (``%2F``, ``%2f``, ``%252F``); as an HTML character
-    reference (``&#x2F;``). A :class:`Hidden` secret is found base64-encoded
+    reference (``&#x2F;``). A `Hidden` secret is found base64-encoded
     too (standard or URL-safe, with or without padding), and one that is
     base64 itself (the Basic token) in the URL-safe alphabet.
 
     Args:
         text: text that might echo a secret (a server message, a body excerpt).
         secrets: the strings that must not appear; empty ones are skipped.
-            A :class:`Hidden` one becomes ``***``, any other ``redact_key(secret)``.
+            A `Hidden` one becomes ``***``, any other ``redact_key(secret)``.
 
     Returns:
         The text without any of the secrets.
@@ -255,7 +255,7 @@ def shorten(text: str, limit: int, secrets: Iterable[str], *, marker: str = "…
     Args:
         text: the text.
         limit: the longest result, in characters.
-        secrets: as for :func:`scrub`.
+        secrets: as for `scrub()`.
         marker: what ends a cut text.
 
     Returns:
@@ -278,7 +278,7 @@ def redact_headers(headers: Mapping[str, str], secrets: Iterable[str]) -> dict[s
 
     Args:
         headers: the headers of a request.
-        secrets: as for :func:`scrub` (an apiKey may appear in any header).
+        secrets: as for `scrub()` (an apiKey may appear in any header).
 
     Returns:
         A new dict, ``Authorization`` and ``X-Signature`` (any case) as ``<redacted>``.
@@ -302,7 +302,7 @@ def url_secrets(url: str) -> tuple[Hidden, ...]:
 
     Returns:
         The password in both forms (``"p%40ss"`` and ``"p@ss"``), each once,
-        as :class:`Hidden` strings; empty when there is none.
+        as `Hidden` strings; empty when there is none.
     """
     userinfo = url.partition("://")[2].partition("/")[0].rpartition("@")[0]
     password = userinfo.partition(":")[2]

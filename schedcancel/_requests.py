@@ -2,7 +2,7 @@
 
 A value that exists is one the API's schema accepts, so a bad amount or a
 naive datetime fails where it is written, before any I/O and before any
-limiter budget is used, with an :class:`~schedcancel.errors.InvalidParameterError`
+limiter budget is used, with an [`InvalidParameterError`][schedcancel.errors.InvalidParameterError]
 that names the field. Messages say what is wrong and never echo a value
 (a merchant's metadata or callback URL may carry anything).
 
@@ -16,7 +16,7 @@ Wire formats (https://documentation.ixopay.com/api/transaction/schedule-start):
 * ``registrationUuid`` holds at most 50 characters, ``merchantMetaData`` 255,
   ``callbackUrl`` 4096.
 
-:meth:`to_json` gives the exact body bytes: compact JSON, camelCase names in
+`to_json()` gives the exact body bytes: compact JSON, camelCase names in
 the schema's order, only the fields that are set.
 """
 
@@ -67,7 +67,7 @@ def format_date_time(name: str, moment: object) -> str:
 
     Args:
         name: the field's wire name, for the message.
-        moment: an aware :class:`~datetime.datetime`.
+        moment: an aware `datetime`.
 
     Returns:
         For example ``"2026-12-03T09:00:00+00:00"``: converted to UTC, seconds
@@ -248,8 +248,9 @@ def _body(value: object) -> bytes:
 class StartSchedule:
     """The body of ``POST /schedule/{apiKey}/start``: a new schedule on a registered payment.
 
-    Every field is checked on construction (:class:`InvalidParameterError`
-    naming the field); see the module docstring for the wire formats.
+    Every field is checked on construction
+    ([`InvalidParameterError`][schedcancel.InvalidParameterError] naming the field); see the module
+    docstring for the wire formats.
 
     Attributes:
         registration_uuid: the uuid of a Register, or of a Debit or Preauthorize
@@ -258,7 +259,7 @@ class StartSchedule:
             (an int is taken too, a float never); kept as the string sent.
         currency: three upper-case letters, e.g. ``"EUR"``.
         period_length: periods between charges (``>= 0``).
-        period_unit: :class:`PeriodUnit` or its string (``"MONTH"``).
+        period_unit: [`PeriodUnit`][schedcancel.PeriodUnit] or its string (``"MONTH"``).
         start_date_time: the first charge, an aware datetime (sent in UTC).
         merchant_meta_data: up to 255 characters of the merchant's own, or None.
         callback_url: an absolute http(s) URL (up to 4096 characters) for the
@@ -283,7 +284,7 @@ class StartSchedule:
 class UpdateSchedule:
     """The body of ``POST /schedule/{apiKey}/{scheduleId}/update``: the fields to change.
 
-    The same fields and checks as :class:`StartSchedule`, all optional; at
+    The same fields and checks as [`StartSchedule`][schedcancel.StartSchedule], all optional; at
     least one must be set, and only the ones set are sent (None means
     "leave as it is", so a field cannot be cleared this way).
 

@@ -3,7 +3,7 @@
 A *store* keeps the two levels' logs and answers the dispatcher's questions,
 and only those (a narrow seam; docs/development.md, "Design notes"): try these
 candidates in this order, release this permit, give this one back, when could
-one start. :class:`MemoryStore` keeps them in
+one start. `MemoryStore` keeps them in
 this process over ``_window``; ``schedcancel.redis`` keeps them in Redis over
 ``lua/limiter.lua``. Both apply the one adaptive policy of ``_adaptive``.
 
@@ -55,7 +55,7 @@ class Store(Protocol):
     jitter: float
 
     def round_size(self, now: float) -> int:
-        """How many candidates one :meth:`acquire` should try."""
+        """How many candidates one `acquire()` should try."""
 
     async def acquire(
         self, keys: Sequence[str | None], backgrounds: Sequence[bool], now: float
@@ -75,13 +75,13 @@ class Store(Protocol):
     async def release(
         self, key: str | None, handle: object, now: float, limited: bool, retry_after: float | None
     ) -> Holds:
-        """Release a permit's entries; return the new :class:`Holds` (0.0: none)."""
+        """Release a permit's entries; return the new `Holds` (0.0: none)."""
 
     def tick(self, now: float) -> bool:
         """Housekeeping; True when the API user's level may admit earlier than last said."""
 
     def next_wake(self, now: float, *, queued: bool) -> float:
-        """When :meth:`tick` has work (``math.inf``: never)."""
+        """When `tick()` has work (``math.inf``: never)."""
 
     def forecast(self, key: str | None, ahead: int, mine: int, now: float) -> float:
         """When a request with ``ahead`` others before it (``mine`` of its key) could start."""
@@ -171,7 +171,7 @@ class MemoryStore:
     async def acquire(
         self, keys: Sequence[str | None], backgrounds: Sequence[bool], now: float
     ) -> Answer:
-        """See :meth:`try_round`."""
+        """See `try_round()`."""
         return self.try_round(keys, backgrounds, now)
 
     def try_round(
@@ -181,7 +181,7 @@ class MemoryStore:
 
         A candidate with key None (no scheduleId) needs the API user's level only.
 
-        A background candidate also needs the background rule (:meth:`background_at`);
+        A background candidate also needs the background rule (`background_at()`);
         the first one it refuses ends the round (the rest are background too, by rank).
         """
         total = self.total
@@ -243,7 +243,7 @@ class MemoryStore:
     async def release(
         self, key: str | None, handle: object, now: float, limited: bool, retry_after: float | None
     ) -> Holds:
-        """See :meth:`release_now`."""
+        """See `release_now()`."""
         return self.release_now(key, handle, now, limited, retry_after)
 
     def release_now(

@@ -1,4 +1,5 @@
-"""The aiohttp seam: send a built :class:`Request`, return ``(status, headers, body)``."""
+"""The aiohttp seam: send a built [`Request`][schedcancel.Request], return ``(status, headers,
+body)``."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ class AiohttpTransport:
     """Sends requests over one ``aiohttp.ClientSession``, its own or a borrowed one.
 
     An own session is created lazily, inside the running loop, and closed by
-    :meth:`aclose`; a borrowed one is never closed here. Redirects are not
+    `aclose()`; a borrowed one is never closed here. Redirects are not
     followed (credentials must not travel to another host), TLS is verified,
     and bodies are read up to ``max_body`` bytes.
     """
@@ -93,7 +94,8 @@ class AiohttpTransport:
         request: Request,
         timeout: float,  # noqa: ASYNC109 - one aiohttp ClientTimeout bounds connect, send, read
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """Send ``request``; raise :class:`TransportError` when no usable response came.
+        """Send ``request``; raise [`TransportError`][schedcancel.TransportError] when no usable
+        response came.
 
         Its ``request_sent`` is False when no connection could be made, so
         nothing left; True otherwise (the request may have reached the server).

@@ -1,10 +1,10 @@
 """Argument checks shared by the client, the bulk job, the limiters and the settings.
 
-Every check raises :class:`~schedcancel.errors.InvalidParameterError` (also a
+Every check raises [`InvalidParameterError`][schedcancel.errors.InvalidParameterError] (also a
 ``ValueError``) before any I/O or budget use, and names the argument in its
 message. A ``bool`` is never taken for a number (``True`` is an ``int`` to
 Python, not to a caller), and NaN fails every bound. No message shows a whole
-apiKey or any credential: apiKeys appear as :func:`~schedcancel._redact.redact_key`
+apiKey or any credential: apiKeys appear as `redact_key()`
 shows them, credentials not at all.
 """
 
@@ -205,7 +205,7 @@ def check_number(
 
 
 def check_optional_number(name: str, value: object, *, zero: bool = False) -> float | None:
-    """Check a real-number argument as :func:`check_number` does, None allowed too.
+    """Check a real-number argument as `check_number()` does, None allowed too.
 
     Args:
         name: the argument's name, for the message.

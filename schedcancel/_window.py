@@ -5,7 +5,7 @@ event loop's clock, a test's fake clock or a simulation (docs/development.md,
 "Design notes": pure cores, time passed in).
 
 The server counts a request at its *arrival*, which lies somewhere between
-our send and the moment its response reaches us. A :class:`SlidingLog`
+our send and the moment its response reaches us. A `SlidingLog`
 therefore keeps each entry from the acquisition until ``window + guard`` after
 the response (or failure, or cancellation) was observed; while a request is
 in flight its entry always counts. Why that is safe under any latency jitter:

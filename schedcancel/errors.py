@@ -1,7 +1,5 @@
 """The exceptions schedcancel raises, all rooted in one class.
 
-::
-
     ScheduleError
     ├── InvalidParameterError (also ValueError)  bad apiKey/scheduleId/config; before any I/O
     ├── QueueTimeoutError                        the limiter cannot admit within queue_timeout
@@ -22,7 +20,8 @@
 
 Business errors (HTTP 200 with ``success: false``, e.g. 7040 unknown id, 7070
 wrong status) are *results*, not exceptions: ``ScheduleResult.raise_for_error()``
-turns them into :class:`ScheduleOperationError` for callers who prefer that.
+turns them into [`ScheduleOperationError`][schedcancel.ScheduleOperationError] for callers who
+prefer that.
 
 ``ScheduleCancelError``, the root's name in 0.1, is the same class; it still
 imports, with a ``DeprecationWarning``, until 0.3.
@@ -80,7 +79,7 @@ class QueueTimeoutError(ScheduleError):
 
 
 class RequestWithdrawnError(QueueTimeoutError):
-    """A :class:`~schedcancel.Gate` withdrew the call while it waited for the limiter.
+    """A [`Gate`][schedcancel.Gate] withdrew the call while it waited for the limiter.
 
     Nothing was sent and no budget was used: a bulk job stopping, or a caller
     who no longer wants the answer, closed the gate.
@@ -123,7 +122,7 @@ class OutcomeUnknownError(ScheduleError):
     does not guess. Before starting again, look for the new schedule by its
     ``registrationUuid`` (and ``merchantMetaData``) in the IXOPAY back
     office, or wait for the schedule's callback. The failure that made the
-    outcome unknown is the ``__cause__`` and :attr:`failure`.
+    outcome unknown is the ``__cause__`` and `failure`.
 
     Attributes:
         operation: the call's name (``"start"``).

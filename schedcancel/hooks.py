@@ -1,7 +1,7 @@
 """Instrumentation hooks: the events of every call, and the default logging hook.
 
 Pass hooks to the client; each is called, synchronously, with every event of
-every call (see :mod:`schedcancel._hooks` for the order)::
+every call (see `schedcancel._hooks` for the order):
 
     from schedcancel import ScheduleClient
     from schedcancel.hooks import CallEvent, Finished, LoggingHook
@@ -14,9 +14,10 @@ every call (see :mod:`schedcancel._hooks` for the order)::
         "api-key", username="user", password="pw", hooks=[LoggingHook(), count_failures]
     )
 
-Ready integrations, imported only when used: :class:`LoggingHook` (here, the
-default), :class:`schedcancel.otel.OpenTelemetryHook` (extra ``otel``) and
-:class:`schedcancel.prometheus.PrometheusHook` (extra ``prometheus``).
+Ready integrations, imported only when used: [`LoggingHook`][schedcancel.hooks.LoggingHook] (here,
+the default), [`schedcancel.otel.OpenTelemetryHook`][schedcancel.otel.OpenTelemetryHook] (extra
+``otel``) and [`schedcancel.prometheus.PrometheusHook`][schedcancel.prometheus.PrometheusHook]
+(extra ``prometheus``).
 """
 
 from __future__ import annotations

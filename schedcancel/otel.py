@@ -1,6 +1,6 @@
 """OpenTelemetry traces and metrics for schedcancel (the ``otel`` extra: opentelemetry-api).
 
-One call turns it on, once the application has configured its providers::
+One call turns it on, once the application has configured its providers:
 
     from schedcancel import ScheduleClient
     from schedcancel.hooks import LoggingHook

@@ -1,7 +1,5 @@
 """Prometheus metrics for schedcancel (the ``prometheus`` extra: prometheus-client).
 
-::
-
     from prometheus_client import start_http_server
     from schedcancel import ScheduleClient
     from schedcancel.hooks import LoggingHook

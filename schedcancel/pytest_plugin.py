@@ -1,4 +1,4 @@
-"""pytest fixtures for the mock IXOPAY server; opt in from your top-level ``conftest.py``::
+"""pytest fixtures for the mock IXOPAY server; opt in from your top-level ``conftest.py``:
 
     pytest_plugins = ["schedcancel.pytest_plugin"]
 
@@ -8,7 +8,7 @@ defines fixtures and nothing else (no hooks, options or autouse fixtures),
 and it imports the server only when a test requests one of them.
 
 ``mock_schedule_server``
-    A started :class:`~schedcancel.testing.MockScheduleServer` with the
+    A started [`MockScheduleServer`][schedcancel.testing.MockScheduleServer] with the
     default configuration (user ``api-user``/``api-password``, connector
     ``test-api-key`` without signing, the documented 60 and 10 per 60 s,
     unknown ids answering 7040), closed after the test.
@@ -18,7 +18,7 @@ and it imports the server only when a test requests one of them.
     after the test.
 
 Both are async fixtures for pytest-asyncio (strict or auto mode); without
-pytest-asyncio, requesting them fails with an explanation::
+pytest-asyncio, requesting them fails with an explanation:
 
     from schedcancel.testing import MockScheduleServer, ServerLimits
 

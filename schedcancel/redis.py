@@ -1,8 +1,8 @@
 """RedisLimiter: one API user's budget shared by every process and host that uses it.
 
 Several workers cancelling for the same API user must share its 60-per-window
-budget, or together they overrun it. :class:`RedisLimiter` keeps the two-level
-sliding-window log (docs/rate-limits.md) in Redis, and one Lua script
+budget, or together they overrun it. [`RedisLimiter`][schedcancel.redis.RedisLimiter] keeps the
+two-level sliding-window log (docs/rate-limits.md) in Redis, and one Lua script
 (``schedcancel/lua/limiter.lua``) checks and adds both levels atomically with
 Redis ``TIME`` as the one clock.
 
@@ -15,7 +15,7 @@ little jitter, so processes do not wake in lock step) and asks again.
 Releases that arrive while a call is out go together in the next one. The
 adaptive policy runs inside the script, step for step as ``_adaptive``.
 
-Install with ``pip install 'schedcancel[redis]'``; importing :mod:`schedcancel`
+Install with ``pip install 'schedcancel[redis]'``; importing `schedcancel`
 never imports redis-py.
 """
 
@@ -571,12 +571,12 @@ class _RedisStore:
 class RedisLimiter(QueuedLimiter):
     """One API user's rate limits kept in Redis and shared by every process using them.
 
-    It implements :class:`schedcancel.Limiter` with the in-process limiter's
+    It implements [`schedcancel.Limiter`][schedcancel.Limiter] with the in-process limiter's
     dispatcher (``_queue``: ranking, deadlines, cancellation, requeue) and
     semantics (two-level sliding-window log, response-anchored release, 429
     pauses, smooth mode, the one adaptive policy), but its logs live in Redis,
     so any number of processes and hosts that construct a ``RedisLimiter``
-    for the same ``username`` and ``key_prefix`` share one budget::
+    for the same ``username`` and ``key_prefix`` share one budget:
 
         limiter = RedisLimiter("redis://127.0.0.1:6379/0", username="api-user")
         async with ScheduleClient(key, username="api-user", password=pw, limiter=limiter) as client:
@@ -587,7 +587,7 @@ class RedisLimiter(QueuedLimiter):
     so a Redis Cluster keeps them in one slot, and never contain the username.
 
     Failure is closed by default: when Redis cannot be reached or fails, queued
-    and new acquires raise :class:`BackendError` (no request is sent without
+    and new acquires raise [`BackendError`][schedcancel.BackendError] (no request is sent without
     the shared budget's consent). With ``fallback`` the limiter instead logs
     one WARNING and admits through the given in-process limiter for
     ``fallback_retry`` seconds before trying Redis again. The fallback is
@@ -717,7 +717,7 @@ class RedisLimiter(QueuedLimiter):
             requeue: a request coming back after a 429: it goes to the front.
 
         Returns:
-            The permit to hand to :meth:`release`.
+            The permit to hand to [`release()`][schedcancel.Limiter.release].
 
         Raises:
             InvalidParameterError: ``schedule_id`` or ``queue_timeout`` is invalid.
@@ -759,7 +759,7 @@ class RedisLimiter(QueuedLimiter):
         is sent again every ``timeout`` while that score has not passed.
 
         Args:
-            permit: what :meth:`acquire` returned.
+            permit: what `acquire()` returned.
             rate_limited: the server answered 429.
             retry_after: the server's ``Retry-After`` in seconds, if it sent one.
 
@@ -816,7 +816,8 @@ class RedisLimiter(QueuedLimiter):
     def stats(self) -> LimiterStats:
         """A snapshot: local counts, and the shared log as of the last Redis round trip.
 
-        Use :meth:`shared_stats` for the shared state read now.
+        Use [`shared_stats()`][schedcancel.redis.RedisLimiter.shared_stats] for the shared state
+        read now.
         """
         now = self._now()
         store = self._redis

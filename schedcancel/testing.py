@@ -1,7 +1,7 @@
 """A mock IXOPAY Schedule API server for your tests (as moto is for AWS).
 
-:class:`MockScheduleServer` is a real aiohttp server on 127.0.0.1 (a free port
-by default) that emulates the six Schedule operations under
+[`MockScheduleServer`][schedcancel.testing.MockScheduleServer] is a real aiohttp server on 127.0.0.1
+(a free port by default) that emulates the six Schedule operations under
 ``/api/v3/schedule/{apiKey}``: get, pause, continue, update, cancel and start.
 It checks Basic auth, optional request signatures (errorCode 1004; the
 SHA-512 body hash or the deprecated MD5 one, and the plain or the PHP SDK's
@@ -9,10 +9,10 @@ hashed password, as the gateway accepts them, unless told to be strict) and requ
 bodies (400 with 1002/1005, or the documented 70xx codes), runs the schedule
 state machine (7040 unknown id, 7070 status not valid for the operation),
 counts every operation on one budget of both rate limits the way you choose,
-injects faults, and records every arrival (with its :class:`Operation`) in a
-:class:`Recorder` to assert on. The emulator is written on its own (its own
-:class:`Operation` and :class:`Status`, its own signature check); this module
-adds the one part that knows the client, ``MockScheduleServer.client()``::
+injects faults, and records every arrival (with its [`Operation`][schedcancel.Operation]) in a
+[`Recorder`][schedcancel.testing.Recorder] to assert on. The emulator is written on its own (its own
+[`Operation`][schedcancel.Operation] and [`Status`][schedcancel.testing.Status], its own signature
+check); this module adds the one part that knows the client, ``MockScheduleServer.client()``:
 
     from schedcancel import ScheduleClient
     from schedcancel.testing import MockScheduleServer, ServerLimits
@@ -29,7 +29,7 @@ adds the one part that knows the client, ``MockScheduleServer.client()``::
 With ``pytest_plugins = ["schedcancel.pytest_plugin"]`` in your top-level
 ``conftest.py`` the server comes as the fixture ``mock_schedule_server`` or,
 configured, from ``mock_schedule_server_factory``; see
-:mod:`schedcancel.pytest_plugin`.
+[`schedcancel.pytest_plugin`][schedcancel.pytest_plugin].
 """
 
 from __future__ import annotations
@@ -83,12 +83,13 @@ __all__ = [
 class MockScheduleServer(_server.MockScheduleServer):
     """The IXOPAY Schedule API (get, pause, continue, update, cancel, start), on a local port.
 
-    Use it as an async context manager (:meth:`client` builds a
-    :class:`~schedcancel.ScheduleClient` for it), or call :meth:`start` and
-    :meth:`aclose`. Every setting may be changed while it runs and applies
-    to the next request; assigning ``limits`` starts counting afresh, and
+    Use it as an async context manager ([`client()`][schedcancel.testing.MockScheduleServer.client]
+    builds a [`ScheduleClient`][schedcancel.ScheduleClient] for it), or call
+    [`start()`][schedcancel.ScheduleClient.start] and `aclose()`. Every setting may be changed while
+    it runs and applies to the next request; assigning ``limits`` starts counting afresh, and
     assigning ``faults`` restarts the script and the random generator.
-    ``foreign_load``, ``host`` and ``port`` are read at :meth:`start`.
+    ``foreign_load``, ``host`` and ``port`` are read at
+    [`start()`][schedcancel.ScheduleClient.start].
 
     Attributes:
         users: API users (username to password) that Basic auth accepts.
@@ -101,7 +102,9 @@ class MockScheduleServer(_server.MockScheduleServer):
             server does; ``"active"``: any id exists as ACTIVE.
         unknown_registrations: ``"accept"``: any registrationUuid in start
             and update is valid; ``"error"``: only those of known schedules
-            and those given to :meth:`seed_registrations` are, others answer 7020.
+            and those given to
+            [`seed_registrations()`][schedcancel.testing.MockScheduleServer.seed_registrations] are,
+            others answer 7020.
         cancellable: the statuses a cancel succeeds from (default ACTIVE,
             PAUSED and ERROR; the API's state diagram draws cancel edges from
             the first two only and leaves ERROR open, so pass
@@ -121,15 +124,16 @@ class MockScheduleServer(_server.MockScheduleServer):
         port: the port; 0 picks a free one.
         clock: the server's clock in seconds; default the running loop's ``time``.
         wall_clock_at_start: the date-time the server's clock reads at
-            :meth:`start` (aware; default the real UTC now, whole seconds); the
-            server's date-time moves on with ``clock``, so "older than 24 hours"
+            [`start()`][schedcancel.ScheduleClient.start] (aware; default the real UTC now, whole
+            seconds); the server's date-time moves on with ``clock``, so "older than 24 hours"
             and default ``scheduledAt`` follow virtual time.
     """
 
     def client_kwargs(
         self, *, user: str | None = None, api_key: str | None = None
     ) -> dict[str, Any]:
-        """Keyword arguments for :class:`schedcancel.ScheduleClient` talking to this server.
+        """Keyword arguments for [`schedcancel.ScheduleClient`][schedcancel.ScheduleClient] talking
+        to this server.
 
         Args:
             user: the API user (default: the first one configured).
@@ -152,13 +156,17 @@ class MockScheduleServer(_server.MockScheduleServer):
     def client(
         self, *, user: str | None = None, api_key: str | None = None, **overrides: Any
     ) -> ScheduleClient:
-        """A :class:`schedcancel.ScheduleClient` for this server; close it (``async with``).
+        """A [`schedcancel.ScheduleClient`][schedcancel.ScheduleClient] for this server; close it
+        (``async with``).
 
         Args:
-            user: as in :meth:`client_kwargs`.
-            api_key: as in :meth:`client_kwargs`.
+            user: as in [`client_kwargs()`][schedcancel.testing.MockScheduleServer.client_kwargs].
+            api_key: as in
+                [`client_kwargs()`][schedcancel.testing.MockScheduleServer.client_kwargs].
             overrides: any other ``ScheduleClient`` keyword (``limits``, ``retry``...),
-                or one of :meth:`client_kwargs`'s to replace it.
+                or one of
+                [`client_kwargs()`][schedcancel.testing.MockScheduleServer.client_kwargs]'s to
+                replace it.
 
         Returns:
             The client.
@@ -171,7 +179,7 @@ def server_from_args(args: argparse.Namespace) -> MockScheduleServer:
     """Build (not start) the server that ``args`` describe, schedules seeded.
 
     Args:
-        args: parsed by a parser that :func:`add_mock_server_arguments` extended.
+        args: parsed by a parser that `add_mock_server_arguments()` extended.
 
     Returns:
         The server.

@@ -303,9 +303,6 @@ def test_the_pytest_plugin_page_shows_no_fallback_stub_or_argparse_plumbing(
     assert "add_mock_server_arguments" not in text
 
 
-@pytest.mark.xfail(
-    strict=True, reason="docstrings still use Sphinx roles; converted in the same change"
-)
 def test_reference_shows_no_sphinx_roles_or_literal_markers(page: Page, base_url: str) -> None:
     """Docstrings are Markdown for mkdocstrings: no raw :meth:-style role, no ``::`` marker."""
     found = []

@@ -82,11 +82,11 @@ def signature_matches(
     Args:
         given: the ``X-Signature`` header.
         secret: the connector's shared secret.
-        method: as in :func:`signature`.
-        body: as in :func:`signature`.
-        content_type: as in :func:`signature`.
-        date: as in :func:`signature`.
-        request_uri: as in :func:`signature`.
+        method: as in `signature()`.
+        body: as in `signature()`.
+        content_type: as in `signature()`.
+        date: as in `signature()`.
+        request_uri: as in `signature()`.
         body_hashes: the body hashes accepted.
 
     Returns:
@@ -130,7 +130,7 @@ def password_matches(given: str, expected: str, *, accept_sdk_hashed: bool) -> b
     Args:
         given: the password received.
         expected: the API user's password.
-        accept_sdk_hashed: also accept :func:`sdk_hashed_password` of it.
+        accept_sdk_hashed: also accept `sdk_hashed_password()` of it.
 
     Returns:
         True when it matches.

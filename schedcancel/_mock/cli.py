@@ -202,7 +202,7 @@ def server_from_args(args: argparse.Namespace, server_class: type[_Server]) -> _
     """Build (not start) the server that ``args`` describe, schedules seeded.
 
     Args:
-        args: parsed by a parser that :func:`add_mock_server_arguments` extended.
+        args: parsed by a parser that `add_mock_server_arguments()` extended.
         server_class: the class to build (the façade's, which adds ``client()``).
 
     Returns:
@@ -270,7 +270,7 @@ async def run_mock_server(args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM; the base URL goes to stdout, one line, flushed.
 
     Args:
-        args: parsed by a parser that :func:`add_mock_server_arguments` extended.
+        args: parsed by a parser that `add_mock_server_arguments()` extended.
 
     Returns:
         0 after a signal; 2 for an invalid setting; 1 when the server cannot
@@ -318,10 +318,10 @@ async def run_mock_server(args: argparse.Namespace) -> int:
 
 
 def main_mock_server(args: argparse.Namespace) -> int:
-    """Run :func:`run_mock_server` in a new event loop (for a synchronous CLI).
+    """Run `run_mock_server()` in a new event loop (for a synchronous CLI).
 
     Args:
-        args: parsed by a parser that :func:`add_mock_server_arguments` extended.
+        args: parsed by a parser that `add_mock_server_arguments()` extended.
 
     Returns:
         The exit status.

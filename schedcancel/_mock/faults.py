@@ -58,12 +58,12 @@ class Faults:
     ``random.Random(seed)``. Probabilities must sum to at most 1.
 
     Attributes:
-        server_error: probability of :attr:`Fault.SERVER_ERROR`.
-        maintenance: probability of :attr:`Fault.MAINTENANCE`.
-        truncated: probability of :attr:`Fault.TRUNCATED`.
-        html: probability of :attr:`Fault.HTML`.
-        drop: probability of :attr:`Fault.DROP`.
-        rate_limited: probability of :attr:`Fault.RATE_LIMITED`.
+        server_error: probability of [`Fault.SERVER_ERROR`][schedcancel.testing.Fault.SERVER_ERROR].
+        maintenance: probability of [`Fault.MAINTENANCE`][schedcancel.testing.Fault.MAINTENANCE].
+        truncated: probability of [`Fault.TRUNCATED`][schedcancel.testing.Fault.TRUNCATED].
+        html: probability of [`Fault.HTML`][schedcancel.testing.Fault.HTML].
+        drop: probability of [`Fault.DROP`][schedcancel.testing.Fault.DROP].
+        rate_limited: probability of [`Fault.RATE_LIMITED`][schedcancel.testing.Fault.RATE_LIMITED].
         script: faults for the next requests, in order, before any drawing.
         request_latency: ``(low, high)`` seconds, drawn uniformly, that every
             request waits *before* the server counts its arrival (network delay
@@ -102,7 +102,7 @@ class Faults:
 
 @attrs.define
 class FaultInjector:
-    """Draws faults and latencies for one server from :class:`Faults`.
+    """Draws faults and latencies for one server from [`Faults`][schedcancel.testing.Faults].
 
     Args:
         faults: the configuration.

@@ -23,7 +23,7 @@ so the mock server can count in any of four ways:
 
 Every model is a small mutable object whose methods take ``now``; nothing here
 reads a clock or touches asyncio, so tests drive them with hand-computed
-arrival sequences. :class:`LimitBook` keys them the way the server does: one
+arrival sequences. `LimitBook` keys them the way the server does: one
 per API user and one per scheduleId.
 """
 
@@ -318,7 +318,7 @@ def make_model(name: ModelName, *, limit: int, window: float, origin: float = 0.
     """Build a fresh model state for one key.
 
     Args:
-        name: one of :data:`MODEL_NAMES`.
+        name: one of `MODEL_NAMES`.
         limit: requests per window.
         window: the window in seconds.
         origin: a window boundary (fixed-window and sliding-counter only).
@@ -364,7 +364,7 @@ class ServerLimits:
             whatever connector apiKey the path names.
         per_schedule: requests per window per scheduleId.
         window: the window in seconds; tests use 1-2 s.
-        model: how the server counts; see :mod:`schedcancel._mock.limits`.
+        model: how the server counts; see `schedcancel._mock.limits`.
         phase: for ``fixed-window`` and ``sliding-counter``, seconds from the
             server's start to the first window boundary (taken modulo ``window``).
         count_rejected: a 429 still counts against both levels (a punishing server).

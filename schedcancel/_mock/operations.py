@@ -1,11 +1,11 @@
 """The six Schedule API operations the mock server answers, as the emulator's own table.
 
 Written from the API documentation, not taken from the client: a mistake in
-the client's :class:`schedcancel.Operation` must not be copied into the server
+the client's [`schedcancel.Operation`][schedcancel.Operation] must not be copied into the server
 that is there to catch it. ``tests/test_mock_conformance.py`` compares the two
 tables, so a disagreement fails loudly. Each row says how the server answers
 one operation: method, path, the schema its body is checked against, and which
-edge of the documented state machine it follows::
+edge of the documented state machine it follows:
 
     ACTIVE --pause--> PAUSED --continue--> ACTIVE
     ERROR --continue--> ACTIVE
@@ -32,7 +32,7 @@ class Status(enum.StrEnum):
     """A schedule's status on the wire (the API's ``ScheduleStatus``).
 
     Members are strings: each equals its wire value, and so the client's
-    :class:`schedcancel.ScheduleStatus` member of the same name.
+    [`schedcancel.ScheduleStatus`][schedcancel.ScheduleStatus] member of the same name.
     """
 
     ACTIVE = "ACTIVE"
@@ -64,7 +64,7 @@ def operation_named(operation: Operation | str) -> Operation:
     Args:
         operation: an operation, or its last path segment (``"continue"``);
             anything whose ``str()`` is that segment (the client's
-            :class:`schedcancel.Operation`) will do.
+            [`schedcancel.Operation`][schedcancel.Operation]) will do.
 
     Returns:
         The operation.

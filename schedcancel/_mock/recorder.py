@@ -1,4 +1,5 @@
-"""What the mock server saw: one :class:`Arrival` per request, and helpers to assert on them."""
+"""What the mock server saw: one [`Arrival`][schedcancel.testing.Arrival] per request, and helpers
+to assert on them."""
 
 from __future__ import annotations
 
@@ -172,7 +173,7 @@ class Recorder:
             foreign: True for the foreign-load generator's only, False for
                 clients' only, None for both.
             accepted_only: only those both rate limits admitted.
-            operation: only this operation's (an :class:`Operation` or its name).
+            operation: only this operation's (an [`Operation`][schedcancel.Operation] or its name).
 
         Returns:
             The matching arrivals, oldest first.
@@ -208,7 +209,7 @@ class Recorder:
             window: the window in seconds.
             user: only this API user's.
             schedule_id: only this scheduleId's.
-            foreign: as in :meth:`select`.
+            foreign: as in [`select()`][schedcancel.testing.Recorder.select].
             accepted_only: count only arrivals both limits admitted.
             operation: only this operation's (None: every operation, as the
                 server's budget counts them).
@@ -238,7 +239,7 @@ class Recorder:
         Args:
             outcome: only those answered this way (None: all).
             user: only this API user's.
-            foreign: as in :meth:`select`.
+            foreign: as in [`select()`][schedcancel.testing.Recorder.select].
             operation: only this operation's.
 
         Returns:
@@ -251,8 +252,8 @@ class Recorder:
 
         Args:
             user: only this API user's.
-            foreign: as in :meth:`select`; False by default, so the foreign
-                load's own 429s do not count against the client under test.
+            foreign: as in [`select()`][schedcancel.testing.Recorder.select]; False by default, so
+                the foreign load's own 429s do not count against the client under test.
 
         Returns:
             The count.
@@ -263,10 +264,10 @@ class Recorder:
         """Arrivals per outcome (clients' only, by default).
 
         Args:
-            foreign: as in :meth:`select`.
+            foreign: as in [`select()`][schedcancel.testing.Recorder.select].
 
         Returns:
-            A counter keyed by :class:`Outcome`.
+            A counter keyed by [`Outcome`][schedcancel.testing.Outcome].
         """
         return Counter(a.outcome for a in self.select(foreign=foreign))
 
@@ -274,10 +275,10 @@ class Recorder:
         """Arrivals per operation (clients' only, by default).
 
         Args:
-            foreign: as in :meth:`select`.
+            foreign: as in [`select()`][schedcancel.testing.Recorder.select].
 
         Returns:
-            A counter keyed by :class:`Operation`.
+            A counter keyed by [`Operation`][schedcancel.Operation].
         """
         return Counter(a.operation for a in self.select(foreign=foreign))
 
@@ -285,7 +286,7 @@ class Recorder:
         """Arrivals per scheduleId (clients' only, by default).
 
         Args:
-            foreign: as in :meth:`select`.
+            foreign: as in [`select()`][schedcancel.testing.Recorder.select].
 
         Returns:
             A counter keyed by scheduleId.
@@ -301,7 +302,7 @@ class Recorder:
 
         Args:
             user: only this API user's.
-            foreign: as in :meth:`select`.
+            foreign: as in [`select()`][schedcancel.testing.Recorder.select].
         """
         chosen = self.select(user=user, foreign=foreign)
         return min((a.time for a in chosen), default=None)
@@ -313,7 +314,7 @@ class Recorder:
 
         Args:
             user: only this API user's.
-            foreign: as in :meth:`select`.
+            foreign: as in [`select()`][schedcancel.testing.Recorder.select].
         """
         chosen = self.select(user=user, foreign=foreign)
         return max((a.time for a in chosen), default=None)

@@ -1,7 +1,7 @@
 """The mock server's schedules and the state machine that operations drive; pure.
 
-:class:`ScheduleBook` holds every schedule the server knows and answers one
-operation at a time from the table in :mod:`.operations`, with the server's
+`ScheduleBook` holds every schedule the server knows and answers one
+operation at a time from the table in `operations`, with the server's
 date-time passed in. It never reads a clock and never awaits.
 """
 

@@ -1,7 +1,7 @@
 """The mock IXOPAY Schedule API server: a real aiohttp app on 127.0.0.1.
 
 It answers the six Schedule API operations (get, pause, continue, update,
-cancel, start; the table is in :mod:`.operations`) through one handler. A
+cancel, start; the table is in `operations`) through one handler. A
 request goes through these steps, in this order (the real server's order is
 not documented; this one is the conservative reading):
 
@@ -23,12 +23,12 @@ not documented; this one is the conservative reading):
    ``X-Date``, which wins) and ``X-Signature`` must be present and match,
    with the SHA-512 body hash or the deprecated MD5 one the PHP SDK still
    signs with (``accept_md5_signatures``), else 401 with errorCode 1004;
-8. **body**, checked by :mod:`.schema`: 400 with errorCode 1005 (not JSON,
+8. **body**, checked by `schema`: 400 with errorCode 1005 (not JSON,
    wrong ``Content-Type``, anything but ``{}``/``[]`` for cancel and pause, any
    body on get) or 1002 (wrong shape or type), or 200 with a business code
    (7010, 7050, 7060, 7080, 7090);
 9. the **injected fault**, if any, or the **state machine** of
-   :mod:`.schedules`: 7020 for an unknown registration (when they are
+   `schedules`: 7020 for an unknown registration (when they are
    checked), 7040 for an unknown id (or it exists as ACTIVE when
    ``unknown_ids="active"``), 7070 with old and new status unchanged when the
    status does not allow the operation, else success;
@@ -146,10 +146,11 @@ class _Answer:
 
 @attrs.define(kw_only=True, repr=False, eq=False)
 class MockScheduleServer:
-    """The emulator itself, on a local port: the server :mod:`schedcancel.testing` builds on.
+    """The emulator itself, on a local port: the server [`schedcancel.testing`][schedcancel.testing]
+    builds on.
 
-    Use :class:`schedcancel.testing.MockScheduleServer`, which documents every
-    setting and adds :meth:`~schedcancel.testing.MockScheduleServer.client`.
+    Use [`schedcancel.testing.MockScheduleServer`][schedcancel.testing.MockScheduleServer], which
+    documents every setting and adds [`client()`][schedcancel.testing.MockScheduleServer.client].
     """
 
     users: Mapping[str, str] = attrs.field(factory=_users_factory)
@@ -217,7 +218,7 @@ class MockScheduleServer:
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> Self:
-        """Start listening; :attr:`base_url` is valid afterwards.
+        """Start listening; [`base_url`][schedcancel.ScheduleClient.base_url] is valid afterwards.
 
         Returns:
             The server, started.
@@ -281,7 +282,7 @@ class MockScheduleServer:
 
     @property
     def started(self) -> bool:
-        """True between :meth:`start` and :meth:`aclose`."""
+        """True between [`start()`][schedcancel.ScheduleClient.start] and `aclose()`."""
         return self._runner is not None
 
     @property
@@ -335,7 +336,7 @@ class MockScheduleServer:
         return self._now()
 
     def now_datetime(self) -> datetime:
-        """The server's date-time now: :attr:`wall_clock_at_start` moved on by its clock.
+        """The server's date-time now: `wall_clock_at_start` moved on by its clock.
 
         Raises:
             RuntimeError: the server has not been started.
@@ -361,7 +362,7 @@ class MockScheduleServer:
             registration_uuid: the registration of new ones; default ``RG-``
                 plus the id (cut to 50 characters). It becomes a known registration.
             scheduled_at: the next charge of new ones (aware); default one day
-                after :attr:`wall_clock_at_start`.
+                after `wall_clock_at_start`.
 
         Raises:
             ValueError: ``status`` is not a schedule status.
@@ -385,17 +386,19 @@ class MockScheduleServer:
         """Everything the server stores about a schedule, or None when it does not know it."""
         return self._book_of_schedules.get(schedule_id)
 
-    # Statuses are typed ``str`` below: they are :class:`Status` members, which equal their
+    # Statuses are typed ``str`` below: they are `Status` members, which equal their
     # wire value and the client's ScheduleStatus of that name, and a test compares them
     # with either (mypy's strict equality refuses two unrelated enums).
     def status_of(self, schedule_id: str) -> str | None:
-        """A schedule's :class:`Status`, or None when it was never seeded, started or touched."""
+        """A schedule's [`Status`][schedcancel.testing.Status], or None when it was never seeded,
+        started or touched."""
         schedule = self._book_of_schedules.get(schedule_id)
         return None if schedule is None else schedule.status
 
     @property
     def statuses(self) -> Mapping[str, str]:
-        """A copy of every known schedule's status (each a :class:`Status`)."""
+        """A copy of every known schedule's status (each a
+        [`Status`][schedcancel.testing.Status])."""
         return self._book_of_schedules.statuses
 
     def script(self, *faults: Fault | str | None) -> None:

@@ -1,7 +1,7 @@
 """The ``schedcancel`` command: bulk ``cancel``, ``pause``, ``continue`` and ``get``, the
 ``demo``, and the ``mock-server``.
 
-A thin shell over :func:`~schedcancel._bulk.run_many`: it parses
+A thin shell over `run_many()`: it parses
 arguments, streams ids from arguments, a file or stdin, shows progress on
 stderr, writes one result line per id to stdout (and ``get --report`` a
 status report), and maps how the job ended to an exit code, the same for
@@ -14,7 +14,7 @@ reference (``docs/cli.md``) details every case and its message.
 terminal; without it, or when stderr is not a terminal, progress is a plain
 line every few seconds. Importing this package imports neither.
 
-The package: ``_parser`` (the argument parser and :func:`main`), ``_settings``
+The package: ``_parser`` (the argument parser and `main()`), ``_settings``
 (flags and environment), ``_input`` (ids from arguments, a file or stdin),
 ``_run`` (the bulk run and the bulk commands), ``_report`` (progress,
 per-id lines, the summary and the exit code), ``_status_report`` (``get

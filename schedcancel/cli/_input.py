@@ -133,7 +133,7 @@ class _LineReader:
 
     The thread reads the raw descriptor with ``os.read``, so an id is handed
     over as soon as its line is complete, not when a buffer fills. A
-    :class:`_Splitter` decodes and splits each chunk; the thread hands its ids
+    `_Splitter` decodes and splits each chunk; the thread hands its ids
     (then the input's error, if any) to the event loop through a bounded queue
     (backpressure: at most ``max_chunks`` chunks wait), waking the loop only
     when the consumer waits. It is a daemon thread reading a descriptor of its own (a

@@ -1,10 +1,10 @@
 """``--metrics-port``: a bulk job's progress as Prometheus text at ``/metrics`` on 127.0.0.1.
 
 The endpoint serves its own registry: the job's gauges below, and the
-client's metrics from :class:`schedcancel.prometheus.PrometheusHook` (calls
-by outcome, queue waits, 429s by level, retries, the limiter's queued and
-in-flight requests). It listens only while the job runs, on the loopback
-interface only.
+client's metrics from
+[`schedcancel.prometheus.PrometheusHook`][schedcancel.prometheus.PrometheusHook] (calls by outcome,
+queue waits, 429s by level, retries, the limiter's queued and in-flight requests). It listens only
+while the job runs, on the loopback interface only.
 
 =================================  =====  =======  ==========================================
 name                               type   labels   meaning

@@ -72,7 +72,7 @@ class RunSettings:
 
 
 class ClientOptions(TypedDict):
-    """The :class:`~schedcancel.ScheduleClient` arguments the environment gives."""
+    """The [`ScheduleClient`][schedcancel.ScheduleClient] arguments the environment gives."""
 
     api_key: str
     username: str

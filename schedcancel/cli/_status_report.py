@@ -46,7 +46,7 @@ def report_row(outcome: BulkOutcome) -> dict[str, object]:
         outcome: the id's last outcome in the journal.
 
     Returns:
-        The :data:`REPORT_COLUMNS`: ``success`` is true when the schedule was
+        The `REPORT_COLUMNS`: ``success`` is true when the schedule was
         read; ``status`` is its status then (``newStatus``); ``error`` is the
         scrubbed message of a refusal, an error or an invalid id.
     """
@@ -99,7 +99,7 @@ def write_report(path: Path, fmt: str, outcomes: Iterable[BulkOutcome]) -> dict[
         outcomes: each id's outcome.
 
     Returns:
-        Rows per :func:`status_key`.
+        Rows per `status_key()`.
 
     Raises:
         OSError: the file cannot be written (nothing is left behind).
