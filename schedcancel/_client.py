@@ -380,7 +380,7 @@ class ScheduleClient:
                 (see [`CallOptions`][schedcancel.CallOptions]), as every operation takes.
 
         Returns:
-            The server's answer: check ``success``, ``already_cancelled`` or
+            The server's answer. Check ``success``, ``already_cancelled`` or
             ``is_cancelled`` (or ``done``), or call ``raise_for_error()``.
 
         Raises:
@@ -425,7 +425,7 @@ class ScheduleClient:
             **options: see [`CallOptions`][schedcancel.CallOptions].
 
         Returns:
-            The server's answer: check ``done`` (``success`` or ``already_done``).
+            The server's answer. Check ``done`` (``success`` or ``already_done``).
 
         Raises:
             InvalidParameterError: as for [`cancel()`][schedcancel.ScheduleClient.cancel], and its
@@ -449,7 +449,7 @@ class ScheduleClient:
             **options: see [`CallOptions`][schedcancel.CallOptions].
 
         Returns:
-            The server's answer: check ``done`` (``success`` or ``already_done``).
+            The server's answer. Check ``done`` (``success`` or ``already_done``).
 
         Raises:
             InvalidParameterError: as for [`cancel()`][schedcancel.ScheduleClient.cancel], or ``at``

@@ -178,7 +178,7 @@ class QueuedLimiter:
             retry_after: the server's ``Retry-After`` in seconds, when it sent one.
 
         Returns:
-            After a 429, the level that was blamed and paused (None: not known).
+            After a 429, the level that was blamed and paused; None when not known.
 
         Raises:
             ValueError: the permit is not from this limiter or was released already.

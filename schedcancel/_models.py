@@ -23,6 +23,7 @@ __all__ = [
     "Limiter",
     "LimiterStats",
     "Permit",
+    "RateLimitLevel",
     "RateLimits",
     "RetryPolicy",
     "ScheduleResult",

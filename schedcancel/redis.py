@@ -764,7 +764,7 @@ class RedisLimiter(QueuedLimiter):
             retry_after: the server's ``Retry-After`` in seconds, if it sent one.
 
         Returns:
-            After a 429, the level that was blamed and paused (None: not known).
+            After a 429, the level that was blamed and paused; None when not known.
 
         Raises:
             ValueError: the permit is not from this limiter.
