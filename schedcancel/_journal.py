@@ -13,7 +13,7 @@ Line format (one JSON object per line, ``None`` fields left out):
     {"id":"SC-2","outcome":"failed","error_code":7040,"error":"The scheduleId is …","at":"…"}
     {"id":"SC-3","outcome":"error","error_type":"TransportError","error":"…","at":"…"}
     {"id":"SC-4","outcome":"read","new_status":"ACTIVE","scheduled_at":"…","at":"…"}
-    {"run":"start","operation":"cancel","version":"0.1.0","api_key":"conn***","pid":4242,"at":"…"}
+    {"run":"start","operation":"cancel","version":"0.2.0","api_key":"conn***","pid":4242,"at":"…"}
     {"run":"send","schedule_id":"SC-1","at":"…"}
 
 A ``send`` line is written as each request goes out: a run again counts the
