@@ -417,7 +417,7 @@ class RateLimiter(QueuedLimiter):
     whatever the latency: an entry counts until ``window + guard`` after the
     response was observed, and the request's arrival at the server happened
     before that observation, so the next request that the entry's expiry lets
-    through arrives more than ``window`` later (proof in ``_window``).
+    through arrives more than ``window`` later (Rate limits explained has the proof).
 
     A limiter binds to the event loop it is first used in.
 

@@ -27,8 +27,8 @@ prefer that.
 imports, with a ``DeprecationWarning``, until 0.3.
 
 No message built here ever contains a password, a shared secret or a whole
-apiKey; callers pass values redacted by ``schedcancel._redact``
-(``redact_key``, ``scrub``).
+apiKey: the values it quotes are redacted first (an apiKey as ``conn***``, a
+secret as ``***``, in any form a body may carry it).
 """
 
 from __future__ import annotations

@@ -1,7 +1,13 @@
 """Instrumentation hooks: the events of every call, and the default logging hook.
 
 Pass hooks to the client; each is called, synchronously, with every event of
-every call (see `schedcancel._hooks` for the order):
+every call, in the order the call goes, and every call ends with one Finished:
+
+    Queued -> Granted -> Sent -> Answered -> Finished
+                           |        '-> RateLimited -> Queued (requeue) ...
+                           '-> Retried -> Queued ...   GaveUp -> Finished
+
+For example:
 
     from schedcancel import ScheduleClient
     from schedcancel.hooks import CallEvent, Finished, LoggingHook

@@ -364,7 +364,8 @@ class ServerLimits:
             whatever connector apiKey the path names.
         per_schedule: requests per window per scheduleId.
         window: the window in seconds; tests use 1-2 s.
-        model: how the server counts; see `schedcancel._mock.limits`.
+        model: how the server counts: ``sliding-log``, ``fixed-window``,
+            ``sliding-counter`` or ``token-bucket`` (the testing guide compares them).
         phase: for ``fixed-window`` and ``sliding-counter``, seconds from the
             server's start to the first window boundary (taken modulo ``window``).
         count_rejected: a 429 still counts against both levels (a punishing server).
