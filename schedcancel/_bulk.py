@@ -955,12 +955,9 @@ def run_many(
         An async generator of [`BulkOutcome`][schedcancel.BulkOutcome].
 
     Raises:
-        InvalidParameterError: at once, before any I/O: ``operation`` is none of
-            the four, ``at`` is missing, naive or given to another operation,
-            ``ids`` is one string or no iterable, or another argument has a bad
-            type or value (an int argument given a bool, a float or a str too);
-            on the first iteration: a corrupt or busy journal, or one of
-            another operation.
+        InvalidParameterError: as [`run_many()`][schedcancel.ScheduleClient.run_many]
+            describes: at once for a bad argument, on the first iteration for an
+            unusable journal.
     """
     send = _sender(client, operation, at)
     if isinstance(ids, (str, bytes)):
