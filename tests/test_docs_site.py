@@ -252,10 +252,10 @@ def test_reference_shows_signatures_with_their_defaults(page: Page, base_url: st
     signature = _signature(page, "schedcancel.testing.MockScheduleServer")
     assert "limits: ServerLimits = ServerLimits()" in signature
     assert "NOTHING" not in signature
-    page.goto(base_url + "api/bulk/")
-    assert "client.cancel_many" in page.locator("[id='schedcancel._bulk.cancel_many']").inner_text()
-    assert "ids: Iterable[object]" in _signature(page, "schedcancel._bulk.cancel_many")
     page.goto(base_url + "api/client/")
+    entry = page.locator("[id='schedcancel.ScheduleClient.cancel_many']")
+    assert "cancel_many" in entry.inner_text()
+    assert "ids: Iterable[object]" in _signature(page, "schedcancel.ScheduleClient.cancel_many")
     signature = _signature(page, "schedcancel.ScheduleClient")
     assert "limits: RateLimits | None = None" in signature
     assert "_clock" not in signature  # test seams are no part of the reference
@@ -385,9 +385,12 @@ def test_search_finds_ratelimits(page: Page, traffic: Traffic, base_url: str) ->
         timeout=15_000,
     )
     page.keyboard.type("RateLimits")
-    first = page.locator(".md-search-result__item").first
-    first.wait_for(timeout=15_000)
-    assert "RateLimits" in first.inner_text()
+    # Results come as the query is typed ("R", "Ra", ...): wait for the whole query's.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.md-search-result__item')]"
+        ".slice(0, 3).some(item => item.innerText.includes('RateLimits'))",
+        timeout=15_000,
+    )
     assert any(url.endswith("search_index.json") for url in traffic.requested)
     assert traffic.failed == []
 
