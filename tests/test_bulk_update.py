@@ -18,16 +18,18 @@ from schedcancel import (
     Operation,
     OutcomeKind,
     RateLimits,
+    RetryPolicy,
     ScheduleStatus,
     UpdateRow,
     UpdateSchedule,
 )
 from schedcancel._journal import outcome_kinds, read_journal
-from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
+from schedcancel.testing import Fault, Faults, MockScheduleServer, ServerLimits
 
 LIMITS = RateLimits(total=1000, per_schedule=10, window=1.0, guard=0.05)
 SERVER_LIMITS = ServerLimits(total=1000, per_schedule=10, window=1.0)
 IDS = [f"SC-U{n}" for n in range(6)]
+NO_RETRY = RetryPolicy(attempts=1)
 
 
 def _server() -> MockScheduleServer:
@@ -128,6 +130,22 @@ async def test_a_repeated_row_is_sent_once_and_a_conflicting_one_not_at_all(
     kinds = sorted((o.schedule_id, o.kind.value) for o in outcomes)
     assert kinds == [("SC-U0", "conflict"), ("SC-U0", "updated"), ("SC-U1", "updated")]
     assert progress[-1].duplicates == 1
+
+
+async def test_an_error_keeps_the_rows_change_and_a_rerun_sends_it(tmp_path: Path) -> None:
+    """An update that got no answer worth keeping is an error line with the row's digest: not
+    final, so the next run sends it (and a changed row for it is no conflict)."""
+    path = tmp_path / "j.jsonl"
+    async with _server() as server, server.client(limits=LIMITS, retry=NO_RETRY) as client:
+        server.script(Fault.SERVER_ERROR)
+        first = await _collect(client.update_many([_row("SC-U0")], journal=path))
+        second = await _collect(client.update_many([_row("SC-U0", "7")], journal=path))
+        schedule = server.schedule("SC-U0")
+    assert first["SC-U0"].kind is OutcomeKind.ERROR
+    assert first["SC-U0"].change == _row("SC-U0").digest
+    assert second["SC-U0"].kind is OutcomeKind.UPDATED
+    assert schedule is not None
+    assert schedule.amount == "7"
 
 
 async def test_items_of_the_wrong_kind_are_invalid_outcomes() -> None:
