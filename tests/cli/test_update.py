@@ -7,6 +7,7 @@ import csv
 import json
 import random
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -193,7 +194,12 @@ def test_a_uniform_change_for_every_id_and_json_lines(
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("\n".join(ids) + "\n", encoding="utf-8")
     argv = ["update", "--from", str(ids_file), "--amount", "12.90", "--currency", "EUR", "-q"]
-    result = run_cli([*argv, "--no-progress", *FAST], cli_env(server.base_url))
+    with socket.socket() as probe:  # a free port for --metrics-port: the shared job options
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    result = run_cli(
+        [*argv, "--no-progress", "--metrics-port", port, *FAST], cli_env(server.base_url)
+    )
     assert result.code == 0, result.stderr
     assert all(_state(server, sid)[:2] == ("12.90", "EUR") for sid in ids)
 
