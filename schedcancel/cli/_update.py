@@ -4,6 +4,7 @@ bulk command."""
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import os
@@ -95,7 +96,7 @@ def _update_records(args: argparse.Namespace, uniform: dict[str, object]) -> Cal
 def _check(records: Callable[[], Records], uniform: dict[str, object], name: str) -> RowCheck:
     try:
         check = check_rows(records(), uniform)
-    except (OSError, UnicodeDecodeError, InputError) as exc:
+    except (OSError, UnicodeDecodeError, InputError, csv.Error) as exc:
         raise _UsageError(_unreadable(name, exc)) from None
     if not check.rows:
         raise _UsageError(f"no rows in {name}")

@@ -127,6 +127,8 @@ def test_update_input_errors_are_usage_errors_before_any_request(
     blank.write_text("scheduleId,amount\n", encoding="utf-8")
     latin = tmp_path / "latin.csv"
     latin.write_bytes(b"scheduleId,merchantMetaData\nSC-1,caf\xe9\n")
+    huge = tmp_path / "huge.csv"
+    huge.write_text("scheduleId,merchantMetaData\nSC-1," + "x" * 200_000 + "\n", encoding="utf-8")
     bad = tmp_path / "bad.csv"
     bad.write_text("scheduleId,amount\nSC-1,x\n", encoding="utf-8")
     cases = {
@@ -137,6 +139,7 @@ def test_update_input_errors_are_usage_errors_before_any_request(
         ("--amount", "1"): "no ids",
         ("--from", str(blank)): "no rows",
         ("--from", str(latin)): "not UTF-8",
+        ("--from", str(huge)): "field larger than field limit",
         ("--from", str(bad), "--skip-invalid"): "no valid rows",
     }
     for argv, message in cases.items():
