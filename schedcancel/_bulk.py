@@ -62,7 +62,7 @@ from ._limiter import RateLimiter
 from ._models import LimiterStats, Permit, RateLimits, ScheduleResult
 from ._operations import Operation
 from ._redact import redact_key
-from ._requests import ContinueSchedule, format_date_time
+from ._requests import ContinueSchedule, UpdateRow, format_date_time
 from ._validate import (
     check_int,
     check_number,
@@ -89,6 +89,7 @@ __all__ = [
     "estimate_eta",
     "run_many",
     "send_interval",
+    "update_many",
 ]
 
 logger = logging.getLogger("schedcancel.bulk")
@@ -388,6 +389,9 @@ class _BulkRun:
     secrets: tuple[str, ...]
 
     _table: _IdTable = attrs.field(factory=_IdTable, init=False)
+    # An update job's change digest per id seen (this run's rows and the journal's final
+    # ones): a dict, as an update file holds thousands of rows, not a million ids.
+    _changes: dict[str, str] = attrs.field(factory=dict, init=False)
     _counts: dict[OutcomeKind, int] = attrs.field(init=False)
     _journal_counts: dict[OutcomeKind, int] = attrs.field(init=False)
     _read: int = attrs.field(default=0, init=False)
@@ -440,8 +444,9 @@ class _BulkRun:
         except StopIteration:
             raise StopAsyncIteration from None
 
-    async def _next_id(self) -> str | None:
-        """Take input items until one is a new, valid id to send; None when there is none."""
+    async def _next_id(self) -> tuple[str, UpdateRow | None] | None:
+        """Take input items until one is a new, valid id (and its update row) to send; None
+        when there is none."""
         async with self._lock:
             while not self._stopping and not self._exhausted:
                 if self.stop is not None and self.stop.is_set():
@@ -462,18 +467,29 @@ class _BulkRun:
                 self._read += 1
                 if self._read % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
-                schedule_id = await self._admit(raw)
-                if schedule_id is not None:
-                    return schedule_id
+                item = await self._admit(raw)
+                if item is not None:
+                    return item
             return None
 
-    async def _admit(self, raw: object) -> str | None:
+    async def _admit(self, raw: object) -> tuple[str, UpdateRow | None] | None:
+        row = raw if isinstance(raw, UpdateRow) else None
+        if (self.operation is Operation.UPDATE) != (row is not None):
+            wanted = "an UpdateRow" if self.operation is Operation.UPDATE else "a str"
+            message = f"a {self.operation} job's items must be {wanted}, got {type(raw).__name__}"
+            await self._finish(BulkOutcome.invalid(raw, message))
+            return None
+        if row is not None:
+            raw = row.schedule_id
         if not isinstance(raw, str):
             message = f"scheduleId must be a str, got {type(raw).__name__}"
             await self._finish(BulkOutcome.invalid(raw, message))
             return None
         key = recorded_id(raw)
         tag = self._table.get(key)
+        if row is not None and tag and (conflict := self._conflict(row)) is not None:
+            await self._finish(conflict)
+            return None
         if tag == _SEEN:
             self._duplicates += 1
             return None
@@ -482,11 +498,29 @@ class _BulkRun:
             self._skipped += 1
             self._journal_counts[_TAG_KINDS[tag]] += 1
             return None
+        if row is not None:
+            self._changes[key] = row.digest
+            return key, row
         try:
-            return validate_schedule_id(raw)
+            return validate_schedule_id(raw), None
         except InvalidParameterError as exc:
             await self._finish(BulkOutcome.invalid(raw, str(exc)))
             return None
+
+    def _conflict(self, row: UpdateRow) -> BulkOutcome | None:
+        """A ``conflict`` outcome when ``row``'s id was seen with another change, else None."""
+        known = self._changes.get(row.schedule_id)
+        if known is None or known == row.digest:
+            return None
+        return BulkOutcome(
+            schedule_id=row.schedule_id,
+            kind=OutcomeKind.CONFLICT,
+            error_type="InvalidParameterError",
+            error=f"another change ({known}) was given for this scheduleId before (in the"
+            " journal or earlier in the input); this one was not sent",
+            change=row.digest,
+            values=row.values(),
+        )
 
     # ---- work
 
@@ -494,14 +528,14 @@ class _BulkRun:
         try:
             while True:
                 try:
-                    schedule_id = await self._next_id()
+                    item = await self._next_id()
                 except asyncio.CancelledError:
                     if not self._own_cancellation():
                         raise
                     return  # stopped while waiting for input: nothing was taken
-                if schedule_id is None:
+                if item is None:
                     return
-                outcome = await self._call(schedule_id)
+                outcome = await self._call(*item)
                 await self._finish(outcome)
         except RequestWithdrawnError as exc:
             # Not sent: the gate closed while it waited for the limiter; the job is stopping.
@@ -541,23 +575,28 @@ class _BulkRun:
         self._gate.close()
         self._interrupt_read()
 
-    async def _call(self, schedule_id: str) -> BulkOutcome:
+    async def _call(self, schedule_id: str, row: UpdateRow | None) -> BulkOutcome:
         self._in_flight += 1
+        body = () if row is None else (row.changes,)
         try:
             result = await self.send(
-                schedule_id, api_key=self.api_key, priority=self.priority, gate=self._gate
+                schedule_id, *body, api_key=self.api_key, priority=self.priority, gate=self._gate
             )
         except RequestWithdrawnError:
             raise
         except Exception as exc:  # one id's failure must not end a long job
             if not isinstance(exc, ScheduleError):
                 logger.exception("unexpected error in %s of %s", self.operation, schedule_id)
-            return BulkOutcome.from_exception(schedule_id, exc, secrets=self.secrets)
+            outcome = BulkOutcome.from_exception(schedule_id, exc, secrets=self.secrets)
+        else:
+            outcome = BulkOutcome.from_result(
+                schedule_id, result, secrets=self.secrets, operation=self.operation
+            )
         finally:
             self._in_flight -= 1
-        return BulkOutcome.from_result(
-            schedule_id, result, secrets=self.secrets, operation=self.operation
-        )
+        if row is None:
+            return outcome
+        return attrs.evolve(outcome, change=row.digest, values=row.values())
 
     async def _finish(self, outcome: BulkOutcome) -> None:
         if self.journal is not None:
@@ -575,7 +614,7 @@ class _BulkRun:
         await self._results.put(outcome)
 
     def _watch_errors(self, outcome: BulkOutcome) -> None:
-        if outcome.kind is OutcomeKind.INVALID:
+        if outcome.kind in (OutcomeKind.INVALID, OutcomeKind.CONFLICT):
             return
         if outcome.kind is not OutcomeKind.ERROR:
             self._streak = 0
@@ -677,6 +716,8 @@ class _BulkRun:
             if not outcome.final or (self.retry_failed and outcome.kind is OutcomeKind.FAILED):
                 continue
             self._table.put(outcome.schedule_id, _KIND_TAGS[outcome.kind])
+            if outcome.change is not None:
+                self._changes[outcome.schedule_id] = outcome.change
 
     # ---- progress
 
@@ -877,12 +918,41 @@ def cancel_many(
     return run_many(client, Operation.CANCEL, ids, **options)
 
 
+def update_many(
+    client: BulkClient,
+    rows: Iterable[object] | AsyncIterable[object],
+    **options: Unpack[BulkOptions],
+) -> AsyncGenerator[BulkOutcome, None]:
+    """Update many schedules, each with its own change: `run_many()` for ``Operation.UPDATE``.
+
+    Each [`UpdateRow`][schedcancel.UpdateRow] ends as ``updated``, ``failed``, ``invalid``
+    (an item that is no ``UpdateRow``), ``error`` or ``conflict``: a row whose
+    scheduleId came before with another change, earlier in the input or final in
+    the journal (its line keeps the change's digest), is not sent. A row repeated
+    with the same change is a duplicate, sent once. The rest is as `run_many()`
+    describes.
+
+    Args:
+        client: a ``ScheduleClient`` or anything with its ``update`` and ``limiter``.
+        rows: [`UpdateRow`][schedcancel.UpdateRow] values, as an iterable or async iterable.
+        **options: see [`BulkOptions`][schedcancel.BulkOptions] and `run_many()`.
+
+    Returns:
+        An async generator of [`BulkOutcome`][schedcancel.BulkOutcome].
+
+    Raises:
+        InvalidParameterError: as for `run_many()`.
+    """
+    return run_many(client, Operation.UPDATE, rows, **options)
+
+
 # The client method each bulk operation calls.
 _METHODS = {
     Operation.CANCEL: "cancel",
     Operation.PAUSE: "pause",
     Operation.CONTINUE: "continue_",
     Operation.GET: "get",
+    Operation.UPDATE: "update",
 }
 
 

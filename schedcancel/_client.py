@@ -586,6 +586,38 @@ class ScheduleClient:
         """
         return _bulk.cancel_many(self, ids, **options)
 
+    def update_many(
+        self,
+        rows: Iterable[object] | AsyncIterable[object],
+        **options: Unpack[_bulk.BulkOptions],
+    ) -> AsyncGenerator[BulkOutcome, None]:
+        """Update many schedules through this client, each with its own change:
+        [`run_many()`][schedcancel.ScheduleClient.run_many] for ``Operation.UPDATE``.
+
+        Each [`UpdateRow`][schedcancel.UpdateRow] ends as ``updated``, ``failed``,
+        ``invalid`` (an item that is no ``UpdateRow``), ``error`` or ``conflict``.
+        Every outcome line of the journal keeps the row's change digest
+        ([`UpdateRow.digest`][schedcancel.UpdateRow.digest]) and new values: a re-run
+        skips a row final in the journal with the same change, and reports a row
+        whose change differs from the journal's (or from an earlier row's for the
+        same id in the input) as ``conflict``, not sent and not final. A row given
+        twice with the same change is sent once. Streaming, resuming, stopping and
+        the background priority are as [`run_many()`][schedcancel.ScheduleClient.run_many]
+        describes.
+
+        Args:
+            rows: [`UpdateRow`][schedcancel.UpdateRow] values, as an iterable or async iterable.
+            **options: see [`BulkOptions`][schedcancel.BulkOptions] and
+                [`run_many()`][schedcancel.ScheduleClient.run_many].
+
+        Returns:
+            An async generator of [`BulkOutcome`][schedcancel.BulkOutcome].
+
+        Raises:
+            InvalidParameterError: as for [`run_many()`][schedcancel.ScheduleClient.run_many].
+        """
+        return _bulk.update_many(self, rows, **options)
+
     def run_many(
         self,
         operation: Operation,

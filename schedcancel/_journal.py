@@ -41,6 +41,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -106,6 +107,11 @@ class OutcomeKind(enum.StrEnum):
     ALREADY_ACTIVE = "already_active"
     #: The schedule was read (``get``); its status is the outcome's ``new_status``.
     READ = "read"
+    #: The schedule was changed (``update``) as its row asked.
+    UPDATED = "updated"
+    #: An update row not sent: its change differs from the one the journal (or an
+    #: earlier row of the input) has for the same scheduleId. Not final.
+    CONFLICT = "conflict"
     #: The API refused (HTTP 200, ``success: false``), e.g. 7040 unknown id.
     FAILED = "failed"
     #: The id is not a valid scheduleId; it was never sent.
@@ -121,16 +127,21 @@ _DONE_KINDS: Mapping[Operation, tuple[OutcomeKind, OutcomeKind | None]] = {
     Operation.PAUSE: (OutcomeKind.PAUSED, OutcomeKind.ALREADY_PAUSED),
     Operation.CONTINUE: (OutcomeKind.CONTINUED, OutcomeKind.ALREADY_ACTIVE),
     Operation.GET: (OutcomeKind.READ, None),
+    Operation.UPDATE: (OutcomeKind.UPDATED, None),
 }
-#: The operations a bulk job can run: cancel, pause, continue and get.
+#: The operations a bulk job can run: cancel, pause, continue, get (per id) and update
+#: (per row: an [`UpdateRow`][schedcancel.UpdateRow]).
 BULK_OPERATIONS: tuple[Operation, ...] = tuple(_DONE_KINDS)
 _NEUTRAL_KINDS = (OutcomeKind.FAILED, OutcomeKind.INVALID, OutcomeKind.ERROR)
 # The operation whose journal a kind belongs in (None: any operation's).
 _KIND_OPERATIONS: Mapping[OutcomeKind, Operation] = {
-    kind: operation
-    for operation, kinds in _DONE_KINDS.items()
-    for kind in kinds
-    if kind is not None
+    **{
+        kind: operation
+        for operation, kinds in _DONE_KINDS.items()
+        for kind in kinds
+        if kind is not None
+    },
+    OutcomeKind.CONFLICT: Operation.UPDATE,
 }
 
 
@@ -141,11 +152,11 @@ def outcome_kinds(operation: Operation) -> tuple[OutcomeKind, ...]:
         operation: one of `BULK_OPERATIONS`.
 
     Returns:
-        Its success kind, its "already" kind (not for get), then ``failed``,
-        ``invalid`` and ``error``.
+        Its success kind, its "already" kind (not for get and update), then ``failed``,
+        ``invalid`` and ``error``, and for update ``conflict``.
 
     Raises:
-        InvalidParameterError: a bulk job cannot run ``operation`` (start, update).
+        InvalidParameterError: a bulk job cannot run ``operation`` (start).
     """
     try:
         done, already = _DONE_KINDS[operation]
@@ -153,7 +164,8 @@ def outcome_kinds(operation: Operation) -> tuple[OutcomeKind, ...]:
         raise InvalidParameterError(
             f"a bulk job runs {', '.join(map(str, BULK_OPERATIONS))}, not {operation}"
         ) from None
-    return (done, *((already,) if already is not None else ()), *_NEUTRAL_KINDS)
+    conflict = (OutcomeKind.CONFLICT,) if operation is Operation.UPDATE else ()
+    return (done, *((already,) if already is not None else ()), *_NEUTRAL_KINDS, *conflict)
 
 
 def kind_operation(kind: OutcomeKind) -> Operation | None:
@@ -282,6 +294,16 @@ def _optional_text(record: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
+def _values(value: object) -> Mapping[str, str | int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(item, str | int) and not isinstance(item, bool) for item in value.values()
+    ):
+        raise TypeError("values must be an object of strings and integers")
+    return MappingProxyType(value)
+
+
 def _status(value: object) -> ScheduleStatus | str | None:
     if value is None:
         return None
@@ -311,6 +333,11 @@ class BulkOutcome:
         scheduled_at: the schedule's next charge, as a ``get`` read it.
         registration_uuid: the registration it charges, as a ``get`` read it.
         merchant_meta_data: the merchant's text on it, as a ``get`` read it.
+        change: for an update row, the digest of the change it asked for
+            ([`UpdateRow.digest`][schedcancel.UpdateRow.digest]): a re-run compares it with
+            its own row's, and a different one is a ``conflict``.
+        values: for an update row, the new values it asked for (wire names; all but
+            ``merchantMetaData`` and ``callbackUrl``, which may carry anything).
     """
 
     schedule_id: str
@@ -326,17 +353,19 @@ class BulkOutcome:
     scheduled_at: datetime | None = None
     registration_uuid: str | None = None
     merchant_meta_data: str | None = attrs.field(default=None, repr=False)
+    change: str | None = None
+    values: Mapping[str, str | int] | None = attrs.field(default=None, hash=False)
 
     @property
     def ok(self) -> bool:
         """True when the operation's aim is reached: the schedule is cancelled, paused or
-        active now (by this call or before), or it was read."""
-        return self.kind not in _NEUTRAL_KINDS
+        active now (by this call or before), updated, or it was read."""
+        return self.kind not in _NEUTRAL_KINDS and self.kind is not OutcomeKind.CONFLICT
 
     @property
     def final(self) -> bool:
         """True when a resumed job must not send this id again."""
-        if self.kind is OutcomeKind.ERROR:
+        if self.kind in (OutcomeKind.ERROR, OutcomeKind.CONFLICT):
             return False
         if self.kind is OutcomeKind.FAILED:
             return is_final_error_code(self.error_code)
@@ -453,6 +482,10 @@ class BulkOutcome:
             record["registration_uuid"] = self.registration_uuid
         if self.merchant_meta_data is not None:
             record["merchant_meta_data"] = self.merchant_meta_data
+        if self.change is not None:
+            record["change"] = self.change
+        if self.values is not None:
+            record["values"] = dict(self.values)
         record["at"] = self.at.isoformat(timespec="milliseconds")
         return record
 
@@ -493,6 +526,8 @@ class BulkOutcome:
             ),
             registration_uuid=_optional_text(record, "registration_uuid"),
             merchant_meta_data=_optional_text(record, "merchant_meta_data"),
+            change=_optional_text(record, "change"),
+            values=_values(record.get("values")),
         )
 
 

@@ -23,6 +23,7 @@ the schema's order, only the fields that are set.
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import re
 from datetime import UTC, datetime
@@ -32,12 +33,14 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from ._validate import validate_schedule_id
 from .errors import InvalidParameterError
 
 __all__ = [
     "ContinueSchedule",
     "PeriodUnit",
     "StartSchedule",
+    "UpdateRow",
     "UpdateSchedule",
     "format_date_time",
 ]
@@ -308,6 +311,53 @@ class UpdateSchedule:
     def to_json(self) -> bytes:
         """The body bytes: compact JSON, camelCase, only the fields that are set."""
         return _body(self)
+
+
+# Fields an update row's journal line and report show; merchantMetaData and callbackUrl may
+# carry anything (a token in a URL), so only the digest covers them.
+_SHOWN = ("registrationUuid", "amount", "currency", "periodLength", "periodUnit", "startDateTime")
+
+
+def _row_id(value: str) -> str:
+    return validate_schedule_id(value)
+
+
+def _row_changes(value: UpdateSchedule) -> UpdateSchedule:
+    given: object = value  # checked as what a caller may really pass
+    if not isinstance(given, UpdateSchedule):
+        raise InvalidParameterError(
+            f"changes must be an UpdateSchedule, got {type(given).__name__}"
+        )
+    return value
+
+
+@attrs.frozen
+class UpdateRow:
+    """One row of a bulk update: a schedule and the change it gets.
+
+    Attributes:
+        schedule_id: the schedule (checked as every scheduleId is).
+        changes: the fields to change.
+    """
+
+    schedule_id: str = attrs.field(converter=_row_id)
+    changes: UpdateSchedule = attrs.field(converter=_row_changes)
+
+    @property
+    def digest(self) -> str:
+        """The change's fingerprint: 16 hex digits of the SHA-256 of its body bytes.
+
+        The journal keeps it per row, so that a re-run can tell a row it has
+        applied already (the same digest: skipped) from one whose change is new
+        (another digest: a ``conflict``, not sent).
+        """
+        return hashlib.sha256(self.changes.to_json()).hexdigest()[:16]
+
+    def values(self) -> dict[str, str | int]:
+        """The new values a report shows: the body's fields but ``merchantMetaData`` and
+        ``callbackUrl`` (which may carry anything), by wire name."""
+        body: dict[str, str | int] = json.loads(self.changes.to_json())
+        return {key: value for key, value in body.items() if key in _SHOWN}
 
 
 @attrs.frozen

@@ -315,15 +315,15 @@ def test_a_journal_with_an_unknown_operation_is_refused(tmp_path: Path) -> None:
 
 
 def test_outcome_kinds_refuses_operations_a_bulk_job_does_not_run() -> None:
-    """Start and update have no bulk job."""
+    """Start has no bulk job."""
     assert outcome_kinds(Operation.GET) == (
         OutcomeKind.READ,
         OutcomeKind.FAILED,
         OutcomeKind.INVALID,
         OutcomeKind.ERROR,
     )
-    with pytest.raises(InvalidParameterError, match="not update"):
-        outcome_kinds(Operation.UPDATE)
+    with pytest.raises(InvalidParameterError, match="not start"):
+        outcome_kinds(Operation.START)
 
 
 @pytest.mark.parametrize(
@@ -335,7 +335,7 @@ def test_outcome_kinds_refuses_operations_a_bulk_job_does_not_run() -> None:
         (Operation.PAUSE, AT, "at is for continue only"),
         (Operation.GET, AT, "at is for continue only"),
         (Operation.START, None, "operation must be one of"),
-        (Operation.UPDATE, None, "operation must be one of"),
+        (Operation.UPDATE, AT, "at is for continue only"),
         ("pause", None, "operation must be one of"),
     ],
 )

@@ -16,9 +16,10 @@ EXIT_INTERRUPTED = 130
 #: (0 says what every id is, per command). ``docs/cli.md`` details each case.
 EXIT_MEANINGS = {
     EXIT_FAILED: "some ids failed for good: refused by the API (e.g. 7040 unknown id),"
-    " or not valid scheduleIds",
+    " not valid scheduleIds, or (update) rows in conflict with an earlier change",
     EXIT_USAGE: "usage or input error: a bad option, a missing credential, no ids, input that"
-    " cannot be read (not UTF-8, a line too long for an id), an unusable journal (busy,"
+    " cannot be read (not UTF-8, a line too long for an id), bad rows or ids found before"
+    " sending (also --dry-run's), an unusable journal (busy,"
     " corrupt, another operation's, not found)",
     EXIT_INCOMPLETE: "incomplete: authentication, transport, server or journal failures, a"
     " base URL whose path does not exist (HTTP 404), or refusals that are not final (7002);"

@@ -17,6 +17,7 @@ from typing import IO
 
 import attrs
 
+from .._requests import UpdateRow
 from .._validate import MAX_SCHEDULE_ID
 from ._common import PROG, _UsageError
 
@@ -71,6 +72,8 @@ class _Splitter:
         self._tail = ""  # the line read so far
         self._line = 1  # its number
         self._skipping = False  # it is a long comment: dropped up to its end
+        #: The line numbers of the ids the last feed returned.
+        self.numbers: list[int] = []
 
     def feed(self, data: bytes) -> tuple[list[str], InputError | None]:
         """Take the next bytes; ``b""`` ends the input."""
@@ -91,17 +94,24 @@ class _Splitter:
         if text.endswith("\r") and not final:
             text, self._held = text[:-1], "\r"
         *complete, last = _split(text)
-        lines: list[str] = []
+        lines: list[tuple[int, str]] = []
         try:
             for piece in complete:
                 if not self._skipping:
-                    lines.append(self._hold(piece))
+                    lines.append((self._line, self._hold(piece)))
                 self._tail, self._line, self._skipping = "", self._line + 1, False
             if not self._skipping and self._hold(last) and final:
-                lines.append(self._tail)
+                lines.append((self._line, self._tail))
         except InputError as exc:
-            return list(iter_ids(lines)), exc
-        return list(iter_ids(lines)), None
+            return self._ids(lines), exc
+        return self._ids(lines), None
+
+    def _ids(self, lines: list[tuple[int, str]]) -> list[str]:
+        """The ids of ``lines``; their line numbers are left in ``numbers``."""
+        numbered = [(number, text.strip()) for number, text in lines]
+        numbered = [(n, text) for n, text in numbered if text and not text.startswith("#")]
+        self.numbers = [number for number, _ in numbered]
+        return [text for _, text in numbered]
 
     def _hold(self, piece: str) -> str:
         """Add ``piece`` to the current line and return the line, unless it grows too long."""
@@ -240,6 +250,16 @@ class _LineReader:
 
 def _file_ids(file: IO[bytes], name: str) -> Iterator[str]:
     """The ids of a binary file, read in chunks in the event loop's thread."""
+    for _, schedule_id in numbered_ids(file, name):
+        yield schedule_id
+
+
+def numbered_ids(file: IO[bytes], name: str) -> Iterator[tuple[int, str]]:
+    """The ids of a binary file (or stdin's bytes) with their line numbers, read in chunks.
+
+    Raises:
+        InputError: the input cannot be read, is not UTF-8 or has a line too long for an id.
+    """
     splitter = _Splitter(name)
     while True:
         try:
@@ -247,7 +267,7 @@ def _file_ids(file: IO[bytes], name: str) -> Iterator[str]:
         except OSError as exc:
             raise InputError(f"cannot read {name}: {exc.strerror or exc}") from None
         ids, failure = splitter.feed(data)
-        yield from ids
+        yield from zip(splitter.numbers, ids, strict=True)
         if failure is not None:
             raise failure
         if not data:
@@ -282,7 +302,7 @@ async def _chain(first: Iterable[str], rest: AsyncIterator[str]) -> AsyncIterato
 class _Input:
     """The ids of one run and what is known of their number."""
 
-    ids: Iterable[str] | AsyncIterator[str]
+    ids: Iterable[str] | Iterable[UpdateRow] | AsyncIterator[str]
     total: int | None
     close: Callable[[], None] = lambda: None
 

@@ -43,6 +43,7 @@ from ._settings import (
     ENV_USERNAME,
     REPORT_FORMATS,
 )
+from ._status_report import report_columns
 
 
 def _cmd_mock_server(
@@ -119,14 +120,13 @@ def _add_continue_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_get_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_report_arguments(parser: argparse.ArgumentParser, columns: Sequence[str]) -> None:
     report = parser.add_argument_group("report")
     report.add_argument(
         "--report",
         type=Path,
         metavar="FILE",
-        help="write one row per id (id, success, status, old_status, scheduled_at,"
-        " registration_uuid, merchant_meta_data, error_code, error) at the end, from the"
+        help=f"write one row per id ({', '.join(columns)}) at the end, from the"
         " journal (default journal: FILE.journal, so a killed run resumes)",
     )
     report.add_argument(
@@ -134,6 +134,48 @@ def _add_get_arguments(parser: argparse.ArgumentParser) -> None:
         choices=REPORT_FORMATS,
         help="the report's format (default: csv for a .csv FILE, else jsonl)",
     )
+
+
+def _add_get_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_report_arguments(parser, report_columns(Operation.GET))
+
+
+#: update's uniform change: flag, its column (the API's name), metavar, help.
+_CHANGE_FLAGS = (
+    ("--amount", "amount", "AMOUNT", "e.g. 12.90 (up to 10 digits, a point and 3)"),
+    ("--currency", "currency", "CODE", "three upper-case letters, e.g. EUR"),
+    ("--period-length", "periodLength", "N", "periods between charges"),
+    ("--period-unit", "periodUnit", "UNIT", "DAY, WEEK, MONTH or YEAR"),
+    ("--start-date-time", "startDateTime", "DATETIME", "the next charge, ISO 8601 with an offset"),
+    ("--registration-uuid", "registrationUuid", "UUID", "the registration to charge"),
+    ("--merchant-meta-data", "merchantMetaData", "TEXT", "up to 255 characters"),
+    ("--callback-url", "callbackUrl", "URL", "an absolute http(s) URL"),
+)
+
+
+def _add_update_arguments(parser: argparse.ArgumentParser) -> None:
+    rows = parser.add_argument_group(
+        "changes (a CSV or JSON Lines file, or one change for every id read)"
+    )
+    rows.add_argument(
+        "--input-format",
+        choices=("csv", "jsonl", "ids"),
+        help="what --from holds (default: by its suffix: .csv, .jsonl or .ndjson rows, else"
+        " ids one per line)",
+    )
+    for flag, column, metavar, text in _CHANGE_FLAGS:
+        rows.add_argument(
+            flag,
+            dest=f"change_{column}",
+            metavar=metavar,
+            help=f"{column} for every row whose own cell is empty: {text}",
+        )
+    rows.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="send the valid rows of a file with bad ones (default: send nothing, exit 2)",
+    )
+    _add_report_arguments(parser, report_columns(Operation.UPDATE))
 
 
 @attrs.frozen
@@ -200,6 +242,27 @@ _BULK_COMMANDS = (
             f"{PROG} get --from ids.txt --report status.jsonl --journal get.jsonl",
         ),
         add_arguments=_add_get_arguments,
+    ),
+    _BulkCommand(
+        Operation.UPDATE,
+        help="update schedules in bulk from a CSV or JSON Lines file of changes",
+        description="Change schedules (POST .../update), each with its own change read from\n"
+        "a CSV file with a header row (scheduleId and the columns to change, named as\n"
+        "in the API: amount, currency, periodLength, periodUnit, startDateTime,\n"
+        "registrationUuid, merchantMetaData, callbackUrl) or JSON Lines with the same\n"
+        "keys; or one change (--amount, --currency, ...) for every id read. Every row\n"
+        "is checked before anything is sent: bad rows are named by line and column,\n"
+        "and then nothing is sent (exit 2) unless --skip-invalid is given.\n"
+        "The journal keeps each row's change digest: a run again skips the rows\n"
+        "applied, and a row whose change differs from the journal's is a conflict,\n"
+        "not sent.\n" + _JOURNAL_NOTE,
+        state="updated as its row asks",
+        examples=(
+            f"{PROG} update --from changes.csv --journal update.jsonl --report updated.csv",
+            f"{PROG} update --from changes.csv --dry-run",
+            f"{PROG} update --from ids.txt --amount 12.90 --currency EUR --journal update.jsonl",
+        ),
+        add_arguments=_add_update_arguments,
     ),
 )
 
@@ -275,7 +338,15 @@ def _add_bulk_options(parser: argparse.ArgumentParser) -> None:
         "--from",
         dest="from_file",
         metavar="FILE",
-        help="read ids from FILE, one per line (# comments), or - for stdin; streamed",
+        help="read ids from FILE, one per line (# comments), or - for stdin; streamed"
+        " (update: rows of changes, see above)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check every id (row) and print what would be sent for the first ones and the"
+        " totals; send nothing, touch no journal, need no credentials; exit 0 when all are"
+        " valid, else 2",
     )
     creds = parser.add_argument_group("credentials (default: the environment variables below)")
     creds.add_argument("--api-key", metavar="KEY", help=f"connector apiKey [{ENV_API_KEY}]")
@@ -444,13 +515,13 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the ``schedcancel`` argument parser.
 
     Returns:
-        The parser with its ``cancel``, ``pause``, ``continue``, ``get``, ``demo`` and
+        The parser with its ``cancel``, ``pause``, ``continue``, ``get``, ``update``, ``demo`` and
         ``mock-server`` subcommands.
     """
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=(
-            "Cancel, pause, continue or read IXOPAY recurring-payment schedules in bulk, "
+            "Cancel, pause, continue, read or update IXOPAY recurring-payment schedules in bulk, "
             "within the API's rate "
             "limits (60 per minute per API user, 10 per minute per schedule)."
         ),

@@ -36,12 +36,14 @@ _DONE_STATES = {
     Operation.PAUSE: "paused",
     Operation.CONTINUE: "active",
     Operation.GET: "read",
+    Operation.UPDATE: "updated",
 }
 _ACTIVITIES = {
     Operation.CANCEL: "cancelling",
     Operation.PAUSE: "pausing",
     Operation.CONTINUE: "continuing",
     Operation.GET: "reading",
+    Operation.UPDATE: "updating",
 }
 
 
@@ -142,7 +144,7 @@ class RunReport:
         before = self.progress.journal_counts if self.progress else {}
         if counts.get(OutcomeKind.ERROR, 0) or self.failed_not_final:
             return EXIT_INCOMPLETE
-        for kind in (OutcomeKind.FAILED, OutcomeKind.INVALID):
+        for kind in (OutcomeKind.FAILED, OutcomeKind.INVALID, OutcomeKind.CONFLICT):
             if counts.get(kind, 0) or before.get(kind, 0):
                 return EXIT_FAILED
         return EXIT_OK
@@ -295,8 +297,11 @@ def outcome_text(outcome: BulkOutcome) -> str:
         detail = f"{outcome.error_code} {outcome.error or ''}".strip()
     elif outcome.kind is OutcomeKind.ERROR:
         detail = f"{outcome.error_type}: {outcome.error}"
-    elif outcome.kind is OutcomeKind.INVALID:
+    elif outcome.kind in (OutcomeKind.INVALID, OutcomeKind.CONFLICT):
         detail = outcome.error or ""
+    elif outcome.kind is OutcomeKind.UPDATED:
+        values = json.dumps(dict(outcome.values or {}), separators=(",", ":"))
+        detail = f"{outcome.new_status} {values}"
     elif outcome.kind is OutcomeKind.READ:
         detail = str(outcome.new_status)
         if outcome.scheduled_at is not None:

@@ -1,5 +1,5 @@
 """The bulk run: ``run_bulk`` (limiter, signals, per-id output) and the bulk commands
-(``cancel``, ``pause``, ``continue``, ``get``)."""
+(``cancel``, ``pause``, ``continue``, ``get``, ``update``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from .._hooks import LoggingHook
 from .._journal import BulkOutcome, OutcomeKind
 from .._operations import Operation
 from .._redact import scrub, url_secrets
+from .._requests import UpdateRow
 from ..errors import InvalidParameterError, ScheduleError
 from ._common import EXIT_OK, EXIT_USAGE, INSTALL_REDIS_HINT, PROG, _isatty, _Streams, _UsageError
 from ._input import _open_input
@@ -34,6 +35,7 @@ from ._report import (
 )
 from ._settings import RunSettings, _settings_from_args
 from ._status_report import latest_outcomes, status_key, write_report
+from ._update import dry_run, update_input
 
 if TYPE_CHECKING:
     from .._models import Limiter
@@ -151,7 +153,7 @@ async def _consume(
 
 async def run_bulk(
     settings: RunSettings,
-    ids: Iterable[str] | AsyncIterator[str],
+    ids: Iterable[str] | Iterable[UpdateRow] | AsyncIterator[str],
     *,
     total: int | None,
     stdout: IO[str],
@@ -274,7 +276,10 @@ def _write_status_report(report: RunReport, settings: RunSettings, streams: _Str
         return
     try:
         report.statuses = write_report(
-            settings.report, settings.report_format, latest_outcomes(settings.journal)
+            settings.report,
+            settings.report_format,
+            latest_outcomes(settings.journal),
+            settings.operation,
         )
     except (OSError, ValueError) as exc:
         streams.stderr.write(f"{PROG}: the report was not written: {exc}\n")
@@ -283,10 +288,15 @@ def _write_status_report(report: RunReport, settings: RunSettings, streams: _Str
 
 
 def _cmd_bulk(args: argparse.Namespace, streams: _Streams, environ: Mapping[str, str]) -> int:
+    if args.dry_run:
+        return dry_run(args, streams)
     settings = _settings_from_args(args, environ)
     if args.from_file == "-" and _isatty(streams.stdin):
         streams.stderr.write(f"{PROG}: reading ids from stdin, one per line (end with Ctrl-D)\n")
-    source = _open_input(args, streams.stdin)
+    if settings.operation is Operation.UPDATE:
+        source = update_input(args, streams)
+    else:
+        source = _open_input(args, streams.stdin)
     try:
         report = asyncio.run(
             run_bulk(

@@ -1,4 +1,4 @@
-"""``get --report``: the status report, one row per id, written from the run's journal.
+"""``get --report`` and ``update --report``: one row per id, written from the run's journal.
 
 The report is made from the journal, not appended as the run goes: the
 journal is what survives a kill, so a killed ``get`` run started again (on
@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .._journal import BulkOutcome, OutcomeKind, read_journal
+from .._operations import Operation
 
 #: The report's columns, in order.
 REPORT_COLUMNS = (
@@ -33,6 +34,45 @@ REPORT_COLUMNS = (
     "error_code",
     "error",
 )
+
+
+#: ``update --report``'s columns: the row's new values, by the API's names.
+UPDATE_REPORT_COLUMNS = (
+    "id",
+    "success",
+    "outcome",
+    "status",
+    "amount",
+    "currency",
+    "periodLength",
+    "periodUnit",
+    "startDateTime",
+    "registrationUuid",
+    "change",
+    "error_code",
+    "error",
+)
+
+
+def report_columns(operation: Operation) -> tuple[str, ...]:
+    """The report's columns for a job of ``operation`` (get's or update's)."""
+    return UPDATE_REPORT_COLUMNS if operation is Operation.UPDATE else REPORT_COLUMNS
+
+
+def update_report_row(outcome: BulkOutcome) -> dict[str, object]:
+    """Return one row's line of ``update --report``: the new values it asked for, its status
+    after the call, and the change's digest; ``success`` is true when it was updated."""
+    values = outcome.values or {}
+    return {
+        "id": outcome.schedule_id,
+        "success": outcome.kind is OutcomeKind.UPDATED,
+        "outcome": outcome.kind.value,
+        "status": _text(outcome.new_status),
+        **{column: values.get(column) for column in UPDATE_REPORT_COLUMNS[4:10]},
+        "change": outcome.change,
+        "error_code": outcome.error_code,
+        "error": outcome.error,
+    }
 
 
 def _text(value: object) -> str | None:
@@ -86,7 +126,12 @@ def status_key(outcome: BulkOutcome) -> str:
     return outcome.kind.value
 
 
-def write_report(path: Path, fmt: str, outcomes: Iterable[BulkOutcome]) -> dict[str, int]:
+def write_report(
+    path: Path,
+    fmt: str,
+    outcomes: Iterable[BulkOutcome],
+    operation: Operation = Operation.GET,
+) -> dict[str, int]:
     """Write the report atomically and return the number of rows per status.
 
     Args:
@@ -97,6 +142,7 @@ def write_report(path: Path, fmt: str, outcomes: Iterable[BulkOutcome]) -> dict[
             ``-``, ``@``, a tab or a CR gets a leading ``'`` so that a spreadsheet
             shows it instead of running it as a formula).
         outcomes: each id's outcome.
+        operation: the job's (get's report, or update's: `report_columns()`).
 
     Returns:
         Rows per `status_key()`.
@@ -108,16 +154,18 @@ def write_report(path: Path, fmt: str, outcomes: Iterable[BulkOutcome]) -> dict[
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+            columns = report_columns(operation)
+            make_row = update_report_row if operation is Operation.UPDATE else report_row
             writer = csv.writer(file) if fmt == "csv" else None
             if writer is not None:
-                writer.writerow(REPORT_COLUMNS)
+                writer.writerow(columns)
             for outcome in outcomes:
-                row = report_row(outcome)
+                row = make_row(outcome)
                 statuses[status_key(outcome)] += 1
                 if writer is None:
                     file.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
                 else:
-                    writer.writerow(_csv_cell(row[column]) for column in REPORT_COLUMNS)
+                    writer.writerow(_csv_cell(row[column]) for column in columns)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)

@@ -44,7 +44,7 @@ def _journal_lines(path: Path) -> list[dict[str, Any]]:
 def test_help_lists_every_bulk_command_and_the_mock_server_serves_six() -> None:
     """The top-level help names the four bulk commands; mock-server's no longer says cancel only."""
     text = build_parser().format_help()
-    for command in ("cancel", "pause", "continue", "get", "demo", "mock-server"):
+    for command in ("cancel", "pause", "continue", "get", "update", "demo", "mock-server"):
         assert command in text
     out = io.StringIO()
     code = _run_help(["mock-server", "--help"], out)
@@ -59,7 +59,7 @@ def _run_help(argv: list[str], out: io.StringIO) -> int:
     return main(argv, stdout=out, stderr=io.StringIO(), environ={})
 
 
-@pytest.mark.parametrize("command", ["cancel", "pause", "continue", "get"])
+@pytest.mark.parametrize("command", ["cancel", "pause", "continue", "get", "update"])
 def test_every_bulk_command_has_the_same_shared_flags(command: str) -> None:
     """Input, journal, budget flags and --redis: one definition, every subcommand."""
     out = io.StringIO()
@@ -80,10 +80,13 @@ def test_every_bulk_command_has_the_same_shared_flags(command: str) -> None:
         "--redis",
         "--json",
         "--no-progress",
+        "--metrics-port",
+        "--dry-run",
     ):
         assert flag in text, (command, flag)
     assert ("--at" in text) is (command == "continue")
-    assert ("--report" in text) is (command == "get")
+    assert ("--report" in text) is (command in {"get", "update"})
+    assert ("--skip-invalid" in text) is (command == "update")
 
 
 def test_pause_pauses_active_ones_and_knows_the_paused(
