@@ -1,8 +1,8 @@
 """The adaptive policy: what a 429 the limiter could not have caused teaches it. Pure.
 
 One rule, kept in two places that must agree step for step: this module (the
-in-process store applies it) and ``lua/limiter.lua`` (the Redis store applies
-it inside the script, atomically for every process). ``tests/test_adaptive.py``
+in-process store applies it) and ``lua/helpers.lua`` (the Redis store applies
+it inside its scripts, atomically for every process). ``tests/test_adaptive.py``
 runs one table of cases against both.
 
 A 429 at the API user's level is *evidence*: our log never lets ``limit``

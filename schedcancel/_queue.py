@@ -1,7 +1,7 @@
 """The one dispatcher: who waits, in what order, and what happens to them. Pure.
 
 Both limiters queue through this module; only their *store* differs (memory
-over ``_window``, or Redis over ``lua/limiter.lua``). The dispatcher never
+over ``_window``, or Redis over the scripts in ``lua/``). The dispatcher never
 reads a clock, sleeps or does I/O: every method takes ``now``, and the driver
 in ``_limiter`` asks the store between `Dispatcher.take()` and
 `Dispatcher.settle()`.

@@ -5,7 +5,7 @@ and only those (a narrow seam; docs/development.md, "Design notes"): try these
 candidates in this order, release this permit, give this one back, when could
 one start. `MemoryStore` keeps them in
 this process over ``_window``; ``schedcancel.redis`` keeps them in Redis over
-``lua/limiter.lua``. Both apply the one adaptive policy of ``_adaptive``.
+the scripts in ``lua/``. Both apply the one adaptive policy of ``_adaptive``.
 
 The memory store reads no clock: ``now`` comes with every call.
 """

@@ -2,9 +2,10 @@
 
 Several workers cancelling for the same API user must share its 60-per-window
 budget, or together they overrun it. [`RedisLimiter`][schedcancel.redis.RedisLimiter] keeps the
-two-level sliding-window log (docs/rate-limits.md) in Redis, and one Lua script
-(``schedcancel/lua/limiter.lua``) checks and adds both levels atomically with
-Redis ``TIME`` as the one clock.
+two-level sliding-window log (docs/rate-limits.md) in Redis, and Lua scripts,
+one per operation (``schedcancel/lua/``, their KEYS and ARGV defined in
+``_redis_scripts``), check and add both levels atomically with Redis ``TIME``
+as the one clock.
 
 Waiting stays local, in the same dispatcher as the in-process limiter
 (``_queue``, driven by ``_limiter.QueuedLimiter``); only the store differs.
@@ -27,8 +28,7 @@ import logging
 import math
 import secrets
 import time
-from importlib.resources import files
-from typing import TYPE_CHECKING, Final, Literal, TypeAlias, cast
+from typing import TYPE_CHECKING, Final, TypeAlias, cast
 from urllib.parse import urlsplit
 
 import attrs
@@ -48,12 +48,23 @@ from ._limiter import QueuedLimiter, _Ticket
 from ._models import Limiter, LimiterStats, Permit, RateLimitLevel, RateLimits
 from ._queue import Answer, Waiter
 from ._redact import Hidden, scrub, url_secrets
+from ._redis_scripts import (
+    SCRIPTS,
+    Acquire,
+    Call,
+    Forget,
+    IdKeys,
+    Release,
+    ReleasedPermit,
+    Undo,
+    UserKeys,
+)
 from ._stores import Holds
 from ._validate import check_key, check_number, check_priority, check_queue_timeout
 from .errors import BackendError, InvalidParameterError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
 __all__ = ["RedisLimiter"]
 
@@ -61,7 +72,6 @@ log = logging.getLogger("schedcancel.redis")
 
 RedisClient: TypeAlias = "aioredis.Redis | aioredis.RedisCluster"
 
-_SCRIPT: Final = files("schedcancel").joinpath("lua/limiter.lua").read_text(encoding="utf-8")
 _US: Final = 1_000_000
 _DEFAULT_PORT: Final = 6379
 # Most candidates one script round tries: a full window's burst of the documented
@@ -187,7 +197,7 @@ class _UseFallback(Exception):  # noqa: N818 - a signal between our own tasks, n
 
 
 class _RedisStore:
-    """The store seam over ``lua/limiter.lua``: the logs live in Redis."""
+    """The store seam over the scripts in ``lua/``: the logs live in Redis."""
 
     def __init__(
         self,
@@ -203,8 +213,8 @@ class _RedisStore:
         clock: Callable[[], float] | None,
     ) -> None:
         self._client = client
-        self._script = client.register_script(_SCRIPT)
-        self._tag = tag
+        self._scripts = {name: client.register_script(text) for name, text in SCRIPTS.items()}
+        self.tag = tag
         self._limits = limits
         self._where = where
         self._secrets = secrets_
@@ -212,14 +222,7 @@ class _RedisStore:
         self._timeout = timeout
         self.jitter = jitter
         self._clock = clock
-        self.user_keys = (
-            f"{tag}:log:u",
-            f"{tag}:pause:u",
-            f"{tag}:last:u",
-            f"{tag}:adapt:u",
-            f"{tag}:acc:u",
-            f"{tag}:lastbg:u",
-        )
+        self.user_keys = UserKeys.under(tag)
         self.in_flight: set[_Handle] = set()
         self.rate_limited = 0
         self.last: _Round | None = None
@@ -240,7 +243,7 @@ class _RedisStore:
     async def acquire(
         self, keys: Sequence[str | None], backgrounds: Sequence[bool], now: float
     ) -> Answer:
-        rnd, base = await self.ask("acquire", keys, now, backgrounds)
+        rnd, base = await self.ask(keys, now, backgrounds)
         handles: list[object | None] = []
         waits: list[float] = []
         for index, result in enumerate(rnd.results):
@@ -332,9 +335,7 @@ class _RedisStore:
         limits = self._limits
         while self._releases:
             batch, self._releases = self._releases[:_ROUND], self._releases[_ROUND:]
-            keys = list(self.user_keys)
-            args: list[str | int] = [
-                "release",
+            release = Release(
                 self._now_arg(),
                 limits.total,
                 limits.per_schedule,
@@ -342,21 +343,23 @@ class _RedisStore:
                 _us(limits.guard),
                 _us(limits.effective_retry_after_cap),
                 int(limits.adaptive),
-            ]
-            for item in batch:
-                keys.extend(self.id_keys(item.schedule_id))
-                retry_after = -1 if item.retry_after is None else _us(max(0.0, item.retry_after))
-                args += [
+            )
+            permits = [
+                ReleasedPermit(
                     item.handle.token,
                     item.handle.acquired_us,
                     int(item.limited),
-                    retry_after,
+                    -1 if item.retry_after is None else _us(max(0.0, item.retry_after)),
                     int(item.schedule_id is not None),
-                ]
+                )
+                for item in batch
+            ]
             user_pause = 0.0
             levels: list[RateLimitLevel | None] = [None] * len(batch)
             try:
-                raw = await self.eval(keys, *args)
+                raw = await self.eval(
+                    release.call(self.user_keys, self.ids(i.schedule_id for i in batch), permits)
+                )
             except BackendError as exc:
                 self._send_again_later(batch, exc)
             else:
@@ -371,13 +374,8 @@ class _RedisStore:
         """Remove a never-sent permit's entries; False when Redis failed (they expire)."""
         self.in_flight.discard(handle)
         try:
-            await self.eval(
-                self.user_keys + self.id_keys(schedule_id),
-                "undo",
-                self._now_arg(),
-                handle.token,
-                handle.acquired_us,
-            )
+            undo = Undo(self._now_arg(), handle.token, handle.acquired_us)
+            await self.eval(undo.call(self.user_keys, self.ids([schedule_id])))
         except BackendError as exc:
             log.warning("could not give back an unused permit (it expires on its own): %s", exc)
             return False
@@ -385,20 +383,21 @@ class _RedisStore:
 
     async def ask(
         self,
-        op: Literal["acquire", "peek"],
         schedule_ids: Sequence[str | None],
         now: float = 0.0,
         backgrounds: Sequence[bool] = (),
+        *,
+        peek: bool = False,
     ) -> tuple[_Round, str]:
-        """Run one round of the script for candidates in the order they should be served.
+        """Run one round of the acquire script for candidates in the order they should be served.
 
         Args:
-            op: ``"acquire"`` takes entries for every candidate both levels
-                admit; ``"peek"`` only reports on the first one.
             schedule_ids: one per candidate (an id may repeat; None: a request
                 with no scheduleId, for which no per-id key is passed or touched).
             now: the local clock, to date the answer.
             backgrounds: per candidate, whether it is a background call.
+            peek: report on the first candidate only, and take nothing; else
+                take entries for every candidate both levels admit.
 
         Returns:
             The round's answer, and the token base its entries carry.
@@ -407,37 +406,40 @@ class _RedisStore:
             BackendError: Redis failed.
         """
         limits = self._limits
-        keys = list(self.user_keys)
-        for schedule_id in schedule_ids:
-            keys.extend(self.id_keys(schedule_id))
+        ids = self.ids(schedule_ids)
         # One flag per candidate: bit 1 background, bit 2 no scheduleId (no per-id keys).
         flags = "".join(
             str(int(index < len(backgrounds) and backgrounds[index]) + 2 * (schedule_id is None))
             for index, schedule_id in enumerate(schedule_ids)
         )
-        settings = (
-            limits.total,
-            limits.per_schedule,
-            _us(limits.window),
-            _us(limits.guard),
-            _us(self._in_flight_timeout),
-            int(limits.mode == "smooth"),
-            repr(limits.slack),
+        settings = Acquire(
+            now="",  # each try's own, below
+            peek=int(peek),
+            base="",
+            total=limits.total,
+            per_schedule=limits.per_schedule,
+            window=_us(limits.window),
+            guard=_us(limits.guard),
+            in_flight=_us(self._in_flight_timeout),
+            smooth=int(limits.mode == "smooth"),
+            slack=repr(limits.slack),
             # An in-flight entry past its earliest possible end is looked at again this often.
-            _us(max(0.01, limits.window / 100)),
-            int(limits.adaptive),
-            limits.interactive_reserve,
-            flags,
+            poll=_us(max(0.01, limits.window / 100)),
+            adaptive=int(limits.adaptive),
+            reserve=limits.interactive_reserve,
+            flags=flags,
+            deadline="",
         )
         # An expired round (see _deadline) is asked once more, on the clock its answer taught.
         for _ in range(2):
             base = secrets.token_hex(6)
-            deadline = await self._deadline(now) if op == "acquire" else ""
+            deadline = "" if peek else await self._deadline(now)
+            acquire = settings._replace(now=self._now_arg(), base=base, deadline=deadline)
             try:
-                raw = await self.eval(keys, op, self._now_arg(), base, *settings, deadline)
+                raw = await self.eval(acquire.call(self.user_keys, ids))
             except BackendError:
-                if op == "acquire":
-                    self._forget(keys, base)
+                if not peek:
+                    self._forget(ids, base)
                 raise
             reply = [int(x) for x in cast("list[int]", raw)]
             self._learn_time(reply[1])
@@ -467,7 +469,7 @@ class _RedisStore:
         self.last_at = now
         return rnd, base
 
-    def _forget(self, keys: Sequence[str], base: str) -> None:
+    def _forget(self, ids: Sequence[IdKeys], base: str) -> None:
         """Take back, in the background, what a round whose answer never came granted.
 
         The round's deadline keeps Redis from granting it once its caller gave
@@ -475,13 +477,13 @@ class _RedisStore:
         (cut off, or late past the timeout). Best effort: if Redis fails again,
         the entries expire on their own.
         """
-        task = asyncio.get_running_loop().create_task(self._forget_round(keys, base))
+        task = asyncio.get_running_loop().create_task(self._forget_round(ids, base))
         self.forgetting.add(task)
         task.add_done_callback(self.forgetting.discard)
 
-    async def _forget_round(self, keys: Sequence[str], base: str) -> None:
+    async def _forget_round(self, ids: Sequence[IdKeys], base: str) -> None:
         try:
-            await self.eval(keys, "forget", self._now_arg(), base)
+            await self.eval(Forget(self._now_arg(), base).call(self.user_keys, ids))
         except BackendError as exc:
             log.debug("could not take back a round whose answer was lost: %s", exc)
 
@@ -498,7 +500,7 @@ class _RedisStore:
         ``time.monotonic`` (the event loop's own clock), not on an injected one.
         """
         if self._time_offset is None:
-            await self.ask("peek", [], now)
+            await self.ask([], now, peek=True)
         assert self._time_offset is not None  # noqa: S101 - set by every answer
         return int((time.monotonic() + self._timeout * _GRANT_WITHIN) * _US) + self._time_offset
 
@@ -537,25 +539,19 @@ class _RedisStore:
                 QUIET_WINDOWS,
             )
 
-    def id_keys(self, schedule_id: str | None) -> tuple[str, ...]:
-        """A scheduleId's three keys (log, pause, last send); none for None."""
-        if schedule_id is None:
-            return ()
-        return (
-            f"{self._tag}:log:s:{schedule_id}",
-            f"{self._tag}:pause:s:{schedule_id}",
-            f"{self._tag}:last:s:{schedule_id}",
-        )
+    def ids(self, schedule_ids: Iterable[str | None]) -> list[IdKeys]:
+        """The keys of each scheduleId, in order; none for None (a request with no scheduleId)."""
+        return [IdKeys.under(self.tag, s) for s in schedule_ids if s is not None]
 
-    async def eval(self, keys: Sequence[str], *args: str | int | float) -> object:
-        """Run the script (EVALSHA, loading it again after NOSCRIPT) within the timeout.
+    async def eval(self, call: Call) -> object:
+        """Run a script (EVALSHA, loading it again after NOSCRIPT) within the timeout.
 
         Raises:
             BackendError: Redis failed, timed out or refused the script.
         """
         try:
             async with asyncio.timeout(self._timeout):
-                return await self._script(keys=list(keys), args=list(args))
+                return await self._scripts[call.script](keys=call.keys, args=call.args)
         except (RedisError, OSError, TimeoutError) as exc:
             raise BackendError(self._failure_message(exc)) from exc
 
@@ -682,8 +678,8 @@ class RedisLimiter(QueuedLimiter):
             Key names, all under this limiter's one hash tag.
         """
         if schedule_id is None:
-            return self._redis.user_keys
-        return self._redis.user_keys + self._redis.id_keys(schedule_id)
+            return tuple(self._redis.user_keys)
+        return (*self._redis.user_keys, *IdKeys.under(self._redis.tag, schedule_id))
 
     def __repr__(self) -> str:
         limits = self._limits
@@ -802,9 +798,8 @@ class RedisLimiter(QueuedLimiter):
         loop = asyncio.get_running_loop()
         if self._on_fallback(loop.time()) and self._fallback is not None:
             return await self._fallback.estimate(schedule_id)
-        rnd, _ = await self._redis.ask(
-            "peek", [] if schedule_id is None else [schedule_id], self._now()
-        )
+        candidates = [] if schedule_id is None else [schedule_id]
+        rnd, _ = await self._redis.ask(candidates, self._now(), peek=True)
         hold = self._limits.window + self._limits.guard
         wait = max([rnd.user_wait, *(r for r in rnd.results if r is not None)])
         wait = max(wait, (self._core.queued // max(1, rnd.user_limit)) * hold)
@@ -846,7 +841,7 @@ class RedisLimiter(QueuedLimiter):
         Raises:
             BackendError: Redis failed.
         """
-        await self._redis.ask("peek", [], self._now())
+        await self._redis.ask([], self._now(), peek=True)
         return self.stats()
 
     async def aclose(self) -> None:

@@ -4,8 +4,9 @@ Each case is a sequence of events on a fresh state (base limit 60, hold 61 s):
 ``("429", now, stamp, next_stamp)``, ``("judge", now, peak)`` or
 ``("limit", now)``, each with the expected ``(limit_at(now), smooth,
 episode_open, action)`` after it. The Redis half runs the same events through
-the script's ``policy`` operation on a real Redis server, so the two
-implementations cannot drift apart unnoticed.
+``tests/lua/policy.lua`` (the policy alone, assembled after the package's
+``lua/helpers.lua`` like every script; it is not shipped) on a real Redis
+server, so the two implementations cannot drift apart unnoticed.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import cast
 import pytest
 import redis.asyncio as aioredis
 from schedcancel._adaptive import QUIET_WINDOWS, Action, AdaptiveState, accepted_peak
-from schedcancel.redis import _SCRIPT
+from schedcancel._redis_scripts import assemble
 
-from support.redis import local_redis
+from support.redis import POLICY_LUA, Policy, local_redis
 
 BASE, HOLD = 60, 61.0
 Q = QUIET_WINDOWS
@@ -156,7 +157,7 @@ async def test_lua_policy_follows_the_table(
     redis: aioredis.Redis, name: str, events: list[tuple[Event, Expected]]
 ) -> None:
     """The script's policy gives the same table, step for step (times in microseconds)."""
-    script = redis.register_script(_SCRIPT)
+    script = redis.register_script(assemble(POLICY_LUA.read_text(encoding="utf-8")))
     key = f"{{sctest-adapt-{uuid.uuid4().hex[:12]}}}:adapt:u"
     seen: list[Expected] = []
     try:
@@ -164,10 +165,8 @@ async def test_lua_policy_follows_the_table(
             kind, now, *args = event
             assert isinstance(now, float)
             extra = [round(cast(float, a) * US) if kind == "429" else cast(int, a) for a in args]
-            raw = await script(
-                keys=["", "", "", key],
-                args=["policy", "", BASE, round(HOLD * US), str(kind), round(now * US), *extra],
-            )
+            argv = Policy("", BASE, round(HOLD * US), str(kind), round(now * US), *extra)
+            raw = await script(keys=[key], args=list(argv))
             limit, smooth, open_, action = (int(x) for x in cast("list[int]", raw))
             seen.append((limit, bool(smooth), bool(open_), action))
     finally:

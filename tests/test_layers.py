@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "values and pure cores",
         ("_models", "_convert", "_requests", "_protocol", "_window", "_queue", "_adaptive"),
     ),
-    ("limiting", ("_stores", "_limiter", "_gate", "redis")),
+    ("limiting", ("_stores", "_limiter", "_gate", "_redis_scripts", "redis")),
     ("services", ("_transport", "_hooks", "_journal", "_bulk")),
     ("client", ("_client", "hooks", "otel", "prometheus")),
     ("package", ("schedcancel",)),

@@ -30,7 +30,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -48,6 +48,7 @@ from schedcancel import (
     ScheduleResult,
 )
 from schedcancel._adaptive import QUIET_WINDOWS
+from schedcancel._redis_scripts import Undo
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import MockScheduleServer, ServerLimits
 
@@ -437,7 +438,7 @@ async def test_adaptive_policy_is_shared_and_judged_when_the_pause_ends(
     assert len(warnings) == 2
     assert "every process sharing this API user now paces sends 3.37s apart" in warnings[0]
     assert "the shared limit is now 2 per 10s" in warnings[1]
-    # On an injected clock, keys live an hour of Redis's own time at least (see limiter.lua).
+    # On an injected clock, keys live an hour of Redis's own time at least (see lua/helpers.lua).
     assert 3_590_000 < await client.pttl(adapt) <= 3_600_000
     # Additive increase: one more per hold after ten quiet holds; pacing stays.
     now[0] = 1020.0 + 10 * 10.0 + 5.0
@@ -553,12 +554,12 @@ async def test_script_is_reloaded_after_script_flush(
     client = aioredis.Redis(port=port)
     limiter = make(redis=client)
     await limiter.release(await limiter.acquire("SC-1"))
-    sha = limiter._redis._script.sha
-    assert (await client.script_exists(sha)) == [True]
+    shas = [script.sha for script in limiter._redis._scripts.values()]
+    assert (await client.script_exists(*shas))[:2] == [True, True]  # acquire, release
     await client.script_flush()
-    assert (await client.script_exists(sha)) == [False]
+    assert not any(await client.script_exists(*shas))
     await limiter.release(await limiter.acquire("SC-2"))
-    assert (await client.script_exists(sha)) == [True]
+    assert (await client.script_exists(*shas))[:2] == [True, True]
     await limiter.aclose()
     await client.aclose()
 
@@ -693,9 +694,9 @@ async def test_queue_timeout_shorter_than_a_known_wait_fails_at_once(
     asked: list[str] = []
     real_ask = limiter._redis.ask
 
-    async def ask(op: Literal["acquire", "peek"], schedule_ids: Sequence[str], now: float) -> Any:
-        asked.append(op)
-        return await real_ask(op, schedule_ids, now)
+    async def ask(schedule_ids: Sequence[str | None], *args: Any, **kwargs: Any) -> Any:
+        asked.append(",".join(map(str, schedule_ids)))
+        return await real_ask(schedule_ids, *args, **kwargs)
 
     monkeypatch.setattr(limiter._redis, "ask", ask)
     with pytest.raises(QueueTimeoutError) as caught:
@@ -876,17 +877,15 @@ async def test_a_round_whose_answer_was_lost_is_taken_back(
     limiter = make(limits=_limits(total=5), timeout=2.0)
     await limiter.release(await limiter.acquire("SC-0"))  # the clock learnt
     store = limiter._redis
-    script = store._script
+    script = store._scripts["acquire"]
     granted: list[int] = []
 
     async def answer_lost(keys: list[str], args: list[str | int]) -> object:
-        reply = await script(keys=keys, args=args)
-        if args[0] == "acquire":
-            granted.append(await client.zcard(keys[0]))
-            raise TimeoutError  # the answer is lost on its way back
-        return reply
+        await script(keys=keys, args=args)
+        granted.append(await client.zcard(keys[0]))
+        raise TimeoutError  # the answer is lost on its way back
 
-    monkeypatch.setattr(store, "_script", answer_lost)
+    monkeypatch.setitem(store._scripts, "acquire", answer_lost)
     with pytest.raises(BackendError, match="no answer within"):
         await limiter.acquire("SC-1")
     await limiter.aclose()  # waits for its work in the background
@@ -910,16 +909,16 @@ async def test_a_release_redis_failed_is_sent_again(
     limiter = make(limits=limits, timeout=0.5)
     permits = [await limiter.acquire(f"SC-{i}") for i in range(2)]
     store = limiter._redis
-    script = store._script
+    script = store._scripts["release"]
     failed: list[str] = []
 
     async def first_release_fails(keys: list[str], args: list[str | int]) -> object:
-        if args[0] == "release" and not failed:
+        if not failed:
             failed.append("release")
             raise RedisError("Connection reset by peer")
         return await script(keys=keys, args=args)
 
-    monkeypatch.setattr(store, "_script", first_release_fails)
+    monkeypatch.setitem(store._scripts, "release", first_release_fails)
     loop = asyncio.get_running_loop()
     start = loop.time()
     await asyncio.gather(*(limiter.release(permit) for permit in permits))
@@ -951,7 +950,7 @@ async def test_a_release_is_sent_again_only_while_its_entries_count(
         sent.append(loop.time())
         raise RedisError("Connection refused")
 
-    monkeypatch.setattr(store, "_script", outage)
+    monkeypatch.setattr(store, "_scripts", dict.fromkeys(store._scripts, outage))
     start = loop.time()
     await limiter.release(permit)
     await asyncio.sleep(10)
@@ -1029,7 +1028,7 @@ async def test_switching_to_and_from_the_fallback_keeps_this_process_within_the_
     limits = _limits(total=3, per_schedule=3, window=2.0, adaptive=False)
     fallback = RateLimiter(limits)
     limiter = make(limits=limits, fallback=fallback, fallback_retry=0.3, timeout=1.0)
-    script = limiter._redis._script
+    scripts = limiter._redis._scripts
 
     async def outage(*_: object, **__: object) -> object:
         raise RedisError("simulated outage")
@@ -1046,14 +1045,14 @@ async def test_switching_to_and_from_the_fallback_keeps_this_process_within_the_
         await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(3))), 10)
 
     if first == "fallback":
-        monkeypatch.setattr(limiter._redis, "_script", outage)
+        monkeypatch.setattr(limiter._redis, "_scripts", dict.fromkeys(scripts, outage))
     await burst()  # the whole budget, through Redis or through the fallback
     assert fallback.stats().total_used == 3  # the fallback knows either way
     if first == "redis":
-        monkeypatch.setattr(limiter._redis, "_script", outage)
+        monkeypatch.setattr(limiter._redis, "_scripts", dict.fromkeys(scripts, outage))
     else:
         await asyncio.sleep(0.35)  # past fallback_retry: Redis again
-        monkeypatch.setattr(limiter._redis, "_script", script)
+        monkeypatch.setattr(limiter._redis, "_scripts", scripts)
     await burst()  # through the other one: must wait for the window
     assert sum(1 for t in sent if t < sent[0] + limits.window) == limits.total
     assert fallback.stats().in_flight == 0
@@ -1323,9 +1322,9 @@ async def test_a_start_touches_no_per_id_key(
     await limiter.release(await limiter.acquire(None, requeue=True))
     assert asyncio.get_running_loop().time() - start == pytest.approx(5)
     # Undo: a start granted and then withdrawn leaves nothing behind.
-    rnd, base = await limiter._redis.ask("acquire", [None], limiter._now())
+    store = limiter._redis
+    rnd, base = await store.ask([None], limiter._now())
     assert rnd.results == (None,)
-    removed = await limiter._redis.eval(
-        limiter.keys(), "undo", limiter._redis._now_arg(), f"{base}.1", rnd.now_us
-    )
+    undo = Undo(store._now_arg(), f"{base}.1", rnd.now_us)
+    removed = await store.eval(undo.call(store.user_keys, []))
     assert removed == 1

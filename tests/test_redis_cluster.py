@@ -154,7 +154,7 @@ async def test_script_is_reloaded_after_a_flush_on_every_node(redis: RedisCluste
     try:
         await limiter.release(await limiter.acquire("SC-1"))
         owner = redis.get_node_from_key(limiter.keys()[0])
-        sha = limiter._redis._script.sha
+        sha = limiter._redis._scripts["acquire"].sha
 
         async def loaded() -> bool:
             found = await redis.execute_command("SCRIPT EXISTS", sha, target_nodes=owner)

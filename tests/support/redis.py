@@ -30,7 +30,8 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 import redis.asyncio as aioredis
@@ -40,6 +41,20 @@ HOST, PORT = "127.0.0.1", 6379
 SCAN_COUNT = 1000  # keys a SCAN step looks at
 SPIN_LIMIT = 5.0  # real seconds a command may hold the virtual clock still
 STUCK_LIMIT = 10_000  # commands at one virtual moment before it counts as a livelock
+#: The adaptive policy alone as a script, for the tests (the package does not ship it).
+POLICY_LUA = Path(__file__).resolve().parent.parent / "lua" / "policy.lua"
+
+
+class Policy(NamedTuple):
+    """``tests/lua/policy.lua``'s ARGV, in order (its header lists the same names)."""
+
+    now: str
+    total: int
+    hold: int
+    event: str
+    at: int
+    a: int = 0
+    b: int = 0
 
 
 def virtual_clock() -> Callable[[], float]:

@@ -1,0 +1,166 @@
+"""The Redis store's scripts, and the KEYS and ARGV each one reads, defined once.
+
+One Lua file per operation in ``lua/`` (``acquire.lua``, which also peeks,
+``release.lua``, ``undo.lua``, ``forget.lua``); ``lua/helpers.lua`` (the
+clock, the logs, the adaptive policy) is prepended to each when its text is
+assembled, since a Redis script cannot ``require``. Each file's header names
+its KEYS and ARGV in order; the classes below are the one Python definition of
+that order, and build the lists redis-py sends (tests/test_redis_scripts.py
+checks that the headers and the classes agree). No I/O but reading the files.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = [
+    "SCRIPTS",
+    "Acquire",
+    "Call",
+    "Forget",
+    "IdKeys",
+    "Release",
+    "ReleasedPermit",
+    "Undo",
+    "UserKeys",
+    "assemble",
+]
+
+_LUA: Final = files("schedcancel").joinpath("lua")
+
+
+def assemble(body: str) -> str:
+    """A script's text: the shared helpers, then one operation's own code."""
+    return _LUA.joinpath("helpers.lua").read_text(encoding="utf-8") + body
+
+
+class UserKeys(NamedTuple):
+    """The API user's keys, KEYS 1-6 of every script (the names each script's header lists)."""
+
+    log: str
+    pause: str
+    last: str
+    adapt: str
+    accepted: str
+    last_background: str
+
+    @classmethod
+    def under(cls, tag: str) -> UserKeys:
+        """The keys under one hash tag."""
+        names = ("log", "pause", "last", "adapt", "acc", "lastbg")
+        return cls(*(f"{tag}:{name}:u" for name in names))
+
+
+class IdKeys(NamedTuple):
+    """A scheduleId's keys, three per candidate or permit after the API user's."""
+
+    log: str
+    pause: str
+    last: str
+
+    @classmethod
+    def under(cls, tag: str, schedule_id: str) -> IdKeys:
+        """The keys of ``schedule_id`` under one hash tag."""
+        return cls(*(f"{tag}:{name}:s:{schedule_id}" for name in ("log", "pause", "last")))
+
+
+class Call(NamedTuple):
+    """One script call: which script, its KEYS and its ARGV."""
+
+    script: str
+    keys: list[str]
+    args: list[str | int]
+
+
+def _call(argv: NamedTuple, user: UserKeys, ids: Sequence[IdKeys], *more: NamedTuple) -> Call:
+    keys = [*user, *(key for id_keys in ids for key in id_keys)]
+    args: list[str | int] = [*argv, *(value for item in more for value in item)]
+    return Call(type(argv).__name__.lower(), keys, args)
+
+
+class Acquire(NamedTuple):
+    """``acquire.lua``'s ARGV: times in µs, flags one digit per candidate."""
+
+    now: str  # '' for Redis TIME, else the injected clock
+    peek: int
+    base: str
+    total: int
+    per_schedule: int
+    window: int
+    guard: int
+    in_flight: int
+    smooth: int
+    slack: str
+    poll: int
+    adaptive: int
+    reserve: int
+    flags: str
+    deadline: int | str  # '' for none
+
+    def call(self, user: UserKeys, ids: Sequence[IdKeys]) -> Call:
+        """The call for the candidates with a scheduleId's keys, in order."""
+        return _call(self, user, ids)
+
+
+class ReleasedPermit(NamedTuple):
+    """``release.lua``'s ARGV for each permit, after `Release`'s."""
+
+    token: str
+    acquired: int
+    limited: int
+    retry_after: int  # -1: the server sent none
+    has_id: int
+
+
+class Release(NamedTuple):
+    """``release.lua``'s ARGV before the permits'."""
+
+    now: str
+    total: int
+    per_schedule: int
+    window: int
+    guard: int
+    cap: int
+    adaptive: int
+
+    def call(
+        self, user: UserKeys, ids: Sequence[IdKeys], permits: Sequence[ReleasedPermit]
+    ) -> Call:
+        """The call for ``permits``; ``ids`` are the keys of those with a scheduleId, in order."""
+        return _call(self, user, ids, *permits)
+
+
+class Undo(NamedTuple):
+    """``undo.lua``'s ARGV."""
+
+    now: str
+    token: str
+    acquired: int
+
+    def call(self, user: UserKeys, ids: Sequence[IdKeys]) -> Call:
+        """The call for a permit with ``ids`` (its scheduleId's keys, or none)."""
+        return _call(self, user, ids)
+
+
+class Forget(NamedTuple):
+    """``forget.lua``'s ARGV."""
+
+    now: str
+    base: str
+
+    def call(self, user: UserKeys, ids: Sequence[IdKeys]) -> Call:
+        """The call for a round's keys."""
+        return _call(self, user, ids)
+
+
+#: Each operation's script text, by the name a `Call` carries.
+SCRIPTS: Final = {
+    op.__name__.lower(): assemble(
+        _LUA.joinpath(f"{op.__name__.lower()}.lua").read_text(encoding="utf-8")
+    )
+    for op in (Acquire, Release, Undo, Forget)
+}

@@ -1,0 +1,134 @@
+--[[
+schedcancel: one acquire round (or a peek) for candidates in the order the
+caller wants them served.
+
+KEYS: log pause last adapt accepted last_background
+KEYS per candidate with a scheduleId: log pause last
+ARGV: now peek base total per_schedule window guard in_flight smooth slack poll adaptive reserve flags deadline
+
+flags holds one digit per candidate: 0 a scheduleId's request, 1 the same in
+the background, 2 a request with no scheduleId, 3 the same in the
+background. The per-candidate KEYS are those of the candidates with a
+scheduleId (0 and 1) only, in order; one scheduleId may appear several times.
+An acquire grants candidate c the member "i<now>:<base>.<c>" when both levels
+admit it, skips a candidate whose scheduleId is full, and stops at the first
+one the API user's level refuses (or, for a background one, the background
+rule). A peek (peek = 1) grants nothing and looks at the first candidate only
+(or none).
+
+Background calls (priority < 0, as _stores.MemoryStore.background_at): with
+reserve = min(interactive_reserve, limit - 1) > 0 they may hold only
+limit - reserve places of the API user's log, and go one per
+hold / (limit - reserve), so the reserve stays free for the others.
+
+Returns {now, time, user_used, user_limit, user_smooth, user_wait, action,
+background_wait, r1, r2, ...}: time is Redis TIME (the caller learns from it
+how Redis's clock relates to its own); action is what judging an episode
+changed now (0 none, 1 smooth, 2 lowered); r = -1 granted, else the
+candidate's scheduleId wait (0: not held by it); candidates after the last r
+were not tried. Waits run to the next possible slot (0 when free).
+deadline (Redis TIME, empty: none) is the latest moment the caller can still
+take the round's answer: it gives up on Redis after `timeout`. A round run
+later (Redis stalled meanwhile) would take places for nobody (ghost entries,
+counted for in_flight + hold), so it changes nothing and returns {now, time}
+alone: "expired".
+]]
+
+local _, peek, base, total, per_schedule, window, guard, in_flight, smooth, slack, poll,
+  adaptive, reserve, flags, deadline = unpack(ARGV)
+if deadline ~= '' and time > tonumber(deadline) then
+  return {now, time}  -- expired: its caller gave up; grant nothing to nobody
+end
+peek = peek == '1'
+total, per_schedule = tonumber(total), tonumber(per_schedule)
+window, guard, in_flight = tonumber(window), tonumber(guard), tonumber(in_flight)
+smooth, slack, poll = smooth == '1', tonumber(slack), tonumber(poll)
+adaptive, reserve = adaptive == '1', tonumber(reserve)
+local hold = window + guard
+
+local limit, user_smooth, action = total, smooth, 0
+if adaptive then
+  local st = load(KEYS[4], total, hold)
+  local paused = redis.call('GET', KEYS[2])
+  if st.open and (not paused or tonumber(paused) <= now) then
+    forget_accepted(KEYS[5], hold)
+    action = judge(st, now, accepted_peak(KEYS[5], window))
+    save(KEYS[4], st)
+  end
+  limit, user_smooth = limit_at(st, now), smooth or st.smooth
+end
+local user_spacing = window / limit * (1 + slack)
+local id_spacing = window / per_schedule * (1 + slack)
+local user_used = live(KEYS[1])
+local user_wait, background_wait = 0, 0
+reserve = math.min(reserve, limit - 1)
+local share = limit - reserve
+local results = {}
+local expires = now + in_flight + hold
+local prefix = 'i' .. fmt(now) .. ':' .. base .. '.'
+local cursor = USER_KEYS
+-- Candidates in the caller's order; a full scheduleId is skipped, a full API
+-- user ends the round (nothing after it could go either).
+for c = 1, #flags do
+  local flag = tonumber(string.sub(flags, c, c))
+  local log, pause, last
+  if flag < 2 then
+    log, pause, last = KEYS[cursor + 1], KEYS[cursor + 2], KEYS[cursor + 3]
+    cursor = cursor + 3
+  end
+  local background = reserve > 0 and flag % 2 == 1
+  user_wait = level_wait(
+    KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
+  if background and user_wait == 0 and not peek then
+    -- At most `share` places, one per hold / share (the reserve stays free).
+    background_wait = level_wait(KEYS[1], user_used, share, KEYS[2], KEYS[6], true,
+      hold / share, hold, poll)
+    if background_wait > 0 then
+      break
+    end
+  end
+  local id_wait = 0
+  if log then
+    id_wait = level_wait(log, live(log), per_schedule, pause, last, smooth, id_spacing, hold, poll)
+  end
+  if peek or user_wait > 0 or id_wait > 0 then
+    results[#results + 1] = id_wait
+    if peek or user_wait > 0 then
+      break
+    end
+  else
+    local member = prefix .. c
+    redis.call('ZADD', KEYS[1], expires, member)
+    if log then
+      redis.call('ZADD', log, expires, member)
+      expire_log(log)
+    end
+    user_used = user_used + 1
+    if background then
+      redis.call('SET', KEYS[6], fmt(now), 'PX', ttl(hold / share))
+    end
+    if user_smooth then
+      redis.call('SET', KEYS[3], fmt(now), 'PX', ttl(user_spacing))
+    end
+    if smooth and last then
+      redis.call('SET', last, fmt(now), 'PX', ttl(id_spacing))
+    end
+    results[#results + 1] = -1
+  end
+end
+if #flags == 0 or results[#results] == -1 then
+  -- Every candidate went: say when the next could, so the caller need not ask.
+  user_wait = level_wait(
+    KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
+  if reserve > 0 and string.find(flags, '[13]') then
+    background_wait = level_wait(KEYS[1], user_used, share, KEYS[2], KEYS[6], true,
+      hold / share, hold, poll)
+  end
+end
+expire_log(KEYS[1])
+local reply = {now, time, user_used, limit, user_smooth and 1 or 0, user_wait, action,
+  background_wait}
+for _, r in ipairs(results) do
+  reply[#reply + 1] = r
+end
+return reply

@@ -1,0 +1,227 @@
+--[[
+schedcancel: what every operation's script shares. It is prepended to each
+operation's file (acquire.lua, release.lua, undo.lua, forget.lua) when the
+script text is assembled (schedcancel/_redis_scripts.py): a Redis script
+cannot `require`. Each operation's file lists its KEYS and ARGV by name, in
+order, in its header; _redis_scripts.py defines the same order in Python, and
+tests/test_redis_scripts.py checks that the two agree.
+
+Called with EVALSHA; every operation runs atomically. All times are integer
+microseconds. ARGV[1] of every operation is `now`: empty for Redis TIME (the
+one clock of every process sharing the budget), or a number from the caller's
+injected clock (tests on a virtual clock; every process sharing the keys must
+then share that clock). Redis TIME is read in any case: it dates an acquire
+round's deadline.
+
+KEYS (all under one hash tag, so a Redis Cluster keeps them in one slot):
+  1 the API user's log (sorted set)    2 its 429 pause (string: until)
+  3 its last send (string, smooth)     4 its adaptive state (hash, below)
+  5 its acceptances (sorted set, adaptive only: when the server took a request)
+  6 its last background send (string: when; see acquire.lua)
+  then per scheduleId: its log (sorted set), its 429 pause, its last send.
+A request with no scheduleId (start) has no per-id keys: the API user's level
+alone counts it.
+Every key carries a PEXPIRE: a log until its last entry stops counting, a pause
+until it ends, a last send for one spacing, the adaptive state and the
+acceptances while the policy may still need them.
+
+A log's members are one per permit; the score is the moment the entry stops
+counting, and an entry counts while its score is in the future:
+  "i<acquired>:<token>"  in flight: provisional score acquired + in_flight + hold,
+                         so a crashed process's entries expire on their own;
+  "r:<token>"            released: score = release time + hold (response-anchored);
+  "x:<token>"            released after a 429: counts the same, but was refused.
+hold = window + guard.
+
+The adaptive policy is schedcancel/_adaptive.py's, step for step (the tests
+run one table of cases against both, through tests/lua/policy.lua): a 429 at
+the API user's level of a request granted since the last episode opened opens
+an episode; when the pause ends, the episode is judged from the most
+acceptances in one window over the last ACCEPTED_WINDOWS holds: fewer than
+the limit -> lower it to max(1, peak, limit // 2); else not yet smooth ->
+smooth; else limit - 1. A lowered limit grows back by one per hold after
+QUIET_WINDOWS holds without a 429.
+]]
+
+if redis.replicate_commands then
+  -- Redis < 5 replicates scripts verbatim unless told otherwise; TIME needs effects.
+  redis.replicate_commands()
+end
+
+local QUIET_WINDOWS = 10
+local ACCEPTED_WINDOWS = 3
+local USER_KEYS = 6
+
+local t = redis.call('TIME')
+local time = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = time
+-- Key lifetimes are Redis's own (wall-clock) milliseconds. With an injected clock
+-- the two clocks need not agree (virtual time runs at any pace), so lifetimes
+-- get a floor of an hour: correctness never rests on expiry (every read compares
+-- scores and stamps with `now`), only the cleanup of idle keys does.
+local ttl_floor = 0
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+  ttl_floor = 3600000
+end
+
+-- Milliseconds a key should live for `us` microseconds of this clock (at least 1).
+local function ttl(us)
+  return math.max(1, ttl_floor, math.ceil(us / 1000))
+end
+
+local function fmt(n)
+  -- tostring() prints 1.8e+15; the members need every digit.
+  return string.format('%.0f', n)
+end
+
+-- Drop the entries that stopped counting; return how many still count.
+local function live(key)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  return redis.call('ZCARD', key)
+end
+
+-- Expire the log when its last entry stops counting, so idle keys vanish.
+local function expire_log(key)
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if last[2] then
+    redis.call('PEXPIRE', key, ttl(tonumber(last[2]) - now))
+  end
+end
+
+-- The earliest moment `need` entries may have stopped counting. A released
+-- entry stops at its score. An entry in flight stops no earlier than
+-- acquired + hold (its response can come no earlier than its send); once that
+-- moment has passed, only its release can tell, so look again after `poll`.
+local function next_slot(key, need, hold, poll)
+  local items = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+  local bounds = {}
+  for i = 1, #items, 2 do
+    local member, score = items[i], tonumber(items[i + 1])
+    local bound = score
+    if string.byte(member, 1) == 105 then -- 'i'
+      bound = math.min(score, tonumber(string.match(member, '^i(-?%d+):')) + hold)
+      if bound <= now then
+        bound = math.min(score, now + poll)
+      end
+    end
+    bounds[#bounds + 1] = bound
+  end
+  table.sort(bounds)
+  return bounds[need]
+end
+
+-- Microseconds until one more request may start at this level (0: now).
+local function level_wait(log, used, limit, pause, last, smooth, spacing, hold, poll)
+  local wait = 0
+  local paused = redis.call('GET', pause)
+  if paused then
+    wait = math.max(wait, tonumber(paused) - now)
+  end
+  if used >= limit then
+    wait = math.max(wait, next_slot(log, used - limit + 1, hold, poll) - now)
+  end
+  if smooth then
+    local sent = redis.call('GET', last)
+    if sent then
+      wait = math.max(wait, tonumber(sent) + spacing - now)
+    end
+  end
+  return math.max(0, math.ceil(wait))
+end
+
+-- The adaptive policy (_adaptive.AdaptiveState), on a hash:
+-- limit, smooth (0/1), open (0/1), start (episode start stamp), from (recover_from).
+local function load(adapt, total, hold)
+  local s = redis.call('HMGET', adapt, 'limit', 'smooth', 'open', 'start', 'from')
+  return {
+    base = total,
+    hold = hold,
+    limit = tonumber(s[1]) or total,
+    smooth = s[2] == '1',
+    open = s[3] == '1',
+    start = tonumber(s[4]),  -- nil: -inf
+    from = tonumber(s[5]),   -- nil: -inf
+  }
+end
+
+local function save(adapt, st)
+  local fields = {'limit', st.limit, 'smooth', st.smooth and 1 or 0, 'open', st.open and 1 or 0}
+  if st.start then
+    fields[#fields + 1], fields[#fields + 2] = 'start', fmt(st.start)
+  end
+  if st.from then
+    fields[#fields + 1], fields[#fields + 2] = 'from', fmt(st.from)
+  end
+  redis.call('HSET', adapt, unpack(fields))
+  -- Kept while the limit recovers, an episode waits, and its acceptances matter.
+  local holds = QUIET_WINDOWS + ACCEPTED_WINDOWS + 2 + st.base - st.limit
+  redis.call('PEXPIRE', adapt, ttl(holds * st.hold))
+end
+
+local function limit_at(st, at)
+  if st.limit >= st.base then
+    return st.limit
+  end
+  local steps = math.floor((at - st.from) / st.hold) - QUIET_WINDOWS
+  return math.min(st.base, st.limit + math.max(0, steps))
+end
+
+-- A 429 at the API user's level; true when it opens an episode.
+local function on_429(st, at, stamp, next_stamp)
+  st.limit = limit_at(st, at)
+  st.from = at
+  if st.open or (st.start and stamp < st.start) then
+    return false
+  end
+  st.open = true
+  st.start = next_stamp
+  return true
+end
+
+-- Close the open episode (its pause is over); return the action (0, 1 smooth, 2 lowered).
+local function judge(st, at, peak)
+  st.open = false
+  local limit = limit_at(st, at)
+  st.limit = limit
+  if peak < limit then
+    st.limit = math.max(1, peak, math.floor(limit / 2))
+    return 2
+  end
+  if not st.smooth then
+    st.smooth = true
+    return 1
+  end
+  st.limit = math.max(1, limit - 1)
+  return 2
+end
+
+-- The most acceptances within one window (half-open), over the remembered span.
+local function accepted_peak(acc, window)
+  local times = redis.call('ZRANGE', acc, 0, -1, 'WITHSCORES')
+  local peak, first = 0, 2
+  for i = 2, #times, 2 do
+    local at = tonumber(times[i])
+    while tonumber(times[first]) <= at - window do
+      first = first + 2
+    end
+    peak = math.max(peak, (i - first) / 2 + 1)
+  end
+  return peak
+end
+
+local function forget_accepted(acc, hold)
+  redis.call('ZREMRANGEBYSCORE', acc, '-inf', now - ACCEPTED_WINDOWS * hold)
+end
+
+local function set_pause(key, wait)
+  local until_ = now + wait
+  local current = redis.call('GET', key)
+  if current and tonumber(current) >= until_ then
+    return tonumber(current) - now
+  end
+  redis.call('SET', key, fmt(until_), 'PX', ttl(wait))
+  return wait
+end
+
+-- The operation's own code follows.
