@@ -5,8 +5,9 @@ One Lua file per operation in ``lua/`` (``acquire.lua``, which also peeks,
 clock, the logs, the adaptive policy) is prepended to each when its text is
 assembled, since a Redis script cannot ``require``. Each file's header names
 its KEYS and ARGV in order; the classes below are the one Python definition of
-that order, and build the lists redis-py sends (tests/test_redis_scripts.py
-checks that the headers and the classes agree). No I/O but reading the files.
+that order, and `call()` builds from them the lists redis-py sends
+(tests/test_redis_scripts.py checks that the headers and the classes agree).
+No I/O but reading the files.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "Undo",
     "UserKeys",
     "assemble",
+    "call",
 ]
 
 _LUA: Final = files("schedcancel").joinpath("lua")
@@ -76,7 +78,15 @@ class Call(NamedTuple):
     args: list[str | int]
 
 
-def _call(argv: NamedTuple, user: UserKeys, ids: Sequence[IdKeys], *more: NamedTuple) -> Call:
+def call(argv: NamedTuple, user: UserKeys, ids: Sequence[IdKeys], *more: NamedTuple) -> Call:
+    """The call of the script ``argv`` is for (by its class's name).
+
+    Args:
+        argv: the script's ARGV (`Acquire`, `Release`, `Undo` or `Forget`).
+        user: the API user's keys.
+        ids: the keys of each candidate or permit with a scheduleId, in order.
+        more: ARGV repeated per item after ``argv`` (`ReleasedPermit` per permit).
+    """
     keys = [*user, *(key for id_keys in ids for key in id_keys)]
     args: list[str | int] = [*argv, *(value for item in more for value in item)]
     return Call(type(argv).__name__.lower(), keys, args)
@@ -101,10 +111,6 @@ class Acquire(NamedTuple):
     flags: str
     deadline: int | str  # '' for none
 
-    def call(self, user: UserKeys, ids: Sequence[IdKeys]) -> Call:
-        """The call for the candidates with a scheduleId's keys, in order."""
-        return _call(self, user, ids)
-
 
 class ReleasedPermit(NamedTuple):
     """``release.lua``'s ARGV for each permit, after `Release`'s."""
@@ -127,12 +133,6 @@ class Release(NamedTuple):
     cap: int
     adaptive: int
 
-    def call(
-        self, user: UserKeys, ids: Sequence[IdKeys], permits: Sequence[ReleasedPermit]
-    ) -> Call:
-        """The call for ``permits``; ``ids`` are the keys of those with a scheduleId, in order."""
-        return _call(self, user, ids, *permits)
-
 
 class Undo(NamedTuple):
     """``undo.lua``'s ARGV."""
@@ -141,20 +141,12 @@ class Undo(NamedTuple):
     token: str
     acquired: int
 
-    def call(self, user: UserKeys, ids: Sequence[IdKeys]) -> Call:
-        """The call for a permit with ``ids`` (its scheduleId's keys, or none)."""
-        return _call(self, user, ids)
-
 
 class Forget(NamedTuple):
     """``forget.lua``'s ARGV."""
 
     now: str
     base: str
-
-    def call(self, user: UserKeys, ids: Sequence[IdKeys]) -> Call:
-        """The call for a round's keys."""
-        return _call(self, user, ids)
 
 
 #: Each operation's script text, by the name a `Call` carries.

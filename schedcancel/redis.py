@@ -58,6 +58,7 @@ from ._redis_scripts import (
     ReleasedPermit,
     Undo,
     UserKeys,
+    call,
 )
 from ._stores import Holds
 from ._validate import check_key, check_number, check_priority, check_queue_timeout
@@ -358,7 +359,7 @@ class _RedisStore:
             levels: list[RateLimitLevel | None] = [None] * len(batch)
             try:
                 raw = await self.eval(
-                    release.call(self.user_keys, self.ids(i.schedule_id for i in batch), permits)
+                    call(release, self.user_keys, self.ids(i.schedule_id for i in batch), *permits)
                 )
             except BackendError as exc:
                 self._send_again_later(batch, exc)
@@ -375,7 +376,7 @@ class _RedisStore:
         self.in_flight.discard(handle)
         try:
             undo = Undo(self._now_arg(), handle.token, handle.acquired_us)
-            await self.eval(undo.call(self.user_keys, self.ids([schedule_id])))
+            await self.eval(call(undo, self.user_keys, self.ids([schedule_id])))
         except BackendError as exc:
             log.warning("could not give back an unused permit (it expires on its own): %s", exc)
             return False
@@ -436,7 +437,7 @@ class _RedisStore:
             deadline = "" if peek else await self._deadline(now)
             acquire = settings._replace(now=self._now_arg(), base=base, deadline=deadline)
             try:
-                raw = await self.eval(acquire.call(self.user_keys, ids))
+                raw = await self.eval(call(acquire, self.user_keys, ids))
             except BackendError:
                 if not peek:
                     self._forget(ids, base)
@@ -483,7 +484,7 @@ class _RedisStore:
 
     async def _forget_round(self, ids: Sequence[IdKeys], base: str) -> None:
         try:
-            await self.eval(Forget(self._now_arg(), base).call(self.user_keys, ids))
+            await self.eval(call(Forget(self._now_arg(), base), self.user_keys, ids))
         except BackendError as exc:
             log.debug("could not take back a round whose answer was lost: %s", exc)
 
@@ -543,7 +544,7 @@ class _RedisStore:
         """The keys of each scheduleId, in order; none for None (a request with no scheduleId)."""
         return [IdKeys.under(self.tag, s) for s in schedule_ids if s is not None]
 
-    async def eval(self, call: Call) -> object:
+    async def eval(self, script: Call) -> object:
         """Run a script (EVALSHA, loading it again after NOSCRIPT) within the timeout.
 
         Raises:
@@ -551,7 +552,7 @@ class _RedisStore:
         """
         try:
             async with asyncio.timeout(self._timeout):
-                return await self._scripts[call.script](keys=call.keys, args=call.args)
+                return await self._scripts[script.script](keys=script.keys, args=script.args)
         except (RedisError, OSError, TimeoutError) as exc:
             raise BackendError(self._failure_message(exc)) from exc
 

@@ -47,8 +47,8 @@ from schedcancel import (
     ScheduleClient,
     ScheduleResult,
 )
+from schedcancel import _redis_scripts as scripts
 from schedcancel._adaptive import QUIET_WINDOWS
-from schedcancel._redis_scripts import Undo
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import MockScheduleServer, ServerLimits
 
@@ -1325,6 +1325,6 @@ async def test_a_start_touches_no_per_id_key(
     store = limiter._redis
     rnd, base = await store.ask([None], limiter._now())
     assert rnd.results == (None,)
-    undo = Undo(store._now_arg(), f"{base}.1", rnd.now_us)
-    removed = await store.eval(undo.call(store.user_keys, []))
+    undo = scripts.Undo(store._now_arg(), f"{base}.1", rnd.now_us)
+    removed = await store.eval(scripts.call(undo, store.user_keys, []))
     assert removed == 1

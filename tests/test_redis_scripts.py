@@ -23,6 +23,7 @@ from schedcancel._redis_scripts import (
     ReleasedPermit,
     Undo,
     UserKeys,
+    call,
 )
 
 from support.redis import POLICY_LUA, Policy
@@ -71,9 +72,9 @@ def test_the_calls_put_the_fields_in_order() -> None:
     assert user.log == "{t}:log:u"
     assert ids[0].last == "{t}:last:s:SC-1"
     permit = ReleasedPermit("tok", 5, 1, -1, 1)
-    call = Release("", 60, 10, 1, 2, 3, 1).call(user, ids, [permit])
-    assert call == ("release", [*user, *ids[0]], ["", 60, 10, 1, 2, 3, 1, "tok", 5, 1, -1, 1])
-    assert Forget("7", "b").call(user, []) == ("forget", list(user), ["7", "b"])
+    release = call(Release("", 60, 10, 1, 2, 3, 1), user, ids, permit)
+    assert release == ("release", [*user, *ids[0]], ["", 60, 10, 1, 2, 3, 1, "tok", 5, 1, -1, 1])
+    assert call(Forget("7", "b"), user, []) == ("forget", list(user), ["7", "b"])
 
 
 def test_the_test_only_policy_script_reads_what_the_test_sends() -> None:
