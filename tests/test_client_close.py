@@ -12,7 +12,6 @@ virtual clock, against the real mock server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -32,7 +31,7 @@ from schedcancel.hooks import CallEvent, Finished
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import Fault, Faults, MockScheduleServer, ServerLimits
 
-from support.redis import fresh_prefix, local_redis, virtual_clock
+from support.limiters import STORES, limiters
 
 pytestmark = pytest.mark.looptime
 
@@ -44,41 +43,14 @@ QUEUED = 25
 MakeLimiter = Callable[[], RateLimiter | RedisLimiter]
 
 
-@pytest.fixture(
-    name="make_limiter", params=["memory", pytest.param("redis", marks=pytest.mark.redis)]
-)
+@pytest.fixture(name="make_limiter", params=STORES)
 async def _make_limiter(request: pytest.FixtureRequest) -> AsyncIterator[MakeLimiter]:
     """``make_limiter()``: a fresh limiter of ``LIMITS`` on the test's store, closed afterwards.
 
     Each one made is a budget of its own (the Redis ones: an API user of their own).
     """
-    made: list[RateLimiter | RedisLimiter] = []
-    async with contextlib.AsyncExitStack() as stack:
-        if request.param == "redis":
-            client = await stack.enter_async_context(local_redis())
-            prefix = await stack.enter_async_context(fresh_prefix(client))
-
-        def make() -> RateLimiter | RedisLimiter:
-            limiter: RateLimiter | RedisLimiter
-            if request.param == "memory":
-                limiter = RateLimiter(LIMITS)
-            else:
-                limiter = RedisLimiter(
-                    client,
-                    username=f"user-{len(made)}",
-                    key_prefix=prefix,
-                    limits=LIMITS,
-                    clock=virtual_clock(),
-                    jitter=0,
-                )
-            made.append(limiter)
-            return limiter
-
-        try:
-            yield make
-        finally:
-            for limiter in made:
-                await limiter.aclose()
+    async with limiters(request.param) as make:
+        yield lambda: make(LIMITS)
 
 
 def _server(**options: Any) -> MockScheduleServer:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import gc
 import math
 import re
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol, TypeAlias
+from collections.abc import AsyncIterator
+from typing import Any
 
 import looptime
 import pytest
@@ -36,71 +35,19 @@ from schedcancel._stores import FloatQueue as _FloatQueue
 from schedcancel._window import LevelPolicy, SlidingLog
 from schedcancel.redis import RedisLimiter
 
-from support.redis import fresh_prefix, local_redis, require_redis, virtual_clock
+from support.limiters import STORES, AnyLimiter, Make, limiters
+from support.redis import require_redis
 from support.window import check, try_acquire
 
 pytestmark = pytest.mark.looptime
 
 RTT = 0.1  # the simulated response time of every request
 
-AnyLimiter: TypeAlias = RateLimiter | RedisLimiter
-
-
-class Make(Protocol):
-    """Builds a limiter on the test's store; the fixture closes it after the test."""
-
-    def __call__(
-        self, limits: RateLimits | None = None, *, clock: Callable[[], float] | None = None
-    ) -> AnyLimiter: ...
-
-
-# Both stores; -m "not redis" leaves the Redis one out.
-STORES = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
-
-
-@contextlib.asynccontextmanager
-async def _limiters(store: str) -> AsyncIterator[Make]:
-    """``make(limits)`` for ``store``: a ``RateLimiter``, or a ``RedisLimiter`` on the loop's
-    (virtual) clock; every limiter made is closed at the end.
-
-    Each limiter made has a budget of its own (its own API user), as two
-    ``RateLimiter`` objects have. Without a Redis server the test is skipped.
-    """
-    made: list[AnyLimiter] = []
-    async with contextlib.AsyncExitStack() as stack:
-        if store == "redis":
-            client = await stack.enter_async_context(local_redis())
-            prefix = await stack.enter_async_context(fresh_prefix(client))
-
-        def make(
-            limits: RateLimits | None = None, *, clock: Callable[[], float] | None = None
-        ) -> AnyLimiter:
-            limiter: AnyLimiter
-            if store == "memory":
-                limiter = RateLimiter(limits, clock=clock)
-            else:
-                limiter = RedisLimiter(
-                    client,
-                    username=f"user-{len(made)}",
-                    key_prefix=prefix,
-                    limits=limits,
-                    clock=clock or virtual_clock(),
-                    jitter=0,
-                )
-            made.append(limiter)
-            return limiter
-
-        try:
-            yield make
-        finally:
-            for limiter in made:
-                await limiter.aclose()
-
 
 @pytest.fixture(name="make", params=STORES)
 async def _make(request: pytest.FixtureRequest) -> AsyncIterator[Make]:
-    """``make(limits)``: limiters on the test's store (see ``_limiters``)."""
-    async with _limiters(request.param) as make:
+    """``make(limits)``: limiters on the test's store (see ``support.limiters``)."""
+    async with limiters(request.param) as make:
         yield make
 
 
@@ -769,7 +716,7 @@ async def test_repr_shows_config_and_counts(memory_limiter: RateLimiter) -> None
 
 
 async def _last_send(store: str, limits: RateLimits, keys: list[str], rtt: float) -> float:
-    async with _limiters(store) as make:
+    async with limiters(store) as make:
         limiter = make(limits)
         sends: list[tuple[float, str]] = []
         await asyncio.gather(*(_send(limiter, key, sends, rtt=rtt) for key in keys))

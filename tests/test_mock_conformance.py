@@ -38,6 +38,7 @@ from schedcancel.testing import (
 )
 
 # The same hand-moved clock as the other mock tests.
+from test_mock_operations import LATER, START
 from test_testing import FakeClock, _clock  # noqa: F401 - a fixture, found by name
 
 MOCK = Path(schedcancel.__file__).parent / "_mock"
@@ -250,7 +251,6 @@ USER, PASSWORD, API_KEY = "anyApiUser", "myPassword", "my-api-key"
 #: What php-ixopay 3.21 puts in ``Date``/``X-Date``: ``D, d M Y H:i:s T`` in UTC.
 SDK_DATE = "Sun, 01 Mar 2026 12:00:00 UTC"
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-LATER = "2026-03-05T10:00:00+02:00"
 
 
 def php_json(value: dict[str, Any]) -> bytes:
@@ -265,18 +265,7 @@ SDK_BODIES: dict[Operation, bytes] = {
     Operation.CANCEL: b"[]",
     Operation.CONTINUE: php_json({"continueDateTime": LATER}),
     Operation.UPDATE: php_json({"amount": "5.00", "callbackUrl": "https://shop.example/cb"}),
-    Operation.START: php_json(
-        {
-            "registrationUuid": "RG-abc",
-            "amount": "9.99",
-            "currency": "EUR",
-            "periodLength": 1,
-            "periodUnit": "MONTH",
-            "startDateTime": LATER,
-            "merchantMetaData": "order 42",
-            "callbackUrl": "https://shop.example/cb",
-        }
-    ),
+    Operation.START: php_json(START),
 }
 
 
