@@ -11,6 +11,7 @@ import typing as _typing
 from ._bulk import BulkOptions, BulkProgress
 from ._client import DEFAULT_BASE_URL, CallOptions, ScheduleClient
 from ._deprecated import resolve as _resolve
+from ._failover import FailoverLimiter
 from ._gate import Gate
 from ._journal import BulkOutcome, Journal, OutcomeKind
 from ._limiter import RateLimiter
@@ -63,6 +64,7 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "EndpointNotFoundError",
+    "FailoverLimiter",
     "Gate",
     "InvalidParameterError",
     "Journal",

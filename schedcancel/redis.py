@@ -28,7 +28,8 @@ import logging
 import math
 import secrets
 import time
-from typing import TYPE_CHECKING, Final, TypeAlias, cast
+import warnings
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
 from urllib.parse import urlsplit
 
 import attrs
@@ -44,9 +45,10 @@ except ImportError as exc:
     ) from exc
 
 from ._adaptive import QUIET_WINDOWS, Action
-from ._limiter import QueuedLimiter, _Ticket
+from ._failover import FailoverLimiter
+from ._limiter import QueuedLimiter
 from ._models import Limiter, LimiterStats, Permit, RateLimitLevel, RateLimits
-from ._queue import Answer, Waiter
+from ._queue import Answer
 from ._redact import Hidden, scrub, url_secrets
 from ._redis_scripts import (
     SCRIPTS,
@@ -61,11 +63,11 @@ from ._redis_scripts import (
     call,
 )
 from ._stores import Holds
-from ._validate import check_key, check_number, check_priority, check_queue_timeout
+from ._validate import check_key, check_number
 from .errors import BackendError, InvalidParameterError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
 
 __all__ = ["RedisLimiter"]
 
@@ -193,10 +195,6 @@ class _Release:
     again: bool = False  # sent once already, and Redis failed
 
 
-class _UseFallback(Exception):  # noqa: N818 - a signal between our own tasks, never raised to users
-    """Tells a queued acquire to ask the fallback limiter instead."""
-
-
 class _RedisStore:
     """The store seam over the scripts in ``lua/``: the logs live in Redis."""
 
@@ -208,6 +206,7 @@ class _RedisStore:
         limits: RateLimits,
         where: str,
         secrets_: tuple[Hidden, ...],
+        owns_client: bool,
         in_flight_timeout: float,
         timeout: float,
         jitter: float,
@@ -219,6 +218,7 @@ class _RedisStore:
         self._limits = limits
         self._where = where
         self._secrets = secrets_
+        self._owns_client = owns_client
         self._in_flight_timeout = in_flight_timeout
         self._timeout = timeout
         self.jitter = jitter
@@ -232,7 +232,8 @@ class _RedisStore:
         self.releaser: asyncio.Task[None] | None = None
         self._unsent: list[_Release] = []  # releases Redis failed, to send again
         self.resend: asyncio.TimerHandle | None = None
-        self.forgetting: set[asyncio.Task[None]] = set()  # see _forget
+        self._tasks: set[asyncio.Task[None]] = set()  # give-backs and forgotten rounds (_spawn)
+        self._peeked: tuple[str, float] | None = None  # refresh(): a key, its hold then
         # Redis TIME minus this process's monotonic clock, in µs (None: not known yet).
         self._time_offset: int | None = None
 
@@ -279,15 +280,89 @@ class _RedisStore:
         user_pause, level = await done
         return Holds(user_pause, 0.0, level)
 
+    def give_back(
+        self,
+        key: str | None,
+        handle: object,
+        now: float,  # noqa: ARG002 - Redis stamps it itself
+        freed: Callable[[], None],
+    ) -> None:
+        """Remove a granted permit's entries that were never sent (in the background)."""
+        assert isinstance(handle, _Handle)  # noqa: S101 - our own handle type
+        self._spawn(self._give_back(key, handle, freed))
+
+    async def _give_back(self, key: str | None, handle: _Handle, freed: Callable[[], None]) -> None:
+        self.in_flight.discard(handle)
+        try:
+            undo = Undo(self._now_arg(), handle.token, handle.acquired_us)
+            await self.eval(call(undo, self.user_keys, self.ids([key])))
+        except BackendError as exc:
+            log.warning("could not give back an unused permit (it expires on its own): %s", exc)
+        else:
+            freed()  # places were freed before the holds known locally said
+
     def tick(self, now: float) -> bool:  # noqa: ARG002 - Redis keeps its own house
         return False
 
     def next_wake(self, now: float, *, queued: bool) -> float:  # noqa: ARG002
         return math.inf
 
-    def forecast(self, key: str | None, ahead: int, mine: int, now: float) -> float:  # noqa: ARG002
-        """Only what the dispatcher knows: other processes' use is not known here."""
-        return now
+    def forecast(self, key: str | None, ahead: int, mine: int, now: float) -> float:
+        """From the last answer: its waits (less the time since), each full limit ahead a hold.
+
+        Other processes' use is known as of that answer (`refresh()` asks now).
+        """
+        limits, last = self._limits, self.last
+        hold = limits.window + limits.guard
+        at = now + (mine // limits.per_schedule) * hold
+        if last is None:
+            return at
+        wait = last.user_wait
+        if self._peeked is not None and self._peeked[0] == key:
+            wait = max(wait, self._peeked[1])
+        at = max(at, now + (ahead // max(1, last.user_limit)) * hold)
+        return max(at, now + wait - (now - self.last_at))
+
+    def stats(self, now: float, queued: Collection[str | None]) -> LimiterStats:
+        """The local counts, and the shared log as of the last Redis answer."""
+        limits, last = self._limits, self.last
+        next_free = background = 0.0
+        if last is not None:
+            next_free = max(0.0, last.user_wait - (now - self.last_at))
+            background = last.background_wait - (now - self.last_at)
+        return LimiterStats(
+            queued=0,
+            in_flight=len(self.in_flight),
+            total_used=last.user_used if last else 0,
+            total_limit=last.user_limit if last else limits.total,
+            schedule_ids=sum(1 for key in queued if key is not None),
+            next_free=next_free,
+            rate_limited=self.rate_limited,
+            mode="smooth" if (last.smooth if last else limits.mode == "smooth") else "exact",
+            background_next_free=max(next_free, background),
+        )
+
+    async def refresh(self, key: str | None, now: float) -> None:
+        """Read the shared state now (a round that takes nothing), and ``key``'s own hold."""
+        rnd, _ = await self.ask([] if key is None else [key], now, peek=True)
+        held = rnd.results[0] if rnd.results else None
+        self._peeked = (key, held or 0.0) if key is not None else None
+
+    async def aclose(self) -> None:
+        """Let the releases on their way go out (within ``timeout``); close a client it made."""
+        pending = [t for t in (self.releaser, *self._tasks) if t is not None]
+        if pending:
+            await asyncio.wait(pending, timeout=self._timeout)
+        if self.resend is not None:
+            self.resend.cancel()  # what was not released yet expires on its own
+        if self._owns_client:
+            await self._client.aclose()
+
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
+        """Run ``work`` in the background, kept until it is done (aclose waits for it)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- Redis ------------------------------------------------------------------
 
@@ -370,17 +445,6 @@ class _RedisStore:
             for item, level in zip(batch, levels, strict=True):
                 if not item.done.done():
                     item.done.set_result((user_pause, level))
-
-    async def undo(self, schedule_id: str | None, handle: _Handle) -> bool:
-        """Remove a never-sent permit's entries; False when Redis failed (they expire)."""
-        self.in_flight.discard(handle)
-        try:
-            undo = Undo(self._now_arg(), handle.token, handle.acquired_us)
-            await self.eval(call(undo, self.user_keys, self.ids([schedule_id])))
-        except BackendError as exc:
-            log.warning("could not give back an unused permit (it expires on its own): %s", exc)
-            return False
-        return True
 
     async def ask(
         self,
@@ -478,9 +542,7 @@ class _RedisStore:
         (cut off, or late past the timeout). Best effort: if Redis fails again,
         the entries expire on their own.
         """
-        task = asyncio.get_running_loop().create_task(self._forget_round(ids, base))
-        self.forgetting.add(task)
-        task.add_done_callback(self.forgetting.discard)
+        self._spawn(self._forget_round(ids, base))
 
     async def _forget_round(self, ids: Sequence[IdKeys], base: str) -> None:
         try:
@@ -583,14 +645,11 @@ class RedisLimiter(QueuedLimiter):
     Keys live under one hash tag, ``{<key_prefix>:<first 16 hex of sha256(username)>}``,
     so a Redis Cluster keeps them in one slot, and never contain the username.
 
-    Failure is closed by default: when Redis cannot be reached or fails, queued
-    and new acquires raise [`BackendError`][schedcancel.BackendError] (no request is sent without
-    the shared budget's consent). With ``fallback`` the limiter instead logs
-    one WARNING and admits through the given in-process limiter for
-    ``fallback_retry`` seconds before trying Redis again. The fallback is
-    kept current all along: every request admitted through Redis also takes
-    its place there, so switching to the fallback, or back to Redis, never
-    lets this process send more than the limits within a window.
+    Failure is closed: when Redis cannot be reached or fails, queued and new
+    acquires raise [`BackendError`][schedcancel.BackendError] (no request is sent without
+    the shared budget's consent). To admit through an in-process limiter
+    while Redis fails instead, wrap it:
+    [`FailoverLimiter`][schedcancel.FailoverLimiter]``(RedisLimiter(...), RateLimiter(limits))``.
 
     Args:
         redis: a ``redis://`` / ``rediss://`` / ``unix://`` URL (the limiter
@@ -609,8 +668,10 @@ class RedisLimiter(QueuedLimiter):
             caller that gave up never leaves places taken for nobody.
         jitter: up to this many seconds are added at random to each local
             wait, so processes do not ask Redis in lock step.
-        fallback: an in-process limiter to use while Redis fails.
-        fallback_retry: seconds to stay on the fallback before trying Redis again.
+        fallback: deprecated since 0.2 (use [`FailoverLimiter`][schedcancel.FailoverLimiter]):
+            an in-process limiter to use while Redis fails; the limiter made is
+            then ``FailoverLimiter(RedisLimiter(...), fallback, retry=fallback_retry)``.
+        fallback_retry: deprecated with ``fallback``.
         clock: a monotonic clock in seconds, as for ``RateLimiter``. By default
             the running loop's ``time`` paces this process and Redis ``TIME``
             stamps the shared logs; an injected clock does both (tests on a
@@ -622,6 +683,27 @@ class RedisLimiter(QueuedLimiter):
 
     _name = "RedisLimiter"
 
+    def __new__(
+        cls,
+        redis: str | RedisClient,
+        *,
+        fallback: Limiter | None = None,
+        fallback_retry: float = 30.0,
+        **settings: Any,
+    ) -> RedisLimiter:
+        if fallback is None:
+            return super().__new__(cls)
+        # 0.1's form: the failover is its own wrapper now; this keeps old code working.
+        warnings.warn(
+            "RedisLimiter(fallback=...) is deprecated and will be removed in 0.3; use "
+            "FailoverLimiter(RedisLimiter(...), fallback, retry=...)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        primary = cls(redis, **settings)
+        wrapper = _LegacyFailover(primary, fallback, retry=fallback_retry)
+        return cast("RedisLimiter", wrapper)  # callers use the Limiter and RedisLimiter methods
+
     def __init__(
         self,
         redis: str | RedisClient,
@@ -632,7 +714,7 @@ class RedisLimiter(QueuedLimiter):
         in_flight_timeout: float = 60.0,
         timeout: float = 5.0,
         jitter: float = 0.002,
-        fallback: Limiter | None = None,
+        fallback: Limiter | None = None,  # noqa: ARG002 - __new__ takes it
         fallback_retry: float = 30.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -647,12 +729,7 @@ class RedisLimiter(QueuedLimiter):
             check_number(name, value)
         check_number("jitter", jitter, zero=True)
         limits = limits if limits is not None else RateLimits()
-        self._timeout = timeout
-        self._fallback = fallback
-        self._fallback_retry = fallback_retry
-        self._fallback_until = 0.0
-        client, self._where, secrets_, self._owns_client = _connect(redis, timeout)
-        self._client = client
+        client, self._where, secrets_, owns_client = _connect(redis, timeout)
         self._user_hash = hashlib.sha256(username.encode()).hexdigest()[:16]
         self._redis = _RedisStore(
             client,
@@ -660,14 +737,13 @@ class RedisLimiter(QueuedLimiter):
             limits=limits,
             where=self._where,
             secrets_=secrets_,
+            owns_client=owns_client,
             in_flight_timeout=in_flight_timeout,
             timeout=timeout,
             jitter=jitter,
             clock=clock,
         )
         super().__init__(limits, self._redis, clock)
-
-    # -- public surface -------------------------------------------------------
 
     def keys(self, schedule_id: str | None = None) -> tuple[str, ...]:
         """The Redis keys the script touches for the API user (and ``schedule_id``).
@@ -691,238 +767,25 @@ class RedisLimiter(QueuedLimiter):
             f"queued={self._core.queued}, in_flight={len(self._redis.in_flight)})"
         )
 
-    async def acquire(
-        self,
-        schedule_id: str | None,
-        *,
-        priority: int = 0,
-        queue_timeout: float | None = None,
-        requeue: bool = False,
-    ) -> Permit:
-        """Wait until a request for ``schedule_id`` may start, and take its entries.
-
-        Args:
-            schedule_id: the id whose per-schedule log is charged too; None for
-                a request with no scheduleId (``start``): the API user's log
-                only, and no per-scheduleId key is touched.
-            priority: higher goes first among this process's eligible waiters.
-            queue_timeout: give up when the shared log shows that the request
-                cannot start within this many seconds; that is known at once
-                from Redis's answer, so the call fails at once. A request
-                that may start is never failed for the time the local queue
-                takes to ask Redis on its behalf.
-            requeue: a request coming back after a 429: it goes to the front.
-
-        Returns:
-            The permit to hand to [`release()`][schedcancel.Limiter.release].
-
-        Raises:
-            InvalidParameterError: ``schedule_id`` or ``queue_timeout`` is invalid.
-            QueueTimeoutError: not admitted within ``queue_timeout``.
-            BackendError: Redis failed and there is no fallback.
-            RuntimeError: the limiter is closed.
-        """
-        if schedule_id is not None:
-            check_key("schedule_id", schedule_id)
-        timeout = check_queue_timeout(queue_timeout)
-        check_priority(priority)
-        start = asyncio.get_running_loop().time()
-        deadline = None if timeout is None else start + timeout
-        if self._on_fallback(start):
-            return await self._fallback_acquire(schedule_id, priority, deadline, requeue)
-        try:
-            permit = await super().acquire(
-                schedule_id, priority=priority, queue_timeout=timeout, requeue=requeue
-            )
-        except _UseFallback:
-            return await self._fallback_acquire(schedule_id, priority, deadline, requeue)
-        if self._fallback is not None:
-            await self._shadow(permit, priority, deadline, requeue)
-        return permit
-
-    async def release(
-        self,
-        permit: Permit,
-        *,
-        rate_limited: bool = False,
-        retry_after: float | None = None,
-    ) -> RateLimitLevel | None:
-        """Report that the request's response (or failure) was observed now.
-
-        The permit's entries are re-scored to count ``window + guard`` from
-        now. With ``rate_limited`` the level that was hit pauses for every
-        process. A Redis failure here is logged, not raised: the entries then
-        keep their provisional score, which is the safe side, and the release
-        is sent again every ``timeout`` while that score has not passed.
-
-        Args:
-            permit: what `acquire()` returned.
-            rate_limited: the server answered 429.
-            retry_after: the server's ``Retry-After`` in seconds, if it sent one.
-
-        Returns:
-            After a 429, the level that was blamed and paused; None when not known.
-
-        Raises:
-            ValueError: the permit is not from this limiter.
-        """
-        ticket = permit.handle
-        ours = isinstance(ticket, _Ticket) and ticket.owner is self
-        if not ours and self._fallback is not None:
-            # Admitted by the fallback while Redis failed.
-            return await self._fallback.release(
-                permit, rate_limited=rate_limited, retry_after=retry_after
-            )
-        if isinstance(ticket, _Ticket) and ours and ticket.open:
-            local = cast("_Handle", ticket.handle).local
-            if local is not None and self._fallback is not None:
-                await self._fallback.release(
-                    local, rate_limited=rate_limited, retry_after=retry_after
-                )
-        return await super().release(permit, rate_limited=rate_limited, retry_after=retry_after)
-
-    async def estimate(self, schedule_id: str | None = None) -> float:
-        """Seconds a new request would wait if it asked now, without asking.
-
-        It is the later of what the shared log says and what this process's
-        own queue adds (each full window of local waiters ahead costs a window).
-
-        Args:
-            schedule_id: also consider this scheduleId's log and waiters.
-
-        Returns:
-            A lower bound on the wait in seconds (0 when it could go now).
-
-        Raises:
-            BackendError: Redis failed and there is no fallback.
-        """
-        loop = asyncio.get_running_loop()
-        if self._on_fallback(loop.time()) and self._fallback is not None:
-            return await self._fallback.estimate(schedule_id)
-        candidates = [] if schedule_id is None else [schedule_id]
-        rnd, _ = await self._redis.ask(candidates, self._now(), peek=True)
-        hold = self._limits.window + self._limits.guard
-        wait = max([rnd.user_wait, *(r for r in rnd.results if r is not None)])
-        wait = max(wait, (self._core.queued // max(1, rnd.user_limit)) * hold)
-        if schedule_id is not None:
-            pending = self._core.pending(schedule_id)
-            wait = max(wait, (pending // self._limits.per_schedule) * hold)
-        return wait
-
-    def stats(self) -> LimiterStats:
-        """A snapshot: local counts, and the shared log as of the last Redis round trip.
-
-        Use [`shared_stats()`][schedcancel.redis.RedisLimiter.shared_stats] for the shared state
-        read now.
-        """
-        now = self._now()
-        store = self._redis
-        last = store.last
-        next_free = background = 0.0
-        if self._core.user_blocked_until != math.inf:
-            next_free = max(0.0, self._core.user_blocked_until - now)
-        if last is not None:
-            next_free = max(next_free, last.user_wait - (now - store.last_at))
-            background = last.background_wait - (now - store.last_at)
-        return LimiterStats(
-            queued=self._core.queued,
-            in_flight=len(store.in_flight),
-            total_used=last.user_used if last else 0,
-            total_limit=last.user_limit if last else self._limits.total,
-            schedule_ids=sum(1 for key in self._core.queues if key is not None),
-            next_free=next_free,
-            rate_limited=store.rate_limited,
-            mode="smooth" if (last.smooth if last else self._limits.mode == "smooth") else "exact",
-            background_next_free=max(next_free, background),
-        )
-
     async def shared_stats(self) -> LimiterStats:
         """Read the shared state from Redis now and return a snapshot.
+
+        [`stats()`][schedcancel.redis.RedisLimiter.stats] tells the shared log as of the last
+        Redis round trip.
 
         Raises:
             BackendError: Redis failed.
         """
-        await self._redis.ask([], self._now(), peek=True)
+        await self._redis.refresh(None, self._now())
         return self.stats()
 
+
+class _LegacyFailover(FailoverLimiter):
+    """``RedisLimiter(fallback=...)`` as 0.1 made it: the RedisLimiter's own methods work too."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.primary, name)
+
     async def aclose(self) -> None:
-        """Stop the dispatcher, cancel queued waiters, close a client made from a URL.
-
-        A client passed in and a fallback limiter stay open: they belong to the caller.
-        """
-        if self._closed:
-            return
-        await super().aclose()
-        store = self._redis
-        pending = [
-            t for t in (store.releaser, *store.forgetting, *self._background) if t is not None
-        ]
-        if pending:
-            await asyncio.wait(pending, timeout=self._timeout)
-        if store.resend is not None:
-            store.resend.cancel()  # what was not released yet expires on its own
-        if self._owns_client:
-            await self._client.aclose()
-
-    # -- the driver's hooks -------------------------------------------------------
-
-    def _give_back(self, key: str | None, handle: object) -> None:
-        """Remove a granted permit's entries that were never sent (in the background)."""
-        assert isinstance(handle, _Handle)  # noqa: S101 - our own handle type
-        task = asyncio.ensure_future(self._undo(key, handle))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _undo(self, key: str | None, handle: _Handle) -> None:
-        if await self._redis.undo(key, handle) and not self._closed:
-            self._freed(key)  # places were freed before the holds known here said
-
-    def _backend_failed(self, exc: BackendError, taken: Sequence[Waiter]) -> None:
-        """Fail every queued waiter (fail closed), or send them all to the fallback."""
-        if self._fallback is None:
-            super()._backend_failed(exc, taken)
-            return
-        log.warning(
-            "%s; using the in-process fallback limiter for %ss, the budget is NOT shared "
-            "with other processes meanwhile",
-            exc,
-            self._fallback_retry,
-        )
-        self._fallback_until = asyncio.get_running_loop().time() + self._fallback_retry
-        self._core.fail_all(_UseFallback, taken)
-
-    # -- fallback ----------------------------------------------------------------
-
-    def _on_fallback(self, now: float) -> bool:
-        return self._fallback is not None and now < self._fallback_until
-
-    async def _fallback_acquire(
-        self, schedule_id: str | None, priority: int, deadline: float | None, requeue: bool
-    ) -> Permit:
-        fallback = cast("Limiter", self._fallback)
-        queue_timeout = None
-        if deadline is not None:
-            queue_timeout = max(0.0, deadline - asyncio.get_running_loop().time())
-        return await fallback.acquire(
-            schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
-        )
-
-    async def _shadow(
-        self, permit: Permit, priority: int, deadline: float | None, requeue: bool
-    ) -> None:
-        """Take the Redis permit's place in the fallback too, so it knows our own sends.
-
-        Without this, the fallback would start empty after this process had
-        just spent the budget through Redis (and Redis would not know what the
-        fallback admitted): one process alone could send twice the limit in a
-        window. Normally it admits at once: this process's sends are a part of
-        what Redis admitted.
-        """
-        ticket = cast("_Ticket", permit.handle)
-        try:
-            local = await self._fallback_acquire(permit.schedule_id, priority, deadline, requeue)
-        except BaseException:
-            ticket.open = False
-            self._give_back(ticket.key, ticket.handle)  # never sent
-            raise
-        cast("_Handle", ticket.handle).local = local
+        """Close the RedisLimiter; the fallback stays open (it belongs to the caller, as in 0.1)."""
+        await self._close(self.primary)
