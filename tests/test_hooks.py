@@ -18,7 +18,7 @@ from schedcancel import (
     RetryPolicy,
     _hooks,
 )
-from schedcancel._hooks import Hooks, WatchesLimiters
+from schedcancel._client.hooks import Hooks, WatchesLimiters
 from schedcancel.hooks import (
     Answered,
     CallEvent,

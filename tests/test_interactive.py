@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 from schedcancel import RateLimiter, RateLimits, ScheduleClient
-from schedcancel._limiter import QueuedLimiter
-from schedcancel._stores import MemoryStore
+from schedcancel._limiting.limiter import QueuedLimiter
+from schedcancel._limiting.stores import MemoryStore
 from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
 
 W, N, K, GUARD = 60.0, 60, 10, 1.0

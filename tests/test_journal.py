@@ -26,7 +26,7 @@ from schedcancel import (
     TransportError,
     _journal,
 )
-from schedcancel._journal import is_final_error_code, read_journal
+from schedcancel._bulk.journal import is_final_error_code, read_journal
 
 API_KEY = "connector-key-0123456789"
 

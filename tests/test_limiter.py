@@ -31,8 +31,8 @@ from schedcancel import (
     RateLimiter,
     RateLimits,
 )
-from schedcancel._stores import FloatQueue as _FloatQueue
-from schedcancel._window import LevelPolicy, SlidingLog
+from schedcancel._limiting.stores import FloatQueue as _FloatQueue
+from schedcancel._limiting.window import LevelPolicy, SlidingLog
 from schedcancel.redis import RedisLimiter
 
 from support.limiters import STORES, AnyLimiter, Make, limiters

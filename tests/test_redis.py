@@ -48,8 +48,8 @@ from schedcancel import (
     ScheduleClient,
     ScheduleResult,
 )
-from schedcancel import _redis_scripts as scripts
-from schedcancel._adaptive import QUIET_WINDOWS
+from schedcancel._limiting import redis_scripts as scripts
+from schedcancel._limiting.adaptive import QUIET_WINDOWS
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import MockScheduleServer, ServerLimits
 
@@ -162,6 +162,7 @@ async def test_import_without_redis_py_names_the_extra(monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "redis", None)
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
     monkeypatch.delitem(sys.modules, "schedcancel.redis")
+    monkeypatch.delitem(sys.modules, "schedcancel._limiting.redis_store")
     with pytest.raises(ImportError, match=r"pip install 'schedcancel\[redis\]'"):
         importlib.import_module("schedcancel.redis")
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from schedcancel import InvalidParameterError
-from schedcancel._window import LevelPolicy, SlidingLog
+from schedcancel._limiting.window import LevelPolicy, SlidingLog
 
 from support.window import Decision, check, try_acquire
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from schedcancel import OutcomeKind, RetryPolicy
-from schedcancel._journal import read_journal
+from schedcancel._bulk.journal import read_journal
 from schedcancel.cli import run_bulk
 from schedcancel.testing import Faults, ServerLimits
 

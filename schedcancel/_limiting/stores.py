@@ -19,10 +19,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import NamedTuple, Protocol
 
-from ._adaptive import ACCEPTED_WINDOWS, QUIET_WINDOWS, Action, AdaptiveState, accepted_peak
-from ._models import LimiterStats, RateLimitLevel, RateLimits
-from ._queue import SNAP, Answer
-from ._window import LevelPolicy, SlidingLog
+from .._protocol.models import LimiterStats, RateLimitLevel, RateLimits
+from .adaptive import ACCEPTED_WINDOWS, QUIET_WINDOWS, Action, AdaptiveState, accepted_peak
+from .dispatcher import SNAP, Answer
+from .window import LevelPolicy, SlidingLog
 
 __all__ = ["Holds", "MemoryStore", "Store"]
 

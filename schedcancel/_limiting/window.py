@@ -30,7 +30,7 @@ from typing import Literal
 
 import attrs
 
-from .errors import InvalidParameterError
+from ..errors import InvalidParameterError
 
 __all__ = [
     "LevelPolicy",

@@ -32,11 +32,11 @@ from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
-from ._models import LimiterStats, Permit, RateLimitLevel, RateLimits
-from ._queue import SNAP, Answer, Dispatcher, Waiter
-from ._stores import Holds, MemoryStore, Store
-from ._validate import check_key, check_priority, check_queue_timeout
-from .errors import BackendError, QueueTimeoutError
+from .._protocol.models import LimiterStats, Permit, RateLimitLevel, RateLimits
+from .._protocol.validate import check_key, check_priority, check_queue_timeout
+from ..errors import BackendError, QueueTimeoutError
+from .dispatcher import SNAP, Answer, Dispatcher, Waiter
+from .stores import Holds, MemoryStore, Store
 
 __all__ = ["QueuedLimiter", "RateLimiter"]
 

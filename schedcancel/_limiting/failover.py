@@ -19,10 +19,10 @@ import logging
 import math
 from collections.abc import Callable
 
-from ._limiter import QueuedLimiter
-from ._models import Limiter, LimiterStats, Permit, RateLimitLevel, RateLimits
-from ._validate import check_number
-from .errors import BackendError
+from .._protocol.models import Limiter, LimiterStats, Permit, RateLimitLevel, RateLimits
+from .._protocol.validate import check_number
+from ..errors import BackendError
+from .limiter import QueuedLimiter
 
 __all__ = ["FailoverLimiter"]
 

@@ -37,12 +37,12 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from . import errors
-from ._models import RateLimitLevel
-from ._redact import redact_key
+from .. import errors
+from .._protocol.models import RateLimitLevel
+from .._protocol.redact import redact_key
 
 if TYPE_CHECKING:
-    from ._models import Limiter
+    from .._protocol.models import Limiter
 
 __all__ = [
     "Answered",
