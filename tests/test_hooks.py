@@ -16,8 +16,8 @@ from schedcancel import (
     RateLimiter,
     RateLimits,
     RetryPolicy,
-    _hooks,
 )
+from schedcancel._client import hooks as _hooks
 from schedcancel._client.hooks import Hooks, WatchesLimiters
 from schedcancel.hooks import (
     Answered,
