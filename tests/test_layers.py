@@ -18,7 +18,18 @@ PACKAGE = Path(__file__).resolve().parent.parent / "schedcancel"
 
 #: Lowest first. A module may import modules of its own layer or of a lower one.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("leaves", ("errors", "_version", "_deprecated", "_operations", "_redact", "_validate")),
+    (
+        "leaves",
+        (
+            "errors",
+            "_version",
+            "_deprecated",
+            "_operations",
+            "_redact",
+            "_validate",
+            "_environment",
+        ),
+    ),
     (
         "values and pure cores",
         ("_models", "_convert", "_requests", "_protocol", "_window", "_queue", "_adaptive"),
