@@ -11,94 +11,25 @@ first, so included files are checked as the site shows them. No block is edited 
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import re
 import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import attrs
 import pytest
 
 from support.redis import require_redis
+from support.snippets import ALL, ANY_FENCE, HOOKS, MARKER, MODES, PAGES, Snippet, expanded
 
-ROOT = Path(__file__).resolve().parent.parent
-PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
-MODES = ("run", "mock", "pytest", "skip")
 # What an example reading ids.txt finds there when run against the mock server (as the bulk
 # page says: one scheduleId a line).
 MOCK_IDS = ("SC-1", "SC-2", "SC-3")
 # The port the docs give the mock server; the test asks for a free one instead.
 DOCS_PORT = "8765"
-
-_FENCE = re.compile(r"^```python\n(?P<code>.*?)^```$", re.DOTALL | re.MULTILINE)
-_ANY_FENCE = re.compile(r"^\s*```(?P<lang>\S*)", re.MULTILINE)
-_MARKER = re.compile(r"^<!-- snippet: (?P<mode>\S+)(?: (?P<reason>.*?))? -->$")
-
-
-def _load_hooks() -> ModuleType:
-    """Import ``docs/hooks.py``, the build's own directive expander."""
-    spec = importlib.util.spec_from_file_location("schedcancel_docs_hooks", ROOT / "docs/hooks.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-HOOKS = _load_hooks()
-
-
-@attrs.frozen
-class Snippet:
-    """One python block: where it is, its code, and how its marker says to run it."""
-
-    page: Path
-    line: int
-    code: str
-    mode: str
-    reason: str
-    before: str = attrs.field(repr=False)  # the page's text above the block
-
-    @property
-    def name(self) -> str:
-        """``page.md:LINE``, the line of the block's fence in the expanded page."""
-        return f"{self.page.relative_to(ROOT)}:{self.line}"
-
-
-def _expanded(page: Path) -> str:
-    return str(HOOKS.expand(page.read_text(encoding="utf-8"), page))
-
-
-def snippets(page: Path) -> Iterator[Snippet]:
-    """The python blocks of one page, after the build hook's directives are expanded.
-
-    Args:
-        page: a Markdown file.
-
-    Yields:
-        Each block with the mode and reason of the marker before it (``run`` without one).
-    """
-    text = _expanded(page)
-    for match in _FENCE.finditer(text):
-        previous = text[: match.start()].rstrip("\n").rpartition("\n")[2]
-        marker = _MARKER.match(previous)
-        yield Snippet(
-            page=page,
-            line=text.count("\n", 0, match.start()) + 1,
-            code=match["code"],
-            mode=marker["mode"] if marker else "run",
-            reason=(marker["reason"] or "") if marker else "",
-            before=text[: match.start()],
-        )
-
-
-ALL = [snippet for page in PAGES for snippet in snippets(page)]
 
 
 def test_the_pages_have_python_blocks_of_every_kind() -> None:
@@ -114,11 +45,11 @@ def test_every_marker_is_known_and_stands_before_a_python_block() -> None:
     """A mistyped marker, a skip without a reason, or a marker before no python block fails."""
     problems = []
     for page in PAGES:
-        lines = _expanded(page).splitlines()
+        lines = expanded(page).splitlines()
         for number, line in enumerate(lines, start=1):
             if not line.startswith("<!-- snippet:"):
                 continue
-            marker = _MARKER.match(line)
+            marker = MARKER.match(line)
             following = next((text for text in lines[number:] if text.strip()), "")
             if marker is None or marker["mode"] not in MODES[1:]:
                 problems.append(f"{page.name}:{number}: unknown marker {line!r}")
@@ -132,7 +63,7 @@ def test_every_marker_is_known_and_stands_before_a_python_block() -> None:
 def test_python_blocks_are_fenced_as_python() -> None:
     """A ```py or indented python block would escape the scan: every python fence is ```python."""
     for page in PAGES:
-        for match in _ANY_FENCE.finditer(_expanded(page)):
+        for match in ANY_FENCE.finditer(expanded(page)):
             assert match["lang"] not in {"py", "python3", "pycon"}, page.name
             if match["lang"] == "python":
                 assert not match[0].startswith((" ", "\t")), page.name
