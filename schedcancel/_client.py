@@ -287,15 +287,14 @@ class ScheduleClient:
         | ``SCHEDCANCEL_SHARED_SECRET`` | ``shared_secret`` (when the connector signs requests) |
         | ``SCHEDCANCEL_BASE_URL`` | ``base_url`` (default: the production gateway) |
 
-        A variable set to ``""`` counts as unset. For example:
+        A variable set to ``""`` counts as unset. Every other keyword argument goes to the
+        constructor as it is (``limits``, ``retry``, ``hooks``...). For example:
 
             async with ScheduleClient.from_env(limits=RateLimits(total=120)) as client:
                 result = await client.cancel("SC-1234-1234-1234-1234-1234-1234")
 
         Args:
             environ: where the variables are read; default ``os.environ``, when called.
-            **options: any other argument of [`ScheduleClient`][schedcancel.ScheduleClient]
-                (``limits``, ``retry``, ``hooks``...); not the five above.
 
         Returns:
             The client (not connected yet, as ever).
@@ -303,7 +302,7 @@ class ScheduleClient:
         Raises:
             InvalidParameterError: a required variable is missing (the message names it,
                 never a value), or a value or option is invalid.
-            TypeError: ``options`` holds one of the five arguments the variables give.
+            TypeError: a keyword argument is one of the five the variables give.
         """
         taken = sorted(options.keys() & ENVIRONMENT_VARIABLES.keys())
         if taken:

@@ -331,13 +331,15 @@ def _pages(site: Path) -> list[str]:
 def test_no_code_block_scrolls_sideways_at_1280px(
     browser: Browser, base_url: str, site: Path
 ) -> None:
-    """At a 1,280 px window, every code block of every page fits the content column."""
+    """At a 1,280 px window, every code block of every page fits the content column, and no
+    line of Python wraps."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         page = context.new_page()
         blocks = 0
         too_wide: list[str] = []
         unseen: list[str] = []
+        wrapped: list[str] = []
         for path in _pages(site):
             page.goto(base_url + path)
             # Folded blocks (the CLI's help, later notes) are measured open: hidden, they would
@@ -350,15 +352,43 @@ def test_no_code_block_scrolls_sideways_at_1280px(
             blocks += len(widths)
             too_wide += [f"{path}: {text!r}" for scroll, client, text in widths if scroll > client]
             unseen += [f"{path}: {text!r}" for _, client, text in widths if client == 0]
+            # Python, formatted at 100 columns, fits unwrapped: a wrapped line loses its indent.
+            wrapped += page.evaluate(
+                "path => [...document.querySelectorAll('.language-python pre > code')]"
+                ".filter(c => { const s = getComputedStyle(c);"
+                " const height = c.clientHeight - parseFloat(s.paddingTop)"
+                " - parseFloat(s.paddingBottom);"
+                " return Math.round(height / parseFloat(s.lineHeight))"
+                " > c.textContent.replace(/\\n$/, '').split('\\n').length; })"
+                ".map(c => path + ': ' + c.textContent.slice(0, 40))",
+                path,
+            )
             # The page itself never scrolls sideways either (a wide table scrolls in its box).
             assert page.evaluate(
                 "() => document.documentElement.scrollWidth <= window.innerWidth"
             ), path
         assert too_wide == []
         assert unseen == []
+        assert wrapped == []
         assert blocks > 100
     finally:
         context.close()
+
+
+def test_the_pages_fit_a_400px_screen(page: Page, base_url: str) -> None:
+    """On a phone, the page never scrolls sideways: a long code line scrolls in its own block
+    (wrapped, it would lose its indentation), a wide table in its own box."""
+    page.set_viewport_size({"width": 400, "height": 900})
+    for path in ("", "getting-started/", "client/", "bulk-jobs/", "api/", "api/client/"):
+        page.goto(base_url + path)
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), (
+            path
+        )
+    page.goto(base_url)
+    white_space = page.evaluate(
+        "() => getComputedStyle(document.querySelector('.language-python pre > code')).whiteSpace"
+    )
+    assert white_space == "pre"
 
 
 def test_table_cells_do_not_break_names_mid_word(page: Page, base_url: str) -> None:
