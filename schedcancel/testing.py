@@ -39,8 +39,7 @@ from typing import Any
 
 import attrs
 
-from ._client import ScheduleClient
-from ._environment import ENVIRONMENT_VARIABLES
+from ._client.client import ScheduleClient
 from ._mock import cli as _cli
 from ._mock import server as _server
 from ._mock.cli import add_mock_server_arguments, main_mock_server, run_mock_server
@@ -50,6 +49,7 @@ from ._mock.operations import Operation, Status
 from ._mock.recorder import Arrival, Outcome, Recorder, max_in_window
 from ._mock.schedules import MockSchedule
 from ._mock.server import API_PREFIX, DEFAULT_API_KEY, DEFAULT_PASSWORD, DEFAULT_USERNAME
+from ._protocol.environment import ENVIRONMENT_VARIABLES
 
 __all__ = [
     "API_PREFIX",

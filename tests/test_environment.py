@@ -1,14 +1,14 @@
 """``ScheduleClient.from_env()``: a client's credentials and base URL from ``SCHEDCANCEL_*``.
 
-One reader (``schedcancel._environment``) serves the method and the ``schedcancel`` command;
-its messages name the variable, never a value.
+One reader (``schedcancel._protocol.environment``) serves the method and the ``schedcancel``
+command; its messages name the variable, never a value.
 """
 
 from __future__ import annotations
 
 import pytest
 from schedcancel import DEFAULT_BASE_URL, InvalidParameterError, RateLimits, ScheduleClient
-from schedcancel._environment import ClientEnvironment, read_client_environment
+from schedcancel._protocol.environment import ClientEnvironment, read_client_environment
 from schedcancel.testing import MockScheduleServer
 
 API_KEY = "env-test-connector-key-31"

@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from .._requests import UpdateRow, UpdateSchedule
+from .._protocol.requests import UpdateRow, UpdateSchedule
 from ..errors import InvalidParameterError
 
 __all__ = [

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import attrs
 
-from .. import _environment
-from .._bulk import BACKGROUND_PRIORITY
-from .._models import RateLimits, RetryPolicy
-from .._operations import Operation
-from .._protocol import DEFAULT_BASE_URL
-from .._redact import redact_key
+from .._bulk.runner import BACKGROUND_PRIORITY
+from .._protocol import environment as _environment
+from .._protocol.models import RateLimits, RetryPolicy
+from .._protocol.operations import Operation
+from .._protocol.redact import redact_key
+from .._protocol.wire import DEFAULT_BASE_URL
 from ..errors import InvalidParameterError
 from ._common import _UsageError
 

@@ -19,8 +19,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .._journal import BulkOutcome, OutcomeKind, read_journal
-from .._operations import Operation
+from .._bulk.journal import BulkOutcome, OutcomeKind, read_journal
+from .._protocol.operations import Operation
 
 #: The report's columns, in order.
 REPORT_COLUMNS = (

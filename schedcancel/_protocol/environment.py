@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 
 import attrs
 
-from ._redact import redact_key
-from .errors import InvalidParameterError
+from ..errors import InvalidParameterError
+from .redact import redact_key
 
 __all__ = [
     "API_KEY",

@@ -44,8 +44,29 @@ from typing import Any, Protocol, TypedDict, Unpack, cast
 
 import attrs
 
-from ._gate import Gate
-from ._journal import (
+from .._limiting.gate import Gate
+from .._limiting.limiter import RateLimiter
+from .._protocol.models import LimiterStats, Permit, RateLimits, ScheduleResult
+from .._protocol.operations import Operation
+from .._protocol.redact import redact_key
+from .._protocol.requests import ContinueSchedule, UpdateRow, format_date_time
+from .._protocol.validate import (
+    check_int,
+    check_number,
+    check_priority,
+    validate_api_key,
+    validate_schedule_id,
+)
+from .._version import __version__
+from ..errors import (
+    BackendError,
+    ClientClosedError,
+    ConfigurationError,
+    InvalidParameterError,
+    RequestWithdrawnError,
+    ScheduleError,
+)
+from .journal import (
     BULK_OPERATIONS,
     BulkOutcome,
     Journal,
@@ -57,27 +78,6 @@ from ._journal import (
     run_operation,
     send_record,
     timestamp,
-)
-from ._limiter import RateLimiter
-from ._models import LimiterStats, Permit, RateLimits, ScheduleResult
-from ._operations import Operation
-from ._redact import redact_key
-from ._requests import ContinueSchedule, UpdateRow, format_date_time
-from ._validate import (
-    check_int,
-    check_number,
-    check_priority,
-    validate_api_key,
-    validate_schedule_id,
-)
-from ._version import __version__
-from .errors import (
-    BackendError,
-    ClientClosedError,
-    ConfigurationError,
-    InvalidParameterError,
-    RequestWithdrawnError,
-    ScheduleError,
 )
 
 __all__ = [

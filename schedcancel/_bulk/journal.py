@@ -46,11 +46,11 @@ from typing import Any
 
 import attrs
 
-from ._models import ScheduleResult
-from ._operations import Operation, ScheduleStatus
-from ._protocol import is_schedule_error_code
-from ._redact import scrub, shorten
-from .errors import ApiError, InvalidParameterError
+from .._protocol.models import ScheduleResult
+from .._protocol.operations import Operation, ScheduleStatus
+from .._protocol.redact import scrub, shorten
+from .._protocol.wire import is_schedule_error_code
+from ..errors import ApiError, InvalidParameterError
 
 try:  # POSIX only; without it two runs on one journal are not prevented
     import fcntl
