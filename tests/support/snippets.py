@@ -19,7 +19,7 @@ PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 MODES = ("run", "mock", "pytest", "skip")
 
 FENCE = re.compile(r"^```python\n(?P<code>.*?)^```$", re.DOTALL | re.MULTILINE)
-ANY_FENCE = re.compile(r"^\s*```(?P<lang>\S*)", re.MULTILINE)
+ANY_FENCE = re.compile(r"^[ \t]*```(?P<lang>\S*)", re.MULTILINE)  # not across lines
 MARKER = re.compile(r"^<!-- snippet: (?P<mode>\S+)(?: (?P<reason>.*?))? -->$")
 
 
