@@ -13,9 +13,11 @@ Two directives, each alone on a line of a page's Markdown:
   reference cannot drift from the parser; the block is folded in a ``??? note`` (click to
   open it).
 
-The snippet marker ``<!-- snippet: mock -->`` (an example with placeholder credentials, which
-the snippet test runs against the mock server) is invisible in HTML: a note is put before it
-that says so, and how to run the example offline.
+The snippet marker ``<!-- snippet: mock -->`` (an example that reads its credentials from the
+``SCHEDCANCEL_*`` variables, which the snippet test sets for the mock server) is invisible in
+HTML: a note is put before it that says so, with the commands that start the mock server, set
+the variables for it and run the example (``MOCK_CONSOLE``; the snippet test runs exactly
+these). The first such note on a page is open, later ones are folded.
 
 The snippet test (``tests/test_docs_snippets.py``) expands pages with the same function.
 """
@@ -37,22 +39,27 @@ _CLI_HELP = re.compile(r"^<!-- cli-help (?P<command>\S+) -->$", re.MULTILINE)
 # [text](target) and ![alt](target); the target up to whitespace or ")".
 _LINK = re.compile(r"(?P<head>\]\()(?P<target>[^)\s]+)")
 _MOCK_MARKER = re.compile(r"^<!-- snippet: mock -->$", re.MULTILINE)
-# Shown above every example marked `<!-- snippet: mock -->`; the marker stays where it is, on
-# the line before the block, for the snippet test.
+# The mock server, the variables that point a client at it, the example: what the note above
+# every example marked `<!-- snippet: mock -->` shows, and what tests/test_docs_snippets.py
+# runs (with a free port for 8765). The credentials are the mock server's defaults.
+MOCK_CONSOLE = """\
+python -m schedcancel.testing --port 8765 --accept-any-id &  # stop it with: kill %1
+export SCHEDCANCEL_BASE_URL=http://127.0.0.1:8765/api/v3
+export SCHEDCANCEL_API_KEY=test-api-key SCHEDCANCEL_USERNAME=api-user
+export SCHEDCANCEL_PASSWORD=api-password
+python example.py  # the example below, saved as example.py
+"""
 MOCK_NOTE = """\
-!!! note "Needs an API user's credentials, or the mock server"
-    This example uses placeholder credentials (`my-api-user`, `my-connector-api-key`, `"…"`)
-    and the production gateway. To try it offline, start the built-in mock server in another
-    terminal (every scheduleId exists there):
+{fold} note "Credentials from the environment: yours, or the mock server's"
+    The example reads the API user's credentials from the environment
+    ([`ScheduleClient.from_env()`][schedcancel.ScheduleClient.from_env]): export
+    `SCHEDCANCEL_API_KEY`, `SCHEDCANCEL_USERNAME` and `SCHEDCANCEL_PASSWORD` (and
+    `SCHEDCANCEL_SHARED_SECRET` when the connector signs requests) for your account, and it
+    runs against the production gateway. To try it offline, start the built-in mock server
+    (every scheduleId exists there) and point the variables at it:
 
     ```console
-    python -m schedcancel.testing --port 8080 --accept-any-id \\
-        --user my-api-user:my-password --api-key my-connector-api-key
-    ```
-
-    and give `ScheduleClient` `base_url="http://127.0.0.1:8080/api/v3"` and
-    `password="my-password"` (a `shared_secret` may stay: this server does not check it).
-    An example that reads `ids.txt` needs that file: one scheduleId a line.
+{console}    ```
 """
 _EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|#|/)", re.IGNORECASE)
 
@@ -100,8 +107,23 @@ def _cli_help(command: str) -> str:
     return f'??? note "`{command_line} --help`"\n\n{indented}\n'
 
 
+class _MockNotes:
+    """The note for each ``<!-- snippet: mock -->`` marker of one page: open, then folded."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, match: re.Match[str]) -> str:
+        self.count += 1
+        console = "".join(f"    {line}\n" for line in MOCK_CONSOLE.splitlines())
+        note = MOCK_NOTE.format(fold="!!!" if self.count == 1 else "???", console=console)
+        return f"{note}\n{match[0]}"
+
+
 def expand(markdown: str, page: Path) -> str:
     """Expand the ``include`` and ``cli-help`` directives of one page; explain mock markers.
+
+    A page of ``docs/`` gets the note before each mock marker; the README writes its own.
 
     Args:
         markdown: the page's Markdown source.
@@ -119,7 +141,8 @@ def expand(markdown: str, page: Path) -> str:
         return _rebase_links(text, source, page) if source.suffix == ".md" else text
 
     markdown = _INCLUDE.sub(include, markdown)
-    markdown = _MOCK_MARKER.sub(lambda match: f"{MOCK_NOTE}\n{match[0]}", markdown)
+    if page.resolve().is_relative_to(DOCS):  # the README, read on a code host, shows its own
+        markdown = _MOCK_MARKER.sub(_MockNotes(), markdown)
     return _CLI_HELP.sub(lambda match: _cli_help(match["command"]), markdown)
 
 

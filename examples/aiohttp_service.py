@@ -15,10 +15,9 @@ and however many callers hit the service at once, the IXOPAY limits are kept
 - ``POST /schedules/cancel`` with ``{"ids": [...]}`` cancels many and streams
   one JSON line per id as each finishes (``client.cancel_many``).
 
-Run it (the credentials and base URL from the ``SCHEDCANCEL_*`` variables the
-``schedcancel`` command reads), then ``curl
-localhost:8080/schedules/SC-1234`` or ``curl -X POST
-localhost:8080/schedules/SC-1234/cancel``::
+Run it with the credentials and base URL in the ``SCHEDCANCEL_*`` variables that the
+``schedcancel`` command reads too (``ScheduleClient.from_env()``), then ``curl
+localhost:8080/schedules/SC-1234`` or ``curl -X POST localhost:8080/schedules/SC-1234/cancel``:
 
     python examples/aiohttp_service.py
 """
@@ -40,7 +39,6 @@ from schedcancel import (
     ScheduleResult,
     TransportError,
 )
-from schedcancel.cli import client_options
 
 CLIENT = web.AppKey("client", ScheduleClient)
 QUEUE_TIMEOUT = web.AppKey("queue_timeout", float)
@@ -168,13 +166,9 @@ def make_app(
 
 
 def main() -> None:
-    """Serve on port 8080, with the credentials and base URL ``schedcancel`` reads."""
-    options = client_options()  # a missing variable fails here, not at the first request
-
-    def client() -> ScheduleClient:
-        return ScheduleClient(**options)
-
-    web.run_app(make_app(client), port=8080)
+    """Serve on port 8080, with the credentials and base URL of the ``SCHEDCANCEL_*`` variables."""
+    # The client is made at startup, before the port is open: a missing variable fails there.
+    web.run_app(make_app(ScheduleClient.from_env), port=8080)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ allow (60 per minute per API user by default) and never meet an avoidable
 429. Business errors (unknown id, already cancelled) come back as results,
 so one bad id does not blow up the gather.
 
-Run it against your account, with the credentials and base URL the
-``schedcancel`` command reads (``SCHEDCANCEL_BASE_URL``, ``SCHEDCANCEL_SHARED_SECRET``
-too); it exits 1 when an id was not cancelled::
+Run it with the credentials and base URL in the ``SCHEDCANCEL_*`` variables that the
+``schedcancel`` command reads too (``ScheduleClient.from_env()``: ``SCHEDCANCEL_BASE_URL``
+and ``SCHEDCANCEL_SHARED_SECRET`` as well); it exits 1 when an id was not cancelled:
 
     SCHEDCANCEL_API_KEY=... SCHEDCANCEL_USERNAME=... SCHEDCANCEL_PASSWORD=... \\
         python examples/bulk_gather.py SC-1234 SC-5678
@@ -19,18 +19,11 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from schedcancel import (
-    DEFAULT_BASE_URL,
-    RateLimits,
-    ScheduleClient,
-    ScheduleError,
-    ScheduleResult,
-)
-from schedcancel.cli import client_options
+from schedcancel import RateLimits, ScheduleClient, ScheduleError, ScheduleResult
 
-#: The buckets of :func:`describe` in which a schedule ends cancelled.
+#: The buckets of `describe()` in which a schedule ends cancelled.
 DONE = frozenset({"cancelled", "already cancelled"})
 
 
@@ -60,7 +53,7 @@ async def cancel_all(client: ScheduleClient, schedule_ids: Sequence[str]) -> Cou
         schedule_ids: the schedules to cancel.
 
     Returns:
-        How many ids ended in each bucket of :func:`describe`.
+        How many ids ended in each bucket of `describe()`.
     """
     results = await asyncio.gather(
         *(client.cancel(schedule_id) for schedule_id in schedule_ids),
@@ -76,35 +69,20 @@ async def cancel_all(client: ScheduleClient, schedule_ids: Sequence[str]) -> Cou
 async def main(
     schedule_ids: Sequence[str],
     *,
-    api_key: str,
-    username: str,
-    password: str,
-    shared_secret: str | None = None,
-    base_url: str = DEFAULT_BASE_URL,
+    environ: Mapping[str, str] | None = None,
     limits: RateLimits | None = None,
 ) -> Counter[str]:
     """Open a client, cancel the ids, print and return the counts.
 
     Args:
         schedule_ids: the schedules to cancel.
-        api_key: the connector's apiKey.
-        username: the API user.
-        password: its password.
-        shared_secret: the connector's shared secret, when it signs requests.
-        base_url: the API base URL.
+        environ: where the ``SCHEDCANCEL_*`` variables are read; default ``os.environ``.
         limits: the server's rate limits, if not the documented ones.
 
     Returns:
         The counts per bucket.
     """
-    async with ScheduleClient(
-        api_key,
-        username=username,
-        password=password,
-        shared_secret=shared_secret,
-        base_url=base_url,
-        limits=limits,
-    ) as client:
+    async with ScheduleClient.from_env(environ=environ, limits=limits) as client:
         counts = await cancel_all(client, schedule_ids)
     for bucket, count in sorted(counts.items()):
         print(f"{bucket:>20}: {count}")
@@ -115,7 +93,7 @@ def exit_code(counts: Counter[str]) -> int:
     """Return the process's exit code: 0 when every id ended cancelled, else 1.
 
     Args:
-        counts: what :func:`main` returned.
+        counts: what `main()` returned.
 
     Returns:
         0 or 1.
@@ -126,4 +104,4 @@ def exit_code(counts: Counter[str]) -> int:
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(f"usage: {sys.argv[0]} SCHEDULE_ID [SCHEDULE_ID ...]")
-    sys.exit(exit_code(asyncio.run(main(sys.argv[1:], **client_options()))))
+    sys.exit(exit_code(asyncio.run(main(sys.argv[1:]))))

@@ -9,7 +9,7 @@ commands go through the same client, so a status read takes its place in the
 same rate limits as the cancels.
 
 The handler takes a ``reply`` coroutine, so it fits any chat framework
-(discord.py, python-telegram-bot, Slack Bolt...)::
+(discord.py, python-telegram-bot, Slack Bolt...):
 
     async def on_message(message):
         await handle_command(message.text, message.channel.send, client)

@@ -49,6 +49,7 @@ from ._mock.operations import Operation, Status
 from ._mock.recorder import Arrival, Outcome, Recorder, max_in_window
 from ._mock.schedules import MockSchedule
 from ._mock.server import API_PREFIX, DEFAULT_API_KEY, DEFAULT_PASSWORD, DEFAULT_USERNAME
+from ._protocol.environment import ENVIRONMENT_VARIABLES
 
 __all__ = [
     "API_PREFIX",
@@ -151,6 +152,31 @@ class MockScheduleServer(_server.MockScheduleServer):
             "password": self.users[username],
             "shared_secret": self.connectors.get(key),
             "base_url": self.base_url,
+        }
+
+    def client_environ(
+        self, *, user: str | None = None, api_key: str | None = None
+    ) -> dict[str, str]:
+        """The ``SCHEDCANCEL_*`` variables that point a client at this server.
+
+        What [`ScheduleClient.from_env()`][schedcancel.ScheduleClient.from_env] and the
+        ``schedcancel`` command read: set them (``monkeypatch.setenv``, or a child process's
+        ``env``) to test code that takes its credentials from the environment.
+
+        Args:
+            user: as in [`client_kwargs()`][schedcancel.testing.MockScheduleServer.client_kwargs].
+            api_key: as in
+                [`client_kwargs()`][schedcancel.testing.MockScheduleServer.client_kwargs].
+
+        Returns:
+            ``SCHEDCANCEL_API_KEY``, ``_USERNAME``, ``_PASSWORD`` and ``_BASE_URL``, and
+            ``_SHARED_SECRET`` when the connector has one.
+        """
+        kwargs = self.client_kwargs(user=user, api_key=api_key)
+        return {
+            variable: kwargs[name]
+            for name, variable in ENVIRONMENT_VARIABLES.items()
+            if kwargs[name] is not None
         }
 
     def client(

@@ -26,6 +26,8 @@ import attrs
 import pytest
 from playwright.sync_api import Browser, Page, Request, Route, sync_playwright
 
+from support.snippets import ALL, HOOKS, PAGES
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -304,9 +306,10 @@ def test_the_pytest_plugin_page_shows_no_fallback_stub_or_argparse_plumbing(
 
 
 def test_reference_shows_no_sphinx_roles_or_literal_markers(page: Page, base_url: str) -> None:
-    """Docstrings are Markdown for mkdocstrings: no raw :meth:-style role, no ``::`` marker."""
+    """Docstrings are Markdown for mkdocstrings: no raw :meth:-style role, no ``::`` marker,
+    on the overview or any area's page."""
     found = []
-    for path in REFERENCE:
+    for path in ("api/", *REFERENCE):
         page.goto(base_url + path)
         text = page.locator("article").inner_text()
         found += [
@@ -328,28 +331,64 @@ def _pages(site: Path) -> list[str]:
 def test_no_code_block_scrolls_sideways_at_1280px(
     browser: Browser, base_url: str, site: Path
 ) -> None:
-    """At a 1,280 px window, every code block of every page fits the content column."""
+    """At a 1,280 px window, every code block of every page fits the content column, and no
+    line of Python wraps."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         page = context.new_page()
         blocks = 0
-        too_wide = []
+        too_wide: list[str] = []
+        unseen: list[str] = []
+        wrapped: list[str] = []
         for path in _pages(site):
             page.goto(base_url + path)
+            # Folded blocks (the CLI's help, later notes) are measured open: hidden, they would
+            # measure 0 and pass unseen.
             widths = page.evaluate(
-                "() => [...document.querySelectorAll('pre > code')]"
-                ".map(c => [c.scrollWidth, c.clientWidth, c.innerText.slice(0, 40)])"
+                "() => { document.querySelectorAll('details').forEach(d => { d.open = true; });"
+                " return [...document.querySelectorAll('pre > code')]"
+                ".map(c => [c.scrollWidth, c.clientWidth, c.innerText.slice(0, 40)]); }"
             )
             blocks += len(widths)
             too_wide += [f"{path}: {text!r}" for scroll, client, text in widths if scroll > client]
+            unseen += [f"{path}: {text!r}" for _, client, text in widths if client == 0]
+            # Python, formatted at 100 columns, fits unwrapped: a wrapped line loses its indent.
+            wrapped += page.evaluate(
+                "path => [...document.querySelectorAll('.language-python pre > code')]"
+                ".filter(c => { const s = getComputedStyle(c);"
+                " const height = c.clientHeight - parseFloat(s.paddingTop)"
+                " - parseFloat(s.paddingBottom);"
+                " return Math.round(height / parseFloat(s.lineHeight))"
+                " > c.textContent.replace(/\\n$/, '').split('\\n').length; })"
+                ".map(c => path + ': ' + c.textContent.slice(0, 40))",
+                path,
+            )
             # The page itself never scrolls sideways either (a wide table scrolls in its box).
             assert page.evaluate(
                 "() => document.documentElement.scrollWidth <= window.innerWidth"
             ), path
         assert too_wide == []
+        assert unseen == []
+        assert wrapped == []
         assert blocks > 100
     finally:
         context.close()
+
+
+def test_the_pages_fit_a_400px_screen(page: Page, base_url: str) -> None:
+    """On a phone, the page never scrolls sideways: a long code line scrolls in its own block
+    (wrapped, it would lose its indentation), a wide table in its own box."""
+    page.set_viewport_size({"width": 400, "height": 900})
+    for path in ("", "getting-started/", "client/", "bulk-jobs/", "api/", "api/client/"):
+        page.goto(base_url + path)
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), (
+            path
+        )
+    page.goto(base_url)
+    white_space = page.evaluate(
+        "() => getComputedStyle(document.querySelector('.language-python pre > code')).whiteSpace"
+    )
+    assert white_space == "pre"
 
 
 def test_table_cells_do_not_break_names_mid_word(page: Page, base_url: str) -> None:
@@ -363,15 +402,67 @@ def test_table_cells_do_not_break_names_mid_word(page: Page, base_url: str) -> N
     assert box["height"] < 1.5 * line_height
 
 
-def test_examples_that_need_credentials_say_so(page: Page, base_url: str) -> None:
-    """The quickstart's placeholder credentials are marked in the page, the mock shown."""
-    page.goto(base_url + "getting-started/")
-    note = page.locator("article .admonition").first
-    assert "Needs an API user's credentials" in note.inner_text()
-    assert "python -m schedcancel.testing --port 8080" in note.inner_text()
-    # The note stands right before the quickstart's code.
-    following = note.evaluate("n => n.nextElementSibling.innerText")
-    assert "ScheduleClient(" in following
+def _site_path(source: Path) -> str:
+    """The site path of ``docs/NAME.md``: ``NAME/``, or ``""`` for the home page."""
+    return "" if source.name == "index.md" else f"{source.stem}/"
+
+
+def test_every_example_shown_is_the_code_the_snippet_test_runs(page: Page, base_url: str) -> None:
+    """Each guide page's python blocks, as the browser shows them, are exactly the blocks
+    ``tests/test_docs_snippets.py`` found there, in order and to the character: no example
+    escapes the snippet test, and none is run in another form than it is printed. A block the
+    snippet test skips is a signature, a fragment or an ``examples/`` file run by
+    ``tests/test_examples.py``, and says so in its marker."""
+    shown_total = run_total = 0
+    for source in PAGES:
+        if source.parent.name != "docs":
+            continue  # the README is no page of the site
+        page.goto(base_url + _site_path(source))
+        shown = page.evaluate(
+            "() => [...document.querySelectorAll('article .language-python pre > code')]"
+            ".map(c => c.textContent)"
+        )
+        expected = [snippet for snippet in ALL if snippet.page == source]
+        assert [code.rstrip("\n") for code in shown] == [
+            snippet.code.rstrip("\n") for snippet in expected
+        ], source.name
+        shown_total += len(shown)
+        run_total += sum(snippet.mode != "skip" for snippet in expected)
+        for snippet in expected:
+            if snippet.mode == "skip":
+                assert snippet.reason, snippet.name
+    assert shown_total >= 30
+    assert run_total >= shown_total - 5  # the skips: a signature, a fragment, three examples/
+
+
+def test_every_example_with_credentials_says_how_to_run_it(page: Page, base_url: str) -> None:
+    """Right above each example that reads the ``SCHEDCANCEL_*`` variables, a note (open for
+    the first on a page, folded after) shows the commands the snippet test runs it with:
+    the mock server, the variables, ``python example.py``."""
+    console = HOOKS.MOCK_CONSOLE.rstrip("\n")
+    checked = 0
+    for source in sorted({snippet.page for snippet in ALL if snippet.mode == "mock"}):
+        if source.parent.name != "docs":
+            continue
+        page.goto(base_url + _site_path(source))
+        notes = page.evaluate(
+            "() => [...document.querySelectorAll('article .language-python')].map(b => {"
+            " const n = b.previousElementSibling;"
+            " return n && n.matches('.admonition, details') ? [n.tagName,"
+            " n.querySelector('.admonition-title, summary').innerText,"
+            " n.querySelector('pre > code').textContent] : null; })"
+        )
+        codes = [snippet for snippet in ALL if snippet.page == source]
+        mock_notes = [
+            note for note, snippet in zip(notes, codes, strict=True) if snippet.mode == "mock"
+        ]
+        assert all(note is not None for note in mock_notes), source.name
+        assert [tag for tag, _, _ in mock_notes] == ["DIV"] + ["DETAILS"] * (len(mock_notes) - 1)
+        for _, title, code in mock_notes:
+            assert title.strip() == "Credentials from the environment: yours, or the mock server's"
+            assert code.rstrip("\n") == console
+        checked += len(mock_notes)
+    assert checked >= 6
 
 
 def test_search_finds_ratelimits(page: Page, traffic: Traffic, base_url: str) -> None:

@@ -64,9 +64,8 @@ async def test_bulk_gather_counts_every_outcome_without_429(
 ) -> None:
     """gather over 27 cancels: 25 cancelled, 1 already, 1 refused; never over the limit."""
     example = _load("bulk_gather")
-    kwargs = server.client_kwargs()
     ids = [f"SC-{i:03d}" for i in range(25)] + ["SC-done", "SC-unknown"]
-    counts = await example.main(ids, limits=LIMITS, **kwargs)
+    counts = await example.main(ids, limits=LIMITS, environ=server.client_environ())
     assert counts == Counter({"cancelled": 25, "already cancelled": 1, "refused 7040": 1})
     assert server.recorder.count_rate_limited() == 0
     assert server.recorder.max_arrivals_in_window(LIMITS.window) <= LIMITS.total
@@ -88,18 +87,6 @@ async def test_bulk_gather_describes_exceptions_and_reraises_bugs() -> None:
         await example.cancel_all(Broken(), ["SC-000"])
 
 
-def _variables(server: MockScheduleServer) -> dict[str, str]:
-    """The SCHEDCANCEL_* variables for ``server``, as a user running an example sets them."""
-    kwargs = server.client_kwargs()
-    return {
-        "SCHEDCANCEL_API_KEY": kwargs["api_key"],
-        "SCHEDCANCEL_USERNAME": kwargs["username"],
-        "SCHEDCANCEL_PASSWORD": kwargs["password"],
-        "SCHEDCANCEL_SHARED_SECRET": kwargs["shared_secret"] or "",
-        "SCHEDCANCEL_BASE_URL": kwargs["base_url"],
-    }
-
-
 @pytest.mark.parametrize(
     ("ids", "code", "line"),
     [
@@ -118,7 +105,7 @@ async def test_bulk_gather_as_a_script_uses_the_base_url_and_exits_non_zero_on_f
         str(EXAMPLES / "bulk_gather.py"),
         *ids,
         env={k: v for k, v in os.environ.items() if not k.startswith("SCHEDCANCEL_")}
-        | _variables(server),
+        | server.client_environ(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -261,7 +248,7 @@ async def test_service_main_uses_the_base_url_of_the_environment(
 ) -> None:
     """``main()`` serves with a client built from SCHEDCANCEL_*: its base URL too."""
     example = _load("aiohttp_service")
-    for name, value in _variables(server).items():
+    for name, value in server.client_environ().items():
         monkeypatch.setenv(name, value)
     apps: list[web.Application] = []
     monkeypatch.setattr(example.web, "run_app", lambda app, **_: apps.append(app))

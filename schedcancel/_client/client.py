@@ -6,17 +6,19 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from ssl import SSLContext
 from types import TracebackType
-from typing import TYPE_CHECKING, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 from .._bulk import runner as _bulk
 from .._bulk.journal import BulkOutcome
 from .._limiting.gate import Gate
+from .._protocol.environment import ENVIRONMENT_VARIABLES, read_client_environment
 from .._protocol.models import Clock, Limiter, Permit, RateLimits, RetryPolicy, ScheduleResult
 from .._protocol.operations import Operation
 from .._protocol.redact import redact_key
@@ -269,6 +271,53 @@ class ScheduleClient:
         # What every request of an apiKey shares is computed once (URL prefix, auth header).
         self._builder = self._make_builder(self._api_key)
         self._builders: dict[str, RequestBuilder] = {}
+
+    @classmethod
+    def from_env(cls, *, environ: Mapping[str, str] | None = None, **options: Any) -> Self:
+        """A client with the credentials and base URL of the ``SCHEDCANCEL_*`` variables.
+
+        The same variables the ``schedcancel`` command reads, so code and command talk to the
+        same API as the same user, and no credential is written in code:
+
+        | variable | argument |
+        |---|---|
+        | ``SCHEDCANCEL_API_KEY`` | ``api_key`` (required) |
+        | ``SCHEDCANCEL_USERNAME`` | ``username`` (required) |
+        | ``SCHEDCANCEL_PASSWORD`` | ``password`` (required) |
+        | ``SCHEDCANCEL_SHARED_SECRET`` | ``shared_secret`` (when the connector signs requests) |
+        | ``SCHEDCANCEL_BASE_URL`` | ``base_url`` (default: the production gateway) |
+
+        A variable set to ``""`` counts as unset. Every other keyword argument goes to the
+        constructor as it is (``limits``, ``retry``, ``hooks``...). For example:
+
+            async with ScheduleClient.from_env(limits=RateLimits(total=120)) as client:
+                result = await client.cancel("SC-1234-1234-1234-1234-1234-1234")
+
+        Args:
+            environ: where the variables are read; default ``os.environ``, when called.
+
+        Returns:
+            The client (not connected yet, as ever).
+
+        Raises:
+            InvalidParameterError: a required variable is missing (the message names it,
+                never a value), or a value or option is invalid.
+            TypeError: a keyword argument is one of the five the variables give.
+        """
+        taken = sorted(options.keys() & ENVIRONMENT_VARIABLES.keys())
+        if taken:
+            variables = ", ".join(ENVIRONMENT_VARIABLES[name] for name in taken)
+            raise TypeError(f"from_env() reads {', '.join(taken)} from {variables}")
+        settings = read_client_environment(os.environ if environ is None else environ)
+        if settings.base_url is not None:
+            options["base_url"] = settings.base_url
+        return cls(
+            settings.api_key,
+            username=settings.username,
+            password=settings.password,
+            shared_secret=settings.shared_secret,
+            **options,
+        )
 
     def _make_builder(self, api_key: str) -> RequestBuilder:
         return RequestBuilder(

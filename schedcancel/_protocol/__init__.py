@@ -3,7 +3,8 @@
 ``operations`` (the table of operations and statuses; no imports), ``validate``
 (every argument check), ``redact`` (every redaction), ``models`` (the value
 types and the ``Limiter`` protocol), ``convert`` (JSON to values), ``requests``
-(the request bodies), ``wire`` (build, sign and parse; ``now`` passed in).
+(the request bodies), ``wire`` (build, sign and parse; ``now`` passed in),
+``environment`` (the ``SCHEDCANCEL_*`` variables: a client's credentials and base URL).
 
 Internal: the public names are in ``schedcancel`` and its documented modules.
 """

@@ -61,9 +61,7 @@ from ._settings import (
     ENV_REDIS_URL,
     ENV_SHARED_SECRET,
     ENV_USERNAME,
-    ClientOptions,
     RunSettings,
-    client_options,
 )
 
 __all__ = [
@@ -84,12 +82,10 @@ __all__ = [
     "INSTALL_CLI_HINT",
     "INSTALL_REDIS_HINT",
     "PROG",
-    "ClientOptions",
     "InputError",
     "RunReport",
     "RunSettings",
     "build_parser",
-    "client_options",
     "format_duration",
     "iter_ids",
     "main",

@@ -4,15 +4,14 @@ flags and the ``SCHEDCANCEL_*`` environment."""
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TypedDict
 
 import attrs
 
 from .._bulk.runner import BACKGROUND_PRIORITY
+from .._protocol import environment as _environment
 from .._protocol.models import RateLimits, RetryPolicy
 from .._protocol.operations import Operation
 from .._protocol.redact import redact_key
@@ -20,11 +19,11 @@ from .._protocol.wire import DEFAULT_BASE_URL
 from ..errors import InvalidParameterError
 from ._common import _UsageError
 
-ENV_API_KEY = "SCHEDCANCEL_API_KEY"
-ENV_USERNAME = "SCHEDCANCEL_USERNAME"
-ENV_PASSWORD = "SCHEDCANCEL_PASSWORD"  # noqa: S105 - the variable's name, not a password
-ENV_SHARED_SECRET = "SCHEDCANCEL_SHARED_SECRET"  # noqa: S105 - the variable's name
-ENV_BASE_URL = "SCHEDCANCEL_BASE_URL"
+ENV_API_KEY = _environment.API_KEY
+ENV_USERNAME = _environment.USERNAME
+ENV_PASSWORD = _environment.PASSWORD
+ENV_SHARED_SECRET = _environment.SHARED_SECRET
+ENV_BASE_URL = _environment.BASE_URL
 ENV_REDIS_URL = "SCHEDCANCEL_REDIS_URL"
 
 
@@ -71,65 +70,12 @@ class RunSettings:
     metrics_port: int | None = None
 
 
-class ClientOptions(TypedDict):
-    """The [`ScheduleClient`][schedcancel.ScheduleClient] arguments the environment gives."""
-
-    api_key: str
-    username: str
-    password: str
-    shared_secret: str | None
-    base_url: str
-
-
-def client_options(environ: Mapping[str, str] | None = None) -> ClientOptions:
-    """Read a client's credentials and base URL from ``SCHEDCANCEL_*``, as ``schedcancel`` does.
-
-    ``ScheduleClient(**client_options())`` talks to the API the command would:
-    ``SCHEDCANCEL_BASE_URL`` (default the production gateway), with the same
-    apiKey, user, password and shared secret. A variable set to ``""`` counts
-    as unset.
-
-    Args:
-        environ: where the variables are read; default ``os.environ``.
-
-    Returns:
-        ``api_key``, ``username``, ``password``, ``shared_secret`` (None when
-        unset) and ``base_url``.
-
-    Raises:
-        InvalidParameterError: the apiKey, username or password is missing (the
-            message names its variable).
-    """
-    return _client_options(os.environ if environ is None else environ, {})
-
-
-def _client_options(environ: Mapping[str, str], flags: Mapping[str, str | None]) -> ClientOptions:
-    """The client's options: a flag given (in ``flags``) wins over its environment variable."""
-
-    def read(name: str, variable: str) -> str | None:
-        given = flags.get(name)
-        return given if given is not None else environ.get(variable) or None
-
-    def require(name: str, variable: str, what: str) -> str:
-        value = read(name, variable)
-        if value is None:
-            flag = f" (or pass --{name.replace('_', '-')})" if flags else ""
-            raise InvalidParameterError(f"missing {what}: set {variable}{flag}")
-        return value
-
-    return ClientOptions(
-        api_key=require("api_key", ENV_API_KEY, "the connector apiKey"),
-        username=require("username", ENV_USERNAME, "the API username"),
-        password=require("password", ENV_PASSWORD, "the API password"),
-        shared_secret=read("shared_secret", ENV_SHARED_SECRET),
-        base_url=read("base_url", ENV_BASE_URL) or DEFAULT_BASE_URL,
-    )
-
-
 def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> RunSettings:
-    flags = {name: getattr(args, name) for name in ClientOptions.__annotations__}
+    flags = {name: getattr(args, name) for name in _environment.ENVIRONMENT_VARIABLES}
     try:
-        client = _client_options(environ, flags)
+        client = _environment.read_client_environment(
+            environ, given=flags, otherwise=lambda name: f"pass --{name.replace('_', '-')}"
+        )
     except InvalidParameterError as exc:
         raise _UsageError(str(exc)) from None
     # The argument types already refused every value RateLimits would.
@@ -157,7 +103,11 @@ def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) ->
         continue_at=getattr(args, "at", None),
         report=report,
         report_format=report_format,
-        **client,
+        api_key=client.api_key,
+        username=client.username,
+        password=client.password,
+        shared_secret=client.shared_secret,
+        base_url=client.base_url or DEFAULT_BASE_URL,
         limits=limits,
         redis_url=args.redis or environ.get(ENV_REDIS_URL) or None,
         journal=journal,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
-from schedcancel import DEFAULT_BASE_URL, InvalidParameterError
-from schedcancel.cli import build_parser, client_options
+from schedcancel import DEFAULT_BASE_URL
+from schedcancel.cli import build_parser
 from schedcancel.cli._settings import _settings_from_args
 
 from support.cli import (
@@ -57,20 +56,21 @@ def test_the_job_is_background_unless_a_priority_is_given() -> None:
     assert (settings.priority, settings.limits.interactive_reserve) == (3, 0)
 
 
-def test_client_options_read_the_environment_as_the_command_does() -> None:
-    """``client_options``: the SCHEDCANCEL_* variables; empty counts as unset; base URL default."""
+def test_a_missing_credential_names_its_variable_and_its_flag() -> None:
+    """The command reads the variables as ``ScheduleClient.from_env()`` does, and says so."""
     env = cli_env("http://127.0.0.1:9/api/v3", SCHEDCANCEL_SHARED_SECRET=SECRET)
-    assert client_options(env) == {
-        "api_key": API_KEY,
-        "username": USERNAME,
-        "password": PASSWORD,
-        "shared_secret": SECRET,
-        "base_url": "http://127.0.0.1:9/api/v3",
-    }
-    plain = client_options(env | {"SCHEDCANCEL_BASE_URL": "", "SCHEDCANCEL_SHARED_SECRET": ""})
-    assert (plain["base_url"], plain["shared_secret"]) == (DEFAULT_BASE_URL, None)
-    with pytest.raises(InvalidParameterError, match=r"^missing the API password: set \S+$"):
-        client_options(env | {"SCHEDCANCEL_PASSWORD": ""})
+    settings = _settings_from_args(build_parser().parse_args(["cancel", "SC-1"]), env)
+    assert (settings.api_key, settings.username, settings.password, settings.shared_secret) == (
+        API_KEY,
+        USERNAME,
+        PASSWORD,
+        SECRET,
+    )
+    plain = _settings_from_args(
+        build_parser().parse_args(["cancel", "SC-1"]),
+        env | {"SCHEDCANCEL_BASE_URL": "", "SCHEDCANCEL_SHARED_SECRET": ""},
+    )
+    assert (plain.base_url, plain.shared_secret) == (DEFAULT_BASE_URL, None)
     missing = run_cli(["cancel", "SC-1"], env | {"SCHEDCANCEL_PASSWORD": ""})
     assert (missing.code, missing.stderr) == (
         2,
