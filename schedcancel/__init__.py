@@ -26,7 +26,7 @@ from ._models import (
 )
 from ._operations import Operation, ScheduleStatus
 from ._protocol import Request, Transport
-from ._requests import PeriodUnit, StartSchedule, UpdateRow, UpdateSchedule
+from ._requests import PeriodUnit, StartRow, StartSchedule, UpdateRow, UpdateSchedule
 from ._transport import AiohttpTransport
 from ._version import __version__
 from .errors import (
@@ -89,6 +89,7 @@ __all__ = [
     "ScheduleResult",
     "ScheduleStatus",
     "ServerError",
+    "StartRow",
     "StartSchedule",
     "Transport",
     "TransportError",

@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("_models", "_convert", "_requests", "_protocol", "_window", "_queue", "_adaptive"),
     ),
     ("limiting", ("_stores", "_limiter", "_gate", "_redis_scripts", "redis")),
-    ("services", ("_transport", "_hooks", "_journal", "_bulk")),
+    ("services", ("_transport", "_hooks", "_journal", "_intents", "_bulk")),
     ("client", ("_client", "hooks", "otel", "prometheus")),
     ("package", ("schedcancel",)),
     ("applications", ("cli", "_mock", "testing", "pytest_plugin", "__main__")),
