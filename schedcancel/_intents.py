@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from ._journal import INTENT, BulkOutcome, OutcomeKind, timestamp
+from ._journal import INTENT, UNKNOWN_NOTE, BulkOutcome, OutcomeKind, timestamp
 from ._requests import StartRow
 from .errors import InvalidParameterError
 
@@ -32,9 +32,9 @@ __all__ = ["Intent", "StartLedger", "intent_record", "unknown_outcome"]
 
 #: What an ``unknown`` outcome says the user does next.
 CHECK_FIRST = (
-    "outcome unknown - check before re-running: the start request may have created the"
-    " schedule; look for it (see docs/migration.md), and retry the row (retry_unknown,"
-    " --retry-unknown KEY) only if it does not exist"
+    f"{UNKNOWN_NOTE}: the start request may have created the schedule; look for it (see"
+    " docs/migration.md), and retry the row (retry_unknown, --retry-unknown KEY) only if it"
+    " does not exist"
 )
 
 

@@ -77,6 +77,8 @@ logger = logging.getLogger("schedcancel.journal")
 
 #: Longest id text kept for an invalid input item (a line of garbage must not bloat the journal).
 MAX_RECORDED_ID = 100
+#: How an ``unknown`` outcome's message starts: what the user does about it.
+UNKNOWN_NOTE = "outcome unknown - check before re-running"
 #: Longest error text kept in an outcome.
 MAX_ERROR_TEXT = 300
 #: "schedule request failed": a processing failure, worth another try.
@@ -486,6 +488,8 @@ class BulkOutcome:
         """
         message = str(exc) or type(exc).__name__
         unknown = isinstance(exc, OutcomeUnknownError)
+        if isinstance(exc, OutcomeUnknownError):
+            message = f"{UNKNOWN_NOTE} (the request may have created the schedule): {exc.failure}"
         return cls(
             schedule_id=schedule_id,
             kind=OutcomeKind.UNKNOWN if unknown else OutcomeKind.ERROR,
