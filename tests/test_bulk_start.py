@@ -4,6 +4,7 @@ conflicts by key and by body, explicit retries of the rows checked."""
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from schedcancel._bulk import START_MAX_CONSECUTIVE_ERRORS
 from schedcancel._intents import StartLedger, intent_record
 from schedcancel._journal import RecentRequests, read_journal
 from schedcancel.errors import OutcomeUnknownError
-from schedcancel.testing import Fault, MockScheduleServer, ServerLimits
+from schedcancel.testing import Fault, Faults, MockScheduleServer, ServerLimits
 
 LIMITS = RateLimits(total=1000, per_schedule=10, window=1.0, guard=0.05)
 SERVER_LIMITS = ServerLimits(total=1000, per_schedule=10, window=1.0)
@@ -372,3 +373,48 @@ def test_recent_requests_count_intents_without_a_schedule_id() -> None:
         )
     )
     assert sorted(recent.answered(), key=lambda item: item[1]) == [(None, 0.0), (None, 8.0)]
+
+
+# -- 500 starts at the real limits, on looptime's virtual clock ---------------------------
+
+W, N, GUARD = 60.0, 60, 1.0
+LATENCY = (0.005, 0.02)  # seconds each way
+STARTS = 500
+#: Start takes a place at the API user's level only: the last of 500 can be sent
+#: ceil(500 / 60) - 1 = 8 windows after the first at the earliest: 480 s, any client's floor.
+FLOOR = (math.ceil(STARTS / N) - 1) * W
+#: A background job (priority -1, the default) is paced one request per (W + guard) / (N - 1)
+#: (``interactive_reserve`` 1): 499 intervals of 61/59 s = 515.9 s.
+PACED = (STARTS - 1) * (W + GUARD) / (N - 1)
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize(("priority", "bound"), [(0, FLOOR), (-1, PACED)])
+async def test_500_starts_at_the_real_limits_meet_no_429(
+    tmp_path: Path, priority: int, bound: float
+) -> None:
+    """500 rows, 60 per 60 s per API user, guard 1 s: 500 schedules, 0 x 429, first to last
+    arrival within 1.03 x the bound (the floor in bursts, the pacing in the background).
+
+    Measured (seed 25), first to last arrival: 488.21 s for the floor of 480 s (1.0171) at
+    priority 0; 516.20 s for the paced 515.92 s (1.0006) at the default background priority.
+    """
+    rows = [_row(f"RG-V{n:04d}") for n in range(STARTS)]
+    server = MockScheduleServer(
+        limits=ServerLimits(total=N, per_schedule=10, window=W),
+        faults=Faults(request_latency=LATENCY, response_latency=LATENCY, seed=25),
+    )
+    limits = RateLimits(total=N, per_schedule=10, window=W, guard=GUARD)
+    async with server, server.client(limits=limits) as client:
+        outcomes = client.start_many(rows, journal=tmp_path / "j", priority=priority)
+        kinds = Counter([o.kind async for o in outcomes])
+        schedules = created(server)
+    recorder = server.recorder
+    assert kinds == {OutcomeKind.STARTED: STARTS}
+    assert schedules == {row.key: 1 for row in rows}
+    assert recorder.count_rate_limited() == 0
+    assert recorder.max_arrivals_in_window(W) <= N
+    first, last = recorder.first_arrival(), recorder.last_arrival()
+    assert first is not None
+    assert last is not None
+    assert bound <= last - first <= 1.03 * bound
