@@ -418,3 +418,71 @@ async def test_500_starts_at_the_real_limits_meet_no_429(
     assert first is not None
     assert last is not None
     assert bound <= last - first <= 1.03 * bound
+
+
+async def test_failed_rows_are_final_unless_retry_failed_and_no_journal_needs_no_intent(
+    tmp_path: Path,
+) -> None:
+    """A refusal (7020 unknown registration) is final: not sent again, but with retry_failed;
+    without a journal the job runs, with nothing to resume."""
+    path = tmp_path / "j.jsonl"
+    server = MockScheduleServer(limits=SERVER_LIMITS, unknown_registrations="error")
+    server.seed_registrations(["RG-0", "RG-1"])
+    rows = [ROWS[0], _row("RG-NOPE")]
+    async with server, server.client(limits=LIMITS) as client:
+        first = await _collect(client.start_many(rows, journal=path))
+        await _collect(client.start_many(rows, journal=path))
+        assert server.recorder.count() == 2
+        again = await _collect(client.start_many(rows, journal=path, retry_failed=True))
+        assert server.recorder.count() == 3
+        alone = await _collect(client.start_many(ROWS[1:2]))
+    assert first["RG-NOPE"].kind is OutcomeKind.FAILED
+    assert first["RG-NOPE"].error_code == 7020
+    assert first["RG-NOPE"].final
+    assert list(again) == ["RG-NOPE"]
+    assert alone["RG-1"].kind is OutcomeKind.STARTED
+    assert created(server) == {"RG-0": 1, "RG-1": 1}
+
+
+async def test_retry_unknown_sends_a_row_whose_intent_has_no_outcome(tmp_path: Path) -> None:
+    """A dangling intent named in retry_unknown is sent; one not named stays unknown."""
+    path = tmp_path / "j.jsonl"
+    lines = [
+        {"run": "start", "operation": "start"},
+        intent_record(ROWS[0]),
+        {"run": "intent", "row": "RG-X", "at": "2026-12-06T00:00:00+00:00"},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    async with MockScheduleServer(limits=SERVER_LIMITS) as server:
+        async with server.client(limits=LIMITS) as client:
+            outcomes = await _collect(
+                client.start_many(ROWS[:1], journal=path, retry_unknown=[ROWS[0].key])
+            )
+            unknown = await _collect(client.start_many([_row("RG-X")], journal=path))
+        assert created(server) == {"RG-0": 1}
+    assert outcomes[ROWS[0].key].kind is OutcomeKind.STARTED
+    assert unknown["RG-X"].kind is OutcomeKind.UNKNOWN
+    assert "fields have changed" in (unknown["RG-X"].error or "")
+
+
+async def test_an_intent_the_journal_closed_under_is_not_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal closed while the intent was written (the job torn down): not sent."""
+    from schedcancel._journal import Journal  # noqa: PLC0415 - patched below
+
+    real = Journal.write_record
+
+    def closing(self: Journal, record: Any) -> None:
+        real(self, record)
+        if record.get("run") == "intent":
+            self.close()
+
+    monkeypatch.setattr(Journal, "write_record", closing)
+    async with MockScheduleServer() as server, server.client(limits=LIMITS) as client:
+        progress: list[Any] = []
+        await _collect(
+            client.start_many(ROWS[:1], journal=tmp_path / "j", progress=progress.append)
+        )
+        assert server.recorder.count() == 0
+    assert progress[-1].withdrawn == 1
