@@ -1,11 +1,15 @@
 """Bulk jobs: stream ids through one client, journal each end, report progress.
 
-`run_many()` runs one per-id operation (cancel, pause, continue or get)
-for every id of any iterable or async iterable, even one of a million lines,
+`run_many()` runs one per-id operation (cancel, pause, continue or get), or
+one per row (update, start), for every item of any iterable or async
+iterable, even one of a million lines,
 and never holds more than ``concurrency`` of them at once: that many worker
 tasks pull the next id when they are free. Every id ends as one
 [`BulkOutcome`][schedcancel.BulkOutcome], written to the journal (if any) and then
-yielded, as it finishes. `cancel_many()` is ``run_many`` for cancel.
+yielded, as it finishes. `cancel_many()` is ``run_many`` for cancel;
+`update_many()` and `start_many()` for update and start rows. A start
+row's intent is journaled, durably, before its request is sent (the
+job's gate's ``before_send``; ``_intents`` holds the rest).
 
 Memory: ids already seen (this run's, and the final ones in the journal)
 are kept as 64-bit fingerprints in an open-addressing table of 9 bytes per

@@ -631,7 +631,7 @@ class ScheduleClient:
         Each [`StartRow`][schedcancel.StartRow] ends as ``started`` (the outcome's
         ``new_schedule_id`` is the new schedule's id), ``unknown``, ``failed``, ``invalid``
         (an item that is no ``StartRow``), ``error`` or ``conflict``; an outcome's
-        ``schedule_id`` is the row's [`key`][schedcancel.StartRow.key].
+        ``schedule_id`` is the row's key ([`StartRow`][schedcancel.StartRow]).
 
         Start is not idempotent, so with a journal each request's **intent** (the
         row's key and digest) is written and ``fsync``-ed after the limiter admits

@@ -15,11 +15,15 @@ Line format (one JSON object per line, ``None`` fields left out):
     {"id":"SC-4","outcome":"read","new_status":"ACTIVE","scheduled_at":"…","at":"…"}
     {"run":"start","operation":"cancel","version":"0.2.0","api_key":"conn***","pid":4242,"at":"…"}
     {"run":"send","schedule_id":"SC-1","at":"…"}
+    {"run":"intent","row":"sub-1001","change":"4b98a19b906a0a05","values":{…},"at":"…"}
+    {"id":"sub-1001","outcome":"started","new_schedule_id":"SC-…","change":"…","at":"…"}
 
 A ``send`` line is written as each request goes out: a run again counts the
 requests of the last window in its in-process limiter (`RecentRequests`).
-The run's ``start`` line names its operation (``cancel``, ``pause``,
-``continue`` or ``get``; a journal without it, as written before bulk jobs
+A bulk start writes an ``intent`` line, durably, before each request
+instead (see ``_intents``): start is not idempotent. The run's ``start``
+line names its operation (``cancel``, ``pause``, ``continue``, ``get``,
+``update`` or ``start``; a journal without it, as written before bulk jobs
 ran other operations, is a cancel journal), and the outcome kinds are the
 operation's own (``paused``/``already_paused``, ...): a job refuses to
 resume a journal of another operation.
@@ -383,7 +387,7 @@ class BulkOutcome:
             ``merchantMetaData`` and ``callbackUrl``, which may carry anything); for a
             start row, its fields (the same ones).
         new_schedule_id: for a ``started`` row, the new schedule's scheduleId. A start
-            row's ``schedule_id`` is its key ([`StartRow.key`][schedcancel.StartRow.key]).
+            row's ``schedule_id`` is its key ([`StartRow`][schedcancel.StartRow]).
     """
 
     schedule_id: str
