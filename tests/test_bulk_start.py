@@ -30,7 +30,6 @@ from schedcancel.testing import Fault, Faults, MockScheduleServer, ServerLimits
 
 LIMITS = RateLimits(total=1000, per_schedule=10, window=1.0, guard=0.05)
 SERVER_LIMITS = ServerLimits(total=1000, per_schedule=10, window=1.0)
-NO_RETRY = RetryPolicy(attempts=1)
 FIRST = datetime(2030, 1, 1, 9, tzinfo=UTC)
 
 

@@ -169,10 +169,10 @@ def run_settings(settings: RunSettings, ids: list[str]) -> RunReport:
 
 def kill_9_when(
     argv: list[str], env: dict[str, str], journal: Path, marker: bytes, count: int
-) -> None:
+) -> int:
     """Run ``argv`` and SIGKILL it once ``journal`` holds ``count`` lines with ``marker``
     (``b'"outcome"'``: outcomes; ``b'"intent"'``: start requests about to go out), or after
-    60 s; wait for it to die."""
+    60 s; wait for it to die and return its exit status (``-SIGKILL``, unless it ended first)."""
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)  # noqa: S603 - our own interpreter and module
     try:
         deadline = time.monotonic() + 60
@@ -185,3 +185,4 @@ def kill_9_when(
     finally:
         if process.poll() is None:
             process.kill()
+    return process.returncode
