@@ -506,7 +506,8 @@ class _BulkRun:
     async def _admit(self, raw: object) -> tuple[str, Row | None] | None:
         row_type = _ROW_TYPES.get(self.operation)
         row = raw if row_type is not None and isinstance(raw, row_type) else None
-        if (row_type is None) == isinstance(raw, (UpdateRow, StartRow)) or (row_type and not row):
+        misplaced = row is None if row_type else isinstance(raw, (UpdateRow, StartRow))
+        if misplaced:
             wanted = {None: "a str", UpdateRow: "an UpdateRow", StartRow: "a StartRow"}[row_type]
             message = f"a {self.operation} job's items must be {wanted}, got {type(raw).__name__}"
             await self._finish(BulkOutcome.invalid(raw, message))
