@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from schedcancel import Gate, LimiterStats, RateLimits, ScheduleResult, ScheduleStatus
-from schedcancel._bulk import cancel_many
+from schedcancel._bulk.runner import cancel_many
 
 HUGE = RateLimits(total=10**9, per_schedule=10**9)
 ANSWER = ScheduleResult(

@@ -50,10 +50,11 @@ Figures (server arrival times and client stamps share the event loop's clock):
 from __future__ import annotations
 
 import asyncio
+import importlib
 import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aiolimiter import AsyncLimiter
 from schedcancel import ScheduleClient
@@ -196,9 +197,9 @@ def _cancel_many(client: ScheduleClient, schedule_ids: Sequence[str]) -> AsyncIt
     """``client.cancel_many(ids)``, or ``_bulk.cancel_many`` on an older tree (benchmarks.ab)."""
     if hasattr(client, "cancel_many"):
         return client.cancel_many(schedule_ids)
-    from schedcancel import _bulk  # noqa: PLC0415 - the old tree only
+    bulk = importlib.import_module("schedcancel._bulk")  # the old tree only
 
-    return _bulk.cancel_many(client, schedule_ids)
+    return cast("AsyncIterator[Any]", bulk.cancel_many(client, schedule_ids))
 
 
 def _schedcancel(**settings: Any) -> MixedContestant:

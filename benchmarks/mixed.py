@@ -48,7 +48,7 @@ from schedcancel import (
     StartSchedule,
     UpdateSchedule,
 )
-from schedcancel._requests import ContinueSchedule
+from schedcancel._protocol.requests import ContinueSchedule
 
 from .peers import (
     Attempt,

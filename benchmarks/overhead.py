@@ -47,9 +47,9 @@ from typing import Any
 
 import aiohttp
 from schedcancel import LimiterStats, Permit, RateLimits, ScheduleClient
-from schedcancel._protocol import Operation, RequestBuilder, parse_response
-from schedcancel._transport import AiohttpTransport
-from schedcancel._validate import validate_schedule_id
+from schedcancel._client.transport import AiohttpTransport
+from schedcancel._protocol.validate import validate_schedule_id
+from schedcancel._protocol.wire import Operation, RequestBuilder, parse_response
 from schedcancel.hooks import CallEvent, Finished, Hook, LoggingHook
 from schedcancel.testing import DEFAULT_API_KEY, DEFAULT_PASSWORD, DEFAULT_USERNAME
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import typing as _typing
 
-from ._bulk import BulkOptions, BulkProgress
-from ._client import DEFAULT_BASE_URL, CallOptions, ScheduleClient
+from ._bulk.journal import BulkOutcome, Journal, OutcomeKind
+from ._bulk.runner import BulkOptions, BulkProgress
+from ._client.client import DEFAULT_BASE_URL, CallOptions, ScheduleClient
+from ._client.transport import AiohttpTransport
 from ._deprecated import resolve as _resolve
-from ._gate import Gate
-from ._journal import BulkOutcome, Journal, OutcomeKind
-from ._limiter import RateLimiter
-from ._models import (
+from ._limiting.failover import FailoverLimiter
+from ._limiting.gate import Gate
+from ._limiting.limiter import RateLimiter
+from ._protocol.models import (
     Clock,
     Limiter,
     LimiterStats,
@@ -24,10 +26,9 @@ from ._models import (
     RetryPolicy,
     ScheduleResult,
 )
-from ._operations import Operation, ScheduleStatus
-from ._protocol import Request, Transport
-from ._requests import PeriodUnit, StartRow, StartSchedule, UpdateRow, UpdateSchedule
-from ._transport import AiohttpTransport
+from ._protocol.operations import Operation, ScheduleStatus
+from ._protocol.requests import PeriodUnit, StartRow, StartSchedule, UpdateRow, UpdateSchedule
+from ._protocol.wire import Request, Transport
 from ._version import __version__
 from .errors import (
     ApiError,
@@ -63,6 +64,7 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "EndpointNotFoundError",
+    "FailoverLimiter",
     "Gate",
     "InvalidParameterError",
     "Journal",

@@ -28,7 +28,7 @@ the default), [`schedcancel.otel.OpenTelemetryHook`][schedcancel.otel.OpenTeleme
 
 from __future__ import annotations
 
-from ._hooks import (
+from ._client.hooks import (
     Answered,
     CallEvent,
     Failed,
@@ -42,7 +42,7 @@ from ._hooks import (
     Retried,
     Sent,
 )
-from ._models import RateLimitLevel
+from ._protocol.models import RateLimitLevel
 
 __all__ = [
     "Answered",

@@ -50,7 +50,7 @@ import attrs
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from ._hooks import (
+from ._client.hooks import (
     Answered,
     CallEvent,
     Finished,

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from . import _hooks
+from ._client import hooks as _hooks
 
 if TYPE_CHECKING:
     pass

@@ -39,7 +39,7 @@ from typing import Any
 
 import attrs
 
-from ._client import ScheduleClient
+from ._client.client import ScheduleClient
 from ._mock import cli as _cli
 from ._mock import server as _server
 from ._mock.cli import add_mock_server_arguments, main_mock_server, run_mock_server

@@ -17,8 +17,8 @@ from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
-from schedcancel._adaptive import QUIET_WINDOWS, Action, AdaptiveState, accepted_peak
-from schedcancel._redis_scripts import assemble
+from schedcancel._limiting.adaptive import QUIET_WINDOWS, Action, AdaptiveState, accepted_peak
+from schedcancel._limiting.redis_scripts import assemble
 
 from support.redis import POLICY_LUA, Policy, local_redis
 

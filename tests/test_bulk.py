@@ -39,9 +39,9 @@ from schedcancel import (
     ServerError,
     TransportError,
 )
-from schedcancel._bulk import _IdTable, cancel_many, default_concurrency, estimate_eta
-from schedcancel._journal import read_journal
-from schedcancel._redact import redact_key
+from schedcancel._bulk.journal import read_journal
+from schedcancel._bulk.runner import _IdTable, cancel_many, default_concurrency, estimate_eta
+from schedcancel._protocol.redact import redact_key
 from schedcancel.testing import MockScheduleServer, ServerLimits
 
 API_KEY = "bulk-connector-key-0001"

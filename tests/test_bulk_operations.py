@@ -25,14 +25,14 @@ from schedcancel import (
     ScheduleStatus,
     UpdateSchedule,
 )
-from schedcancel._bulk import run_many
-from schedcancel._journal import (
+from schedcancel._bulk.journal import (
     BULK_OPERATIONS,
     kind_operations,
     outcome_kinds,
     read_journal,
     run_operation,
 )
+from schedcancel._bulk.runner import run_many
 from schedcancel.testing import MockScheduleServer, ServerLimits
 
 LIMITS = RateLimits(total=1000, per_schedule=10, window=1.0, guard=0.05)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 from schedcancel import BulkOutcome, OutcomeKind, RateLimiter, RateLimits
-from schedcancel import _journal as journal_module
-from schedcancel._journal import RecentRequests, read_journal
+from schedcancel._bulk import journal as journal_module
+from schedcancel._bulk.journal import RecentRequests, read_journal
 from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
 
 N, W, GUARD = 20, 10.0, 0.5

@@ -22,9 +22,9 @@ from schedcancel import (
     StartRow,
     StartSchedule,
 )
-from schedcancel._bulk import START_MAX_CONSECUTIVE_ERRORS
-from schedcancel._intents import StartLedger, intent_record
-from schedcancel._journal import RecentRequests, read_journal
+from schedcancel._bulk.intents import StartLedger, intent_record
+from schedcancel._bulk.journal import RecentRequests, read_journal
+from schedcancel._bulk.runner import START_MAX_CONSECUTIVE_ERRORS
 from schedcancel.errors import OutcomeUnknownError
 from schedcancel.testing import Fault, Faults, MockScheduleServer, ServerLimits
 
@@ -280,7 +280,7 @@ async def test_an_intent_that_cannot_be_written_sends_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A full disk at the intent: the request is not sent, the job stops with the error."""
-    from schedcancel._journal import Journal  # noqa: PLC0415 - patched below
+    from schedcancel._bulk.journal import Journal  # noqa: PLC0415 - patched below
 
     real = Journal.write_record
 
@@ -468,7 +468,7 @@ async def test_an_intent_the_journal_closed_under_is_not_sent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The journal closed while the intent was written (the job torn down): not sent."""
-    from schedcancel._journal import Journal  # noqa: PLC0415 - patched below
+    from schedcancel._bulk.journal import Journal  # noqa: PLC0415 - patched below
 
     real = Journal.write_record
 

@@ -23,7 +23,7 @@ from schedcancel import (
     UpdateRow,
     UpdateSchedule,
 )
-from schedcancel._journal import outcome_kinds, read_journal
+from schedcancel._bulk.journal import outcome_kinds, read_journal
 from schedcancel.testing import Fault, Faults, MockScheduleServer, ServerLimits
 
 LIMITS = RateLimits(total=1000, per_schedule=10, window=1.0, guard=0.05)

@@ -44,7 +44,7 @@ from schedcancel import (
     Transport,
     TransportError,
 )
-from schedcancel._protocol import CONTENT_TYPE, USER_AGENT, http_date, signature
+from schedcancel._protocol.wire import CONTENT_TYPE, USER_AGENT, http_date, signature
 
 SAMPLES = Path(__file__).parent / "samples"
 KEY = "APIKEY-SENTINEL-0123456789abcdef"
@@ -519,7 +519,7 @@ async def test_per_call_api_keys_beyond_the_builder_cache(
     server: LocalServer, limiter: FakeLimiter
 ) -> None:
     """Many per-call apiKeys, the client's own among them, each reach their own URL path."""
-    from schedcancel._client import _MAX_BUILDERS  # noqa: PLC0415 - the cache's size
+    from schedcancel._client.client import _MAX_BUILDERS  # noqa: PLC0415 - the cache's size
 
     keys = [f"connector-{i}" for i in range(_MAX_BUILDERS + 2)]
     sent = [*keys, keys[0], keys[-1], KEY]  # the first was evicted by now, the last was not

@@ -9,7 +9,7 @@ from typing import Any
 import cattrs
 import pytest
 from schedcancel import ResponseParseError, ScheduleResult, ScheduleStatus
-from schedcancel._convert import coerce_error_code, converter, structure_result
+from schedcancel._protocol.convert import coerce_error_code, converter, structure_result
 
 
 def _structure(payload: dict[str, Any]) -> ScheduleResult:

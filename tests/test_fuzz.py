@@ -36,7 +36,7 @@ from schedcancel import (
     ScheduleResult,
     TransportError,
 )
-from schedcancel._protocol import (
+from schedcancel._protocol.wire import (
     MAX_BODY_BYTES,
     Operation,
     RequestBuilder,

@@ -16,9 +16,9 @@ from schedcancel import (
     RateLimiter,
     RateLimits,
     RetryPolicy,
-    _hooks,
 )
-from schedcancel._hooks import Hooks, WatchesLimiters
+from schedcancel._client import hooks as _hooks
+from schedcancel._client.hooks import Hooks, WatchesLimiters
 from schedcancel.hooks import (
     Answered,
     CallEvent,

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 from schedcancel import RateLimiter, RateLimits, ScheduleClient
-from schedcancel._limiter import QueuedLimiter
-from schedcancel._stores import MemoryStore
+from schedcancel._limiting.limiter import QueuedLimiter
+from schedcancel._limiting.stores import MemoryStore
 from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
 
 W, N, K, GUARD = 60.0, 60, 10, 1.0
@@ -41,7 +41,7 @@ RTT = 2 * LATENCY[1]
 def _fill(store: MemoryStore, n: int, now: float, *, background: bool) -> None:
     """Grant and answer ``n`` calls at ``now`` (distinct ids)."""
     keys = [f"{'B' if background else 'I'}-{now}-{i}" for i in range(n)]
-    answer = store.try_round(keys, [background] * n, now)
+    answer = store.acquire(keys, [background] * n, now)
     for key, handle in zip(keys, answer.handles, strict=True):
         assert handle is not None
         store.release_now(key, handle, now, False, None)
@@ -50,12 +50,12 @@ def _fill(store: MemoryStore, n: int, now: float, *, background: bool) -> None:
 def test_background_calls_leave_the_reserve_and_are_paced() -> None:
     """One background call per hold / (N - R); the R reserved places stay for the others."""
     store = MemoryStore(RateLimits(total=4, window=10.0, guard=0.0, interactive_reserve=1))
-    answer = store.try_round(["a", "b"], [True, True], 0.0)
+    answer = store.acquire(["a", "b"], [True, True], 0.0)
     assert [h is not None for h in answer.handles] == [True]  # the second waits its turn
     assert answer.background_wait == pytest.approx(10.0 / 3)
     assert store.background_at(0.0) == pytest.approx(10.0 / 3)
     # An interactive call is not paced and may take the reserve.
-    answer = store.try_round(["c", "d"], [False, False], 0.0)
+    answer = store.acquire(["c", "d"], [False, False], 0.0)
     assert all(h is not None for h in answer.handles)
 
 
@@ -83,7 +83,7 @@ def test_the_reserve_is_at_most_all_but_one(reserve: int, total: int, share: int
 def test_no_reserve_changes_nothing() -> None:
     """With ``interactive_reserve=0`` background calls burst like the others."""
     store = MemoryStore(RateLimits(total=3, interactive_reserve=0))
-    answer = store.try_round(["a", "b", "c"], [True] * 3, 0.0)
+    answer = store.acquire(["a", "b", "c"], [True] * 3, 0.0)
     assert all(h is not None for h in answer.handles)
     assert (answer.background_wait, store.background_at(0.0)) == (0.0, 0.0)
 
@@ -91,13 +91,13 @@ def test_no_reserve_changes_nothing() -> None:
 def test_a_release_says_what_it_holds_by_name() -> None:
     """A release returns ``Holds``: named pauses per level and the level a 429 hit."""
     store = MemoryStore(RateLimits(total=2, per_schedule=1, window=10.0, guard=0.0))
-    (handle,) = store.try_round(["a"], [False], 0.0).handles
+    (handle,) = store.acquire(["a"], [False], 0.0).handles
     assert store.release_now("a", handle, 1.0, False, None) == (0.0, 0.0, None)
-    (handle,) = store.try_round(["b"], [False], 20.0).handles
+    (handle,) = store.acquire(["b"], [False], 20.0).handles
     # b's own log is full (1 of 1): the 429 is blamed on the scheduleId, for Retry-After.
     holds = store.release_now("b", handle, 21.0, True, 3.0)
     assert (holds.user, holds.key, holds.level) == (0.0, 3.0, "schedule")
-    (handle,) = store.try_round([None], [False], 40.0).handles
+    (handle,) = store.acquire([None], [False], 40.0).handles
     holds = store.release_now(None, handle, 41.0, True, None)
     assert (holds.user, holds.key, holds.level) == (10.0, 0.0, "user")
 

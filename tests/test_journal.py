@@ -24,9 +24,9 @@ from schedcancel import (
     ScheduleResult,
     ScheduleStatus,
     TransportError,
-    _journal,
 )
-from schedcancel._journal import is_final_error_code, read_journal
+from schedcancel._bulk import journal as _journal
+from schedcancel._bulk.journal import is_final_error_code, read_journal
 
 API_KEY = "connector-key-0123456789"
 

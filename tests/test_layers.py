@@ -18,14 +18,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "schedcancel"
 
 #: Lowest first. A module may import modules of its own layer or of a lower one.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("leaves", ("errors", "_version", "_deprecated", "_operations", "_redact", "_validate")),
-    (
-        "values and pure cores",
-        ("_models", "_convert", "_requests", "_protocol", "_window", "_queue", "_adaptive"),
-    ),
-    ("limiting", ("_stores", "_limiter", "_gate", "_redis_scripts", "redis")),
-    ("services", ("_transport", "_hooks", "_journal", "_intents", "_bulk")),
-    ("client", ("_client", "hooks", "otel", "prometheus")),
+    ("leaves", ("errors", "_version", "_deprecated")),
+    ("protocol, sans I/O", ("_protocol",)),
+    ("limiting", ("_limiting",)),
+    ("bulk jobs", ("_bulk",)),
+    ("client", ("_client",)),
+    ("public modules", ("hooks", "otel", "prometheus", "redis")),
     ("package", ("schedcancel",)),
     ("applications", ("cli", "_mock", "testing", "pytest_plugin", "__main__")),
 )
@@ -181,6 +179,33 @@ def test_the_emulator_imports_nothing_of_the_client() -> None:
     assert not reaching, "the emulator imports the client's code:\n" + "\n".join(reaching)
 
 
+def _third_party(path: Path) -> set[str]:
+    """The top-level names of what a module imports from outside the package."""
+    names: set[str] = set()
+    for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8")), type_checking=False):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_one_seam_each_for_aiohttp_and_redis() -> None:
+    """The library meets aiohttp in the transport and redis-py in the Redis store, nowhere else."""
+    seams = {
+        "aiohttp": "schedcancel._client.transport",
+        "redis": "schedcancel._limiting.redis_store",
+    }
+    crossing = sorted(
+        f"{module} imports {name}"
+        for module, path in _modules().items()
+        if _group(module) not in APPLICATIONS
+        for name in _third_party(path) & set(seams)
+        if seams[name] != module
+    )
+    assert not crossing, "\n".join(crossing)
+
+
 def test_the_version_is_computed_in_one_place() -> None:
     """Only ``_version`` reads the installed distribution; everything else imports it."""
     readers = sorted(
@@ -196,10 +221,10 @@ def test_the_graph_sees_function_level_imports_and_skips_type_checking_ones() ->
     graph = _graph()
     # cli._parser imports the emulator's façade inside a function (mock-server only).
     assert "schedcancel.testing" in graph["schedcancel.cli._parser"]
-    # ``from . import _bulk`` names a module, resolved as one.
-    assert "schedcancel._bulk" in graph["schedcancel._client"]
+    # ``from .._bulk import runner`` names a module, resolved as one.
+    assert "schedcancel._bulk.runner" in graph["schedcancel._client.client"]
     # cli._run names the Limiter protocol (in _models) for the type checker only.
-    assert "schedcancel._models" not in graph["schedcancel.cli._run"]
+    assert "schedcancel._protocol.models" not in graph["schedcancel.cli._run"]
 
 
 def test_a_cycle_is_found_and_shown() -> None:

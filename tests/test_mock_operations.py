@@ -22,7 +22,7 @@ import yarl
 from schedcancel import InvalidParameterError, ScheduleStatus
 from schedcancel._mock.limits import LimitBook
 from schedcancel._mock.operations import operation_named
-from schedcancel._protocol import signature
+from schedcancel._protocol.wire import signature
 from schedcancel.testing import (
     DEFAULT_API_KEY,
     DEFAULT_PASSWORD,

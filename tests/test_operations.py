@@ -43,8 +43,8 @@ from schedcancel import (
     TransportError,
     UpdateSchedule,
 )
-from schedcancel._protocol import CONTENT_TYPE, RequestBuilder, parse_response
-from schedcancel._redact import Hidden
+from schedcancel._protocol.redact import Hidden
+from schedcancel._protocol.wire import CONTENT_TYPE, RequestBuilder, parse_response
 
 from test_client import (
     KEY,

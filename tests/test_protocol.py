@@ -30,8 +30,8 @@ from schedcancel import (
     ScheduleStatus,
     ServerError,
 )
-from schedcancel import _protocol as protocol
-from schedcancel._protocol import (
+from schedcancel._protocol import wire as protocol
+from schedcancel._protocol.wire import (
     _NOT_JSON,
     CONTENT_TYPE,
     DEFAULT_BASE_URL,

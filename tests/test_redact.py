@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from schedcancel._redact import (
+from schedcancel._protocol.redact import (
     HEADER_REDACTED,
     HIDDEN,
     Hidden,

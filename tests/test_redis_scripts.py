@@ -1,5 +1,5 @@
 """The Redis scripts' layout: each Lua file's header names its KEYS and ARGV in the order
-``schedcancel._redis_scripts`` defines them, and only the package's operations ship.
+``schedcancel._limiting.redis_scripts`` defines them, and only the package's operations ship.
 
 A script reads its arguments by position; the Python side builds them from the
 NamedTuples' fields. A field added, removed or moved on one side only fails here,
@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from schedcancel import _redis_scripts
-from schedcancel._redis_scripts import (
+from schedcancel._limiting import redis_scripts as _redis_scripts
+from schedcancel._limiting.redis_scripts import (
     SCRIPTS,
     Acquire,
     Forget,

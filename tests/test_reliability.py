@@ -30,8 +30,8 @@ from pathlib import Path
 
 import attrs
 import pytest
-import schedcancel._client
-import schedcancel._protocol
+import schedcancel._client.client
+import schedcancel._protocol.wire
 from aiohttp import web
 from schedcancel import (
     ClientClosedError,
@@ -409,8 +409,8 @@ async def test_a_jumping_wall_clock_changes_nothing(monkeypatch: pytest.MonkeyPa
     """time.time and datetime.now jumping by years: signed calls succeed, limits hold, on time."""
     clock = JumpingWallClock(time.time)
     monkeypatch.setattr(time, "time", clock.time)
-    monkeypatch.setattr(schedcancel._client, "datetime", clock.datetime_class())
-    monkeypatch.setattr(schedcancel._protocol, "datetime", clock.datetime_class())
+    monkeypatch.setattr(schedcancel._client.client, "datetime", clock.datetime_class())
+    monkeypatch.setattr(schedcancel._protocol.wire, "datetime", clock.datetime_class())
     loop = asyncio.get_running_loop()
     schedule_ids = ids(300)
     async with (

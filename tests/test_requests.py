@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from schedcancel import InvalidParameterError, PeriodUnit, StartSchedule, UpdateSchedule
-from schedcancel._requests import ContinueSchedule, format_date_time
+from schedcancel._protocol.requests import ContinueSchedule, format_date_time
 
 # The spec's DateTimeZone regex (https://documentation.ixopay.com/api/transaction/schedule-start).
 DATE_TIME_ZONE = re.compile(

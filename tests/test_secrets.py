@@ -585,7 +585,7 @@ async def test_every_operation_and_start_outcome_unknown_hold_no_credential(
 async def test_mock_server_operations_hold_no_credential(caplog: pytest.LogCaptureFixture) -> None:
     """Every operation, signed and mis-signed: answers, arrivals, schedules and logs show none."""
     import aiohttp  # noqa: PLC0415 - only this test sends raw requests
-    from schedcancel._protocol import basic_auth, signature  # noqa: PLC0415
+    from schedcancel._protocol.wire import basic_auth, signature  # noqa: PLC0415
     from schedcancel.testing import Operation  # noqa: PLC0415
 
     caplog.set_level(logging.DEBUG)

@@ -27,7 +27,7 @@ import yarl
 from schedcancel import InvalidParameterError, ScheduleStatus
 from schedcancel._mock.faults import FaultInjector
 from schedcancel._mock.limits import make_model
-from schedcancel._protocol import Operation, RequestBuilder
+from schedcancel._protocol.wire import Operation, RequestBuilder
 from schedcancel.testing import (
     DEFAULT_API_KEY,
     DEFAULT_PASSWORD,

@@ -30,8 +30,8 @@ from schedcancel import (
     ScheduleClient,
     TransportError,
 )
-from schedcancel._protocol import MAX_BODY_BYTES
-from schedcancel._transport import decode_body
+from schedcancel._client.transport import decode_body
+from schedcancel._protocol.wire import MAX_BODY_BYTES
 
 PASSWORD = "PW-SENTINEL-7f3a"
 SECRET = "SS-SENTINEL-91bc"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 from schedcancel import InvalidParameterError
-from schedcancel._validate import (
+from schedcancel._protocol.validate import (
     MAX_API_KEY,
     MAX_SCHEDULE_ID,
     check_credential,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from schedcancel import InvalidParameterError
-from schedcancel._window import LevelPolicy, SlidingLog
+from schedcancel._limiting.window import LevelPolicy, SlidingLog
 
 from support.window import Decision, check, try_acquire
 
@@ -205,8 +205,15 @@ def test_many_expiries_are_pruned_and_compacted() -> None:
     for i in range(100):
         log.add(float(i))
         log.release(float(i))
-    assert log.used(61.0 + 39.5) == 60  # 40 expired, 60 left: the head shifts, no compaction
-    assert log.used(61.0 + 69.5) == 30  # 70 expired: compacted
+    # Each release drops what expired by its time: the entries of 0-38 (expiring by 99) are gone.
+    assert repr(log) == "<SlidingLog limit=1000 in_flight=0 answered=61>"
+    assert log.used(61.0 + 39.5) == 60  # 40 expired, 60 left
+    assert repr(log) == "<SlidingLog limit=1000 in_flight=0 answered=61>"  # reads change nothing
+    log.prune(61.0 + 39.5)  # the head shifts, no compaction
+    assert repr(log) == "<SlidingLog limit=1000 in_flight=0 answered=60>"
+    log.prune(61.0 + 69.5)  # 70 expired: compacted
+    assert log.used(61.0 + 69.5) == 30
+    log.prune(1000.0)
     assert log.used(1000.0) == 0
     assert repr(log) == "<SlidingLog limit=1000 in_flight=0 answered=0>"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import attrs
 
-from .._journal import OutcomeKind
-from .._models import RateLimits
+from .._bulk.journal import OutcomeKind
+from .._protocol.models import RateLimits
 from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PROG, _Streams
 from ._report import print_summary, summary_json
 from ._run import run_bulk

@@ -17,8 +17,8 @@ from typing import IO
 
 import attrs
 
-from .._requests import StartRow, UpdateRow
-from .._validate import MAX_SCHEDULE_ID
+from .._protocol.requests import StartRow, UpdateRow
+from .._protocol.validate import MAX_SCHEDULE_ID
 from ._common import PROG, _UsageError
 
 # Reading an input: at most this many bytes (or characters) at a time.

@@ -26,8 +26,8 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._bulk import BulkProgress
-from .._journal import OutcomeKind
+from .._bulk.journal import OutcomeKind
+from .._bulk.runner import BulkProgress
 from ._common import INSTALL_PROMETHEUS_HINT, _UsageError
 
 if TYPE_CHECKING:

@@ -16,10 +16,10 @@ from typing import IO, Any
 
 import attrs
 
-from .._bulk import BACKGROUND_PRIORITY
-from .._operations import Operation
-from .._protocol import DEFAULT_BASE_URL
-from .._requests import ContinueSchedule
+from .._bulk.runner import BACKGROUND_PRIORITY
+from .._protocol.operations import Operation
+from .._protocol.requests import ContinueSchedule
+from .._protocol.wire import DEFAULT_BASE_URL
 from .._version import __version__
 from ..errors import InvalidParameterError
 from ._common import (

@@ -12,9 +12,9 @@ from typing import IO, Any, Protocol
 
 import attrs
 
-from .._bulk import BulkProgress
-from .._journal import BulkOutcome, OutcomeKind, outcome_kinds
-from .._operations import Operation
+from .._bulk.journal import BulkOutcome, OutcomeKind, outcome_kinds
+from .._bulk.runner import BulkProgress
+from .._protocol.operations import Operation
 from ._common import (
     EXIT_FAILED,
     EXIT_INCOMPLETE,

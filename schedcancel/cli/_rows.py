@@ -28,7 +28,7 @@ from typing import Any
 
 import attrs
 
-from .._requests import StartRow, StartSchedule, UpdateRow, UpdateSchedule
+from .._protocol.requests import StartRow, StartSchedule, UpdateRow, UpdateSchedule
 from ..errors import InvalidParameterError
 
 __all__ = [

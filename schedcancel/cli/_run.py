@@ -14,12 +14,12 @@ from typing import IO, TYPE_CHECKING
 
 import attrs
 
-from .._bulk import BulkOptions, run_many, start_many
-from .._hooks import LoggingHook
-from .._journal import BulkOutcome, OutcomeKind
-from .._operations import Operation
-from .._redact import scrub, url_secrets
-from .._requests import StartRow, UpdateRow
+from .._bulk.journal import BulkOutcome, OutcomeKind
+from .._bulk.runner import BulkOptions, run_many, start_many
+from .._client.hooks import LoggingHook
+from .._protocol.operations import Operation
+from .._protocol.redact import scrub, url_secrets
+from .._protocol.requests import StartRow, UpdateRow
 from ..errors import InvalidParameterError, ScheduleError
 from ._common import EXIT_OK, EXIT_USAGE, INSTALL_REDIS_HINT, PROG, _isatty, _Streams, _UsageError
 from ._input import _open_input
@@ -38,13 +38,13 @@ from ._status_report import latest_outcomes, status_key, write_report
 from ._update import dry_run, row_input
 
 if TYPE_CHECKING:
-    from .._models import Limiter
+    from .._protocol.models import Limiter
 
 
 def _make_limiter(settings: RunSettings) -> Limiter:
     """Make the run's limiter; a bad ``--redis`` URL is a usage error (without its password)."""
     if settings.redis_url is None:
-        from .._limiter import RateLimiter  # noqa: PLC0415 - loaded with the client anyway
+        from .._limiting.limiter import RateLimiter  # noqa: PLC0415 - loaded with the client anyway
 
         return RateLimiter(settings.limits)
     try:
@@ -181,7 +181,7 @@ async def run_bulk(
     Raises:
         _UsageError: the settings cannot make a client or limiter.
     """
-    from .._client import ScheduleClient  # noqa: PLC0415 - keeps `schedcancel --help` fast
+    from .._client.client import ScheduleClient  # noqa: PLC0415 - keeps `schedcancel --help` fast
 
     limiter = _make_limiter(settings)
     metrics = await _serve_metrics(settings.metrics_port, limiter)

@@ -12,11 +12,11 @@ from typing import TypedDict
 
 import attrs
 
-from .._bulk import BACKGROUND_PRIORITY
-from .._models import RateLimits, RetryPolicy
-from .._operations import Operation
-from .._protocol import DEFAULT_BASE_URL
-from .._redact import redact_key
+from .._bulk.runner import BACKGROUND_PRIORITY
+from .._protocol.models import RateLimits, RetryPolicy
+from .._protocol.operations import Operation
+from .._protocol.redact import redact_key
+from .._protocol.wire import DEFAULT_BASE_URL
 from ..errors import InvalidParameterError
 from ._common import _UsageError
 

@@ -22,9 +22,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .._intents import StartLedger
-from .._journal import BulkOutcome, Journal, OutcomeKind, read_journal
-from .._operations import Operation
+from .._bulk.intents import StartLedger
+from .._bulk.journal import BulkOutcome, Journal, OutcomeKind, read_journal
+from .._protocol.operations import Operation
 
 #: The report's columns, in order.
 REPORT_COLUMNS = (

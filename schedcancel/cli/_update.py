@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from .._operations import Operation
-from .._requests import ContinueSchedule, UpdateRow, format_date_time
-from .._validate import validate_schedule_id
+from .._protocol.operations import Operation
+from .._protocol.requests import ContinueSchedule, UpdateRow, format_date_time
+from .._protocol.validate import validate_schedule_id
 from ..errors import InvalidParameterError
 from ._common import EXIT_OK, EXIT_USAGE, PROG, _Streams, _UsageError, printable
 from ._input import InputError, _Input, numbered_ids

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from schedcancel import BulkOutcome, BulkProgress, OutcomeKind
-from schedcancel._journal import read_journal
+from schedcancel._bulk.journal import read_journal
 from schedcancel.cli import RunReport, build_parser, outcome_text
 from schedcancel.cli._common import _Streams
 from schedcancel.cli._run import _write_status_report

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from schedcancel._journal import read_journal
+from schedcancel._bulk.journal import read_journal
 from schedcancel.cli import InputError, _input, main
 from schedcancel.cli._common import printable
 from schedcancel.cli._input import MAX_LINE, _LineReader, _Splitter

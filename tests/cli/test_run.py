@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from schedcancel import OutcomeKind, RetryPolicy
-from schedcancel._journal import read_journal
+from schedcancel._bulk.journal import read_journal
 from schedcancel.cli import run_bulk
 from schedcancel.testing import Faults, ServerLimits
 
@@ -559,6 +559,7 @@ def test_redis_flag_without_redis_py_gives_an_install_hint(
 ) -> None:
     """Without redis-py, ``--redis`` exits 2 telling how to install the extra."""
     monkeypatch.delitem(sys.modules, "schedcancel.redis", raising=False)
+    monkeypatch.delitem(sys.modules, "schedcancel._limiting.redis_store", raising=False)
     monkeypatch.setitem(sys.modules, "redis", None)
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
     result = run_cli(

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from schedcancel._intents import StartLedger
-from schedcancel._journal import Journal, read_journal
+from schedcancel._bulk.intents import StartLedger
+from schedcancel._bulk.journal import Journal, read_journal
 from schedcancel.cli import EXIT_UNKNOWN
 from schedcancel.testing import Fault, Faults, ServerLimits
 

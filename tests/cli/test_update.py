@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from schedcancel._journal import read_journal
+from schedcancel._bulk.journal import read_journal
 from schedcancel.testing import Faults, ServerLimits
 
 from support.cli import (

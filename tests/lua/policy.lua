@@ -1,6 +1,6 @@
 --[[
 The adaptive policy alone, for tests/test_adaptive.py (never shipped: the
-package's scripts do not contain it). Assembled after schedcancel/lua/helpers.lua.
+package's scripts do not contain it). Assembled after schedcancel/_limiting/lua/helpers.lua.
 
 KEYS: adapt
 ARGV: now total hold event at a b

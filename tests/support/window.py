@@ -1,8 +1,8 @@
 """Both levels' logs decided together, one request at a time: the tests' model of a store.
 
 ``check`` and ``try_acquire`` are the two-level rule at its simplest (the store in
-``schedcancel._stores`` applies it to whole rounds); ``test_window`` and ``test_limiter``
-drive :class:`~schedcancel._window.SlidingLog` pairs with them.
+``schedcancel._limiting.stores`` applies it to whole rounds); ``test_window`` and ``test_limiter``
+drive :class:`~schedcancel._limiting.window.SlidingLog` pairs with them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 import attrs
-from schedcancel._window import SlidingLog
+from schedcancel._limiting.window import SlidingLog
 
 Level = Literal["total", "schedule"]
 

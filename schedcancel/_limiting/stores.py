@@ -16,13 +16,13 @@ import logging
 import math
 from array import array
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import NamedTuple, Protocol
 
-from ._adaptive import ACCEPTED_WINDOWS, QUIET_WINDOWS, Action, AdaptiveState, accepted_peak
-from ._models import LimiterStats, RateLimitLevel, RateLimits
-from ._queue import SNAP, Answer
-from ._window import LevelPolicy, SlidingLog
+from .._protocol.models import LimiterStats, RateLimitLevel, RateLimits
+from .adaptive import ACCEPTED_WINDOWS, QUIET_WINDOWS, Action, AdaptiveState, accepted_peak
+from .dispatcher import SNAP, Answer
+from .window import LevelPolicy, SlidingLog
 
 __all__ = ["Holds", "MemoryStore", "Store"]
 
@@ -49,7 +49,14 @@ _REBUILD_AFTER = 1024
 
 
 class Store(Protocol):
-    """What the dispatcher's driver asks of the place the logs live."""
+    """Where the two levels' logs live, as the limiter's driver sees it.
+
+    The driver asks a round at a time. A store in this process answers at
+    once (it returns the `Answer` itself); a store that does I/O returns an
+    awaitable, and the driver asks nothing more until it is answered.
+    `forecast()` and `stats()` only read: they tell what the store knows
+    now, and never change it (the driver's `tick()` keeps house).
+    """
 
     #: seconds added at random to each wait, so processes sharing a store do not wake in step
     jitter: float
@@ -57,9 +64,9 @@ class Store(Protocol):
     def round_size(self, now: float) -> int:
         """How many candidates one `acquire()` should try."""
 
-    async def acquire(
+    def acquire(
         self, keys: Sequence[str | None], backgrounds: Sequence[bool], now: float
-    ) -> Answer:
+    ) -> Answer | Awaitable[Answer]:
         """Try candidates in order: grant each that both levels admit, stop at the user level.
 
         A key None is a request with no scheduleId: only the API user's level
@@ -77,6 +84,11 @@ class Store(Protocol):
     ) -> Holds:
         """Release a permit's entries; return the new `Holds` (0.0: none)."""
 
+    def give_back(
+        self, key: str | None, handle: object, now: float, freed: Callable[[], None]
+    ) -> None:
+        """Remove a never-sent permit's entries; call ``freed()`` once they are gone."""
+
     def tick(self, now: float) -> bool:
         """Housekeeping; True when the API user's level may admit earlier than last said."""
 
@@ -85,6 +97,15 @@ class Store(Protocol):
 
     def forecast(self, key: str | None, ahead: int, mine: int, now: float) -> float:
         """When a request with ``ahead`` others before it (``mine`` of its key) could start."""
+
+    def stats(self, now: float, queued: Collection[str | None]) -> LimiterStats:
+        """A snapshot of the logs as known now; ``queued``: the keys with waiters."""
+
+    async def refresh(self, key: str | None, now: float) -> None:
+        """Learn the shared state now, for a forecast of ``key`` (this process's store knows it)."""
+
+    async def aclose(self) -> None:
+        """Finish what is on its way; close what the store owns."""
 
 
 class FloatQueue:
@@ -168,13 +189,7 @@ class MemoryStore:
             return 1
         return min(64, max(1, self.total.room(now)))
 
-    async def acquire(
-        self, keys: Sequence[str | None], backgrounds: Sequence[bool], now: float
-    ) -> Answer:
-        """See `try_round()`."""
-        return self.try_round(keys, backgrounds, now)
-
-    def try_round(
+    def acquire(
         self, keys: Sequence[str | None], backgrounds: Sequence[bool], now: float
     ) -> Answer:
         """Grant each candidate both levels admit at ``now``; stop at the API user's level.
@@ -272,13 +287,20 @@ class MemoryStore:
             log.remember(expiry)
             self._note_expiry(expiry, key)
 
-    def give_back(self, key: str | None, now: float) -> None:
+    def give_back(
+        self,
+        key: str | None,
+        handle: object,  # noqa: ARG002 - a grant's serial number says nothing here
+        now: float,
+        freed: Callable[[], None],
+    ) -> None:
         """Remove the entries of a permit whose request was never sent."""
         self.total.revoke()
         if key is not None:
             log = self.logs[key]
             log.revoke()
             self._retire(key, log, now)
+        freed()
 
     def tick(self, now: float) -> bool:
         """Judge a 429 episode whose pause ended, grow a lowered limit back, drop idle keys."""
@@ -319,20 +341,27 @@ class MemoryStore:
             at = max(at, log.slot_time(now, mine))
         return at
 
-    def stats(self, now: float, queued: int) -> LimiterStats:
-        """A snapshot of the logs."""
-        total = self.total
+    def stats(self, now: float, queued: Collection[str | None]) -> LimiterStats:
+        """A snapshot of the logs (``queued``: the keys with waiters, counted too)."""
+        total, logs = self.total, self.logs
+        waiting = sum(1 for key in queued if key is not None and key not in logs)
         return LimiterStats(
-            queued=queued,
+            queued=0,
             in_flight=total.in_flight,
             total_used=total.used(now),
             total_limit=self.adaptive.limit_at(now),
-            schedule_ids=len(self.logs),
+            schedule_ids=len(logs) + waiting,
             next_free=max(0.0, total.earliest(now) - now),
             rate_limited=self.rate_limited,
             mode=self.total_policy.mode,
             background_next_free=max(0.0, self.background_at(now) - now),
         )
+
+    async def refresh(self, key: str | None, now: float) -> None:
+        """Nothing to learn: this process holds the logs."""
+
+    async def aclose(self) -> None:
+        """Nothing to finish or close."""
 
     # -- 429s and the adaptive policy -----------------------------------------
 
@@ -415,7 +444,7 @@ class MemoryStore:
             self._note_expiry(log.idle_at(), key)
 
     def _sweep(self, now: float) -> None:
-        self.total.answered(now)  # prunes the API user's log too, even when nobody asks
+        self.total.prune(now)  # the API user's log too, even when nobody asks
         self._forget_accepted(now)
         times, keys = self.sweep_times, self._sweep_keys
         while len(times) and times.first() <= now:

@@ -30,7 +30,7 @@ from typing import Literal
 
 import attrs
 
-from .errors import InvalidParameterError
+from ..errors import InvalidParameterError
 
 __all__ = [
     "LevelPolicy",
@@ -140,29 +140,20 @@ class SlidingLog:
             return self._expiries[-1]
         return -math.inf
 
-    def _prune(self, now: float) -> int:
-        """Drop entries that stopped counting at or before ``now``; return those left."""
-        expiries = self._expiries
-        head = self._head
-        size = len(expiries)
-        if head < size and expiries[head] <= now:
-            head = bisect_right(expiries, now, head)
-            if head == size:
-                del expiries[:]
-                head = 0
-            elif head >= _COMPACT_AT and head * 2 >= size:
-                del expiries[:head]
-                head = 0
-            self._head = head
-        return len(expiries) - head
+    def _counting(self, now: float) -> int:
+        """Index of the first answered entry still counting at ``now`` (a read: nothing changes)."""
+        expiries, head = self._expiries, self._head
+        if head < len(expiries) and expiries[head] <= now:
+            return bisect_right(expiries, now, head)
+        return head
 
     def answered(self, now: float) -> int:
         """Entries released but still counting at ``now``."""
-        return self._prune(now)
+        return len(self._expiries) - self._counting(now)
 
     def used(self, now: float) -> int:
         """Entries that count at ``now``: in flight plus answered within ``window + guard``."""
-        return self._in_flight + self._prune(now)
+        return self._in_flight + self.answered(now)
 
     def earliest(self, now: float, limit: int | None = None) -> float:
         """The earliest moment at or after ``now`` this level admits one more request.
@@ -184,14 +175,14 @@ class SlidingLog:
         spacing = policy.spacing
         if spacing and self._last_send + spacing > start:
             start = self._last_send + spacing
-        answered = self._prune(now)
-        over = self._in_flight + answered - limit
+        first = self._counting(now)
+        over = self._in_flight + len(self._expiries) - first - limit
         if over < 0:
             return start
         if self._in_flight >= limit:
             return UNKNOWN
         # The (over + 1)-th oldest answered entry must stop counting first.
-        free_at = self._expiries[self._head + over]
+        free_at = self._expiries[first + over]
         return free_at if free_at > start else start
 
     def room(self, now: float) -> int:
@@ -203,11 +194,11 @@ class SlidingLog:
         Returns:
             ``limit`` minus the entries that count at ``now``; 0 or less when full.
         """
-        return self.policy.limit - self._in_flight - self._prune(now)
+        return self.policy.limit - self._in_flight - self.answered(now)
 
     def is_idle(self, now: float) -> bool:
         """True when the log holds nothing that counts and no pause or spacing is pending."""
-        return self._in_flight == 0 and self.idle_at() <= now and self._prune(now) == 0
+        return self._in_flight == 0 and self.idle_at() <= now and self.answered(now) == 0
 
     def idle_at(self) -> float:
         """When this log would be idle if nothing more were acquired (ignores in-flight)."""
@@ -230,7 +221,8 @@ class SlidingLog:
         policy = self.policy
         limit = policy.limit
         hold = policy.hold
-        answered = self._prune(now)
+        first = self._counting(now)
+        answered = len(self._expiries) - first
         used = self._in_flight + answered
         cycles, lane = divmod(ahead, limit)
         # The places in time order: free ones now, then answered entries as they
@@ -240,7 +232,7 @@ class SlidingLog:
         if index < 0:
             place = now
         elif index < answered:
-            place = self._expiries[self._head + index]
+            place = self._expiries[first + index]
         else:
             place = now + hold
         start = max(now, self._paused_until, place) + cycles * hold
@@ -256,6 +248,20 @@ class SlidingLog:
         self._in_flight += 1
         self._last_send = now
 
+    def prune(self, now: float) -> None:
+        """Drop the entries that stopped counting by ``now`` (to free memory: reads skip them)."""
+        head = self._counting(now)
+        if head == self._head:
+            return
+        expiries = self._expiries
+        if head == len(expiries):
+            del expiries[:]
+            head = 0
+        elif head >= _COMPACT_AT and head * 2 >= len(expiries):
+            del expiries[:head]
+            head = 0
+        self._head = head
+
     def release(self, now: float) -> float:
         """Mark one in-flight entry answered at ``now``; return when it stops counting.
 
@@ -265,6 +271,7 @@ class SlidingLog:
         if self._in_flight <= 0:
             raise RuntimeError("release without a matching acquisition")
         self._in_flight -= 1
+        self.prune(now)
         expiry = now + self.policy.hold
         expiries = self._expiries
         if len(expiries) > self._head and expiries[-1] > expiry:

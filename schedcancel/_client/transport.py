@@ -11,8 +11,8 @@ from collections.abc import Mapping
 import aiohttp
 from yarl import URL
 
-from ._protocol import MAX_BODY_BYTES, Request
-from .errors import InvalidParameterError, TransportError
+from .._protocol.wire import MAX_BODY_BYTES, Request
+from ..errors import InvalidParameterError, TransportError
 
 __all__ = ["AiohttpTransport"]
 

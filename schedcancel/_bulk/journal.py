@@ -21,7 +21,7 @@ Line format (one JSON object per line, ``None`` fields left out):
 A ``send`` line is written as each request goes out: a run again counts the
 requests of the last window in its in-process limiter (`RecentRequests`).
 A bulk start writes an ``intent`` line, durably, before each request
-instead (see ``_intents``): start is not idempotent. The run's ``start``
+instead (see ``intents``): start is not idempotent. The run's ``start``
 line names its operation (``cancel``, ``pause``, ``continue``, ``get``,
 ``update`` or ``start``; a journal without it, as written before bulk jobs
 ran other operations, is a cancel journal), and the outcome kinds are the
@@ -50,11 +50,11 @@ from typing import Any
 
 import attrs
 
-from ._models import ScheduleResult
-from ._operations import Operation, ScheduleStatus
-from ._protocol import is_schedule_error_code
-from ._redact import scrub, shorten
-from .errors import ApiError, InvalidParameterError, OutcomeUnknownError
+from .._protocol.models import ScheduleResult
+from .._protocol.operations import Operation, ScheduleStatus
+from .._protocol.redact import scrub, shorten
+from .._protocol.wire import is_schedule_error_code
+from ..errors import ApiError, InvalidParameterError, OutcomeUnknownError
 
 try:  # POSIX only; without it two runs on one journal are not prevented
     import fcntl

@@ -26,13 +26,8 @@ from urllib.parse import quote, urlsplit
 
 import attrs
 
-from ._convert import coerce_error_code, structure_result
-from ._models import ScheduleResult
-from ._operations import BodyKind, Operation
-from ._redact import Hidden, redact_headers, redact_key, scrub, shorten
-from ._validate import validate_api_key, validate_schedule_id
-from ._version import __version__
-from .errors import (
+from .._version import __version__
+from ..errors import (
     ApiError,
     AuthenticationError,
     EndpointNotFoundError,
@@ -42,6 +37,11 @@ from .errors import (
     ResponseParseError,
     ServerError,
 )
+from .convert import coerce_error_code, structure_result
+from .models import ScheduleResult
+from .operations import BodyKind, Operation
+from .redact import Hidden, redact_headers, redact_key, scrub, shorten
+from .validate import validate_api_key, validate_schedule_id
 
 # Hidden, redact_key, scrub (from _redact) and validate_api_key, validate_schedule_id (from
 # _validate) are re-exported for the callers that still import them from here; new code

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
-from ._operations import Operation, ScheduleStatus
-from ._validate import check_int, check_number, check_optional_number
-from .errors import ScheduleOperationError
+from ..errors import ScheduleOperationError
+from .operations import Operation, ScheduleStatus
+from .validate import check_int, check_number, check_optional_number
 
 if TYPE_CHECKING:
     from typing import Self

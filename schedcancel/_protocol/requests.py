@@ -33,8 +33,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from ._validate import validate_schedule_id
-from .errors import InvalidParameterError
+from ..errors import InvalidParameterError
+from .validate import validate_schedule_id
 
 __all__ = [
     "ContinueSchedule",

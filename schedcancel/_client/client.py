@@ -14,24 +14,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TypedDict, Unpack
 from urllib.parse import urlsplit
 
-from . import _bulk
-from ._gate import Gate
-from ._hooks import CallTrace, Hook, Hooks, LoggingHook
-from ._journal import BulkOutcome
-from ._models import Clock, Limiter, Permit, RateLimits, RetryPolicy, ScheduleResult
-from ._operations import Operation
-from ._protocol import (
-    DEFAULT_BASE_URL,
-    Request,
-    RequestBuilder,
-    Transport,
-    parse_response,
-    response_retry_after,
-)
-from ._redact import redact_key
-from ._requests import ContinueSchedule, StartSchedule, UpdateSchedule
-from ._transport import AiohttpTransport
-from ._validate import (
+from .._bulk import runner as _bulk
+from .._bulk.journal import BulkOutcome
+from .._limiting.gate import Gate
+from .._protocol.models import Clock, Limiter, Permit, RateLimits, RetryPolicy, ScheduleResult
+from .._protocol.operations import Operation
+from .._protocol.redact import redact_key
+from .._protocol.requests import ContinueSchedule, StartSchedule, UpdateSchedule
+from .._protocol.validate import (
     check_credential,
     check_number,
     check_priority,
@@ -39,7 +29,15 @@ from ._validate import (
     validate_api_key,
     validate_schedule_id,
 )
-from .errors import (
+from .._protocol.wire import (
+    DEFAULT_BASE_URL,
+    Request,
+    RequestBuilder,
+    Transport,
+    parse_response,
+    response_retry_after,
+)
+from ..errors import (
     ClientClosedError,
     InvalidParameterError,
     OutcomeUnknownError,
@@ -49,6 +47,8 @@ from .errors import (
     ServerError,
     TransportError,
 )
+from .hooks import CallTrace, Hook, Hooks, LoggingHook
+from .transport import AiohttpTransport
 
 if TYPE_CHECKING:
     from typing import Self
@@ -243,7 +243,7 @@ class ScheduleClient:
             raise InvalidParameterError("clock must be a schedcancel.Clock")
         self._transport: Transport = transport
         if limiter is None:
-            from ._limiter import RateLimiter  # noqa: PLC0415 - keeps the import graph one-way
+            from .._limiting.limiter import RateLimiter  # noqa: PLC0415 - keeps the import graph one-way
 
             limiter = RateLimiter(limits)
             self._owns_limiter = True

@@ -1,9 +1,9 @@
 --[[
 schedcancel: what every operation's script shares. It is prepended to each
 operation's file (acquire.lua, release.lua, undo.lua, forget.lua) when the
-script text is assembled (schedcancel/_redis_scripts.py): a Redis script
+script text is assembled (schedcancel/_limiting/redis_scripts.py): a Redis script
 cannot `require`. Each operation's file lists its KEYS and ARGV by name, in
-order, in its header; _redis_scripts.py defines the same order in Python, and
+order, in its header; redis_scripts.py defines the same order in Python, and
 tests/test_redis_scripts.py checks that the two agree.
 
 Called with EVALSHA; every operation runs atomically. All times are integer
@@ -33,7 +33,7 @@ counting, and an entry counts while its score is in the future:
   "x:<token>"            released after a 429: counts the same, but was refused.
 hold = window + guard.
 
-The adaptive policy is schedcancel/_adaptive.py's, step for step (the tests
+The adaptive policy is schedcancel/_limiting/adaptive.py's, step for step (the tests
 run one table of cases against both, through tests/lua/policy.lua): a 429 at
 the API user's level of a request granted since the last episode opened opens
 an episode; when the pause ends, the episode is judged from the most

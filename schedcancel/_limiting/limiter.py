@@ -32,11 +32,11 @@ from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
-from ._models import LimiterStats, Permit, RateLimitLevel, RateLimits
-from ._queue import SNAP, Dispatcher, Waiter
-from ._stores import Holds, MemoryStore, Store
-from ._validate import check_key, check_priority, check_queue_timeout
-from .errors import BackendError, QueueTimeoutError
+from .._protocol.models import LimiterStats, Permit, RateLimitLevel, RateLimits
+from .._protocol.validate import check_key, check_priority, check_queue_timeout
+from ..errors import BackendError, QueueTimeoutError
+from .dispatcher import SNAP, Answer, Dispatcher, Waiter
+from .stores import Holds, MemoryStore, Store
 
 __all__ = ["QueuedLimiter", "RateLimiter"]
 
@@ -76,12 +76,11 @@ class QueuedLimiter:
         self._clock = clock
         self._core = Dispatcher(self._make_permit, self._give_back, self._expected_wait)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._driver: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._round: Sequence[Waiter] = ()
+        self._kick_handle: asyncio.Handle | None = None
+        self._asking: asyncio.Future[Answer] | None = None  # a store's round out for an answer
+        self._round: Sequence[Waiter] = ()  # the waiters of that round
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = self._fired_at = math.inf
-        self._background: set[asyncio.Task[None]] = set()
         self._closed = False
 
     # -- the Limiter protocol -----------------------------------------------------
@@ -205,22 +204,120 @@ class QueuedLimiter:
         Returns:
             Seconds (0 when it would start now).
         """
+        await self._store.refresh(schedule_id, self._now())
         now = self._now()
         return max(0.0, self._expected_start(schedule_id, 0, False, now) - now)
 
     async def aclose(self) -> None:
-        """Stop the driver; waiters still queued get ``asyncio.CancelledError``."""
+        """Stop the driver; waiters still queued get ``asyncio.CancelledError``.
+
+        The store finishes what it started (releases on their way) and closes
+        what it owns.
+        """
         if self._closed:
             return
         self._closed = True
         self._cancel_timer()
+        if self._kick_handle is not None:
+            self._kick_handle.cancel()
+            self._kick_handle = None
         self._core.fail_all(lambda: None, self._round)
-        driver, self._driver = self._driver, None
-        if driver is not None and driver is not asyncio.current_task():
-            driver.cancel()
-            await asyncio.gather(driver, return_exceptions=True)
+        asking, self._asking = self._asking, None
+        if asking is not None:
+            asking.cancel()
+            await asyncio.gather(asking, return_exceptions=True)
+        await self._store.aclose()
+
+    def stats(self) -> LimiterStats:
+        """A snapshot of the limiter's state; it reads and changes nothing.
+
+        Safe to call from another thread (a metrics exporter's): it reads
+        counters and the store's logs, and changes neither.
+        """
+        now = self._now()
+        core = self._core
+        # list(): one step under the GIL, so another thread never sees the dict change size.
+        stats = self._store.stats(now, list(core.queues))
+        next_free = stats.next_free
+        if core.user_blocked_until != math.inf:
+            next_free = max(next_free, core.user_blocked_until - now)
+        return attrs.evolve(
+            stats,
+            queued=core.queued,
+            next_free=next_free,
+            background_next_free=max(next_free, stats.background_next_free),
+        )
+
+    def give_back(self, permit: Permit) -> None:
+        """Return a permit whose request was never sent: its entries are removed, not counted.
+
+        Args:
+            permit: a permit from this limiter's `acquire()`, not released yet.
+
+        Raises:
+            ValueError: the permit is not from this limiter or was released already.
+        """
+        ticket = self._close_ticket(permit)
+        if not self._closed:
+            self._give_back(ticket.key, ticket.handle)
 
     # -- the driver -------------------------------------------------------------
+
+    def _kick(self) -> None:
+        """Something changed: run a turn of the driver soon (once, however many ask)."""
+        if self._kick_handle is None and self._loop is not None and not self._closed:
+            self._kick_handle = self._loop.call_soon(self._run)
+
+    def _on_timer(self) -> None:
+        """The one timer fired: a hold or deadline ended, or idle keys can go."""
+        self._timer = None
+        self._fired_at, self._timer_at = self._timer_at, math.inf
+        self._run()
+
+    def _run(self) -> None:
+        """The driver: grant what may go now, a round at a time, then set the one timer.
+
+        It runs in loop callbacks (`_kick`, the timer, a round's answer), never
+        in a task of its own. A store that answers at once (in this process)
+        is asked round after round in one turn; a store that does I/O returns
+        an awaitable, and the driver waits for that one round's answer
+        (`_answered`) before it asks again.
+        """
+        self._kick_handle = None
+        if self._asking is not None or self._closed:
+            return  # the round out there runs the driver again when it is answered
+        core, store = self._core, self._store
+        now = self._snapped_now()
+        if not core.queued:
+            store.tick(now)  # the timer came for idle keys
+        while core.queued:
+            taken = self._next_round(now)
+            if taken is None:
+                break
+            keys = [w.queue.key for w in taken]
+            answer = store.acquire(keys, [w.priority < 0 for w in taken], now)
+            if not isinstance(answer, Answer):
+                self._round = taken
+                self._asking = asyncio.ensure_future(answer)
+                self._asking.add_done_callback(self._answered)
+                return
+            core.settle(taken, answer, now)
+        self._arm(now)
+
+    def _answered(self, asking: asyncio.Future[Answer]) -> None:
+        """A store's round came back: settle it and run the driver again."""
+        self._asking = None
+        taken, self._round = self._round, ()
+        if self._closed or asking.cancelled():
+            return  # aclose() finished the waiters
+        error = asking.exception()
+        if error is None:
+            self._core.settle(taken, asking.result(), self._now())
+        elif isinstance(error, BackendError):
+            self._backend_failed(error, taken)
+        else:
+            self._core.fail_all(lambda: error, taken)
+        self._run()
 
     def _next_round(self, now: float) -> list[Waiter] | None:
         """Housekeeping, then the candidates the store should try now (None: nobody may go).
@@ -237,39 +334,6 @@ class QueuedLimiter:
         core.expire(now)
         return None
 
-    async def _drive(self) -> None:
-        """The driver for a store that does I/O: one task, a round at a time, then sleep.
-
-        It sleeps on an event that arrivals, releases and the one timer set.
-        """
-        core, store = self._core, self._store
-        try:
-            while core.queued:
-                now = self._snapped_now()
-                taken = self._next_round(now)
-                if taken is None:
-                    if core.queued:
-                        self._wake.clear()
-                        self._arm(now)
-                        await self._wake.wait()
-                    continue
-                self._round = taken
-                try:
-                    answer = await store.acquire(
-                        [w.queue.key for w in taken], [w.priority < 0 for w in taken], now
-                    )
-                except BackendError as exc:
-                    self._backend_failed(exc, taken)
-                    continue
-                finally:
-                    self._round = ()
-                core.settle(taken, answer, self._now())
-        finally:
-            if self._driver is asyncio.current_task():
-                self._driver = None
-            if not self._closed:
-                self._arm(self._now())
-
     def _backend_failed(self, exc: BackendError, taken: Sequence[Waiter]) -> None:
         """The store failed a round: every waiter gets the error (fail closed)."""
 
@@ -279,23 +343,6 @@ class QueuedLimiter:
             return failure
 
         self._core.fail_all(error, taken)
-
-    def _kick(self) -> None:
-        """Something changed: wake the driver (start it if none runs)."""
-        self._wake.set()
-        if self._driver is None and self._loop is not None and not self._closed:
-            self._driver = self._loop.create_task(self._drive(), name=f"schedcancel-{self._name}")
-
-    def _on_timer(self) -> None:
-        """The one timer fired: a hold or deadline ended, or idle keys can go."""
-        self._timer = None
-        self._fired_at, self._timer_at = self._timer_at, math.inf
-        if self._core.queued:
-            self._kick()
-        else:
-            now = self._snapped_now()
-            self._store.tick(now)
-            self._arm(now)
 
     def _arm(self, now: float) -> None:
         """Set the one timer to the earliest moment anything can change (or clear it)."""
@@ -362,10 +409,12 @@ class QueuedLimiter:
 
     def _give_back(self, key: str | None, handle: object) -> None:
         """Give a never-sent permit's entries back to the store."""
-        raise NotImplementedError
+        self._store.give_back(key, handle, self._now(), lambda: self._freed(key))
 
     def _freed(self, key: str | None) -> None:
         """Places were freed before the holds known here said: ask the store again."""
+        if self._closed:
+            return
         self._core.unhold(key)
         self._core.unhold_user()
         if self._core.queued:
@@ -395,8 +444,6 @@ class QueuedLimiter:
     def _expected_start(self, key: str | None, priority: int, requeue: bool, now: float) -> float:
         """When a new request would start, counting the waiters that go before it."""
         core = self._core
-        if self._store.tick(now):
-            core.unhold_user()
         # Waiters held by their own scheduleId do not take the API user's places
         # first; only the ready ones surely do.
         ahead = min(core.ahead(priority, requeue=requeue), core.ready_live)
@@ -433,7 +480,6 @@ class RateLimiter(QueuedLimiter):
     ) -> None:
         limits = RateLimits() if limits is None else limits
         self._memory = MemoryStore(limits)
-        self._kick_handle: asyncio.Handle | None = None
         self._origin = secrets.token_hex(8)
         super().__init__(limits, self._memory, clock)
 
@@ -445,39 +491,6 @@ class RateLimiter(QueuedLimiter):
             f" in_flight={self._memory.total.in_flight}"
             f" schedule_ids={len(self._memory.logs)}>"
         )
-
-    async def aclose(self) -> None:
-        """Stop the dispatcher; waiters still queued get ``asyncio.CancelledError``."""
-        if self._kick_handle is not None:
-            self._kick_handle.cancel()
-            self._kick_handle = None
-        await super().aclose()
-
-    # -- the driver: the in-memory store answers at once, so rounds run in loop callbacks
-
-    def _kick(self) -> None:
-        if self._kick_handle is None and self._loop is not None and not self._closed:
-            self._kick_handle = self._loop.call_soon(self._run)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._fired_at, self._timer_at = self._timer_at, math.inf
-        self._run()
-
-    def _run(self) -> None:
-        """Grant what may go now, a round at a time, then set the one timer."""
-        self._kick_handle = None
-        core, memory = self._core, self._memory
-        now = self._snapped_now()
-        if not core.queued:
-            memory.tick(now)  # the timer came for idle keys
-        while core.queued:
-            taken = self._next_round(now)
-            if taken is None:
-                break
-            keys = [w.queue.key for w in taken]
-            core.settle(taken, memory.try_round(keys, [w.priority < 0 for w in taken], now), now)
-        self._arm(now)
 
     def release_nowait(
         self,
@@ -503,19 +516,6 @@ class RateLimiter(QueuedLimiter):
         now = self._now()
         holds = self._memory.release_now(ticket.key, ticket.handle, now, rate_limited, retry_after)
         self._released(ticket.key, holds, now)
-
-    def stats(self) -> LimiterStats:
-        """A snapshot of the limiter's state."""
-        now = self._now()
-        self._memory.tick(now)
-        stats = self._memory.stats(now, self._core.queued)
-        logs = self._memory.logs
-        waiting = sum(1 for key in self._core.queues if key is not None and key not in logs)
-        return attrs.evolve(stats, schedule_ids=stats.schedule_ids + waiting)
-
-    def _give_back(self, key: str | None, handle: object) -> None:  # noqa: ARG002 - no handle
-        self._memory.give_back(key, self._now())
-        self._freed(key)
 
     # -- requests made before this limiter existed
 

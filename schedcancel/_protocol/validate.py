@@ -14,8 +14,8 @@ import math
 import re
 from typing import Literal, overload
 
-from ._redact import redact_key
-from .errors import InvalidParameterError
+from ..errors import InvalidParameterError
+from .redact import redact_key
 
 __all__ = [
     "MAX_API_KEY",

@@ -21,8 +21,8 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from typing import ClassVar
 
-from ._models import Limiter, Permit
-from .errors import RequestWithdrawnError
+from .._protocol.models import Limiter, Permit
+from ..errors import RequestWithdrawnError
 
 __all__ = ["Gate"]
 

@@ -28,9 +28,9 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.preconf.json import make_converter
 
-from ._models import ScheduleResult
-from ._operations import Operation, ScheduleStatus
-from .errors import ResponseParseError
+from ..errors import ResponseParseError
+from .models import ScheduleResult
+from .operations import Operation, ScheduleStatus
 
 __all__ = ["coerce_error_code", "converter", "structure_result"]
 

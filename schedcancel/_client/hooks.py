@@ -37,12 +37,12 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from . import errors
-from ._models import RateLimitLevel
-from ._redact import redact_key
+from .. import errors
+from .._protocol.models import RateLimitLevel
+from .._protocol.redact import redact_key
 
 if TYPE_CHECKING:
-    from ._models import Limiter
+    from .._protocol.models import Limiter
 
 __all__ = [
     "Answered",
@@ -513,12 +513,13 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 class WatchesLimiters:
     """For hooks with gauges of the limiters they watch (kept by weak reference).
 
-    A limiter is not thread-safe (``stats()`` does its housekeeping), but
-    gauges are often read from another thread: prometheus-client's
-    ``start_http_server`` and OpenTelemetry's periodic metric reader run their
-    own. A read from outside the event loop the hook's calls run on is
-    therefore handed to that loop and waited for (at most a second; then the
-    last totals read are given).
+    A limiter's ``stats()`` changes nothing, but it reads several structures
+    that its event loop changes meanwhile, so a read from another thread could
+    see them half-way through a change; and gauges are often read from another
+    thread: prometheus-client's ``start_http_server`` and OpenTelemetry's
+    periodic metric reader run their own. A read from outside the event loop
+    the hook's calls run on is therefore handed to that loop and waited for
+    (at most a second; then the last totals read are given).
     """
 
     def __init__(self) -> None:

@@ -32,7 +32,7 @@ __all__ = [
     "call",
 ]
 
-_LUA: Final = files("schedcancel").joinpath("lua")
+_LUA: Final = files("schedcancel._limiting").joinpath("lua")
 
 
 def assemble(body: str) -> str:

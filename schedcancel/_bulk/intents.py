@@ -8,7 +8,7 @@ admitted the request and before the request is sent:
     {"run":"intent","row":"cust-0042","change":"5ec595ed07bff063","values":{…},"at":"…"}
 
 The row's outcome line follows when the answer comes. A re-run reads each
-row key's last line ([`StartLedger`][schedcancel._intents.StartLedger]): an
+row key's last line ([`StartLedger`][schedcancel._bulk.intents.StartLedger]): an
 intent with no outcome after it is a request that was out when its run was
 killed; it may have created the schedule, so the row is never sent again on a
 guess: it is reported as ``unknown`` (`unknown_outcome()`), like a start that
@@ -24,9 +24,9 @@ from typing import Any
 
 import attrs
 
-from ._journal import INTENT, UNKNOWN_NOTE, BulkOutcome, OutcomeKind, timestamp
-from ._requests import StartRow
-from .errors import InvalidParameterError
+from .._protocol.requests import StartRow
+from ..errors import InvalidParameterError
+from .journal import INTENT, UNKNOWN_NOTE, BulkOutcome, OutcomeKind, timestamp
 
 __all__ = ["Intent", "StartLedger", "intent_record", "unknown_outcome"]
 
@@ -120,7 +120,7 @@ class StartLedger:
     """Each start row's last journal line, fed a start journal's lines in file order. Pure.
 
     A row's state is its last line: an outcome (final or not), or an intent
-    with no outcome after it ([`dangling()`][schedcancel._intents.StartLedger.dangling]).
+    with no outcome after it ([`dangling()`][schedcancel._bulk.intents.StartLedger.dangling]).
     """
 
     _latest: dict[str, BulkOutcome | Intent] = attrs.field(factory=dict, init=False)

@@ -42,8 +42,8 @@ from typing import Final
 
 import attrs
 
-from ._models import Permit
-from .errors import QueueTimeoutError
+from .._protocol.models import Permit
+from ..errors import QueueTimeoutError
 
 __all__ = ["Answer", "Dispatcher", "Waiter"]
 

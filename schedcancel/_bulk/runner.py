@@ -9,7 +9,7 @@ tasks pull the next id when they are free. Every id ends as one
 yielded, as it finishes. `cancel_many()` is ``run_many`` for cancel;
 `update_many()` and `start_many()` for update and start rows. A start
 row's intent is journaled, durably, before its request is sent (the
-job's gate's ``before_send``; ``_intents`` holds the rest).
+job's gate's ``before_send``; ``intents`` holds the rest).
 
 Memory: ids already seen (this run's, and the final ones in the journal)
 are kept as 64-bit fingerprints in an open-addressing table of 9 bytes per
@@ -49,9 +49,30 @@ from typing import Any, Protocol, TypedDict, Unpack, cast
 
 import attrs
 
-from ._gate import Gate
-from ._intents import Intent, StartLedger, intent_record, unknown_outcome
-from ._journal import (
+from .._limiting.gate import Gate
+from .._limiting.limiter import RateLimiter
+from .._protocol.models import LimiterStats, Permit, RateLimits, ScheduleResult
+from .._protocol.operations import Operation
+from .._protocol.redact import redact_key
+from .._protocol.requests import ContinueSchedule, StartRow, UpdateRow, format_date_time
+from .._protocol.validate import (
+    check_int,
+    check_number,
+    check_priority,
+    validate_api_key,
+    validate_schedule_id,
+)
+from .._version import __version__
+from ..errors import (
+    BackendError,
+    ClientClosedError,
+    ConfigurationError,
+    InvalidParameterError,
+    RequestWithdrawnError,
+    ScheduleError,
+)
+from .intents import Intent, StartLedger, intent_record, unknown_outcome
+from .journal import (
     BULK_OPERATIONS,
     BulkOutcome,
     Journal,
@@ -63,27 +84,6 @@ from ._journal import (
     run_operation,
     send_record,
     timestamp,
-)
-from ._limiter import RateLimiter
-from ._models import LimiterStats, Permit, RateLimits, ScheduleResult
-from ._operations import Operation
-from ._redact import redact_key
-from ._requests import ContinueSchedule, StartRow, UpdateRow, format_date_time
-from ._validate import (
-    check_int,
-    check_number,
-    check_priority,
-    validate_api_key,
-    validate_schedule_id,
-)
-from ._version import __version__
-from .errors import (
-    BackendError,
-    ClientClosedError,
-    ConfigurationError,
-    InvalidParameterError,
-    RequestWithdrawnError,
-    ScheduleError,
 )
 
 __all__ = [
