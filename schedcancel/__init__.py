@@ -27,7 +27,7 @@ from ._protocol.models import (
     ScheduleResult,
 )
 from ._protocol.operations import Operation, ScheduleStatus
-from ._protocol.requests import PeriodUnit, StartSchedule, UpdateRow, UpdateSchedule
+from ._protocol.requests import PeriodUnit, StartRow, StartSchedule, UpdateRow, UpdateSchedule
 from ._protocol.wire import Request, Transport
 from ._version import __version__
 from .errors import (
@@ -91,6 +91,7 @@ __all__ = [
     "ScheduleResult",
     "ScheduleStatus",
     "ServerError",
+    "StartRow",
     "StartSchedule",
     "Transport",
     "TransportError",

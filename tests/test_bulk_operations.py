@@ -27,7 +27,7 @@ from schedcancel import (
 )
 from schedcancel._bulk.journal import (
     BULK_OPERATIONS,
-    kind_operation,
+    kind_operations,
     outcome_kinds,
     read_journal,
     run_operation,
@@ -300,10 +300,11 @@ def test_run_lines_name_their_operation() -> None:
     assert run_operation({"run": "start"}) is Operation.CANCEL
     assert run_operation({"run": "start", "operation": "continue"}) is Operation.CONTINUE
     assert run_operation({"run": "end", "operation": "pause"}) is None
+    assert run_operation({"run": "start", "operation": "start"}) is Operation.START
     with pytest.raises(InvalidParameterError, match="unknown operation"):
-        run_operation({"run": "start", "operation": "start"})
-    assert kind_operation(OutcomeKind.ALREADY_PAUSED) is Operation.PAUSE
-    assert kind_operation(OutcomeKind.FAILED) is None
+        run_operation({"run": "start", "operation": "delete"})
+    assert kind_operations(OutcomeKind.ALREADY_PAUSED) == (Operation.PAUSE,)
+    assert kind_operations(OutcomeKind.FAILED) == ()
 
 
 def test_a_journal_with_an_unknown_operation_is_refused(tmp_path: Path) -> None:
@@ -315,15 +316,15 @@ def test_a_journal_with_an_unknown_operation_is_refused(tmp_path: Path) -> None:
 
 
 def test_outcome_kinds_refuses_operations_a_bulk_job_does_not_run() -> None:
-    """Start has no bulk job."""
+    """Each bulk operation has its kinds; anything else has none."""
     assert outcome_kinds(Operation.GET) == (
         OutcomeKind.READ,
         OutcomeKind.FAILED,
         OutcomeKind.INVALID,
         OutcomeKind.ERROR,
     )
-    with pytest.raises(InvalidParameterError, match="not start"):
-        outcome_kinds(Operation.START)
+    with pytest.raises(InvalidParameterError, match="not explode"):
+        outcome_kinds("explode")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -334,7 +335,7 @@ def test_outcome_kinds_refuses_operations_a_bulk_job_does_not_run() -> None:
         (Operation.CONTINUE, "2027-01-05T09:30:00+00:00", "datetime"),
         (Operation.PAUSE, AT, "at is for continue only"),
         (Operation.GET, AT, "at is for continue only"),
-        (Operation.START, None, "operation must be one of"),
+        (Operation.START, AT, "at is for continue only"),
         (Operation.UPDATE, AT, "at is for continue only"),
         ("pause", None, "operation must be one of"),
     ],

@@ -181,7 +181,7 @@ def test_update_row_checks_its_fields_and_digests_its_change() -> None:
 
 
 def test_outcome_kinds_of_update_include_conflict() -> None:
-    """Update has no "already" kind; its own is conflict. Start has no bulk job yet."""
+    """Update has no "already" kind; its own is conflict. Start has unknown and conflict."""
     assert outcome_kinds(Operation.UPDATE) == (
         OutcomeKind.UPDATED,
         OutcomeKind.FAILED,
@@ -189,8 +189,14 @@ def test_outcome_kinds_of_update_include_conflict() -> None:
         OutcomeKind.ERROR,
         OutcomeKind.CONFLICT,
     )
-    with pytest.raises(InvalidParameterError, match="not start"):
-        outcome_kinds(Operation.START)
+    assert outcome_kinds(Operation.START) == (
+        OutcomeKind.STARTED,
+        OutcomeKind.UNKNOWN,
+        OutcomeKind.FAILED,
+        OutcomeKind.INVALID,
+        OutcomeKind.ERROR,
+        OutcomeKind.CONFLICT,
+    )
 
 
 def test_journal_values_round_trip_and_bad_values_are_refused() -> None:

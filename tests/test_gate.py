@@ -63,6 +63,34 @@ async def test_on_grant_sees_each_permit_before_the_call_sends(limiter: RateLimi
         await limiter.release(permit)
 
 
+async def test_before_send_is_awaited_and_a_failure_sends_nothing(limiter: RateLimiter) -> None:
+    """``before_send`` runs after ``on_grant``; when it raises, the call raises it and its
+    permit is released (counted from now), through the gate and through a client alike."""
+    order: list[str] = []
+    fail = {"SC-2"}
+
+    async def before_send(permit: Any) -> None:
+        order.append(f"ready {permit.schedule_id}")
+        if permit.schedule_id in fail:
+            raise OSError("no space left")
+
+    gate = Gate(
+        on_grant=lambda p: order.append(f"granted {p.schedule_id}"), before_send=before_send
+    )
+    permit = await gate.acquire(limiter, "SC-1")
+    with pytest.raises(OSError, match="no space"):
+        await gate.acquire(limiter, "SC-2")
+    assert order == ["granted SC-1", "ready SC-1", "granted SC-2", "ready SC-2"]
+    assert limiter.stats().in_flight == 1  # SC-2's permit is back, released
+    assert limiter.stats().total_used == 2
+    await limiter.release(permit)
+    async with MockScheduleServer() as server, server.client(limits=SMALL) as client:
+        with pytest.raises(OSError, match="no space"):
+            await client.cancel("SC-2", gate=Gate(before_send=before_send))
+        assert server.recorder.count() == 0
+        assert client.limiter.stats().in_flight == 0
+
+
 async def test_a_closed_gate_refuses_at_once(limiter: RateLimiter) -> None:
     """After close, a call is refused before it reaches the limiter."""
     gate = Gate()

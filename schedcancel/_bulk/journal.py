@@ -15,11 +15,15 @@ Line format (one JSON object per line, ``None`` fields left out):
     {"id":"SC-4","outcome":"read","new_status":"ACTIVE","scheduled_at":"…","at":"…"}
     {"run":"start","operation":"cancel","version":"0.2.0","api_key":"conn***","pid":4242,"at":"…"}
     {"run":"send","schedule_id":"SC-1","at":"…"}
+    {"run":"intent","row":"sub-1001","change":"4b98a19b906a0a05","values":{…},"at":"…"}
+    {"id":"sub-1001","outcome":"started","new_schedule_id":"SC-…","change":"…","at":"…"}
 
 A ``send`` line is written as each request goes out: a run again counts the
 requests of the last window in its in-process limiter (`RecentRequests`).
-The run's ``start`` line names its operation (``cancel``, ``pause``,
-``continue`` or ``get``; a journal without it, as written before bulk jobs
+A bulk start writes an ``intent`` line, durably, before each request
+instead (see ``intents``): start is not idempotent. The run's ``start``
+line names its operation (``cancel``, ``pause``, ``continue``, ``get``,
+``update`` or ``start``; a journal without it, as written before bulk jobs
 ran other operations, is a cancel journal), and the outcome kinds are the
 operation's own (``paused``/``already_paused``, ...): a job refuses to
 resume a journal of another operation.
@@ -50,7 +54,7 @@ from .._protocol.models import ScheduleResult
 from .._protocol.operations import Operation, ScheduleStatus
 from .._protocol.redact import scrub, shorten
 from .._protocol.wire import is_schedule_error_code
-from ..errors import ApiError, InvalidParameterError
+from ..errors import ApiError, InvalidParameterError, OutcomeUnknownError
 
 try:  # POSIX only; without it two runs on one journal are not prevented
     import fcntl
@@ -59,12 +63,13 @@ except ImportError:  # pragma: no cover - Windows
 
 __all__ = [
     "BULK_OPERATIONS",
+    "INTENT",
     "BulkOutcome",
     "Journal",
     "OutcomeKind",
     "RecentRequests",
     "is_final_error_code",
-    "kind_operation",
+    "kind_operations",
     "outcome_kinds",
     "read_journal",
     "run_operation",
@@ -76,6 +81,8 @@ logger = logging.getLogger("schedcancel.journal")
 
 #: Longest id text kept for an invalid input item (a line of garbage must not bloat the journal).
 MAX_RECORDED_ID = 100
+#: How an ``unknown`` outcome's message starts: what the user does about it.
+UNKNOWN_NOTE = "outcome unknown - check before re-running"
 #: Longest error text kept in an outcome.
 MAX_ERROR_TEXT = 300
 #: "schedule request failed": a processing failure, worth another try.
@@ -109,8 +116,14 @@ class OutcomeKind(enum.StrEnum):
     READ = "read"
     #: The schedule was changed (``update``) as its row asked.
     UPDATED = "updated"
-    #: An update row not sent: its change differs from the one the journal (or an
-    #: earlier row of the input) has for the same scheduleId. Not final.
+    #: A new schedule was created (``start``); its id is the outcome's ``new_schedule_id``.
+    STARTED = "started"
+    #: A start request may have reached the server and its answer is unknown (a timeout, a
+    #: 5xx, a run killed while it was out): check before starting the row again. Final:
+    #: a re-run never sends it again unless told to (``retry_unknown``).
+    UNKNOWN = "unknown"
+    #: An update (or start) row not sent: its change differs from the one the journal (or an
+    #: earlier row of the input) has for the same scheduleId (row key). Not final.
     CONFLICT = "conflict"
     #: The API refused (HTTP 200, ``success: false``), e.g. 7040 unknown id.
     FAILED = "failed"
@@ -128,20 +141,25 @@ _DONE_KINDS: Mapping[Operation, tuple[OutcomeKind, OutcomeKind | None]] = {
     Operation.CONTINUE: (OutcomeKind.CONTINUED, OutcomeKind.ALREADY_ACTIVE),
     Operation.GET: (OutcomeKind.READ, None),
     Operation.UPDATE: (OutcomeKind.UPDATED, None),
+    Operation.START: (OutcomeKind.STARTED, None),
 }
-#: The operations a bulk job can run: cancel, pause, continue, get (per id) and update
-#: (per row: an [`UpdateRow`][schedcancel.UpdateRow]).
+#: The operations a bulk job can run: cancel, pause, continue, get (per id), update
+#: (per row: an [`UpdateRow`][schedcancel.UpdateRow]) and start (a
+#: [`StartRow`][schedcancel.StartRow]).
 BULK_OPERATIONS: tuple[Operation, ...] = tuple(_DONE_KINDS)
 _NEUTRAL_KINDS = (OutcomeKind.FAILED, OutcomeKind.INVALID, OutcomeKind.ERROR)
-# The operation whose journal a kind belongs in (None: any operation's).
-_KIND_OPERATIONS: Mapping[OutcomeKind, Operation] = {
+# The operations whose rows are compared by digest, and so may be in conflict.
+_ROW_OPERATIONS = (Operation.UPDATE, Operation.START)
+# The operations whose journal a kind belongs in (none listed: any operation's).
+_KIND_OPERATIONS: Mapping[OutcomeKind, tuple[Operation, ...]] = {
     **{
-        kind: operation
+        kind: (operation,)
         for operation, kinds in _DONE_KINDS.items()
         for kind in kinds
         if kind is not None
     },
-    OutcomeKind.CONFLICT: Operation.UPDATE,
+    OutcomeKind.UNKNOWN: (Operation.START,),
+    OutcomeKind.CONFLICT: _ROW_OPERATIONS,
 }
 
 
@@ -152,11 +170,12 @@ def outcome_kinds(operation: Operation) -> tuple[OutcomeKind, ...]:
         operation: one of `BULK_OPERATIONS`.
 
     Returns:
-        Its success kind, its "already" kind (not for get and update), then ``failed``,
-        ``invalid`` and ``error``, and for update ``conflict``.
+        Its success kind, its "already" kind (not for get, update and start), for start
+        ``unknown``, then ``failed``, ``invalid`` and ``error``, and for update and start
+        ``conflict``.
 
     Raises:
-        InvalidParameterError: a bulk job cannot run ``operation`` (start).
+        InvalidParameterError: a bulk job cannot run ``operation``.
     """
     try:
         done, already = _DONE_KINDS[operation]
@@ -164,13 +183,20 @@ def outcome_kinds(operation: Operation) -> tuple[OutcomeKind, ...]:
         raise InvalidParameterError(
             f"a bulk job runs {', '.join(map(str, BULK_OPERATIONS))}, not {operation}"
         ) from None
-    conflict = (OutcomeKind.CONFLICT,) if operation is Operation.UPDATE else ()
-    return (done, *((already,) if already is not None else ()), *_NEUTRAL_KINDS, *conflict)
+    unknown = (OutcomeKind.UNKNOWN,) if operation is Operation.START else ()
+    conflict = (OutcomeKind.CONFLICT,) if operation in _ROW_OPERATIONS else ()
+    return (
+        done,
+        *((already,) if already is not None else ()),
+        *unknown,
+        *_NEUTRAL_KINDS,
+        *conflict,
+    )
 
 
-def kind_operation(kind: OutcomeKind) -> Operation | None:
-    """Return the operation whose jobs have outcomes of ``kind``; None for any operation's."""
-    return _KIND_OPERATIONS.get(kind)
+def kind_operations(kind: OutcomeKind) -> tuple[Operation, ...]:
+    """Return the operations whose jobs have outcomes of ``kind``; () for any operation's."""
+    return _KIND_OPERATIONS.get(kind, ())
 
 
 def is_final_error_code(code: int | None) -> bool:
@@ -197,6 +223,10 @@ def _now() -> datetime:
 def timestamp() -> str:
     """Return the wall-clock time now as journal lines hold it (UTC, milliseconds)."""
     return _now().isoformat(timespec="milliseconds")
+
+
+#: The run line a bulk start writes (and makes durable) before each request: ``intent``.
+INTENT = "intent"
 
 
 def send_record(schedule_id: str) -> dict[str, Any]:
@@ -232,9 +262,11 @@ class RecentRequests:
     own: str | None = None
     now: datetime = attrs.field(factory=_now)
     _skipping: bool = attrs.field(default=False, init=False)
-    # Per id, how long ago its request still unanswered was sent.
+    # Per id (a start row's key), how long ago its request still unanswered was sent.
     _pending: dict[str, float] = attrs.field(factory=dict, init=False)
-    _answered: list[tuple[str, float]] = attrs.field(factory=list, init=False)
+    _answered: list[tuple[str | None, float]] = attrs.field(factory=list, init=False)
+    # The keys of start rows: their requests have no scheduleId.
+    _rows: set[str] = attrs.field(factory=set, init=False)
 
     def _age(self, then: datetime) -> float:
         if then.tzinfo is None:  # not written by a journal: when, nobody knows; say now
@@ -250,18 +282,30 @@ class RecentRequests:
     def _answer(self, schedule_id: str, age: float) -> None:
         self._pending.pop(schedule_id, None)
         if age < self.hold:
-            self._answered.append((schedule_id, age))
+            self._answered.append((self._limited_id(schedule_id), age))
+
+    def _limited_id(self, key: str) -> str | None:
+        """The scheduleId the limiter counts a request for: None for a start row's."""
+        return None if key in self._rows else key
 
     def on_run(self, record: Mapping[str, Any]) -> None:
-        """Take a run line: a ``start`` tells whose run follows, a ``send`` one request."""
+        """Take a run line: a ``start`` tells whose run follows, a ``send`` (or a start row's
+        ``intent``) one request."""
         event = record.get("run")
         if event == "start":
             self._skipping = self.own is not None and record.get("limiter") == self.own
             return
-        schedule_id = record.get("schedule_id")
+        schedule_id = record.get("row") if event == INTENT else record.get("schedule_id")
         age = self._parse_age(record.get("at"))
-        if event != "send" or self._skipping or not isinstance(schedule_id, str) or age is None:
+        if (
+            event not in ("send", INTENT)
+            or self._skipping
+            or not isinstance(schedule_id, str)
+            or age is None
+        ):
             return
+        if event == INTENT:
+            self._rows.add(schedule_id)
         if schedule_id in self._pending:
             self._answer(schedule_id, age)  # its earlier request was answered before this one
         if age < 2 * self.hold:  # older ones count no more, however late they were answered
@@ -272,9 +316,12 @@ class RecentRequests:
         if outcome.schedule_id in self._pending:
             self._answer(outcome.schedule_id, self._age(outcome.at))
 
-    def answered(self) -> list[tuple[str, float]]:
-        """The requests that still count: ``(schedule_id, seconds since its answer)`` each."""
-        unanswered = [(key, max(0.0, age - self.hold)) for key, age in self._pending.items()]
+    def answered(self) -> list[tuple[str | None, float]]:
+        """The requests that still count: ``(schedule_id, seconds since its answer)`` each,
+        the id None for a start request."""
+        unanswered = [
+            (self._limited_id(key), max(0.0, age - self.hold)) for key, age in self._pending.items()
+        ]
         return [*self._answered, *((key, age) for key, age in unanswered if age < self.hold)]
 
 
@@ -337,7 +384,10 @@ class BulkOutcome:
             ([`UpdateRow.digest`][schedcancel.UpdateRow.digest]): a re-run compares it with
             its own row's, and a different one is a ``conflict``.
         values: for an update row, the new values it asked for (wire names; all but
-            ``merchantMetaData`` and ``callbackUrl``, which may carry anything).
+            ``merchantMetaData`` and ``callbackUrl``, which may carry anything); for a
+            start row, its fields (the same ones).
+        new_schedule_id: for a ``started`` row, the new schedule's scheduleId. A start
+            row's ``schedule_id`` is its key ([`StartRow`][schedcancel.StartRow]).
     """
 
     schedule_id: str
@@ -355,12 +405,13 @@ class BulkOutcome:
     merchant_meta_data: str | None = attrs.field(default=None, repr=False)
     change: str | None = None
     values: Mapping[str, str | int] | None = attrs.field(default=None, hash=False)
+    new_schedule_id: str | None = None
 
     @property
     def ok(self) -> bool:
         """True when the operation's aim is reached: the schedule is cancelled, paused or
-        active now (by this call or before), updated, or it was read."""
-        return self.kind not in _NEUTRAL_KINDS and self.kind is not OutcomeKind.CONFLICT
+        active now (by this call or before), updated, started, or it was read."""
+        return self.kind not in (*_NEUTRAL_KINDS, OutcomeKind.CONFLICT, OutcomeKind.UNKNOWN)
 
     @property
     def final(self) -> bool:
@@ -385,7 +436,8 @@ class BulkOutcome:
         A 7070 whose ``newStatus`` is the operation's target status (CANCELLED
         for cancel, PAUSED for pause, ACTIVE for continue) is the "already"
         kind; any other refusal is ``failed``. Outcomes of ``get`` keep the
-        schedule's ``scheduled_at``, ``registration_uuid`` and ``merchant_meta_data``.
+        schedule's ``scheduled_at``, ``registration_uuid`` and ``merchant_meta_data``;
+        those of ``start`` the new schedule's id, ``scheduled_at`` and ``registration_uuid``.
 
         Args:
             schedule_id: the id that was sent.
@@ -405,8 +457,9 @@ class BulkOutcome:
         else:
             kind = OutcomeKind.FAILED
         message = result.error_message if kind is OutcomeKind.FAILED else None
-        details = operation is Operation.GET
-        meta = result.merchant_meta_data if details else None
+        details = operation in (Operation.GET, Operation.START)
+        meta = result.merchant_meta_data if operation is Operation.GET else None
+        started = operation is Operation.START and kind is OutcomeKind.STARTED
         return cls(
             schedule_id=schedule_id,
             kind=kind,
@@ -418,6 +471,7 @@ class BulkOutcome:
             scheduled_at=result.scheduled_at if details else None,
             registration_uuid=result.registration_uuid if details else None,
             merchant_meta_data=scrub(meta, secrets) if meta else meta,
+            new_schedule_id=result.schedule_id if started else None,
         )
 
     @classmethod
@@ -432,12 +486,17 @@ class BulkOutcome:
             secrets: strings (apiKeys) to scrub from the message.
 
         Returns:
-            An ``error`` outcome.
+            An ``unknown`` outcome for an
+            [`OutcomeUnknownError`][schedcancel.errors.OutcomeUnknownError] (a start that may
+            have reached the server), else an ``error`` outcome.
         """
         message = str(exc) or type(exc).__name__
+        unknown = isinstance(exc, OutcomeUnknownError)
+        if isinstance(exc, OutcomeUnknownError):
+            message = f"{UNKNOWN_NOTE} (the request may have created the schedule): {exc.failure}"
         return cls(
             schedule_id=schedule_id,
-            kind=OutcomeKind.ERROR,
+            kind=OutcomeKind.UNKNOWN if unknown else OutcomeKind.ERROR,
             error_code=exc.error_code if isinstance(exc, ApiError) else None,
             error_type=type(exc).__name__,
             error=shorten(message, MAX_ERROR_TEXT, secrets),
@@ -486,6 +545,8 @@ class BulkOutcome:
             record["change"] = self.change
         if self.values is not None:
             record["values"] = dict(self.values)
+        if self.new_schedule_id is not None:
+            record["new_schedule_id"] = self.new_schedule_id
         record["at"] = self.at.isoformat(timespec="milliseconds")
         return record
 
@@ -528,6 +589,7 @@ class BulkOutcome:
             merchant_meta_data=_optional_text(record, "merchant_meta_data"),
             change=_optional_text(record, "change"),
             values=_values(record.get("values")),
+            new_schedule_id=_optional_text(record, "new_schedule_id"),
         )
 
 

@@ -1,11 +1,15 @@
 """Bulk jobs: stream ids through one client, journal each end, report progress.
 
-`run_many()` runs one per-id operation (cancel, pause, continue or get)
-for every id of any iterable or async iterable, even one of a million lines,
+`run_many()` runs one per-id operation (cancel, pause, continue or get), or
+one per row (update, start), for every item of any iterable or async
+iterable, even one of a million lines,
 and never holds more than ``concurrency`` of them at once: that many worker
 tasks pull the next id when they are free. Every id ends as one
 [`BulkOutcome`][schedcancel.BulkOutcome], written to the journal (if any) and then
-yielded, as it finishes. `cancel_many()` is ``run_many`` for cancel.
+yielded, as it finishes. `cancel_many()` is ``run_many`` for cancel;
+`update_many()` and `start_many()` for update and start rows. A start
+row's intent is journaled, durably, before its request is sent (the
+job's gate's ``before_send``; ``intents`` holds the rest).
 
 Memory: ids already seen (this run's, and the final ones in the journal)
 are kept as 64-bit fingerprints in an open-addressing table of 9 bytes per
@@ -23,6 +27,7 @@ re-run on the journal sends it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import os
@@ -49,7 +54,7 @@ from .._limiting.limiter import RateLimiter
 from .._protocol.models import LimiterStats, Permit, RateLimits, ScheduleResult
 from .._protocol.operations import Operation
 from .._protocol.redact import redact_key
-from .._protocol.requests import ContinueSchedule, UpdateRow, format_date_time
+from .._protocol.requests import ContinueSchedule, StartRow, UpdateRow, format_date_time
 from .._protocol.validate import (
     check_int,
     check_number,
@@ -66,13 +71,14 @@ from ..errors import (
     RequestWithdrawnError,
     ScheduleError,
 )
+from .intents import Intent, StartLedger, intent_record, unknown_outcome
 from .journal import (
     BULK_OPERATIONS,
     BulkOutcome,
     Journal,
     OutcomeKind,
     RecentRequests,
-    kind_operation,
+    kind_operations,
     outcome_kinds,
     recorded_id,
     run_operation,
@@ -89,6 +95,7 @@ __all__ = [
     "estimate_eta",
     "run_many",
     "send_interval",
+    "start_many",
     "update_many",
 ]
 
@@ -105,6 +112,20 @@ MAX_CONCURRENCY = 1024
 # job can skip a million journal ids in a row).
 _YIELD_EVERY = 1024
 _DONE = object()
+#: A start job stops after this many ``unknown`` or ``error`` outcomes in a row (each unknown
+#: row is one to check by hand), unless told otherwise.
+START_MAX_CONSECUTIVE_ERRORS = 10
+# The row types of the row operations; the other operations take scheduleIds (str).
+_ROW_TYPES: Mapping[Operation, type[UpdateRow | StartRow]] = {
+    Operation.UPDATE: UpdateRow,
+    Operation.START: StartRow,
+}
+#: A bulk job's row.
+Row = UpdateRow | StartRow
+# The start row a worker is sending, for the gate's before_send (each worker is a task).
+_SENDING: contextvars.ContextVar[StartRow | None] = contextvars.ContextVar(
+    "schedcancel_bulk_sending", default=None
+)
 
 
 class _BulkLimiter(Protocol):
@@ -220,6 +241,8 @@ class _IdTable:
 _SEEN = 1
 _KIND_TAGS = {kind: 2 + number for number, kind in enumerate(OutcomeKind)}
 _TAG_KINDS = {tag: kind for kind, tag in _KIND_TAGS.items()}
+# A start row whose journaled intent has no outcome after it: reported unknown when read.
+_DANGLING = 255
 
 
 # --------------------------------------------------------------------------- progress
@@ -387,11 +410,18 @@ class _BulkRun:
     max_consecutive_errors: int | None
     retry_failed: bool
     secrets: tuple[str, ...]
+    # Start rows whose unknown outcome the caller checked: sent again.
+    retry_unknown: frozenset[str] = frozenset()
 
     _table: _IdTable = attrs.field(factory=_IdTable, init=False)
     # An update job's change digest per id seen (this run's rows and the journal's final
     # ones): a dict, as an update file holds thousands of rows, not a million ids.
     _changes: dict[str, str] = attrs.field(factory=dict, init=False)
+    # A start job's bodies that may exist on the server (started, unknown, or sent this run),
+    # digest -> row key: the same schedule under another key is a conflict, not sent again.
+    _bodies: dict[str, str] = attrs.field(factory=dict, init=False)
+    # A start job's intents without an outcome in the journal, by row key.
+    _dangling: dict[str, Intent] = attrs.field(factory=dict, init=False)
     _counts: dict[OutcomeKind, int] = attrs.field(init=False)
     _journal_counts: dict[OutcomeKind, int] = attrs.field(init=False)
     _read: int = attrs.field(default=0, init=False)
@@ -423,7 +453,8 @@ class _BulkRun:
     _send_lines: set[asyncio.Task[None]] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._gate = Gate(on_grant=self._note_send)
+        before_send = self._journal_intent if self.operation is Operation.START else None
+        self._gate = Gate(on_grant=self._note_send, before_send=before_send)
         self._results = asyncio.Queue(maxsize=self.concurrency)
         self._counts = dict.fromkeys(outcome_kinds(self.operation), 0)
         self._journal_counts = dict.fromkeys(outcome_kinds(self.operation), 0)
@@ -444,7 +475,7 @@ class _BulkRun:
         except StopIteration:
             raise StopAsyncIteration from None
 
-    async def _next_id(self) -> tuple[str, UpdateRow | None] | None:
+    async def _next_id(self) -> tuple[str, Row | None] | None:
         """Take input items until one is a new, valid id (and its update row) to send; None
         when there is none."""
         async with self._lock:
@@ -472,22 +503,28 @@ class _BulkRun:
                     return item
             return None
 
-    async def _admit(self, raw: object) -> tuple[str, UpdateRow | None] | None:
-        row = raw if isinstance(raw, UpdateRow) else None
-        if (self.operation is Operation.UPDATE) != (row is not None):
-            wanted = "an UpdateRow" if self.operation is Operation.UPDATE else "a str"
+    async def _admit(self, raw: object) -> tuple[str, Row | None] | None:
+        row_type = _ROW_TYPES.get(self.operation)
+        row = raw if row_type is not None and isinstance(raw, row_type) else None
+        misplaced = row is None if row_type else isinstance(raw, (UpdateRow, StartRow))
+        if misplaced:
+            wanted = {None: "a str", UpdateRow: "an UpdateRow", StartRow: "a StartRow"}[row_type]
             message = f"a {self.operation} job's items must be {wanted}, got {type(raw).__name__}"
             await self._finish(BulkOutcome.invalid(raw, message))
             return None
         if row is not None:
-            raw = row.schedule_id
+            raw = row.key
         if not isinstance(raw, str):
             message = f"scheduleId must be a str, got {type(raw).__name__}"
             await self._finish(BulkOutcome.invalid(raw, message))
             return None
         key = recorded_id(raw)
         tag = self._table.get(key)
-        if row is not None and tag and (conflict := self._conflict(row)) is not None:
+        if isinstance(row, StartRow) and tag == _DANGLING:
+            self._table.put(key, _SEEN)
+            await self._finish(unknown_outcome(self._dangling.pop(key), row))
+            return None
+        if row is not None and (conflict := self._conflict(row, seen=bool(tag))) is not None:
             await self._finish(conflict)
             return None
         if tag == _SEEN:
@@ -500,6 +537,8 @@ class _BulkRun:
             return None
         if row is not None:
             self._changes[key] = row.digest
+            if isinstance(row, StartRow):
+                self._bodies[row.digest] = key
             return key, row
         try:
             return validate_schedule_id(raw), None
@@ -507,17 +546,30 @@ class _BulkRun:
             await self._finish(BulkOutcome.invalid(raw, str(exc)))
             return None
 
-    def _conflict(self, row: UpdateRow) -> BulkOutcome | None:
-        """A ``conflict`` outcome when ``row``'s id was seen with another change, else None."""
-        known = self._changes.get(row.schedule_id)
-        if known is None or known == row.digest:
+    def _conflict(self, row: Row, *, seen: bool) -> BulkOutcome | None:
+        """A ``conflict`` outcome when ``row``'s key was ``seen`` with another change, or (a
+        start row) its body under another key; else None."""
+        known = self._changes.get(row.key) if seen else None
+        other = self._bodies.get(row.digest) if isinstance(row, StartRow) else None
+        if known is not None and known != row.digest:
+            name = "scheduleId" if isinstance(row, UpdateRow) else "row key"
+            error = (
+                f"another change ({known}) was given for this {name} before (in the"
+                " journal or earlier in the input); this one was not sent"
+            )
+        elif other is not None and other != row.key:
+            error = (
+                f"the same schedule (every field alike, {row.digest}) was started or sent under"
+                f" the key {other[:40]!r} before (in the journal or earlier in the input); this"
+                " one was not sent"
+            )
+        else:
             return None
         return BulkOutcome(
-            schedule_id=row.schedule_id,
+            schedule_id=row.key,
             kind=OutcomeKind.CONFLICT,
             error_type="InvalidParameterError",
-            error=f"another change ({known}) was given for this scheduleId before (in the"
-            " journal or earlier in the input); this one was not sent",
+            error=error,
             change=row.digest,
             values=row.values(),
         )
@@ -575,12 +627,16 @@ class _BulkRun:
         self._gate.close()
         self._interrupt_read()
 
-    async def _call(self, schedule_id: str, row: UpdateRow | None) -> BulkOutcome:
+    async def _call(self, schedule_id: str, row: Row | None) -> BulkOutcome:
         self._in_flight += 1
-        body = () if row is None else (row.changes,)
+        if isinstance(row, StartRow):
+            _SENDING.set(row)  # the worker's own context: read by _journal_intent
+            args: tuple[object, ...] = (row.schedule,)
+        else:
+            args = (schedule_id,) if row is None else (schedule_id, row.changes)
         try:
             result = await self.send(
-                schedule_id, *body, api_key=self.api_key, priority=self.priority, gate=self._gate
+                *args, api_key=self.api_key, priority=self.priority, gate=self._gate
             )
         except RequestWithdrawnError:
             raise
@@ -598,6 +654,26 @@ class _BulkRun:
             return outcome
         return attrs.evolve(outcome, change=row.digest, values=row.values())
 
+    async def _journal_intent(self, permit: Permit) -> None:
+        """Make the start request's intent durable before it is sent (the gate's
+        ``before_send``): a run killed while it is out reports its row ``unknown``.
+
+        Raises:
+            RequestWithdrawnError: the line could not be written (the job stops with
+                that error): the request is not sent.
+        """
+        del permit  # a start's permit names no row; the worker's context does
+        row = _SENDING.get()
+        if self.journal is None or row is None:
+            return
+        try:
+            await asyncio.to_thread(self.journal.write_record, intent_record(row))
+        except OSError as exc:
+            self._fail(exc)
+            raise RequestWithdrawnError("not sent: its intent could not be journaled") from exc
+        if self.journal.closed:  # closed under the write: the line may be missing
+            raise RequestWithdrawnError("not sent: the journal was closed")
+
     async def _finish(self, outcome: BulkOutcome) -> None:
         if self.journal is not None:
             try:
@@ -614,9 +690,11 @@ class _BulkRun:
         await self._results.put(outcome)
 
     def _watch_errors(self, outcome: BulkOutcome) -> None:
-        if outcome.kind in (OutcomeKind.INVALID, OutcomeKind.CONFLICT):
-            return
-        if outcome.kind is not OutcomeKind.ERROR:
+        if outcome.kind in (OutcomeKind.INVALID, OutcomeKind.CONFLICT) or (
+            outcome.kind is OutcomeKind.UNKNOWN and outcome.exception is None
+        ):
+            return  # not an answer of this run's (an unknown read from the journal)
+        if outcome.kind not in (OutcomeKind.ERROR, OutcomeKind.UNKNOWN):
             self._streak = 0
             return
         self._streak += 1
@@ -690,18 +768,23 @@ class _BulkRun:
             self._fail(exc)
 
     def _load_journal(self, journal: Journal, recent: RecentRequests) -> None:
-        def check(operation: Operation | None) -> None:
-            if operation is not None and operation is not self.operation:
+        def check(*operations: Operation | None) -> None:
+            operation = operations[0] if operations else None
+            if operation is not None and self.operation not in operations:
                 raise InvalidParameterError(
                     f"journal {journal.path} is the journal of a {operation} job, not of"
                     f" {self.operation}: use another journal file; nothing was sent"
                 )
+
+        ledger = StartLedger() if self.operation is Operation.START else None
 
         at = None if self.continue_at is None else format_date_time("at", self.continue_at)
 
         def on_run(record: Mapping[str, Any]) -> None:
             recent.on_run(record)
             check(run_operation(record))
+            if ledger is not None:
+                ledger.on_run(record)
             earlier = record.get("continue_at")
             if at is not None and earlier is not None and earlier != at:
                 # The ids it continued were sent another date: skipping them would hide that.
@@ -711,13 +794,41 @@ class _BulkRun:
                 )
 
         for outcome in journal.replay(on_run):
-            check(kind_operation(outcome.kind))
+            check(*kind_operations(outcome.kind))
             recent.on_outcome(outcome)
-            if not outcome.final or (self.retry_failed and outcome.kind is OutcomeKind.FAILED):
+            if ledger is not None:
+                ledger.on_outcome(outcome)  # a start row's state is its last line
+            else:
+                self._remember(outcome)
+        if ledger is not None:
+            self._load_starts(ledger)
+
+    def _remember(self, outcome: BulkOutcome) -> None:
+        """Take a final outcome of the journal: its id (row) is not sent again."""
+        if not outcome.final or (self.retry_failed and outcome.kind is OutcomeKind.FAILED):
+            return
+        self._table.put(outcome.schedule_id, _KIND_TAGS[outcome.kind])
+        if outcome.change is not None:
+            self._changes[outcome.schedule_id] = outcome.change
+
+    def _load_starts(self, ledger: StartLedger) -> None:
+        """Take a start journal's rows: final ones are not sent again, nor are those whose
+        intent has no outcome (reported ``unknown`` when read), but the ``retry_unknown``."""
+        retry = ledger.check_retries(self.retry_unknown)
+        for outcome in ledger.finals():
+            if outcome.schedule_id in retry:
                 continue
-            self._table.put(outcome.schedule_id, _KIND_TAGS[outcome.kind])
-            if outcome.change is not None:
-                self._changes[outcome.schedule_id] = outcome.change
+            self._remember(outcome)
+            if outcome.change is not None and outcome.kind is not OutcomeKind.FAILED:
+                self._bodies[outcome.change] = outcome.schedule_id
+        for intent in ledger.dangling():
+            if intent.key in retry:
+                continue
+            self._table.put(intent.key, _DANGLING)
+            self._dangling[intent.key] = intent
+            if intent.change is not None:
+                self._changes[intent.key] = intent.change
+                self._bodies[intent.change] = intent.key
 
     # ---- progress
 
@@ -946,6 +1057,37 @@ def update_many(
     return run_many(client, Operation.UPDATE, rows, **options)
 
 
+def start_many(
+    client: BulkClient,
+    rows: Iterable[object] | AsyncIterable[object],
+    *,
+    retry_unknown: Iterable[str] = (),
+    **options: Unpack[BulkOptions],
+) -> AsyncGenerator[BulkOutcome, None]:
+    """Start many schedules (a migration): `run_many()` for ``Operation.START``.
+
+    ``ScheduleClient.start_many`` documents the job; this function is written
+    against `BulkClient`. ``max_consecutive_errors`` defaults to
+    `START_MAX_CONSECUTIVE_ERRORS` here.
+
+    Args:
+        client: a ``ScheduleClient`` or anything with its ``start`` and ``limiter``.
+        rows: [`StartRow`][schedcancel.StartRow] values, as an iterable or async iterable.
+        retry_unknown: keys of rows whose outcome the journal has as unknown, checked by
+            you (no such schedule exists): sent again.
+        **options: see [`BulkOptions`][schedcancel.BulkOptions] and `run_many()`.
+
+    Returns:
+        An async generator of [`BulkOutcome`][schedcancel.BulkOutcome].
+
+    Raises:
+        InvalidParameterError: as for `run_many()`; ``retry_unknown`` without a journal
+            at once, or naming a row not unknown in it on the first iteration.
+    """
+    options.setdefault("max_consecutive_errors", START_MAX_CONSECUTIVE_ERRORS)
+    return run_many(client, Operation.START, rows, retry_unknown=retry_unknown, **options)
+
+
 # The client method each bulk operation calls.
 _METHODS = {
     Operation.CANCEL: "cancel",
@@ -953,6 +1095,7 @@ _METHODS = {
     Operation.CONTINUE: "continue_",
     Operation.GET: "get",
     Operation.UPDATE: "update",
+    Operation.START: "start",
 }
 
 
@@ -996,6 +1139,7 @@ def run_many(
     priority: int = BACKGROUND_PRIORITY,
     max_consecutive_errors: int | None = 100,
     retry_failed: bool = False,
+    retry_unknown: Iterable[str] = (),
 ) -> AsyncGenerator[BulkOutcome, None]:
     """Run one per-id operation for many schedules: the job behind ``ScheduleClient.run_many``.
 
@@ -1020,6 +1164,7 @@ def run_many(
         priority: see [`BulkOptions`][schedcancel.BulkOptions].
         max_consecutive_errors: see [`BulkOptions`][schedcancel.BulkOptions].
         retry_failed: see [`BulkOptions`][schedcancel.BulkOptions].
+        retry_unknown: for start only: see `start_many()`.
 
     Returns:
         An async generator of [`BulkOutcome`][schedcancel.BulkOutcome].
@@ -1050,6 +1195,7 @@ def run_many(
         raise InvalidParameterError(
             f"journal must be a Journal, a path or None, got {type(journal).__name__}"
         )
+    retry = _retry_unknown(operation, retry_unknown, journal)
     if concurrency is None:
         concurrency = default_concurrency(client.limiter.limits)
     if total is None and isinstance(ids, Sized):
@@ -1073,5 +1219,22 @@ def run_many(
         max_consecutive_errors=max_consecutive_errors,
         retry_failed=retry_failed,
         secrets=secrets,
+        retry_unknown=retry,
     )
     return run.run()
+
+
+def _retry_unknown(operation: Operation, keys: object, journal: object) -> frozenset[str]:
+    """``retry_unknown`` checked: row keys, for a start job with a journal."""
+    if isinstance(keys, (str, bytes)) or not isinstance(keys, Iterable):
+        raise InvalidParameterError("retry_unknown must be an iterable of row keys, not one str")
+    retry = frozenset(keys)
+    if not retry:
+        return retry
+    if operation is not Operation.START:
+        raise InvalidParameterError(f"retry_unknown is for start only, not for {operation}")
+    if journal is None:
+        raise InvalidParameterError("retry_unknown needs the journal that holds the unknown rows")
+    if not all(isinstance(key, str) for key in retry):
+        raise InvalidParameterError("retry_unknown must hold row keys (str)")
+    return retry

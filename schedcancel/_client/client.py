@@ -667,6 +667,53 @@ class ScheduleClient:
         """
         return _bulk.update_many(self, rows, **options)
 
+    def start_many(
+        self,
+        rows: Iterable[object] | AsyncIterable[object],
+        *,
+        retry_unknown: Iterable[str] = (),
+        **options: Unpack[_bulk.BulkOptions],
+    ) -> AsyncGenerator[BulkOutcome, None]:
+        """Start many schedules through this client (a migration), each row at most once:
+        [`run_many()`][schedcancel.ScheduleClient.run_many] for ``Operation.START``.
+
+        Each [`StartRow`][schedcancel.StartRow] ends as ``started`` (the outcome's
+        ``new_schedule_id`` is the new schedule's id), ``unknown``, ``failed``, ``invalid``
+        (an item that is no ``StartRow``), ``error`` or ``conflict``; an outcome's
+        ``schedule_id`` is the row's key ([`StartRow`][schedcancel.StartRow]).
+
+        Start is not idempotent, so with a journal each request's **intent** (the
+        row's key and digest) is written and ``fsync``-ed after the limiter admits
+        it and before it is sent. A row whose request may have reached the server
+        without an answer (a timeout, a reset after sending, a 5xx: see
+        [`start()`][schedcancel.ScheduleClient.start]), or whose intent a killed
+        run left without an outcome, is ``unknown``: final, never sent again by a
+        re-run, until you have checked that no schedule was created for it and
+        name its key in ``retry_unknown``. A row refused before it was sent, or
+        by an answer (a 4xx, a 429, no connection), is ``error``, sent again by a
+        re-run. A re-run skips the rows final in the journal with the same fields; a
+        row whose key is final there with other fields (the file was edited), or
+        whose fields were sent under another key, is a ``conflict``, not sent. A
+        row given twice alike is sent once. ``max_consecutive_errors`` is 10 unless
+        given: each unknown row is one to check by hand.
+
+        Args:
+            rows: [`StartRow`][schedcancel.StartRow] values, as an iterable or async iterable.
+            retry_unknown: keys of rows the journal has as unknown that you checked (no
+                schedule was created): they are sent again.
+            **options: see [`BulkOptions`][schedcancel.BulkOptions] and
+                [`run_many()`][schedcancel.ScheduleClient.run_many].
+
+        Returns:
+            An async generator of [`BulkOutcome`][schedcancel.BulkOutcome].
+
+        Raises:
+            InvalidParameterError: as for [`run_many()`][schedcancel.ScheduleClient.run_many];
+                ``retry_unknown`` without a journal (at once) or naming a row whose
+                outcome in the journal is not unknown (on the first iteration).
+        """
+        return _bulk.start_many(self, rows, retry_unknown=retry_unknown, **options)
+
     def run_many(
         self,
         operation: Operation,
@@ -859,6 +906,12 @@ class ScheduleClient:
             )
         if gate is not None:
             gate.granted(permit)  # a bulk job journals the send
+            try:
+                await gate.ready(permit)  # a bulk start makes its intent durable first
+            except BaseException:
+                # Not sent: the permit's entry counts from now, as for a request answered.
+                await asyncio.shield(self._limiter.release(permit))
+                raise
         return permit
 
     async def _send(self, request: Request) -> tuple[int, Mapping[str, str], bytes]:

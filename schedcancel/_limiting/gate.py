@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import ClassVar
 
 from .._protocol.models import Limiter, Permit
@@ -40,20 +40,29 @@ class Gate:
     passes both, and whichever closes first withdraws it.
     """
 
-    __slots__ = ("_closed", "_on_grant", "_waiting", "_withdrawing")
+    __slots__ = ("_before_send", "_closed", "_on_grant", "_waiting", "_withdrawing")
 
     #: What a withdrawn call raises, and what closed it (in the message).
     _error: ClassVar[type[RequestWithdrawnError]] = RequestWithdrawnError
     _what: ClassVar[str] = "the gate"
 
-    def __init__(self, on_grant: Callable[[Permit], object] | None = None) -> None:
+    def __init__(
+        self,
+        on_grant: Callable[[Permit], object] | None = None,
+        *,
+        before_send: Callable[[Permit], Awaitable[object]] | None = None,
+    ) -> None:
         """Make an open gate.
 
         Args:
             on_grant: called with each permit a call of the group gets, before it
                 sends (a bulk job journals the send); it must not raise.
+            before_send: awaited with each permit after ``on_grant``, and the call
+                sends only once it returns (a bulk start makes its intent durable
+                first); if it raises, the call is not sent and raises that.
         """
         self._on_grant = on_grant
+        self._before_send = before_send
         self._closed = False
         self._waiting: set[asyncio.Task[object]] = set()
         self._withdrawing: set[asyncio.Task[object]] = set()
@@ -102,6 +111,11 @@ class Gate:
                 schedule_id, priority=priority, queue_timeout=queue_timeout, requeue=requeue
             )
         self.granted(permit)
+        try:
+            await self.ready(permit)
+        except BaseException:
+            await asyncio.shield(limiter.release(permit))
+            raise
         return permit
 
     def granted(self, permit: Permit) -> None:
@@ -113,6 +127,16 @@ class Gate:
         """
         if self._on_grant is not None:
             self._on_grant(permit)
+
+    async def ready(self, permit: Permit) -> None:
+        """Await the group's ``before_send`` for a call that got ``permit``; then it may send.
+
+        `acquire()` does this itself, after `granted()`; a caller that waits in
+        [`watching()`][schedcancel.Gate.watching] awaits it once the permit is in hand, and
+        releases the permit without sending when it raises.
+        """
+        if self._before_send is not None:
+            await self._before_send(permit)
 
     @contextlib.contextmanager
     def watching(self) -> Iterator[None]:

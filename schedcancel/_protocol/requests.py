@@ -39,6 +39,7 @@ from .validate import validate_schedule_id
 __all__ = [
     "ContinueSchedule",
     "PeriodUnit",
+    "StartRow",
     "StartSchedule",
     "UpdateRow",
     "UpdateSchedule",
@@ -313,9 +314,22 @@ class UpdateSchedule:
         return _body(self)
 
 
-# Fields an update row's journal line and report show; merchantMetaData and callbackUrl may
-# carry anything (a token in a URL), so only the digest covers them.
+# Fields a row's journal line and report show; merchantMetaData and callbackUrl may carry
+# anything (a token in a URL), so only the digest covers them.
 _SHOWN = ("registrationUuid", "amount", "currency", "periodLength", "periodUnit", "startDateTime")
+#: Longest key a start row may have (the journal keeps it whole).
+MAX_ROW_KEY = 100
+
+
+def _digest(body: bytes) -> str:
+    """A body's fingerprint: 16 hex digits of its SHA-256."""
+    return hashlib.sha256(body).hexdigest()[:16]
+
+
+def _shown(body: bytes) -> dict[str, str | int]:
+    """The body's fields a report may show, by wire name."""
+    fields: dict[str, str | int] = json.loads(body)
+    return {key: value for key, value in fields.items() if key in _SHOWN}
 
 
 def _row_id(value: str) -> str:
@@ -344,6 +358,11 @@ class UpdateRow:
     changes: UpdateSchedule = attrs.field(converter=_row_changes)
 
     @property
+    def key(self) -> str:
+        """The row's name in a bulk job's journal: its scheduleId."""
+        return self.schedule_id
+
+    @property
     def digest(self) -> str:
         """The change's fingerprint: 16 hex digits of the SHA-256 of its body bytes.
 
@@ -351,13 +370,71 @@ class UpdateRow:
         applied already (the same digest: skipped) from one whose change is new
         (another digest: a ``conflict``, not sent).
         """
-        return hashlib.sha256(self.changes.to_json()).hexdigest()[:16]
+        return _digest(self.changes.to_json())
 
     def values(self) -> dict[str, str | int]:
         """The new values a report shows: the body's fields but ``merchantMetaData`` and
         ``callbackUrl`` (which may carry anything), by wire name."""
-        body: dict[str, str | int] = json.loads(self.changes.to_json())
-        return {key: value for key, value in body.items() if key in _SHOWN}
+        return _shown(self.changes.to_json())
+
+
+def _row_schedule(value: StartSchedule) -> StartSchedule:
+    given: object = value  # checked as what a caller may really pass
+    if not isinstance(given, StartSchedule):
+        raise InvalidParameterError(f"schedule must be a StartSchedule, got {type(given).__name__}")
+    return value
+
+
+def _row_key(value: str) -> str:
+    _check_text("key", value, MAX_ROW_KEY, minimum=1)
+    if not value.isprintable() or value != value.strip():
+        raise InvalidParameterError(
+            "key must be printable, without spaces around it (a control character or a"
+            " stray space would make the same row look like another)"
+        )
+    return value
+
+
+def _registration_of(row: StartRow) -> str:
+    return row.schedule.registration_uuid
+
+
+@attrs.frozen
+class StartRow:
+    """One row of a bulk start (a migration): a new schedule, and the key that names the row.
+
+    ``start`` is not idempotent, so a bulk start journals each row by its key:
+    a re-run never sends a row whose key is final in the journal (started, or
+    its outcome unknown), and a row with a known key but other fields (the
+    file was edited since) is a ``conflict``, not sent.
+
+    Attributes:
+        schedule: the schedule to start (validated when it was made).
+        key: the row's name in the journal: the merchant's own id for the row (a
+            customer or subscription number), 1 to 100 printable characters;
+            by default the schedule's ``registration_uuid`` (one schedule per
+            registration). Give one where a registration gets two schedules.
+    """
+
+    schedule: StartSchedule = attrs.field(converter=_row_schedule)
+    key: str = attrs.field(
+        default=attrs.Factory(_registration_of, takes_self=True), converter=_row_key
+    )
+
+    @property
+    def digest(self) -> str:
+        """The request's fingerprint: 16 hex digits of the SHA-256 of its body bytes.
+
+        The journal keeps it with the row's key: a re-run tells a row it has
+        sent (the same digest) from an edited one (another digest: a
+        ``conflict``), and refuses a body started already under another key.
+        """
+        return _digest(self.schedule.to_json())
+
+    def values(self) -> dict[str, str | int]:
+        """The fields a report shows: the body's but ``merchantMetaData`` and ``callbackUrl``
+        (which may carry anything), by wire name."""
+        return _shown(self.schedule.to_json())
 
 
 @attrs.frozen

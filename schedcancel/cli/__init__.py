@@ -1,14 +1,16 @@
-"""The ``schedcancel`` command: bulk ``cancel``, ``pause``, ``continue``, ``get`` and ``update``,
-the ``demo``, and the ``mock-server``.
+"""The ``schedcancel`` command: bulk ``cancel``, ``pause``, ``continue``, ``get``, ``update`` and
+``start``, the ``demo``, and the ``mock-server``.
 
 A thin shell over `run_many()`: it parses
 arguments, streams ids from arguments, a file or stdin (``update``: rows of
-changes from a CSV or JSON Lines file, each checked before the first request;
+changes, ``start``: rows of registrations, from a CSV or JSON Lines file, each
+checked before the first request;
 ``--dry-run`` on every bulk command checks and shows without sending), shows progress on
 stderr, writes one result line per id to stdout (and ``get --report`` a
 status report), and maps how the job ended to an exit code, the same for
 every bulk command: 0 every id is done, 1 some failed for good, 2 usage or
-input error, 3 incomplete (run again), 130 interrupted. ``EXIT_MEANINGS``
+input error, 3 incomplete (run again), 4 (start) some outcomes unknown (check
+them), 130 interrupted. ``EXIT_MEANINGS``
 says what each means (in ``--help`` and the summary); the command-line
 reference (``docs/cli.md``) details every case and its message.
 
@@ -19,7 +21,7 @@ line every few seconds. Importing this package imports neither.
 The package: ``_parser`` (the argument parser and `main()`), ``_settings``
 (flags and environment), ``_input`` (ids from arguments, a file or stdin),
 ``_run`` (the bulk run and the bulk commands), ``_rows`` and ``_update``
-(``update``'s rows, their checks, and ``--dry-run``), ``_report`` (progress,
+(``update``'s and ``start``'s rows, their checks, and ``--dry-run``), ``_report`` (progress,
 per-id lines, the summary and the exit code), ``_status_report`` (``get
 --report``'s and ``update --report``'s file), ``_demo`` (the ``demo`` command) and ``_common`` (what
 they share).
@@ -37,6 +39,7 @@ from ._common import (
     EXIT_INTERRUPTED,
     EXIT_MEANINGS,
     EXIT_OK,
+    EXIT_UNKNOWN,
     EXIT_USAGE,
     INSTALL_CLI_HINT,
     INSTALL_REDIS_HINT,
@@ -78,6 +81,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_MEANINGS",
     "EXIT_OK",
+    "EXIT_UNKNOWN",
     "EXIT_USAGE",
     "INSTALL_CLI_HINT",
     "INSTALL_REDIS_HINT",

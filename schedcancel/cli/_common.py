@@ -10,6 +10,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
+EXIT_UNKNOWN = 4
 EXIT_INTERRUPTED = 130
 
 #: What each exit code but 0 means: the one text of ``--help`` and of the summary's last line
@@ -24,6 +25,9 @@ EXIT_MEANINGS = {
     EXIT_INCOMPLETE: "incomplete: authentication, transport, server or journal failures, a"
     " base URL whose path does not exist (HTTP 404), or refusals that are not final (7002);"
     " run again with the same --journal",
+    EXIT_UNKNOWN: "(start) the outcome of some rows is unknown: their request may have created"
+    " the schedule (a timeout, a 5xx, a run killed while it was out); check each one, then"
+    " --retry-unknown KEY those that do not exist (docs/migration.md)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); run again with the same --journal",
 }
 

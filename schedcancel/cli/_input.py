@@ -17,7 +17,7 @@ from typing import IO
 
 import attrs
 
-from .._protocol.requests import UpdateRow
+from .._protocol.requests import StartRow, UpdateRow
 from .._protocol.validate import MAX_SCHEDULE_ID
 from ._common import PROG, _UsageError
 
@@ -302,7 +302,7 @@ async def _chain(first: Iterable[str], rest: AsyncIterator[str]) -> AsyncIterato
 class _Input:
     """The ids of one run and what is known of their number."""
 
-    ids: Iterable[str] | Iterable[UpdateRow] | AsyncIterator[str]
+    ids: Iterable[str] | Iterable[UpdateRow | StartRow] | AsyncIterator[str]
     total: int | None
     close: Callable[[], None] = lambda: None
 

@@ -153,6 +153,14 @@ _CHANGE_FLAGS = (
 )
 
 
+def _add_skip_invalid(group: Any) -> None:
+    group.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="send the valid rows of a file with bad ones (default: send nothing, exit 2)",
+    )
+
+
 def _add_update_arguments(parser: argparse.ArgumentParser) -> None:
     rows = parser.add_argument_group(
         "changes (a CSV or JSON Lines file, or one change for every id read)"
@@ -170,12 +178,35 @@ def _add_update_arguments(parser: argparse.ArgumentParser) -> None:
             metavar=metavar,
             help=f"{column} for every row whose own cell is empty: {text}",
         )
-    rows.add_argument(
-        "--skip-invalid",
-        action="store_true",
-        help="send the valid rows of a file with bad ones (default: send nothing, exit 2)",
-    )
+    _add_skip_invalid(rows)
     _add_report_arguments(parser, report_columns(Operation.UPDATE))
+
+
+def _row_keys(value: str) -> list[str]:
+    """``--retry-unknown``: row keys, comma-separated."""
+    keys = [key.strip() for key in value.split(",") if key.strip()]
+    if not keys:
+        raise argparse.ArgumentTypeError("give the key of a row (its rowId or registrationUuid)")
+    return keys
+
+
+def _add_start_arguments(parser: argparse.ArgumentParser) -> None:
+    rows = parser.add_argument_group("rows (a CSV or JSON Lines file of registrations)")
+    rows.add_argument(
+        "--input-format",
+        choices=("csv", "jsonl"),
+        help="what --from holds (default: by its suffix: .csv, or .jsonl/.ndjson)",
+    )
+    _add_skip_invalid(rows)
+    rows.add_argument(
+        "--retry-unknown",
+        type=_row_keys,
+        action="extend",
+        metavar="KEY[,KEY...]",
+        help="send again the rows with these keys whose outcome the journal has as unknown,"
+        " once you checked that no schedule was created for them (repeatable)",
+    )
+    _add_report_arguments(parser, report_columns(Operation.START))
 
 
 @attrs.frozen
@@ -263,6 +294,28 @@ _BULK_COMMANDS = (
             f"{PROG} update --from ids.txt --amount 12.90 --currency EUR --journal update.jsonl",
         ),
         add_arguments=_add_update_arguments,
+    ),
+    _BulkCommand(
+        Operation.START,
+        help="start schedules in bulk (a migration) from a CSV or JSON Lines file",
+        description="Start new schedules (POST .../start), one per row of a CSV file with a\n"
+        "header row (registrationUuid, amount, currency, periodLength, periodUnit,\n"
+        "startDateTime; optional merchantMetaData, callbackUrl, and rowId, the row's key,\n"
+        "by default its registrationUuid) or JSON Lines with the same keys. Every row is\n"
+        "checked before anything is sent, as for update. Start is not idempotent: with a\n"
+        "journal, each request's intent is written (fsync) before it is sent, so a row\n"
+        "whose answer was lost (a timeout, a 5xx, a kill) is reported 'unknown' (exit 4)\n"
+        "and never sent again until you checked it and name it in --retry-unknown.\n"
+        "--report lists each row's new scheduleId. A run again skips the rows started;\n"
+        "an edited row is a conflict, not sent.\n" + _JOURNAL_NOTE,
+        state="started",
+        examples=(
+            f"{PROG} start --from registrations.csv --dry-run",
+            f"{PROG} start --from registrations.csv --journal start.jsonl --report started.csv",
+            f"{PROG} start --from registrations.csv --journal start.jsonl"
+            " --retry-unknown cust-0042",
+        ),
+        add_arguments=_add_start_arguments,
     ),
 )
 
@@ -515,13 +568,14 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the ``schedcancel`` argument parser.
 
     Returns:
-        The parser with its ``cancel``, ``pause``, ``continue``, ``get``, ``update``, ``demo`` and
-        ``mock-server`` subcommands.
+        The parser with its ``cancel``, ``pause``, ``continue``, ``get``, ``update``, ``start``,
+        ``demo`` and ``mock-server`` subcommands.
     """
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=(
-            "Cancel, pause, continue, read or update IXOPAY recurring-payment schedules in bulk, "
+            "Cancel, pause, continue, read, update or start IXOPAY recurring-payment schedules in"
+            " bulk, "
             "within the API's rate "
             "limits (60 per minute per API user, 10 per minute per schedule)."
         ),

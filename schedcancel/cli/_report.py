@@ -21,6 +21,7 @@ from ._common import (
     EXIT_INTERRUPTED,
     EXIT_MEANINGS,
     EXIT_OK,
+    EXIT_UNKNOWN,
     EXIT_USAGE,
     INSTALL_CLI_HINT,
     PROG,
@@ -37,6 +38,7 @@ _DONE_STATES = {
     Operation.CONTINUE: "active",
     Operation.GET: "read",
     Operation.UPDATE: "updated",
+    Operation.START: "started",
 }
 _ACTIVITIES = {
     Operation.CANCEL: "cancelling",
@@ -44,6 +46,7 @@ _ACTIVITIES = {
     Operation.CONTINUE: "continuing",
     Operation.GET: "reading",
     Operation.UPDATE: "updating",
+    Operation.START: "starting",
 }
 
 
@@ -126,6 +129,14 @@ class RunReport:
     statuses: dict[str, int] = attrs.field(factory=dict)
 
     @property
+    def unknown(self) -> int:
+        """Rows whose outcome is unknown (``start``): this run's and the journal's."""
+        if self.progress is None:
+            return 0
+        kind = OutcomeKind.UNKNOWN
+        return self.progress.counts.get(kind, 0) + self.progress.journal_counts.get(kind, 0)
+
+    @property
     def exit_code(self) -> int:
         """The process exit code (see the ``schedcancel.cli`` docstring)."""
         if self.interrupted:
@@ -144,6 +155,8 @@ class RunReport:
         before = self.progress.journal_counts if self.progress else {}
         if counts.get(OutcomeKind.ERROR, 0) or self.failed_not_final:
             return EXIT_INCOMPLETE
+        if self.unknown:
+            return EXIT_UNKNOWN
         for kind in (OutcomeKind.FAILED, OutcomeKind.INVALID, OutcomeKind.CONFLICT):
             if counts.get(kind, 0) or before.get(kind, 0):
                 return EXIT_FAILED
@@ -297,8 +310,10 @@ def outcome_text(outcome: BulkOutcome) -> str:
         detail = f"{outcome.error_code} {outcome.error or ''}".strip()
     elif outcome.kind is OutcomeKind.ERROR:
         detail = f"{outcome.error_type}: {outcome.error}"
-    elif outcome.kind in (OutcomeKind.INVALID, OutcomeKind.CONFLICT):
+    elif outcome.kind in (OutcomeKind.INVALID, OutcomeKind.CONFLICT, OutcomeKind.UNKNOWN):
         detail = outcome.error or ""
+    elif outcome.kind is OutcomeKind.STARTED:
+        detail = f"{outcome.new_schedule_id} {outcome.new_status}"
     elif outcome.kind is OutcomeKind.UPDATED:
         values = json.dumps(dict(outcome.values or {}), separators=(",", ":"))
         detail = f"{outcome.new_status} {values}"
@@ -361,6 +376,11 @@ def _summary_notes(report: RunReport, settings: RunSettings, *, show_exit: bool)
         notes.append(f"abandoned in flight: {report.abandoned}")
     if report.failed_not_final:
         notes.append(f"failed, not final (a run again sends them): {report.failed_not_final}")
+    if report.unknown:
+        notes.append(
+            f"outcome unknown - check before re-running: {report.unknown} (never sent again;"
+            " see docs/migration.md, then --retry-unknown KEY for each one not created)"
+        )
     if report.error_types:
         kinds = ", ".join(f"{name} x{count}" for name, count in sorted(report.error_types.items()))
         notes.append(f"errors: {kinds}")
@@ -459,5 +479,8 @@ def summary_json(report: RunReport, settings: RunSettings) -> dict[str, Any]:
     }
     if settings.operation is Operation.GET:
         summary["statuses"] = dict(_by_count(report.statuses))
+    if settings.operation is Operation.START:
+        summary["unknown"] = report.unknown
+    if settings.operation in (Operation.GET, Operation.UPDATE, Operation.START):
         summary["report"] = None if settings.report is None else os.fspath(settings.report)
     return summary

@@ -1,5 +1,5 @@
 """The bulk run: ``run_bulk`` (limiter, signals, per-id output) and the bulk commands
-(``cancel``, ``pause``, ``continue``, ``get``, ``update``)."""
+(``cancel``, ``pause``, ``continue``, ``get``, ``update``, ``start``)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from typing import IO, TYPE_CHECKING
 import attrs
 
 from .._bulk.journal import BulkOutcome, OutcomeKind
-from .._bulk.runner import run_many
+from .._bulk.runner import BulkOptions, run_many, start_many
 from .._client.hooks import LoggingHook
 from .._protocol.operations import Operation
 from .._protocol.redact import scrub, url_secrets
-from .._protocol.requests import UpdateRow
+from .._protocol.requests import StartRow, UpdateRow
 from ..errors import InvalidParameterError, ScheduleError
 from ._common import EXIT_OK, EXIT_USAGE, INSTALL_REDIS_HINT, PROG, _isatty, _Streams, _UsageError
 from ._input import _open_input
@@ -35,7 +35,7 @@ from ._report import (
 )
 from ._settings import RunSettings, _settings_from_args
 from ._status_report import latest_outcomes, status_key, write_report
-from ._update import dry_run, update_input
+from ._update import dry_run, row_input
 
 if TYPE_CHECKING:
     from .._protocol.models import Limiter
@@ -153,7 +153,7 @@ async def _consume(
 
 async def run_bulk(
     settings: RunSettings,
-    ids: Iterable[str] | Iterable[UpdateRow] | AsyncIterator[str],
+    ids: Iterable[str] | Iterable[UpdateRow | StartRow] | AsyncIterator[str],
     *,
     total: int | None,
     stdout: IO[str],
@@ -226,11 +226,7 @@ async def run_bulk(
             raise _UsageError(str(exc)) from None
         async with client:
             with reporter:
-                outcomes = run_many(
-                    client,
-                    settings.operation,
-                    ids,
-                    at=settings.continue_at,
+                options = BulkOptions(
                     concurrency=settings.concurrency,
                     journal=settings.journal,
                     progress=reporter.update if metrics is None else metrics.tee(reporter.update),
@@ -240,6 +236,14 @@ async def run_bulk(
                     priority=settings.priority,
                     retry_failed=settings.retry_failed,
                 )
+                if settings.operation is Operation.START:
+                    outcomes = start_many(
+                        client, ids, retry_unknown=settings.retry_unknown, **options
+                    )
+                else:
+                    outcomes = run_many(
+                        client, settings.operation, ids, at=settings.continue_at, **options
+                    )
                 failure = await _consume(outcomes, settings, reporter, stdout, tally)
     except asyncio.CancelledError:
         if state["signals"] < 2:
@@ -278,7 +282,7 @@ def _write_status_report(report: RunReport, settings: RunSettings, streams: _Str
         report.statuses = write_report(
             settings.report,
             settings.report_format,
-            latest_outcomes(settings.journal),
+            latest_outcomes(settings.journal, settings.operation),
             settings.operation,
         )
     except (OSError, ValueError) as exc:
@@ -293,8 +297,8 @@ def _cmd_bulk(args: argparse.Namespace, streams: _Streams, environ: Mapping[str,
     settings = _settings_from_args(args, environ)
     if args.from_file == "-" and _isatty(streams.stdin):
         streams.stderr.write(f"{PROG}: reading ids from stdin, one per line (end with Ctrl-D)\n")
-    if settings.operation is Operation.UPDATE:
-        source = update_input(args, streams)
+    if settings.operation in (Operation.UPDATE, Operation.START):
+        source = row_input(args, streams)
     else:
         source = _open_input(args, streams.stdin)
     try:

@@ -42,8 +42,10 @@ class RunSettings:
         operation: what the run does to each id: cancel (the default), pause,
             continue (with ``continue_at``) or get.
         continue_at: continue's next charge for every id (aware).
-        report: ``get``'s status report file, written from the journal at the end.
+        report: the report file (``get``, ``update``, ``start``), written from the journal
+            at the end.
         report_format: ``"jsonl"`` or ``"csv"``.
+        retry_unknown: ``start``'s row keys whose unknown outcome was checked: sent again.
     """
 
     api_key: str = attrs.field(repr=redact_key)
@@ -68,6 +70,7 @@ class RunSettings:
     report: Path | None = None
     report_format: str = "jsonl"
     metrics_port: int | None = None
+    retry_unknown: tuple[str, ...] = ()
 
 
 def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> RunSettings:
@@ -95,6 +98,11 @@ def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) ->
             raise _UsageError(f"--report: no such directory: {report.parent}")
         if journal is None:  # a killed report resumes on a rerun of the same command
             journal = report.with_name(report.name + ".journal")
+    if journal is None and args.operation is Operation.START:
+        raise _UsageError(
+            "start needs --journal (or --report): start is not idempotent, and only the"
+            " journal keeps a run killed and started again from creating schedules twice"
+        )
     report_format = getattr(args, "format", None) or (
         "csv" if report is not None and report.suffix.lower() == ".csv" else "jsonl"
     )
@@ -120,4 +128,5 @@ def _settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) ->
         json_output=args.json,
         quiet=args.quiet,
         metrics_port=args.metrics_port,
+        retry_unknown=tuple(getattr(args, "retry_unknown", None) or ()),
     )

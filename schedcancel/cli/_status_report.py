@@ -1,10 +1,13 @@
-"""``get --report`` and ``update --report``: one row per id, written from the run's journal.
+"""``get --report``, ``update --report`` and ``start --report``: one row per id (row), written
+from the run's journal.
 
 The report is made from the journal, not appended as the run goes: the
 journal is what survives a kill, so a killed ``get`` run started again (on
 the same journal) skips the ids already read and then writes the whole
 report, each id once. Where an id has several lines (an ``error`` and,
-later, its answer), its last line is the one reported. The file is written
+later, its answer), its last line is the one reported; a start row whose
+last line is an intent (its request was out when a run ended) is reported
+``unknown``. The file is written
 beside its final name and renamed into place, so a reader never sees half
 a report.
 """
@@ -19,7 +22,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .._bulk.journal import BulkOutcome, OutcomeKind, read_journal
+from .._bulk.intents import StartLedger
+from .._bulk.journal import BulkOutcome, Journal, OutcomeKind, read_journal
 from .._protocol.operations import Operation
 
 #: The report's columns, in order.
@@ -54,20 +58,58 @@ UPDATE_REPORT_COLUMNS = (
 )
 
 
+#: ``start --report``'s columns: the row's key, the new scheduleId, and the row's fields.
+START_REPORT_COLUMNS = (
+    "key",
+    "success",
+    "outcome",
+    "schedule_id",
+    "status",
+    "scheduled_at",
+    *UPDATE_REPORT_COLUMNS[4:10],
+    "change",
+    "error_code",
+    "error",
+)
+_REPORT_COLUMNS = {Operation.UPDATE: UPDATE_REPORT_COLUMNS, Operation.START: START_REPORT_COLUMNS}
+
+
 def report_columns(operation: Operation) -> tuple[str, ...]:
-    """The report's columns for a job of ``operation`` (get's or update's)."""
-    return UPDATE_REPORT_COLUMNS if operation is Operation.UPDATE else REPORT_COLUMNS
+    """The report's columns for a job of ``operation`` (get's, update's or start's)."""
+    return _REPORT_COLUMNS.get(operation, REPORT_COLUMNS)
 
 
 def update_report_row(outcome: BulkOutcome) -> dict[str, object]:
     """Return one row's line of ``update --report``: the new values it asked for, its status
     after the call, and the change's digest; ``success`` is true when it was updated."""
-    values = outcome.values or {}
     return {
         "id": outcome.schedule_id,
         "success": outcome.kind is OutcomeKind.UPDATED,
         "outcome": outcome.kind.value,
         "status": _text(outcome.new_status),
+        **_row_values(outcome),
+    }
+
+
+def start_report_row(outcome: BulkOutcome) -> dict[str, object]:
+    """Return one row's line of ``start --report``: its key, the new scheduleId (when
+    ``started``, the only outcome with ``success`` true), its first charge and its fields."""
+    scheduled = outcome.scheduled_at
+    return {
+        "key": outcome.schedule_id,
+        "success": outcome.kind is OutcomeKind.STARTED,
+        "outcome": outcome.kind.value,
+        "schedule_id": outcome.new_schedule_id,
+        "status": _text(outcome.new_status),
+        "scheduled_at": None if scheduled is None else scheduled.isoformat(),
+        **_row_values(outcome),
+    }
+
+
+def _row_values(outcome: BulkOutcome) -> dict[str, object]:
+    """A row's fields (as the journal shows them), its digest and its error."""
+    values = outcome.values or {}
+    return {
         **{column: values.get(column) for column in UPDATE_REPORT_COLUMNS[4:10]},
         "change": outcome.change,
         "error_code": outcome.error_code,
@@ -103,15 +145,25 @@ def report_row(outcome: BulkOutcome) -> dict[str, object]:
     }
 
 
-def latest_outcomes(journal: str | os.PathLike[str]) -> Iterator[BulkOutcome]:
+def latest_outcomes(
+    journal: str | os.PathLike[str], operation: Operation = Operation.GET
+) -> Iterator[BulkOutcome]:
     """Yield each id's last outcome in a journal, in the order the ids first appear.
 
     Args:
         journal: the journal file.
+        operation: the job's; for start, a row whose last line is an intent is ``unknown``.
 
     Yields:
-        One outcome per id.
+        One outcome per id (row).
     """
+    if operation is Operation.START:
+        ledger = StartLedger()
+        with Journal.open(journal) as reader:  # a torn tail is mended, as a run would
+            for outcome in reader.replay(ledger.on_run):
+                ledger.on_outcome(outcome)
+        yield from ledger.outcomes()
+        return
     latest: dict[str, BulkOutcome] = {}
     for outcome in read_journal(journal):
         latest[outcome.schedule_id] = outcome
@@ -155,7 +207,7 @@ def write_report(
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
             columns = report_columns(operation)
-            make_row = update_report_row if operation is Operation.UPDATE else report_row
+            make_row = _ROW_MAKERS.get(operation, report_row)
             writer = csv.writer(file) if fmt == "csv" else None
             if writer is not None:
                 writer.writerow(columns)
@@ -174,6 +226,8 @@ def write_report(
         raise
     return dict(statuses)
 
+
+_ROW_MAKERS = {Operation.UPDATE: update_report_row, Operation.START: start_report_row}
 
 # A cell a spreadsheet would read as a formula (OWASP "CSV injection"): the merchant's
 # metaData and the server's messages are text someone else chose.

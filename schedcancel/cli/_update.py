@@ -1,5 +1,5 @@
-"""``update``'s input (checked in full before anything is sent) and ``--dry-run`` of every
-bulk command."""
+"""The rows of ``update`` and ``start`` (checked in full before anything is sent), and
+``--dry-run`` of every bulk command."""
 
 from __future__ import annotations
 
@@ -21,8 +21,11 @@ from ._common import EXIT_OK, EXIT_USAGE, PROG, _Streams, _UsageError, printable
 from ._input import InputError, _Input, numbered_ids
 from ._rows import (
     CHANGE_COLUMNS,
+    START_ROWS,
     Records,
+    Row,
     RowCheck,
+    RowKind,
     RowProblem,
     check_rows,
     csv_records,
@@ -31,6 +34,7 @@ from ._rows import (
     read_rows,
     row_format,
     uniform_change,
+    update_rows,
 )
 
 #: ``--dry-run`` shows the requests of this many first rows.
@@ -45,7 +49,15 @@ def _uniform(args: argparse.Namespace) -> dict[str, object]:
         raise _UsageError(str(exc)) from None
 
 
-def _regular_file(source: str) -> Path:
+def _row_kind(args: argparse.Namespace) -> tuple[RowKind, dict[str, object]]:
+    """The command's rows, and (update) the uniform change for their empty cells."""
+    if args.operation is Operation.START:
+        return START_ROWS, {}
+    uniform = _uniform(args)
+    return update_rows(uniform), uniform
+
+
+def _regular_file(source: str, command: str) -> Path:
     path = Path(source)
     try:
         mode = path.stat().st_mode
@@ -53,7 +65,7 @@ def _regular_file(source: str) -> Path:
         raise _UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
     if not stat.S_ISREG(mode):
         raise _UsageError(
-            f"update reads a regular file ({source} is not one): every row is checked"
+            f"{command} reads a regular file ({source} is not one): every row is checked"
             " before anything is sent, so the file is read twice"
         )
     return path
@@ -64,14 +76,18 @@ def _numbered_file(path: Path) -> Iterator[tuple[int, str]]:
         yield from numbered_ids(file, os.fspath(path))
 
 
-def _update_records(args: argparse.Namespace, uniform: dict[str, object]) -> Callable[[], Records]:
-    """What makes ``update``'s records afresh (each pass reads the file again)."""
+def _row_records(
+    args: argparse.Namespace, kind: RowKind, uniform: dict[str, object]
+) -> Callable[[], Records]:
+    """What makes the command's records afresh (each pass reads the file again)."""
     source: str | None = args.from_file
     if source == "-":
         raise _UsageError(
-            "update does not read stdin: give --from a regular file (every row is checked"
-            " before anything is sent, so the file is read twice)"
+            f"{kind.command} does not read stdin: give --from a regular file (every row is"
+            " checked before anything is sent, so the file is read twice)"
         )
+    if kind is START_ROWS:
+        return _start_records(args, source)
     if source is not None and args.ids:
         raise _UsageError("give the ids as arguments or --from FILE, not both")
     fmt = row_format(source, args.input_format) if source is not None else None
@@ -85,17 +101,34 @@ def _update_records(args: argparse.Namespace, uniform: dict[str, object]) -> Cal
             raise _UsageError("no ids: pass them as arguments, or use --from FILE")
         given: list[str] = list(args.ids)
         return lambda: id_records(enumerate(given, start=1))
-    path = _regular_file(source)
+    path = _regular_file(source, kind.command)
     if fmt == "csv":
-        return lambda: csv_records(path)
+        return lambda: csv_records(path, kind)
     if fmt == "jsonl":
-        return lambda: jsonl_records(path)
+        return lambda: jsonl_records(path, kind)
     return lambda: id_records(_numbered_file(path))
 
 
-def _check(records: Callable[[], Records], uniform: dict[str, object], name: str) -> RowCheck:
+def _start_records(args: argparse.Namespace, source: str | None) -> Callable[[], Records]:
+    """``start``'s records: a CSV or JSON Lines file of registrations, nothing else."""
+    if args.ids or source is None:
+        raise _UsageError(
+            "start reads its rows from a file: --from registrations.csv (or .jsonl), not ids"
+        )
+    fmt = row_format(source, args.input_format)
+    if fmt is None:
+        raise _UsageError(
+            f"start reads CSV or JSON Lines: name the file .csv, .jsonl or .ndjson, or give"
+            f" --input-format ({source} has no such suffix)"
+        )
+    path = _regular_file(source, "start")
+    read = csv_records if fmt == "csv" else jsonl_records
+    return lambda: read(path, START_ROWS)
+
+
+def _check(records: Callable[[], Records], kind: RowKind, name: str) -> RowCheck:
     try:
-        check = check_rows(records(), uniform)
+        check = check_rows(records(), kind)
     except (OSError, UnicodeDecodeError, InputError, csv.Error) as exc:
         raise _UsageError(_unreadable(name, exc)) from None
     if not check.rows:
@@ -118,16 +151,17 @@ def _print_problems(name: str, check: RowCheck, stderr: IO[str], *, skipped: boo
         stderr.write(f"  {name}: {printable(str(problem))}\n")
 
 
-def update_input(args: argparse.Namespace, streams: _Streams) -> _Input:
-    """Check every row of ``update``'s input, then return the good rows to stream to the job.
+def row_input(args: argparse.Namespace, streams: _Streams) -> _Input:
+    """Check every row of ``update``'s (``start``'s) input, then return the good rows to
+    stream to the job.
 
     Raises:
         _UsageError: bad flags, an unreadable input, or bad rows without ``--skip-invalid``.
     """
-    uniform = _uniform(args)
-    records = _update_records(args, uniform)
+    kind, uniform = _row_kind(args)
+    records = _row_records(args, kind, uniform)
     name = args.from_file or "arguments"
-    check = _check(records, uniform, name)
+    check = _check(records, kind, name)
     if check.problems:
         _print_problems(name, check, streams.stderr, skipped=args.skip_invalid)
         if not args.skip_invalid:
@@ -135,8 +169,8 @@ def update_input(args: argparse.Namespace, streams: _Streams) -> _Input:
     if not check.valid:
         raise _UsageError(f"no valid rows in {name}")
 
-    def rows() -> Iterator[UpdateRow]:
-        for line, row in read_rows(records(), uniform):
+    def rows() -> Iterator[Row]:
+        for line, row in read_rows(records(), kind):
             if line in check.bad_lines:
                 continue
             if isinstance(row, RowProblem):  # the file changed since it was checked
@@ -149,12 +183,13 @@ def update_input(args: argparse.Namespace, streams: _Streams) -> _Input:
 # --------------------------------------------------------------------------- --dry-run
 
 
-def _shown_change(row: UpdateRow) -> str:
+def _shown_change(row: Row) -> str:
     body = row.values()
+    request = row.changes if isinstance(row, UpdateRow) else row.schedule
     hidden = [
         wire
         for wire, name in CHANGE_COLUMNS.items()
-        if wire not in body and getattr(row.changes, name) is not None
+        if wire not in body and getattr(request, name) is not None
     ]
     text = json.dumps(body, separators=(",", ":"))
     return text + "".join(f" +{wire}" for wire in hidden)
@@ -235,20 +270,21 @@ def dry_run(args: argparse.Namespace, streams: _Streams) -> int:
         0 when every item is valid, 2 when one is not (or there is none).
     """
     operation: Operation = args.operation
-    if operation is not Operation.UPDATE:
+    if operation not in (Operation.UPDATE, Operation.START):
         return _dry_run_ids(args, streams, operation)
-    uniform = _uniform(args)
-    records = _update_records(args, uniform)
+    kind, uniform = _row_kind(args)
+    records = _row_records(args, kind, uniform)
     name = args.from_file or "arguments"
-    check = _check(records, uniform, name)
+    check = _check(records, kind, name)
     shown: set[str] = set()
-    for line, row in read_rows(records(), uniform):
+    for line, row in read_rows(records(), kind):
         if len(shown) == PREVIEW_ROWS:
             break
-        if line in check.bad_lines or isinstance(row, RowProblem) or row.schedule_id in shown:
+        if line in check.bad_lines or isinstance(row, RowProblem) or row.key in shown:
             continue
-        shown.add(row.schedule_id)
-        streams.stdout.write(f"{row.schedule_id}\tupdate\t{printable(_shown_change(row))}\n")
+        shown.add(row.key)
+        change = printable(_shown_change(row))
+        streams.stdout.write(f"{printable(row.key)}\t{operation}\t{change}\n")
     if check.problems:
         _print_problems(name, check, streams.stderr, skipped=False)
     return _dry_run_totals(

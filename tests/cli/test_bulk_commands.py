@@ -7,7 +7,6 @@ import io
 import json
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from support.cli import (
     ServerThread,
     assert_no_secrets,
     cli_env,
+    kill_9_when,
     make_ids,
     make_settings,
     run_cli,
@@ -394,19 +394,7 @@ def test_kill_and_resume_sends_nothing_final_twice(
         *("-q", "--total", "100000", "--window", "1", "--guard", "0.05"),
     )
     env = subprocess_env(server.base_url)
-    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)  # noqa: S603
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if journal.exists() and journal.read_bytes().count(b'"outcome"') >= 80:
-                break
-            time.sleep(0.005)
-        first.send_signal(signal.SIGKILL)
-        first.communicate(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-    assert first.returncode == -signal.SIGKILL
+    assert kill_9_when(argv, env, journal, b'"outcome"', 80) == -signal.SIGKILL
     final_at_kill = {o.schedule_id for o in read_journal(journal) if o.final}
     assert 80 <= len(final_at_kill) < 300, "the kill came too late to test anything"
     assert not report.exists()

@@ -8,10 +8,13 @@ import re
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
-from schedcancel import RateLimits
+from schedcancel import Operation, RateLimits, StartRow, StartSchedule
 from schedcancel.cli import RunSettings, run_bulk
 from schedcancel.cli._common import _UsageError
 from schedcancel.cli._metrics import JobMetrics
@@ -224,3 +227,51 @@ async def test_the_job_gauges_are_nan_while_unknown() -> None:
     assert _sample(text, "schedcancel_job_total") != _sample(text, "schedcancel_job_total")
     assert _sample(text, 'schedcancel_job_outcomes{outcome="failed"}') == 0
     assert USERNAME not in text
+
+
+@pytest.mark.looptime
+async def test_a_start_job_serves_its_outcomes_too(tmp_path: Path) -> None:
+    """``start --metrics-port``: the job's ``started`` outcomes and its start calls, mid-run."""
+    first_charge = datetime(2030, 1, 1, tzinfo=UTC)
+    rows: list[Any] = [
+        StartRow(
+            StartSchedule(
+                registration_uuid=f"RG-{n}",
+                amount="9.90",
+                currency="EUR",
+                period_length=1,
+                period_unit="MONTH",
+                start_date_time=first_charge,
+            )
+        )
+        for n in range(5)
+    ]
+    server = MockScheduleServer(
+        users={USERNAME: PASSWORD},
+        connectors={API_KEY: SECRET},
+        limits=ServerLimits(total=1000, per_schedule=10, window=1.0),
+    )
+    port = _free_port()
+    feed: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def gated() -> AsyncIterator[Any]:
+        while (row := await feed.get()) is not None:
+            yield row
+
+    async with server:
+        settings = make_settings(
+            server.base_url,
+            shared_secret=SECRET,
+            quiet=False,
+            metrics_port=port,
+            priority=0,
+            limits=RateLimits(total=1000, window=1.0, guard=0.05),
+            operation=Operation.START,
+            journal=tmp_path / "start.jsonl",
+        )
+        first, second = await _scrape_twice(settings, feed, rows, port, gated())
+    assert _sample(first, 'schedcancel_job_outcomes{outcome="started"}') == 2
+    assert _sample(second, 'schedcancel_job_outcomes{outcome="started"}') == 5
+    assert _sample(second, 'schedcancel_job_outcomes{outcome="unknown"}') == 0
+    calls = 'schedcancel_calls_total{error_code="",operation="start",outcome="success"}'
+    assert _sample(second, calls) == 5

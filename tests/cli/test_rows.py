@@ -6,6 +6,7 @@ import io
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from schedcancel.cli import main
@@ -16,6 +17,7 @@ from schedcancel.cli._rows import (
     jsonl_records,
     row_format,
     uniform_change,
+    update_rows,
 )
 from schedcancel.errors import InvalidParameterError
 
@@ -25,7 +27,7 @@ from support.cli import ServerThread, cli_env, run_cli
 def _problems(path: Path, text: str, fmt: str = "csv") -> list[str]:
     path.write_text(text, encoding="utf-8")
     records = csv_records(path) if fmt == "csv" else jsonl_records(path)
-    return [str(problem) for problem in check_rows(records, {}).problems]
+    return [str(problem) for problem in check_rows(records, update_rows({})).problems]
 
 
 def test_row_format_follows_the_suffix_unless_given() -> None:
@@ -76,7 +78,7 @@ def test_good_cells_of_every_kind_and_blank_lines(tmp_path: Path) -> None:
         "SC-2,3,,\n",
         encoding="utf-8",
     )
-    check = check_rows(csv_records(path), {})
+    check = check_rows(csv_records(path), update_rows({}))
     assert check.rows == 4
     assert check.valid == 1
     assert check.bad_lines == {4, 5, 6}
@@ -110,7 +112,9 @@ def test_a_uniform_change_is_checked_and_fills_empty_cells() -> None:
         uniform_change({"currency": "eur"})
     with pytest.raises(InvalidParameterError, match="periodLength"):
         uniform_change({"periodLength": "two"})
-    check = check_rows(id_records([(1, "SC-1"), (2, "SC-1"), (3, "bad id!")]), {"amount": "1"})
+    check = check_rows(
+        id_records([(1, "SC-1"), (2, "SC-1"), (3, "bad id!")]), update_rows({"amount": "1"})
+    )
     assert (check.valid, check.repeats, check.bad_lines) == (1, 1, {3})
 
 
@@ -164,11 +168,11 @@ def test_a_file_changed_between_the_check_and_the_run_stops_the_job(
     passes: list[int] = []
     real = csv_records
 
-    def records(target: Path) -> object:
+    def records(target: Path, *kind: Any) -> object:
         passes.append(1)
         if len(passes) == 2:
             target.write_text("scheduleId,amount\nSC-1,1\nSC-2,x\n", encoding="utf-8")
-        return real(target)
+        return real(target, *kind)
 
     monkeypatch.setattr(update, "csv_records", records)
     result = run_cli(

@@ -6,10 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import random
-import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from support.cli import (
     ServerThread,
     assert_no_secrets,
     cli_env,
+    kill_9_when,
     make_ids,
     run_cli,
     schedcancel_argv,
@@ -267,18 +266,7 @@ def test_kill_9_and_rerun_loses_no_row(
     )
     env = subprocess_env(server.base_url)
     kill_after = random.Random(trial).randint(1, 150)  # noqa: S311 - a test's kill moment
-    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)  # noqa: S603
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if journal.exists() and journal.read_bytes().count(b'"outcome"') >= kill_after:
-                break
-            time.sleep(0.002)
-        first.send_signal(signal.SIGKILL)
-        first.communicate(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
+    kill_9_when(argv, env, journal, b'"outcome"', kill_after)
     final_at_kill = {o.schedule_id for o in read_journal(journal) if o.final}
     assert len(final_at_kill) < len(ids), "the kill came too late to test anything"
     resumed_from = len(server.server.recorder)

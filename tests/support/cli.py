@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import signal
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +165,24 @@ def make_settings(base_url: str, **overrides: Any) -> RunSettings:
 def run_settings(settings: RunSettings, ids: list[str]) -> RunReport:
     err = io.StringIO()
     return asyncio.run(run_bulk(settings, ids, total=len(ids), stdout=io.StringIO(), stderr=err))
+
+
+def kill_9_when(
+    argv: list[str], env: dict[str, str], journal: Path, marker: bytes, count: int
+) -> int:
+    """Run ``argv`` and SIGKILL it once ``journal`` holds ``count`` lines with ``marker``
+    (``b'"outcome"'``: outcomes; ``b'"intent"'``: start requests about to go out), or after
+    60 s; wait for it to die and return its exit status (``-SIGKILL``, unless it ended first)."""
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)  # noqa: S603 - our own interpreter and module
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if journal.exists() and journal.read_bytes().count(marker) >= count:
+                break
+            time.sleep(0.002)
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode
