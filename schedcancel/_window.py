@@ -160,6 +160,11 @@ class SlidingLog:
         """Entries released but still counting at ``now``."""
         return self._prune(now)
 
+    def live_expiries(self, now: float) -> array[float]:
+        """When the answered entries that count at ``now`` stop counting, oldest first (a copy)."""
+        self._prune(now)
+        return self._expiries[self._head :]
+
     def used(self, now: float) -> int:
         """Entries that count at ``now``: in flight plus answered within ``window + guard``."""
         return self._in_flight + self._prune(now)
