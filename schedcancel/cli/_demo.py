@@ -81,9 +81,7 @@ async def _demo(args: argparse.Namespace, streams: _Streams) -> int:
                 base_url=server.base_url,
                 limits=limits,
                 journal=journal,
-                # Nothing else shares this mock server's budget: send in bursts, to the
-                # lower bound, rather than as a background job paced for others.
-                priority=0,
+                # The default priority: a background job, as users' jobs run.
                 show_progress=not args.no_progress,
                 progress_interval=2.0,
                 json_output=args.json,
