@@ -165,7 +165,9 @@ def _python(settings: Settings, events: list[tuple[Event, object]]) -> list[obje
 def _flat(values: list[object]) -> list[float]:
     flat: list[float] = []
     for value in values:
-        flat += cast("tuple[float, ...]", value) if isinstance(value, tuple) else [value]
+        flat += (
+            cast("tuple[float, ...]", value) if isinstance(value, tuple) else [cast(float, value)]
+        )
     return flat
 
 
@@ -233,7 +235,13 @@ async def test_lua_policy_follows_the_table(
 
 @pytest.mark.parametrize(
     ("limit", "reserve", "look", "step"),
-    [(60, 1, 4, 61 / 59), (60, 5, 20, 61 / 55), (10, 1, 4, 61 / 9), (4, 1, 1, 61 / 3), (2, 1, 0, 61)],
+    [
+        (60, 1, 4, 61 / 59),
+        (60, 5, 20, 61 / 55),
+        (10, 1, 4, 61 / 9),
+        (4, 1, 1, 61 / 3),
+        (2, 1, 0, 61),
+    ],
 )
 def test_depth_and_interval(limit: int, reserve: int, look: int, step: float) -> None:
     """The envelope looks 4 R intervals ahead, at most half the background share."""

@@ -14,7 +14,6 @@ that share nothing but Redis.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import math
 import os
 import random

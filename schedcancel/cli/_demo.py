@@ -105,6 +105,12 @@ async def _demo(args: argparse.Namespace, streams: _Streams) -> int:
         f"{makespan:.2f} s; lower bound floor((M-1)/N)*W = floor({sent - 1}/{limits.total})*"
         f"{limits.window:g} = {bound:.2f} s{ratio}\n"
     )
+    interval = (limits.window + limits.guard) / (limits.total - 1)
+    stderr.write(
+        f"{PROG} demo: a background job (priority -1, as bulk jobs run): it bursts into its "
+        f"first window, then sends one per (W + guard) / (N - 1) = {interval:.3f} s, so that "
+        "interactive calls on the same budget never wait more than about that\n"
+    )
     progress = report.progress
     expected = {
         OutcomeKind.CANCELLED: active,
