@@ -334,6 +334,9 @@ def _flatten(label: str, figures: dict[str, Any]) -> dict[tuple[str, str], float
         name = f"RedisLimiter, {figures['redis']['processes']} processes (bench_redis)"
         take(name, figures["redis"], _REDIS_RUN_FIGURES)
         take("RateLimiter, 1 process (bench_redis)", figures["in_process"], _REDIS_RUN_FIGURES)
+    elif label == "background-models":
+        shown = [(key, key) for key in figures if key != "part"]
+        take(f"{label} (benchmarks.background)", figures, shown)
     elif label.startswith("background-"):
         take(f"{label} (benchmarks.background)", figures, _BACKGROUND_FIGURES)
     else:
@@ -443,7 +446,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--background-part",
         action="append",
-        choices=("small", "real", "redis"),
+        choices=("small", "real", "redis", "models"),
         help="with --only background: these parts of benchmarks.background (default all)",
     )
     parser.add_argument("--json", type=Path, help="write every run's figures here")

@@ -24,6 +24,11 @@ background one (-1), as the CLI runs them.
     ``(ceil((M + I) / N) - 1) * (W + guard + RTT)``: every request, bulk and
     interactive, takes a place, and a place is free again a hold and a round
     trip after it was taken.
+``models``
+    600 ids alone at the benchmark set's scale (W = 2 s, guard 0.05 s, 2.5-10 ms
+    one-way latency) on each of the mock server's models, at the default
+    (background) priority and at priority 0: ratio to ``floor((M - 1) / N) * W``
+    and 429s.
 ``redis``
     ``real`` through Redis: the job and the caller on two ``RedisLimiter``
     objects that share nothing but the Redis on 127.0.0.1:6379 (the job's
@@ -55,7 +60,19 @@ from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
 W, N, K, GUARD = 60.0, 60, 10, 1.0
 LATENCY = (0.005, 0.02)
 RTT = 2 * LATENCY[1]
-PARTS = ("small", "real", "redis")
+PARTS = ("small", "real", "redis", "models")
+#: The mock server's models as the benchmark set runs them (W = 2 s), and the counter at
+#: the other two phases too.
+MODELS = (
+    ("sliding-log", 0.0),
+    ("fixed-window", 0.1),
+    ("fixed-window", 0.5),
+    ("fixed-window", 0.9),
+    ("token-bucket", 0.0),
+    ("sliding-counter", 0.1),
+    ("sliding-counter", 0.5),
+    ("sliding-counter", 0.9),
+)
 _TESTS = Path(__file__).resolve().parent.parent / "tests"
 
 
@@ -170,9 +187,52 @@ async def redis(bulk: int = 6000) -> dict[str, Any]:
     return _figures(server, started, bulk)
 
 
+async def models(count: int = 600) -> dict[str, Any]:
+    """``count`` ids alone at W = 2 s (the benchmark set's scale) on each server model.
+
+    The set-up of ``benchmarks.harness`` on virtual time: N = 60, K = 10, guard
+    0.05 s, 2.5-10 ms one-way latency; the bulk job at its default priority
+    (``bg``) and at priority 0 (``burst``). Per model and phase: the makespan
+    (first arrival to the last response), its ratio to ``floor((M - 1) / N) * W``,
+    and the 429s.
+    """
+    window, latency = 2.0, (0.0025, 0.010)
+    limits = RateLimits(total=N, per_schedule=K, window=window, guard=0.05)
+    bound = (count - 1) // N * window
+    figures: dict[str, Any] = {}
+    for model, phase in MODELS:
+        for name, priority in (("bg", -1), ("burst", 0)):
+            server = MockScheduleServer(
+                limits=ServerLimits(
+                    total=N, per_schedule=K, window=window, model=model, phase=phase * window
+                ),
+                faults=Faults(request_latency=latency, response_latency=latency, seed=5),
+                unknown_ids="active",
+            )
+            ids = [f"B-{i:05d}" for i in range(count)]
+            async with server, server.client(limits=limits) as client:
+                outcomes = [o async for o in client.cancel_many(ids, priority=priority)]
+            times = [a.time for a in server.recorder.select(foreign=False)]
+            makespan = max(times) + latency[1] - min(times)
+            key = f"{model}-{phase:g} {name}"
+            figures[f"{key} ratio"] = makespan / bound
+            figures[f"{key} 429s"] = server.recorder.count_rate_limited()
+            figures[f"{key} failed"] = sum(1 for o in outcomes if not o.ok)
+    return figures
+
+
+def run_models(count: int) -> dict[str, Any]:
+    """The models part with ``count`` ids, on a fresh looptime loop."""
+    loop = looptime.new_event_loop(start=0)
+    try:
+        return loop.run_until_complete(models(count))
+    finally:
+        loop.close()
+
+
 def run(part: str) -> dict[str, Any]:
     """One part on a fresh looptime loop; its figures."""
-    body = {"small": small, "real": real, "redis": redis}[part]
+    body = {"small": small, "real": real, "redis": redis, "models": models}[part]
     loop = looptime.new_event_loop(start=0)
     try:
         return {"part": part} | loop.run_until_complete(body())
