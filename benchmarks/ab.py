@@ -306,7 +306,7 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         job = {"kind": "overhead", "rounds": args.overhead_rounds, "requests": 1500}
         jobs.append(("overhead", job))
     if "background" in kinds:
-        parts = args.background_part or ("small", "real", "redis")
+        parts = args.background_part or ("small", "real", "redis", "models")
         jobs += [(f"background-{p}", {"kind": "background", "part": p}) for p in parts]
     return jobs
 
