@@ -55,7 +55,7 @@ from typing import Any
 
 import looptime
 from schedcancel import RateLimits, ScheduleClient
-from schedcancel.testing import Faults, MockScheduleServer, ServerLimits
+from schedcancel.testing import Faults, MockScheduleServer, ModelName, ServerLimits
 
 W, N, K, GUARD = 60.0, 60, 10, 1.0
 LATENCY = (0.005, 0.02)
@@ -63,7 +63,7 @@ RTT = 2 * LATENCY[1]
 PARTS = ("small", "real", "redis", "models")
 #: The mock server's models as the benchmark set runs them (W = 2 s), and the counter at
 #: the other two phases too.
-MODELS = (
+MODELS: tuple[tuple[ModelName, float], ...] = (
     ("sliding-log", 0.0),
     ("fixed-window", 0.1),
     ("fixed-window", 0.5),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from benchmarks import ab, background, one, redis_stall
@@ -251,7 +252,7 @@ def test_ab_background_job_small_part(tmp_path: Path) -> None:
         *("--only", "background", "--background-part", "small"),
         *("--markdown", str(tmp_path / "ab.md")),
     )
-    figures = [run["figures"] for run in data["runs"]]
+    figures = [run["figures"] for run in cast("list[dict[str, Any]]", data["runs"])]
     assert [f["part"] for f in figures] == ["small", "small"]
     assert all(f["rate_limited"] == 0 and f["makespan_s"] < 0.2 for f in figures)
     assert "| background-small (benchmarks.background) | makespan, s |" in table
