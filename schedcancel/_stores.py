@@ -5,7 +5,8 @@ and only those (a narrow seam; docs/development.md, "Design notes"): try these
 candidates in this order, release this permit, give this one back, when could
 one start. `MemoryStore` keeps them in
 this process over ``_window``; ``schedcancel.redis`` keeps them in Redis over
-the scripts in ``lua/``. Both apply the one adaptive policy of ``_adaptive``.
+the scripts in ``lua/``. Both apply the one adaptive policy of ``_adaptive``
+and the one background policy of ``_background``.
 
 The memory store reads no clock: ``now`` comes with every call.
 """
@@ -65,7 +66,8 @@ class Store(Protocol):
 
         A key None is a request with no scheduleId: only the API user's level
         counts it. ``backgrounds[i]`` says candidate ``i`` is a background call (priority < 0),
-        which is paced and kept out of the places reserved for the others.
+        which also needs the background policy (``_background``): the places it leaves
+        the others, and its pace.
 
         A store that does I/O must not grant a round whose caller gave up on
         it (a timeout): its places would be held for nobody. The Redis store
