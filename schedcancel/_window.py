@@ -169,12 +169,11 @@ class SlidingLog:
         """Entries that count at ``now``: in flight plus answered within ``window + guard``."""
         return self._in_flight + self._prune(now)
 
-    def earliest(self, now: float, limit: int | None = None) -> float:
+    def earliest(self, now: float) -> float:
         """The earliest moment at or after ``now`` this level admits one more request.
 
         Args:
             now: the current time.
-            limit: count against this limit instead of the policy's (a share of it).
 
         Returns:
             ``now`` when a request may start now; a later time when the count,
@@ -182,8 +181,7 @@ class SlidingLog:
             in-flight requests alone fill the limit (only a release can tell).
         """
         policy = self.policy
-        if limit is None:
-            limit = policy.limit
+        limit = policy.limit
         start = now
         start = max(start, self._paused_until)
         spacing = policy.spacing
