@@ -29,6 +29,10 @@ the repetition on both trees: both meet the same latency draws. Jobs:
   and ``bench_limiter.memory`` (bytes per live key, bytes left after expiry).
 - ``redis-cost``: ``bench_redis.cost_per_permit``: µs per acquire+release,
   in process and through ``RedisLimiter``, one caller and 64.
+- ``background`` (only with ``--only background``): the parts of
+  ``benchmarks.background`` (``--background-part``): a 20-id job, and 6,000 bulk
+  ids beside interactive calls at the real limits on virtual time, in process
+  and through Redis.
 - ``overhead`` (only with ``--only overhead``): ``overhead.measure_overhead``:
   the client's req/s and CPU µs per request beside a raw aiohttp loop.
 - ``redis-processes``: ``bench_redis.processes`` (P worker processes on one
@@ -75,8 +79,8 @@ DEFAULT_SCENARIOS = (
     "foreign-20:sc-smooth",
     "foreign-20:sc-exact-fixed",
 )
-KINDS = ("scenarios", "limiter", "redis-cost", "redis-processes", "overhead")
-#: What runs without ``--only``: the overhead job takes minutes and is asked for by name.
+KINDS = ("scenarios", "limiter", "redis-cost", "redis-processes", "overhead", "background")
+#: What runs without ``--only``: the overhead and background jobs take minutes, asked for by name.
 DEFAULT_KINDS = ("scenarios", "limiter", "redis-cost", "redis-processes")
 
 #: (job figure key, what the table prints); a figure a job does not report is skipped.
@@ -115,6 +119,17 @@ _OVERHEAD_FIGURES = (
     ("raw_rps_median", "raw aiohttp req/s"),
     ("raw_cpu_us_median", "raw aiohttp CPU µs per request"),
     ("ratio", "client / raw, req/s"),
+)
+_BACKGROUND_FIGURES = (
+    ("makespan_s", "makespan, s"),
+    ("wait_p50_ms", "interactive wait p50, ms"),
+    ("wait_p90_ms", "interactive wait p90, ms"),
+    ("wait_p99_ms", "interactive wait p99, ms"),
+    ("wait_max_ms", "interactive wait max, ms"),
+    ("interactive_calls", "interactive calls"),
+    ("bulk_makespan_s", "bulk makespan, s"),
+    ("bulk_ratio", "bulk ratio to its bound"),
+    ("rate_limited", "429s"),
 )
 _REDIS_RUN_FIGURES = (
     ("makespan_s", "makespan, s"),
@@ -170,6 +185,10 @@ def _child(job: dict[str, Any]) -> dict[str, Any]:
         )
         alone = asyncio.run(bench_redis.one_process_in_memory(config, ids=job["ids"]))
         return {"redis": shared, "in_process": alone}
+    if kind == "background":
+        from benchmarks import background  # noqa: PLC0415
+
+        return background.run(job["part"])
     if kind == "overhead":
         from benchmarks.overhead import measure_overhead  # noqa: PLC0415
 
@@ -286,6 +305,9 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
     if "overhead" in kinds:
         job = {"kind": "overhead", "rounds": args.overhead_rounds, "requests": 1500}
         jobs.append(("overhead", job))
+    if "background" in kinds:
+        parts = args.background_part or ("small", "real", "redis", "models")
+        jobs += [(f"background-{p}", {"kind": "background", "part": p}) for p in parts]
     return jobs
 
 
@@ -312,6 +334,11 @@ def _flatten(label: str, figures: dict[str, Any]) -> dict[tuple[str, str], float
         name = f"RedisLimiter, {figures['redis']['processes']} processes (bench_redis)"
         take(name, figures["redis"], _REDIS_RUN_FIGURES)
         take("RateLimiter, 1 process (bench_redis)", figures["in_process"], _REDIS_RUN_FIGURES)
+    elif label == "background-models":
+        shown = [(key, key) for key in figures if key != "part"]
+        take(f"{label} (benchmarks.background)", figures, shown)
+    elif label.startswith("background-"):
+        take(f"{label} (benchmarks.background)", figures, _BACKGROUND_FIGURES)
     else:
         take(label, figures, _SCENARIO_FIGURES)
     return rows
@@ -415,6 +442,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ids", type=int, default=600, help="bench_redis --ids")
     parser.add_argument(
         "--overhead-rounds", type=int, default=3, help="benchmarks.overhead --rounds, per job"
+    )
+    parser.add_argument(
+        "--background-part",
+        action="append",
+        choices=("small", "real", "redis", "models"),
+        help="with --only background: these parts of benchmarks.background (default all)",
     )
     parser.add_argument("--json", type=Path, help="write every run's figures here")
     parser.add_argument("--markdown", type=Path, help="also write the table here")

@@ -428,6 +428,28 @@ def _schedcancel(*, mode: Literal["exact", "smooth"], adaptive: bool) -> Contest
     return run
 
 
+def _schedcancel_background(
+    target: Target, schedule_ids: Sequence[str], setup: Setup
+) -> Awaitable[Outcome]:
+    """``client.cancel_many(ids)`` at its default priority: a background job, as the CLI runs."""
+
+    async def run() -> Outcome:
+        client, limiter = timed_client(target, setup, mode="exact", adaptive=True)
+        started = asyncio.get_running_loop().time()
+        try:
+            async with client:
+                outcomes = [o async for o in client.cancel_many(schedule_ids)]
+        finally:
+            await limiter.aclose()
+        calls = [
+            CallResult(schedule_id=o.schedule_id, ok=o.ok, error=None if o.ok else str(o.kind))
+            for o in outcomes
+        ]
+        return Outcome(started=started, attempts=tuple(limiter.attempts), calls=tuple(calls))
+
+    return run()
+
+
 #: Every contestant by key, with the label the tables print.
 CONTESTANTS: dict[str, tuple[str, Contestant]] = {
     "naive": ("aiolimiter N/W + K/W per id", _limited_peer(pacing=False, retry=False)),
@@ -440,4 +462,5 @@ CONTESTANTS: dict[str, tuple[str, Contestant]] = {
         _schedcancel(mode="exact", adaptive=False),
     ),
     "sc-smooth": ("schedcancel smooth", _schedcancel(mode="smooth", adaptive=True)),
+    "sc-background": ("schedcancel, cancel_many (background)", _schedcancel_background),
 }

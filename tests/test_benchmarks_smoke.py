@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
-from benchmarks import ab, one, redis_stall
+from benchmarks import ab, background, one, redis_stall
 from benchmarks.chart import draw
 from benchmarks.harness import (
     BenchConfig,
@@ -242,3 +243,24 @@ async def test_redis_stall_leaves_no_ghost_entries() -> None:
     figures = await redis_stall.one_limiter(0.5)
     assert figures["backend_errors"] == redis_stall.TOTAL
     assert figures["ghost_entries"] == 0
+
+
+def test_ab_background_job_small_part(tmp_path: Path) -> None:
+    """``benchmarks.background``'s small job through the A/B tool: one burst, no 429."""
+    table, data = _ab_tiny(
+        tmp_path,
+        *("--only", "background", "--background-part", "small"),
+        *("--markdown", str(tmp_path / "ab.md")),
+    )
+    figures = [run["figures"] for run in cast("list[dict[str, Any]]", data["runs"])]
+    assert [f["part"] for f in figures] == ["small", "small"]
+    assert all(f["rate_limited"] == 0 and f["makespan_s"] < 0.2 for f in figures)
+    assert "| background-small (benchmarks.background) | makespan, s |" in table
+
+
+def test_background_models_part_tiny() -> None:
+    """The models part on a tiny job: every model at both priorities, 0 x 429 in the background."""
+    figures = background.run_models(count=61)
+    assert figures["sliding-counter-0.5 bg 429s"] == 0
+    assert figures["sliding-log-0 burst ratio"] > 0
+    assert len(figures) == 3 * 2 * len(background.MODELS)

@@ -1053,11 +1053,23 @@ def test_estimate_eta(pending: int, stats: LimiterStats, expected: float) -> Non
 @pytest.mark.parametrize(
     ("pending", "stats", "limits", "expected"),
     [
+        # A quiet budget (nothing counting): 55 at once (60 - reserve 1 - depth 4), the
+        # next 4 one interval (61/59 s) apart before the burst frees at 61 s, then one per
+        # interval (issue 24; before, one per interval from the first).
         (1, _stats(), RateLimits(), 0.0),
-        (60, _stats(), RateLimits(), 59 * 61 / 59),  # one per (60 + 1) / (60 - 1) s
-        (30, _stats(background_next_free=0.4), RateLimits(), 0.4 + 29 * 61 / 59),
-        (30, _stats(next_free=2.0, background_next_free=0.4), RateLimits(), 2.0 + 29 * 61 / 59),
-        (30, _stats(background_next_free=math.inf), RateLimits(), 29 * 61 / 59),
+        (55, _stats(), RateLimits(), 0.0),
+        (57, _stats(), RateLimits(), 61 - 3 * 61 / 59),
+        (60, _stats(), RateLimits(), 61.0),
+        (100, _stats(), RateLimits(), 61 + 40 * 61 / 59),
+        # Mid-job: the limiter's next background slot, then one per interval.
+        (30, _stats(total_used=30, background_next_free=0.4), RateLimits(), 0.4 + 29 * 61 / 59),
+        (
+            30,
+            _stats(total_used=30, next_free=2.0, background_next_free=0.4),
+            RateLimits(),
+            2.0 + 29 * 61 / 59,
+        ),
+        (30, _stats(total_used=30, background_next_free=math.inf), RateLimits(), 29 * 61 / 59),
         (11, _stats(mode="smooth"), RateLimits(), 10 * 61 / 59),  # the wider spacing
         (11, _stats(), RateLimits(interactive_reserve=0), 0.0),  # no reserve: bursts
         (11, _stats(total_limit=1), RateLimits(), 10 * 61.0),  # no room for a reserve: bursts
@@ -1066,7 +1078,8 @@ def test_estimate_eta(pending: int, stats: LimiterStats, expected: float) -> Non
 def test_estimate_eta_of_a_paced_job(
     pending: int, stats: LimiterStats, limits: RateLimits, expected: float
 ) -> None:
-    """Background calls: the limiter's next background slot, then one per send interval."""
+    """Background calls: the burst a quiet budget allows, else the limiter's next background
+    slot, then one per send interval."""
     assert estimate_eta(pending, stats, limits, background=True) == pytest.approx(expected)
 
 

@@ -26,7 +26,7 @@ from schedcancel._limiting.redis_scripts import (
     call,
 )
 
-from support.redis import POLICY_LUA, Policy
+from support.redis import BACKGROUND_LUA, POLICY_LUA, Background, Policy
 
 LUA = Path(_redis_scripts.__file__).parent / "lua"
 HEADER = re.compile(r"^(KEYS|ARGV)( per [^:]+)?: (.+)$", re.MULTILINE)
@@ -80,6 +80,10 @@ def test_the_calls_put_the_fields_in_order() -> None:
 def test_the_test_only_policy_script_reads_what_the_test_sends() -> None:
     """tests/lua/policy.lua's header matches the test's Policy fields."""
     assert _header(POLICY_LUA) == [("KEYS", False, ["adapt"]), ("ARGV", False, _fields(Policy))]
+    assert _header(BACKGROUND_LUA) == [
+        ("KEYS", False, ["state"]),
+        ("ARGV", False, _fields(Background)),
+    ]
 
 
 def test_only_the_operations_ship_each_after_the_helpers() -> None:

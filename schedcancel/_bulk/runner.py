@@ -49,6 +49,7 @@ from typing import Any, Protocol, TypedDict, Unpack, cast
 
 import attrs
 
+from .._limiting.background import depth as background_depth
 from .._limiting.gate import Gate
 from .._limiting.limiter import RateLimiter
 from .._protocol.models import LimiterStats, Permit, RateLimits, ScheduleResult
@@ -335,7 +336,10 @@ def estimate_eta(
 
     Uses the limiter's own schedule. A paced job (background calls, or smooth
     mode) sends its next request when the limiter next admits one and the
-    others `send_interval()` apart. A job sent in bursts gets
+    others `send_interval()` apart; a background job that starts on a quiet
+    budget (nothing counting) first sends the burst the background policy
+    allows, the rest of its first window as places come free, then one per
+    interval. A job sent in bursts gets
     ``total_limit`` requests per ``window + guard``, starting with the room the
     API user's log has now. The per-schedule limit plays no part (a bulk job
     sends each id once).
@@ -357,6 +361,17 @@ def estimate_eta(
     # In-flight requests alone fill the log: it frees a period after they are answered.
     next_free = stats.next_free if math.isfinite(stats.next_free) else period
     interval = send_interval(stats, limits, background=background)
+    reserve = min(limits.interactive_reserve, limit - 1)
+    if background and reserve and not stats.total_used and stats.mode == "exact":
+        # A quiet budget: the job bursts (_background), the rest of its first window goes
+        # as the burst's places come free in time, then one per interval.
+        look = background_depth(limit, reserve)
+        rest = pending - (limit - reserve - look)
+        if rest <= 0:
+            return next_free
+        if rest <= look:
+            return next_free + period - (look - rest + 1) * interval
+        return next_free + period + (rest - look - 1) * interval
     if interval:
         if background and math.isfinite(stats.background_next_free):
             next_free = max(next_free, stats.background_next_free)

@@ -5,7 +5,8 @@ and only those (a narrow seam; docs/development.md, "Design notes"): try these
 candidates in this order, release this permit, give this one back, when could
 one start. `MemoryStore` keeps them in
 this process over ``_window``; ``schedcancel.redis`` keeps them in Redis over
-the scripts in ``lua/``. Both apply the one adaptive policy of ``_adaptive``.
+the scripts in ``lua/``. Both apply the one adaptive policy of ``_adaptive``
+and the one background policy of ``_background``.
 
 The memory store reads no clock: ``now`` comes with every call.
 """
@@ -21,6 +22,7 @@ from typing import NamedTuple, Protocol
 
 from .._protocol.models import LimiterStats, RateLimitLevel, RateLimits
 from .adaptive import ACCEPTED_WINDOWS, QUIET_WINDOWS, Action, AdaptiveState, accepted_peak
+from .background import BackgroundState
 from .dispatcher import SNAP, Answer
 from .window import LevelPolicy, SlidingLog
 
@@ -71,7 +73,8 @@ class Store(Protocol):
 
         A key None is a request with no scheduleId: only the API user's level
         counts it. ``backgrounds[i]`` says candidate ``i`` is a background call (priority < 0),
-        which is paced and kept out of the places reserved for the others.
+        which also needs the background policy (``_background``): the places it leaves
+        the others, and its pace.
 
         A store that does I/O must not grant a round whose caller gave up on
         it (a timeout): its places would be held for nobody. The Redis store
@@ -173,7 +176,7 @@ class MemoryStore:
         self.adaptive = AdaptiveState(base_limit=limits.total, hold=self.total_policy.hold)
         self.rate_limited = 0
         self._grants = 0
-        self._background_sent = -math.inf
+        self.background = BackgroundState()
         # When the server accepted our requests, for ACCEPTED_WINDOWS holds (adaptive only).
         self.accepted = FloatQueue()
         # Idle-key sweep: when each release's entry stops counting, and for which key.
@@ -224,9 +227,9 @@ class MemoryStore:
                     waits.append(at - now)
                     continue
                 log.add(now)
-            total.add(now)
             if background:
-                self._background_sent = now
+                self.background.sent(now, empty=total.used(now) == 0)
+            total.add(now)
             handles.append(self._grants)
             waits.append(0.0)
             self._grants += 1
@@ -242,18 +245,21 @@ class MemoryStore:
     def background_at(self, now: float) -> float:
         """When the API user's level admits one more background call (priority < 0).
 
-        Background calls may hold ``limit - reserve`` places, and go one per
-        ``(window + guard) / (limit - reserve)``: so the reserve stays free for
-        the others, and a place frees up about once per request interval
-        rather than a window's worth at once.
+        The rule of ``_background``: the reserve stays free and one more place
+        frees per interval for the next intervals, so interactive calls find
+        room at once and then one interval apart; a job on a quiet budget
+        bursts through its first window, then goes one per interval.
         """
-        policy = self.total_policy
-        reserve = min(self.limits.interactive_reserve, policy.limit - 1)
-        if not reserve:
-            return now
-        share = policy.limit - reserve
-        at = self.total.earliest(now, share)
-        return max(at, self._background_sent + policy.hold / share)
+        policy, total = self.total_policy, self.total
+        return self.background.at(
+            now,
+            limit=policy.limit,
+            reserve=self.limits.interactive_reserve,
+            hold=policy.hold,
+            window=policy.window,
+            in_flight=total.in_flight,
+            expiries=total.live_expiries(now),
+        )
 
     async def release(
         self, key: str | None, handle: object, now: float, limited: bool, retry_after: float | None
@@ -354,7 +360,7 @@ class MemoryStore:
             next_free=max(0.0, total.earliest(now) - now),
             rate_limited=self.rate_limited,
             mode=self.total_policy.mode,
-            background_next_free=max(0.0, self.background_at(now) - now),
+            background_next_free=max(0.0, max(total.earliest(now), self.background_at(now)) - now),
         )
 
     async def refresh(self, key: str | None, now: float) -> None:

@@ -151,16 +151,19 @@ class SlidingLog:
         """Entries released but still counting at ``now``."""
         return len(self._expiries) - self._counting(now)
 
+    def live_expiries(self, now: float) -> array[float]:
+        """When the answered entries that count at ``now`` stop counting, oldest first (a copy)."""
+        return self._expiries[self._counting(now) :]
+
     def used(self, now: float) -> int:
         """Entries that count at ``now``: in flight plus answered within ``window + guard``."""
         return self._in_flight + self.answered(now)
 
-    def earliest(self, now: float, limit: int | None = None) -> float:
+    def earliest(self, now: float) -> float:
         """The earliest moment at or after ``now`` this level admits one more request.
 
         Args:
             now: the current time.
-            limit: count against this limit instead of the policy's (a share of it).
 
         Returns:
             ``now`` when a request may start now; a later time when the count,
@@ -168,8 +171,7 @@ class SlidingLog:
             in-flight requests alone fill the limit (only a release can tell).
         """
         policy = self.policy
-        if limit is None:
-            limit = policy.limit
+        limit = policy.limit
         start = now
         start = max(start, self._paused_until)
         spacing = policy.spacing

@@ -217,11 +217,13 @@ class RateLimits:
             ``RateLimitedError``.
         retry_after_cap: the longest ``Retry-After`` obeyed; None means ``2 * window``.
         interactive_reserve: places of the API user's window that *background*
-            calls (``priority < 0``: bulk jobs) leave to the others, which are
-            also paced evenly over the window instead of bursting, so a call of
-            priority ``>= 0`` finds a place at once, or within one request
-            interval (``(window + guard) / (total - reserve)``). 0 turns both
-            off. At most ``total - 1`` is used.
+            calls (``priority < 0``: bulk jobs) leave to the others: a call of
+            priority ``>= 0`` finds one at once, and ``4 * reserve`` more one
+            request interval (``(window + guard) / (total - reserve)``) apart.
+            A background job on a quiet budget bursts into its first window as
+            far as that allows, then goes one per interval. 0 turns the reserve
+            and the pacing off. At most ``total - 1`` is used (the guide, Rate
+            limits explained, has the trade-off).
     """
 
     total: int = attrs.field(default=60, validator=_positive_int)
@@ -335,7 +337,7 @@ class LimiterStats:
         rate_limited: 429s seen since the limiter was created.
         mode: the API user's level's mode now (``"exact"`` or ``"smooth"``).
         background_next_free: seconds until a background call (priority < 0) may go,
-            paced and outside the interactive reserve (0 if now).
+            as the background policy allows (0 if now).
     """
 
     queued: int

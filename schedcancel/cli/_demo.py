@@ -81,9 +81,7 @@ async def _demo(args: argparse.Namespace, streams: _Streams) -> int:
                 base_url=server.base_url,
                 limits=limits,
                 journal=journal,
-                # Nothing else shares this mock server's budget: send in bursts, to the
-                # lower bound, rather than as a background job paced for others.
-                priority=0,
+                # The default priority: a background job, as users' jobs run.
                 show_progress=not args.no_progress,
                 progress_interval=2.0,
                 json_output=args.json,
@@ -106,6 +104,12 @@ async def _demo(args: argparse.Namespace, streams: _Streams) -> int:
         f"\n{PROG} demo: {sent} requests, {rejected} x 429; makespan (first to last request) "
         f"{makespan:.2f} s; lower bound floor((M-1)/N)*W = floor({sent - 1}/{limits.total})*"
         f"{limits.window:g} = {bound:.2f} s{ratio}\n"
+    )
+    interval = (limits.window + limits.guard) / (limits.total - 1)
+    stderr.write(
+        f"{PROG} demo: a background job (priority -1, as bulk jobs run): it bursts into its "
+        f"first window, then sends one per (W + guard) / (N - 1) = {interval:.3f} s, so that "
+        "interactive calls on the same budget never wait more than about that\n"
     )
     progress = report.progress
     expected = {

@@ -435,9 +435,9 @@ def _add_bulk_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=BACKGROUND_PRIORITY,
         metavar="P",
-        help="limiter priority of the job's calls: below 0 (default -1) the job is background,"
-        " paced and leaving --interactive-reserve places to services sharing the budget;"
-        " 0 or more sends in bursts",
+        help="limiter priority of the job's calls: below 0 (default -1) the job is background:"
+        " a burst on a quiet budget, then paced, leaving --interactive-reserve places to"
+        " services sharing the budget; 0 or more sends in bursts",
     )
     _add_metrics_port(job)
     job.add_argument(

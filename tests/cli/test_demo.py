@@ -36,8 +36,11 @@ def test_demo_runs_with_no_429_within_a_minute() -> None:
     assert demo["as_expected"] is True
     assert demo["requests"] == 300
     assert demo["lower_bound"] == 16.0
-    # Never below the bound (that would mean a 429 risk); near it, with slack for a busy machine.
-    assert 16.0 <= demo["makespan"] <= 16.0 * 1.25
+    # Never below the bound (that would mean a 429 risk). The job is a background one
+    # (issue 24): 55 at once, the first window's rest by 4.1 s, then one per 4.1 / 59 s:
+    # about 20.8 s (1.30 x the bound); slack for a busy machine.
+    assert 16.0 <= demo["makespan"] <= 16.0 * 1.45
+    assert "a background job" in proc.stderr
     assert "0 x 429" in proc.stderr
     assert "lower bound" in proc.stderr
 

@@ -57,6 +57,23 @@ class Policy(NamedTuple):
     b: int = 0
 
 
+BACKGROUND_LUA = POLICY_LUA.parent / "background.lua"
+
+
+class Background(NamedTuple):
+    """``tests/lua/background.lua``'s ARGV, in order (its header lists the same names)."""
+
+    now: str
+    event: str
+    at: int
+    limit: int
+    reserve: int
+    hold: int
+    window: int
+    in_flight: int
+    expiries: str  # comma-separated, ascending
+
+
 def virtual_clock() -> Callable[[], float]:
     """The running loop's clock, for a RedisLimiter on looptime."""
     return asyncio.get_running_loop().time

@@ -16,10 +16,9 @@ one the API user's level refuses (or, for a background one, the background
 rule). A peek (peek = 1) grants nothing and looks at the first candidate only
 (or none).
 
-Background calls (priority < 0, as _stores.MemoryStore.background_at): with
-reserve = min(interactive_reserve, limit - 1) > 0 they may hold only
-limit - reserve places of the API user's log, and go one per
-hold / (limit - reserve), so the reserve stays free for the others.
+Background calls (priority < 0) follow _background.BackgroundState (the
+helpers' background_at): the interactive envelope, then a pace of one per
+hold / (limit - reserve) except within one window of a burst.
 
 Returns {now, time, user_used, user_limit, user_smooth, user_wait, action,
 background_wait, r1, r2, ...}: time is Redis TIME (the caller learns from it
@@ -61,8 +60,20 @@ local user_spacing = window / limit * (1 + slack)
 local id_spacing = window / per_schedule * (1 + slack)
 local user_used = live(KEYS[1])
 local user_wait, background_wait = 0, 0
-reserve = math.min(reserve, limit - 1)
-local share = limit - reserve
+local bg, bg_in_flight, bg_expiries
+if reserve > 0 and string.find(flags, '[13]') then
+  bg = bg_load(KEYS[6])
+  bg_in_flight, bg_expiries = log_entries(KEYS[1])
+end
+local bg_ttl = math.max(window, hold / math.max(1, limit - math.min(reserve, limit - 1)))
+-- Microseconds until one more background call may go (a poll when only a release can tell).
+local function bg_wait()
+  local at = background_at(bg, limit, reserve, hold, window, bg_in_flight, bg_expiries)
+  if at == math.huge then
+    return poll
+  end
+  return math.max(0, math.ceil(at - now))
+end
 local results = {}
 local expires = now + in_flight + hold
 local prefix = 'i' .. fmt(now) .. ':' .. base .. '.'
@@ -80,9 +91,7 @@ for c = 1, #flags do
   user_wait = level_wait(
     KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
   if background and user_wait == 0 and not peek then
-    -- At most `share` places, one per hold / share (the reserve stays free).
-    background_wait = level_wait(KEYS[1], user_used, share, KEYS[2], KEYS[6], true,
-      hold / share, hold, poll)
+    background_wait = bg_wait()
     if background_wait > 0 then
       break
     end
@@ -103,10 +112,14 @@ for c = 1, #flags do
       redis.call('ZADD', log, expires, member)
       expire_log(log)
     end
-    user_used = user_used + 1
     if background then
-      redis.call('SET', KEYS[6], fmt(now), 'PX', ttl(hold / share))
+      background_sent(bg, now, user_used == 0)
+      bg_save(KEYS[6], bg, bg_ttl)
     end
+    if bg then
+      bg_in_flight = bg_in_flight + 1
+    end
+    user_used = user_used + 1
     if user_smooth then
       redis.call('SET', KEYS[3], fmt(now), 'PX', ttl(user_spacing))
     end
@@ -120,9 +133,8 @@ if #flags == 0 or results[#results] == -1 then
   -- Every candidate went: say when the next could, so the caller need not ask.
   user_wait = level_wait(
     KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
-  if reserve > 0 and string.find(flags, '[13]') then
-    background_wait = level_wait(KEYS[1], user_used, share, KEYS[2], KEYS[6], true,
-      hold / share, hold, poll)
+  if bg then
+    background_wait = bg_wait()
   end
 end
 expire_log(KEYS[1])

@@ -17,7 +17,7 @@ KEYS (all under one hash tag, so a Redis Cluster keeps them in one slot):
   1 the API user's log (sorted set)    2 its 429 pause (string: until)
   3 its last send (string, smooth)     4 its adaptive state (hash, below)
   5 its acceptances (sorted set, adaptive only: when the server took a request)
-  6 its last background send (string: when; see acquire.lua)
+  6 its background state (string: "<last send>:<burst start>"; see below)
   then per scheduleId: its log (sorted set), its 429 pause, its last send.
 A request with no scheduleId (start) has no per-id keys: the API user's level
 alone counts it.
@@ -222,6 +222,82 @@ local function set_pause(key, wait)
   end
   redis.call('SET', key, fmt(until_), 'PX', ttl(wait))
   return wait
+end
+
+-- The background policy (_background.BackgroundState), step for step: a
+-- background call (priority < 0) may take a place when the interactive
+-- envelope holds (the places free now plus those freed within k intervals
+-- number at least reserve + k, for k = 0 .. depth, once it has its place;
+-- in-flight entries do not free within it) and either an interval has passed
+-- since the last background call or it is within one window of a burst (a
+-- background call that found the API user's log empty). Its state is one
+-- string "<last>:<burst>" (µs; either part empty: never).
+local DEPTH_PER_RESERVE = 4
+
+local function bg_load(key)
+  local value = redis.call('GET', key)
+  local st = {}
+  if value then
+    local last, burst = string.match(value, '^(-?%d*):(-?%d*)$')
+    st.last, st.burst = tonumber(last), tonumber(burst)
+  end
+  return st
+end
+
+local function bg_save(key, st, ttl_us)
+  local value = (st.last and fmt(st.last) or '') .. ':' .. (st.burst and fmt(st.burst) or '')
+  redis.call('SET', key, value, 'PX', ttl(ttl_us))
+end
+
+-- expiries: the answered entries' expiries still counting, ascending.
+local function envelope_at(limit, reserve, hold, in_flight, expiries)
+  local look = math.min(DEPTH_PER_RESERVE * reserve, math.floor((limit - reserve) / 2))
+  local step = hold / (limit - reserve)
+  local spare = limit - in_flight - 1 - reserve
+  if spare < look then
+    return math.huge
+  end
+  local at = now
+  for k = 0, look do
+    local index = #expiries - spare + k
+    if index >= 1 then
+      at = math.max(at, expiries[index] - k * step)
+    end
+  end
+  return at
+end
+
+local function background_at(st, limit, reserve, hold, window, in_flight, expiries)
+  reserve = math.min(reserve, limit - 1)
+  if reserve <= 0 or (in_flight == 0 and #expiries == 0) then
+    return now
+  end
+  local at = envelope_at(limit, reserve, hold, in_flight, expiries)
+  if (not st.burst or at >= st.burst + window) and st.last then
+    at = math.max(at, st.last + hold / (limit - reserve))
+  end
+  return at
+end
+
+local function background_sent(st, at, empty)
+  st.last = at
+  if empty then
+    st.burst = at
+  end
+end
+
+-- The API user's log as the background policy reads it: in flight, answered expiries.
+local function log_entries(key)
+  local items = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+  local in_flight, expiries = 0, {}
+  for i = 1, #items, 2 do
+    if string.byte(items[i], 1) == 105 then -- 'i'
+      in_flight = in_flight + 1
+    else
+      expiries[#expiries + 1] = tonumber(items[i + 1])
+    end
+  end
+  return in_flight, expiries
 end
 
 -- The operation's own code follows.
