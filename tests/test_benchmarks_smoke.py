@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from benchmarks import ab, background, one, redis_stall
+from benchmarks import ab, background, instructions, one, redis_stall
 from benchmarks.chart import draw
 from benchmarks.harness import (
     BenchConfig,
@@ -264,3 +264,9 @@ def test_background_models_part_tiny() -> None:
     assert figures["sliding-counter-0.5 bg 429s"] == 0
     assert figures["sliding-log-0 burst ratio"] > 0
     assert len(figures) == 3 * 2 * len(background.MODELS)
+
+
+async def test_instructions_runs_each_kind() -> None:
+    """``benchmarks.instructions`` (the callgrind pairs) runs on both stores, so it cannot rot."""
+    for kind in ("memory-live", "memory-new", "redis"):
+        await instructions._pairs(kind, 3)
