@@ -569,6 +569,42 @@ async def test_script_is_reloaded_after_script_flush(
 # -- the local queue -----------------------------------------------------------
 
 
+async def test_closing_while_a_round_is_out_to_redis_cancels_its_waiters(
+    make: Callable[..., RedisLimiter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aclose() while Redis has not answered a round: its waiters are cancelled, nothing hangs."""
+    limiter = make()
+    out = asyncio.Event()
+
+    async def ask_forever(*_: object, **__: object) -> Any:
+        out.set()
+        await asyncio.Event().wait()  # Redis never answers
+
+    monkeypatch.setattr(limiter._redis, "ask", ask_forever)
+    waiter = asyncio.ensure_future(limiter.acquire("SC-1"))
+    await out.wait()
+    await limiter.aclose()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+
+
+async def test_an_unexpected_error_in_a_round_reaches_its_waiters(
+    make: Callable[..., RedisLimiter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round that fails with anything but BackendError fails its waiters with that error."""
+    limiter = make()
+    real_ask = limiter._redis.ask
+
+    async def broken(*_: object, **__: object) -> Any:
+        raise ZeroDivisionError("a bug in a store")
+
+    monkeypatch.setattr(limiter._redis, "ask", broken)
+    with pytest.raises(ZeroDivisionError, match="a bug in a store"):
+        await limiter.acquire("SC-1")
+    monkeypatch.setattr(limiter._redis, "ask", real_ask)
+    await limiter.release(await limiter.acquire("SC-2"))  # the driver goes on
+
+
 async def test_give_back_failure_is_logged(
     private_redis: tuple[subprocess.Popen[bytes], int],
     make: Callable[..., RedisLimiter],
