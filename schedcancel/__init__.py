@@ -26,6 +26,7 @@ from ._models import (
 )
 from ._operations import Operation, ScheduleStatus
 from ._protocol import Request, Transport
+from ._ratelimit_headers import RateLimitHeaders, StatedQuota
 from ._requests import PeriodUnit, StartSchedule, UpdateRow, UpdateSchedule
 from ._transport import AiohttpTransport
 from ._version import __version__
@@ -74,6 +75,7 @@ __all__ = [
     "PeriodUnit",
     "Permit",
     "QueueTimeoutError",
+    "RateLimitHeaders",
     "RateLimitLevel",
     "RateLimitedError",
     "RateLimiter",
@@ -90,6 +92,7 @@ __all__ = [
     "ScheduleStatus",
     "ServerError",
     "StartSchedule",
+    "StatedQuota",
     "Transport",
     "TransportError",
     "UpdateRow",

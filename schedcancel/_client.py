@@ -18,7 +18,15 @@ from . import _bulk
 from ._gate import Gate
 from ._hooks import CallTrace, Hook, Hooks, LoggingHook
 from ._journal import BulkOutcome
-from ._models import Clock, Limiter, Permit, RateLimits, RetryPolicy, ScheduleResult
+from ._models import (
+    Clock,
+    Limiter,
+    Permit,
+    RateLimitLevel,
+    RateLimits,
+    RetryPolicy,
+    ScheduleResult,
+)
 from ._operations import Operation
 from ._protocol import (
     DEFAULT_BASE_URL,
@@ -26,8 +34,8 @@ from ._protocol import (
     RequestBuilder,
     Transport,
     parse_response,
-    response_retry_after,
 )
+from ._ratelimit_headers import RateLimitHeaders, parse_rate_limit_headers
 from ._redact import redact_key
 from ._requests import ContinueSchedule, StartSchedule, UpdateSchedule
 from ._transport import AiohttpTransport
@@ -745,11 +753,11 @@ class ScheduleClient:
                 # Parsing reads no clock: what time it is (for a Retry-After date when the
                 # response has no Date) is read here, once per response.
                 arrived = self._now()
-                retry_after = response_retry_after(headers, now=arrived) if status == 429 else None
+                # Every answer's rate-limit headers, 429 or not: the server's own word.
+                said = parse_rate_limit_headers(headers, now=arrived)
+                retry_after = said.retry_after if status == 429 else None
                 # Released before parsing: the response's arrival is what the window counts from.
-                level = await self._limiter.release(
-                    permit, rate_limited=status == 429, retry_after=retry_after
-                )
+                level = await self._release(permit, said, status == 429)
                 if trace is not None:
                     trace.answered(status)
                 try:
@@ -787,6 +795,19 @@ class ScheduleClient:
             spent += self._clock() - admitted
             spent = await self._backoff_or_raise(failure, failures, spent, gate, trace)
             requeue = False
+
+    async def _release(
+        self, permit: Permit, said: RateLimitHeaders, rate_limited: bool
+    ) -> RateLimitLevel | None:
+        """Release through ``release_heard`` when the limiter has it (docs of `Limiter`)."""
+        heard = getattr(self._limiter, "release_heard", None)
+        if heard is not None:
+            level: RateLimitLevel | None = await heard(permit, said, rate_limited=rate_limited)
+            return level
+        retry_after = said.retry_after if rate_limited else None
+        return await self._limiter.release(
+            permit, rate_limited=rate_limited, retry_after=retry_after
+        )
 
     @contextlib.contextmanager
     def _waiting(self, gate: Gate | None) -> Iterator[None]:

@@ -47,6 +47,7 @@ from ._adaptive import QUIET_WINDOWS, Action
 from ._limiter import QueuedLimiter, _Ticket
 from ._models import Limiter, LimiterStats, Permit, RateLimitLevel, RateLimits
 from ._queue import Answer, Waiter
+from ._ratelimit_headers import RateLimitHeaders
 from ._redact import Hidden, scrub, url_secrets
 from ._redis_scripts import (
     SCRIPTS,
@@ -60,6 +61,7 @@ from ._redis_scripts import (
     UserKeys,
     call,
 )
+from ._server_state import SILENT, Heard
 from ._stores import Holds
 from ._validate import check_key, check_number, check_priority, check_queue_timeout
 from .errors import BackendError, InvalidParameterError
@@ -191,6 +193,24 @@ class _Release:
     done: asyncio.Future[tuple[float, RateLimitLevel | None]]
     since: float  # the loop's time when it was asked for: its entries expire by then + horizon
     again: bool = False  # sent once already, and Redis failed
+    heard: Heard = SILENT  # what the answer's rate-limit headers said
+
+
+def _heard_args(heard: Heard) -> tuple[int, int, int, int, int]:
+    """A digest as release.lua's per-permit ARGV (-1: not stated)."""
+
+    def count(value: int | None) -> int:
+        return -1 if value is None else value
+
+    reset = -1 if heard.user_reset is None else _us(heard.user_reset)
+    blamed = 0 if heard.blamed is None else _LEVELS.index(heard.blamed)
+    return (
+        count(heard.user_limit),
+        count(heard.user_remaining),
+        reset,
+        count(heard.id_limit),
+        blamed,
+    )
 
 
 class _UseFallback(Exception):  # noqa: N818 - a signal between our own tasks, never raised to users
@@ -265,8 +285,13 @@ class _RedisStore:
         now: float,  # noqa: ARG002 - Redis stamps the release itself
         limited: bool,
         retry_after: float | None,
+        *,
+        heard: Heard | None = None,
     ) -> Holds:
         assert isinstance(handle, _Handle)  # noqa: S101 - our own handle type
+        heard = SILENT if heard is None else heard
+        if heard.pause is not None:
+            retry_after = heard.pause
         self.in_flight.discard(handle)
         if limited:
             self.rate_limited += 1
@@ -274,7 +299,9 @@ class _RedisStore:
         # one: a burst of responses costs a few round trips, not one connection each.
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        self._releases.append(_Release(key, handle, limited, retry_after, done, loop.time()))
+        self._releases.append(
+            _Release(key, handle, limited, retry_after, done, loop.time(), heard=heard)
+        )
         self._send_releases()
         user_pause, level = await done
         return Holds(user_pause, 0.0, level)
@@ -344,6 +371,7 @@ class _RedisStore:
                 _us(limits.guard),
                 _us(limits.effective_retry_after_cap),
                 int(limits.adaptive),
+                int(limits.accept_higher_limits),
             )
             permits = [
                 ReleasedPermit(
@@ -352,6 +380,7 @@ class _RedisStore:
                     int(item.limited),
                     -1 if item.retry_after is None else _us(max(0.0, item.retry_after)),
                     int(item.schedule_id is not None),
+                    *_heard_args(item.heard),
                 )
                 for item in batch
             ]
@@ -430,6 +459,8 @@ class _RedisStore:
             reserve=limits.interactive_reserve,
             flags=flags,
             deadline="",
+            probe=int(limits.probe),
+            higher=int(limits.accept_higher_limits),
         )
         # An expired round (see _deadline) is asked once more, on the clock its answer taught.
         for _ in range(2):
@@ -781,6 +812,39 @@ class RedisLimiter(QueuedLimiter):
                 )
         return await super().release(permit, rate_limited=rate_limited, retry_after=retry_after)
 
+    async def release_heard(
+        self, permit: Permit, headers: RateLimitHeaders, *, rate_limited: bool = False
+    ) -> RateLimitLevel | None:
+        """Do what `release()` does, and take in what the answer's rate-limit headers said.
+
+        What one process hears, every process sharing the API user learns: the
+        script keeps it with the shared logs (docs/rate-limits.md, "The server's
+        own word").
+
+        Args:
+            permit: what `acquire()` returned.
+            headers: the answer's rate-limit headers, parsed.
+            rate_limited: the server answered 429.
+
+        Returns:
+            After a 429, the level that was blamed and paused; None when not known.
+
+        Raises:
+            ValueError: the permit is not from this limiter.
+        """
+        ticket = permit.handle
+        if (
+            not (isinstance(ticket, _Ticket) and ticket.owner is self)
+            and self._fallback is not None
+        ):
+            # Admitted by the fallback while Redis failed.
+            return await _release_heard(self._fallback, permit, headers, rate_limited)
+        if isinstance(ticket, _Ticket) and ticket.open:
+            local = cast("_Handle", ticket.handle).local
+            if local is not None and self._fallback is not None:
+                await _release_heard(self._fallback, local, headers, rate_limited)
+        return await super().release_heard(permit, headers, rate_limited=rate_limited)
+
     async def estimate(self, schedule_id: str | None = None) -> float:
         """Seconds a new request would wait if it asked now, without asking.
 
@@ -926,3 +990,15 @@ class RedisLimiter(QueuedLimiter):
             self._give_back(ticket.key, ticket.handle)  # never sent
             raise
         cast("_Handle", ticket.handle).local = local
+
+
+async def _release_heard(
+    limiter: Limiter, permit: Permit, headers: RateLimitHeaders, rate_limited: bool
+) -> RateLimitLevel | None:
+    """Release on ``limiter`` with the headers when it takes them (a fallback)."""
+    heard = getattr(limiter, "release_heard", None)
+    if heard is not None:
+        level: RateLimitLevel | None = await heard(permit, headers, rate_limited=rate_limited)
+        return level
+    retry_after = headers.retry_after if rate_limited else None
+    return await limiter.release(permit, rate_limited=rate_limited, retry_after=retry_after)
