@@ -21,7 +21,17 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("leaves", ("errors", "_version", "_deprecated", "_operations", "_redact", "_validate")),
     (
         "values and pure cores",
-        ("_models", "_convert", "_requests", "_protocol", "_window", "_queue", "_adaptive"),
+        (
+            "_models",
+            "_convert",
+            "_requests",
+            "_protocol",
+            "_ratelimit_headers",
+            "_window",
+            "_queue",
+            "_adaptive",
+            "_server_state",
+        ),
     ),
     ("limiting", ("_stores", "_limiter", "_gate", "_redis_scripts", "redis")),
     ("services", ("_transport", "_hooks", "_journal", "_bulk")),

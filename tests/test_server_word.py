@@ -56,7 +56,9 @@ async def _run(
 @pytest.mark.parametrize("probe", [False, True])
 async def test_matrix(style: str, model: ModelName, foreign: float, probe: bool) -> None:
     limited, sends, times = await _run(style, model, foreign, probe=probe)
-    print(f"\nMATRIX {style} {model} {foreign} probe={probe}: {limited} x 429 of {sends} ({limited/sends:.1%}), episodes {episodes(times, W)}")
+    print(
+        f"\nMATRIX {style} {model} {foreign} probe={probe}: {limited} x 429 of {sends} ({limited / sends:.1%}), episodes {episodes(times, W)}"
+    )
 
 
 @pytest.mark.looptime
@@ -64,4 +66,6 @@ async def test_matrix(style: str, model: ModelName, foreign: float, probe: bool)
 @pytest.mark.parametrize("probe", [False, True])
 async def test_forty(style: str, probe: bool) -> None:
     limited, sends, times = await _run(style, "sliding-log", 0.0, total=40, probe=probe)
-    print(f"\nFORTY {style} probe={probe}: {limited} x 429 of {sends}, episodes {episodes(times, W)}")
+    print(
+        f"\nFORTY {style} probe={probe}: {limited} x 429 of {sends}, episodes {episodes(times, W)}"
+    )
