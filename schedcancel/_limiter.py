@@ -220,6 +220,8 @@ class QueuedLimiter:
         holds = await self._store.release(
             ticket.key, ticket.handle, now, rate_limited, retry_after, heard=heard
         )
+        if heard is not None and heard.user_remaining is not None and not rate_limited:
+            self._core.unhold_user()  # a reading may let more go than the holds known here
         self._released(ticket.key, holds, now)
         return holds.level
 

@@ -22,7 +22,8 @@ Then `ServerState` keeps, per API user:
   log then recycles our own places as they expire, so foreign load on the same
   API user is left its share from the first answer on. While the last reset
   has not passed, a new reading can only lower it (answers of one burst come
-  back in any order); it lapses a hold (``window + guard``) after it was read.
+  back in any order); it lapses two holds (``window + guard``) after it was
+  read, when the places taken on its word have expired.
 * **staleness** (``speaks``, ``fresh_until``): when the last answer stated a
   ``Remaining`` and its reset has passed, the server's count may have changed
   (another client, a counter's estimate): one request goes first and its
@@ -127,7 +128,8 @@ class ServerState:
     """What the server said about one API user's limits (see the module docstring).
 
     Attributes:
-        speaks: the last answer stated a ``Remaining`` for the API user's level.
+        speaks: the last answer that was not a 429 stated a ``Remaining`` for the
+            API user's level.
         stated: the API user's limit as last stated (None: never).
         stated_id: the scheduleId's limit as last stated.
         seen: our answered entries plus the last ``Remaining`` (None: none yet).
@@ -156,7 +158,8 @@ class ServerState:
             limited: the answer was a 429 (its ``Remaining`` is not a reading).
             hold: ``window + guard``.
         """
-        self.speaks = heard.user_remaining is not None
+        if not limited:
+            self.speaks = heard.user_remaining is not None
         if heard.user_limit is not None:
             self.stated = heard.user_limit
         if heard.id_limit is not None:
@@ -167,7 +170,7 @@ class ServerState:
         if self.seen is not None and now < self.fresh_until and now < self.seen_until:
             seen = min(seen, self.seen)  # the same reading period: the lowest holds
         self.seen = seen
-        self.seen_until = now + hold
+        self.seen_until = now + 2 * hold
         self.fresh_until = now + (heard.user_reset or 0.0)
 
     def user_limit(

@@ -369,7 +369,7 @@ class MemoryStore:
             queued=queued,
             in_flight=total.in_flight,
             total_used=total.used(now),
-            total_limit=self.adaptive.limit_at(now),
+            total_limit=self._user_limit(now),
             schedule_ids=len(self.logs),
             next_free=max(0.0, total.earliest(now) - now),
             rate_limited=self.rate_limited,

@@ -123,12 +123,13 @@ CASES: list[Case] = [
         ],
     ),
     (
-        "a reading lapses a hold after it was made",
+        "a reading lapses two holds after it was made",
         False,
         False,
         [
-            (("observe", 1.0, 10, 0, 60, 30, 100, -1), (40, 10, True)),
-            (("limit", 1.0 + HOLD, 0, 60), (60, 10, True)),
+            (("observe", 1.0, 10, 0, 60, 30, 500, -1), (40, 10, True)),
+            (("limit", 1.0 + HOLD, 0, 60), (40, 10, True)),
+            (("limit", 1.0 + 2 * HOLD, 0, 60), (60, 10, True)),
         ],
     ),
     (

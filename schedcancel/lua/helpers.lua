@@ -261,7 +261,9 @@ end
 -- One answer's digest (-1: not stated); `answered` counts this answer's entry.
 local function server_observe(sv, at, answered, limited, hold, user_limit, remaining, reset,
     id_limit)
-  sv.speaks = remaining >= 0
+  if not limited then
+    sv.speaks = remaining >= 0
+  end
   if user_limit >= 0 then
     sv.stated = user_limit
   end
@@ -276,7 +278,7 @@ local function server_observe(sv, at, answered, limited, hold, user_limit, remai
     seen = math.min(seen, sv.seen)  -- the same reading period: the lowest holds
   end
   sv.seen = seen
-  sv.seen_until = at + hold
+  sv.seen_until = at + 2 * hold
   sv.fresh_until = at + math.max(reset, 0)
 end
 
