@@ -1178,7 +1178,7 @@ def _said(
     retry_after: float | None = None,
 ) -> RateLimitHeaders:
     """An answer's headers stating one quota (none when nothing is given)."""
-    quotas = ()
+    quotas: tuple[StatedQuota, ...] = ()
     if limit is not None or remaining is not None:
         quotas = (StatedQuota(limit=limit, remaining=remaining, reset=reset),)
     return RateLimitHeaders(retry_after=retry_after, quotas=quotas)
