@@ -8,9 +8,17 @@ import base64
 import aiohttp
 import pytest
 from schedcancel._mock.headers import rate_limit_headers
-from schedcancel._mock.limits import FixedWindow, LimitBook, SlidingCounter, SlidingLog, TokenBucket
+from schedcancel._mock.limits import (
+    FixedWindow,
+    Level,
+    LimitBook,
+    SlidingCounter,
+    SlidingLog,
+    TokenBucket,
+)
 from schedcancel.testing import (
     HEADER_STYLES,
+    HeaderStyle,
     MockScheduleServer,
     ServerLimits,
     add_mock_server_arguments,
@@ -61,8 +69,11 @@ def test_sliding_counter_remaining_and_reset() -> None:
 
 
 def test_each_style_says_what_it_should() -> None:
-    """none: nothing; x-429: on a 429 only; x-all: the user's or the refusing level; draft-11: both."""
-    quotas = {"total": (60, 12, 0.2), "per_schedule": (10, 0, 3.5)}
+    """none: nothing; x-429: on 429s; x-all: the user's or the refusing level; draft-11: both."""
+    quotas: dict[Level, tuple[int, int, float]] = {
+        "total": (60, 12, 0.2),
+        "per_schedule": (10, 0, 3.5),
+    }
     assert rate_limit_headers("none", quotas, window=2.0, refused="total") == {}
     assert rate_limit_headers("x-429", quotas, window=2.0, refused=None) == {}
     assert rate_limit_headers("x-429", quotas, window=2.0, refused="per_schedule") == {
@@ -96,12 +107,12 @@ def test_the_book_states_both_levels_or_the_users_alone() -> None:
 
 
 @pytest.mark.parametrize("style", HEADER_STYLES)
-async def test_the_server_sends_its_style_on_answers_and_429s(style: str) -> None:
+async def test_the_server_sends_its_style_on_answers_and_429s(style: HeaderStyle) -> None:
     """A real request: the 200 and the 429 carry the style's headers."""
     limits = ServerLimits(total=1, per_schedule=1, window=60.0)
     async with MockScheduleServer(
         limits=limits, unknown_ids="active", rate_limit_headers=style
-    ) as server:  # type: ignore[arg-type]
+    ) as server:
         auth = {"Authorization": "Basic " + base64.b64encode(b"api-user:api-password").decode()}
         async with aiohttp.ClientSession() as session:
             answers = []
