@@ -139,6 +139,50 @@ def test_a_malformed_parameter_is_dropped_not_the_quota() -> None:
     assert parse(headers).quotas == (StatedQuota(name="a", limit=5, remaining=1),)
 
 
+@pytest.mark.parametrize(
+    ("policy", "names"),
+    [
+        ('"a";q=5;ok;x=?0;k=:YWJj:;d=1.5;s="v";t=tok, "b";q=6', ["a", "b"]),
+        ('tok;q=1, 7;q=2, "c";q=3', ["c"]),  # only Strings name policies
+        ('"a";q=5;d=1.2345', []),  # a decimal with four fraction digits
+        ('"a";q=5;d=1234567890123.5', []),  # or thirteen whole ones
+        ('"a";q=1234567890123456', []),  # an integer of sixteen digits
+        ('"a";q=5;b=?2', []),
+        ('"a";q=5;k=:YW', []),
+        ('"a";q=5;x=-', []),
+        ('"a";q=5;x=@', []),
+        ('"a\u00e9";q=5', []),  # nor may a string hold anything but printable ASCII
+        ('"a";q=5 "b";q=6', []),  # members need a comma
+        ('"a";q=5;;q=6', []),
+    ],
+)
+def test_structured_fields_are_read_strictly(policy: str, names: list[str]) -> None:
+    """Every RFC 8941 bare item type parses; anything off the grammar fails the whole field."""
+    assert [q.name for q in parse({"RateLimit-Policy": policy}).quotas] == names
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [
+        ("100, 100;w=60", (100, 60.0)),
+        ("100, 50;w=60", (100, None)),
+        ("100;w=60", (100, None)),
+        ("100, x", (100, None)),
+        ("100, 100;w=60 junk", (None, None)),
+        ("-1, 1;w=60", (None, None)),
+        ('"a", 1;w=60', (None, None)),
+        ("100,", (None, None)),
+    ],
+)
+def test_the_older_drafts_limit_with_its_policies(
+    limit: str, expected: tuple[int | None, float | None]
+) -> None:
+    """``RateLimit-Limit: 100, 100;w=60``: the first number, the matching policy's window."""
+    quotas = parse({"RateLimit-Limit": limit}).quotas
+    got = (quotas[0].limit, quotas[0].window) if quotas else (None, None)
+    assert got == expected
+
+
 def test_nothing_said_is_the_shared_empty_value() -> None:
     """An answer without any rate-limit field costs no allocation."""
     assert parse({"Content-Length": "2"}) is NO_HEADERS

@@ -41,11 +41,14 @@ from schedcancel import (
     BackendError,
     InvalidParameterError,
     Limiter,
+    Permit,
     QueueTimeoutError,
     RateLimiter,
+    RateLimitHeaders,
     RateLimits,
     ScheduleClient,
     ScheduleResult,
+    StatedQuota,
 )
 from schedcancel import _redis_scripts as scripts
 from schedcancel._adaptive import QUIET_WINDOWS
@@ -1328,3 +1331,46 @@ async def test_a_start_touches_no_per_id_key(
     undo = scripts.Undo(store._now_arg(), f"{base}.1", rnd.now_us)
     removed = await store.eval(scripts.call(undo, store.user_keys, []))
     assert removed == 1
+
+
+@pytest.mark.looptime
+async def test_the_fallback_hears_what_redis_hears(make: Callable[..., RedisLimiter]) -> None:
+    """release_heard reaches the fallback's shadow permit too, and a permit the fallback made."""
+    limits = _limits(total=60, per_schedule=10, window=30.0, adaptive=False)
+    fallback = RateLimiter(limits)
+    limiter = make(limits=limits, fallback=fallback)
+    said = RateLimitHeaders(quotas=(StatedQuota(limit=40),))
+    await limiter.release_heard(await limiter.acquire("SC-1"), said)
+    assert fallback.stats().total_limit == 40  # the shadow's release carried the headers
+    admitted = await fallback.acquire("SC-2")  # as if admitted while Redis failed
+    lower = RateLimitHeaders(quotas=(StatedQuota(limit=30),))
+    assert await limiter.release_heard(admitted, lower) is None
+    assert fallback.stats().total_limit == 30
+
+
+@pytest.mark.looptime
+async def test_a_fallback_without_release_heard_gets_release(
+    make: Callable[..., RedisLimiter],
+) -> None:
+    """A fallback written without release_heard is released the old way, Retry-After and all."""
+    limits = _limits(total=60, per_schedule=10, window=30.0, adaptive=False)
+    inner = RateLimiter(limits)
+    calls: list[tuple[bool, float | None]] = []
+
+    class Old:
+        limits = inner.limits
+        acquire = inner.acquire
+        estimate = inner.estimate
+        stats = inner.stats
+        aclose = inner.aclose
+
+        async def release(
+            self, permit: Permit, *, rate_limited: bool = False, retry_after: float | None = None
+        ) -> None:
+            calls.append((rate_limited, retry_after))
+            await inner.release(permit, rate_limited=rate_limited, retry_after=retry_after)
+
+    limiter = make(limits=limits, fallback=Old())
+    said = RateLimitHeaders(retry_after=3.0)
+    await limiter.release_heard(await limiter.acquire("SC-1"), said, rate_limited=True)
+    assert calls == [(True, 3.0)]
