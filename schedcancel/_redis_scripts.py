@@ -141,6 +141,7 @@ class Release(NamedTuple):
     cap: int
     adaptive: int
     higher: int
+    probe: int
 
 
 class Undo(NamedTuple):

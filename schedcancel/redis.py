@@ -372,6 +372,7 @@ class _RedisStore:
                 _us(limits.effective_retry_after_cap),
                 int(limits.adaptive),
                 int(limits.accept_higher_limits),
+                int(limits.probe),
             )
             permits = [
                 ReleasedPermit(

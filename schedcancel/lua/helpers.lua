@@ -244,8 +244,14 @@ local function server_load(adapt, probe)
   return sv
 end
 
-local function server_save(adapt, sv, hold)
+-- Saved only when it says more than a fresh hash would (absent: speaks as `probe`).
+local function server_save(adapt, sv, hold, probe)
   local fields = {'sv_speaks', sv.speaks and 1 or 0}
+  if sv.speaks == probe and not (sv.stated or sv.stated_id or sv.seen) then
+    if redis.call('HEXISTS', adapt, 'sv_speaks') == 0 then
+      return
+    end
+  end
   for _, name in ipairs(SERVER_FIELDS) do
     if sv[name] then
       fields[#fields + 1], fields[#fields + 2] = 'sv_' .. name, fmt(sv[name])

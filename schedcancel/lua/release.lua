@@ -3,7 +3,7 @@ schedcancel: release permits whose responses (or failures) were observed now.
 
 KEYS: log pause last adapt accepted last_background
 KEYS per permit with a scheduleId: log pause last
-ARGV: now total per_schedule window guard cap adaptive higher
+ARGV: now total per_schedule window guard cap adaptive higher probe
 ARGV per permit: token acquired limited retry_after has_id user_limit remaining reset id_limit blamed
 
 retry_after is -1 when the server sent none; has_id is 0 for a permit with no
@@ -20,9 +20,9 @@ the level a 429 was blamed on (0 none, 1 the API user, 2 the scheduleId).
 
 local total, per_schedule = tonumber(ARGV[2]), tonumber(ARGV[3])
 local window, guard, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local adaptive, higher = ARGV[7] == '1', ARGV[8] == '1'
-local HEAD, PER_PERMIT = 8, 10
-local sv = server_load(KEYS[4], false)
+local adaptive, higher, probe = ARGV[7] == '1', ARGV[8] == '1', ARGV[9] == '1'
+local HEAD, PER_PERMIT = 9, 10
+local sv = server_load(KEYS[4], probe)
 local hold = window + guard
 local expires = now + hold
 local user_pause = 0
@@ -81,7 +81,7 @@ for c = 1, (#ARGV - HEAD) / PER_PERMIT do
   server_observe(sv, now, answered(KEYS[1]), limited, hold, tonumber(ARGV[at + 6]),
     tonumber(ARGV[at + 7]), tonumber(ARGV[at + 8]), tonumber(ARGV[at + 9]))
 end
-server_save(KEYS[4], sv, hold)
+server_save(KEYS[4], sv, hold, probe)
 if st then
   save(KEYS[4], st)
 end

@@ -16,7 +16,7 @@ local sv = server_load(KEYS[1], probe)
 if event == 'observe' then
   server_observe(sv, at, answered_now, ARGV[11] == '1', hold, tonumber(ARGV[12]),
     tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]))
-  server_save(KEYS[1], sv, hold)
+  server_save(KEYS[1], sv, hold, probe)
 end
 return {server_limit(sv, at, base, tonumber(ARGV[10]), answered_now, higher),
   server_id_limit(sv, base_id, higher), sv.speaks and 1 or 0}
