@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import pytest
 import redis.asyncio as aioredis
-from schedcancel import RateLimitHeaders, RateLimits, StatedQuota
+from schedcancel import InvalidParameterError, RateLimitHeaders, RateLimits, StatedQuota
 from schedcancel._redis_scripts import assemble
 from schedcancel._server_state import SILENT, Heard, ServerState, digest, level_of
 
@@ -278,3 +278,15 @@ def test_digest_of_nothing_is_silent_and_an_unsure_blame_is_none() -> None:
     assert digest(both, LIMITS).blamed is None
     one = RateLimitHeaders(quotas=(StatedQuota(limit=60, remaining=5),))
     assert digest(one, LIMITS).blamed == "user"
+
+
+def test_presets_give_ixopays_two_documents() -> None:
+    """The API reference's 60/10 is the default; the user manual's 100 takes changes on top."""
+    assert RateLimits.preset() == RateLimits.preset("api-reference") == RateLimits()
+    manual = RateLimits.preset("user-manual")
+    assert (manual.total, manual.per_schedule, manual.window) == (100, 10, 60.0)
+    assert RateLimits.preset("user-manual", total=80, probe=True).total == 80
+    with pytest.raises(InvalidParameterError, match="unknown RateLimits preset 'docs'"):
+        RateLimits.preset("docs")  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError):
+        RateLimits.preset("user-manual", total=0)
