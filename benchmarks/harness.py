@@ -62,6 +62,7 @@ from schedcancel.testing import (
     DEFAULT_USERNAME,
     Arrival,
     Faults,
+    HeaderStyle,
     MockScheduleServer,
     ModelName,
     Outcome,
@@ -170,6 +171,7 @@ class Scenario:
     repeat: int = 1
     trace: bool = False
     interactive_gap: float = 0.0
+    rate_limit_headers: HeaderStyle = "none"
 
 
 @attrs.frozen(kw_only=True)
@@ -376,6 +378,7 @@ async def run_one(
         ),
         unknown_ids="active",
         foreign_load=scenario.foreign_load,
+        rate_limit_headers=scenario.rate_limit_headers,
     )
     async with server:
         if scenario.warmup:
@@ -535,6 +538,38 @@ def operations_scenario(
     )
 
 
+#: The server cases of the header scenarios (issue 23): model, phase, foreign load.
+_HEADER_CASES: dict[str, tuple[ModelName, float, float]] = {
+    "counter": ("sliding-counter", 0.5, 0.0),
+    "foreign": ("sliding-log", 0.0, 0.2),
+    "both": ("sliding-counter", 0.5, 0.2),
+}
+_HEADER_STYLES: tuple[HeaderStyle, ...] = ("none", "x-429", "x-all", "draft-11")
+
+
+def header_scenarios(config: BenchConfig) -> list[Scenario]:
+    """Each header style of the mock server x (counter, 20 % foreign load, both), 10 N ids.
+
+    Named ``headers-STYLE-CASE`` (``headers-x-all-both``...); ``sc-exact`` (the
+    defaults) and ``sc-exact-probe`` (``RateLimits(probe=True)``) run each.
+    """
+    return [
+        Scenario(
+            name=f"headers-{style}-{case}",
+            title=f"{10 * config.total} ids, {case}, headers {style}",
+            calls=_ids("HD", 10 * config.total),
+            contestants=("sc-exact", "sc-exact-probe"),
+            model=model,
+            phase=phase,
+            foreign_load=foreign,
+            warmup=config.window if foreign else 0.0,
+            rate_limit_headers=style,
+        )
+        for style in _HEADER_STYLES
+        for case, (model, phase, foreign) in _HEADER_CASES.items()
+    ]
+
+
 def scenarios(config: BenchConfig, *, quick: bool = False) -> list[Scenario]:
     """The benchmark set: the full one, or a reduced one that runs in under 3 minutes.
 
@@ -613,6 +648,8 @@ def scenarios(config: BenchConfig, *, quick: bool = False) -> list[Scenario]:
             warmup=config.window,
         ),
     ]
+    if not quick:
+        found += header_scenarios(config)
     if quick:  # 160 calls, three windows
         found.append(operations_scenario(config, ids=n // 2, starts=n // 6, repeat=1))
     else:

@@ -40,6 +40,7 @@ from schedcancel import (
     LimiterStats,
     Permit,
     RateLimiter,
+    RateLimitHeaders,
     RateLimits,
     ScheduleClient,
     ScheduleResult,
@@ -345,6 +346,17 @@ class DelegatingLimiter:
     ) -> None:
         await self.inner.release(permit, rate_limited=rate_limited, retry_after=retry_after)
 
+    async def release_heard(
+        self, permit: Permit, headers: RateLimitHeaders, *, rate_limited: bool = False
+    ) -> None:
+        # The client finds this with getattr; pass the headers on when the inner limiter takes them.
+        heard = getattr(self.inner, "release_heard", None)
+        if heard is not None:
+            await heard(permit, headers, rate_limited=rate_limited)
+        else:
+            retry_after = headers.retry_after if rate_limited else None
+            await self.inner.release(permit, rate_limited=rate_limited, retry_after=retry_after)
+
     async def estimate(self, schedule_id: str | None = None) -> float:
         return await self.inner.estimate(schedule_id)
 
@@ -366,6 +378,16 @@ class TimedLimiter(DelegatingLimiter):
     async def release(
         self, permit: Permit, *, rate_limited: bool = False, retry_after: float | None = None
     ) -> None:
+        self._stamp(permit, rate_limited)
+        await super().release(permit, rate_limited=rate_limited, retry_after=retry_after)
+
+    async def release_heard(
+        self, permit: Permit, headers: RateLimitHeaders, *, rate_limited: bool = False
+    ) -> None:
+        self._stamp(permit, rate_limited)
+        await super().release_heard(permit, headers, rate_limited=rate_limited)
+
+    def _stamp(self, permit: Permit, rate_limited: bool) -> None:
         self.attempts.append(
             Attempt(
                 schedule_id=permit.schedule_id or "",  # "": a start (no scheduleId)
@@ -374,7 +396,6 @@ class TimedLimiter(DelegatingLimiter):
                 status=429 if rate_limited else 200,
             )
         )
-        await super().release(permit, rate_limited=rate_limited, retry_after=retry_after)
 
 
 def timed_client(
@@ -411,9 +432,11 @@ def call_results(
     return calls
 
 
-def _schedcancel(*, mode: Literal["exact", "smooth"], adaptive: bool) -> Contestant:
+def _schedcancel(
+    *, mode: Literal["exact", "smooth"], adaptive: bool, probe: bool = False
+) -> Contestant:
     async def run(target: Target, schedule_ids: Sequence[str], setup: Setup) -> Outcome:
-        client, limiter = timed_client(target, setup, mode=mode, adaptive=adaptive)
+        client, limiter = timed_client(target, setup, mode=mode, adaptive=adaptive, probe=probe)
         started = asyncio.get_running_loop().time()
         try:
             async with client:
@@ -463,4 +486,8 @@ CONTESTANTS: dict[str, tuple[str, Contestant]] = {
     ),
     "sc-smooth": ("schedcancel smooth", _schedcancel(mode="smooth", adaptive=True)),
     "sc-background": ("schedcancel, cancel_many (background)", _schedcancel_background),
+    "sc-exact-probe": (
+        "schedcancel exact, probe=True",
+        _schedcancel(mode="exact", adaptive=True, probe=True),
+    ),
 }

@@ -27,6 +27,7 @@ from ._protocol.models import (
     ScheduleResult,
 )
 from ._protocol.operations import Operation, ScheduleStatus
+from ._protocol.ratelimit_headers import RateLimitHeaders, StatedQuota
 from ._protocol.requests import PeriodUnit, StartRow, StartSchedule, UpdateRow, UpdateSchedule
 from ._protocol.wire import Request, Transport
 from ._version import __version__
@@ -76,6 +77,7 @@ __all__ = [
     "PeriodUnit",
     "Permit",
     "QueueTimeoutError",
+    "RateLimitHeaders",
     "RateLimitLevel",
     "RateLimitedError",
     "RateLimiter",
@@ -93,6 +95,7 @@ __all__ = [
     "ServerError",
     "StartRow",
     "StartSchedule",
+    "StatedQuota",
     "Transport",
     "TransportError",
     "UpdateRow",

@@ -44,6 +44,7 @@ from ._mock import cli as _cli
 from ._mock import server as _server
 from ._mock.cli import add_mock_server_arguments, main_mock_server, run_mock_server
 from ._mock.faults import Fault, Faults
+from ._mock.headers import HEADER_STYLES, HeaderStyle
 from ._mock.limits import MODEL_NAMES, ModelName, ServerLimits
 from ._mock.operations import Operation, Status
 from ._mock.recorder import Arrival, Outcome, Recorder, max_in_window
@@ -56,10 +57,12 @@ __all__ = [
     "DEFAULT_API_KEY",
     "DEFAULT_PASSWORD",
     "DEFAULT_USERNAME",
+    "HEADER_STYLES",
     "MODEL_NAMES",
     "Arrival",
     "Fault",
     "Faults",
+    "HeaderStyle",
     "MockSchedule",
     "MockScheduleServer",
     "ModelName",
@@ -121,6 +124,13 @@ class MockScheduleServer(_server.MockScheduleServer):
             client spends on ``foreign_user``'s budget: the server adds those
             arrivals itself, evenly spaced, recorded with ``foreign=True``.
         foreign_user: whose budget the foreign load spends (default: the first user).
+        rate_limit_headers: the rate-limit headers it sends (`HEADER_STYLES`):
+            ``"none"`` (the default, as IXOPAY documents none), ``"x-429"``
+            (``X-RateLimit-Limit``, ``-Remaining``, ``-Reset`` on 429s, for the
+            level that refused), ``"x-all"`` (the same on every answer, the API
+            user's unless a 429 names the scheduleId's), ``"draft-11"``
+            (``RateLimit-Policy`` and ``RateLimit`` for both levels on every
+            answer). The reset is the seconds until the level's remaining grows.
         host: the address to listen on.
         port: the port; 0 picks a free one.
         clock: the server's clock in seconds; default the running loop's ``time``.

@@ -29,7 +29,9 @@ from schedcancel import (
     Permit,
     QueueTimeoutError,
     RateLimiter,
+    RateLimitHeaders,
     RateLimits,
+    StatedQuota,
 )
 from schedcancel._limiting.stores import FloatQueue as _FloatQueue
 from schedcancel._limiting.window import LevelPolicy, SlidingLog
@@ -1165,3 +1167,125 @@ async def test_queued_starts_are_no_schedule_ids_in_stats(make: Make) -> None:
     assert (stats.queued, stats.schedule_ids) == (1, 0)
     await limiter.release(permit)
     await limiter.release(await waiter)
+
+
+# -- the server's own word: rate-limit headers, both stores alike --------------
+
+
+def _said(
+    limit: int | None = None,
+    remaining: int | None = None,
+    reset: float | None = None,
+    *,
+    retry_after: float | None = None,
+) -> RateLimitHeaders:
+    """An answer's headers stating one quota (none when nothing is given)."""
+    quotas: tuple[StatedQuota, ...] = ()
+    if limit is not None or remaining is not None:
+        quotas = (StatedQuota(limit=limit, remaining=remaining, reset=reset),)
+    return RateLimitHeaders(retry_after=retry_after, quotas=quotas)
+
+
+async def _starts(limiter: AnyLimiter, ids: list[str]) -> list[float]:
+    """Send one request per id (all asked at once, answered after RTT, saying nothing);
+    return each grant's time, in order."""
+    times: list[float] = []
+
+    async def one(key: str) -> None:
+        permit = await limiter.acquire(key)
+        times.append(_now())
+        await asyncio.sleep(RTT)
+        await limiter.release(permit)
+
+    await asyncio.gather(*(one(key) for key in ids))
+    return sorted(times)
+
+
+async def test_a_stated_lower_limit_lowers_the_api_users_level_at_once(make: Make) -> None:
+    """An answer saying "40" to a limiter set for 60: the rest of that window holds 40."""
+    limiter = make(RateLimits(adaptive=False))
+    start = _now()
+    await limiter.release_heard(await limiter.acquire("first"), _said(40))
+    times = await _starts(limiter, [f"SC-{i}" for i in range(60)])
+    assert sum(1 for t in times if t - start < 60.0) == 39  # 40 with the first
+    assert min(t for t in times if t - start >= 60.0) == pytest.approx(start + 61.0)
+    assert (await _stats(limiter)).total_limit == 40
+
+
+async def test_a_stated_higher_limit_raises_only_with_the_opt_in(make: Make) -> None:
+    """ "100" to a limiter set for 60 changes nothing, unless accept_higher_limits says so."""
+    for higher, granted in ((False, 59), (True, 99)):
+        limiter = make(RateLimits(adaptive=False, accept_higher_limits=higher))
+        start = _now()
+        await limiter.release_heard(await limiter.acquire("first"), _said(100))
+        times = await _starts(limiter, [f"SC-{i}" for i in range(100)])
+        assert sum(1 for t in times if t == start) == granted
+
+
+async def test_remaining_leaves_foreign_load_its_share(make: Make) -> None:
+    """ "60, 12 left" with one of ours answered: 13 of ours per window, recycled as they expire."""
+    limiter = make(RateLimits(adaptive=False))
+    start = _now()
+    await limiter.release_heard(await limiter.acquire("first"), _said(60, 12, 30.0))
+    times = await _starts(limiter, [f"SC-{i}" for i in range(30)])
+    assert [t - start for t in times[:12]] == [0.0] * 12
+    assert times[12] - start == pytest.approx(61.0)  # the first one's place, recycled
+    assert times[13] - start == pytest.approx(61.0 + RTT)  # then those of the 12
+
+
+async def test_a_stale_reading_sends_one_first_then_the_rest(make: Make) -> None:
+    """Once the stated reset has passed, one request goes alone; its answer tells the rest."""
+    limiter = make(RateLimits(adaptive=False))
+    await limiter.release_heard(await limiter.acquire("first"), _said(60, 30, 1.0))
+    await asyncio.sleep(100.0)  # reset passed, the reading lapsed, the first entry expired
+    probe = asyncio.ensure_future(limiter.acquire("probe"))
+    rest = asyncio.ensure_future(_starts(limiter, ["a", "b"]))
+    permit = await probe
+    await asyncio.sleep(RTT)
+    assert not rest.done()
+    answered = _now()
+    await limiter.release_heard(permit, _said(60, 59, 1.0))
+    assert await rest == [answered, answered]
+
+
+async def test_probe_sends_one_request_first(make: Make) -> None:
+    """RateLimits(probe=True): a fresh limiter's first request goes alone; then the answer rules."""
+    limiter = make(RateLimits(probe=True, adaptive=False))
+    first = asyncio.ensure_future(limiter.acquire("first"))
+    rest = asyncio.ensure_future(_starts(limiter, [f"SC-{i}" for i in range(20)]))
+    permit = await first
+    await asyncio.sleep(RTT)
+    assert not rest.done()
+    answered = _now()
+    await limiter.release_heard(permit, _said(40, 9, 5.0))
+    times = await rest
+    assert times[:9] == [answered] * 9
+    assert times[9] > answered + 60.0
+
+
+async def test_a_429_naming_the_schedule_limit_pauses_only_that_id(make: Make) -> None:
+    """The stated limit says which level refused, whatever our own logs hold."""
+    limiter = make(RateLimits(adaptive=False))
+    permit = await limiter.acquire("hot")
+    level = await limiter.release_heard(permit, _said(10, 0, 7.0), rate_limited=True)
+    assert level == "schedule"
+    start = _now()
+    await limiter.acquire("other")
+    assert _now() == start
+    await limiter.acquire("hot")
+    assert _now() - start == pytest.approx(7.0)  # the exhausted quota's reset
+    permit = await limiter.acquire("third")
+    level = await limiter.release_heard(
+        permit, _said(60, 0, 3.0, retry_after=5.0), rate_limited=True
+    )
+    assert level == "user"
+    start = _now()
+    await limiter.acquire("fourth")
+    assert _now() - start == pytest.approx(5.0)  # Retry-After takes precedence
+
+
+async def test_a_limiter_without_release_heard_still_works(make: Make) -> None:
+    """The client's call: release_heard when the limiter has it, release otherwise."""
+    limiter = make(RateLimits(adaptive=False))
+    assert isinstance(limiter, Limiter)
+    assert callable(getattr(limiter, "release_heard", None))

@@ -42,11 +42,14 @@ from schedcancel import (
     FailoverLimiter,
     InvalidParameterError,
     Limiter,
+    Permit,
     QueueTimeoutError,
     RateLimiter,
+    RateLimitHeaders,
     RateLimits,
     ScheduleClient,
     ScheduleResult,
+    StatedQuota,
 )
 from schedcancel._limiting import redis_scripts as scripts
 from schedcancel._limiting.adaptive import QUIET_WINDOWS
@@ -1392,3 +1395,48 @@ async def test_a_start_touches_no_per_id_key(
     undo = scripts.Undo(store._now_arg(), f"{base}.1", rnd.now_us)
     removed = await store.eval(scripts.call(undo, store.user_keys, []))
     assert removed == 1
+
+
+@pytest.mark.looptime
+async def test_the_fallback_hears_what_redis_hears(make: Callable[..., RedisLimiter]) -> None:
+    """release_heard reaches the fallback's shadow permit too, and a permit the fallback made."""
+    limits = _limits(total=60, per_schedule=10, window=30.0, adaptive=False)
+    fallback = RateLimiter(limits)
+    limiter = FailoverLimiter(make(limits=limits), fallback)
+    said = RateLimitHeaders(quotas=(StatedQuota(limit=40),))
+    await limiter.release_heard(await limiter.acquire("SC-1"), said)
+    assert fallback.stats().total_limit == 40  # the shadow's release carried the headers
+    down = make(redis=f"redis://127.0.0.1:{_free_port()}/0", limits=limits, timeout=1.0)
+    on_fallback = FailoverLimiter(down, fallback)
+    admitted = await asyncio.wait_for(on_fallback.acquire("SC-2"), 5)  # Redis down
+    lower = RateLimitHeaders(quotas=(StatedQuota(limit=30),))
+    assert await on_fallback.release_heard(admitted, lower) is None
+    assert fallback.stats().total_limit == 30
+
+
+@pytest.mark.looptime
+async def test_a_fallback_without_release_heard_gets_release(
+    make: Callable[..., RedisLimiter],
+) -> None:
+    """A fallback written without release_heard is released the old way, Retry-After and all."""
+    limits = _limits(total=60, per_schedule=10, window=30.0, adaptive=False)
+    inner = RateLimiter(limits)
+    calls: list[tuple[bool, float | None]] = []
+
+    class Old:
+        limits = inner.limits
+        acquire = inner.acquire
+        estimate = inner.estimate
+        stats = inner.stats
+        aclose = inner.aclose
+
+        async def release(
+            self, permit: Permit, *, rate_limited: bool = False, retry_after: float | None = None
+        ) -> None:
+            calls.append((rate_limited, retry_after))
+            await inner.release(permit, rate_limited=rate_limited, retry_after=retry_after)
+
+    limiter = FailoverLimiter(make(limits=limits), Old())
+    said = RateLimitHeaders(retry_after=3.0)
+    await limiter.release_heard(await limiter.acquire("SC-1"), said, rate_limited=True)
+    assert calls == [(True, 3.0)]

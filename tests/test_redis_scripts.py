@@ -71,9 +71,13 @@ def test_the_calls_put_the_fields_in_order() -> None:
     user, ids = UserKeys.under("{t}"), [IdKeys.under("{t}", "SC-1")]
     assert user.log == "{t}:log:u"
     assert ids[0].last == "{t}:last:s:SC-1"
-    permit = ReleasedPermit("tok", 5, 1, -1, 1)
-    release = call(Release("", 60, 10, 1, 2, 3, 1), user, ids, permit)
-    assert release == ("release", [*user, *ids[0]], ["", 60, 10, 1, 2, 3, 1, "tok", 5, 1, -1, 1])
+    permit = ReleasedPermit("tok", 5, 1, -1, 1, 40, 0, 7, -1, 1)
+    release = call(Release("", 60, 10, 1, 2, 3, 1, 0, 1), user, ids, permit)
+    assert release == (
+        "release",
+        [*user, *ids[0]],
+        ["", 60, 10, 1, 2, 3, 1, 0, 1, "tok", 5, 1, -1, 1, 40, 0, 7, -1, 1],
+    )
     assert call(Forget("7", "b"), user, []) == ("forget", list(user), ["7", "b"])
 
 

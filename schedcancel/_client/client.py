@@ -19,8 +19,17 @@ from .._bulk import runner as _bulk
 from .._bulk.journal import BulkOutcome
 from .._limiting.gate import Gate
 from .._protocol.environment import ENVIRONMENT_VARIABLES, read_client_environment
-from .._protocol.models import Clock, Limiter, Permit, RateLimits, RetryPolicy, ScheduleResult
+from .._protocol.models import (
+    Clock,
+    Limiter,
+    Permit,
+    RateLimitLevel,
+    RateLimits,
+    RetryPolicy,
+    ScheduleResult,
+)
 from .._protocol.operations import Operation
+from .._protocol.ratelimit_headers import RateLimitHeaders, parse_rate_limit_headers
 from .._protocol.redact import redact_key
 from .._protocol.requests import ContinueSchedule, StartSchedule, UpdateSchedule
 from .._protocol.validate import (
@@ -37,7 +46,6 @@ from .._protocol.wire import (
     RequestBuilder,
     Transport,
     parse_response,
-    response_retry_after,
 )
 from ..errors import (
     ClientClosedError,
@@ -841,11 +849,11 @@ class ScheduleClient:
                 # Parsing reads no clock: what time it is (for a Retry-After date when the
                 # response has no Date) is read here, once per response.
                 arrived = self._now()
-                retry_after = response_retry_after(headers, now=arrived) if status == 429 else None
+                # Every answer's rate-limit headers, 429 or not: the server's own word.
+                said = parse_rate_limit_headers(headers, now=arrived)
+                retry_after = said.retry_after if status == 429 else None
                 # Released before parsing: the response's arrival is what the window counts from.
-                level = await self._limiter.release(
-                    permit, rate_limited=status == 429, retry_after=retry_after
-                )
+                level = await self._release(permit, said, status == 429)
                 if trace is not None:
                     trace.answered(status)
                 try:
@@ -883,6 +891,19 @@ class ScheduleClient:
             spent += self._clock() - admitted
             spent = await self._backoff_or_raise(failure, failures, spent, gate, trace)
             requeue = False
+
+    async def _release(
+        self, permit: Permit, said: RateLimitHeaders, rate_limited: bool
+    ) -> RateLimitLevel | None:
+        """Release through ``release_heard`` when the limiter has it (docs of `Limiter`)."""
+        heard = getattr(self._limiter, "release_heard", None)
+        if heard is not None:
+            level: RateLimitLevel | None = await heard(permit, said, rate_limited=rate_limited)
+            return level
+        retry_after = said.retry_after if rate_limited else None
+        return await self._limiter.release(
+            permit, rate_limited=rate_limited, retry_after=retry_after
+        )
 
     @contextlib.contextmanager
     def _waiting(self, gate: Gate | None) -> Iterator[None]:

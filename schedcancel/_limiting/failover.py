@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 
 from .._protocol.models import Limiter, LimiterStats, Permit, RateLimitLevel, RateLimits
+from .._protocol.ratelimit_headers import RateLimitHeaders
 from .._protocol.validate import check_number
 from ..errors import BackendError
 from .limiter import QueuedLimiter
@@ -140,6 +141,12 @@ class FailoverLimiter:
             handle=_Admitted(self, permit, shadow),
         )
 
+    def _admitted(self, permit: Permit) -> _Admitted:
+        admitted = permit.handle
+        if not isinstance(admitted, _Admitted) or admitted.owner is not self:
+            raise ValueError("permit was not issued by this limiter")
+        return admitted
+
     def _unused(self, permit: Permit) -> None:
         """The primary's permit will not be sent: give it back (or count it, the safe side)."""
         if isinstance(self.primary, QueuedLimiter):
@@ -160,9 +167,7 @@ class FailoverLimiter:
         Raises:
             ValueError: the permit is not from this limiter.
         """
-        admitted = permit.handle
-        if not isinstance(admitted, _Admitted) or admitted.owner is not self:
-            raise ValueError("permit was not issued by this limiter")
+        admitted = self._admitted(permit)
         if admitted.shadow is None:
             return await self.fallback.release(
                 admitted.permit, rate_limited=rate_limited, retry_after=retry_after
@@ -173,6 +178,20 @@ class FailoverLimiter:
         return await self.primary.release(
             admitted.permit, rate_limited=rate_limited, retry_after=retry_after
         )
+
+    async def release_heard(
+        self, permit: Permit, headers: RateLimitHeaders, *, rate_limited: bool = False
+    ) -> RateLimitLevel | None:
+        """Release as `release()` does, passing on what the answer's rate-limit headers said.
+
+        Raises:
+            ValueError: the permit is not from this limiter.
+        """
+        admitted = self._admitted(permit)
+        if admitted.shadow is not None:
+            await _release_heard(self.fallback, admitted.shadow, headers, rate_limited)
+            return await _release_heard(self.primary, admitted.permit, headers, rate_limited)
+        return await _release_heard(self.fallback, admitted.permit, headers, rate_limited)
 
     async def estimate(self, schedule_id: str | None = None) -> float:
         """The estimate of the limiter that would admit a request now.
@@ -207,3 +226,15 @@ class FailoverLimiter:
         aclose = getattr(limiter, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def _release_heard(
+    limiter: Limiter, permit: Permit, headers: RateLimitHeaders, rate_limited: bool
+) -> RateLimitLevel | None:
+    """Release on ``limiter``, with the headers when it takes them."""
+    heard = getattr(limiter, "release_heard", None)
+    if heard is not None:
+        level: RateLimitLevel | None = await heard(permit, headers, rate_limited=rate_limited)
+        return level
+    retry_after = headers.retry_after if rate_limited else None
+    return await limiter.release(permit, rate_limited=rate_limited, retry_after=retry_after)

@@ -33,9 +33,11 @@ from collections.abc import Callable, Iterable, Sequence
 import attrs
 
 from .._protocol.models import LimiterStats, Permit, RateLimitLevel, RateLimits
+from .._protocol.ratelimit_headers import RateLimitHeaders
 from .._protocol.validate import check_key, check_priority, check_queue_timeout
 from ..errors import BackendError, QueueTimeoutError
 from .dispatcher import SNAP, Answer, Dispatcher, Waiter
+from .server_state import Heard, digest
 from .stores import Holds, MemoryStore, Store
 
 __all__ = ["QueuedLimiter", "RateLimiter"]
@@ -182,11 +184,43 @@ class QueuedLimiter:
         Raises:
             ValueError: the permit is not from this limiter or was released already.
         """
+        return await self._release(permit, rate_limited, retry_after, None)
+
+    async def release_heard(
+        self, permit: Permit, headers: RateLimitHeaders, *, rate_limited: bool = False
+    ) -> RateLimitLevel | None:
+        """Do what `release()` does, and take in what the answer's rate-limit headers said.
+
+        The client calls it for every answer, 429 or not (docs/rate-limits.md,
+        "The server's own word"): a stated limit, the ``Remaining`` and its reset,
+        the level a 429 names, and ``Retry-After``.
+
+        Args:
+            permit: a permit from this limiter's `acquire()`, released once.
+            headers: the answer's rate-limit headers, parsed.
+            rate_limited: the server answered 429.
+
+        Returns:
+            After a 429, the level that was blamed and paused; None when not known.
+
+        Raises:
+            ValueError: the permit is not from this limiter or was released already.
+        """
+        heard = digest(headers, self._limits)
+        return await self._release(permit, rate_limited, headers.retry_after, heard)
+
+    async def _release(
+        self, permit: Permit, rate_limited: bool, retry_after: float | None, heard: Heard | None
+    ) -> RateLimitLevel | None:
         ticket = self._close_ticket(permit)
         if self._closed:
             return None
         now = self._now()
-        holds = await self._store.release(ticket.key, ticket.handle, now, rate_limited, retry_after)
+        holds = await self._store.release(
+            ticket.key, ticket.handle, now, rate_limited, retry_after, heard=heard
+        )
+        if heard is not None and heard.user_remaining is not None and not rate_limited:
+            self._core.unhold_user()  # a reading may let more go than the holds known here
         self._released(ticket.key, holds, now)
         return holds.level
 

@@ -110,6 +110,8 @@ class Acquire(NamedTuple):
     reserve: int
     flags: str
     deadline: int | str  # '' for none
+    probe: int
+    higher: int  # RateLimits.accept_higher_limits
 
 
 class ReleasedPermit(NamedTuple):
@@ -120,6 +122,12 @@ class ReleasedPermit(NamedTuple):
     limited: int
     retry_after: int  # -1: the server sent none
     has_id: int
+    # The answer's rate-limit headers digested (server_state.Heard); -1: not stated.
+    user_limit: int
+    remaining: int
+    reset: int
+    id_limit: int
+    blamed: int  # 0 unknown, 1 the API user, 2 the scheduleId
 
 
 class Release(NamedTuple):
@@ -132,6 +140,8 @@ class Release(NamedTuple):
     guard: int
     cap: int
     adaptive: int
+    higher: int
+    probe: int
 
 
 class Undo(NamedTuple):

@@ -64,6 +64,7 @@ from .redis_scripts import (
     UserKeys,
     call,
 )
+from .server_state import SILENT, Heard
 from .stores import Holds
 
 if TYPE_CHECKING:
@@ -193,6 +194,24 @@ class _Release:
     done: asyncio.Future[tuple[float, RateLimitLevel | None]]
     since: float  # the loop's time when it was asked for: its entries expire by then + horizon
     again: bool = False  # sent once already, and Redis failed
+    heard: Heard = SILENT  # what the answer's rate-limit headers said
+
+
+def _heard_args(heard: Heard) -> tuple[int, int, int, int, int]:
+    """A digest as release.lua's per-permit ARGV (-1: not stated)."""
+
+    def count(value: int | None) -> int:
+        return -1 if value is None else value
+
+    reset = -1 if heard.user_reset is None else _us(heard.user_reset)
+    blamed = 0 if heard.blamed is None else _LEVELS.index(heard.blamed)
+    return (
+        count(heard.user_limit),
+        count(heard.user_remaining),
+        reset,
+        count(heard.id_limit),
+        blamed,
+    )
 
 
 class _RedisStore:
@@ -266,8 +285,13 @@ class _RedisStore:
         now: float,  # noqa: ARG002 - Redis stamps the release itself
         limited: bool,
         retry_after: float | None,
+        *,
+        heard: Heard | None = None,
     ) -> Holds:
         assert isinstance(handle, _Handle)  # noqa: S101 - our own handle type
+        heard = SILENT if heard is None else heard
+        if heard.pause is not None:
+            retry_after = heard.pause
         self.in_flight.discard(handle)
         if limited:
             self.rate_limited += 1
@@ -275,7 +299,9 @@ class _RedisStore:
         # one: a burst of responses costs a few round trips, not one connection each.
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        self._releases.append(_Release(key, handle, limited, retry_after, done, loop.time()))
+        self._releases.append(
+            _Release(key, handle, limited, retry_after, done, loop.time(), heard=heard)
+        )
         self._send_releases()
         user_pause, level = await done
         return Holds(user_pause, 0.0, level)
@@ -419,6 +445,8 @@ class _RedisStore:
                 _us(limits.guard),
                 _us(limits.effective_retry_after_cap),
                 int(limits.adaptive),
+                int(limits.accept_higher_limits),
+                int(limits.probe),
             )
             permits = [
                 ReleasedPermit(
@@ -427,6 +455,7 @@ class _RedisStore:
                     int(item.limited),
                     -1 if item.retry_after is None else _us(max(0.0, item.retry_after)),
                     int(item.schedule_id is not None),
+                    *_heard_args(item.heard),
                 )
                 for item in batch
             ]
@@ -494,6 +523,8 @@ class _RedisStore:
             reserve=limits.interactive_reserve,
             flags=flags,
             deadline="",
+            probe=int(limits.probe),
+            higher=int(limits.accept_higher_limits),
         )
         # An expired round (see _deadline) is asked once more, on the clock its answer taught.
         for _ in range(2):

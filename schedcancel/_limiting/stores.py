@@ -24,6 +24,7 @@ from .._protocol.models import LimiterStats, RateLimitLevel, RateLimits
 from .adaptive import ACCEPTED_WINDOWS, QUIET_WINDOWS, Action, AdaptiveState, accepted_peak
 from .background import BackgroundState
 from .dispatcher import SNAP, Answer
+from .server_state import SILENT, Heard, ServerState
 from .window import LevelPolicy, SlidingLog
 
 __all__ = ["Holds", "MemoryStore", "Store"]
@@ -83,9 +84,20 @@ class Store(Protocol):
         """
 
     async def release(
-        self, key: str | None, handle: object, now: float, limited: bool, retry_after: float | None
+        self,
+        key: str | None,
+        handle: object,
+        now: float,
+        limited: bool,
+        retry_after: float | None,
+        *,
+        heard: Heard | None = None,
     ) -> Holds:
-        """Release a permit's entries; return the new `Holds` (0.0: none)."""
+        """Release a permit's entries; return the new `Holds` (0.0: none).
+
+        ``heard`` is what the answer's rate-limit headers said (``server_state``);
+        None for an answer that said nothing, or a failure.
+        """
 
     def give_back(
         self, key: str | None, handle: object, now: float, freed: Callable[[], None]
@@ -174,6 +186,7 @@ class MemoryStore:
         self.total = SlidingLog(self.total_policy)
         self.logs: dict[str, SlidingLog] = {}
         self.adaptive = AdaptiveState(base_limit=limits.total, hold=self.total_policy.hold)
+        self.server = ServerState(speaks=limits.probe)
         self.rate_limited = 0
         self._grants = 0
         self.background = BackgroundState()
@@ -262,25 +275,55 @@ class MemoryStore:
         )
 
     async def release(
-        self, key: str | None, handle: object, now: float, limited: bool, retry_after: float | None
+        self,
+        key: str | None,
+        handle: object,
+        now: float,
+        limited: bool,
+        retry_after: float | None,
+        *,
+        heard: Heard | None = None,
     ) -> Holds:
         """See `release_now()`."""
-        return self.release_now(key, handle, now, limited, retry_after)
+        return self.release_now(key, handle, now, limited, retry_after, heard=heard)
 
     def release_now(
-        self, key: str | None, handle: object, now: float, limited: bool, retry_after: float | None
+        self,
+        key: str | None,
+        handle: object,
+        now: float,
+        limited: bool,
+        retry_after: float | None,
+        *,
+        heard: Heard | None = None,
     ) -> Holds:
-        """Count the permit's entries until ``window + guard`` from now; pause after a 429."""
+        """Count the permit's entries until ``window + guard`` from now; pause after a 429.
+
+        ``heard`` (the answer's rate-limit headers, digested) names the level a
+        429 hit and its pause, and feeds the server's word (``server_state``).
+        """
+        heard = SILENT if heard is None else heard
         log = None if key is None else self.logs[key]
         holds = _NO_HOLDS
         if limited:
-            holds = self._on_rate_limited(log, handle, now, retry_after)
+            pause = retry_after if heard.pause is None else heard.pause
+            holds = self._on_rate_limited(log, handle, now, pause, heard.blamed)
         elif self.limits.adaptive:
             self._forget_accepted(now)
             self.accepted.append(now)
         self.total.release(now)
         if key is not None and log is not None:
             self._note_expiry(log.release(now), key)
+        self.server.observe(
+            heard,
+            now=now,
+            answered=self.total.answered(now),
+            limited=limited,
+            hold=self.total_policy.hold,
+        )
+        self.schedule_policy.limit = self.server.id_limit(
+            self.schedule_policy.base_limit, higher=self.limits.accept_higher_limits
+        )
         return holds
 
     def remember(self, key: str | None, expiry: float) -> None:
@@ -315,11 +358,11 @@ class MemoryStore:
         if state.episode_open and self.total.paused_until <= now + SNAP:
             self._judge(now)
             changed = True
-        limit = state.limit_at(now)
+        limit = self._user_limit(now)
         if limit != self.total_policy.limit:
             changed = limit > self.total_policy.limit
             self.total_policy.limit = limit
-            if limit == self.total_policy.base_limit:
+            if limit == self.total_policy.base_limit and state.limit < limit:
                 logger.info("no 429 for a while: limit back to %d", limit)
         self._sweep(now)
         return changed
@@ -328,7 +371,7 @@ class MemoryStore:
         """The next recovery step while requests wait; the next idle key to drop."""
         wake = math.inf
         if queued:
-            wake = self.adaptive.next_step(now)
+            wake = min(self.adaptive.next_step(now), self.server.next_change(now))
         sweep = self.sweep_times
         if len(sweep) and (not queued or len(sweep) > _REBUILD_AFTER):
             # Nothing waits, or many keys went idle while one waits for long: wake
@@ -355,7 +398,7 @@ class MemoryStore:
             queued=0,
             in_flight=total.in_flight,
             total_used=total.used(now),
-            total_limit=self.adaptive.limit_at(now),
+            total_limit=self._user_limit(now),
             schedule_ids=len(logs) + waiting,
             next_free=max(0.0, total.earliest(now) - now),
             rate_limited=self.rate_limited,
@@ -371,17 +414,38 @@ class MemoryStore:
 
     # -- 429s and the adaptive policy -----------------------------------------
 
+    def _user_limit(self, now: float) -> int:
+        """The API user's effective limit: the adaptive policy's, bounded by the server's word."""
+        return self.server.user_limit(
+            now,
+            base=self.total_policy.base_limit,
+            adaptive=self.adaptive.limit_at(now),
+            answered=self.total.answered(now),
+            higher=self.limits.accept_higher_limits,
+        )
+
     def _on_rate_limited(
-        self, log: SlidingLog | None, handle: object, now: float, retry_after: float | None
+        self,
+        log: SlidingLog | None,
+        handle: object,
+        now: float,
+        retry_after: float | None,
+        blamed: RateLimitLevel | None = None,
     ) -> Holds:
-        """Pause the level a 429 hit (before the entries are released, so both count it)."""
+        """Pause the level a 429 hit (before the entries are released, so both count it).
+
+        The level is ``blamed`` when the answer's headers named it, else the
+        scheduleId when its own log is full, else the API user.
+        """
         self.rate_limited += 1
         limits = self.limits
         if retry_after is None:
             pause = limits.window + limits.guard  # no Retry-After: treat the window as full
         else:
             pause = min(max(retry_after, 0.0), limits.effective_retry_after_cap)
-        if log is not None and log.used(now) >= log.policy.limit:
+        if blamed is None and log is not None and log.used(now) >= log.policy.limit:
+            blamed = "schedule"
+        if blamed == "schedule" and log is not None:
             # The scheduleId's own log is full: blame that level, not the whole user.
             log.pause(now + pause)
             return Holds(0.0, pause, "schedule")
@@ -403,7 +467,7 @@ class MemoryStore:
         before = self.adaptive.limit_at(now)
         peak = accepted_peak(self.accepted.values(), policy.window)
         action = self.adaptive.judge(now, peak)
-        policy.limit = self.adaptive.limit
+        policy.limit = self._user_limit(now)
         if action is Action.SMOOTH:
             policy.mode = "smooth"
             logger.warning(

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from ..errors import InvalidParameterError
 from .faults import Faults
+from .headers import HEADER_STYLES
 from .limits import MODEL_NAMES, ServerLimits
 from .operations import Status
 from .server import DEFAULT_API_KEY, DEFAULT_PASSWORD, DEFAULT_USERNAME, MockScheduleServer
@@ -159,6 +160,13 @@ def add_mock_server_arguments(parser: argparse.ArgumentParser) -> None:
         "--count-rejected", action="store_true", help="429s count against the limits too"
     )
     limits.add_argument("--retry-after", action="store_true", help="send Retry-After on 429")
+    limits.add_argument(
+        "--rate-limit-headers",
+        choices=HEADER_STYLES,
+        default="none",
+        help="rate-limit headers to send: none; X-RateLimit-* on 429s only (x-429) or on "
+        "every answer (x-all); draft-11 RateLimit and RateLimit-Policy on every answer",
+    )
 
     faults = parser.add_argument_group("faults")
     for flag, what in (
@@ -241,6 +249,7 @@ def server_from_args(args: argparse.Namespace, server_class: type[_Server]) -> _
         unknown_ids="active" if args.accept_any_id else "error",
         unknown_registrations="error" if args.check_registrations else "accept",
         foreign_load=args.foreign_load,
+        rate_limit_headers=args.rate_limit_headers,
         accept_md5_signatures=not args.reject_md5_signatures,
         accept_sdk_hashed_password=not args.reject_sdk_hashed_password,
         host=args.host,

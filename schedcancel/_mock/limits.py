@@ -80,6 +80,12 @@ class WindowModel(Protocol):
     def idle(self, now: float) -> bool:
         """True when the state equals a fresh one and can be dropped."""
 
+    def remaining(self, now: float) -> int:
+        """Requests admitted at ``now`` if they all came at once (the headers' ``Remaining``)."""
+
+    def reset(self, now: float) -> float:
+        """Seconds until `remaining()` grows without more requests (the headers' reset; 0: full)."""
+
 
 def _check_limit_window(limit: int, window: float) -> None:
     if limit < 1:
@@ -134,6 +140,16 @@ class SlidingLog:
         self._expire(now)
         return not self._log
 
+    def remaining(self, now: float) -> int:
+        """The limit minus the entries in the window."""
+        self._expire(now)
+        return max(0, self.limit - len(self._log))
+
+    def reset(self, now: float) -> float:
+        """Until the oldest entry leaves the window."""
+        self._expire(now)
+        return self._log[0] + self.window - now if self._log else 0.0
+
 
 @attrs.define
 class FixedWindow:
@@ -182,6 +198,16 @@ class FixedWindow:
         """True when the window holding ``now`` has no request."""
         self._roll(now)
         return self._count == 0
+
+    def remaining(self, now: float) -> int:
+        """The limit minus this window's count."""
+        self._roll(now)
+        return max(0, self.limit - self._count)
+
+    def reset(self, now: float) -> float:
+        """Until this window ends (0 while nothing is counted)."""
+        index = self._roll(now)
+        return self.origin + (index + 1) * self.window - now if self._count else 0.0
 
 
 @attrs.define
@@ -236,6 +262,18 @@ class TokenBucket:
         """True when the bucket is full again."""
         self._refill(now)
         return self._tokens >= self.limit - _EPSILON
+
+    def remaining(self, now: float) -> int:
+        """Whole tokens in the bucket."""
+        self._refill(now)
+        return max(0, math.floor(self._tokens + _EPSILON))
+
+    def reset(self, now: float) -> float:
+        """Until the next whole token (0 when full)."""
+        self._refill(now)
+        if self._tokens >= self.limit - _EPSILON:
+            return 0.0
+        return (math.floor(self._tokens + _EPSILON) + 1 - self._tokens) / self.rate
 
 
 @attrs.define
@@ -312,6 +350,20 @@ class SlidingCounter:
         """True when neither the current nor the previous window counted anything."""
         self._roll(now)
         return self._current == 0 and self._previous == 0
+
+    def remaining(self, now: float) -> int:
+        """How many more the estimate admits at ``now``."""
+        return max(0, math.ceil(self.limit - self.estimate(now) - _EPSILON))
+
+    def reset(self, now: float) -> float:
+        """Until the estimate has decayed enough to admit one more, or this window ends."""
+        start = self._roll(now)
+        end = start + self.window - now
+        if not self._previous:
+            return end if self._current else 0.0
+        target = self.limit - self.remaining(now)  # the estimate must fall below it
+        decay = self._previous / self.window
+        return min(end, max(0.0, (self._estimate(now, start) - target) / decay))
 
 
 def make_model(name: ModelName, *, limit: int, window: float, origin: float = 0.0) -> WindowModel:
@@ -531,6 +583,28 @@ class LimitBook:
         table, key = (self._users, user) if user is not None else (self._schedules, schedule_id)
         model = table.get(key or "")
         return model.used(now) if model is not None else 0.0
+
+    def quotas(
+        self, now: float, *, user: str, schedule_id: str | None
+    ) -> dict[Level, tuple[int, int, float]]:
+        """Each level's ``(limit, remaining, reset)`` at ``now``, as the headers state them.
+
+        Args:
+            now: the server's clock.
+            user: the API user.
+            schedule_id: the scheduleId; None for start (the API user's level only).
+        """
+        user_model, schedule_model = self._pair(user, schedule_id)
+        found: dict[Level, tuple[int, int, float]] = {
+            "total": (self.limits.total, user_model.remaining(now), user_model.reset(now))
+        }
+        if schedule_model is not None:
+            found["per_schedule"] = (
+                self.limits.per_schedule,
+                schedule_model.remaining(now),
+                schedule_model.reset(now),
+            )
+        return found
 
     def sweep(self, now: float) -> None:
         """Drop the states of keys that are idle at ``now``."""

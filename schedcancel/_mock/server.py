@@ -58,7 +58,8 @@ from aiohttp import web
 from ..errors import InvalidParameterError
 from .auth import BodyHash, basic_credentials, password_matches, redact_key, signature_matches
 from .faults import Fault, FaultInjector, Faults
-from .limits import LimitBook, ServerLimits
+from .headers import HEADER_STYLES, HeaderStyle, rate_limit_headers
+from .limits import Level, LimitBook, ServerLimits
 from .operations import OPERATIONS, Operation, OperationSpec, Status, operation_named
 from .recorder import Arrival, Outcome, Recorder
 from .schedules import MockSchedule, ScheduleBook
@@ -175,6 +176,9 @@ class MockScheduleServer:
     accept_sdk_hashed_password: bool = True
     foreign_load: float = attrs.field(default=0.0, validator=_in_unit_interval)
     foreign_user: str | None = None
+    rate_limit_headers: HeaderStyle = attrs.field(
+        default="none", validator=attrs.validators.in_(HEADER_STYLES)
+    )
     host: str = "127.0.0.1"
     port: int = 0
     clock: Callable[[], float] | None = attrs.field(default=None, eq=False)
@@ -203,6 +207,7 @@ class MockScheduleServer:
             f"MockScheduleServer(base_url={self._base_url!r}, users={len(self.users)}, "
             f"connectors={len(self.connectors)}, signing={signing}, limits={self.limits!r}, "
             f"unknown_ids={self.unknown_ids!r}, foreign_load={self.foreign_load}, "
+            f"rate_limit_headers={self.rate_limit_headers!r}, "
             f"schedules={len(self._book_of_schedules)}, arrivals={len(self.recorder)})"
         )
 
@@ -490,12 +495,14 @@ class MockScheduleServer:
         if not verdict.allowed:
             if fault is not Fault.RATE_LIMITED:
                 self._injector.put_back(fault)  # for the next request that gets through
+            headers = self._retry_after(verdict.wait) or {}
+            headers |= self._limit_headers(now, user, schedule_id, verdict.level or "total")
             return _Answer(
-                _json(429, _error(1009, "Too many requests"), self._retry_after(verdict.wait)),
+                _json(429, _error(1009, "Too many requests"), headers),
                 seen(user=user, status=429, outcome=Outcome.RATE_LIMITED, limited_by=verdict.level),
             )
         # Admitted: from here on the arrival counts against both limits.
-        return self._serve(
+        answer = self._serve(
             spec,
             request,
             body,
@@ -503,6 +510,20 @@ class MockScheduleServer:
             api_key=api_key,
             schedule_id=schedule_id,
             seen=functools.partial(seen, user=user, accepted=True),
+        )
+        if answer.response is not None:
+            answer.response.headers.update(self._limit_headers(now, user, schedule_id, None))
+        return answer
+
+    def _limit_headers(
+        self, now: float, user: str, schedule_id: str | None, refused: Level | None
+    ) -> dict[str, str]:
+        """The answer's rate-limit headers in the configured style (`headers`)."""
+        if self.rate_limit_headers == "none":
+            return {}
+        quotas = self._limit_book.quotas(now, user=user, schedule_id=schedule_id)
+        return rate_limit_headers(
+            self.rate_limit_headers, quotas, window=self.limits.window, refused=refused
         )
 
     def _serve(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
-from ..errors import ScheduleOperationError
+from ..errors import InvalidParameterError, ScheduleOperationError
 from .operations import Operation, ScheduleStatus
 from .validate import check_int, check_number, check_optional_number
 
@@ -224,6 +224,18 @@ class RateLimits:
             far as that allows, then goes one per interval. 0 turns the reserve
             and the pacing off. At most ``total - 1`` is used (the guide, Rate
             limits explained, has the trade-off).
+        probe: start as if the server's last word were stale: a fresh limiter
+            sends one request and waits for its answer before the rest, so a
+            server that states its limits in headers (a lower limit, foreign
+            load) is heard before the first window is filled. Costs one round
+            trip at the start; nothing more against a server that states nothing.
+        accept_higher_limits: a limit the server states above ``total`` (or
+            ``per_schedule``) raises it. Off by default: a lower stated limit
+            always lowers the level at once, a higher one is believed only when
+            you say so (docs/rate-limits.md, "The server's own word").
+
+    Presets for IXOPAY's documented variants:
+    [`RateLimits.preset()`][schedcancel.RateLimits.preset].
     """
 
     total: int = attrs.field(default=60, validator=_positive_int)
@@ -238,11 +250,52 @@ class RateLimits:
     max_rate_limited: int = attrs.field(default=5, validator=_non_negative_int)
     retry_after_cap: float | None = attrs.field(default=None, validator=_optional_positive)
     interactive_reserve: int = attrs.field(default=1, validator=_non_negative_int)
+    probe: bool = False
+    accept_higher_limits: bool = False
+
+    @classmethod
+    def preset(cls, name: RateLimitPreset = "api-reference", **changes: Any) -> RateLimits:
+        """The limits one of IXOPAY's documents gives, with ``changes`` on top.
+
+        * ``"api-reference"`` (the default, as ``RateLimits()``): the API
+          reference's 60 requests per 60 s per API user and 10 per 60 s per
+          scheduleId.
+        * ``"user-manual"``: the user manual's 100 per 60 s per API user, *shared
+          with the Status API*, and 10 per 60 s per Schedule ID. Lower ``total``
+          by what your Status API calls on the same API user use.
+
+        The documents disagree; docs/rate-limits.md ("Which limits: IXOPAY's two
+        documents") says how to choose.
+
+        Args:
+            name: ``"api-reference"`` or ``"user-manual"``.
+            changes: any other `RateLimits` field, e.g. ``total=80``.
+
+        Raises:
+            InvalidParameterError: an unknown preset or a bad field value.
+        """
+        values = _PRESETS.get(name)
+        if values is None:
+            raise InvalidParameterError(
+                f"unknown RateLimits preset {name!r}; choose from {', '.join(_PRESETS)}"
+            )
+        return cls(**(values | changes))
 
     @property
     def effective_retry_after_cap(self) -> float:
         """The cap on ``Retry-After`` in seconds."""
         return self.retry_after_cap if self.retry_after_cap is not None else 2 * self.window
+
+
+#: The names `RateLimits.preset()` knows.
+RateLimitPreset = Literal["api-reference", "user-manual"]
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    # https://documentation.ixopay.com/api/transaction/schedule-cancel (the API reference)
+    "api-reference": {"total": 60, "per_schedule": 10, "window": 60.0},
+    # the user manual: 100 per API user for the Schedule and Status APIs together
+    "user-manual": {"total": 100, "per_schedule": 10, "window": 60.0},
+}
 
 
 @attrs.frozen(kw_only=True)
@@ -357,6 +410,16 @@ class Limiter(Protocol):
 
     One limiter keeps one API user's budget. Several clients share a budget by
     sharing the limiter object (or, across processes, the Redis keys).
+
+    **Optional: hearing the server.** A limiter may also have
+    ``async def release_heard(permit, headers, *, rate_limited=False)``, which
+    does what `release()` does and also takes in what the answer's rate-limit
+    headers said ([`RateLimitHeaders`][schedcancel.RateLimitHeaders], its
+    ``retry_after`` included). The client calls it, found with ``getattr``, for
+    every answer, 429 or not, when the limiter has it, and `release()` otherwise:
+    a limiter written without it keeps working, and hears only ``Retry-After``.
+    [`RateLimiter`][schedcancel.RateLimiter] and
+    [`RedisLimiter`][schedcancel.redis.RedisLimiter] have it.
     """
 
     @property

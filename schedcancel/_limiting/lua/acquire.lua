@@ -4,7 +4,7 @@ caller wants them served.
 
 KEYS: log pause last adapt accepted last_background
 KEYS per candidate with a scheduleId: log pause last
-ARGV: now peek base total per_schedule window guard in_flight smooth slack poll adaptive reserve flags deadline
+ARGV: now peek base total per_schedule window guard in_flight smooth slack poll adaptive reserve flags deadline probe higher
 
 flags holds one digit per candidate: 0 a scheduleId's request, 1 the same in
 the background, 2 a request with no scheduleId, 3 the same in the
@@ -16,7 +16,7 @@ one the API user's level refuses (or, for a background one, the background
 rule). A peek (peek = 1) grants nothing and looks at the first candidate only
 (or none).
 
-Background calls (priority < 0) follow _background.BackgroundState (the
+Background calls (priority < 0) follow background.BackgroundState (the
 helpers' background_at): the interactive envelope, then a pace of one per
 hold / (limit - reserve) except within one window of a burst.
 
@@ -34,7 +34,7 @@ alone: "expired".
 ]]
 
 local _, peek, base, total, per_schedule, window, guard, in_flight, smooth, slack, poll,
-  adaptive, reserve, flags, deadline = unpack(ARGV)
+  adaptive, reserve, flags, deadline, probe, higher = unpack(ARGV)
 if deadline ~= '' and time > tonumber(deadline) then
   return {now, time}  -- expired: its caller gave up; grant nothing to nobody
 end
@@ -56,6 +56,11 @@ if adaptive then
   end
   limit, user_smooth = limit_at(st, now), smooth or st.smooth
 end
+-- The server's word bounds both levels (probe and higher: RateLimits' flags).
+local sv = server_load(KEYS[4], probe == '1')
+live(KEYS[1])
+limit = server_limit(sv, now, total, limit, answered(KEYS[1]), higher == '1')
+per_schedule = server_id_limit(sv, per_schedule, higher == '1')
 local user_spacing = window / limit * (1 + slack)
 local id_spacing = window / per_schedule * (1 + slack)
 local user_used = live(KEYS[1])

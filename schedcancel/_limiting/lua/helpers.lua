@@ -224,7 +224,7 @@ local function set_pause(key, wait)
   return wait
 end
 
--- The background policy (_background.BackgroundState), step for step: a
+-- The background policy (background.BackgroundState), step for step: a
 -- background call (priority < 0) may take a place when the interactive
 -- envelope holds (the places free now plus those freed within k intervals
 -- number at least reserve + k, for k = 0 .. depth, once it has its place;
@@ -298,6 +298,107 @@ local function log_entries(key)
     end
   end
   return in_flight, expiries
+end
+
+-- The server's word (server_state.ServerState), kept in the adaptive state's
+-- hash (KEYS[4]) as sv_* fields: speaks (0/1), stated, stated_id, seen,
+-- seen_until, fresh_until (absent: none, or -inf for the times). A fresh hash
+-- speaks as `probe` says. The rule is server_state's, step for step (the tests
+-- run one table of cases against both, through tests/lua/server.lua).
+local SERVER_FIELDS = {'stated', 'stated_id', 'seen', 'seen_until', 'fresh_until'}
+
+local function server_load(adapt, probe)
+  local s = redis.call('HMGET', adapt, 'sv_speaks', 'sv_stated', 'sv_stated_id', 'sv_seen',
+    'sv_seen_until', 'sv_fresh_until')
+  local sv = {speaks = probe}
+  if s[1] then
+    sv.speaks = s[1] == '1'
+  end
+  for i, name in ipairs(SERVER_FIELDS) do
+    sv[name] = tonumber(s[i + 1])
+  end
+  return sv
+end
+
+-- Saved only when it says more than a fresh hash would (absent: speaks as `probe`).
+local function server_save(adapt, sv, hold, probe)
+  local fields = {'sv_speaks', sv.speaks and 1 or 0}
+  if sv.speaks == probe and not (sv.stated or sv.stated_id or sv.seen) then
+    if redis.call('HEXISTS', adapt, 'sv_speaks') == 0 then
+      return
+    end
+  end
+  for _, name in ipairs(SERVER_FIELDS) do
+    if sv[name] then
+      fields[#fields + 1], fields[#fields + 2] = 'sv_' .. name, fmt(sv[name])
+    end
+  end
+  redis.call('HSET', adapt, unpack(fields))
+  local keep = ttl((QUIET_WINDOWS + ACCEPTED_WINDOWS + 2) * hold)
+  if redis.call('PTTL', adapt) < keep then
+    redis.call('PEXPIRE', adapt, keep)
+  end
+end
+
+-- One answer's digest (-1: not stated); `answered` counts this answer's entry.
+local function server_observe(sv, at, answered, limited, hold, user_limit, remaining, reset,
+    id_limit)
+  if not limited then
+    sv.speaks = remaining >= 0
+  end
+  if user_limit >= 0 then
+    sv.stated = user_limit
+  end
+  if id_limit >= 0 then
+    sv.stated_id = id_limit
+  end
+  if limited or remaining < 0 then
+    return
+  end
+  local seen = answered + remaining
+  if sv.seen and sv.fresh_until and at < sv.fresh_until and at < sv.seen_until then
+    seen = math.min(seen, sv.seen)  -- the same reading period: the lowest holds
+  end
+  sv.seen = seen
+  sv.seen_until = at + 2 * hold
+  sv.fresh_until = at + math.max(reset, 0)
+end
+
+-- The API user's effective limit (ServerState.user_limit).
+local function server_limit(sv, at, base, adaptive_limit, answered, higher)
+  local cap = base
+  if sv.stated and (sv.stated < base or higher) then
+    cap = sv.stated
+  end
+  local limit = cap
+  if adaptive_limit < base then
+    limit = math.min(adaptive_limit, cap)
+  end
+  if sv.seen and at < sv.seen_until then
+    limit = math.min(limit, sv.seen)
+  end
+  if sv.speaks and (not sv.fresh_until or at >= sv.fresh_until) then
+    limit = math.min(limit, answered + 1)  -- stale: one goes first, its answer tells
+  end
+  return math.max(1, limit)
+end
+
+local function server_id_limit(sv, base, higher)
+  if sv.stated_id and (sv.stated_id < base or higher) then
+    return math.max(1, sv.stated_id)
+  end
+  return base
+end
+
+-- Released entries that still count (call live() first): not in flight ('i').
+local function answered(log)
+  local n = 0
+  for _, member in ipairs(redis.call('ZRANGE', log, 0, -1)) do
+    if string.byte(member, 1) ~= 105 then
+      n = n + 1
+    end
+  end
+  return n
 end
 
 -- The operation's own code follows.

@@ -3,11 +3,15 @@ schedcancel: release permits whose responses (or failures) were observed now.
 
 KEYS: log pause last adapt accepted last_background
 KEYS per permit with a scheduleId: log pause last
-ARGV: now total per_schedule window guard cap adaptive
-ARGV per permit: token acquired limited retry_after has_id
+ARGV: now total per_schedule window guard cap adaptive higher probe
+ARGV per permit: token acquired limited retry_after has_id user_limit remaining reset id_limit blamed
 
 retry_after is -1 when the server sent none; has_id is 0 for a permit with no
-scheduleId (it has no per-permit KEYS). Re-scores each permit's entries to
+scheduleId (it has no per-permit KEYS). user_limit, remaining, reset (µs)
+and id_limit are the answer's rate-limit headers digested (server_state.digest;
+-1: not stated), blamed the level they say a 429 hit (0 unknown, 1 the API
+user, 2 the scheduleId), and retry_after already the pause they ask for; each
+feeds the server's word (helpers.lua). Re-scores each permit's entries to
 now + hold ("x:<token>" for a refused one). A permit with limited = 1 (a 429)
 pauses the level that was hit and, at the API user's level, feeds the
 adaptive policy. Returns {now, user_pause, level1, level2, ...}: per permit,
@@ -16,8 +20,9 @@ the level a 429 was blamed on (0 none, 1 the API user, 2 the scheduleId).
 
 local total, per_schedule = tonumber(ARGV[2]), tonumber(ARGV[3])
 local window, guard, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local adaptive = ARGV[7] == '1'
-local HEAD, PER_PERMIT = 7, 5
+local adaptive, higher, probe = ARGV[7] == '1', ARGV[8] == '1', ARGV[9] == '1'
+local HEAD, PER_PERMIT = 9, 10
+local sv = server_load(KEYS[4], probe)
 local hold = window + guard
 local expires = now + hold
 local user_pause = 0
@@ -45,6 +50,8 @@ for c = 1, (#ARGV - HEAD) / PER_PERMIT do
   if log then
     expire_log(log)
   end
+  local id_limit = server_id_limit(sv, per_schedule, higher)
+  local blamed = tonumber(ARGV[at + 10])
   if not limited then
     if adaptive then
       redis.call('ZADD', KEYS[5], now, token)
@@ -55,7 +62,10 @@ for c = 1, (#ARGV - HEAD) / PER_PERMIT do
     if retry_after >= 0 then
       wait = math.min(retry_after, cap)
     end
-    if log and live(log) >= per_schedule then
+    if blamed == 0 and log and live(log) >= id_limit then
+      blamed = 2
+    end
+    if blamed == 2 and log then
       set_pause(pause, wait)
       levels[c] = 2
     else
@@ -67,7 +77,11 @@ for c = 1, (#ARGV - HEAD) / PER_PERMIT do
       end
     end
   end
+  live(KEYS[1])
+  server_observe(sv, now, answered(KEYS[1]), limited, hold, tonumber(ARGV[at + 6]),
+    tonumber(ARGV[at + 7]), tonumber(ARGV[at + 8]), tonumber(ARGV[at + 9]))
 end
+server_save(KEYS[4], sv, hold, probe)
 if st then
   save(KEYS[4], st)
 end
