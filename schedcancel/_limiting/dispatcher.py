@@ -1,9 +1,9 @@
 """The one dispatcher: who waits, in what order, and what happens to them. Pure.
 
 Both limiters queue through this module; only their *store* differs (memory
-over ``_window``, or Redis over the scripts in ``lua/``). The dispatcher never
+over ``window``, or Redis over the scripts in ``lua/``). The dispatcher never
 reads a clock, sleeps or does I/O: every method takes ``now``, and the driver
-in ``_limiter`` asks the store between `Dispatcher.take()` and
+in ``limiter`` asks the store between `Dispatcher.take()` and
 `Dispatcher.settle()`.
 
 * Waiters queue per scheduleId, best first by ``(-priority, seq)``; requests

@@ -1,25 +1,26 @@
-"""The limiters: one asyncio driver over the one dispatcher (``_queue``) and a store.
+"""The one limiter: a dispatcher, a store and a clock, and one driver over them.
 
 Design, in short (docs/rate-limits.md and docs/development.md, "Design notes", have the why):
 
 * Two levels: the API user (limit N) and every scheduleId (limit K). A
   request takes an entry in both at the same instant; entries count until
   ``window + guard`` after the response was observed (response-anchored
-  release, safe under any jitter; proof in ``_window``).
+  release, safe under any jitter; proof in ``window.py``).
 * The *store* keeps the logs: `MemoryStore` in
   this process ([`RateLimiter`][schedcancel.RateLimiter]), or Redis (``schedcancel.redis``).
-* The *dispatcher* (``_queue``) keeps the waiters: ranking, holds, deadlines,
+* The *dispatcher* (``dispatcher.py``) keeps the waiters: ranking, holds, deadlines,
   cancellation. It is pure; `QueuedLimiter` drives it: take the best
   candidates, let the store try them, settle, and wait for ONE timer set to
   the earliest moment anything can change (a hold ending, a deadline, a
   recovery step) or for a waiter or release to arrive. No polling, no timer
   per waiter. With nothing queued, the same timer drops idle keys when their
-  entries stop counting, so memory follows what is live. The in-memory store
-  answers at once, so [`RateLimiter`][schedcancel.RateLimiter] runs its rounds in loop callbacks
-  (``call_soon`` and the timer); a store that does I/O is driven by one task.
+  entries stop counting, so memory follows what is live. The driver runs in
+  loop callbacks (``call_soon``, the timer, a round's answer): the in-memory
+  store answers a round at once, a store that does I/O returns an awaitable
+  and the driver waits for that round's answer before it asks again.
 * A 429 pauses the level it hit (the scheduleId when its log is full, else
   the API user) for ``Retry-After`` (capped) or ``window + guard``; with
-  ``adaptive``, the one policy of ``_adaptive`` learns from it.
+  ``adaptive``, the one policy of ``adaptive.py`` learns from it.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class QueuedLimiter:
     """The [`schedcancel.Limiter`][schedcancel.Limiter] behaviour shared by every store.
 
     Subclasses pass their store; everything about waiting lives here and in
-    ``_queue``, once.
+    ``dispatcher``, once.
 
     Args:
         limits: the limits to keep.

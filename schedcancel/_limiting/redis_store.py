@@ -4,17 +4,17 @@ Several workers cancelling for the same API user must share its 60-per-window
 budget, or together they overrun it. [`RedisLimiter`][schedcancel.redis.RedisLimiter] keeps the
 two-level sliding-window log (docs/rate-limits.md) in Redis, and Lua scripts,
 one per operation (``schedcancel/_limiting/lua/``, their KEYS and ARGV defined in
-``_redis_scripts``), check and add both levels atomically with Redis ``TIME``
+``redis_scripts``), check and add both levels atomically with Redis ``TIME``
 as the one clock.
 
 Waiting stays local, in the same dispatcher as the in-process limiter
-(``_queue``, driven by ``_limiter.QueuedLimiter``); only the store differs.
+(``dispatcher``, driven by ``limiter.QueuedLimiter``); only the store differs.
 Each round, one script call tries up to 64 of this process's waiters in the
 dispatcher's order, so a thousand local waiters do not stampede Redis; when
 the script says "not yet, in 1.3 s", the driver sleeps that long (plus a
 little jitter, so processes do not wake in lock step) and asks again.
 Releases that arrive while a call is out go together in the next one. The
-adaptive policy runs inside the script, step for step as ``_adaptive``.
+adaptive policy runs inside the script, step for step as ``adaptive``.
 
 Install with ``pip install 'schedcancel[redis]'``; importing `schedcancel`
 never imports redis-py.
@@ -662,7 +662,7 @@ class RedisLimiter(QueuedLimiter):
     """One API user's rate limits kept in Redis and shared by every process using them.
 
     It implements [`schedcancel.Limiter`][schedcancel.Limiter] with the in-process limiter's
-    dispatcher (``_queue``: ranking, deadlines, cancellation, requeue) and
+    dispatcher (``dispatcher``: ranking, deadlines, cancellation, requeue) and
     semantics (two-level sliding-window log, response-anchored release, 429
     pauses, smooth mode, the one adaptive policy), but its logs live in Redis,
     so any number of processes and hosts that construct a ``RedisLimiter``

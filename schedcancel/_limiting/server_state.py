@@ -1,7 +1,7 @@
 """What the server said about its limits, and how it bounds the API user's level. Pure.
 
 One rule, kept in two places that must agree step for step, like the adaptive
-policy (``_adaptive``): this module (the in-process store applies it) and
+policy (``adaptive``): this module (the in-process store applies it) and
 ``lua/helpers.lua`` (the Redis store applies it inside its scripts, so every
 process sharing the API user learns what one of them heard).
 ``tests/test_server_state.py`` runs one table of cases against both.

@@ -4,9 +4,9 @@ A *store* keeps the two levels' logs and answers the dispatcher's questions,
 and only those (a narrow seam; docs/development.md, "Design notes"): try these
 candidates in this order, release this permit, give this one back, when could
 one start. `MemoryStore` keeps them in
-this process over ``_window``; ``schedcancel.redis`` keeps them in Redis over
-the scripts in ``lua/``. Both apply the one adaptive policy of ``_adaptive``
-and the one background policy of ``_background``.
+this process over ``window``; ``schedcancel.redis`` keeps them in Redis over
+the scripts in ``lua/``. Both apply the one adaptive policy of ``adaptive``
+and the one background policy of ``background``.
 
 The memory store reads no clock: ``now`` comes with every call.
 """
@@ -74,7 +74,7 @@ class Store(Protocol):
 
         A key None is a request with no scheduleId: only the API user's level
         counts it. ``backgrounds[i]`` says candidate ``i`` is a background call (priority < 0),
-        which also needs the background policy (``_background``): the places it leaves
+        which also needs the background policy (``background``): the places it leaves
         the others, and its pace.
 
         A store that does I/O must not grant a round whose caller gave up on
@@ -258,7 +258,7 @@ class MemoryStore:
     def background_at(self, now: float) -> float:
         """When the API user's level admits one more background call (priority < 0).
 
-        The rule of ``_background``: the reserve stays free and one more place
+        The rule of ``background``: the reserve stays free and one more place
         frees per interval for the next intervals, so interactive calls find
         room at once and then one interval apart; a job on a quiet budget
         bursts through its first window, then goes one per interval.

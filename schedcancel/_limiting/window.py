@@ -17,7 +17,7 @@ requests, whatever the latencies were. The cost is about one round trip per
 window, compared with an oracle that knew the arrival times.
 
 One log type serves both levels: the API user's log (limit N) and one log per
-scheduleId (limit K); the store (``_stores``) checks both and then adds to
+scheduleId (limit K); the store (``stores``) checks both and then adds to
 both, with nothing in between, so a request never holds half a permit.
 """
 
