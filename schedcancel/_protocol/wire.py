@@ -1,7 +1,7 @@
 """The Schedule API's wire protocol, sans I/O: build, sign, parse.
 
 Pure functions over plain values; nothing here imports aiohttp, reads a socket
-or sleeps. [`Operation`][schedcancel.Operation] (in ``_protocol.operations``, re-exported here) is the one
+or sleeps. [`Operation`][schedcancel.Operation] (in ``operations``, re-exported here) is the one
 table of the six schedule calls; `RequestBuilder.build()` builds any of
 them, the transport sends it and hands back ``(status, headers, body)`` for
 `parse_response()`.
