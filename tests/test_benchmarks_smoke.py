@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from benchmarks import ab, background, instructions, one, redis_stall
+from benchmarks import ab, background, floor, instructions, one, redis_stall
 from benchmarks.chart import draw
 from benchmarks.harness import (
     BenchConfig,
@@ -29,6 +29,7 @@ from benchmarks.harness import (
 from benchmarks.interactive import MIXED_CONTESTANTS
 from benchmarks.mixed import OPERATION_CONTESTANTS, mixed_calls, split_calls
 from benchmarks.report import markdown, quantile
+from schedcancel._mock.limits import make_model
 
 from support.redis import redis_answers
 
@@ -270,3 +271,45 @@ async def test_instructions_runs_each_kind() -> None:
     """``benchmarks.instructions`` (the callgrind pairs) runs on both stores, so it cannot rot."""
     for kind in ("memory-live", "memory-new", "redis"):
         await instructions._pairs(kind, 3)
+
+
+def test_the_oracle_floor_is_exact_where_it_can_be_computed_by_hand() -> None:
+    """A sliding log alone: bursts of N every W; with one place reserved, 59 per W."""
+    assert floor.floor_makespan(600, 60, 2.0) == 18.0
+    assert floor.floor_makespan(600, 60, 2.0, reserve=1) == 20.0  # 600 = 10 * 59 + 10
+    assert floor.floor_makespan(60, 60, 2.0, phases=(0.5,)) == 0.0  # a fresh budget: one burst
+
+
+@pytest.mark.parametrize("phase", [0.1, 0.5, 0.9])
+def test_the_oracle_schedule_is_what_the_mock_server_admits_and_no_earlier(phase: float) -> None:
+    """Replayed on the mock's own models every arrival is admitted; any earlier, one is refused."""
+    window, limit = 2.0, 60
+    times = floor.floor_schedule(300, limit, window, phases=(phase,))
+
+    def refused(arrivals: list[float]) -> int:
+        models = [
+            make_model("sliding-log", limit=limit, window=window),
+            make_model("sliding-counter", limit=limit, window=window, origin=phase * window),
+        ]
+        count = 0
+        for at in arrivals:
+            if any(model.wait(at) > 0 for model in models):
+                count += 1
+                continue
+            for model in models:
+                model.add(at)
+        return count
+
+    assert refused(times) == 0
+    waited = [i for i in range(1, len(times)) if times[i] > times[i - 1]]
+    assert len(waited) > 10
+    for i in waited:
+        assert refused([*times[:i], times[i] - 0.001]) == 1, i
+
+
+def test_the_floor_table_prints_every_server(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m benchmarks.floor`` prints the bound and one row per server."""
+    assert floor.main(["--count", "130", "--phases", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "bound 4 s" in out
+    assert out.count("| sliding") == 5
