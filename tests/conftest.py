@@ -45,13 +45,22 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["PYTEST_DEBUG_TEMPROOT"] = TMPFS
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give every looptime test ``noop_cycles=LOOPTIME_NOOP_CYCLES`` (its own marker's win)."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every looptime test ``noop_cycles=LOOPTIME_NOOP_CYCLES`` (its own marker's win),
+    and run the tests marked ``scale`` without coverage tracing (pytest-cov's ``no_cover``).
+
+    A ``scale`` test sends thousands of requests (or ids) for a bound that needs the
+    numbers; the small tests run the same code, so its lines and branches are covered
+    without it (the report is the same), and tracing made it four to eight times slower.
+    """
+    cov = config.pluginmanager.hasplugin("_cov")
     for item in items:
         if item.get_closest_marker("looptime") is not None:
             # Appended: looptime applies the markers farthest first, so a test's own
             # ``@pytest.mark.looptime(...)`` options still override this one.
             item.add_marker(pytest.mark.looptime(noop_cycles=LOOPTIME_NOOP_CYCLES))
+        if cov and item.get_closest_marker("scale") is not None:
+            item.add_marker(pytest.mark.no_cover)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -409,6 +409,7 @@ async def test_input_is_consumed_only_as_workers_free_up() -> None:
     assert max(ahead) <= 8 + 8 + 1
 
 
+@pytest.mark.scale
 async def test_a_hundred_thousand_ids_stream_in_bounded_memory() -> None:
     """100,000 ids from a generator peak under 8 MB of traced memory (the id table is 2.4 MB).
 

@@ -260,6 +260,7 @@ def _server() -> MockScheduleServer:
     return MockScheduleServer(limits=limits, faults=faults, unknown_ids="active")
 
 
+@pytest.mark.scale
 @pytest.mark.looptime
 async def test_at_the_real_limits_interactive_calls_wait_at_most_one_interval() -> None:
     """6,000 bulk ids, calls at random times: p99 wait <= W/N + RTT, bulk <= 1.05 x bound, no 429.
@@ -286,6 +287,7 @@ async def _run_job(client: ScheduleClient, count: int) -> object:
     return len(outcomes)
 
 
+@pytest.mark.scale
 @pytest.mark.redis
 @pytest.mark.looptime
 async def test_through_redis_a_job_and_a_caller_on_two_limiters(

@@ -392,6 +392,7 @@ async def test_most_pending_ordering_reaches_the_two_limit_bound(limiter: AnyLim
     assert _fifo_with_skip_last_send(keys, RateLimits(), RTT) == pytest.approx(4 * cycle)
 
 
+@pytest.mark.scale
 async def test_100k_waiters_use_one_timer_and_finish_in_order() -> None:
     """100,000 queued waiters are served in arrival order by one timer re-armed per window."""
     loop = asyncio.get_running_loop()
