@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
+import coverage
 import pytest
 from schedcancel import Journal
 
@@ -61,6 +62,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.looptime(noop_cycles=LOOPTIME_NOOP_CYCLES))
         if cov and item.get_closest_marker("scale") is not None:
             item.add_marker(pytest.mark.no_cover)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Inside pytest-cov's ``no_cover`` pause, stop the coverage that it left running.
+
+    In an xdist worker pytest-cov starts two coverages, one on top of the other (pytest-cov
+    7.1); its pause stops the top one, and coverage.py then resumes the one underneath, so
+    the test was traced all the same. Stopped here too, a ``scale`` test runs untraced on a
+    worker as in one process (where nothing is left running and this does nothing).
+    """
+    under = coverage.Coverage.current() if item.get_closest_marker("no_cover") else None
+    if under is None:
+        return (yield)
+    under.stop()
+    try:
+        return (yield)
+    finally:
+        under.start()
 
 
 @pytest.fixture(autouse=True, scope="session")
