@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
-from collections.abc import AsyncIterator, Callable, Mapping
+import os
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
+import coverage
 import pytest
 from schedcancel import Journal
 
@@ -15,6 +17,70 @@ from support.redis import fresh_prefix, local_redis
 # schedcancel's fixtures load only where named (no pytest11 entry point); pytester runs
 # the plugin again in a project of its own (strict mode) in tests/test_testing.py.
 pytest_plugins = ["pytester", "schedcancel.pytest_plugin"]
+
+#: looptime moves its clock to the next timer after this many loop cycles with nothing to
+#: run (its own default: 42). The cycles wait for I/O from outside the loop; here there is
+#: none that they would catch: the mock server is in the same loop and a loopback send is in
+#: the peer's socket when ``send()`` returns, `support.redis.InstantRedis` holds the clock
+#: while Redis answers, and looptime waits for executor threads (the journal's writes) on
+#: its own. Each idle cycle costs a loop turn, so at 42 they were most of a virtual-time
+#: test's run (6,000 requests: 12.1 s at 42, 6.9 s at 1, the same figures to the last bit).
+LOOPTIME_NOOP_CYCLES = 1
+#: Temporary directories go to tmpfs when it has this much room (see pytest_configure).
+# pytest makes its own directory there (pytest-of-USER, mode 0o700), as under /tmp.
+TMPFS, TMPFS_ROOM = "/dev/shm", 1 << 30  # noqa: S108
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Put ``tmp_path`` on tmpfs (``/dev/shm``) unless the run chose where temporaries go.
+
+    The journal ``fsync``s every line (from a thread); on a disk that made the tests that
+    journal thousands of lines wait on it (10,000 rows: 58 s on ext4, 23 s on tmpfs). A
+    process killed with -9 loses nothing written to either, so the crash tests test the same.
+    """
+    chosen = config.option.basetemp or os.environ.get("PYTEST_DEBUG_TEMPROOT")
+    if chosen or os.environ.get("TMPDIR") or not os.access(TMPFS, os.W_OK):
+        return
+    stat = os.statvfs(TMPFS)
+    if stat.f_bavail * stat.f_frsize >= TMPFS_ROOM:
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = TMPFS
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every looptime test ``noop_cycles=LOOPTIME_NOOP_CYCLES`` (its own marker's win),
+    and run the tests marked ``scale`` without coverage tracing (pytest-cov's ``no_cover``).
+
+    A ``scale`` test sends thousands of requests (or ids) for a bound that needs the
+    numbers; the small tests run the same code, so its lines and branches are covered
+    without it (the report is the same), and tracing made it four to eight times slower.
+    """
+    cov = config.pluginmanager.hasplugin("_cov")
+    for item in items:
+        if item.get_closest_marker("looptime") is not None:
+            # Appended: looptime applies the markers farthest first, so a test's own
+            # ``@pytest.mark.looptime(...)`` options still override this one.
+            item.add_marker(pytest.mark.looptime(noop_cycles=LOOPTIME_NOOP_CYCLES))
+        if cov and item.get_closest_marker("scale") is not None:
+            item.add_marker(pytest.mark.no_cover)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Inside pytest-cov's ``no_cover`` pause, stop the coverage that it left running.
+
+    In an xdist worker pytest-cov starts two coverages, one on top of the other (pytest-cov
+    7.1); its pause stops the top one, and coverage.py then resumes the one underneath, so
+    the test was traced all the same. Stopped here too, a ``scale`` test runs untraced on a
+    worker as in one process (where nothing is left running and this does nothing).
+    """
+    under = coverage.Coverage.current() if item.get_closest_marker("no_cover") else None
+    if under is None:
+        return (yield)
+    under.stop()
+    try:
+        return (yield)
+    finally:
+        under.start()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -225,6 +225,7 @@ ROWS = 10_000
 FLOOR = (math.ceil(ROWS / N) - 1) * W
 
 
+@pytest.mark.scale
 @pytest.mark.looptime
 async def test_10000_update_rows_at_the_real_limits_meet_no_429(tmp_path: Path) -> None:
     """10,000 rows, 60 per 60 s per API user, 10 per id, guard 1 s: 0 x 429, every row

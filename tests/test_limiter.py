@@ -392,6 +392,26 @@ async def test_most_pending_ordering_reaches_the_two_limit_bound(limiter: AnyLim
     assert _fifo_with_skip_last_send(keys, RateLimits(), RTT) == pytest.approx(4 * cycle)
 
 
+async def test_release_nowait_frees_the_place_as_release_does() -> None:
+    """``release_nowait()`` (for ``finally`` blocks) answers the permit at once: the next
+    waiter goes, and a second release of the same permit is refused."""
+    limiter = RateLimiter(RateLimits(total=1, per_schedule=1, window=1.0, guard=0.0))
+    permit = await limiter.acquire("a")
+    waiter = asyncio.create_task(limiter.acquire("b"))
+    await asyncio.sleep(0.1)
+    assert not waiter.done()  # the only place is out, until its response
+    limiter.release_nowait(permit)
+    assert limiter.stats().in_flight == 0
+    with pytest.raises(ValueError, match="released"):
+        limiter.release_nowait(permit)
+    async with asyncio.timeout(5.0):  # virtual time: without the release it waits for ever
+        second = await waiter  # the entry counts for a window from the response at 0.1
+    assert second.acquired_at == pytest.approx(1.1, abs=1e-6)
+    await limiter.release(second)
+    await limiter.aclose()
+
+
+@pytest.mark.scale
 async def test_100k_waiters_use_one_timer_and_finish_in_order() -> None:
     """100,000 queued waiters are served in arrival order by one timer re-armed per window."""
     loop = asyncio.get_running_loop()
