@@ -6,7 +6,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import re
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
