@@ -12,6 +12,7 @@ stated quota is about) is Python's alone and tested below the table.
 
 from __future__ import annotations
 
+import typing
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +20,13 @@ from typing import NamedTuple
 
 import pytest
 import redis.asyncio as aioredis
-from schedcancel import InvalidParameterError, RateLimitHeaders, RateLimits, StatedQuota
+from schedcancel import (
+    InvalidParameterError,
+    RateLimitHeaders,
+    RateLimitPreset,
+    RateLimits,
+    StatedQuota,
+)
 from schedcancel._limiting.redis_scripts import assemble
 from schedcancel._limiting.server_state import SILENT, Heard, ServerState, digest, level_of
 
@@ -286,6 +293,9 @@ def test_presets_give_ixopays_two_documents() -> None:
     manual = RateLimits.preset("user-manual")
     assert (manual.total, manual.per_schedule, manual.window) == (100, 10, 60.0)
     assert RateLimits.preset("user-manual", total=80, probe=True).total == 80
+    assert typing.get_args(RateLimitPreset) == ("api-reference", "user-manual")
+    for name in typing.get_args(RateLimitPreset):
+        assert RateLimits.preset(name).total in {60, 100}
     with pytest.raises(InvalidParameterError, match="unknown RateLimits preset 'docs'"):
         RateLimits.preset("docs")  # type: ignore[arg-type]
     with pytest.raises(InvalidParameterError):
