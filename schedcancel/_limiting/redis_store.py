@@ -197,12 +197,19 @@ class _Release:
     heard: Heard = SILENT  # what the answer's rate-limit headers said
 
 
+#: An answer that said nothing, as release.lua's per-permit ARGV.
+_SILENT_ARGS = (-1, -1, -1, -1, 0)
+
+
+def _count(value: int | None) -> int:
+    return -1 if value is None else value
+
+
 def _heard_args(heard: Heard) -> tuple[int, int, int, int, int]:
     """A digest as release.lua's per-permit ARGV (-1: not stated)."""
-
-    def count(value: int | None) -> int:
-        return -1 if value is None else value
-
+    if heard is SILENT:
+        return _SILENT_ARGS
+    count = _count
     reset = -1 if heard.user_reset is None else _us(heard.user_reset)
     blamed = 0 if heard.blamed is None else _LEVELS.index(heard.blamed)
     return (

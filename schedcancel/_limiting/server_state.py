@@ -67,6 +67,15 @@ class Heard:
     blamed: RateLimitLevel | None = None
     pause: float | None = None
 
+    @property
+    def says_anything(self) -> bool:
+        """It states a limit or a ``Remaining``: something `ServerState` keeps."""
+        return (
+            self.user_limit is not None
+            or self.user_remaining is not None
+            or self.id_limit is not None
+        )
+
 
 #: An answer that said nothing.
 SILENT = Heard()
@@ -92,6 +101,8 @@ def digest(headers: RateLimitHeaders, limits: RateLimits) -> Heard:
     Returns:
         The digest both stores apply.
     """
+    if not headers.quotas:  # the common case: nothing stated (a Retry-After at most)
+        return SILENT if headers.retry_after is None else Heard(pause=headers.retry_after)
     user: list[StatedQuota] = []
     ids: list[StatedQuota] = []
     for quota in headers.quotas:
@@ -172,6 +183,20 @@ class ServerState:
         self.seen = seen
         self.seen_until = now + 2 * hold
         self.fresh_until = now + (heard.user_reset or 0.0)
+
+    @property
+    def listening(self) -> bool:
+        """It bounds a level: it speaks, or keeps a stated limit or a reading.
+
+        While False, `user_limit()` is the adaptive limit, `id_limit()` the base and
+        an answer that states nothing changes nothing, so a store may skip it.
+        """
+        return (
+            self.speaks
+            or self.stated is not None
+            or self.stated_id is not None
+            or self.seen is not None
+        )
 
     def user_limit(
         self, now: float, *, base: int, adaptive: int, answered: int, higher: bool

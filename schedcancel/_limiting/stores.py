@@ -187,6 +187,9 @@ class MemoryStore:
         self.logs: dict[str, SlidingLog] = {}
         self.adaptive = AdaptiveState(base_limit=limits.total, hold=self.total_policy.hold)
         self.server = ServerState(speaks=limits.probe)
+        # The server's word bounds the levels once it said something (or `probe` asks
+        # it first); until then grants and releases skip it, at no cost (issue 23).
+        self._listening = limits.probe
         self.rate_limited = 0
         self._grants = 0
         self.background = BackgroundState()
@@ -302,29 +305,36 @@ class MemoryStore:
         ``heard`` (the answer's rate-limit headers, digested) names the level a
         429 hit and its pause, and feeds the server's word (``server_state``).
         """
-        heard = SILENT if heard is None else heard
         log = None if key is None else self.logs[key]
         holds = _NO_HOLDS
         if limited:
-            pause = retry_after if heard.pause is None else heard.pause
-            holds = self._on_rate_limited(log, handle, now, pause, heard.blamed)
+            heard_ = SILENT if heard is None else heard
+            pause = retry_after if heard_.pause is None else heard_.pause
+            holds = self._on_rate_limited(log, handle, now, pause, heard_.blamed)
         elif self.limits.adaptive:
             self._forget_accepted(now)
             self.accepted.append(now)
         self.total.release(now)
         if key is not None and log is not None:
             self._note_expiry(log.release(now), key)
-        self.server.observe(
+        if self._listening or (heard is not None and heard.says_anything):
+            self._hear(SILENT if heard is None else heard, now, limited)
+        return holds
+
+    def _hear(self, heard: Heard, now: float, limited: bool) -> None:
+        """Feed one answer's digest to the server's word; bound the scheduleId's level by it."""
+        server = self.server
+        server.observe(
             heard,
             now=now,
             answered=self.total.answered(now),
             limited=limited,
             hold=self.total_policy.hold,
         )
-        self.schedule_policy.limit = self.server.id_limit(
+        self.schedule_policy.limit = server.id_limit(
             self.schedule_policy.base_limit, higher=self.limits.accept_higher_limits
         )
-        return holds
+        self._listening = server.listening
 
     def remember(self, key: str | None, expiry: float) -> None:
         """Count a request made elsewhere, answered before, on both levels until ``expiry``."""
@@ -371,7 +381,9 @@ class MemoryStore:
         """The next recovery step while requests wait; the next idle key to drop."""
         wake = math.inf
         if queued:
-            wake = min(self.adaptive.next_step(now), self.server.next_change(now))
+            wake = self.adaptive.next_step(now)
+            if self._listening:
+                wake = min(wake, self.server.next_change(now))
         sweep = self.sweep_times
         if len(sweep) and (not queued or len(sweep) > _REBUILD_AFTER):
             # Nothing waits, or many keys went idle while one waits for long: wake
@@ -416,6 +428,8 @@ class MemoryStore:
 
     def _user_limit(self, now: float) -> int:
         """The API user's effective limit: the adaptive policy's, bounded by the server's word."""
+        if not self._listening:
+            return self.adaptive.limit_at(now)
         return self.server.user_limit(
             now,
             base=self.total_policy.base_limit,

@@ -59,7 +59,11 @@ end
 -- The server's word bounds both levels (probe and higher: RateLimits' flags).
 local sv = server_load(KEYS[4], probe == '1')
 live(KEYS[1])
-limit = server_limit(sv, now, total, limit, answered(KEYS[1]), higher == '1')
+local user_answered = 0
+if sv.speaks then
+  user_answered = answered(KEYS[1])  -- only a stale reading counts them (a walk of the log)
+end
+limit = server_limit(sv, now, total, limit, user_answered, higher == '1')
 per_schedule = server_id_limit(sv, per_schedule, higher == '1')
 local user_spacing = window / limit * (1 + slack)
 local id_spacing = window / per_schedule * (1 + slack)

@@ -78,8 +78,13 @@ for c = 1, (#ARGV - HEAD) / PER_PERMIT do
     end
   end
   live(KEYS[1])
-  server_observe(sv, now, answered(KEYS[1]), limited, hold, tonumber(ARGV[at + 6]),
-    tonumber(ARGV[at + 7]), tonumber(ARGV[at + 8]), tonumber(ARGV[at + 9]))
+  local remaining = tonumber(ARGV[at + 7])
+  local counted = 0
+  if remaining >= 0 and not limited then
+    counted = answered(KEYS[1])  -- only a reading counts them (a walk of the log)
+  end
+  server_observe(sv, now, counted, limited, hold, tonumber(ARGV[at + 6]), remaining,
+    tonumber(ARGV[at + 8]), tonumber(ARGV[at + 9]))
 end
 server_save(KEYS[4], sv, hold, probe)
 if st then
