@@ -189,3 +189,29 @@ def test_accepted_peak_counts_one_half_open_window(
 ) -> None:
     """The peak is the most acceptances any window (start, start + window] holds."""
     assert accepted_peak(times, window) == peak
+
+
+@pytest.mark.parametrize(
+    ("recover_from", "hold", "now"),
+    [
+        (4.310347, 1.05, 17.960347),  # a job on the header test's server spun here for ever
+        (0.1, 0.1, 1.2),
+        (0.0, 61.0, 0.0),
+    ],
+)
+def test_the_next_step_is_a_moment_at_which_the_limit_has_grown(
+    recover_from: float, hold: float, now: float
+) -> None:
+    """`next_step()` names a time at which `limit_at()` sees the step, even where floats round.
+
+    ``17.960347`` is ``4.310347 + 13 * 1.05`` in floats, but ``(17.960347 - 4.310347) / 1.05``
+    floors to 12: the step was named for a moment that did not have it, and the limiter's one
+    timer fired at that same instant again and again (virtual time never moved on).
+    """
+    state = AdaptiveState(base_limit=BASE, hold=hold, limit=40, recover_from=recover_from)
+    while state.limit_at(now) < BASE:
+        step = state.next_step(now)
+        assert step > now
+        assert state.limit_at(step) == state.limit_at(now) + 1
+        now = step
+    assert state.next_step(now) == float("inf")

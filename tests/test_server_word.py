@@ -74,6 +74,23 @@ async def test_headers_on_every_answer_cost_at_most_one_percent(
 
 
 @pytest.mark.looptime
+@pytest.mark.parametrize("style", ["x-all", "draft-11"])
+@pytest.mark.parametrize(("model", "foreign"), CASES, ids=CASE_IDS)
+async def test_headers_on_every_answer_without_the_probe_cost_at_most_two_percent(
+    style: HeaderStyle, model: ModelName, foreign: float
+) -> None:
+    """The default (``probe=False``): the first window goes blind, the readings do the rest.
+
+    Measured: 2 x 429 on the counter, 12 of 612 (2.0 %) with foreign load, in both styles.
+    Three of these jobs once never finished: a lowered limit's recovery step was named for a
+    moment that, in floats, did not have it, and the limiter's timer fired at that instant
+    for ever (``test_adaptive.py``).
+    """
+    limited, sends, _ = await _run(style, model, foreign)
+    assert limited <= 0.02 * sends
+
+
+@pytest.mark.looptime
 @pytest.mark.parametrize("style", ["none", "x-429"])
 async def test_silent_or_429_only_counter_costs_one_episode(style: HeaderStyle) -> None:
     """Without readings the adaptive rule settles after one episode (measured: 23 x 429)."""

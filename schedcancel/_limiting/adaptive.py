@@ -93,8 +93,14 @@ class AdaptiveState:
         """When `limit_at()` grows next (``math.inf`` at the base limit)."""
         if self.limit_at(now) >= self.base_limit:
             return math.inf
-        steps = math.floor((now - self.recover_from) / self.hold) + 1
-        return max(now, self.recover_from + max(steps, QUIET_WINDOWS + 1) * self.hold)
+        steps = max(math.floor((now - self.recover_from) / self.hold) + 1, QUIET_WINDOWS + 1)
+        at = self.recover_from + steps * self.hold
+        # In floats ``(recover_from + steps * hold - recover_from) / hold`` may floor to
+        # ``steps - 1``: `limit_at()` would not see the step at the moment named, and a
+        # timer set for it would fire again and again at the same instant.
+        while math.floor((at - self.recover_from) / self.hold) < steps:
+            at = math.nextafter(at, math.inf)
+        return max(now, at)
 
     def on_429(self, now: float, stamp: float, next_stamp: float) -> bool:
         """A 429 at the API user's level; return True when it opens an episode.
