@@ -332,14 +332,14 @@ async def test_through_redis_a_job_and_a_caller_on_two_limiters(
 async def test_two_processes_in_real_time_a_cli_job_and_a_caller(tmp_path: Path) -> None:
     """Real processes, real time: ``schedcancel cancel --redis`` beside a caller in this one.
 
-    At a small scale (10 per 2 s, so a request interval is 0.2 s): 40 bulk ids from
+    At a small scale (10 per 2 s, so a request interval is 0.2 s): 80 bulk ids from
     the CLI (priority -1, its default), calls here at random about once a second.
     Each call waits at most about one interval, hold / (N - R) = 0.23 s; allowed: that
-    plus 0.1 s for scheduling on a busy machine. No 429. Measured: 19 calls, waits
-    6 ms at the median (the request's own latency), 9 to 93 ms at most.
+    plus 0.1 s for scheduling on a busy machine. No 429. Measured: 25 calls, waits
+    6 ms at the median (the request's own latency), 45 ms at most.
 
-    (It was 80 ids, 25 s. The bound is per call and the job is paced from its second
-    window on at either size: 40 ids keep it paced for the 19 calls, 14 s.)
+    (Tried at 40 ids to save 11 s: one CI run under load then saw a call wait 0.39 s, so
+    the job keeps the size at which every earlier run passed; see the session's note.)
     """
     redis_asyncio = pytest.importorskip("redis.asyncio")
     from schedcancel.redis import RedisLimiter  # noqa: PLC0415 - the redis extra
@@ -354,7 +354,7 @@ async def test_two_processes_in_real_time_a_cli_job_and_a_caller(tmp_path: Path)
     limits = RateLimits(total=10, per_schedule=10, window=2.0, guard=0.05)
     faults = Faults(request_latency=(0.001, 0.005), response_latency=(0.001, 0.005), seed=3)
     server_limits = ServerLimits(total=10, per_schedule=10, window=2.0)
-    bulk = [f"B-{i:03d}" for i in range(40)]
+    bulk = [f"B-{i:03d}" for i in range(80)]
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("\n".join(bulk) + "\n", encoding="utf-8")
     async with MockScheduleServer(
