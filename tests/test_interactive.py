@@ -338,8 +338,8 @@ async def test_two_processes_in_real_time_a_cli_job_and_a_caller(tmp_path: Path)
     plus 0.1 s for scheduling on a busy machine. No 429. Measured: 25 calls, waits
     6 ms at the median (the request's own latency), 45 ms at most.
 
-    (Tried at 40 ids to save 11 s: one CI run under load then saw a call wait 0.39 s, so
-    the job keeps the size at which every earlier run passed; see the session's note.)
+    (At 40 ids, to save 11 s, one loaded CI run saw a call wait 0.39 s; it stays at 80,
+    the size at which every earlier run passed.)
     """
     redis_asyncio = pytest.importorskip("redis.asyncio")
     from schedcancel.redis import RedisLimiter  # noqa: PLC0415 - the redis extra
