@@ -306,19 +306,19 @@ class MemoryStore:
         429 hit and its pause, and feeds the server's word (``server_state``).
         """
         log = None if key is None else self.logs[key]
+        said = SILENT if heard is None else heard
         holds = _NO_HOLDS
         if limited:
-            heard_ = SILENT if heard is None else heard
-            pause = retry_after if heard_.pause is None else heard_.pause
-            holds = self._on_rate_limited(log, handle, now, pause, heard_.blamed)
+            pause = retry_after if said.pause is None else said.pause
+            holds = self._on_rate_limited(log, handle, now, pause, said.blamed)
         elif self.limits.adaptive:
             self._forget_accepted(now)
             self.accepted.append(now)
         self.total.release(now)
         if key is not None and log is not None:
             self._note_expiry(log.release(now), key)
-        if self._listening or (heard is not None and heard.says_anything):
-            self._hear(SILENT if heard is None else heard, now, limited)
+        if self._listening or said.says_anything:
+            self._hear(said, now, limited)
         return holds
 
     def _hear(self, heard: Heard, now: float, limited: bool) -> None:
