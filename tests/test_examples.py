@@ -113,7 +113,7 @@ async def test_bulk_gather_as_a_script_uses_the_base_url_and_exits_non_zero_on_f
     assert process.returncode == code, output.decode()
     assert line in output.decode()
     # Each id once; the order is not the script's to keep (two connections race).
-    assert sorted(arrival.schedule_id for arrival in server.recorder.arrivals) == sorted(ids)
+    assert Counter(arrival.schedule_id for arrival in server.recorder.arrivals) == Counter(ids)
 
 
 # --------------------------------------------------------------------------- aiohttp_service
