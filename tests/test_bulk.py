@@ -47,7 +47,11 @@ from schedcancel.testing import MockScheduleServer, ServerLimits
 API_KEY = "bulk-connector-key-0001"
 HUGE = RateLimits(total=10**9, per_schedule=10**9)
 # Background calls burst like the others: these tests are about stopping, not pacing.
-BURSTS = RateLimits(total=10, per_schedule=10, window=60.0, guard=1.0, interactive_reserve=0)
+# adaptive=False: the log's own bursts (the adaptive policy's in-flight cap would pace the
+# cold start and the refill).
+BURSTS = RateLimits(
+    total=10, per_schedule=10, window=60.0, guard=1.0, interactive_reserve=0, adaptive=False
+)
 
 
 def _success(schedule_id: str) -> ScheduleResult:

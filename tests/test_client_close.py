@@ -35,7 +35,9 @@ from support.limiters import STORES, limiters
 
 pytestmark = pytest.mark.looptime
 
-LIMITS = RateLimits(total=5, per_schedule=5, window=10.0, guard=0.5)
+# adaptive=False: the log's own bursts (the adaptive policy's in-flight cap would pace the
+# cold start and the refill).
+LIMITS = RateLimits(total=5, per_schedule=5, window=10.0, guard=0.5, adaptive=False)
 SERVER_LIMITS = ServerLimits(total=5, per_schedule=5, window=10.0)
 RTT = 0.1  # every response waits this long on the mock server
 QUEUED = 25

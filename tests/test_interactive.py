@@ -54,7 +54,11 @@ def test_a_quiet_budget_takes_a_burst_then_the_reserve_holds() -> None:
     (Until issue 24 the second background call waited one interval: jobs were paced
     from the first call.)
     """
-    store = MemoryStore(RateLimits(total=4, window=10.0, guard=0.0, interactive_reserve=1))
+    # adaptive=False: the log's own bursts (the adaptive policy's in-flight cap would pace the
+    # cold start and the refill).
+    store = MemoryStore(
+        RateLimits(total=4, window=10.0, guard=0.0, interactive_reserve=1, adaptive=False)
+    )
     answer = store.acquire(["a", "b", "c"], [True, True, True], 0.0)
     assert [h is not None for h in answer.handles] == [True, True]  # 4 - 1 - depth 1
     assert answer.background_wait == math.inf  # only a release can tell
@@ -66,7 +70,11 @@ def test_background_calls_leave_the_reserve_and_one_place_per_interval() -> None
     """Answered background entries: the next background call waits until, once it goes, the
     reserve is free and a place frees within an interval; with the reserve taken by an
     interactive call, it waits for a place to free."""
-    store = MemoryStore(RateLimits(total=4, window=10.0, guard=0.0, interactive_reserve=1))
+    # adaptive=False: the log's own bursts (the adaptive policy's in-flight cap would pace the
+    # cold start and the refill).
+    store = MemoryStore(
+        RateLimits(total=4, window=10.0, guard=0.0, interactive_reserve=1, adaptive=False)
+    )
     _fill(store, 2, 0.0, background=True)  # both count until 10
     assert store.background_at(0.0) == pytest.approx(10.0 - 10.0 / 3)  # one interval before
     _fill(store, 1, 6.0, background=False)  # the reserve, taken by an interactive call

@@ -15,7 +15,7 @@ import collections
 import gc
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Container
 from typing import Any
 
 import looptime
@@ -132,8 +132,11 @@ async def test_implements_the_limiter_protocol(limiter: AnyLimiter) -> None:
     assert limiter.limits == RateLimits()
 
 
-async def test_600_distinct_ids_go_in_ten_bursts_one_window_apart(limiter: AnyLimiter) -> None:
+async def test_600_distinct_ids_go_in_ten_bursts_one_window_apart(make: Make) -> None:
     """600 requests go out as 10 bursts of 60, each window + guard + RTT after the last."""
+    # adaptive=False: the log's own bursts (the adaptive policy's in-flight cap would pace
+    # the cold start and the refill).
+    limiter = make(RateLimits(adaptive=False))
     start = asyncio.get_running_loop().time()
     sends: list[tuple[float, str]] = []
     await asyncio.gather(*(_send(limiter, f"id-{i}", sends) for i in range(600)))
@@ -142,8 +145,15 @@ async def test_600_distinct_ids_go_in_ten_bursts_one_window_apart(limiter: AnyLi
     assert [t - start for t, _ in bursts] == pytest.approx([i * (60 + 1 + RTT) for i in range(10)])
 
 
-async def test_50_requests_go_at_once(limiter: AnyLimiter) -> None:
-    """A batch of 50 (below both limits) is sent at once, without waiting for anything."""
+async def test_50_requests_go_at_once(make: Make) -> None:
+    """With adaptive=False, a batch of 50 (below both limits) is sent at once, without waiting
+    for anything.
+
+    With the default limits (adaptive) a cold limiter sends 10 first (ceil(60 / 6), the
+    adaptive policy's in-flight cap) and the rest once the first answer is released; the
+    cap's own tests cover that.
+    """
+    limiter = make(RateLimits(adaptive=False))
     start = asyncio.get_running_loop().time()
     sends: list[tuple[float, str]] = []
     await asyncio.gather(*(_send(limiter, f"id-{i}", sends) for i in range(50)))
@@ -162,8 +172,11 @@ async def test_per_schedule_limit_holds_one_id(limiter: AnyLimiter) -> None:
     ]
 
 
-async def test_no_head_of_line_blocking(limiter: AnyLimiter) -> None:
+async def test_no_head_of_line_blocking(make: Make) -> None:
     """Requests held by their scheduleId's log do not hold back requests for other ids."""
+    # adaptive=False: the log's own bursts (the adaptive policy's in-flight cap would pace
+    # the cold start and the refill).
+    limiter = make(RateLimits(adaptive=False))
     start = asyncio.get_running_loop().time()
     sends: list[tuple[float, str]] = []
     # 15 for one id queue first; 11 of them wait for the per-id window ...
@@ -223,10 +236,11 @@ async def test_waiter_cancelled_in_queue_consumes_nothing(limiter: AnyLimiter) -
     assert "late" not in limiter._core.queues
 
 
-async def test_queue_timeout_fails_at_once_when_the_wait_is_known_longer(
-    limiter: AnyLimiter,
-) -> None:
+async def test_queue_timeout_fails_at_once_when_the_wait_is_known_longer(make: Make) -> None:
     """With the window full, a short queue_timeout fails immediately with the expected wait."""
+    # adaptive=False: the log's own bursts (the adaptive policy's in-flight cap would pace
+    # the cold start and the refill).
+    limiter = make(RateLimits(adaptive=False))
     loop = asyncio.get_running_loop()
     sends: list[tuple[float, str]] = []
     await asyncio.gather(*(_send(limiter, f"id-{i}", sends) for i in range(60)))
@@ -242,8 +256,11 @@ async def test_queue_timeout_fails_at_once_when_the_wait_is_known_longer(
     assert limiter.stats().queued == 0
 
 
-async def test_queue_timeout_waits_then_fails_at_the_deadline(limiter: AnyLimiter) -> None:
+async def test_queue_timeout_waits_then_fails_at_the_deadline(make: Make) -> None:
     """When the wait is not known to exceed the deadline, the request waits and fails at it."""
+    # adaptive=False: the log's own bursts (the adaptive policy's in-flight cap would pace
+    # the cold start and the refill).
+    limiter = make(RateLimits(adaptive=False))
     loop = asyncio.get_running_loop()
     permits = [await limiter.acquire(f"id-{i}") for i in range(60)]
     start = loop.time()
@@ -380,8 +397,11 @@ def _fifo_with_skip_last_send(keys: list[str], limits: RateLimits, rtt: float) -
     return last
 
 
-async def test_most_pending_ordering_reaches_the_two_limit_bound(limiter: AnyLimiter) -> None:
+async def test_most_pending_ordering_reaches_the_two_limit_bound(make: Make) -> None:
     """M=200 with 30 on one id end at the two-limit bound, a window before FIFO-with-skip."""
+    # adaptive=False: the log's own bursts (the adaptive policy's in-flight cap would pace
+    # the cold start and the refill).
+    limiter = make(RateLimits(adaptive=False))
     keys = [f"id-{i}" for i in range(170)] + ["heavy"] * 30
     start = _now()
     sends: list[tuple[float, str]] = []
@@ -389,7 +409,7 @@ async def test_most_pending_ordering_reaches_the_two_limit_bound(limiter: AnyLim
     cycle = 60 + 1 + RTT
     # max(ceil(200 / 60), ceil(30 / 10)) - 1 = 3 cycles.
     assert max(t for t, _ in sends) - start == pytest.approx(3 * cycle)
-    assert _fifo_with_skip_last_send(keys, RateLimits(), RTT) == pytest.approx(4 * cycle)
+    assert _fifo_with_skip_last_send(keys, limiter.limits, RTT) == pytest.approx(4 * cycle)
 
 
 async def test_release_nowait_frees_the_place_as_release_does() -> None:
@@ -444,8 +464,10 @@ async def test_100k_waiters_use_one_timer_and_finish_in_order() -> None:
         gc.unfreeze()
         del loop.call_at
     assert order == list(range(100_000))
-    # 100 windows of 1,000: one arming per window (plus the idle-key sweep's).
-    assert len(handles) <= 101
+    # 100 windows of 1,000: one arming per window, and one for the in-flight cap's lapse
+    # while each window's refill is capped (the adaptive policy's rule 4), plus the idle-key
+    # sweep's; one timer at a time.
+    assert len(handles) <= 201
     assert overlapping == 0
     await limiter.aclose()
 
@@ -496,13 +518,23 @@ async def test_429_on_a_full_schedule_id_pauses_only_that_id(make: Make) -> None
     await limiter.aclose()
 
 
-async def _answer(limiter: AnyLimiter, keys: list[str], rejected: int) -> None:
-    """Acquire all keys at once; 0.1 s later answer the last ``rejected`` ones with 429."""
-    permits = await asyncio.gather(*(limiter.acquire(key) for key in keys))
-    await asyncio.sleep(RTT)
-    for i, permit in enumerate(permits):
-        bad = i >= len(permits) - rejected
+async def _answer(limiter: AnyLimiter, keys: list[str], rejected: Container[int]) -> None:
+    """Ask for all keys at once and answer each one RTT after its grant, as a client does;
+    the grants at the positions in ``rejected`` (0: the first granted) are answered 429.
+
+    Answered as they come: a cold or refilling limiter lets only ceil(limit / 6) go
+    until an answer comes back (the adaptive policy's in-flight cap), the rest after it.
+    """
+    granted = 0
+
+    async def one(key: str) -> None:
+        nonlocal granted
+        permit = await limiter.acquire(key)
+        bad, granted = granted in rejected, granted + 1
+        await asyncio.sleep(RTT)
         await limiter.release(permit, rate_limited=bad, retry_after=5 if bad else None)
+
+    await asyncio.gather(*(one(key) for key in keys))
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -516,16 +548,19 @@ async def test_adaptive_lowers_the_limit_when_the_server_took_less(
     """429s while the server never took a full window from us lower the limit to what it took."""
     caplog.set_level("INFO", logger="schedcancel")
     limiter = make(RateLimits(total=10))
-    await _answer(limiter, [f"a-{i}" for i in range(10)], rejected=3)
+    await _answer(limiter, [f"a-{i}" for i in range(10)], rejected=range(7, 10))
     # Judged when the pause is over and the whole burst has answered.
     assert limiter.stats().total_limit == 10
-    await limiter.acquire("next")  # the 10 entries (429s too) count until 61.1
-    assert _now() == pytest.approx(61.1)
+    # Cold: 2 (ceil(10 / 6)) went at 0, answered at 0.1; then the other 8, answered (429s
+    # too) at 0.2. Their entries count until 61.1 and 61.2: the lowered limit (7) admits one
+    # more once the 8 expire.
+    await limiter.acquire("next")
+    assert _now() == pytest.approx(61.2)
     stats = limiter.stats()
     assert (stats.total_limit, stats.mode, stats.rate_limited) == (7, "exact", 3)
     assert len(_warnings(caplog)) == 1
     assert re.search(r"\b7 .*raising it by 1 per 61s after 10 quiet windows", _warnings(caplog)[0])
-    # Ten quiet windows after the 429s (at 0.1), then one more per window.
+    # Ten quiet windows after the 429s (at 0.2), then one more per window.
     await asyncio.sleep(11 * 61 - 61 + 1)
     assert (await _stats(limiter)).total_limit == 8
     await asyncio.sleep(2 * 61)
@@ -540,7 +575,8 @@ async def test_adaptive_lowers_the_limit_when_the_server_took_less(
 async def test_adaptive_lowers_at_most_by_half_per_episode(make: Make) -> None:
     """One episode never takes more than half the limit away."""
     limiter = make(RateLimits(total=10))
-    await _answer(limiter, [f"a-{i}" for i in range(10)], rejected=8)
+    # Cold: 2 (ceil(10 / 6)) go first and are accepted; the other 8 are refused.
+    await _answer(limiter, [f"a-{i}" for i in range(10)], rejected=range(2, 10))
     await limiter.acquire("next")
     assert limiter.stats().total_limit == 5
     await limiter.aclose()
@@ -552,10 +588,12 @@ async def test_adaptive_goes_smooth_when_the_server_took_full_windows(
 ) -> None:
     """429s after the server took a full window from us switch to smooth pacing, once."""
     limiter = make(RateLimits(total=10))
-    await _answer(limiter, [f"a-{i}" for i in range(10)], rejected=0)
+    await _answer(limiter, [f"a-{i}" for i in range(10)], rejected=())
     await asyncio.sleep(61)
-    # The next burst meets a server that counts the previous one against it.
-    await _answer(limiter, [f"b-{i}" for i in range(10)], rejected=9)
+    # The next burst meets a server that counts the previous one against it. Refilling (the
+    # first burst's places came free within the window), only 2 (ceil(10 / 6)) go before an
+    # answer comes back: both are refused. The other 8 go paced once the pause is over.
+    await _answer(limiter, [f"b-{i}" for i in range(10)], rejected=range(2))
     permit = await limiter.acquire("next")
     stats = limiter.stats()
     assert (stats.total_limit, stats.mode) == (10, "smooth")
@@ -599,8 +637,11 @@ async def test_smooth_mode_spaces_sends(make: Make) -> None:
     await limiter.aclose()
 
 
-async def test_estimate_and_stats_account_for_the_queue(limiter: AnyLimiter) -> None:
+async def test_estimate_and_stats_account_for_the_queue(make: Make) -> None:
     """estimate counts the waiters ahead ("queued, about N s") and stats reports the state."""
+    # adaptive=False: the log's own bursts (the adaptive policy's in-flight cap would pace
+    # the cold start and the refill).
+    limiter = make(RateLimits(adaptive=False))
     sends: list[tuple[float, str]] = []
     await asyncio.gather(*(_send(limiter, f"id-{i}", sends) for i in range(60)))
     assert await limiter.estimate() == pytest.approx(61.0)
@@ -688,8 +729,11 @@ async def test_release_checks_the_permit(make: Make, limiter: AnyLimiter) -> Non
     await other.aclose()
 
 
-async def test_aclose_cancels_waiters_and_refuses_new_ones(limiter: AnyLimiter) -> None:
+async def test_aclose_cancels_waiters_and_refuses_new_ones(make: Make) -> None:
     """aclose cancels queued waiters; later acquires fail and late releases are ignored."""
+    # adaptive=False: the log's own limit holds the waiter (the adaptive policy's in-flight
+    # cap would hold the 11th of the 60 acquired without a release).
+    limiter = make(RateLimits(adaptive=False))
     permits = [await limiter.acquire(f"id-{i}") for i in range(60)]
     waiter = asyncio.create_task(limiter.acquire("late"))
     await asyncio.sleep(1)
@@ -706,7 +750,9 @@ async def test_injected_clock_drives_the_limiter(make: Make) -> None:
     """An injected clock stamps permits and still drives the loop's one timer correctly."""
     loop = asyncio.get_running_loop()
     offset = 1_000_000.0
-    limiter = make(RateLimits(total=2), clock=lambda: loop.time() + offset)
+    # adaptive=False: the log's own bursts (the adaptive policy's in-flight cap would pace
+    # the cold start and the refill).
+    limiter = make(RateLimits(total=2, adaptive=False), clock=lambda: loop.time() + offset)
     start = _now()
     sends: list[tuple[float, str]] = []
     await asyncio.gather(*(_send(limiter, f"id-{i}", sends) for i in range(3)))
@@ -759,7 +805,11 @@ def test_batch_ready_at_once_finishes_at_the_lower_bound(store: str, data: st.Da
     keys = data.draw(
         st.permutations([f"k{j}" for j, m in enumerate(counts) for _ in range(m)]), label="order"
     )
-    limits = RateLimits(total=total, per_schedule=per_schedule, window=10.0, guard=0.5)
+    # adaptive=False: the log's own bound (the adaptive policy's in-flight cap would pace the
+    # cold start and the refill).
+    limits = RateLimits(
+        total=total, per_schedule=per_schedule, window=10.0, guard=0.5, adaptive=False
+    )
     if store == "redis":
         require_redis()  # here, not inside the example's own loop
     loop = looptime.new_event_loop(start=0)
@@ -939,7 +989,8 @@ async def test_requeued_request_with_deadline_counts_only_higher_priorities(
 async def test_lowered_limit_recovers_while_waiters_queue(make: Make) -> None:
     """With the limit lowered and waiters queued, the one timer also wakes for each increase."""
     limiter = make(RateLimits(total=4, window=10, guard=0))
-    await _answer(limiter, [f"a-{i}" for i in range(4)], rejected=3)
+    # Cold: 1 (ceil(4 / 6)) goes first and is accepted; the other 3 go on its answer, refused.
+    await _answer(limiter, [f"a-{i}" for i in range(4)], rejected=range(1, 4))
     start = _now()
     sends: list[tuple[float, str]] = []
     # 2 per window (lowered from 4 to max(1 taken, 4 // 2)) until ten quiet windows passed.

@@ -25,6 +25,17 @@ counter overruns them). The policy:
    * else (already smooth): lower the limit by one.
 3. **Recover**: after `QUIET_WINDOWS` holds (``window + guard``)
    without a 429, the limit grows back by one per hold, up to the base.
+4. **Refill with the brakes on** (exact mode): while a grant would reuse a
+   place whose acceptance stopped counting within the last window, at most
+   `in_flight_cap()` (a sixth of the limit) of the API user's requests are in
+   flight. A sliding log takes the refill whole; a counter still weighs the
+   last window's burst and refuses part of it, and the cap keeps the requests
+   sent before its first 429 comes back to a sixth of the limit. Once the
+   places are spread out the cap rarely binds: it costs a job a few round
+   trips, once. A request unanswered for longer than `cap_lapse()` (the
+   guard, at least a hundredth of the window) stops counting against the cap:
+   it waits for the server's first answers, not for a slow one, a caller
+   that holds its permits, or a crashed process's entries.
 
 Stamps are anything ordered: the in-process store uses grant serial numbers,
 the script Redis microseconds.
@@ -39,10 +50,13 @@ import attrs
 
 __all__ = [
     "ACCEPTED_WINDOWS",
+    "CAP_SHARE",
     "QUIET_WINDOWS",
     "Action",
     "AdaptiveState",
     "accepted_peak",
+    "cap_lapse",
+    "in_flight_cap",
 ]
 
 #: Holds without a 429 before a lowered limit starts to grow back.
@@ -50,6 +64,9 @@ QUIET_WINDOWS = 10
 
 #: Windows of acceptances kept to judge an episode.
 ACCEPTED_WINDOWS = 3
+
+#: While refilling, at most ``1 / CAP_SHARE`` of the limit is in flight (`in_flight_cap()`).
+CAP_SHARE = 6
 
 
 class Action(enum.IntEnum):
@@ -150,3 +167,18 @@ def accepted_peak(times: list[float], window: float) -> int:
             start += 1
         peak = max(peak, end - start + 1)
     return peak
+
+
+def in_flight_cap(limit: int) -> int:
+    """The most requests in flight while the API user's level refills: ``ceil(limit / 6)``.
+
+    Refilling: some acceptance ``a`` of ours lies in ``(now - window - hold, now - hold]``,
+    so its place stopped counting within the last window (rule 4 above).
+    """
+    return -(-limit // CAP_SHARE)
+
+
+def cap_lapse(window: float, guard: float) -> float:
+    """How long an unanswered request counts against `in_flight_cap()`: ``guard``, at least
+    a hundredth of the window (and 10 ms)."""
+    return max(guard, 0.01, window / 100)

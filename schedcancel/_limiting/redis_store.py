@@ -49,7 +49,7 @@ from .._protocol.redact import Hidden, scrub, url_secrets
 from .._protocol.validate import check_key, check_number
 from ..errors import BackendError, InvalidParameterError
 from .adaptive import QUIET_WINDOWS, Action
-from .dispatcher import Answer
+from .dispatcher import SNAP, Answer
 from .failover import FailoverLimiter
 from .limiter import QueuedLimiter
 from .redis_scripts import (
@@ -66,6 +66,7 @@ from .redis_scripts import (
 )
 from .server_state import SILENT, Heard
 from .stores import Holds
+from .window import UNKNOWN
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
@@ -167,6 +168,8 @@ class _Round:
         user_limit: the API user's effective limit (adaptive may lower it).
         smooth: the API user's level runs smooth.
         user_wait: how long until the API user's level admits one more (0: now).
+        capped: the API user's level admits one more after a release (the adaptive
+            policy's rule 4: starting or refilling, the cap on requests in flight).
         action: what judging a 429 episode changed in this call.
         background_wait: how long until a background call may go (0: now, or not asked).
         results: per candidate tried, in order: None when granted, else how
@@ -178,6 +181,7 @@ class _Round:
     user_limit: int
     smooth: bool
     user_wait: float
+    capped: bool
     action: Action
     background_wait: float
     results: tuple[float | None, ...]
@@ -260,6 +264,11 @@ class _RedisStore:
         self.resend: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # give-backs and forgotten rounds (_spawn)
         self._peeked: tuple[str, float] | None = None  # refresh(): a key, its hold then
+        # An in-flight entry past its earliest possible end is looked at again this often.
+        self._poll = max(0.01, limits.window / 100)
+        # A capped round (the adaptive policy's rule 4) waits for a release; another
+        # process's release is not heard here, so the driver asks again by then.
+        self._poll_at = math.inf
         # Redis TIME minus this process's monotonic clock, in µs (None: not known yet).
         self._time_offset: int | None = None
 
@@ -272,6 +281,10 @@ class _RedisStore:
         self, keys: Sequence[str | None], backgrounds: Sequence[bool], now: float
     ) -> Answer:
         rnd, base = await self.ask(keys, now, backgrounds)
+        user_wait = rnd.user_wait
+        if rnd.capped:
+            user_wait = UNKNOWN  # a release of ours lifts it, the poll another process's
+            self._poll_at = now + self._poll
         handles: list[object | None] = []
         waits: list[float] = []
         for index, result in enumerate(rnd.results):
@@ -283,7 +296,7 @@ class _RedisStore:
             else:
                 handles.append(None)
                 waits.append(result)
-        return Answer(handles, waits, rnd.user_wait, rnd.background_wait)
+        return Answer(handles, waits, user_wait, rnd.background_wait)
 
     async def release(
         self,
@@ -334,11 +347,16 @@ class _RedisStore:
         else:
             freed()  # places were freed before the holds known locally said
 
-    def tick(self, now: float) -> bool:  # noqa: ARG002 - Redis keeps its own house
-        return False
+    def tick(self, now: float) -> bool:
+        """Redis keeps its own house; True when a capped round's poll is due."""
+        if self._poll_at > now + SNAP:
+            return False
+        self._poll_at = math.inf
+        return True
 
     def next_wake(self, now: float, *, queued: bool) -> float:  # noqa: ARG002
-        return math.inf
+        """A capped round's poll, while requests wait."""
+        return self._poll_at if queued else math.inf
 
     def forecast(self, key: str | None, ahead: int, mine: int, now: float) -> float:
         """From the last answer: its waits (less the time since), each full limit ahead a hold.
@@ -524,8 +542,7 @@ class _RedisStore:
             in_flight=_us(self._in_flight_timeout),
             smooth=int(limits.mode == "smooth"),
             slack=repr(limits.slack),
-            # An in-flight entry past its earliest possible end is looked at again this often.
-            poll=_us(max(0.01, limits.window / 100)),
+            poll=_us(self._poll),
             adaptive=int(limits.adaptive),
             reserve=limits.interactive_reserve,
             flags=flags,
@@ -561,7 +578,8 @@ class _RedisStore:
             user_used=user_used,
             user_limit=user_limit,
             smooth=bool(smooth),
-            user_wait=user_wait / _US,
+            user_wait=max(0, user_wait) / _US,
+            capped=user_wait < 0,
             action=Action(action),
             background_wait=background_wait / _US,
             results=tuple(None if r < 0 else r / _US for r in results),

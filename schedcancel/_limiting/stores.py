@@ -16,16 +16,25 @@ from __future__ import annotations
 import logging
 import math
 from array import array
-from collections import deque
+from bisect import bisect_right
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import NamedTuple, Protocol
 
 from .._protocol.models import LimiterStats, RateLimitLevel, RateLimits
-from .adaptive import ACCEPTED_WINDOWS, QUIET_WINDOWS, Action, AdaptiveState, accepted_peak
+from .adaptive import (
+    ACCEPTED_WINDOWS,
+    QUIET_WINDOWS,
+    Action,
+    AdaptiveState,
+    accepted_peak,
+    cap_lapse,
+    in_flight_cap,
+)
 from .background import BackgroundState
 from .dispatcher import SNAP, Answer
 from .server_state import SILENT, Heard, ServerState
-from .window import LevelPolicy, SlidingLog
+from .window import UNKNOWN, LevelPolicy, SlidingLog
 
 __all__ = ["Holds", "MemoryStore", "Store"]
 
@@ -147,6 +156,11 @@ class FloatQueue:
     def last(self) -> float:
         return self._values[-1]
 
+    def first_after(self, value: float) -> float:
+        """The first value above ``value`` (``math.inf``: none); the values must be sorted."""
+        at = bisect_right(self._values, value, self._head)
+        return self._values[at] if at < len(self._values) else math.inf
+
     def popleft(self) -> float:
         value = self._values[self._head]
         self._head += 1
@@ -195,6 +209,13 @@ class MemoryStore:
         self.background = BackgroundState()
         # When the server accepted our requests, for ACCEPTED_WINDOWS holds (adaptive only).
         self.accepted = FloatQueue()
+        # The requests in flight the in-flight cap counts: grant serial -> grant time, for
+        # cap_lapse() (adaptive only).
+        self._young: OrderedDict[int, float] = OrderedDict()
+        self._lapse = cap_lapse(limits.window, limits.guard)
+        # Until when the cap is known to be off (a cold limiter is capped at once), or on.
+        self._uncapped_until = -math.inf if limits.adaptive else math.inf
+        self._capped_until = -math.inf
         # Idle-key sweep: when each release's entry stops counting, and for which key.
         self.sweep_times = FloatQueue()
         self._sweep_keys: deque[str] = deque()
@@ -222,10 +243,10 @@ class MemoryStore:
         handles: list[object | None] = []
         waits: list[float] = []
         user_wait = background_wait = 0.0
+        cap = self._in_flight_cap(now)
         for key, background in zip(keys, backgrounds, strict=True):
-            at = total.earliest(now)
-            if at > now + SNAP:
-                user_wait = at - now
+            user_wait = self._user_wait(now, cap)
+            if user_wait:
                 break
             if background:
                 at = self.background_at(now)
@@ -246,17 +267,58 @@ class MemoryStore:
             if background:
                 self.background.sent(now, empty=total.used(now) == 0)
             total.add(now)
+            if self.limits.adaptive:
+                self._young[self._grants] = now
             handles.append(self._grants)
             waits.append(0.0)
             self._grants += 1
         else:
             # Every candidate went: say when the next could, so the driver need not ask.
-            at = total.earliest(now)
-            if at > now + SNAP:
-                user_wait = at - now
+            user_wait = self._user_wait(now, cap)
             if any(backgrounds):
                 background_wait = max(0.0, self.background_at(now) - now)
         return Answer(handles, waits, user_wait, background_wait)
+
+    def _in_flight_cap(self, now: float) -> float:
+        """The most requests in flight now (``math.inf``: no cap; the adaptive policy's rule 4)."""
+        if now < self._uncapped_until:
+            return math.inf
+        policy = self.total_policy
+        if now >= self._capped_until:
+            if policy.spacing:
+                self._uncapped_until = math.inf  # smooth for good
+                return math.inf
+            accepted, hold = self.accepted, policy.hold
+            if len(accepted):
+                cold_at = accepted.last() + ACCEPTED_WINDOWS * hold
+                first = accepted.first_after(now - policy.window - hold)
+                if now < first + hold:
+                    if now < cold_at:
+                        # Warm, and no place of ours stopped counting within a window. A
+                        # new acceptance may only bring the refill forward (release_now()).
+                        self._uncapped_until = min(cold_at, first + hold)
+                        return math.inf
+                else:
+                    self._capped_until = first + policy.window + hold  # refilling till then
+        return in_flight_cap(policy.limit)
+
+    def _user_wait(self, now: float, cap: float) -> float:
+        """How long until the API user's level admits one more (0.0: now; `UNKNOWN`: a release).
+
+        ``cap``: the most requests in flight now (`_in_flight_cap()`).
+        """
+        total = self.total
+        at = total.earliest(now)
+        if at > now + SNAP:
+            return at - now
+        return UNKNOWN if total.in_flight >= cap and self._flying(now) >= cap else 0.0
+
+    def _flying(self, now: float) -> int:
+        """The requests in flight the cap counts: sent within `cap_lapse()` of ``now``."""
+        young, lapse = self._young, self._lapse
+        while young and young[next(iter(young))] + lapse <= now:  # as next_wake() names it
+            young.popitem(last=False)
+        return len(young)
 
     def background_at(self, now: float) -> float:
         """When the API user's level admits one more background call (priority < 0).
@@ -306,6 +368,7 @@ class MemoryStore:
         429 hit and its pause, and feeds the server's word (``server_state``).
         """
         log = None if key is None else self.logs[key]
+        self._young.pop(handle, None)  # type: ignore[call-overload] # a grant's serial
         said = SILENT if heard is None else heard
         holds = _NO_HOLDS
         if limited:
@@ -314,6 +377,8 @@ class MemoryStore:
         elif self.limits.adaptive:
             self._forget_accepted(now)
             self.accepted.append(now)
+            # Its place stops counting a hold from now: the cap's refill may start then.
+            self._uncapped_until = min(self._uncapped_until, now + self.total_policy.hold)
         self.total.release(now)
         if key is not None and log is not None:
             self._note_expiry(log.release(now), key)
@@ -349,11 +414,12 @@ class MemoryStore:
     def give_back(
         self,
         key: str | None,
-        handle: object,  # noqa: ARG002 - a grant's serial number says nothing here
+        handle: object,
         now: float,
         freed: Callable[[], None],
     ) -> None:
         """Remove the entries of a permit whose request was never sent."""
+        self._young.pop(handle, None)  # type: ignore[call-overload] # a grant's serial
         self.total.revoke()
         if key is not None:
             log = self.logs[key]
@@ -374,6 +440,9 @@ class MemoryStore:
             self.total_policy.limit = limit
             if limit == self.total_policy.base_limit and state.limit < limit:
                 logger.info("no 429 for a while: limit back to %d", limit)
+        young = len(self._young)
+        if young and self._flying(now) < young:
+            changed = True  # unanswered past the in-flight cap's lapse: they count no more
         self._sweep(now)
         return changed
 
@@ -382,6 +451,9 @@ class MemoryStore:
         wake = math.inf
         if queued:
             wake = self.adaptive.next_step(now)
+            young = self._young
+            if young and len(young) >= self._in_flight_cap(now):
+                wake = min(wake, young[next(iter(young))] + self._lapse)
             if self._listening:
                 wake = min(wake, self.server.next_change(now))
         sweep = self.sweep_times

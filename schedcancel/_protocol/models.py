@@ -212,6 +212,9 @@ class RateLimits:
             spaces sends ``window / limit * (1 + slack)`` apart per level.
         adaptive: learn from 429s the log says could not happen (foreign load,
             counter-type servers): lower the effective limit, go smooth, recover.
+            In exact mode it also caps the requests in flight at a sixth of the
+            limit while the limiter starts cold or refills a window's places, so
+            the server's first answers are heard before the rest go.
         slack: the extra spacing of smooth mode.
         max_rate_limited: how many 429s one call absorbs before it raises
             ``RateLimitedError``.
@@ -225,10 +228,11 @@ class RateLimits:
             and the pacing off. At most ``total - 1`` is used (the guide, Rate
             limits explained, has the trade-off).
         probe: start as if the server's last word were stale: a fresh limiter
-            sends one request and waits for its answer before the rest, so a
-            server that states its limits in headers (a lower limit, foreign
-            load) is heard before the first window is filled. Costs one round
-            trip at the start; nothing more against a server that states nothing.
+            sends one request and waits for its answer before the rest (the
+            adaptive in-flight cap sends a sixth of the limit), so a server that
+            states its limits in headers (a lower limit, foreign load) is heard
+            after one blind request. Costs one round trip at the start; nothing
+            more against a server that states nothing.
         accept_higher_limits: a limit the server states above ``total`` (or
             ``per_schedule``) raises it. Off by default: a lower stated limit
             always lowers the level at once, a higher one is believed only when

@@ -25,7 +25,8 @@ background_wait, r1, r2, ...}: time is Redis TIME (the caller learns from it
 how Redis's clock relates to its own); action is what judging an episode
 changed now (0 none, 1 smooth, 2 lowered); r = -1 granted, else the
 candidate's scheduleId wait (0: not held by it); candidates after the last r
-were not tried. Waits run to the next possible slot (0 when free).
+were not tried. Waits run to the next possible slot (0 when free); user_wait
+-1: only a release frees one (starting cold or refilling: the in-flight cap).
 deadline (Redis TIME, empty: none) is the latest moment the caller can still
 take the round's answer: it gives up on Redis after `timeout`. A round run
 later (Redis stalled meanwhile) would take places for nobody (ghost entries,
@@ -69,6 +70,23 @@ local user_spacing = window / limit * (1 + slack)
 local id_spacing = window / per_schedule * (1 + slack)
 local user_used = live(KEYS[1])
 local user_wait, background_wait = 0, 0
+-- Starting cold or refilling, at most `cap` of the API user's requests in flight.
+local cap, flying = math.huge, 0
+if adaptive and not user_smooth and not peek then
+  cap = in_flight_cap(KEYS[5], limit, window, hold)
+  if cap < math.huge then
+    flying = young_in_flight(KEYS[1], math.max(guard, poll))
+  end
+end
+-- The API user's wait, or -1: capped, until a release (the caller polls for other processes').
+local function user_level_wait()
+  local wait = level_wait(
+    KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
+  if wait == 0 and flying >= cap then
+    return -1
+  end
+  return wait
+end
 local bg, bg_in_flight, bg_expiries
 if reserve > 0 and string.find(flags, '[13]') then
   bg = bg_load(KEYS[6])
@@ -97,8 +115,7 @@ for c = 1, #flags do
     cursor = cursor + 3
   end
   local background = reserve > 0 and flag % 2 == 1
-  user_wait = level_wait(
-    KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
+  user_wait = user_level_wait()
   if background and user_wait == 0 and not peek then
     background_wait = bg_wait()
     if background_wait > 0 then
@@ -109,9 +126,9 @@ for c = 1, #flags do
   if log then
     id_wait = level_wait(log, live(log), per_schedule, pause, last, smooth, id_spacing, hold, poll)
   end
-  if peek or user_wait > 0 or id_wait > 0 then
+  if peek or user_wait ~= 0 or id_wait > 0 then
     results[#results + 1] = id_wait
-    if peek or user_wait > 0 then
+    if peek or user_wait ~= 0 then
       break
     end
   else
@@ -129,6 +146,7 @@ for c = 1, #flags do
       bg_in_flight = bg_in_flight + 1
     end
     user_used = user_used + 1
+    flying = flying + 1
     if user_smooth then
       redis.call('SET', KEYS[3], fmt(now), 'PX', ttl(user_spacing))
     end
@@ -140,8 +158,7 @@ for c = 1, #flags do
 end
 if #flags == 0 or results[#results] == -1 then
   -- Every candidate went: say when the next could, so the caller need not ask.
-  user_wait = level_wait(
-    KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
+  user_wait = user_level_wait()
   if bg then
     background_wait = bg_wait()
   end

@@ -40,7 +40,8 @@ an episode; when the pause ends, the episode is judged from the most
 acceptances in one window over the last ACCEPTED_WINDOWS holds: fewer than
 the limit -> lower it to max(1, peak, limit // 2); else not yet smooth ->
 smooth; else limit - 1. A lowered limit grows back by one per hold after
-QUIET_WINDOWS holds without a 429.
+QUIET_WINDOWS holds without a 429. While starting cold or refilling, at most
+a sixth of the limit is in flight (in_flight_cap).
 ]]
 
 if redis.replicate_commands then
@@ -208,6 +209,33 @@ local function accepted_peak(acc, window)
     peak = math.max(peak, (i - first) / 2 + 1)
   end
   return peak
+end
+
+-- The adaptive policy's rule 4 (adaptive.in_flight_cap): while no acceptance of
+-- ours is remembered (a cold start) or a grant would reuse a place whose
+-- acceptance stopped counting within the last window (refilling), at most a
+-- sixth of the limit is in flight (counted by young_in_flight); math.huge: no cap.
+local CAP_SHARE = 6
+
+local function in_flight_cap(acc, limit, window, hold)
+  local warm = redis.call('ZCOUNT', acc, '(' .. fmt(now - ACCEPTED_WINDOWS * hold), '+inf') > 0
+  if warm and redis.call('ZCOUNT', acc, '(' .. fmt(now - window - hold), fmt(now - hold)) == 0 then
+    return math.huge
+  end
+  return math.ceil(limit / CAP_SHARE)
+end
+
+-- The requests in flight ('i') the cap counts: sent within `lapse` (adaptive.cap_lapse).
+local function young_in_flight(log, lapse)
+  local n = 0
+  for _, member in ipairs(redis.call('ZRANGE', log, 0, -1)) do
+    if string.byte(member, 1) == 105 then -- 'i'
+      if tonumber(string.match(member, '^i(-?%d+):')) + lapse > now then
+        n = n + 1
+      end
+    end
+  end
+  return n
 end
 
 local function forget_accepted(acc, hold)
