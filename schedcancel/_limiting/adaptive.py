@@ -25,17 +25,21 @@ counter overruns them). The policy:
    * else (already smooth): lower the limit by one.
 3. **Recover**: after `QUIET_WINDOWS` holds (``window + guard``)
    without a 429, the limit grows back by one per hold, up to the base.
-4. **Refill with the brakes on** (exact mode): while a grant would reuse a
-   place whose acceptance stopped counting within the last window, at most
+4. **Start and refill with the brakes on** (exact mode, until the policy
+   goes smooth): while no acceptance of ours is remembered (a cold start: none
+   in the last `ACCEPTED_WINDOWS` holds) or a grant would reuse a place whose
+   acceptance stopped counting within the last window (a refill), at most
    `in_flight_cap()` (a sixth of the limit) of the API user's requests are in
-   flight. A sliding log takes the refill whole; a counter still weighs the
-   last window's burst and refuses part of it, and the cap keeps the requests
-   sent before its first 429 comes back to a sixth of the limit. Once the
-   places are spread out the cap rarely binds: it costs a job a few round
-   trips, once. A request unanswered for longer than `cap_lapse()` (the
-   guard, at least a hundredth of the window) stops counting against the cap:
-   it waits for the server's first answers, not for a slow one, a caller
-   that holds its permits, or a crashed process's entries.
+   flight, one more per answer. A cold start hears the server's first answers
+   (a stated limit, foreign load) before the rest go. A sliding log takes a
+   refill whole; a counter still weighs the last window's burst and refuses
+   part of it, and the cap keeps the requests sent before its first 429 comes
+   back to a sixth of the limit. Once the places are spread out the cap rarely
+   binds: it costs a job a few round trips, once. A request unanswered for
+   longer than `cap_lapse()` (the guard, at least a hundredth of the window)
+   stops counting against the cap: it waits for the server's first answers,
+   not for a slow one, a caller that holds its permits, or a crashed
+   process's entries.
 
 Stamps are anything ordered: the in-process store uses grant serial numbers,
 the script Redis microseconds.
@@ -65,7 +69,7 @@ QUIET_WINDOWS = 10
 #: Windows of acceptances kept to judge an episode.
 ACCEPTED_WINDOWS = 3
 
-#: While refilling, at most ``1 / CAP_SHARE`` of the limit is in flight (`in_flight_cap()`).
+#: Starting cold or refilling, at most ``1 / CAP_SHARE`` of the limit is in flight.
 CAP_SHARE = 6
 
 
@@ -170,8 +174,9 @@ def accepted_peak(times: list[float], window: float) -> int:
 
 
 def in_flight_cap(limit: int) -> int:
-    """The most requests in flight while the API user's level refills: ``ceil(limit / 6)``.
+    """The most requests in flight while the API user's level starts cold or refills.
 
+    ``ceil(limit / 6)``. Cold: no acceptance of ours after ``now - ACCEPTED_WINDOWS * hold``.
     Refilling: some acceptance ``a`` of ours lies in ``(now - window - hold, now - hold]``,
     so its place stopped counting within the last window (rule 4 above).
     """

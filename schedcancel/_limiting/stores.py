@@ -286,7 +286,7 @@ class MemoryStore:
         policy = self.total_policy
         if now >= self._capped_until:
             if policy.spacing:
-                self._uncapped_until = math.inf  # smooth for good
+                self._uncapped_until = math.inf  # configured smooth
                 return math.inf
             accepted, hold = self.accepted, policy.hold
             if len(accepted):
@@ -556,6 +556,7 @@ class MemoryStore:
         policy.limit = self._user_limit(now)
         if action is Action.SMOOTH:
             policy.mode = "smooth"
+            self._uncapped_until = math.inf  # smooth pacing has no in-flight cap (rule 4)
             logger.warning(
                 "429s although the server took a full window of %d from us: it counts"
                 " bursts differently (a sliding-window counter?); pacing sends %.3gs"
