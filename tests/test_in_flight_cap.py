@@ -94,6 +94,17 @@ async def test_lua_follows_the_table(
     assert got == (-1 if cap is None else cap), name
 
 
+def test_the_cap_is_off_the_moment_the_policy_goes_smooth() -> None:
+    """Smooth pacing has no cap, also while a refill's cap is cached (the script's rule too)."""
+    store = MemoryStore(RateLimits(total=60, per_schedule=1, window=WINDOW, guard=GUARD))
+    for _ in range(60):
+        store.accepted.append(NOW - HOLD)  # a full window, whose places free now
+    assert store._in_flight_cap(NOW) == 10
+    store._judge(NOW)  # the server took a full window: the burst was the problem
+    assert store.total_policy.mode == "smooth"
+    assert store._in_flight_cap(NOW) == math.inf
+
+
 @pytest.fixture(name="make", params=STORES)
 async def _make(request: pytest.FixtureRequest) -> AsyncIterator[Make]:
     async with limiters(request.param) as make:
