@@ -2,7 +2,9 @@
 
 Each case is a sequence of events on a fresh state (API user 60, scheduleId 10,
 hold 61 s): ``("observe", at, answered, limited, user_limit, remaining, reset,
-id_limit)`` (-1: not stated) or ``("limit", at, answered, adaptive)``, each with
+id_limit[, sent])`` (-1: not stated; ``sent``: the answered request's place in
+our send order, by default each answer's request sent after the last's) or
+``("limit", at, answered, adaptive)``, each with
 the expected ``(user limit, scheduleId limit, speaks)`` after it. The Redis half
 runs the same events through ``tests/lua/server.lua`` (the rule alone, assembled
 after the package's ``lua/helpers.lua``; not shipped) on a real Redis server, so
@@ -54,6 +56,7 @@ class Server(NamedTuple):
     remaining: int = -1
     reset: int = -1
     id_limit: int = -1
+    sent: int = 0
 
 
 Event = tuple[object, ...]
@@ -130,13 +133,45 @@ CASES: list[Case] = [
         ],
     ),
     (
-        "a reading lapses two holds after it was made",
+        "a reading lapses two holds after it was made; until its reset our expired places count",
         False,
         False,
         [
             (("observe", 1.0, 10, 0, 60, 30, 500, -1), (40, 10, True)),
-            (("limit", 1.0 + HOLD, 0, 60), (40, 10, True)),
+            (("limit", 1.0 + HOLD, 0, 60), (30, 10, True)),
             (("limit", 1.0 + 2 * HOLD, 0, 60), (60, 10, True)),
+        ],
+    ),
+    (
+        "until the reset every answer since the reading spends it; after it, places recycle",
+        False,
+        False,
+        [
+            (("observe", 1.0, 10, 0, 60, 30, 5, -1), (40, 10, True)),
+            # five of our ten answered entries expired, nothing answered since: 5 + 30
+            (("limit", 2.0, 5, 60), (35, 10, True)),
+            # answers (429s here) to requests sent on the reading: each moves from in
+            # flight to answered and stays spent (the level counts both)
+            (("observe", 2.5, 6, 1, -1, -1, -1, -1), (35, 10, True)),
+            (("observe", 2.6, 7, 1, -1, -1, -1, -1), (35, 10, True)),
+            # the reset has passed: our log recycles up to the reading (and the stale rule
+            # lets one go first)
+            (("limit", 6.0, 7, 60), (8, 10, True)),
+        ],
+    ),
+    (
+        "an older request's reading is out of order: the lowest holds; a newer one's counts",
+        False,
+        False,
+        [
+            (("observe", 1.0, 10, 0, 60, 30, 5, -1, 5), (40, 10, True)),
+            (("observe", 1.1, 11, 0, 60, 35, 5, -1, 3), (40, 10, True)),
+            (("observe", 1.2, 12, 0, 60, 20, 5, -1, 9), (32, 10, True)),
+            # a newer request's reading says more room: it replaces the count since the
+            # reading, while the answered-plus-Remaining bound keeps the lowest
+            (("observe", 1.3, 13, 0, 60, 26, 5, -1, 10), (32, 10, True)),
+            # eight of our answered entries expired: the newest reading's 26, plus the five
+            (("limit", 1.4, 5, 60), (31, 10, True)),
         ],
     ),
     (
@@ -151,6 +186,15 @@ CASES: list[Case] = [
 ]
 
 
+def _observed(rest: list[object], step: int) -> tuple[int, int, int, int, int, int]:
+    """An observe event's fields after ``answered``; ``sent`` defaults to the step's number."""
+    values = [int(str(x)) for x in rest]
+    if len(values) == 5:
+        values.append(step)
+    limited, user_limit, remaining, reset, id_limit, sent = values
+    return limited, user_limit, remaining, reset, id_limit, sent
+
+
 def _python(probe: bool, higher: bool, events: list[tuple[Event, Expected]]) -> list[Expected]:
     state = ServerState(speaks=probe)
     seen: list[Expected] = []
@@ -160,14 +204,16 @@ def _python(probe: bool, higher: bool, events: list[tuple[Event, Expected]]) -> 
         assert isinstance(answered, int)
         adaptive = BASE
         if kind == "observe":
-            limited, user_limit, remaining, reset, id_limit = (int(str(x)) for x in rest)
+            limited, user_limit, remaining, reset, id_limit, sent = _observed(rest, len(seen))
             heard = Heard(
                 user_limit=None if user_limit < 0 else user_limit,
                 user_remaining=None if remaining < 0 else remaining,
                 user_reset=None if reset < 0 else float(reset),
                 id_limit=None if id_limit < 0 else id_limit,
             )
-            state.observe(heard, now=at, answered=answered, limited=bool(limited), hold=HOLD)
+            state.observe(
+                heard, now=at, answered=answered, limited=bool(limited), hold=HOLD, sent=sent
+            )
         else:
             adaptive = int(str(rest[0]))
         limit = state.user_limit(at, base=BASE, adaptive=adaptive, answered=answered, higher=higher)
@@ -212,7 +258,7 @@ async def test_lua_rule_follows_the_table(
             assert isinstance(answered, int)
             head = ("", int(probe), int(higher), round(HOLD * US), BASE, BASE_ID, str(kind))
             if kind == "observe":
-                limited, user_limit, remaining, reset, id_limit = (int(str(x)) for x in rest)
+                limited, user_limit, remaining, reset, id_limit, sent = _observed(rest, len(seen))
                 argv = Server(
                     *head,
                     round(at * US),
@@ -223,6 +269,7 @@ async def test_lua_rule_follows_the_table(
                     remaining,
                     -1 if reset < 0 else reset * US,
                     id_limit,
+                    sent,
                 )
             else:
                 argv = Server(*head, round(at * US), answered, int(str(rest[0])))

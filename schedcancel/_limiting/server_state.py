@@ -152,11 +152,21 @@ class ServerState:
     stated: int | None = None
     stated_id: int | None = None
     seen: int | None = None
+    left: int = 0
+    released: int = 0
+    read_from: float = -math.inf
     seen_until: float = -math.inf
     fresh_until: float = -math.inf
 
     def observe(
-        self, heard: Heard, *, now: float, answered: int, limited: bool, hold: float
+        self,
+        heard: Heard,
+        *,
+        now: float,
+        answered: int,
+        limited: bool,
+        hold: float,
+        sent: float = math.inf,
     ) -> None:
         """Take in one answer's digest.
 
@@ -168,7 +178,9 @@ class ServerState:
                 now, this one included.
             limited: the answer was a 429 (its ``Remaining`` is not a reading).
             hold: ``window + guard``.
+            sent: the answered request's place in our send order (its grant).
         """
+        self.released += 1
         if not limited:
             self.speaks = heard.user_remaining is not None
         if heard.user_limit is not None:
@@ -178,9 +190,12 @@ class ServerState:
         if limited or heard.user_remaining is None:
             return
         seen = answered + heard.user_remaining
+        left = self.released + heard.user_remaining
         if self.seen is not None and now < self.fresh_until and now < self.seen_until:
             seen = min(seen, self.seen)  # the same reading period: the lowest holds
-        self.seen = seen
+            if sent <= self.read_from:  # an answer to an older request: out of order
+                left, sent = min(left, self.left), self.read_from
+        self.seen, self.left, self.read_from = seen, left, sent
         self.seen_until = now + 2 * hold
         self.fresh_until = now + (heard.user_reset or 0.0)
 
@@ -216,6 +231,8 @@ class ServerState:
         limit = cap if adaptive >= base else min(adaptive, cap)
         if self.seen is not None and now < self.seen_until:
             limit = min(limit, self.seen)
+            if now < self.fresh_until:  # every answer since the reading spent it
+                limit = min(limit, self.left - self.released + answered)
         if self.speaks and now >= self.fresh_until:
             limit = min(limit, answered + 1)  # stale: one goes first, its answer tells
         return max(1, limit)

@@ -383,10 +383,10 @@ class MemoryStore:
         if key is not None and log is not None:
             self._note_expiry(log.release(now), key)
         if self._listening or said.says_anything:
-            self._hear(said, now, limited)
+            self._hear(said, now, limited, handle)
         return holds
 
-    def _hear(self, heard: Heard, now: float, limited: bool) -> None:
+    def _hear(self, heard: Heard, now: float, limited: bool, handle: object) -> None:
         """Feed one answer's digest to the server's word; bound the scheduleId's level by it."""
         server = self.server
         server.observe(
@@ -395,6 +395,7 @@ class MemoryStore:
             answered=self.total.answered(now),
             limited=limited,
             hold=self.total_policy.hold,
+            sent=handle,  # type: ignore[arg-type] # a grant's serial: our send order
         )
         self.schedule_policy.limit = server.id_limit(
             self.schedule_policy.base_limit, higher=self.limits.accept_higher_limits

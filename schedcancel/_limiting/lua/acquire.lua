@@ -61,8 +61,8 @@ end
 local sv = server_load(KEYS[4], probe == '1')
 live(KEYS[1])
 local user_answered = 0
-if sv.speaks then
-  user_answered = answered(KEYS[1])  -- only a stale reading counts them (a walk of the log)
+if sv.speaks or sv.seen then
+  user_answered = answered(KEYS[1])  -- only a reading counts them (a walk of the log)
 end
 limit = server_limit(sv, now, total, limit, user_answered, higher == '1')
 per_schedule = server_id_limit(sv, per_schedule, higher == '1')

@@ -329,15 +329,22 @@ local function log_entries(key)
 end
 
 -- The server's word (server_state.ServerState), kept in the adaptive state's
--- hash (KEYS[4]) as sv_* fields: speaks (0/1), stated, stated_id, seen,
--- seen_until, fresh_until (absent: none, or -inf for the times). A fresh hash
+-- hash (KEYS[4]) as sv_* fields: speaks (0/1), stated, stated_id, seen, left,
+-- released (our answers taken in; left is released + Remaining at the reading),
+-- read_from and read_c (the send order of the request whose answer set left: its
+-- acquire time and its place in that round), seen_until, fresh_until (absent:
+-- none, 0 for the counts, or -inf for the times). A fresh hash
 -- speaks as `probe` says. The rule is server_state's, step for step (the tests
 -- run one table of cases against both, through tests/lua/server.lua).
-local SERVER_FIELDS = {'stated', 'stated_id', 'seen', 'seen_until', 'fresh_until'}
+local SERVER_FIELDS = {'stated', 'stated_id', 'seen', 'left', 'released', 'read_from', 'read_c',
+  'seen_until', 'fresh_until'}
 
 local function server_load(adapt, probe)
-  local s = redis.call('HMGET', adapt, 'sv_speaks', 'sv_stated', 'sv_stated_id', 'sv_seen',
-    'sv_seen_until', 'sv_fresh_until')
+  local names = {'sv_speaks'}
+  for i, name in ipairs(SERVER_FIELDS) do
+    names[i + 1] = 'sv_' .. name
+  end
+  local s = redis.call('HMGET', adapt, unpack(names))
   local sv = {speaks = probe}
   if s[1] then
     sv.speaks = s[1] == '1'
@@ -345,6 +352,7 @@ local function server_load(adapt, probe)
   for i, name in ipairs(SERVER_FIELDS) do
     sv[name] = tonumber(s[i + 1])
   end
+  sv.left, sv.released, sv.read_c = sv.left or 0, sv.released or 0, sv.read_c or 0
   return sv
 end
 
@@ -368,9 +376,11 @@ local function server_save(adapt, sv, hold, probe)
   end
 end
 
--- One answer's digest (-1: not stated); `answered` counts this answer's entry.
-local function server_observe(sv, at, answered, limited, hold, user_limit, remaining, reset,
-    id_limit)
+-- One answer's digest (-1: not stated); `answered` counts this answer's entry, every
+-- answer is counted in `released`; sent, sent_c: the answered request's send order.
+local function server_observe(sv, at, answered, sent, sent_c, limited, hold, user_limit,
+    remaining, reset, id_limit)
+  sv.released = sv.released + 1
   if not limited then
     sv.speaks = remaining >= 0
   end
@@ -383,11 +393,16 @@ local function server_observe(sv, at, answered, limited, hold, user_limit, remai
   if limited or remaining < 0 then
     return
   end
-  local seen = answered + remaining
+  local seen, left = answered + remaining, sv.released + remaining
   if sv.seen and sv.fresh_until and at < sv.fresh_until and at < sv.seen_until then
     seen = math.min(seen, sv.seen)  -- the same reading period: the lowest holds
+    local from = sv.read_from or -math.huge
+    if sent < from or (sent == from and sent_c <= sv.read_c) then
+      -- an answer to an older request: out of order
+      left, sent, sent_c = math.min(left, sv.left), from, sv.read_c
+    end
   end
-  sv.seen = seen
+  sv.seen, sv.left, sv.read_from, sv.read_c = seen, left, sent, sent_c
   sv.seen_until = at + 2 * hold
   sv.fresh_until = at + math.max(reset, 0)
 end
@@ -404,6 +419,9 @@ local function server_limit(sv, at, base, adaptive_limit, answered, higher)
   end
   if sv.seen and at < sv.seen_until then
     limit = math.min(limit, sv.seen)
+    if sv.fresh_until and at < sv.fresh_until then  -- every answer since the reading spent it
+      limit = math.min(limit, sv.left - sv.released + answered)
+    end
   end
   if sv.speaks and (not sv.fresh_until or at >= sv.fresh_until) then
     limit = math.min(limit, answered + 1)  -- stale: one goes first, its answer tells

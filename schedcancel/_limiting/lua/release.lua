@@ -83,8 +83,9 @@ for c = 1, (#ARGV - HEAD) / PER_PERMIT do
   if remaining >= 0 and not limited then
     counted = answered(KEYS[1])  -- only a reading counts them (a walk of the log)
   end
-  server_observe(sv, now, counted, limited, hold, tonumber(ARGV[at + 6]), remaining,
-    tonumber(ARGV[at + 8]), tonumber(ARGV[at + 9]))
+  local place = tonumber(string.match(token, '%.(%d+)$')) or 0  -- in its round
+  server_observe(sv, now, counted, tonumber(acquired), place, limited, hold,
+    tonumber(ARGV[at + 6]), remaining, tonumber(ARGV[at + 8]), tonumber(ARGV[at + 9]))
 end
 server_save(KEYS[4], sv, hold, probe)
 if st then
