@@ -18,12 +18,21 @@ Then `ServerState` keeps, per API user:
   ``RateLimits.accept_higher_limits`` (a misconfigured server, or a header
   from another layer, must not make us send more than documented).
 * **what the server still takes** (``seen``): on an answer that is not a 429,
-  our answered entries that still count plus the ``Remaining`` it stated. Our
-  log then recycles our own places as they expire, so foreign load on the same
-  API user is left its share from the first answer on. While the last reset
-  has not passed, a new reading can only lower it (answers of one burst come
-  back in any order); it lapses two holds (``window + guard``) after it was
-  read, when the places taken on its word have expired.
+  our answered entries that still count plus the ``Remaining`` it stated, so
+  foreign load on the same API user is left its share from the first answer
+  on. While the last reset has not passed, a new reading can only lower it
+  (answers of one burst come back in any order); after the reset our log
+  recycles our own places as they expire, up to it. It lapses two holds
+  (``window + guard``) after it was read, when the places taken on its word
+  have expired.
+* **what every answer since spends** (``left``, ``released``, ``read_from``):
+  until the reset, every request of ours sent since the reading (or in flight
+  then) also spends its ``Remaining``, so our places that expire in between
+  are not reused on its word (a sliding-window counter still weighs them).
+  ``left`` is ``released + Remaining`` (``released`` counts our answers) and
+  the level holds at most ``left - released + answered``. A reading replaces
+  ``left`` when it answers a request sent after the one whose reading set it
+  (``read_from``: our send order); an older request's can only lower it.
 * **staleness** (``speaks``, ``fresh_until``): when the last answer stated a
   ``Remaining`` and its reset has passed, the server's count may have changed
   (another client, a counter's estimate): one request goes first and its
@@ -144,6 +153,9 @@ class ServerState:
         stated: the API user's limit as last stated (None: never).
         stated_id: the scheduleId's limit as last stated.
         seen: our answered entries plus the last ``Remaining`` (None: none yet).
+        left: our answers counted so far plus the last ``Remaining`` (with ``seen``).
+        released: our answers taken in since this state first listened.
+        read_from: the send order of the request whose answer set ``left``.
         seen_until: when ``seen`` lapses.
         fresh_until: when the last ``Remaining`` stops being current (its reset).
     """
@@ -178,7 +190,8 @@ class ServerState:
                 now, this one included.
             limited: the answer was a 429 (its ``Remaining`` is not a reading).
             hold: ``window + guard``.
-            sent: the answered request's place in our send order (its grant).
+            sent: the answered request's place in our send order (its grant);
+                by default after every other (the reading is new).
         """
         self.released += 1
         if not limited:
