@@ -518,23 +518,27 @@ async def test_429_on_a_full_schedule_id_pauses_only_that_id(make: Make) -> None
     await limiter.aclose()
 
 
-async def _answer(limiter: AnyLimiter, keys: list[str], rejected: Container[int]) -> None:
+async def _answer(
+    limiter: AnyLimiter, keys: list[str], rejected: Container[int]
+) -> list[float]:
     """Ask for all keys at once and answer each one RTT after its grant, as a client does;
     the grants at the positions in ``rejected`` (0: the first granted) are answered 429.
+    Returns the grants' times, in order.
 
     Answered as they come: a cold or refilling limiter lets only ceil(limit / 6) go
     until an answer comes back (the adaptive policy's in-flight cap), the rest after it.
     """
-    granted = 0
+    granted: list[float] = []
 
     async def one(key: str) -> None:
-        nonlocal granted
         permit = await limiter.acquire(key)
-        bad, granted = granted in rejected, granted + 1
+        bad = len(granted) in rejected
+        granted.append(_now())
         await asyncio.sleep(RTT)
         await limiter.release(permit, rate_limited=bad, retry_after=5 if bad else None)
 
     await asyncio.gather(*(one(key) for key in keys))
+    return granted
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -592,8 +596,10 @@ async def test_adaptive_goes_smooth_when_the_server_took_full_windows(
     await asyncio.sleep(61)
     # The next burst meets a server that counts the previous one against it. Refilling (the
     # first burst's places came free within the window), only 2 (ceil(10 / 6)) go before an
-    # answer comes back: both are refused. The other 8 go paced once the pause is over.
-    await _answer(limiter, [f"b-{i}" for i in range(10)], rejected=range(2))
+    # answer comes back: both are refused. The other 8 go paced, spaced from those two: the
+    # pause (to 66.3) is over before the first paced send is due.
+    sent = await _answer(limiter, [f"b-{i}" for i in range(10)], rejected=range(2))
+    assert sent == pytest.approx([61.2, 61.2, *(61.2 + 6.06 * i for i in range(1, 9))])
     permit = await limiter.acquire("next")
     stats = limiter.stats()
     assert (stats.total_limit, stats.mode) == (10, "smooth")

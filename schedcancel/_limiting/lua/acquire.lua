@@ -101,7 +101,7 @@ local function bg_wait()
   end
   return math.max(0, math.ceil(at - now))
 end
-local results = {}
+local results, granted = {}, 0
 local expires = now + in_flight + hold
 local prefix = 'i' .. fmt(now) .. ':' .. base .. '.'
 local cursor = USER_KEYS
@@ -145,7 +145,7 @@ for c = 1, #flags do
     if bg then
       bg_in_flight = bg_in_flight + 1
     end
-    user_used = user_used + 1
+    user_used, granted = user_used + 1, granted + 1
     flying = flying + 1
     if user_smooth then
       redis.call('SET', KEYS[3], fmt(now), 'PX', ttl(user_spacing))
@@ -155,6 +155,11 @@ for c = 1, #flags do
     end
     results[#results + 1] = -1
   end
+end
+-- A policy that may turn smooth (adaptive) notes the last send too, once a round (its
+-- grants share `now`): the first paced send is spaced from the burst's last, as in process.
+if adaptive and not user_smooth and granted > 0 then
+  redis.call('SET', KEYS[3], fmt(now), 'PX', ttl(user_spacing))
 end
 if #flags == 0 or results[#results] == -1 then
   -- Every candidate went: say when the next could, so the caller need not ask.
