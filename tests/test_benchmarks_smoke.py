@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from benchmarks import ab, background, floor, instructions, one, redis_stall
+from benchmarks import ab, background, floor, headers, instructions, one, redis_stall
 from benchmarks.chart import draw
 from benchmarks.harness import (
     BenchConfig,
@@ -265,6 +265,16 @@ def test_background_models_part_tiny() -> None:
     assert figures["sliding-counter-0.5 bg 429s"] == 0
     assert figures["sliding-log-0 burst ratio"] > 0
     assert len(figures) == 3 * 2 * len(background.MODELS)
+
+
+def test_headers_runs_every_style_and_case_tiny() -> None:
+    """``benchmarks.headers`` on a tiny job: a triple per style x case; the word is heard."""
+    figures = headers.run(2.0, seeds=1, count=61)
+    assert figures.pop("window") == 2.0
+    assert len(figures) == len(headers.STYLES) * len(headers.CASES)
+    assert all(len(runs) == 1 and len(runs[0]) == 3 for runs in figures.values())
+    assert figures["x-all foreign"][0][2] == 0  # Remaining leaves the foreign load its share
+    assert figures["x-all log"][0][1] > 0
 
 
 async def test_instructions_runs_each_kind() -> None:
