@@ -518,9 +518,7 @@ async def test_429_on_a_full_schedule_id_pauses_only_that_id(make: Make) -> None
     await limiter.aclose()
 
 
-async def _answer(
-    limiter: AnyLimiter, keys: list[str], rejected: Container[int]
-) -> list[float]:
+async def _answer(limiter: AnyLimiter, keys: list[str], rejected: Container[int]) -> list[float]:
     """Ask for all keys at once and answer each one RTT after its grant, as a client does;
     the grants at the positions in ``rejected`` (0: the first granted) are answered 429.
     Returns the grants' times, in order.
