@@ -14,6 +14,7 @@ stated quota is about) is Python's alone and tested below the table.
 
 from __future__ import annotations
 
+import math
 import typing
 import uuid
 from collections.abc import AsyncIterator
@@ -154,9 +155,18 @@ CASES: list[Case] = [
             # flight to answered and stays spent (the level counts both)
             (("observe", 2.5, 6, 1, -1, -1, -1, -1), (35, 10, True)),
             (("observe", 2.6, 7, 1, -1, -1, -1, -1), (35, 10, True)),
-            # the reset has passed: our log recycles up to the reading (and the stale rule
-            # lets one go first)
+            # the reset has passed: the stale rule lets one go first
             (("limit", 6.0, 7, 60), (8, 10, True)),
+        ],
+    ),
+    (
+        "after the reset one goes first, whatever the stale reading counted",
+        False,
+        False,
+        [
+            (("observe", 1.0, 10, 0, 60, 0, 5, -1), (10, 10, True)),
+            # a counter's Remaining grows within its window: the reading's 10 no longer holds
+            (("limit", 6.0, 10, 60), (11, 10, True)),
         ],
     ),
     (
@@ -219,6 +229,18 @@ def _python(probe: bool, higher: bool, events: list[tuple[Event, Expected]]) -> 
         limit = state.user_limit(at, base=BASE, adaptive=adaptive, answered=answered, higher=higher)
         seen.append((limit, state.id_limit(BASE_ID, higher=higher), state.speaks))
     return seen
+
+
+def test_the_next_change_is_the_reset_while_it_speaks_then_the_lapse() -> None:
+    """The limiter wakes when the word may change: a current reading's reset (one goes
+    first then), and when a reading lapses."""
+    state = ServerState()
+    assert state.next_change(0.0) == math.inf
+    heard = Heard(user_remaining=5, user_reset=2.0)
+    state.observe(heard, now=1.0, answered=1, limited=False, hold=HOLD)
+    assert state.next_change(1.0) == 3.0
+    assert state.next_change(3.0) == 1.0 + 2 * HOLD
+    assert state.next_change(1.0 + 2 * HOLD) == math.inf
 
 
 @pytest.mark.parametrize(("name", "probe", "higher", "events"), CASES, ids=[c[0] for c in CASES])

@@ -15,6 +15,7 @@ limit and hears the server's first answer before the rest.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from schedcancel import (
 from schedcancel.redis import RedisLimiter
 from schedcancel.testing import HeaderStyle, MockScheduleServer, ModelName, Outcome, ServerLimits
 
+from support.limiters import STORES, Make, limiters
 from support.redis import fresh_prefix, local_redis, virtual_clock
 from test_e2e import IDS, K, M, W, cancel_all, client_limits, episodes, jitter
 
@@ -165,6 +167,40 @@ async def test_a_limiter_without_release_heard_hears_retry_after() -> None:
         await limiter.aclose()
     assert result.is_cancelled
     assert limiter.released == [(True, 1.0), (False, None)]
+
+
+@pytest.fixture(name="make", params=STORES)
+async def _make(request: pytest.FixtureRequest) -> AsyncIterator[Make]:
+    """``make(limits)``: limiters on the test's store (see ``support.limiters``)."""
+    async with limiters(request.param) as make:
+        yield make
+
+
+def _said(remaining: int, reset: float) -> RateLimitHeaders:
+    """An answer's ``X-RateLimit-*``: ``remaining`` left until ``reset`` (no limit stated)."""
+    return RateLimitHeaders(quotas=(StatedQuota(remaining=remaining, reset=reset),))
+
+
+@pytest.mark.looptime
+async def test_at_the_reset_one_goes_first_whatever_the_stale_reading_counted(
+    make: Make,
+) -> None:
+    """A reading's reset is a moment to ask again: one request goes then, not when our own
+    places expire a window later (a sliding-window counter's ``Remaining`` grows within
+    its window), and its answer tells the rest. Both stores alike."""
+    limiter = make(RateLimits(adaptive=False))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await limiter.release_heard(await limiter.acquire("a"), _said(remaining=0, reset=2.0))
+    first = asyncio.ensure_future(limiter.acquire("b"))
+    second = asyncio.ensure_future(limiter.acquire("c"))
+    permit = await first
+    assert loop.time() - start == pytest.approx(2.0)  # was 61 s: the first place's expiry
+    await asyncio.sleep(0.1)
+    assert not second.done()  # one goes first; its answer tells the rest
+    await limiter.release_heard(permit, _said(remaining=5, reset=30.0))
+    await second
+    assert loop.time() - start == pytest.approx(2.1)
 
 
 @pytest.mark.redis

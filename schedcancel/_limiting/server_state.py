@@ -22,7 +22,8 @@ Then `ServerState` keeps, per API user:
   foreign load on the same API user is left its share from the first answer
   on. While the last reset has not passed, a new reading can only lower it
   (answers of one burst come back in any order); after the reset our log
-  recycles our own places as they expire, up to it. It lapses two holds
+  recycles our own places as they expire, up to it, unless the server speaks
+  (then the staleness rule below decides). It lapses two holds
   (``window + guard``) after it was read, when the places taken on its word
   have expired.
 * **what every answer since spends** (``left``, ``released``, ``read_from``):
@@ -36,8 +37,13 @@ Then `ServerState` keeps, per API user:
 * **staleness** (``speaks``, ``fresh_until``): when the last answer stated a
   ``Remaining`` and its reset has passed, the server's count may have changed
   (another client, a counter's estimate): one request goes first and its
-  answer tells the rest. ``RateLimits.probe`` starts a fresh limiter in this
-  state, so not even the first window is filled blind.
+  answer tells the rest. The stale reading's own bounds (``seen`` too) stop
+  there, and the limiter wakes at the reset for it (`next_change()`): a
+  sliding-window counter's ``Remaining`` grows during the window, and a
+  reading of a burst's answers is low by the answers still on their way, so
+  holding to it until our own places expire left a counter's window half
+  used. ``RateLimits.probe`` starts a fresh limiter in this state, so not
+  even the first window is filled blind.
 
 Times are anything ordered (seconds here, microseconds in the script).
 """
@@ -242,12 +248,12 @@ class ServerState:
         if self.stated is not None and (self.stated < base or higher):
             cap = self.stated
         limit = cap if adaptive >= base else min(adaptive, cap)
-        if self.seen is not None and now < self.seen_until:
+        if self.speaks and now >= self.fresh_until:
+            limit = min(limit, answered + 1)  # stale: one goes first, its answer tells
+        elif self.seen is not None and now < self.seen_until:
             limit = min(limit, self.seen)
             if now < self.fresh_until:  # every answer since the reading spent it
                 limit = min(limit, self.left - self.released + answered)
-        if self.speaks and now >= self.fresh_until:
-            limit = min(limit, answered + 1)  # stale: one goes first, its answer tells
         return max(1, limit)
 
     def id_limit(self, base: int, *, higher: bool) -> int:
@@ -257,5 +263,9 @@ class ServerState:
         return base
 
     def next_change(self, now: float) -> float:
-        """When `user_limit()` may grow without an answer (``math.inf``: not before one)."""
-        return self.seen_until if self.seen is not None and self.seen_until > now else math.inf
+        """When `user_limit()` may grow without an answer (``math.inf``: not before one):
+        the reading's reset (stale then: one goes first), or when ``seen`` lapses."""
+        at = self.fresh_until if self.speaks and now < self.fresh_until else math.inf
+        if self.seen is not None and now < self.seen_until:
+            at = min(at, self.seen_until)
+        return at

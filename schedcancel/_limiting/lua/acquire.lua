@@ -79,11 +79,16 @@ if adaptive and not user_smooth and not peek then
   end
 end
 -- The API user's wait, or -1: capped, until a release (the caller polls for other processes').
+-- No longer than until the server's word may change (its reset: one goes first).
+local server_change = server_next_change(sv, now)
 local function user_level_wait()
   local wait = level_wait(
     KEYS[1], user_used, limit, KEYS[2], KEYS[3], user_smooth, user_spacing, hold, poll)
   if wait == 0 and flying >= cap then
     return -1
+  end
+  if wait > 0 and server_change < math.huge then
+    wait = math.min(wait, math.ceil(server_change - now))
   end
   return wait
 end

@@ -417,16 +417,28 @@ local function server_limit(sv, at, base, adaptive_limit, answered, higher)
   if adaptive_limit < base then
     limit = math.min(adaptive_limit, cap)
   end
-  if sv.seen and at < sv.seen_until then
+  if sv.speaks and (not sv.fresh_until or at >= sv.fresh_until) then
+    limit = math.min(limit, answered + 1)  -- stale: one goes first, its answer tells
+  elseif sv.seen and at < sv.seen_until then
     limit = math.min(limit, sv.seen)
     if sv.fresh_until and at < sv.fresh_until then  -- every answer since the reading spent it
       limit = math.min(limit, sv.left - sv.released + answered)
     end
   end
-  if sv.speaks and (not sv.fresh_until or at >= sv.fresh_until) then
-    limit = math.min(limit, answered + 1)  -- stale: one goes first, its answer tells
-  end
   return math.max(1, limit)
+end
+
+-- When server_limit() may grow without an answer (ServerState.next_change): the
+-- reading's reset (stale then: one goes first), or when `seen` lapses.
+local function server_next_change(sv, at)
+  local change = math.huge
+  if sv.speaks and sv.fresh_until and at < sv.fresh_until then
+    change = sv.fresh_until
+  end
+  if sv.seen and at < sv.seen_until then
+    change = math.min(change, sv.seen_until)
+  end
+  return change
 end
 
 local function server_id_limit(sv, base, higher)
