@@ -10,7 +10,7 @@ ms at W = 2 s), seeds 1-3 (``--seeds``). Each header style (``none``: nothing bu
 ``x-all``: ``X-RateLimit-*`` on every answer) meets each case: a sliding log alone
 (``log``), a sliding-window counter (phase 0.5, ``counter``), a sliding log with 20 %
 foreign load on the same API user (``foreign``), and both. Per run: the makespan (first
-arrival to the last response plus one latency), its ratio to ``floor((M - 1) / n) * W``
+arrival to the last, plus the longest response latency), its ratio to ``floor((M - 1) / n) * W``
 where ``n`` is what the server leaves us (60, or 48 with foreign load), and our 429s; one
 such triple per seed.
 
