@@ -15,6 +15,7 @@ limit and hears the server's first answer before the rest.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -201,6 +202,25 @@ async def test_at_the_reset_one_goes_first_whatever_the_stale_reading_counted(
     await limiter.release_heard(permit, _said(remaining=5, reset=30.0))
     await second
     assert loop.time() - start == pytest.approx(2.1)
+
+
+@pytest.mark.looptime
+async def test_the_warning_names_the_adaptive_limit_not_the_server_words_bound(
+    make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 429 episode judged while a stale reading lets one go first: the WARNING names the
+    limit the adaptive policy set (half of 60), not the level the server's word allows at
+    that moment (our answered entries plus one). Both stores alike."""
+    caplog.set_level("WARNING", logger="schedcancel")
+    limiter = make(RateLimits())
+    for left in range(55, 50, -1):
+        await limiter.release_heard(await limiter.acquire(f"A-{left}"), _said(left, 1.0))
+    await asyncio.sleep(1.5)  # stale: one goes first, and the server refuses it
+    refused = await limiter.acquire("probe")
+    await limiter.release_heard(refused, _said(0, 1.0), rate_limited=True)
+    await limiter.acquire("next")  # the pause is over: the episode is judged
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert re.search(r"from 60 to 30 \(|limit is now 30 per", warning), warning  # was 7, 2
 
 
 @pytest.mark.redis

@@ -165,7 +165,9 @@ class _Round:
     Attributes:
         now_us: the script's time (the granted entries' acquire time).
         user_used: entries that count in the API user's log afterwards.
-        user_limit: the API user's effective limit (adaptive may lower it).
+        user_limit: the API user's effective limit (adaptive may lower it, and the
+            server's word).
+        adapted: the adaptive policy's limit alone.
         smooth: the API user's level runs smooth.
         user_wait: how long until the API user's level admits one more (0: now).
         capped: the API user's level admits one more after a release (the adaptive
@@ -179,6 +181,7 @@ class _Round:
     now_us: int
     user_used: int
     user_limit: int
+    adapted: int
     smooth: bool
     user_wait: float
     capped: bool
@@ -570,13 +573,23 @@ class _RedisStore:
                 f"Redis at {self._where} failed: it ran the round more than "
                 f"{self._timeout * _GRANT_WITHIN:g}s after it was sent, twice; nothing was granted"
             )
-        now_us, _, user_used, user_limit, smooth, user_wait, action, background_wait, *results = (
-            reply
-        )
+        (
+            now_us,
+            _,
+            user_used,
+            user_limit,
+            smooth,
+            user_wait,
+            action,
+            background_wait,
+            adapted,
+            *results,
+        ) = reply
         rnd = _Round(
             now_us=now_us,
             user_used=user_used,
             user_limit=user_limit,
+            adapted=adapted,
             smooth=bool(smooth),
             user_wait=max(0, user_wait) / _US,
             capped=user_wait < 0,
@@ -652,7 +665,7 @@ class _RedisStore:
                 "429s although our own requests cannot fill the window (foreign load?): "
                 "the shared limit is now %d per %gs, raising it by 1 per %gs after %d "
                 "quiet windows",
-                rnd.user_limit,
+                rnd.adapted,
                 limits.window,
                 limits.window + limits.guard,
                 QUIET_WINDOWS,

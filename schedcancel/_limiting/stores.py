@@ -573,7 +573,7 @@ class MemoryStore:
                 peak,
                 policy.window,
                 before,
-                policy.limit,
+                self.adaptive.limit_at(now),  # the policy's, not the server word's too
                 policy.hold,
                 QUIET_WINDOWS,
             )

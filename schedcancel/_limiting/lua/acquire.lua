@@ -21,9 +21,10 @@ helpers' background_at): the interactive envelope, then a pace of one per
 hold / (limit - reserve) except within one window of a burst.
 
 Returns {now, time, user_used, user_limit, user_smooth, user_wait, action,
-background_wait, r1, r2, ...}: time is Redis TIME (the caller learns from it
+background_wait, adapted, r1, r2, ...}: time is Redis TIME (the caller learns from it
 how Redis's clock relates to its own); action is what judging an episode
-changed now (0 none, 1 smooth, 2 lowered); r = -1 granted, else the
+changed now (0 none, 1 smooth, 2 lowered); adapted is the adaptive policy's
+limit (user_limit is the effective one, the server's word applied); r = -1 granted, else the
 candidate's scheduleId wait (0: not held by it); candidates after the last r
 were not tried. Waits run to the next possible slot (0 when free); user_wait
 -1: only a release frees one (starting cold or refilling: the in-flight cap).
@@ -57,6 +58,7 @@ if adaptive then
   end
   limit, user_smooth = limit_at(st, now), smooth or st.smooth
 end
+local adapted = limit
 -- The server's word bounds both levels (probe and higher: RateLimits' flags).
 local sv = server_load(KEYS[4], probe == '1')
 live(KEYS[1])
@@ -175,7 +177,7 @@ if #flags == 0 or results[#results] == -1 then
 end
 expire_log(KEYS[1])
 local reply = {now, time, user_used, limit, user_smooth and 1 or 0, user_wait, action,
-  background_wait}
+  background_wait, adapted}
 for _, r in ipairs(results) do
   reply[#reply + 1] = r
 end
